@@ -1,0 +1,112 @@
+"""The dbt project as Dagster assets: one translator, one cached project, one `dbt build`."""
+
+
+import fcntl
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from pipelines.settings import get_settings
+from resources.warehouse import WarehouseResource
+
+LAYERS = ("staging", "intermediate", "marts")
+
+
+def dbt_executable() -> Path:
+    """dbt from this interpreter's environment (the virtualenv need not be on PATH)."""
+    return Path(sys.executable).with_name("dbt")
+
+
+def _newest_source_mtime(project_dir: Path) -> float:
+    newest = (project_dir / "dbt_project.yml").stat().st_mtime
+    for folder in ("models", "macros", "tests", "seeds", "snapshots"):
+        for path in (project_dir / folder).rglob("*"):
+            if path.is_file():
+                newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def ensure_manifest(project: DbtProject) -> Path:
+    """Run `dbt parse` when the manifest is missing or older than the project files.
+
+    Several processes (webserver, daemon, run workers) load the code location at once, so the
+    parse runs under a file lock.
+    """
+    manifest = project.manifest_path
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.parent / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project.project_dir):
+            return manifest
+        subprocess.run(
+            [str(dbt_executable()), "parse", "--quiet", "--project-dir", str(project.project_dir),
+             "--profiles-dir", str(project.profiles_dir), "--target-path", str(manifest.parent)],
+            check=True, capture_output=True, text=True,
+        )
+    return manifest
+
+
+@functools.cache
+def dbt_project() -> DbtProject:
+    settings = get_settings()
+    project = DbtProject(project_dir=settings.dbt_project_dir, profiles_dir=settings.dbt_project_dir)
+    ensure_manifest(project)
+    return project
+
+
+class LayeredTranslator(DagsterDbtTranslator):
+    """Models are keyed `[layer, model]` and grouped by their layer folder."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props.get("resource_type") != "model":
+            return spec
+        fqn = props.get("fqn", [])
+        layer = next((part for part in fqn if part in LAYERS), "marts")
+        return spec.replace_attributes(
+            key=dg.AssetKey([layer, props["name"]]),
+            group_name=layer,
+            automation_condition=dg.AutomationCondition.eager(),
+        ).merge_attributes(kinds={"postgres"})
+
+
+TRANSLATOR = LayeredTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+@functools.cache
+def build_dbt_assets() -> dg.AssetsDefinition:
+    project = dbt_project()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=TRANSLATOR,
+        name="dbt_models",
+    )
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        """`dbt build` of the selected models: runs them, their unit tests and data tests."""
+        os.environ.update(warehouse.dbt_env())
+        yield from dbt.cli(["build"], context=context).stream().fetch_row_counts()
+
+    return dbt_models
+
+
+def dbt_resource() -> DbtCliResource:
+    project = dbt_project()
+    return DbtCliResource(
+        project_dir=project, profiles_dir=str(project.profiles_dir), dbt_executable=str(dbt_executable())
+    )

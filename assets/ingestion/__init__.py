@@ -1,0 +1,1 @@
+"""Ingestion assets: sources into `raw` tables."""

@@ -1,0 +1,464 @@
+"""Pure parsing of podcast feeds: bytes in, typed records and quarantine reasons out.
+
+feedparser does the forgiving work (encoding detection, dates, HTML sanitizing). It flattens
+what podcast analytics needs (several `podcast:transcript` tags, the text of
+`podcast:season name=...`, the literal `itunes:explicit`), so a second expat pass over the
+decoded document keeps every child element of the channel and of each item as it came.
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import json
+import re
+import xml.parsers.expat
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import feedparser
+
+ITUNES_NS = "itunes.com/dtds/podcast-1.0.dtd"
+PODCAST_NS = "podcastindex.org/namespace/1.0"
+BENIGN_BOZO = (
+    feedparser.CharacterEncodingOverride,
+    feedparser.CharacterEncodingUnknown,
+    feedparser.NonXMLContentType,
+)
+ENTITY_MARKERS = (b"<!ENTITY", "<!ENTITY".encode("utf-16-le"), "<!ENTITY".encode("utf-16-be"))
+MAX_TEXT = 20_000
+
+
+@dataclass
+class Rejection:
+    reason_code: str
+    detail: str
+    item_key: str | None = None
+    guid: str | None = None
+    title: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+@dataclass
+class ParsedFeed:
+    podcast: dict[str, Any] | None = None
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    feed_error: Rejection | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- scalar parsers -------------------------------------------------------------------------
+
+_CLOCK = re.compile(r"^(\d+):(\d{1,2})(?::(\d{1,2}))?(?:[.,](\d+))?$")
+_SECONDS = re.compile(r"^\d+(?:[.,]\d+)?$")
+_UNITS = re.compile(
+    r"^(?:(\d+)\s*h(?:ours?|rs?)?)?\s*(?:(\d+)\s*m(?:in(?:utes?)?)?)?\s*(?:(\d+)\s*s(?:ec(?:onds?)?)?)?$",
+    re.IGNORECASE,
+)
+
+
+class InvalidDuration(ValueError):
+    pass
+
+
+def parse_duration(value: str | None) -> int | None:
+    """Seconds from `itunes:duration`: `3600`, `3600.4`, `1:00:00`, `60:00`, `5:07`, `1h 2m 3s`.
+
+    Returns None for absent or unreadable values; raises InvalidDuration for negative ones.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.startswith("-"):
+        raise InvalidDuration(f"negative duration {value!r}")
+    if _SECONDS.match(text):
+        return int(float(text.replace(",", ".")) + 0.5)
+    clock = _CLOCK.match(text)
+    if clock:
+        a, b, c, frac = clock.groups()
+        if c is None:  # MM:SS (minutes may exceed 59: "90:00")
+            hours, minutes, seconds = 0, int(a), int(b)
+        else:
+            hours, minutes, seconds = int(a), int(b), int(c)
+        if seconds > 59 or (c is not None and minutes > 59):
+            return None
+        total = hours * 3600 + minutes * 60 + seconds
+        if frac and int(frac[0]) >= 5:
+            total += 1
+        return total
+    units = _UNITS.match(text)
+    if units and any(units.groups()):
+        h, m, s = (int(g) if g else 0 for g in units.groups())
+        return h * 3600 + m * 60 + s
+    return None
+
+
+def parse_explicit(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in ("yes", "true", "explicit", "1"):
+        return True
+    if text in ("no", "false", "clean", "0"):
+        return False
+    return None
+
+
+def parse_positive_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit() and 0 < int(text) < 2**31:
+        return int(text)
+    return None
+
+
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+_BLOCK = re.compile(r"(?i)<\s*/?\s*(br|p|div|li|ul|ol|h\d|tr|td|blockquote)\b[^>]*>")
+
+
+def html_to_text(value: str | None) -> str | None:
+    """Plain text from an HTML fragment: block tags become spaces, inline tags vanish,
+    entities are decoded and whitespace collapsed."""
+    if value is None:
+        return None
+    text = _TAG.sub("", _BLOCK.sub(" ", value))
+    text = _SPACE.sub(" ", html.unescape(text)).strip()
+    return text or None
+
+
+def clean_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = _SPACE.sub(" ", html.unescape(value)).strip()
+    return text or None
+
+
+def valid_http_url(value: str | None) -> bool:
+    if not value:
+        return False
+    parts = urlsplit(value)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and " " not in value
+
+
+def struct_to_utc(value) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def content_hash(record: dict[str, Any]) -> str:
+    blob = json.dumps(record, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# --- raw element capture --------------------------------------------------------------------
+
+
+def _ns_kind(uri: str | None) -> str | None:
+    if not uri:
+        return None
+    bare = uri.lower().split("://", 1)[-1].rstrip("/")
+    if bare.endswith(ITUNES_NS):
+        return "itunes"
+    if bare.startswith(PODCAST_NS):
+        return "podcast"
+    return None
+
+
+class _Capture:
+    """Collects the direct children of <channel> and of every <item>/<entry> as dicts."""
+
+    def __init__(self) -> None:
+        self.channel: list[dict[str, Any]] = []
+        self.items: list[list[dict[str, Any]]] = []
+        self.prefixes: dict[str, str] = {"itunes": "itunes", "podcast": "podcast"}
+        self._stack: list[str] = []
+        self._current: dict[str, Any] | None = None
+        self._text: list[str] = []
+        self._in_item = False
+
+    def _name(self, tag: str) -> str:
+        if ":" in tag:
+            prefix, local = tag.split(":", 1)
+            kind = self.prefixes.get(prefix.lower())
+            return f"{kind}:{local}" if kind else tag
+        return tag
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        for key, uri in attrs.items():
+            if key.startswith("xmlns:"):
+                kind = _ns_kind(uri)
+                if kind:
+                    self.prefixes[key[6:].lower()] = kind
+        depth = len(self._stack)
+        local = tag.split(":")[-1].lower()
+        self._stack.append(local)
+        if local in ("item", "entry") and depth >= 1 and not self._in_item:
+            self._in_item = True
+            self._item_depth = depth
+            self.items.append([])
+            return
+        parent_is_container = (
+            (self._in_item and depth == self._item_depth + 1)
+            or (not self._in_item and depth >= 1 and self._stack[-2] in ("channel", "feed"))
+        )
+        if parent_is_container:
+            self._current = {"tag": self._name(tag), "attrs": dict(attrs)}
+            self._text = []
+
+    def end(self, tag: str) -> None:
+        depth = len(self._stack) - 1
+        self._stack.pop()
+        if self._in_item and depth == self._item_depth:
+            self._in_item = False
+            return
+        if self._current is not None and (
+            (self._in_item and depth == self._item_depth + 1)
+            or (not self._in_item and depth >= 1)
+        ):
+            text = "".join(self._text).strip()
+            if text:
+                self._current["text"] = text[:MAX_TEXT]
+            target = self.items[-1] if self._in_item else self.channel
+            target.append(self._current)
+            self._current = None
+
+    def data(self, text: str) -> None:
+        if self._current is not None:
+            self._text.append(text)
+
+
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
+def capture_elements(text: str) -> _Capture | None:
+    """Run expat over an already decoded document; None when it is not well-formed."""
+    capture = _Capture()
+    parser = xml.parsers.expat.ParserCreate("utf-8")
+    parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartElementHandler = capture.start
+    parser.EndElementHandler = capture.end
+    parser.CharacterDataHandler = capture.data
+    parser.buffer_text = True
+    try:
+        parser.Parse(_XML_DECL.sub("", text, count=1).encode("utf-8"), True)
+    except xml.parsers.expat.ExpatError:
+        return None
+    return capture
+
+
+def _first(elements: list[dict[str, Any]], tag: str) -> dict[str, Any] | None:
+    for element in elements:
+        if element["tag"] == tag:
+            return element
+    return None
+
+
+def _text(elements: list[dict[str, Any]], tag: str) -> str | None:
+    element = _first(elements, tag)
+    return element.get("text") if element else None
+
+
+def _all(elements: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
+    return [e for e in elements if e["tag"] == tag]
+
+
+# --- feed parsing ---------------------------------------------------------------------------
+
+
+def has_entity_declarations(body: bytes) -> bool:
+    return any(marker in body for marker in ENTITY_MARKERS)
+
+
+def decode_document(body: bytes, encoding: str | None) -> str:
+    for candidate in (encoding, "utf-8", "windows-1252"):
+        if not candidate:
+            continue
+        try:
+            return body.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return body.decode("utf-8", errors="replace")
+
+
+def parse_feed(
+    body: bytes, feed_url: str, content_type: str | None = None, strict_xml: bool = True
+) -> ParsedFeed:
+    """Parse a fetched feed. A feed-level problem sets `feed_error`; item problems go to `rejected`."""
+    result = ParsedFeed()
+    if has_entity_declarations(body):
+        result.feed_error = Rejection("xml_entities_forbidden", "document declares XML entities (possible entity expansion attack)")
+        return result
+    if body[:1].isspace() and body.lstrip()[:5] == b"<?xml":
+        # Whitespace before the XML declaration: common, harmless, but not well-formed.
+        result.warnings.append("leading whitespace before the XML declaration removed")
+        body = body.lstrip()
+    headers = {"content-location": feed_url}
+    if content_type:
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
+    bozo = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if bozo is not None and (isinstance(bozo, BENIGN_BOZO) or "unbound prefix" in str(bozo)):
+        # Undeclared namespace prefixes (a bare `itunes:` in many real feeds) have one obvious
+        # meaning; the raw element capture resolves them by their conventional prefix.
+        result.warnings.append(f"{type(bozo).__name__}: {bozo}")
+        bozo = None
+    if not parsed.get("version") and not parsed.entries:
+        detail = f"{type(bozo).__name__}: {bozo}" if bozo else "no RSS/Atom document found"
+        result.feed_error = Rejection("not_a_feed", detail)
+        return result
+    if bozo is not None:
+        if strict_xml:
+            result.feed_error = Rejection("malformed_xml", f"{type(bozo).__name__}: {bozo}")
+            return result
+        result.warnings.append(f"recovered from {type(bozo).__name__}: {bozo}")
+
+    capture = capture_elements(decode_document(body, parsed.get("encoding")))
+    if capture is None or len(capture.items) != len(parsed.entries):
+        result.warnings.append("raw element capture unavailable; using feedparser values only")
+        capture = None
+    channel_raw = capture.channel if capture else []
+    result.podcast = _podcast_record(parsed, channel_raw, feed_url)
+
+    seen_guids: set[str] = set()
+    for position, entry in enumerate(parsed.entries):
+        raw = capture.items[position] if capture else []
+        record, rejection = _episode_record(entry, raw, position)
+        if rejection is None and record["guid"] in seen_guids:
+            rejection = Rejection("duplicate_guid", f"guid {record['guid']!r} already used by an earlier item")
+        if rejection is not None:
+            rejection.guid = rejection.guid or record.get("guid")
+            rejection.title = rejection.title or record.get("title")
+            rejection.payload = {"elements": raw} if raw else _entry_payload(entry)
+            rejection.item_key = rejection.guid or content_hash(rejection.payload)[:32]
+            result.rejected.append(rejection)
+            continue
+        seen_guids.add(record["guid"])
+        result.episodes.append(record)
+    result.podcast["episode_count"] = len(result.episodes)
+    return result
+
+
+def _entry_payload(entry) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in entry.items() if not k.endswith("_parsed")}, default=str))
+
+
+def _podcast_record(parsed, raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
+    feed = parsed.feed
+    owner = _first(raw, "itunes:owner")
+    image = _first(raw, "itunes:image")
+    categories = [c["attrs"].get("text") for c in _all(raw, "itunes:category") if c["attrs"].get("text")]
+    if not categories:
+        categories = [t.get("term") for t in feed.get("tags", []) if t.get("term")]
+    publisher = feed.get("publisher_detail") or {}
+    record = {
+        "title": clean_text(feed.get("title")),
+        "link": feed.get("link"),
+        "description_html": feed.get("subtitle") or feed.get("summary"),
+        "language": feed.get("language"),
+        "author": clean_text(_text(raw, "itunes:author") or feed.get("author")),
+        "owner_name": clean_text(publisher.get("name")) if owner is None else clean_text(publisher.get("name")),
+        "owner_email": publisher.get("email"),
+        "image_url": (image or {}).get("attrs", {}).get("href") or (feed.get("image") or {}).get("href"),
+        "itunes_type": _text(raw, "itunes:type") or feed.get("itunes_type"),
+        "explicit_raw": _text(raw, "itunes:explicit"),
+        "categories": categories,
+        "podcast_guid": _text(raw, "podcast:guid") or feed.get("podcast_guid"),
+        "medium": _text(raw, "podcast:medium"),
+        "new_feed_url": _text(raw, "itunes:new-feed-url"),
+        "itunes_complete": _text(raw, "itunes:complete"),
+        "itunes_block": _text(raw, "itunes:block"),
+        "generator": feed.get("generator"),
+        "updated_raw": feed.get("updated") or feed.get("published"),
+    }
+    if record["explicit_raw"] is None and feed.get("itunes_explicit") is not None:
+        record["explicit_raw"] = "yes" if feed.get("itunes_explicit") else "clean"
+    record["payload"] = {"version": parsed.get("version"), "encoding": parsed.get("encoding"), "elements": raw}
+    return record
+
+
+def _episode_record(entry, raw: list[dict[str, Any]], position: int) -> tuple[dict[str, Any], Rejection | None]:
+    enclosure_el = _first(raw, "enclosure")
+    if enclosure_el is not None:
+        enc = enclosure_el["attrs"]
+        enclosure_url = (enc.get("url") or "").strip() or None
+        enclosure_length, enclosure_type = enc.get("length"), enc.get("type")
+    else:
+        enclosures = entry.get("enclosures") or []
+        first = enclosures[0] if enclosures else {}
+        enclosure_url = (first.get("href") or "").strip() or None
+        enclosure_length, enclosure_type = first.get("length"), first.get("type")
+    guid = (_text(raw, "guid") if raw else entry.get("id")) or entry.get("id")
+    guid = guid.strip() if guid else None
+    guid_source = "guid"
+    if not guid:
+        guid, guid_source = enclosure_url, "enclosure_url"
+    title = clean_text(entry.get("title"))
+    itunes_title = clean_text(_text(raw, "itunes:title"))
+    duration_raw = _text(raw, "itunes:duration") or entry.get("itunes_duration")
+    season_raw = _text(raw, "itunes:season") or _text(raw, "podcast:season")
+    episode_raw = _text(raw, "itunes:episode") or _text(raw, "podcast:episode")
+    transcripts = [
+        {k: e["attrs"].get(k) for k in ("url", "type", "language", "rel") if e["attrs"].get(k)}
+        for e in _all(raw, "podcast:transcript")
+    ]
+    if not raw and entry.get("podcast_transcript"):
+        transcripts = [dict(entry["podcast_transcript"])]
+    chapters = (_first(raw, "podcast:chapters") or {}).get("attrs") or entry.get("podcast_chapters") or {}
+    summary = entry.get("summary")
+    content = entry.get("content") or []
+    description_html = content[0].get("value") if content and not summary else summary
+    explicit_raw = _text(raw, "itunes:explicit")
+    image = _first(raw, "itunes:image")
+    record: dict[str, Any] = {
+        "guid": guid,
+        "guid_source": guid_source,
+        "feed_position": position,
+        "title": title,
+        "itunes_title": itunes_title,
+        "link": entry.get("link"),
+        "description_html": description_html,
+        "description_text": html_to_text(description_html),
+        "published_raw": entry.get("published") or entry.get("updated"),
+        "published_at": struct_to_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
+        "duration_raw": duration_raw,
+        "duration_seconds": None,
+        "explicit_raw": explicit_raw,
+        "itunes_episode_type": _text(raw, "itunes:episodeType") or entry.get("itunes_episodetype"),
+        "season_raw": season_raw,
+        "season_number": parse_positive_int(season_raw),
+        "episode_raw": episode_raw,
+        "episode_number": parse_positive_int(episode_raw),
+        "enclosure_url": enclosure_url,
+        "enclosure_length": parse_positive_int(str(enclosure_length)) if enclosure_length is not None else None,
+        "enclosure_type": enclosure_type,
+        "image_url": (image or {}).get("attrs", {}).get("href"),
+        "transcripts": transcripts,
+        "chapters_url": chapters.get("url"),
+        "chapters_type": chapters.get("type"),
+    }
+    if enclosure_url is None:
+        return record, Rejection("missing_enclosure", "item has no enclosure URL")
+    if not valid_http_url(enclosure_url):
+        return record, Rejection("invalid_enclosure_url", f"enclosure URL {enclosure_url[:200]!r} is not http(s)")
+    if not title and not itunes_title:
+        return record, Rejection("missing_title", "item has neither title nor itunes:title")
+    try:
+        record["duration_seconds"] = parse_duration(duration_raw)
+    except InvalidDuration as exc:
+        return record, Rejection("invalid_duration", str(exc))
+    record["payload"] = {"elements": raw} if raw else _entry_payload(entry)
+    record["content_hash"] = content_hash(record)
+    return record, None

@@ -1,0 +1,13 @@
+{#-
+  Strip measurement prefixes (Podtrac, OP3, Podsights, Chartable, Podscribe, ...) from an
+  enclosure URL so the same media file gets one identity. Prefixes may be chained, so the
+  replacement runs three times; an inner URL keeps its own scheme when it carries one.
+-#}
+{% macro normalize_enclosure_url(column) -%}
+    {%- set prefixes = "^https?://(dts\\.podtrac\\.com/redirect\\.[a-z0-9]+/|www\\.podtrac\\.com/pts/redirect\\.[a-z0-9]+/|op3\\.dev/e(,[^/]*)?/|pdst\\.fm/e/|chtbl\\.com/track/[^/]+/|chrt\\.fm/track/[^/]+/|pfx\\.vpixl\\.com/[^/]+/|arttrk\\.com/p/[^/]+/|mgln\\.ai/e/[^/]+/|claritaspod\\.com/measure/|verifi\\.podscribe\\.com/rss/p/|prfx\\.byspotify\\.com/e/|prefix\\.up\\.audio/s/|pscrb\\.fm/rss/p/)" -%}
+    {%- set ns = namespace(expr="btrim(" ~ column ~ ")") -%}
+    {%- for _ in range(3) -%}
+        {%- set ns.expr = "regexp_replace(regexp_replace(" ~ ns.expr ~ ", '" ~ prefixes ~ "', 'https://', 'i'), '^https://(https?://)', '\\1')" -%}
+    {%- endfor -%}
+    {{ ns.expr }}
+{%- endmacro %}

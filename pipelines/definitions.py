@@ -1,0 +1,35 @@
+"""The one Definitions object of the code location: every asset, check, job and schedule."""
+
+import dagster as dg
+
+from assets.dbt import build_dbt_assets, dbt_resource
+from assets.ingestion.rss import rss_feeds
+from pipelines.checks import CHECKS
+from pipelines.jobs import JOBS
+from pipelines.schedules import SCHEDULES
+from pipelines.settings import get_settings
+from resources.http import HttpResource
+from resources.warehouse import WarehouseResource
+
+
+def build_resources() -> dict:
+    settings = get_settings()
+    return {
+        "warehouse": WarehouseResource(
+            database_url=settings.database_url,
+            data_dir=str(settings.data_dir),
+            warehouse_db=settings.warehouse_db,
+            dagster_db=settings.dagster_db,
+        ),
+        "http": HttpResource(),
+        "dbt": dbt_resource(),
+    }
+
+
+defs = dg.Definitions(
+    assets=[rss_feeds, build_dbt_assets()],
+    asset_checks=CHECKS,
+    jobs=JOBS,
+    schedules=SCHEDULES,
+    resources=build_resources(),
+)

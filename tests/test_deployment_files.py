@@ -1,0 +1,242 @@
+"""The deployment files agree with each other and with the installed Dagster.
+
+docker-compose.yml, the Dockerfile, dagster.yaml and the two workspace files are read as data:
+every command a service runs must exist in this environment's Dagster CLI, every file they name
+must exist in the repository, and the instance config must pass Dagster's own schema.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# Not resolved: in a virtualenv, sys.executable is a link that must keep pointing into it.
+BIN_DIR = Path(sys.executable).parent
+DAGSTER_EXECUTABLES = {"dagster", "dagster-webserver", "dagster-daemon"}
+DAGSTER_SERVICES = ("user_code", "webserver", "daemon")
+ENVIRONMENT = (
+    "DATABASE_URL",
+    "DAGSTER_PG_URL",
+    "DAGSTER_HOME",
+    "PODCAST_DATA_DIR",
+    "PODCAST_SOURCES_FILE",
+)
+
+
+def load_yaml(name: str) -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def compose() -> dict:
+    return load_yaml("docker-compose.yml")
+
+
+def command_tokens(command: str | list[str]) -> list[str]:
+    tokens = shlex.split(command) if isinstance(command, str) else list(command)
+    return tokens[1:] if tokens[:1] in (["CMD"], ["CMD-SHELL"]) else tokens
+
+
+def option_value(tokens: list[str], *names: str) -> str:
+    for index, token in enumerate(tokens):
+        if token in names:
+            return tokens[index + 1]
+    raise AssertionError(f"none of {names} in {tokens}")
+
+
+@cache
+def cli_help(executable: str, subcommand: tuple[str, ...]) -> str:
+    path = shutil.which(executable, path=str(BIN_DIR))
+    assert path, f"{executable} is not installed in {BIN_DIR}"
+    result = subprocess.run(
+        [path, *subcommand, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, f"{executable} {' '.join(subcommand)}: {result.stderr}"
+    return result.stdout
+
+
+def assert_runs_with_installed_cli(tokens: list[str]) -> None:
+    """The executable is installed here, its subcommand exists and knows every option used."""
+    executable, args = tokens[0], tokens[1:]
+    assert executable in DAGSTER_EXECUTABLES, tokens
+    subcommand = []
+    while args and not args[0].startswith("-"):
+        subcommand.append(args.pop(0))
+    help_text = cli_help(executable, tuple(subcommand))
+    for option in (arg for arg in args if arg.startswith("-")):
+        assert re.search(rf"(?<![\w-]){re.escape(option)}\b", help_text), (
+            f"{option} is not an option of {executable} {' '.join(subcommand)}"
+        )
+
+
+def dockerfile_instructions() -> list[tuple[str, list[str]]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            instructions.append((keyword.upper(), rest.split()))
+    return instructions
+
+
+def dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for keyword, args in dockerfile_instructions():
+        if keyword == "ENV":
+            env.update(arg.split("=", 1) for arg in args if "=" in arg)
+    return env
+
+
+def dockerfile_copies() -> list[tuple[str, PurePosixPath]]:
+    """(source, where it lands in the image) for each source of each COPY."""
+    env = dockerfile_env()
+    workdir = PurePosixPath("/")
+    copies = []
+    for keyword, args in dockerfile_instructions():
+        if keyword == "WORKDIR":
+            workdir = workdir / args[0]
+        elif keyword == "COPY":
+            *sources, destination = [arg for arg in args if not arg.startswith("--")]
+            destination = re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], destination)
+            target = workdir / destination
+            for source in sources:
+                # A file copied to a folder (several sources, or a destination ending in /)
+                # keeps its name; a folder's contents land in the destination itself.
+                to_folder = len(sources) > 1 or destination.endswith("/")
+                if to_folder and not (ROOT / source).is_dir():
+                    copies.append((source, target / PurePosixPath(source).name))
+                else:
+                    copies.append((source, target))
+    return copies
+
+
+def image_path_to_repo(path: str) -> Path:
+    """The repository file that the image holds at `path` (COPY'd there by the Dockerfile)."""
+    target = PurePosixPath(path)
+    for source, copied_to in dockerfile_copies():
+        if target == copied_to or copied_to in target.parents:
+            return ROOT / source / target.relative_to(copied_to)
+    raise AssertionError(f"no COPY in the Dockerfile puts anything at {path}")
+
+
+def test_compose_services_run_installed_dagster_commands():
+    services = compose()["services"]
+    assert {"timescaledb", *DAGSTER_SERVICES} <= services.keys()
+    for name in DAGSTER_SERVICES:
+        tokens = command_tokens(services[name]["command"])
+        assert_runs_with_installed_cli(tokens)
+        if name != "user_code":
+            workspace = image_path_to_repo(option_value(tokens, "-w", "--workspace"))
+            assert workspace.is_file(), workspace
+            assert workspace == ROOT / "deploy" / "workspace.docker.yaml"
+    assert_runs_with_installed_cli(command_tokens(services["user_code"]["healthcheck"]["test"]))
+
+
+def test_docker_workspace_points_at_the_code_server():
+    user_code = command_tokens(compose()["services"]["user_code"]["command"])
+    [entry] = load_yaml("deploy/workspace.docker.yaml")["load_from"]
+    server = entry["grpc_server"]
+    assert server["host"] == "user_code"
+    assert str(server["port"]) == option_value(user_code, "-p", "--port")
+    assert server["location_name"] == option_value(user_code, "--location-name")
+    assert option_value(user_code, "-m", "--module-name") == "pipelines.definitions"
+
+
+def test_local_workspace_loads_the_code_location_module():
+    [entry] = load_yaml("workspace.yaml")["load_from"]
+    assert entry["python_module"] == {
+        "module_name": "pipelines.definitions",
+        "working_directory": ".",
+        "location_name": "podcast_analytics",
+    }
+
+
+def test_compose_wiring():
+    """Always checked at the YAML level; `docker-compose config` also runs where it is installed."""
+    config = compose()
+    services = config["services"]
+    database = services["timescaledb"]
+    assert database["image"].startswith("timescale/timescaledb:")
+    assert "pg_isready" in " ".join(command_tokens(database["healthcheck"]["test"]))
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} <= database["environment"].keys()
+    for volume in database["volumes"]:
+        source = volume.split(":")[0]
+        if source.startswith("."):
+            assert (ROOT / source).exists(), volume
+        else:
+            assert source in config["volumes"], f"{source} is not a named volume"
+    image_home = dockerfile_env()["DAGSTER_HOME"]
+    for name in DAGSTER_SERVICES:
+        service = services[name]
+        assert service["depends_on"]["timescaledb"]["condition"] == "service_healthy"
+        assert service["restart"] in {"always", "unless-stopped", "on-failure"}
+        environment = service["environment"]
+        for variable in ENVIRONMENT:
+            assert environment.get(variable), f"{name} lacks {variable}"
+        assert environment["DAGSTER_PG_URL"].endswith("@timescaledb:5432/dagster")
+        assert environment["DAGSTER_HOME"] == image_home
+
+    docker_compose = shutil.which("docker-compose")
+    if docker_compose:
+        result = subprocess.run(
+            [docker_compose, "-f", "docker-compose.yml", "config", "-q"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_initdb_script_creates_dagster_database_and_timescaledb():
+    sql = (ROOT / "deploy" / "initdb" / "10-podcast.sql").read_text().lower()
+    assert "create database dagster" in sql
+    assert "create extension if not exists timescaledb" in sql
+
+
+def test_dagster_yaml_uses_postgres_from_env_and_passes_the_schema():
+    from dagster import QueuedRunCoordinator
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._serdes import ConfigurableClassData
+
+    config = load_yaml("dagster.yaml")
+    assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+    assert config["telemetry"] == {"enabled": False}
+    assert config["run_monitoring"]["enabled"] is True
+
+    validated, _ = dagster_instance_config(str(ROOT))
+    coordinator = validated["run_coordinator"]
+    rehydrated = ConfigurableClassData(
+        coordinator["module"], coordinator["class"], yaml.safe_dump(coordinator["config"])
+    ).rehydrate(QueuedRunCoordinator)
+    assert 0 < rehydrated.get_run_queue_config().max_concurrent_runs <= 10
+
+
+def test_dockerfile_installs_the_project_from_repository_files():
+    instructions = dockerfile_instructions()
+    assert instructions[0] == ("FROM", ["python:3.11-slim"])
+    runs = [" ".join(args) for keyword, args in instructions if keyword == "RUN"]
+    assert any(re.search(r"\bpip install (\S+ )*\.(\s|$)", run) for run in runs), runs
+    exposed = {port for keyword, args in instructions if keyword == "EXPOSE" for port in args}
+    assert {"3000", "4000"} <= exposed
+
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copies = dockerfile_copies()
+    for source, _ in copies:
+        assert (ROOT / source).exists(), f"the Dockerfile copies {source}, which is missing"
+        assert not any(fnmatch.fnmatch(source.rstrip("/"), p) for p in ignored), source
+    home = PurePosixPath(dockerfile_env()["DAGSTER_HOME"])
+    assert ("dagster.yaml", home / "dagster.yaml") in copies
