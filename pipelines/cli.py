@@ -1,0 +1,203 @@
+"""`podcast-analytics`: run the demo, the Dagster UI, and look after the embedded services."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.settings import REPO_ROOT, Settings, get_settings
+
+console = Console()
+MART_SCHEMAS = ("raw", "quarantine", "staging", "marts")
+
+
+def psycopg2_url(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return ("postgresql+psycopg2" if scheme in ("postgres", "postgresql") else scheme) + "://" + rest
+
+
+def _prepare_environment(settings: Settings) -> tuple[str, str]:
+    """Start/attach the warehouse, bootstrap it and point Dagster at it. Returns both URLs."""
+    from resources.warehouse import bootstrap, resolve_urls
+
+    warehouse_url, dagster_url = resolve_urls(
+        settings.database_url, settings.data_dir, settings.warehouse_db, settings.dagster_db
+    )
+    bootstrap(warehouse_url)
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    # dagster-postgres needs the psycopg2 driver (SQLAlchemy 2.1 defaults to psycopg 3).
+    os.environ.setdefault("DAGSTER_PG_URL", psycopg2_url(settings.dagster_pg_url or dagster_url))
+    os.environ.setdefault("PODCAST_DATA_DIR", str(settings.data_dir))
+    return warehouse_url, dagster_url
+
+
+def _table_counts(warehouse_url: str) -> list[tuple[str, int]]:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(warehouse_url) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema = any(%s) order by 1, 2",
+            (list(MART_SCHEMAS),),
+        ).fetchall()
+        return [
+            (f"{schema}.{name}", conn.execute(sql.SQL("select count(*) from {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(name))).fetchone()[0])
+            for schema, name in tables
+        ]
+
+
+def run_demo(settings: Settings, seed: int = 42) -> dict:
+    """Generate the sample network, serve it, materialize every asset once. Returns a summary."""
+    import dagster as dg
+
+    from simulator.__main__ import write_network_files
+    from simulator.network import build_network
+    from simulator.server import SimulatorServer
+
+    with console.status("Starting the warehouse (embedded PostgreSQL unless DATABASE_URL is set)..."):
+        warehouse_url, _ = _prepare_environment(settings)
+    console.print(f"[green]✓[/] warehouse ready")
+
+    sources = settings.simulator_dir / "sources.yaml"
+    truth = write_network_files(settings.simulator_dir, seed=seed, port=settings.simulator_port)
+    os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
+    console.print(f"[green]✓[/] simulated network: {len(truth['feeds'])} feeds, {len(truth['episodes'])} episodes")
+
+    server = SimulatorServer(build_network(seed=seed), port=settings.simulator_port).start()
+    try:
+        from pipelines.definitions import defs
+
+        job = defs.resolve_job_def("materialize_all")
+        with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
+            instance = dg.DagsterInstance.get()
+            started = time.perf_counter()
+            result = job.execute_in_process(
+                instance=instance, raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+            elapsed = time.perf_counter() - started
+    finally:
+        server.stop()
+
+    checks = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    summary = {
+        "success": result.success,
+        "run_id": result.run_id,
+        "seconds": round(elapsed, 1),
+        "checks_passed": sum(1 for c in checks if c.passed),
+        "checks_failed": [c.asset_check_key.to_user_string() for c in checks if not c.passed],
+        "tables": _table_counts(warehouse_url),
+        "warehouse_url": warehouse_url,
+    }
+    return summary
+
+
+def _print_summary(summary: dict, settings: Settings) -> None:
+    table = Table(title="Rows per table")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in summary["tables"]:
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    status = "[green]succeeded[/]" if summary["success"] else "[red]failed[/]"
+    console.print(f"Run {summary['run_id']} {status} in {summary['seconds']} s")
+    console.print(f"Checks passed: {summary['checks_passed']}, failed: {len(summary['checks_failed'])}")
+    for key in summary["checks_failed"]:
+        console.print(f"  [red]✗[/] {key}")
+    console.print(f"Database: {summary['warehouse_url']}")
+    console.print(f"Dagster UI: run `podcast-analytics dev`, then open http://127.0.0.1:{settings.ui_port}")
+
+
+@click.group()
+def main() -> None:
+    """Podcast analytics and sponsorship attribution platform."""
+
+
+@main.command()
+@click.option("--seed", default=42, show_default=True, help="Seed of the simulated network.")
+def demo(seed: int) -> None:
+    """Run everything on the embedded defaults and print a summary."""
+    settings = get_settings()
+    summary = run_demo(settings, seed=seed)
+    _print_summary(summary, settings)
+    sys.exit(0 if summary["success"] else 1)
+
+
+@main.command()
+def dev() -> None:
+    """The Dagster UI (`dagster dev -w workspace.yaml`) with the simulator serving the feeds."""
+    settings = get_settings()
+    _prepare_environment(settings)
+    sources = settings.resolved_sources_file()
+    simulator = None
+    if sources == settings.simulator_dir / "sources.yaml":
+        if not sources.exists():
+            from simulator.__main__ import write_network_files
+
+            write_network_files(settings.simulator_dir, seed=42, port=settings.simulator_port)
+        simulator = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--sources", str(sources)])
+        os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
+    dagster = Path(sys.executable).with_name("dagster")
+    try:
+        subprocess.run(
+            [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(settings.ui_port)],
+            cwd=REPO_ROOT, check=False,
+        )
+    finally:
+        if simulator is not None:
+            simulator.send_signal(signal.SIGTERM)
+            simulator.wait(timeout=10)
+
+
+@main.command()
+def status() -> None:
+    """Where things are and what the warehouse holds."""
+    from resources.warehouse import embedded_server_url, with_database
+
+    settings = get_settings()
+    if settings.database_url:
+        url = settings.database_url
+        console.print(f"Warehouse: DATABASE_URL ({url.split('@')[-1]})")
+    else:
+        admin = embedded_server_url(settings.pg_data_dir)
+        console.print(f"Embedded PostgreSQL in {settings.pg_data_dir}: {'running' if admin else 'stopped'}")
+        url = with_database(admin, settings.warehouse_db) if admin else None
+    console.print(f"Feed list: {settings.resolved_sources_file()}")
+    if url:
+        try:
+            for name, count in _table_counts(url):
+                console.print(f"  {name:45s} {count:>10,}")
+        except Exception as exc:  # noqa: BLE001 - status must report, not crash
+            console.print(f"[red]cannot query the warehouse:[/] {exc}")
+
+
+@main.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL server."""
+    from resources.warehouse import stop_embedded_server
+
+    settings = get_settings()
+    stopped = stop_embedded_server(settings.pg_data_dir)
+    console.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The pure feed parser: scalar parsers, hostile documents, and every real feed we have."""
+
+from pathlib import Path
+
+import pytest
+
+from assets.ingestion.rss_parse import (
+    InvalidDuration,
+    html_to_text,
+    parse_duration,
+    parse_explicit,
+    parse_feed,
+    parse_positive_int,
+)
+from tests.conftest import SHARED
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        ("3600", 3600), ("3600.4", 3600), ("3600.5", 3601), ("1:00:00", 3600), ("01:02:03", 3723),
+        ("60:00", 3600), ("90:05", 5405), ("5:07", 307), ("0:00:59", 59), ("1h 2m 3s", 3723),
+        ("45 min", 2700), (" 12 ", 12), ("", None), (None, None), ("about an hour", None),
+        ("1:75:00", None), ("10:99", None),
+    ],
+)
+def test_parse_duration(raw, seconds):
+    assert parse_duration(raw) == seconds
+
+
+def test_negative_duration_is_an_error():
+    with pytest.raises(InvalidDuration):
+        parse_duration("-120")
+
+
+@pytest.mark.parametrize(
+    ("raw", "flag"),
+    [("yes", True), ("Explicit", True), ("true", True), ("no", False), ("clean", False),
+     ("FALSE", False), ("maybe", None), (None, None)],
+)
+def test_parse_explicit(raw, flag):
+    assert parse_explicit(raw) == flag
+
+
+def test_positive_int_rejects_garbage():
+    assert [parse_positive_int(v) for v in ("3", " 12 ", "0", "-1", "1.5", "n/a", None)] == [3, 12, None, None, None, None, None]
+
+
+def test_html_to_text_keeps_words_apart_and_decodes_entities():
+    html = '<p>First line.</p><p>Second &amp; <a href="x">link</a>.<br/>Caf&eacute; &#8217;s</p>'
+    assert html_to_text(html) == "First line. Second & link. Café ’s"
+
+
+def _rss(items: str, head: str = "") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>' + head +
+        '<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" '
+        'xmlns:podcast="https://podcastindex.org/namespace/1.0"><channel><title>T</title>'
+        f"{items}</channel></rss>"
+    ).encode()
+
+
+ENCLOSURE = '<enclosure url="https://cdn.example.com/a.mp3" length="1000" type="audio/mpeg"/>'
+
+
+def test_entity_declarations_are_refused_before_parsing():
+    bomb = _rss("<item><title>&c;</title></item>", '<!DOCTYPE rss [<!ENTITY a "aaaa"><!ENTITY c "&a;&a;">]>')
+    result = parse_feed(bomb, "https://example.com/f")
+    assert result.feed_error is not None and result.feed_error.reason_code == "xml_entities_forbidden"
+    assert result.episodes == []
+
+
+def test_html_error_page_is_not_a_feed():
+    result = parse_feed(b"<html><body><h1>502 Bad Gateway</h1></body></html>", "https://e/f", "text/html")
+    assert result.feed_error.reason_code == "not_a_feed"
+
+
+def test_truncated_document_is_malformed():
+    body = _rss(f"<item><title>A</title><guid>a</guid>{ENCLOSURE}</item>" * 3)[:-40]
+    assert parse_feed(body, "https://e/f").feed_error.reason_code == "malformed_xml"
+
+
+def test_item_rules_and_duplicate_guids():
+    items = (
+        f"<item><title>ok</title><guid>g1</guid>{ENCLOSURE}<itunes:duration>1:00</itunes:duration></item>"
+        f"<item><title>dup</title><guid>g1</guid>{ENCLOSURE}</item>"
+        "<item><title>no enclosure</title><guid>g2</guid></item>"
+        '<item><title>ftp</title><guid>g3</guid><enclosure url="ftp://x/a.mp3" type="audio/mpeg"/></item>'
+        f"<item><guid>g4</guid>{ENCLOSURE}</item>"
+        f"<item><title>neg</title><guid>g5</guid>{ENCLOSURE}<itunes:duration>-5</itunes:duration></item>"
+        f"<item><title>no guid</title>{ENCLOSURE.replace('a.mp3', 'b.mp3')}</item>"
+    )
+    result = parse_feed(_rss(items), "https://e/f")
+    assert result.feed_error is None
+    assert [(e["guid"], e["guid_source"], e["duration_seconds"]) for e in result.episodes] == [
+        ("g1", "guid", 60), ("https://cdn.example.com/b.mp3", "enclosure_url", None),
+    ]
+    assert [(r.guid, r.reason_code) for r in result.rejected] == [
+        ("g1", "duplicate_guid"), ("g2", "missing_enclosure"), ("g3", "invalid_enclosure_url"),
+        ("g4", "missing_title"), ("g5", "invalid_duration"),
+    ]
+    assert all(r.payload for r in result.rejected)
+
+
+def test_podcasting20_tags_are_kept_whole():
+    items = (
+        f"<item><title>A</title><guid>a</guid>{ENCLOSURE}"
+        '<podcast:season name="Year one">2</podcast:season><podcast:episode>7</podcast:episode>'
+        '<podcast:transcript url="https://x/a.vtt" type="text/vtt" language="en"/>'
+        '<podcast:transcript url="https://x/a.json" type="application/json"/>'
+        '<podcast:chapters url="https://x/c.json" type="application/json+chapters"/>'
+        "<itunes:explicit>true</itunes:explicit></item>"
+    )
+    episode = parse_feed(_rss(items), "https://e/f").episodes[0]
+    assert (episode["season_number"], episode["episode_number"]) == (2, 7)
+    assert [t["url"] for t in episode["transcripts"]] == ["https://x/a.vtt", "https://x/a.json"]
+    assert episode["chapters_url"] == "https://x/c.json"
+    assert episode["explicit_raw"] == "true"
+
+
+def test_wrong_declared_encoding_is_recovered():
+    body = _rss(f"<item><title>Café über</title><guid>a</guid>{ENCLOSURE}</item>").decode().encode("windows-1252")
+    result = parse_feed(body, "https://e/f")
+    assert result.feed_error is None
+    assert result.episodes[0]["title"] == "Café über"
+
+
+FEED_DIRS = ("feeds", "feeds_edgecases", "feeds_malformed")
+
+
+def _real_feeds() -> list[Path]:
+    files = []
+    for folder in FEED_DIRS:
+        files += sorted(p for p in (SHARED / "realdata" / folder).glob("*") if p.suffix in (".xml", ".rss"))
+    return files
+
+
+def test_real_feed_corpus_is_present():
+    assert len(_real_feeds()) >= 40, "../shared/realdata feeds are expected beside the repository"
+
+
+@pytest.mark.parametrize("path", _real_feeds(), ids=lambda p: p.name)
+def test_every_real_feed_parses_without_crashing(path, record_property):
+    result = parse_feed(path.read_bytes(), "https://feeds.example.com/" + path.name)
+    accepted = len(result.episodes)
+    quarantined = [r.reason_code for r in result.rejected]
+    record_property("accepted", accepted)
+    record_property("quarantined", quarantined)
+    print(f"{path.name}: accepted={accepted} quarantined={quarantined} feed_error={result.feed_error and result.feed_error.reason_code}")
+    if result.feed_error is not None:
+        assert result.feed_error.reason_code in {"malformed_xml", "not_a_feed"}
+        assert result.episodes == [] and result.feed_error.detail
+    else:
+        assert result.podcast is not None and result.podcast["episode_count"] == accepted
+        for episode in result.episodes:
+            assert episode["guid"] and episode["enclosure_url"].startswith(("http://", "https://"))
+            assert episode["duration_seconds"] is None or episode["duration_seconds"] >= 0
+        for rejection in result.rejected:
+            assert rejection.reason_code and rejection.detail and rejection.item_key
+
+
+def test_known_real_feeds_give_known_results():
+    feeds = SHARED / "realdata" / "feeds"
+    planet = parse_feed((feeds / "Tombarr__podcast-feed-parser__planet-money.xml").read_bytes(), "https://e/pm")
+    assert len(planet.episodes) == 355 and not planet.rejected
+    example = parse_feed((feeds / "Podcastindex-org__podcast-namespace__example.xml").read_bytes(), "https://e/x")
+    assert example.podcast["podcast_guid"] == "y0ur-gu1d-g035-h3r3"
+    assert len(example.episodes[0]["transcripts"]) == 2
+    edge = SHARED / "realdata" / "feeds_edgecases"
+    spaced = parse_feed((edge / "gpodder__podcastparser__leading_space_url.rss").read_bytes(), "https://e/s")
+    assert spaced.episodes and not spaced.episodes[0]["enclosure_url"].startswith(" ")
