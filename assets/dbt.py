@@ -100,9 +100,23 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         """`dbt build` of the selected models: runs them, their unit tests and data tests."""
         os.environ.update(warehouse.dbt_env())
-        yield from dbt.cli(["build"], context=context).stream().fetch_row_counts()
+        with warehouse.connect(autocommit=True) as conn:
+            for event in dbt.cli(["build"], context=context).stream():
+                if isinstance(event, dg.Output):
+                    key = context.asset_key_for_output(event.output_name)
+                    event = event.with_metadata({**event.metadata, "dagster/row_count": _row_count(conn, key)})
+                yield event
 
     return dbt_models
+
+
+def _row_count(conn, key: dg.AssetKey) -> int:
+    """Rows of the relation a model just built (schema = layer, table = model name)."""
+    from psycopg import sql
+
+    schema, name = key.path[0], key.path[-1]
+    statement = sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+    return conn.execute(statement).fetchone()[0]
 
 
 def dbt_resource() -> DbtCliResource:

@@ -91,7 +91,7 @@ class SimulatorServer:
         if defect == "html_page":
             text = "<!DOCTYPE html><html><head><title>Maintenance</title></head><body><h1>We'll be back soon</h1></body></html>"
         if defect in ("wrong_encoding", "latin1"):
-            body = text.encode("windows-1252" if defect == "wrong_encoding" else "iso-8859-1", errors="replace")
+            body = text.encode("windows-1252" if defect == "wrong_encoding" else "iso-8859-1", errors="xmlcharrefreplace")
         else:
             body = text.encode("utf-8")
         etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
