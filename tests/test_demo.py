@@ -1,0 +1,75 @@
+"""End to end: `podcast-analytics demo` twice in a fresh data directory, then `status` and `stop`."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, query
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(*args, env):
+    exe = Path(sys.executable).with_name("podcast-analytics")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=540)
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME", "DAGSTER_PG_URL", "PODCAST_SOURCES_FILE")}
+    env.update(PODCAST_DATA_DIR=str(data_dir), PODCAST_SIMULATOR_PORT=str(_free_port()), COLUMNS="200")
+    first = _cli("demo", env=env)
+    second = _cli("demo", env=env)
+    url = f"postgresql://postgres@/podcast?host={data_dir / 'pg'}"
+    yield data_dir, env, first, second, url
+    _cli("stop", env=env)
+
+
+def test_demo_runs_to_completion_with_ground_truth(demo_runs):
+    data_dir, _, first, _, url = demo_runs
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "marts.dim_episodes" in first.stdout and "Checks passed" in first.stdout
+    truth = json.loads((data_dir / "simulator" / "ground_truth.json").read_text())
+    valid = {(e["feed_url"], e["guid"]) for e in truth["episodes"] if e["valid"]}
+    invalid = {(e["feed_url"], e["guid"], e["reason_code"]) for e in truth["episodes"] if not e["valid"]}
+    assert set(query(url, "select feed_url, guid from marts.dim_episodes")) == valid
+    assert set(query(url, "select feed_url, guid, reason_code from quarantine.rss_episodes")) == invalid
+    bad_feeds = {(f["feed_url"], f["reason_code"]) for f in truth["feeds"] if f["expected"] == "quarantined"}
+    assert set(query(url, "select feed_url, reason_code from quarantine.rss_feeds")) == bad_feeds
+    assert (data_dir / "dagster_home" / "dagster.yaml").exists()
+    runs = query(url.replace("/podcast?", "/dagster?"), "select status from runs")
+    assert ("SUCCESS",) in runs  # the run is recorded in the Dagster instance (Postgres storage)
+
+
+def test_second_demo_changes_no_row_counts_and_uses_conditional_get(demo_runs):
+    _, _, first, second, url = demo_runs
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+
+    def table_lines(out):
+        return {line for line in out.splitlines() if "│ marts." in line or "│ staging." in line
+                or "│ quarantine." in line or "│ raw.rss_episodes" in line or "│ raw.rss_podcasts" in line}
+
+    assert table_lines(first.stdout) and table_lines(first.stdout) == table_lines(second.stdout)
+    polls = query(url, "select _batch_id, outcome, count(*) from raw.rss_feed_fetches group by 1, 2")
+    by_run: dict[str, dict[str, int]] = {}
+    for batch, outcome, n in polls:
+        by_run.setdefault(batch, {})[outcome] = n
+    assert len(by_run) == 2
+    fetched_first, later = sorted(by_run.values(), key=lambda d: -d.get("fetched", 0))
+    assert later.get("fetched", 0) == 0 and later["not_modified"] == fetched_first["fetched"]
+
+
+def test_status_and_stop(demo_runs):
+    _, env, *_ = demo_runs
+    status = _cli("status", env=env)
+    assert status.returncode == 0 and "running" in status.stdout and "marts.dim_episodes" in status.stdout

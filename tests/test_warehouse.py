@@ -1,0 +1,38 @@
+"""Warehouse bootstrap: idempotent schemas and tables; TimescaleDB hypertables when present."""
+
+import psycopg
+import pytest
+
+from resources.warehouse import ConnectionParts, bootstrap, timescale_available
+from tests.conftest import query
+
+SCHEMAS = {"raw", "quarantine", "staging", "intermediate", "marts", "reports", "ops"}
+
+
+def test_bootstrap_is_idempotent(fresh_db):
+    bootstrap(fresh_db)
+    bootstrap(fresh_db)
+    schemas = {r[0] for r in query(fresh_db, "select schema_name from information_schema.schemata")}
+    assert SCHEMAS <= schemas
+    tables = set(query(fresh_db, "select table_schema, table_name from information_schema.tables where table_schema in ('raw', 'quarantine')"))
+    assert tables == {("raw", "rss_feed_fetches"), ("raw", "rss_podcasts"), ("raw", "rss_episodes"),
+                      ("quarantine", "rss_feeds"), ("quarantine", "rss_episodes")}
+
+
+def test_connection_parts_for_socket_and_tcp_urls():
+    socket = ConnectionParts.from_url("postgresql://postgres:@/podcast?host=/tmp/x/pg")
+    assert (socket.host, socket.port, socket.dbname) == ("/tmp/x/pg", 5432, "podcast")
+    assert socket.sqlalchemy_url() == "postgresql+psycopg://postgres@/podcast?host=%2Ftmp%2Fx%2Fpg"
+    tcp = ConnectionParts.from_url("postgresql://u:p%40ss@db.internal:6543/wh")
+    assert (tcp.host, tcp.port, tcp.user, tcp.password, tcp.dbname) == ("db.internal", 6543, "u", "p@ss", "wh")
+
+
+def test_timescaledb_hypertables(fresh_db):
+    with psycopg.connect(fresh_db) as conn:
+        available = timescale_available(conn)
+    if not available:
+        pytest.skip("TimescaleDB extension is not installed on this PostgreSQL server")
+    info = bootstrap(fresh_db)
+    assert info["timescaledb"] and "raw.rss_feed_fetches" in info["hypertables"]
+    rows = query(fresh_db, "select hypertable_schema || '.' || hypertable_name from timescaledb_information.hypertables")
+    assert ("raw.rss_feed_fetches",) in rows
