@@ -118,6 +118,18 @@ class SimulatorServer:
                 if self.command != "HEAD" and body:
                     self.wfile.write(body)
 
+            def do_POST(self) -> None:
+                """`POST /admin/change?every=10`: publish a new version of every 10th feed."""
+                from urllib.parse import parse_qs, urlsplit
+
+                parts = urlsplit(self.path)
+                if parts.path != "/admin/change":
+                    return self._send(404, b"not found")
+                every = int(parse_qs(parts.query).get("every", ["10"])[0])
+                changed = [show for i, show in enumerate(sim.network.shows) if i % every == 0]
+                sim.change(changed)
+                self._send(200, str(len(changed)).encode())
+
             def do_HEAD(self) -> None:
                 self.do_GET()
 
