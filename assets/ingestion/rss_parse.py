@@ -357,7 +357,6 @@ def _entry_payload(entry) -> dict[str, Any]:
 
 def _podcast_record(parsed, raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
     feed = parsed.feed
-    owner = _first(raw, "itunes:owner")
     image = _first(raw, "itunes:image")
     categories = [c["attrs"].get("text") for c in _all(raw, "itunes:category") if c["attrs"].get("text")]
     if not categories:
@@ -369,7 +368,7 @@ def _podcast_record(parsed, raw: list[dict[str, Any]], feed_url: str) -> dict[st
         "description_html": feed.get("subtitle") or feed.get("summary"),
         "language": feed.get("language"),
         "author": clean_text(_text(raw, "itunes:author") or feed.get("author")),
-        "owner_name": clean_text(publisher.get("name")) if owner is None else clean_text(publisher.get("name")),
+        "owner_name": clean_text(publisher.get("name")),  # feedparser maps itunes:owner here
         "owner_email": publisher.get("email"),
         "image_url": (image or {}).get("attrs", {}).get("href") or (feed.get("image") or {}).get("href"),
         "itunes_type": _text(raw, "itunes:type") or feed.get("itunes_type"),
