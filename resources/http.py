@@ -261,18 +261,6 @@ class Fetcher:
         result.duration_ms = (time.perf_counter() - started) * 1000
         return result
 
-    async def fetch_many(
-        self, requests: list[tuple[str, str | None, str | None]], concurrency: int
-    ) -> list[FetchResult]:
-        """Fetch (url, etag, last_modified) triples with at most `concurrency` in flight."""
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(req: tuple[str, str | None, str | None]) -> FetchResult:
-            async with gate:
-                return await self.fetch(*req)
-
-        return await asyncio.gather(*(one(r) for r in requests))
-
 
 class HttpResource(dg.ConfigurableResource):
     """The shared transport policy for HTTP sources."""
