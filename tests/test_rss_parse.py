@@ -46,6 +46,10 @@ def test_positive_int_rejects_garbage():
     assert [parse_positive_int(v) for v in ("3", " 12 ", "0", "-1", "1.5", "n/a", None)] == [3, 12, None, None, None, None, None]
 
 
+def test_html_to_text_drops_scripts_and_styles():
+    assert html_to_text("<p>Hi</p><script>alert('x')</script><style>p{}</style><p>there</p>") == "Hi there"
+
+
 def test_html_to_text_keeps_words_apart_and_decodes_entities():
     html = '<p>First line.</p><p>Second &amp; <a href="x">link</a>.<br/>Caf&eacute; &#8217;s</p>'
     assert html_to_text(html) == "First line. Second & link. Café ’s"
@@ -169,3 +173,33 @@ def test_known_real_feeds_give_known_results():
     edge = SHARED / "realdata" / "feeds_edgecases"
     spaced = parse_feed((edge / "gpodder__podcastparser__leading_space_url.rss").read_bytes(), "https://e/s")
     assert spaced.episodes and not spaced.episodes[0]["enclosure_url"].startswith(" ")
+
+
+IDENTITY_FIELDS = (
+    "guid", "guid_source", "title", "itunes_title", "published_at", "duration_seconds", "explicit_raw",
+    "itunes_episode_type", "season_number", "episode_number", "enclosure_url", "enclosure_length",
+    "enclosure_type", "image_url", "transcripts", "chapters_url",
+)
+
+
+def test_fast_path_agrees_with_feedparser_on_real_feeds():
+    """Well-formed RSS takes the expat-only path; on every real feed where it applies, the
+    records (and rejections) agree with the feedparser path on every identity field. The
+    description may differ by design (the fast path prefers <description> to itunes:summary)."""
+    from assets.ingestion.rss_parse import capture_bytes
+
+    compared = 0
+    for path in _real_feeds():
+        body = path.read_bytes()
+        capture = capture_bytes(body.lstrip())
+        if capture is None or capture.root != "rss":
+            continue
+        fast = parse_feed(body, "https://e/" + path.name)
+        slow = parse_feed(body, "https://e/" + path.name, fast_path=False)
+        assert (fast.feed_error is None) == (slow.feed_error is None), path.name
+        assert [(r.guid, r.reason_code) for r in fast.rejected] == [(r.guid, r.reason_code) for r in slow.rejected], path.name
+        assert len(fast.episodes) == len(slow.episodes), path.name
+        for a, b in zip(fast.episodes, slow.episodes):
+            assert {k: a[k] for k in IDENTITY_FIELDS} == {k: b[k] for k in IDENTITY_FIELDS}, path.name
+            compared += 1
+    assert compared > 900

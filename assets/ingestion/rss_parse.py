@@ -18,9 +18,10 @@ import xml.parsers.expat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
+from feedparser.datetimes import _parse_date as parse_date_struct  # the same date rules on both paths
 
 ITUNES_NS = "itunes.com/dtds/podcast-1.0.dtd"
 PODCAST_NS = "podcastindex.org/namespace/1.0"
@@ -122,15 +123,16 @@ def parse_positive_int(value: str | None) -> int | None:
 
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
+_SCRIPT = re.compile(r"(?is)<\s*(script|style)\b.*?<\s*/\s*\1\s*>")
 _BLOCK = re.compile(r"(?i)<\s*/?\s*(br|p|div|li|ul|ol|h\d|tr|td|blockquote)\b[^>]*>")
 
 
 def html_to_text(value: str | None) -> str | None:
-    """Plain text from an HTML fragment: block tags become spaces, inline tags vanish,
-    entities are decoded and whitespace collapsed."""
+    """Plain text from an HTML fragment: scripts and styles go with their content, block tags
+    become spaces, inline tags vanish, entities are decoded and whitespace collapsed."""
     if value is None:
         return None
-    text = _TAG.sub("", _BLOCK.sub(" ", value))
+    text = _TAG.sub("", _BLOCK.sub(" ", _SCRIPT.sub(" ", value)))
     text = _SPACE.sub(" ", html.unescape(text)).strip()
     return text or None
 
@@ -174,20 +176,39 @@ def _ns_kind(uri: str | None) -> str | None:
         return "itunes"
     if bare.startswith(PODCAST_NS):
         return "podcast"
-    return None
+    return KNOWN_NAMESPACES.get(bare)
+
+
+KNOWN_NAMESPACES = {
+    "purl.org/rss/1.0/modules/content": "content",
+    "search.yahoo.com/mrss": "media",
+    "purl.org/dc/elements/1.1": "dc",
+    "www.w3.org/2005/atom": "atom",
+}
 
 
 class _Capture:
-    """Collects the direct children of <channel> and of every <item>/<entry> as dicts."""
+    """Collects the direct children of <channel> and of every <item>/<entry> as dicts
+    (`tag`, `attrs`, own `text`), with their own children one level down (`children`).
+
+    Tags keep a conventional prefix (`itunes:`, `podcast:`, `content:`, `media:`...) whatever
+    prefix the document bound to the namespace, and undeclared `itunes:`/`podcast:` prefixes
+    are taken at their word.
+    """
 
     def __init__(self) -> None:
+        self.root: str | None = None
         self.channel: list[dict[str, Any]] = []
         self.items: list[list[dict[str, Any]]] = []
         self.prefixes: dict[str, str] = {"itunes": "itunes", "podcast": "podcast"}
-        self._stack: list[str] = []
-        self._current: dict[str, Any] | None = None
+        self._depth = 0
+        self._container_depth: int | None = None
+        self._item_depth: int | None = None
+        self._el: dict[str, Any] | None = None
+        self._el_depth = -1
+        self._child: dict[str, Any] | None = None
         self._text: list[str] = []
-        self._in_item = False
+        self._child_text: list[str] = []
 
     def _name(self, tag: str) -> str:
         if ":" in tag:
@@ -202,61 +223,82 @@ class _Capture:
                 kind = _ns_kind(uri)
                 if kind:
                     self.prefixes[key[6:].lower()] = kind
-        depth = len(self._stack)
-        local = tag.split(":")[-1].lower()
-        self._stack.append(local)
-        if local in ("item", "entry") and depth >= 1 and not self._in_item:
-            self._in_item = True
+        depth = self._depth
+        self._depth += 1
+        local = tag.rsplit(":", 1)[-1].lower()
+        if depth == 0:
+            self.root = local
+        if self._item_depth is None and self._el is None and local in ("item", "entry") and depth >= 1:
             self._item_depth = depth
             self.items.append([])
             return
-        parent_is_container = (
-            (self._in_item and depth == self._item_depth + 1)
-            or (not self._in_item and depth >= 1 and self._stack[-2] in ("channel", "feed"))
-        )
-        if parent_is_container:
-            self._current = {"tag": self._name(tag), "attrs": dict(attrs)}
+        if self._container_depth is None and local in ("channel", "feed"):
+            self._container_depth = depth
+            return
+        parent = self._item_depth if self._item_depth is not None else self._container_depth
+        if parent is None:
+            return
+        if self._el is None and depth == parent + 1:
+            self._el = {"tag": self._name(tag), "attrs": dict(attrs)}
+            self._el_depth = depth
             self._text = []
+        elif self._el is not None and self._child is None and depth == self._el_depth + 1:
+            self._child = {"tag": self._name(tag), "attrs": dict(attrs)}
+            self._child_text = []
 
     def end(self, tag: str) -> None:
-        depth = len(self._stack) - 1
-        self._stack.pop()
-        if self._in_item and depth == self._item_depth:
-            self._in_item = False
-            return
-        if self._current is not None and (
-            (self._in_item and depth == self._item_depth + 1)
-            or (not self._in_item and depth >= 1)
-        ):
+        self._depth -= 1
+        depth = self._depth
+        if self._child is not None and depth == self._el_depth + 1:
+            text = "".join(self._child_text).strip()
+            if text:
+                self._child["text"] = text[:MAX_TEXT]
+            self._el.setdefault("children", []).append(self._child)
+            self._child = None
+        elif self._el is not None and depth == self._el_depth:
             text = "".join(self._text).strip()
             if text:
-                self._current["text"] = text[:MAX_TEXT]
-            target = self.items[-1] if self._in_item else self.channel
-            target.append(self._current)
-            self._current = None
+                self._el["text"] = text[:MAX_TEXT]
+            (self.items[-1] if self._item_depth is not None else self.channel).append(self._el)
+            self._el = None
+        elif self._item_depth is not None and depth == self._item_depth:
+            self._item_depth = None
 
     def data(self, text: str) -> None:
-        if self._current is not None:
+        if self._child is not None:
+            if self._depth == self._el_depth + 2:
+                self._child_text.append(text)
+        elif self._el is not None and self._depth == self._el_depth + 1:
             self._text.append(text)
 
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
-def capture_elements(text: str) -> _Capture | None:
-    """Run expat over an already decoded document; None when it is not well-formed."""
+def _run_expat(data: bytes, encoding: str | None) -> _Capture | None:
     capture = _Capture()
-    parser = xml.parsers.expat.ParserCreate("utf-8")
+    parser = xml.parsers.expat.ParserCreate(encoding)
     parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartElementHandler = capture.start
     parser.EndElementHandler = capture.end
     parser.CharacterDataHandler = capture.data
     parser.buffer_text = True
     try:
-        parser.Parse(_XML_DECL.sub("", text, count=1).encode("utf-8"), True)
-    except xml.parsers.expat.ExpatError:
+        parser.Parse(data, True)
+    except (xml.parsers.expat.ExpatError, LookupError, ValueError):
         return None
     return capture
+
+
+def capture_elements(text: str) -> _Capture | None:
+    """Run expat over an already decoded document; None when it is not well-formed."""
+    return _run_expat(_XML_DECL.sub("", text, count=1).encode("utf-8"), "utf-8")
+
+
+def capture_bytes(body: bytes) -> _Capture | None:
+    """Run expat on the bytes as they came (declared encoding); None unless well-formed and
+    in an encoding expat knows natively (UTF-8/16, ISO-8859-1, ASCII)."""
+    return _run_expat(body, None)
 
 
 def _first(elements: list[dict[str, Any]], tag: str) -> dict[str, Any] | None:
@@ -273,6 +315,11 @@ def _text(elements: list[dict[str, Any]], tag: str) -> str | None:
 
 def _all(elements: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
     return [e for e in elements if e["tag"] == tag]
+
+
+def _attr(elements: list[dict[str, Any]], tag: str, name: str) -> str | None:
+    element = _first(elements, tag)
+    return element["attrs"].get(name) if element else None
 
 
 # --- feed parsing ---------------------------------------------------------------------------
@@ -294,9 +341,16 @@ def decode_document(body: bytes, encoding: str | None) -> str:
 
 
 def parse_feed(
-    body: bytes, feed_url: str, content_type: str | None = None, strict_xml: bool = True
+    body: bytes, feed_url: str, content_type: str | None = None, strict_xml: bool = True,
+    fast_path: bool = True,
 ) -> ParsedFeed:
-    """Parse a fetched feed. A feed-level problem sets `feed_error`; item problems go to `rejected`."""
+    """Parse a fetched feed. A feed-level problem sets `feed_error`; item problems go to `rejected`.
+
+    Well-formed RSS 2.0 in an encoding expat reads natively takes the fast path: one expat pass
+    builds every record. Anything else (Atom, RSS 1.0, wrong or exotic encodings, broken XML)
+    goes through feedparser, with the expat pass over the decoded text for the tags feedparser
+    flattens. Both paths build records with the same code.
+    """
     result = ParsedFeed()
     if has_entity_declarations(body):
         result.feed_error = Rejection("xml_entities_forbidden", "document declares XML entities (possible entity expansion attack)")
@@ -305,6 +359,12 @@ def parse_feed(
         # Whitespace before the XML declaration: common, harmless, but not well-formed.
         result.warnings.append("leading whitespace before the XML declaration removed")
         body = body.lstrip()
+    capture = capture_bytes(body) if fast_path else None
+    if capture is not None and capture.root == "rss" and capture._container_depth is not None:
+        result.podcast = _podcast_record(_channel_basics(capture.channel, feed_url), capture.channel, "rss20", "utf-8")
+        entries = [(_item_basics(raw, feed_url), raw) for raw in capture.items]
+        return _collect(result, entries)
+
     headers = {"content-location": feed_url}
     if content_type:
         headers["content-type"] = content_type
@@ -330,18 +390,25 @@ def parse_feed(
         result.warnings.append("raw element capture unavailable; using feedparser values only")
         capture = None
     channel_raw = capture.channel if capture else []
-    result.podcast = _podcast_record(parsed, channel_raw, feed_url)
+    result.podcast = _podcast_record(_feedparser_channel_basics(parsed.feed), channel_raw,
+                                     parsed.get("version"), parsed.get("encoding"))
+    entries = [
+        (_feedparser_item_basics(entry), capture.items[i] if capture else [])
+        for i, entry in enumerate(parsed.entries)
+    ]
+    return _collect(result, entries)
 
+
+def _collect(result: ParsedFeed, entries: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> ParsedFeed:
     seen_guids: set[str] = set()
-    for position, entry in enumerate(parsed.entries):
-        raw = capture.items[position] if capture else []
-        record, rejection = _episode_record(entry, raw, position)
+    for position, (basics, raw) in enumerate(entries):
+        record, rejection = _episode_record(basics, raw, position)
         if rejection is None and record["guid"] in seen_guids:
             rejection = Rejection("duplicate_guid", f"guid {record['guid']!r} already used by an earlier item")
         if rejection is not None:
             rejection.guid = rejection.guid or record.get("guid")
             rejection.title = rejection.title or record.get("title")
-            rejection.payload = {"elements": raw} if raw else _entry_payload(entry)
+            rejection.payload = {"elements": raw} if raw else basics.get("_payload")
             rejection.item_key = rejection.guid or content_hash(rejection.payload)[:32]
             result.rejected.append(rejection)
             continue
@@ -355,87 +422,157 @@ def _entry_payload(entry) -> dict[str, Any]:
     return json.loads(json.dumps({k: v for k, v in entry.items() if not k.endswith("_parsed")}, default=str))
 
 
-def _podcast_record(parsed, raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
-    feed = parsed.feed
-    image = _first(raw, "itunes:image")
-    categories = [c["attrs"].get("text") for c in _all(raw, "itunes:category") if c["attrs"].get("text")]
-    if not categories:
-        categories = [t.get("term") for t in feed.get("tags", []) if t.get("term")]
+# Basics: the fields read differently by the two paths. Everything else comes from the raw
+# elements in `_podcast_record` / `_episode_record`, the same for both.
+
+
+def _feedparser_channel_basics(feed) -> dict[str, Any]:
     publisher = feed.get("publisher_detail") or {}
-    record = {
-        "title": clean_text(feed.get("title")),
+    return {
+        "title": feed.get("title"),
         "link": feed.get("link"),
         "description_html": feed.get("subtitle") or feed.get("summary"),
         "language": feed.get("language"),
-        "author": clean_text(_text(raw, "itunes:author") or feed.get("author")),
-        "owner_name": clean_text(publisher.get("name")),  # feedparser maps itunes:owner here
+        "author": feed.get("author"),
+        "owner_name": publisher.get("name"),  # feedparser maps itunes:owner here
         "owner_email": publisher.get("email"),
-        "image_url": (image or {}).get("attrs", {}).get("href") or (feed.get("image") or {}).get("href"),
-        "itunes_type": _text(raw, "itunes:type") or feed.get("itunes_type"),
-        "explicit_raw": _text(raw, "itunes:explicit"),
-        "categories": categories,
-        "podcast_guid": _text(raw, "podcast:guid") or feed.get("podcast_guid"),
+        "image_url": (feed.get("image") or {}).get("href"),
+        "itunes_type": feed.get("itunes_type"),
+        "explicit_raw": None if feed.get("itunes_explicit") is None else ("yes" if feed.get("itunes_explicit") else "clean"),
+        "categories": [t.get("term") for t in feed.get("tags", []) if t.get("term")],
+        "podcast_guid": feed.get("podcast_guid"),
+        "generator": feed.get("generator"),
+        "updated_raw": feed.get("updated") or feed.get("published"),
+    }
+
+
+def _channel_basics(raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
+    owner = (_first(raw, "itunes:owner") or {}).get("children", [])
+    image = _first(raw, "image")
+    link = _text(raw, "link")
+    return {
+        "title": _text(raw, "title"),
+        "link": urljoin(feed_url, link) if link else None,
+        "description_html": _text(raw, "description") or _text(raw, "itunes:summary") or _text(raw, "itunes:subtitle"),
+        "language": _text(raw, "language"),
+        "author": _text(raw, "managingEditor") or _text(raw, "dc:creator"),
+        "owner_name": _text(owner, "itunes:name"),
+        "owner_email": _text(owner, "itunes:email"),
+        "image_url": _text((image or {}).get("children", []), "url"),
+        "itunes_type": None,
+        "explicit_raw": None,
+        "categories": [c["text"] for c in _all(raw, "category") if c.get("text")],
+        "podcast_guid": None,
+        "generator": _text(raw, "generator"),
+        "updated_raw": _text(raw, "lastBuildDate") or _text(raw, "pubDate") or _text(raw, "dc:date"),
+    }
+
+
+def _podcast_record(basics: dict[str, Any], raw: list[dict[str, Any]], version: str | None, encoding: str | None) -> dict[str, Any]:
+    categories = [c["attrs"].get("text") for c in _all(raw, "itunes:category") if c["attrs"].get("text")]
+    return {
+        "title": clean_text(basics["title"]),
+        "link": basics["link"],
+        "description_html": basics["description_html"],
+        "language": basics["language"],
+        "author": clean_text(_text(raw, "itunes:author") or basics["author"]),
+        "owner_name": clean_text(basics["owner_name"]),
+        "owner_email": basics["owner_email"],
+        "image_url": _attr(raw, "itunes:image", "href") or basics["image_url"],
+        "itunes_type": _text(raw, "itunes:type") or basics["itunes_type"],
+        "explicit_raw": _text(raw, "itunes:explicit") or basics["explicit_raw"],
+        "categories": categories or basics["categories"],
+        "podcast_guid": _text(raw, "podcast:guid") or basics["podcast_guid"],
         "medium": _text(raw, "podcast:medium"),
         "new_feed_url": _text(raw, "itunes:new-feed-url"),
         "itunes_complete": _text(raw, "itunes:complete"),
         "itunes_block": _text(raw, "itunes:block"),
-        "generator": feed.get("generator"),
-        "updated_raw": feed.get("updated") or feed.get("published"),
+        "generator": basics["generator"],
+        "updated_raw": basics["updated_raw"],
+        "payload": {"version": version, "encoding": encoding, "elements": raw},
     }
-    if record["explicit_raw"] is None and feed.get("itunes_explicit") is not None:
-        record["explicit_raw"] = "yes" if feed.get("itunes_explicit") else "clean"
-    record["payload"] = {"version": parsed.get("version"), "encoding": parsed.get("encoding"), "elements": raw}
-    return record
 
 
-def _episode_record(entry, raw: list[dict[str, Any]], position: int) -> tuple[dict[str, Any], Rejection | None]:
-    enclosure_el = _first(raw, "enclosure")
+def _feedparser_item_basics(entry) -> dict[str, Any]:
+    enclosures = entry.get("enclosures") or []
+    first = enclosures[0] if enclosures else {}
+    summary = entry.get("summary")
+    content = entry.get("content") or []
+    return {
+        "title": entry.get("title"),
+        "link": entry.get("link"),
+        "description_html": content[0].get("value") if content and not summary else summary,
+        "published_raw": entry.get("published") or entry.get("updated"),
+        "published": entry.get("published_parsed") or entry.get("updated_parsed"),
+        "guid": entry.get("id"),
+        "enclosure": (first.get("href"), first.get("length"), first.get("type")),
+        "duration_raw": entry.get("itunes_duration"),
+        "episode_type": entry.get("itunes_episodetype"),
+        "transcripts": [dict(entry["podcast_transcript"])] if entry.get("podcast_transcript") else [],
+        "chapters": entry.get("podcast_chapters") or {},
+        "_payload": _entry_payload(entry),
+    }
+
+
+def _item_basics(raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
+    link = _text(raw, "link")
+    published_raw = _text(raw, "pubDate") or _text(raw, "dc:date")
+    return {
+        "title": _text(raw, "title"),
+        "link": urljoin(feed_url, link) if link else None,
+        "description_html": _text(raw, "description") or _text(raw, "content:encoded") or _text(raw, "itunes:summary"),
+        "published_raw": published_raw,
+        "published": parse_date_struct(published_raw) if published_raw else None,
+        "guid": _text(raw, "guid"),
+        "enclosure": (None, None, None),  # read from the raw elements, as on both paths
+        "duration_raw": None,
+        "episode_type": None,
+        "transcripts": [],
+        "chapters": {},
+        "_payload": None,
+    }
+
+
+def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position: int) -> tuple[dict[str, Any], Rejection | None]:
+    enclosure_el = _first(raw, "enclosure") or _first(raw, "media:content")
     if enclosure_el is not None:
         enc = enclosure_el["attrs"]
         enclosure_url = (enc.get("url") or "").strip() or None
         enclosure_length, enclosure_type = enc.get("length"), enc.get("type")
     else:
-        enclosures = entry.get("enclosures") or []
-        first = enclosures[0] if enclosures else {}
-        enclosure_url = (first.get("href") or "").strip() or None
-        enclosure_length, enclosure_type = first.get("length"), first.get("type")
-    guid = (_text(raw, "guid") if raw else entry.get("id")) or entry.get("id")
+        url, enclosure_length, enclosure_type = basics["enclosure"]
+        enclosure_url = (url or "").strip() or None
+    guid = (_text(raw, "guid") if raw else None) or basics["guid"]
     guid = guid.strip() if guid else None
     guid_source = "guid"
     if not guid:
         guid, guid_source = enclosure_url, "enclosure_url"
-    title = clean_text(entry.get("title"))
+    title = clean_text(basics["title"])
     itunes_title = clean_text(_text(raw, "itunes:title"))
-    duration_raw = _text(raw, "itunes:duration") or entry.get("itunes_duration")
+    duration_raw = _text(raw, "itunes:duration") or basics["duration_raw"]
     season_raw = _text(raw, "itunes:season") or _text(raw, "podcast:season")
     episode_raw = _text(raw, "itunes:episode") or _text(raw, "podcast:episode")
     transcripts = [
         {k: e["attrs"].get(k) for k in ("url", "type", "language", "rel") if e["attrs"].get(k)}
         for e in _all(raw, "podcast:transcript")
-    ]
-    if not raw and entry.get("podcast_transcript"):
-        transcripts = [dict(entry["podcast_transcript"])]
-    chapters = (_first(raw, "podcast:chapters") or {}).get("attrs") or entry.get("podcast_chapters") or {}
-    summary = entry.get("summary")
-    content = entry.get("content") or []
-    description_html = content[0].get("value") if content and not summary else summary
-    explicit_raw = _text(raw, "itunes:explicit")
-    image = _first(raw, "itunes:image")
+    ] or basics["transcripts"]
+    chapters = (_first(raw, "podcast:chapters") or {}).get("attrs") or basics["chapters"]
+    description_html = basics["description_html"]
     record: dict[str, Any] = {
         "guid": guid,
         "guid_source": guid_source,
         "feed_position": position,
         "title": title,
         "itunes_title": itunes_title,
-        "link": entry.get("link"),
+        "link": basics["link"],
         "description_html": description_html,
         "description_text": html_to_text(description_html),
-        "published_raw": entry.get("published") or entry.get("updated"),
-        "published_at": struct_to_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
+        "published_raw": basics["published_raw"],
+        "published_at": struct_to_utc(basics["published"]),
         "duration_raw": duration_raw,
         "duration_seconds": None,
-        "explicit_raw": explicit_raw,
-        "itunes_episode_type": _text(raw, "itunes:episodeType") or entry.get("itunes_episodetype"),
+        "explicit_raw": _text(raw, "itunes:explicit"),
+        "itunes_episode_type": _text(raw, "itunes:episodeType") or basics["episode_type"],
         "season_raw": season_raw,
         "season_number": parse_positive_int(season_raw),
         "episode_raw": episode_raw,
@@ -443,7 +580,7 @@ def _episode_record(entry, raw: list[dict[str, Any]], position: int) -> tuple[di
         "enclosure_url": enclosure_url,
         "enclosure_length": parse_positive_int(str(enclosure_length)) if enclosure_length is not None else None,
         "enclosure_type": enclosure_type,
-        "image_url": (image or {}).get("attrs", {}).get("href"),
+        "image_url": _attr(raw, "itunes:image", "href"),
         "transcripts": transcripts,
         "chapters_url": chapters.get("url"),
         "chapters_type": chapters.get("type"),
@@ -458,6 +595,6 @@ def _episode_record(entry, raw: list[dict[str, Any]], position: int) -> tuple[di
         record["duration_seconds"] = parse_duration(duration_raw)
     except InvalidDuration as exc:
         return record, Rejection("invalid_duration", str(exc))
-    record["payload"] = {"elements": raw} if raw else _entry_payload(entry)
+    record["payload"] = {"elements": raw} if raw else basics["_payload"]
     record["content_hash"] = content_hash(record)
     return record, None
