@@ -21,6 +21,14 @@ HANG_SECONDS = 6.0
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def get_request(self):
+        import socket
+
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
     request_queue_size = 2048
     allow_reuse_address = True
 
@@ -114,9 +122,11 @@ class SimulatorServer:
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
+                # Headers and body in one write: two small writes meet delayed ACKs (~40 ms).
+                self._headers_buffer.append(b"\r\n")
                 if self.command != "HEAD" and body:
-                    self.wfile.write(body)
+                    self._headers_buffer.append(body)
+                self.flush_headers()
 
             def do_POST(self) -> None:
                 """`POST /admin/change?every=10`: publish a new version of every 10th feed."""

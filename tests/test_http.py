@@ -1,6 +1,5 @@
 """The fetcher against misbehaving servers (real HTTP on loopback)."""
 
-import asyncio
 import gzip
 import threading
 import time
@@ -82,11 +81,8 @@ def fetch(url, etag=None, **policy):
                 wait_max_seconds=0.2, max_bytes=1_000_000)
     base.update(policy)
 
-    async def go():
-        async with Fetcher(FetchPolicy(**base)) as fetcher:
-            return await fetcher.fetch(url, etag)
-
-    return asyncio.run(go())
+    with Fetcher(FetchPolicy(**base)) as fetcher:
+        return fetcher.fetch(url, etag)
 
 
 def test_conditional_get(server):

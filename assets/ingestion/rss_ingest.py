@@ -8,8 +8,9 @@ transaction (a crash leaves no half-written poll behind, so a 304 never hides un
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
@@ -105,29 +106,23 @@ def previous_validators(conn: psycopg.Connection, urls: list[str]) -> dict[str, 
     return {url: (etag, last_modified) for url, etag, last_modified in rows}
 
 
-async def poll_feeds(
+def poll_feeds(
     sources: RssSources, policy: FetchPolicy, validators: dict[str, tuple[str | None, str | None]],
     concurrency: int,
 ) -> list[FeedOutcome]:
-    import hashlib
+    """Fetch and parse every feed, `concurrency` at a time, in feed-list order."""
 
-    gate = asyncio.Semaphore(concurrency)
+    def one(fetcher: Fetcher, source: FeedSource) -> FeedOutcome:
+        etag, last_modified = validators.get(source.url, (None, None))
+        result = fetcher.fetch(source.url, etag, last_modified)
+        outcome = FeedOutcome(source, result)
+        if result.ok:
+            outcome.content_sha256 = hashlib.sha256(result.body).hexdigest()
+            outcome.parsed = parse_feed(result.body, source.url, result.headers.get("content-type"), sources.strict_xml)
+        return outcome
 
-    async with Fetcher(policy) as fetcher:
-
-        async def one(source: FeedSource) -> FeedOutcome:
-            etag, last_modified = validators.get(source.url, (None, None))
-            async with gate:
-                result = await fetcher.fetch(source.url, etag, last_modified)
-            outcome = FeedOutcome(source, result)
-            if result.ok:
-                outcome.content_sha256 = hashlib.sha256(result.body).hexdigest()
-                outcome.parsed = await asyncio.to_thread(
-                    parse_feed, result.body, source.url, result.headers.get("content-type"), sources.strict_xml
-                )
-            return outcome
-
-        return await asyncio.gather(*(one(s) for s in sources.feeds))
+    with Fetcher(policy, pool_size=concurrency) as fetcher, ThreadPoolExecutor(concurrency, "feed-poll") as pool:
+        return list(pool.map(lambda source: one(fetcher, source), sources.feeds))
 
 
 def _sql(name: str) -> str:
@@ -248,7 +243,7 @@ def ingest_rss(
     with psycopg.connect(warehouse_url) as conn:
         urls = [s.url for s in sources.feeds]
         validators = {} if force_refetch else previous_validators(conn, urls)
-        outcomes = asyncio.run(poll_feeds(sources, policy, validators, concurrency))
+        outcomes = poll_feeds(sources, policy, validators, concurrency)
         stats = store_outcomes(conn, outcomes, batch_id)
         conn.commit()
     return stats
