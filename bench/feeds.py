@@ -6,7 +6,10 @@ timed poll fetches, parses and stores what changed while the rest answer 304. Th
 in the same run, is the naive loop: `feedparser.parse(url)` for each feed, one after another
 (it fetches with urllib and parses everything every time; it stores nothing).
 
-    python bench/feeds.py [--feeds 1000] [--changed-every 10]
+    python bench/feeds.py [--feeds 1000] [--changed-every 10] [--latency-ms 0]
+
+With `--latency-ms 50` every response is delayed as a feed host across the internet would be;
+the default is bare loopback, where only CPU counts.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--changed-every", type=int, default=10)
     parser.add_argument("--database-url", default=None, help="default: a throwaway embedded PostgreSQL")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="delay the simulator adds to every response (0: bare loopback)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-feeds-"))
@@ -60,8 +65,11 @@ def main() -> None:
                         episodes_per_show=[10, 40], feed_defects=False)
     sources: RssSources = load_sources(work / "sources.yaml")
     urls = [f.url for f in sources.feeds]
-    server = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--sources", str(work / "sources.yaml")],
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--sources", str(work / "sources.yaml"),
+         "--latency-ms", str(args.latency_ms)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
     pg_dir = None
     try:
         wait_until_up(f"http://127.0.0.1:{port}")
@@ -97,7 +105,7 @@ def main() -> None:
             stop_embedded_server(pg_dir)
 
     n = len(urls)
-    print(f"feeds: {n}, changed before the timed poll: {changed}")
+    print(f"feeds: {n}, changed before the timed poll: {changed}, added latency per response: {args.latency_ms} ms")
     print(f"first poll (all {warm.outcomes['fetched']} fetched, parsed, stored): {warm_seconds:.2f} s = {n / warm_seconds:.0f} polls/s")
     print(f"timed poll: {timed.outcomes['fetched']} fetched + {timed.outcomes['not_modified']} not modified "
           f"in {ours:.2f} s = {n / ours:.0f} polls/s")

@@ -53,11 +53,12 @@ def generate(out_dir: Path, seed: int, port: int) -> None:
 
 @cli.command()
 @click.option("--sources", "sources_file", type=click.Path(path_type=Path, exists=True), required=True)
-def serve(sources_file: Path) -> None:
+@click.option("--latency-ms", default=0.0, show_default=True, help="Delay added to every response.")
+def serve(sources_file: Path, latency_ms: float) -> None:
     """Serve the network described in a sources.yaml written by `generate`."""
     spec = yaml.safe_load(sources_file.read_text())["simulator"]
     network = build_network(seed=spec["seed"], **spec.get("network", {}))
-    server = SimulatorServer(network, port=spec["port"])
+    server = SimulatorServer(network, port=spec["port"], latency_seconds=latency_ms / 1000)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"serving {len(network.shows)} feeds on {server.base_url}", err=True)
     try:

@@ -42,9 +42,14 @@ class _Server(ThreadingHTTPServer):
 class SimulatorServer:
     """`with SimulatorServer(network, port=0) as sim: sim.base_url ...`"""
 
-    def __init__(self, network: Network, host: str = "127.0.0.1", port: int = 0, hang_seconds: float = HANG_SECONDS):
+    def __init__(
+        self, network: Network, host: str = "127.0.0.1", port: int = 0, hang_seconds: float = HANG_SECONDS,
+        latency_seconds: float = 0.0,
+    ):
         self.network = network
         self.hang_seconds = hang_seconds
+        # Added to every response: the round trip of a feed host across the internet.
+        self.latency_seconds = latency_seconds
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, int], tuple[bytes, str, str]] = {}
@@ -144,6 +149,8 @@ class SimulatorServer:
                 self.do_GET()
 
             def do_GET(self) -> None:
+                if sim.latency_seconds:
+                    time.sleep(sim.latency_seconds)
                 path = self.path.split("?", 1)[0]
                 with sim._lock:
                     sim.requests[path] += 1
