@@ -3,10 +3,12 @@
 import dagster as dg
 
 from assets.dbt import build_dbt_assets, dbt_resource
+from assets.ingestion.listener_logs import listener_logs
 from assets.ingestion.rss import rss_feeds
 from pipelines.checks import CHECKS
 from pipelines.jobs import JOBS
 from pipelines.schedules import SCHEDULES
+from pipelines.sensors import SENSORS
 from pipelines.settings import get_settings
 from resources.http import HttpResource
 from resources.warehouse import WarehouseResource
@@ -27,9 +29,10 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[rss_feeds, build_dbt_assets()],
+    assets=[rss_feeds, listener_logs, build_dbt_assets()],
     asset_checks=CHECKS,
     jobs=JOBS,
     schedules=SCHEDULES,
+    sensors=SENSORS,
     resources=build_resources(),
 )

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from assets.ingestion.listener_logs import LOG_KEYS, LOG_PARTITIONS
+
 RSS_KEYS = [
     dg.AssetKey(["raw", "rss_feed_fetches"]),
     dg.AssetKey(["raw", "rss_podcasts"]),
@@ -16,8 +18,13 @@ rss_ingest_job = dg.define_asset_job(
 )
 
 materialize_all_job = dg.define_asset_job(
-    "materialize_all", selection=dg.AssetSelection.all(),
-    description="Every asset once: ingestion, checks, dbt staging and marts.",
+    "materialize_all", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS),
+    description="Every unpartitioned asset once: feeds, checks, dbt staging and marts.",
 )
 
-JOBS = [rss_ingest_job, materialize_all_job]
+listener_logs_job = dg.define_asset_job(
+    "listener_logs", selection=dg.AssetSelection.assets(*LOG_KEYS), partitions_def=LOG_PARTITIONS,
+    description="Load one day's access-log files into raw.listener_events.",
+)
+
+JOBS = [rss_ingest_job, materialize_all_job, listener_logs_job]

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     sources_file: Path | None = None
     dbt_project_dir: Path = REPO_ROOT / "dbt_project"
     simulator_port: int = 8765
+    log_landing_dir: Path | None = None
+    log_settle_seconds: float = 10.0
+    ip_hash_secret: str | None = None
     ui_port: int = 3000
 
     @property
@@ -42,6 +45,26 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return self.data_dir / "dagster_home"
+
+    def resolved_log_landing_dir(self) -> Path:
+        """Where access logs are dropped: one folder per tenant."""
+        return self.log_landing_dir or self.data_dir / "landing" / "logs"
+
+    def resolved_ip_hash_secret(self) -> bytes:
+        """The key behind the per-tenant IP salts: `PODCAST_IP_HASH_SECRET`, else a random key
+        created once under the data directory (hashes must stay stable across runs)."""
+        if self.ip_hash_secret:
+            return self.ip_hash_secret.encode()
+        path = self.data_dir / "ip_hash.key"
+        if not path.exists():
+            import os
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
 
     def resolved_sources_file(self) -> Path:
         """The feed list: `PODCAST_SOURCES_FILE`, else the one the simulator wrote for the demo."""

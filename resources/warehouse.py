@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 # Event tables that become hypertables when TimescaleDB is present: table -> time column.
-HYPERTABLES: dict[str, str] = {"raw.rss_feed_fetches": "fetched_at"}
+HYPERTABLES: dict[str, str] = {"raw.rss_feed_fetches": "fetched_at", "raw.listener_events": "event_time"}
 
 log = logging.getLogger(__name__)
 

@@ -125,3 +125,60 @@ create table if not exists quarantine.rss_episodes (
     _batch_id      text,
     primary key (tenant_id, feed_url, item_key, reason_code)
 );
+
+-- One row per request in a hosting/CDN access log. Client addresses are stored only as keyed
+-- hashes (per-tenant salt): the address, and the listener prefix (IPv4 address or IPv6 /64).
+create table if not exists raw.listener_events (
+    tenant_id       text        not null,
+    event_time      timestamptz not null,
+    log_date        date        not null,
+    file_key        text        not null,
+    line_no         integer     not null,
+    host            text,
+    path            text        not null,
+    query           text,
+    method          text        not null,
+    status          integer     not null,
+    bytes_sent      bigint      not null,
+    range_start     bigint,
+    range_end       bigint,
+    ip_hash         text        not null,
+    ip_prefix_hash  text        not null,
+    ip_version      smallint    not null,
+    user_agent      text,
+    referer         text,
+    country         text,
+    _ingested_at    timestamptz not null default now(),
+    _source         text        not null,
+    _batch_id       text,
+    primary key (file_key, line_no, event_time)
+);
+create index if not exists listener_events_date_idx on raw.listener_events (log_date, tenant_id);
+create index if not exists listener_events_time_idx on raw.listener_events (event_time);
+
+-- Lines that could not be read, with the reason; addresses in the line are hashed.
+create table if not exists quarantine.listener_events (
+    tenant_id    text    not null,
+    file_key     text    not null,
+    line_no      integer not null,
+    reason_code  text    not null,
+    detail       text,
+    line         text,
+    _ingested_at timestamptz not null default now(),
+    _batch_id    text,
+    primary key (file_key, line_no)
+);
+
+-- Which log file was loaded, in which version: a file is loaded once per content.
+create table if not exists ops.listener_log_files (
+    file_key          text primary key,
+    tenant_id         text        not null,
+    log_date          date        not null,
+    format            text        not null,
+    size_bytes        bigint      not null,
+    sha256            text        not null,
+    rows_loaded       bigint      not null,
+    rows_quarantined  bigint      not null,
+    loaded_at         timestamptz not null default now(),
+    _batch_id         text
+);

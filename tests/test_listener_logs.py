@@ -1,0 +1,236 @@
+"""Access logs: parsing, hashing, and loads that never duplicate or lose a line."""
+
+import gzip
+import json
+import os
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.ingestion.listener_logs import listener_logs
+from assets.ingestion.listener_logs_load import discover, load_file
+from assets.ingestion.listener_logs_parse import (
+    BadLine,
+    IpHasher,
+    parse_cdn_json_line,
+    parse_combined_line,
+)
+from pipelines.sensors import listener_log_files_sensor
+from resources.warehouse import WarehouseResource
+from simulator.logs import generate_logs
+from tests.conftest import query
+
+HASHER = IpHasher.for_tenant(b"test-secret", "northwind")
+DAYS = [date(2026, 11, 1), date(2026, 11, 2)]
+
+
+def test_combined_line_with_range_and_offset():
+    line = ('cdn.example.com:443 203.0.113.9 - - [02/Nov/2026:00:00:03 -0500] "GET /a/ep-1.mp3?aid=rss HTTP/1.1" '
+            '206 524288 "-" "AntennaPod/3.4.0" "bytes=0-524287"')
+    event = parse_combined_line(line)
+    assert event["event_time"] == datetime(2026, 11, 2, 5, 0, 3, tzinfo=timezone.utc)
+    assert (event["host"], event["path"], event["query"]) == ("cdn.example.com", "/a/ep-1.mp3", "aid=rss")
+    assert (event["status"], event["bytes_sent"], event["range_start"], event["range_end"]) == (206, 524288, 0, 524287)
+    plain = parse_combined_line('2a02:1::5 - - [01/Nov/2026:10:00:00 +0000] "HEAD /x.mp3 HTTP/1.1" 200 - "-" "curl/8"')
+    assert (plain["host"], plain["method"], plain["bytes_sent"], plain["range_start"]) == (None, "HEAD", 0, None)
+
+
+def test_cdn_json_line():
+    event = parse_cdn_json_line(json.dumps({
+        "ts": "2026-11-01T10:00:00.250Z", "c_ip": "2a02:1::5", "cs_method": "get", "cs_host": "CDN.example.com",
+        "cs_uri": "/x.mp3", "sc_status": 200, "sc_bytes": 10, "cs_range": None, "cs_user_agent": "Overcast/3.0",
+        "geo_country": "DE"}))
+    assert (event["method"], event["host"], event["country"]) == ("GET", "cdn.example.com", "DE")
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("-", "unparseable_line"),
+    ('cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 12', "unparseable_line"),
+    ('cdn:443 1.2.3.4 - - [32/Foo/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"', "bad_timestamp"),
+    ('cdn:443 1.2.3.999 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"', "bad_ip"),
+])
+def test_bad_combined_lines(line, reason):
+    with pytest.raises(BadLine) as err:
+        parse_combined_line(line)
+    assert err.value.reason_code == reason
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ('{"ts": "2026-11-01T10:00:00Z", "c_ip": "1.2.3.4"', "unparseable_line"),
+    ('{"ts": "2026-11-01T10:00:00Z", "c_ip": "1.2.3.4", "cs_method": "GET", "sc_status": 200}', "missing_field"),
+    ('{"ts": "yesterday", "c_ip": "1.2.3.4", "cs_method": "GET", "cs_uri": "/", "sc_status": 200}', "bad_value"),
+    ('[1, 2]', "unparseable_line"),
+])
+def test_bad_json_lines(line, reason):
+    with pytest.raises(BadLine) as err:
+        parse_cdn_json_line(line)
+    assert err.value.reason_code == reason
+
+
+def test_hashing_is_keyed_per_tenant_and_groups_ipv6_by_64():
+    a, prefix_a, v = HASHER.hash_ip("2a02:1:2:3:aaaa::1")
+    b, prefix_b, _ = HASHER.hash_ip("2a02:1:2:3:bbbb::2")
+    assert v == 6 and a != b and prefix_a == prefix_b
+    other_tenant = IpHasher.for_tenant(b"test-secret", "riverbend")
+    assert other_tenant.hash_ip("198.51.100.7")[0] != HASHER.hash_ip("198.51.100.7")[0]
+    assert HASHER.hash_ip("::ffff:198.51.100.7") == HASHER.hash_ip("198.51.100.7")
+    redacted = HASHER.redact('cdn:443 198.51.100.7 - - [x] "GET /" 2a02:1:2:3::9 "ua/1.0"')
+    assert "198.51.100.7" not in redacted and "2a02:1:2:3::9" not in redacted and "ua/1.0" in redacted
+
+
+@pytest.fixture(scope="module")
+def log_truth(truth, tmp_path_factory):
+    landing = tmp_path_factory.mktemp("landing")
+    generated = generate_logs(truth, landing, DAYS, seed=5, listeners_per_tenant=25)
+    old = time.time() - 3600
+    for path in landing.rglob("*"):
+        os.utime(path, (old, old))
+    return landing, generated
+
+
+def _addresses(text: str) -> list[str]:
+    import ipaddress
+    import re
+
+    found = []
+    for token in re.findall(r"(?<![\w.:])[0-9A-Fa-f:.]{7,}(?![\w.:])", text):
+        try:
+            found.append(str(ipaddress.ip_address(token.strip(".:"))))
+        except ValueError:
+            pass
+    return found
+
+
+def _load_all(url, landing, batch="b1"):
+    import psycopg
+
+    results = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for log in discover(landing, settle_seconds=60):
+            results.append(load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), batch))
+    return results
+
+
+def test_load_keeps_every_line_once_and_never_stores_a_clear_address(fresh_db, log_truth):
+    landing, generated = log_truth
+    results = _load_all(fresh_db, landing)
+    assert results and all(r.status == "loaded" for r in results)
+    loaded = query(fresh_db, "select count(*) from raw.listener_events")[0][0]
+    quarantined = query(fresh_db, "select count(*) from quarantine.listener_events")[0][0]
+    assert quarantined == generated.damaged_lines > 0
+    assert loaded + quarantined == generated.lines
+    leaks = query(fresh_db, r"""select count(*) from raw.listener_events
+                               where ip_hash ~ '\d+\.\d+\.\d+\.\d+' or ip_hash like '%:%' or length(ip_hash) <> 32""")[0][0]
+    assert leaks == 0
+    stored_lines = [r[0] for r in query(fresh_db, "select line from quarantine.listener_events")]
+    assert not [line for line in stored_lines if _addresses(line)]  # every address was hashed
+
+    again = _load_all(fresh_db, landing, batch="b2")
+    assert {r.status for r in again} == {"unchanged"}
+    assert query(fresh_db, "select count(*) from raw.listener_events")[0][0] == loaded
+
+
+def test_rewritten_file_replaces_its_rows(fresh_db, tmp_path):
+    folder = tmp_path / "northwind"
+    folder.mkdir()
+    line = 'cdn.x:443 198.51.100.7 - - [01/Nov/2026:10:00:0{} +0000] "GET /a.mp3 HTTP/1.1" 200 10 "-" "ua"\n'
+    path = folder / "access-northwind-2026-11-01.log"
+    path.write_text(line.format(1) + line.format(2))
+    os.utime(path, (time.time() - 3600,) * 2)
+    _load_all(fresh_db, tmp_path)
+    path.write_text(line.format(1) + line.format(2) + line.format(3))  # the host appended to the day's file
+    os.utime(path, (time.time() - 3600,) * 2)
+    _load_all(fresh_db, tmp_path)
+    assert query(fresh_db, "select count(*), count(distinct line_no) from raw.listener_events") == [(3, 3)]
+
+
+def test_a_load_killed_half_way_leaves_nothing_and_reruns_cleanly(fresh_db, log_truth, monkeypatch):
+    import psycopg
+
+    import assets.ingestion.listener_logs_load as loader
+
+    landing, _ = log_truth
+    log = discover(landing, settle_seconds=60)[0]
+    real = loader.PARSERS[loader.detect_format(next(loader.read_lines(log.path))[1])]
+    calls = {"n": 0}
+
+    def dying(line):
+        calls["n"] += 1
+        if calls["n"] == 500:
+            raise KeyboardInterrupt("killed")
+        return real(line)
+
+    monkeypatch.setitem(loader.PARSERS, loader.detect_format(next(loader.read_lines(log.path))[1]), dying)
+    with psycopg.connect(fresh_db, autocommit=True) as conn, pytest.raises(KeyboardInterrupt):
+        load_file(conn, log, HASHER, "killed")
+    assert query(fresh_db, "select count(*) from raw.listener_events") == [(0,)]
+    assert query(fresh_db, "select count(*) from ops.listener_log_files") == [(0,)]
+    monkeypatch.undo()
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        result = load_file(conn, log, HASHER, "rerun")
+    assert result.status == "loaded"
+    assert query(fresh_db, "select count(*), count(distinct (file_key, line_no)) from raw.listener_events") == [(result.rows, result.rows)]
+
+
+def test_half_written_files_are_not_read(fresh_db, tmp_path):
+    folder = tmp_path / "northwind"
+    folder.mkdir()
+    line = 'cdn.x:443 198.51.100.7 - - [01/Nov/2026:10:00:01 +0000] "GET /a.mp3 HTTP/1.1" 200 10 "-" "ua"\n'
+    (folder / "access-northwind-2026-11-01.log.part").write_text(line)          # still downloading
+    fresh = folder / "access-northwind-2026-11-02.log"
+    fresh.write_text(line)                                                       # modified just now
+    cut = folder / "access-northwind-2026-11-03.log.gz"
+    cut.write_bytes(gzip.compress((line * 2000).encode())[:-200])                # gzip cut short
+    os.utime(cut, (time.time() - 3600,) * 2)
+    ready = discover(tmp_path, settle_seconds=30)
+    assert [f.file_key for f in ready] == ["northwind/access-northwind-2026-11-03.log.gz"]
+    results = _load_all(fresh_db, tmp_path)
+    assert [r.status for r in results] == ["incomplete"]
+    assert query(fresh_db, "select count(*) from raw.listener_events") == [(0,)]
+    cut.write_bytes(gzip.compress((line * 2000).encode()))                       # the writer finished
+    os.utime(cut, (time.time() - 3600,) * 2)
+    assert [r.status for r in _load_all(fresh_db, tmp_path)] == ["loaded"]
+    assert query(fresh_db, "select count(*) from raw.listener_events") == [(2000,)]
+
+
+def test_sensor_requests_each_day_once_and_survives_restarts(log_truth, monkeypatch, tmp_path):
+    landing, _ = log_truth
+    monkeypatch.setenv("PODCAST_LOG_LANDING_DIR", str(landing))
+    from pipelines.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        first = listener_log_files_sensor(dg.build_sensor_context())
+        keys = sorted({r.partition_key for r in first})
+        assert keys[:2] == ["2026-11-01", "2026-11-02"]
+        context = dg.build_sensor_context(cursor=None)
+        listener_log_files_sensor(context)
+        cursor = context.cursor
+        restarted = listener_log_files_sensor(dg.build_sensor_context(cursor=cursor))
+        assert isinstance(restarted, dg.SkipReason)
+        new = landing / "northwind" / "access-northwind-2026-11-09.log"
+        new.write_text('cdn.x:443 198.51.100.7 - - [09/Nov/2026:10:00:01 +0000] "GET /a.mp3 HTTP/1.1" 200 10 "-" "ua"\n')
+        os.utime(new, (time.time() - 3600,) * 2)
+        after = listener_log_files_sensor(dg.build_sensor_context(cursor=cursor))
+        assert [r.partition_key for r in after] == ["2026-11-09"]
+        new.unlink()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_partitioned_asset_materializes_a_day(fresh_db, log_truth):
+    landing, _ = log_truth
+    result = dg.materialize(
+        [listener_logs], partition_key="2026-11-01",
+        resources={"warehouse": WarehouseResource(database_url=fresh_db)},
+        run_config={"ops": {"listener_logs": {"config": {"landing_dir": str(landing), "settle_seconds": 0}}}},
+    )
+    assert result.success
+    counts = {e.asset_key.to_user_string(): e.materialization.metadata["dagster/row_count"].value
+              for e in result.get_asset_materialization_events()}
+    stored = query(fresh_db, "select count(*) from raw.listener_events where log_date = '2026-11-01'")[0][0]
+    assert counts["raw/listener_events"] == stored > 0
+    assert query(fresh_db, "select count(distinct log_date) from raw.listener_events") == [(1,)]
