@@ -64,7 +64,8 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
     """Generate the sample network, serve it, materialize every asset once. Returns a summary."""
     import dagster as dg
 
-    from simulator.__main__ import write_network_files
+    from assets.ingestion.listener_logs_load import discover
+    from simulator.__main__ import write_log_files, write_network_files, DEMO_LOG_DAYS
     from simulator.network import build_network
     from simulator.server import SimulatorServer
 
@@ -77,30 +78,40 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
     os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
     console.print(f"[green]✓[/] simulated network: {len(truth['feeds'])} feeds, {len(truth['episodes'])} episodes")
 
+    landing = settings.resolved_log_landing_dir()
+    log_truth = write_log_files(truth, landing, settings.simulator_dir, seed=seed)
+    console.print(f"[green]✓[/] access logs: {log_truth['lines']:,} lines over {len(DEMO_LOG_DAYS)} days in {landing}")
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     server = SimulatorServer(build_network(seed=seed), port=settings.simulator_port).start()
     try:
         from pipelines.definitions import defs
 
-        job = defs.resolve_job_def("materialize_all")
+        instance = dg.DagsterInstance.get()
+        started = time.perf_counter()
         with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
-            instance = dg.DagsterInstance.get()
-            started = time.perf_counter()
-            result = job.execute_in_process(
-                instance=instance, raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            elapsed = time.perf_counter() - started
+            results = [defs.resolve_job_def("materialize_all").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=quiet)]
+        log_job = defs.resolve_job_def("load_listener_logs")
+        days = sorted({f.log_date.isoformat() for f in discover(landing, settle_seconds=0)})
+        for day in days:
+            with console.status(f"Loading access logs of {day}..."):
+                config = {**quiet, "ops": {"listener_logs": {"config": {"settle_seconds": 0}}}}
+                results.append(log_job.execute_in_process(
+                    instance=instance, partition_key=day, raise_on_error=False, run_config=config))
+        elapsed = time.perf_counter() - started
     finally:
         server.stop()
 
     checks = [
         e.event_specific_data
+        for result in results
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     summary = {
-        "success": result.success,
-        "run_id": result.run_id,
+        "success": all(r.success for r in results),
+        "run_id": ", ".join(r.run_id[:8] for r in results),
         "seconds": round(elapsed, 1),
         "checks_passed": sum(1 for c in checks if c.passed),
         "checks_failed": [c.asset_check_key.to_user_string() for c in checks if not c.passed],
@@ -118,7 +129,7 @@ def _print_summary(summary: dict, settings: Settings) -> None:
         table.add_row(name, f"{count:,}")
     console.print(table)
     status = "[green]succeeded[/]" if summary["success"] else "[red]failed[/]"
-    console.print(f"Run {summary['run_id']} {status} in {summary['seconds']} s")
+    console.print(f"Runs {summary['run_id']} {status} in {summary['seconds']} s")
     console.print(f"Checks passed: {summary['checks_passed']}, failed: {len(summary['checks_failed'])}")
     for key in summary["checks_failed"]:
         console.print(f"  [red]✗[/] {key}")

@@ -23,7 +23,7 @@ materialize_all_job = dg.define_asset_job(
 )
 
 listener_logs_job = dg.define_asset_job(
-    "listener_logs", selection=dg.AssetSelection.assets(*LOG_KEYS), partitions_def=LOG_PARTITIONS,
+    "load_listener_logs", selection=dg.AssetSelection.assets(*LOG_KEYS), partitions_def=LOG_PARTITIONS,
     description="Load one day's access-log files into raw.listener_events.",
 )
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
 import yaml
 
+from simulator.logs import generate_logs, truth_document
 from simulator.network import build_network
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
@@ -35,6 +38,19 @@ def write_network_files(out_dir: Path, seed: int, port: int, **network_args) -> 
     }
     (out_dir / "sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False))
     return truth
+
+
+DEMO_LOG_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+
+
+def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: list[date] = DEMO_LOG_DAYS) -> dict:
+    """Write the network's access logs into the landing folder (replacing earlier demo logs)
+    and their ground truth (IAB downloads per episode and day) to out_dir/logs_truth.json."""
+    if landing.exists():
+        shutil.rmtree(landing)
+    generated = truth_document(generate_logs(truth, landing, days, seed=seed))
+    (out_dir / "logs_truth.json").write_text(json.dumps(generated, indent=1, sort_keys=True))
+    return generated
 
 
 @click.group()

@@ -47,6 +47,10 @@ def test_demo_runs_to_completion_with_ground_truth(demo_runs):
     bad_feeds = {(f["feed_url"], f["reason_code"]) for f in truth["feeds"] if f["expected"] == "quarantined"}
     assert set(query(url, "select feed_url, reason_code from quarantine.rss_feeds")) == bad_feeds
     assert (data_dir / "dagster_home" / "dagster.yaml").exists()
+    logs = json.loads((data_dir / "simulator" / "logs_truth.json").read_text())
+    loaded = query(url, "select count(*) from raw.listener_events")[0][0]
+    damaged = query(url, "select count(*) from quarantine.listener_events")[0][0]
+    assert damaged == logs["damaged_lines"] > 0 and loaded + damaged == logs["lines"]
     runs = query(url.replace("/podcast?", "/dagster?"), "select status from runs")
     assert ("SUCCESS",) in runs  # the run is recorded in the Dagster instance (Postgres storage)
 
@@ -57,7 +61,8 @@ def test_second_demo_changes_no_row_counts_and_uses_conditional_get(demo_runs):
 
     def table_lines(out):
         return {line for line in out.splitlines() if "│ marts." in line or "│ staging." in line
-                or "│ quarantine." in line or "│ raw.rss_episodes" in line or "│ raw.rss_podcasts" in line}
+                or "│ quarantine." in line or "│ raw.rss_episodes" in line or "│ raw.rss_podcasts" in line
+                or "│ raw.listener_events" in line}
 
     assert table_lines(first.stdout) and table_lines(first.stdout) == table_lines(second.stdout)
     polls = query(url, "select _batch_id, outcome, count(*) from raw.rss_feed_fetches group by 1, 2")
