@@ -89,9 +89,7 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
 
         instance = dg.DagsterInstance.get()
         started = time.perf_counter()
-        with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
-            results = [defs.resolve_job_def("materialize_all").execute_in_process(
-                instance=instance, raise_on_error=False, run_config=quiet)]
+        results = []
         log_job = defs.resolve_job_def("load_listener_logs")
         days = sorted({f.log_date.isoformat() for f in discover(landing, settle_seconds=0)})
         for day in days:
@@ -99,6 +97,9 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
                 config = {**quiet, "ops": {"listener_logs": {"config": {"settle_seconds": 0}}}}
                 results.append(log_job.execute_in_process(
                     instance=instance, partition_key=day, raise_on_error=False, run_config=config))
+        with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
+            results.append(defs.resolve_job_def("materialize_all").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=quiet))
         elapsed = time.perf_counter() - started
     finally:
         server.stop()

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     log_landing_dir: Path | None = None
     log_settle_seconds: float = 10.0
     ip_hash_secret: str | None = None
+    user_agent_patterns_dir: Path = REPO_ROOT / "resources" / "user_agents"
+    datacenter_ranges_file: Path | None = None
     ui_port: int = 3000
 
     @property
@@ -65,6 +67,18 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
+
+    def datacenter_networks(self) -> list:
+        """Data-centre / VPN ranges whose requests IAB counting excludes (one CIDR per line)."""
+        import ipaddress
+
+        path = self.datacenter_ranges_file
+        if path is None and (self.simulator_dir / "datacenters.txt").exists():
+            path = self.simulator_dir / "datacenters.txt"
+        if path is None:
+            return []
+        lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+        return [ipaddress.ip_network(line, strict=False) for line in lines if line]
 
     def resolved_sources_file(self) -> Path:
         """The feed list: `PODCAST_SOURCES_FILE`, else the one the simulator wrote for the demo."""

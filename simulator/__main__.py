@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import yaml
 
-from simulator.logs import generate_logs, truth_document
+from simulator.logs import DATACENTER_CIDRS, generate_logs, truth_document
 from simulator.network import build_network
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
@@ -49,6 +49,7 @@ def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: 
     if landing.exists():
         shutil.rmtree(landing)
     generated = truth_document(generate_logs(truth, landing, days, seed=seed))
+    (out_dir / "datacenters.txt").write_text("# data-centre ranges of the simulated network\n" + "\n".join(DATACENTER_CIDRS) + "\n")
     (out_dir / "logs_truth.json").write_text(json.dumps(generated, indent=1, sort_keys=True))
     return generated
 

@@ -282,10 +282,12 @@ def _write(rng, truth, folder: Path, tenant: str, requests: list[Request], days,
         lines = []
         for r in rows:
             line = _json_line(r) if use_json else _combined_line(r)
-            if rng.random() < damaged_rate:
-                line = rng.choice(DAMAGE)(line)
-                truth.damaged_lines += 1
             lines.append(line)
+            if rng.random() < damaged_rate:
+                # A damaged extra line (a torn write, bytes from another stream): the requests
+                # themselves all stay readable, so the download truth is exact.
+                lines.append(rng.choice(DAMAGE)(line))
+                truth.damaged_lines += 1
         truth.lines += len(lines)
         text = "\n".join(lines) + "\n"
         if use_json:

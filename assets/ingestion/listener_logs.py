@@ -40,13 +40,14 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     day = date.fromisoformat(context.partition_key)
     files = [f for f in discover(landing, settle) if f.log_date == day]
     secret = settings.resolved_ip_hash_secret()
+    datacenters = settings.datacenter_networks()
     warehouse.bootstrap()
     outcomes: Counter = Counter()
     quarantined: Counter = Counter()
     rows = 0
     with warehouse.connect(autocommit=True) as conn:
         for log in files:
-            result = load_file(conn, log, IpHasher.for_tenant(secret, log.tenant_id), context.run_id)
+            result = load_file(conn, log, IpHasher.for_tenant(secret, log.tenant_id), context.run_id, datacenters)
             outcomes[result.status] += 1
             rows += result.rows
             quarantined.update(result.quarantined)

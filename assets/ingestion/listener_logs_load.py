@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import ipaddress
 import re
 import time
 import zlib
@@ -24,7 +25,7 @@ PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".inprogress", ".crdownload")
 EVENT_COLUMNS = (
     "tenant_id", "event_time", "log_date", "file_key", "line_no", "host", "path", "query", "method",
     "status", "bytes_sent", "range_start", "range_end", "ip_hash", "ip_prefix_hash", "ip_version",
-    "user_agent", "referer", "country", "_source", "_batch_id",
+    "ip_datacenter", "user_agent", "referer", "country", "_source", "_batch_id",
 )
 
 
@@ -97,8 +98,19 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise IncompleteFile(f"{path.name}: {exc}") from exc
 
 
-def load_file(conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str) -> FileLoad:
-    """Load one file unless this very content is already loaded; replace an older version."""
+def in_networks(ip: str, networks: list) -> bool:
+    address = ipaddress.ip_address(ip)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks if network.version == address.version)
+
+
+def load_file(
+    conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list | None = None,
+) -> FileLoad:
+    """Load one file unless this very content is already loaded; replace an older version.
+
+    Data-centre membership is decided here, while the clear address is still in hand."""
     sha = file_sha256(log.path)
     previous = conn.execute(
         "select sha256 from ops.listener_log_files where file_key = %s", (log.file_key,)
@@ -131,12 +143,12 @@ def load_file(conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id
                     ip = event["ip"]
                     hashed = hashes.get(ip)
                     if hashed is None:
-                        hashed = hashes[ip] = hasher.hash_ip(ip)
+                        hashed = hashes[ip] = (*hasher.hash_ip(ip), in_networks(ip, datacenters or []))
                     copy.write_row((
                         log.tenant_id, event["event_time"], log.log_date, log.file_key, line_no,
                         event["host"], event["path"], event["query"], event["method"], event["status"],
                         event["bytes_sent"], event["range_start"], event["range_end"], hashed[0], hashed[1],
-                        hashed[2], event["user_agent"], event["referer"], event["country"], fmt, batch_id,
+                        hashed[2], hashed[3], event["user_agent"], event["referer"], event["country"], fmt, batch_id,
                     ))
                     result.rows += 1
             cur.executemany(

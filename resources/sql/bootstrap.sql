@@ -145,6 +145,7 @@ create table if not exists raw.listener_events (
     ip_hash         text        not null,
     ip_prefix_hash  text        not null,
     ip_version      smallint    not null,
+    ip_datacenter   boolean     not null default false,
     user_agent      text,
     referer         text,
     country         text,
@@ -153,6 +154,7 @@ create table if not exists raw.listener_events (
     _batch_id       text,
     primary key (file_key, line_no, event_time)
 );
+alter table raw.listener_events add column if not exists ip_datacenter boolean not null default false;
 create index if not exists listener_events_date_idx on raw.listener_events (log_date, tenant_id);
 create index if not exists listener_events_time_idx on raw.listener_events (event_time);
 
@@ -181,4 +183,28 @@ create table if not exists ops.listener_log_files (
     rows_quarantined  bigint      not null,
     loaded_at         timestamptz not null default now(),
     _batch_id         text
+);
+
+-- User-agent patterns in the OPAWG user-agents-v2 shape (bots, apps, libraries, browsers, devices).
+create table if not exists raw.user_agent_patterns (
+    pattern_set   text    not null,
+    ordinal       integer not null,
+    name          text    not null,
+    pattern       text    not null,
+    category      text,
+    source_file   text    not null,
+    _ingested_at  timestamptz not null default now(),
+    _batch_id     text,
+    primary key (pattern_set, ordinal)
+);
+
+create table if not exists quarantine.user_agent_patterns (
+    pattern_set   text    not null,
+    ordinal       integer not null,
+    name          text,
+    pattern       text,
+    reason_code   text    not null,
+    detail        text,
+    _ingested_at  timestamptz not null default now(),
+    primary key (pattern_set, ordinal)
 );

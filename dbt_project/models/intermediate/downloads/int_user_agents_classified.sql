@@ -1,0 +1,64 @@
+-- One row per distinct user agent: the OPAWG deterministic match (bots, apps, libraries,
+-- browsers, first pattern wins), the device, and the IAB rules that override it: malformed
+-- agents and Apple Watch duplicates are dropped, self-declared bots are bots.
+with agents as (
+    select distinct user_agent from {{ ref('stg_listener_logs__events') }}
+),
+
+patterns as (
+    select * from {{ ref('stg_reference__user_agent_patterns') }}
+),
+
+matched as (
+    select
+        agents.user_agent,
+        entity.pattern_set,
+        entity.entity_name,
+        device.entity_name as device_name,
+        device.category as device_category
+    from agents
+    left join lateral (
+        select p.pattern_set, p.entity_name
+        from patterns as p
+        where p.match_priority is not null and agents.user_agent ~ p.pattern
+        order by p.match_priority, p.ordinal
+        limit 1
+    ) as entity on true
+    left join lateral (
+        select p.entity_name, p.category
+        from patterns as p
+        where p.pattern_set = 'devices' and agents.user_agent ~ p.pattern
+        order by p.ordinal
+        limit 1
+    ) as device on true
+),
+
+final as (
+    select
+        user_agent,
+        case
+            when length(btrim(user_agent)) < 3 then 'malformed'
+            when (user_agent ~* '^atc/' and user_agent ~* 'watchos') or user_agent ~* '\(null\)/\(null\) watchos'
+                then 'watch'
+            when pattern_set = 'bots' then 'bot'
+            when pattern_set = 'apps' then 'app'
+            when pattern_set = 'libraries' then 'library'
+            when pattern_set = 'browsers' then 'browser'
+            when user_agent ~* '(bot|crawler|spider)' then 'bot'
+            else 'unknown'
+        end as agent_type,
+        coalesce(entity_name, 'Unknown') as agent_name,
+        coalesce(device_name, 'Unknown') as device_name,
+        coalesce(device_category, 'unknown') as device_category,
+        case
+            when user_agent ~* '(iphone|ipad|ios|cfnetwork|darwin|applecoremedia)' then 'ios'
+            when user_agent ~* 'android|dalvik|exoplayer' then 'android'
+            when user_agent ~* 'windows' then 'windows'
+            when user_agent ~* 'macintosh|mac os x' then 'macos'
+            when user_agent ~* 'linux' then 'linux'
+            else 'unknown'
+        end as platform
+    from matched
+)
+
+select * from final

@@ -1,0 +1,31 @@
+with source as (
+    select * from {{ source('listener_logs', 'listener_events') }}
+),
+
+renamed as (
+    select
+        md5(file_key || ':' || line_no) as request_id,
+        tenant_id,
+        event_time,
+        log_date,
+        file_key,
+        line_no,
+        lower(host) as host,
+        path,
+        lower(coalesce(host, '')) || path as media_key,
+        upper(method) as method,
+        status,
+        bytes_sent,
+        range_start,
+        range_end,
+        ip_hash,
+        ip_prefix_hash as listener_ip_key,
+        ip_version,
+        ip_datacenter as is_datacenter_ip,
+        coalesce(user_agent, '') as user_agent,
+        referer,
+        upper(country) as country_code
+    from source
+)
+
+select * from renamed
