@@ -51,6 +51,28 @@ def test_demo_runs_to_completion_with_ground_truth(demo_runs):
     loaded = query(url, "select count(*) from raw.listener_events")[0][0]
     damaged = query(url, "select count(*) from quarantine.listener_events")[0][0]
     assert damaged == logs["damaged_lines"] > 0 and loaded + damaged == logs["lines"]
+
+
+def test_demo_downloads_equal_the_iab_ground_truth(demo_runs):
+    data_dir, _, first, _, url = demo_runs
+    logs = json.loads((data_dir / "simulator" / "logs_truth.json").read_text())
+    want = {(d["tenant_id"], d["enclosure_url_normalized"].split("://", 1)[1], d["day"]): d["downloads"]
+            for d in logs["downloads"]}
+    got = {(t, m, d): n for t, m, d, n in query(url, """
+        select f.tenant_id, m.media_key, f.download_date::text, count(*)
+        from marts.fct_downloads f join intermediate.int_episode_media m using (episode_id)
+        group by 1, 2, 3""")}
+    assert sum(want.values()) > 1000
+    assert got == want
+    reasons = dict(query(url, "select exclusion_reason, count(*) from intermediate.int_downloads_iab_filtered "
+                              "where exclusion_reason is not null group by 1"))
+    # Every kind of request the simulator planted is excluded for its own reason.
+    assert {"bot", "watchos_dup", "datacenter_ip", "two_byte_range", "high_volume_ip", "below_threshold",
+            "head", "status_304", "bad_status", "unmatched_media"} <= set(reasons)
+    assert reasons["bot"] == logs["sessions"]["bot"] and reasons["high_volume_ip"] == logs["sessions"]["busy_ip"]
+    unmatched = {u for _, u, _ in query(url, "select tenant_id, media_key, 1 from intermediate.int_downloads_iab_filtered "
+                                             "where exclusion_reason = 'unmatched_media'")}
+    assert unmatched == {d["url"] for d in logs["unmatched_downloads"]}
     runs = query(url.replace("/podcast?", "/dagster?"), "select status from runs")
     assert ("SUCCESS",) in runs  # the run is recorded in the Dagster instance (Postgres storage)
 

@@ -1,6 +1,7 @@
 -- One row per distinct user agent: the OPAWG deterministic match (bots, apps, libraries,
 -- browsers, first pattern wins), the device, and the IAB rules that override it: malformed
--- agents and Apple Watch duplicates are dropped, self-declared bots are bots.
+-- agents and Apple Watch duplicates are dropped, self-declared robots are bots unless a
+-- podcast app pattern claimed them.
 with agents as (
     select distinct user_agent from {{ ref('stg_listener_logs__events') }}
 ),
@@ -42,9 +43,10 @@ final as (
                 then 'watch'
             when pattern_set = 'bots' then 'bot'
             when pattern_set = 'apps' then 'app'
+            -- self-declared robots are bots even when they otherwise look like a browser
+            when user_agent ~* '(bot\y|crawler|spider|scraper)' then 'bot'
             when pattern_set = 'libraries' then 'library'
             when pattern_set = 'browsers' then 'browser'
-            when user_agent ~* '(bot|crawler|spider)' then 'bot'
             else 'unknown'
         end as agent_type,
         coalesce(entity_name, 'Unknown') as agent_name,
