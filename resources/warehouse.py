@@ -25,6 +25,8 @@ from psycopg import sql
 # Event tables that become hypertables when TimescaleDB is present: table -> time column.
 HYPERTABLES: dict[str, str] = {"raw.rss_feed_fetches": "fetched_at", "raw.listener_events": "event_time"}
 
+LISTENER_EVENTS_RETENTION_DAYS = 400
+
 log = logging.getLogger(__name__)
 
 
@@ -139,6 +141,18 @@ def enable_timescale(conn: psycopg.Connection) -> list[str]:
             (table, time_column),
         )
         converted.append(table)
+    # Access logs: compressed after a week (segments per tenant), dropped after the retention.
+    conn.execute(
+        "alter table raw.listener_events set (timescaledb.compress, "
+        "timescaledb.compress_segmentby = 'tenant_id', timescaledb.compress_orderby = 'event_time')"
+    )
+    conn.execute(
+        "select add_compression_policy('raw.listener_events', interval '7 days', if_not_exists => true)"
+    )
+    conn.execute(
+        "select add_retention_policy('raw.listener_events', make_interval(days => %s), if_not_exists => true)",
+        (LISTENER_EVENTS_RETENTION_DAYS,),
+    )
     return converted
 
 

@@ -37,4 +37,7 @@ def test_timescaledb_hypertables(fresh_db):
     info = bootstrap(fresh_db)
     assert info["timescaledb"] and "raw.rss_feed_fetches" in info["hypertables"]
     rows = query(fresh_db, "select hypertable_schema || '.' || hypertable_name from timescaledb_information.hypertables")
-    assert ("raw.rss_feed_fetches",) in rows
+    assert ("raw.rss_feed_fetches",) in rows and ("raw.listener_events",) in rows
+    jobs = {r[0] for r in query(fresh_db, "select proc_name from timescaledb_information.jobs "
+                                          "where hypertable_name = 'listener_events'")}
+    assert {"policy_compression", "policy_retention"} <= jobs

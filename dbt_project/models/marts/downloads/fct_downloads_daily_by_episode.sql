@@ -1,10 +1,2 @@
--- Downloads per episode and UTC day, with distinct listeners (IP prefix + user agent).
-select
-    tenant_id,
-    podcast_id,
-    episode_id,
-    download_date,
-    count(*) as downloads,
-    count(distinct listener_id) as unique_listeners
-from {{ ref('fct_downloads') }}
-group by 1, 2, 3, 4
+-- Daily downloads by episode (UTC day of the download).
+{{ downloads_daily_rollup(["tenant_id", "podcast_id", "episode_id"]) }}
