@@ -100,3 +100,33 @@ def test_status_and_stop(demo_runs):
     _, env, *_ = demo_runs
     status = _cli("status", env=env)
     assert status.returncode == 0 and "running" in status.stdout and "marts.dim_episodes" in status.stdout
+
+
+def test_download_checks_pass_on_the_demo_and_catch_a_lost_download(demo_runs, monkeypatch):
+    import dagster as dg
+    import psycopg
+
+    from pipelines.checks.downloads import downloads_are_consistent, downloads_match_simulator_truth
+    from pipelines.settings import get_settings
+    from resources.warehouse import WarehouseResource
+
+    data_dir, _, _, _, url = demo_runs
+    monkeypatch.setenv("PODCAST_DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+    warehouse = WarehouseResource(database_url=url)
+    try:
+        assert downloads_are_consistent(warehouse=warehouse).passed
+        assert downloads_match_simulator_truth(warehouse=warehouse).passed
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("delete from marts.fct_downloads where download_id = "
+                               "(select min(download_id) from marts.fct_downloads) returning *").fetchone()
+            try:
+                truth_check = downloads_match_simulator_truth(warehouse=warehouse)
+                consistency = downloads_are_consistent(warehouse=warehouse)
+            finally:
+                placeholders = ", ".join(["%s"] * len(row))
+                conn.execute(f"insert into marts.fct_downloads values ({placeholders})", row)
+        assert not truth_check.passed and truth_check.metadata["differing_episode_days"].value == 1
+        assert not consistency.passed and "tenant rollup" in consistency.description
+    finally:
+        get_settings.cache_clear()

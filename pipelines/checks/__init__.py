@@ -1,5 +1,6 @@
-"""Asset checks that gate the data: Great Expectations suites run as blocking checks."""
+"""Asset checks that gate the data: Great Expectations suites and mart invariants, blocking."""
 
+from pipelines.checks.downloads import downloads_are_consistent, downloads_match_simulator_truth
 from pipelines.checks.rss_quality import rss_episodes_expectations
 
-CHECKS = [rss_episodes_expectations]
+CHECKS = [rss_episodes_expectations, downloads_are_consistent, downloads_match_simulator_truth]
