@@ -1,0 +1,185 @@
+"""Access-log ingestion and IAB counting at scale.
+
+Generates about `--lines` log lines (the simulator's sessions for the demo network, the day
+files repeated under further dates until the count is reached), then prints:
+
+  (a) load rate of our loader (parse, hash, COPY, per-file ledger) in rows/s against a plain
+      COPY of the very same rows into an identical table, measured in the same run;
+  (b) peak RSS of the loader process;
+  (c) the full `dbt build` time of the download models over the loaded events;
+  (d) p95 latency of five typical BI queries on the daily rollups.
+
+    python bench/ingest.py [--lines 10000000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from resources.warehouse import bootstrap, embedded_server, stop_embedded_server, with_database
+from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
+from simulator.logs import generate_logs
+from simulator.server import SimulatorServer
+from simulator.network import build_network
+from simulator.truth import ground_truth
+
+LOADER = """
+import json, resource, sys, time
+from pathlib import Path
+import psycopg
+from assets.ingestion.listener_logs_load import discover, load_file
+from assets.ingestion.listener_logs_parse import IpHasher
+url, landing = sys.argv[1], Path(sys.argv[2])
+rows = 0
+started = time.perf_counter()
+with psycopg.connect(url, autocommit=True) as conn:
+    for log in discover(landing, settle_seconds=0):
+        rows += load_file(conn, log, IpHasher.for_tenant(b"bench", log.tenant_id), "bench").rows
+seconds = time.perf_counter() - started
+print(json.dumps({"rows": rows, "seconds": seconds, "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+BI_QUERIES = {
+    "tenant daily trend, 30 days": "select download_date, downloads, unique_listeners from marts.fct_downloads_daily_by_tenant where tenant_id = %(tenant)s and download_date >= %(since)s order by 1",
+    "top 10 episodes of a tenant": "select episode_id, sum(downloads) d from marts.fct_downloads_daily_by_episode where tenant_id = %(tenant)s and download_date >= %(since)s group by 1 order by 2 desc limit 10",
+    "app share of a tenant": "select app_name, sum(downloads) d from marts.fct_downloads_daily_by_app where tenant_id = %(tenant)s group by 1 order by 2 desc",
+    "country breakdown of a tenant": "select country_code, sum(downloads) from marts.fct_downloads_daily_by_country where tenant_id = %(tenant)s group by 1 order by 2 desc",
+    "show trend per week": "select date_trunc('week', download_date) w, podcast_id, sum(downloads) from marts.fct_downloads_daily_by_show where tenant_id = %(tenant)s group by 1, 2 order by 1, 2",
+}
+
+
+def network_for_bench():
+    return build_network(seed=42)
+
+
+def make_logs(landing: Path, lines_wanted: int) -> int:
+    network = network_for_bench()
+    truth = ground_truth(network, "http://127.0.0.1:8765")
+    base_days = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+    generated = generate_logs(truth, landing, base_days, seed=42, listeners_per_tenant=1200)
+    base_files = sorted(p for p in landing.rglob("*") if p.is_file())
+    copies = max(0, -(-lines_wanted // max(generated.lines, 1)) - 1)
+    for copy in range(1, copies + 1):
+        for path in base_files:
+            stamp = path.name.split("-")[-3:]
+            day = date(int(stamp[0]), int(stamp[1]), int(stamp[2][:2])) + timedelta(days=7 * copy)
+            suffix = stamp[2][2:]
+            name = "-".join(path.name.split("-")[:-3]) + f"-{day.isoformat()}{suffix}"
+            shutil.copyfile(path, path.with_name(name))
+    return generated.lines * (copies + 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=10_000_000)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    landing = work / "landing"
+    started = time.perf_counter()
+    lines = make_logs(landing, args.lines)
+    size = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file())
+    print(f"generated {lines:,} lines ({size / 1e6:,.0f} MB on disk, some gzip) in {time.perf_counter() - started:.0f} s")
+
+    pg_dir = None
+    if args.database_url:
+        admin = args.database_url
+    else:
+        pg_dir = work / "pg"
+        admin = embedded_server(pg_dir).get_uri("postgres")
+    db = f"bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
+        url = with_database(admin, db)
+        bootstrap(url)
+        with SimulatorServer(network_for_bench()) as server:  # the episodes the logs refer to
+            truth = ground_truth(server.network, server.base_url)
+            feeds = RssSources(feeds=[FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]],
+                               allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1, max_bytes=4_000_000)
+            ingest_rss(url, feeds, batch_id="bench")
+
+        out = subprocess.run([sys.executable, "-c", LOADER, url, str(landing)], capture_output=True, text=True, check=True)
+        loader = json.loads(out.stdout.strip().splitlines()[-1])
+        ours_rate = loader["rows"] / loader["seconds"]
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create table raw.listener_events_copy (like raw.listener_events including all)")
+            buffer = io.BytesIO()
+            with conn.cursor().copy("copy raw.listener_events to stdout") as copy:
+                for chunk in copy:
+                    buffer.write(chunk)
+            payload = buffer.getvalue()
+            started = time.perf_counter()
+            with conn.cursor().copy("copy raw.listener_events_copy from stdin") as copy:
+                for start in range(0, len(payload), 1 << 20):
+                    copy.write(payload[start:start + (1 << 20)])
+            copy_seconds = time.perf_counter() - started
+            copied = conn.execute("select count(*) from raw.listener_events_copy").fetchone()[0]
+            conn.execute("drop table raw.listener_events_copy")
+        copy_rate = copied / copy_seconds
+        print(f"(a) our loader: {loader['rows']:,} rows in {loader['seconds']:.1f} s = {ours_rate:,.0f} rows/s; "
+              f"plain COPY of the same rows: {copy_seconds:.1f} s = {copy_rate:,.0f} rows/s; "
+              f"ratio {ours_rate / copy_rate:.2f}x (target >= 0.7x)")
+        print(f"(b) loader peak RSS: {loader['max_rss_kib'] / 1024:,.0f} MiB (target < 1024 MiB)")
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            from assets.ingestion.user_agents import read_patterns, store_patterns
+            from pipelines.settings import REPO_ROOT
+
+            store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
+        dbt = Path(sys.executable).with_name("dbt")
+        project = REPO_ROOT / "dbt_project"
+        from resources.warehouse import ConnectionParts
+
+        parts = ConnectionParts.from_url(url)
+        env = {**os.environ, "PODCAST_PG_HOST": parts.host, "PODCAST_PG_PORT": str(parts.port),
+               "PODCAST_PG_USER": parts.user, "PODCAST_PG_PASSWORD": parts.password, "PODCAST_PG_DATABASE": parts.dbname}
+        started = time.perf_counter()
+        build = subprocess.run([str(dbt), "build", "--project-dir", str(project), "--profiles-dir", str(project),
+                                "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+                                "--exclude", "test_type:unit"],
+                               capture_output=True, text=True, env=env)
+        build_seconds = time.perf_counter() - started
+        if build.returncode != 0:
+            print(build.stdout[-3000:])
+            raise SystemExit("dbt build failed")
+        with psycopg.connect(url) as conn:
+            downloads = conn.execute("select count(*) from marts.fct_downloads").fetchone()[0]
+        print(f"(c) full dbt build over {loader['rows']:,} events: {build_seconds:.0f} s ({downloads:,} downloads); "
+              "incremental run: not measured (download models are rebuilt in full, see docs/BENCHMARKS.md)")
+
+        with psycopg.connect(url) as conn:
+            tenant = conn.execute("select tenant_id from marts.fct_downloads_daily_by_tenant limit 1").fetchone()[0]
+            params = {"tenant": tenant, "since": date(2026, 10, 1)}
+            for name, statement in BI_QUERIES.items():
+                timings = []
+                for _ in range(30):
+                    started = time.perf_counter()
+                    conn.execute(statement, params).fetchall()
+                    timings.append((time.perf_counter() - started) * 1000)
+                timings.sort()
+                print(f"(d) {name}: p95 {timings[int(len(timings) * 0.95) - 1]:.1f} ms (target < 200 ms)")
+    finally:
+        if pg_dir is not None:
+            stop_embedded_server(pg_dir)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
