@@ -1,38 +1,76 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
+    post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
+               "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)"]
+) }}
 -- Requests that passed the request-level rules, grouped into IAB measurement windows per
 -- listener (IP prefix + user agent) and episode. The window type comes from `iab_window`:
 --   calendar_day   a window per UTC day;
 --   rolling_24h    first touch: 24 hours from the first request, the next request after that
 --                  opens a new window;
 --   extending_24h  last touch: every request extends the window by 24 hours.
--- IPs with an implausible number of downloads in a day are excluded first.
-with screened as (
-    select * from {{ ref('int_listener_requests_screened') }}
-    where screen_reason is null
+-- Requests of an IP with an implausible number of downloads that day get no window.
+-- Incremental: the groups that received requests since the last run, and every group of an IP
+-- and day that did, are recomputed whole (windows depend on a group's whole history).
+with screened_all as (
+    select request_id, tenant_id, ip_hash, user_agent, episode_id, event_time, event_date, group_key,
+           ingested_at, screen_reason
+    from {{ ref('int_listener_requests_screened') }}
+),
+
+{% if is_incremental() %}
+new_rows as (
+    select * from screened_all
+    where ingested_at > (select coalesce(max(refreshed_at), '-infinity') from {{ this }})
+),
+
+touched_groups as (
+    select group_key from new_rows
+    union
+    select screened_all.group_key
+    from screened_all
+    inner join (select distinct tenant_id, ip_hash, event_date from new_rows) as touched_days
+        using (tenant_id, ip_hash, event_date)
+),
+
+candidates as (
+    select screened_all.* from screened_all
+    inner join touched_groups using (group_key)
+    where screened_all.screen_reason is null
+),
+{% else %}
+candidates as (
+    select * from screened_all where screen_reason is null
+),
+{% endif %}
+
+batch as (
+    select coalesce(max(ingested_at), now()) as refreshed_at from candidates
 ),
 
 ip_volume as (
     select
-        tenant_id,
-        ip_hash,
-        (event_time at time zone 'UTC')::date as event_date,
-        count(distinct (user_agent, episode_id)) as downloads_candidates
-    from screened
+        screened_all.tenant_id,
+        screened_all.ip_hash,
+        screened_all.event_date,
+        count(distinct (screened_all.user_agent, screened_all.episode_id)) as downloads_candidates
+    from screened_all
+    inner join (select distinct tenant_id, ip_hash, event_date from candidates) as relevant
+        using (tenant_id, ip_hash, event_date)
+    where screened_all.screen_reason is null
     group by 1, 2, 3
 ),
 
-included as (
+flagged as (
     select
-        screened.request_id,
-        md5(screened.tenant_id || '|' || screened.listener_ip_key || '|' || screened.user_agent || '|' || screened.episode_id)
-            as group_key,
-        screened.event_time
-    from screened
-    inner join ip_volume
-        on ip_volume.tenant_id = screened.tenant_id
-        and ip_volume.ip_hash = screened.ip_hash
-        and ip_volume.event_date = (screened.event_time at time zone 'UTC')::date
-    where ip_volume.downloads_candidates <= {{ var('iab_max_downloads_per_ip_per_day') }}
+        candidates.*,
+        ip_volume.downloads_candidates > {{ var('iab_max_downloads_per_ip_per_day') }} as is_high_volume
+    from candidates
+    inner join ip_volume using (tenant_id, ip_hash, event_date)
+),
+
+included as (
+    select request_id, group_key, event_time from flagged where not is_high_volume
 ),
 
 {% if var('iab_window') == 'calendar_day' %}
@@ -110,9 +148,13 @@ windows as (
 {% endif %}
 
 select
-    request_id,
-    group_key,
-    md5(group_key || '|' || window_start::text) as window_id,
-    window_start,
-    event_time
-from windows
+    flagged.request_id,
+    flagged.group_key,
+    flagged.is_high_volume,
+    md5(windows.group_key || '|' || windows.window_start::text) as window_id,
+    windows.window_start,
+    flagged.event_time,
+    batch.refreshed_at
+from flagged
+left join windows on windows.request_id = flagged.request_id
+cross join batch

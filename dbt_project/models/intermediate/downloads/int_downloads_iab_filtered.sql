@@ -1,20 +1,51 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+    post_hook=["create index if not exists {{ this.name }}_request_idx on {{ this }} (request_id)",
+               "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)",
+               "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)"]
+) }}
 -- Every request, with the IAB v2.3 reason it is excluded (null: it belongs to a counted
 -- download). Request-level rules come first, then implausible IP volume, then the window
 -- rule: the bytes a listener received inside a window, range requests reassembled (overlaps
 -- counted once), must cover the episode's threshold (ID3 header + one minute, or the file).
-with screened as (
+-- Incremental: new requests, and every request of a group whose windows were recomputed.
+with screened_all as (
     select * from {{ ref('int_listener_requests_screened') }}
 ),
 
-windows as (
+windows_all as (
     select * from {{ ref('int_download_windows') }}
+),
+
+{% if is_incremental() %}
+watermark as (
+    select coalesce(max(refreshed_at), '-infinity') as refreshed_at from {{ this }}
+),
+
+screened as (
+    select * from screened_all
+    where ingested_at > (select refreshed_at from watermark)
+        or group_key in (
+            select group_key from windows_all where refreshed_at > (select refreshed_at from watermark)
+        )
+),
+{% else %}
+screened as (
+    select * from screened_all
+),
+{% endif %}
+
+windows as (
+    select windows_all.*
+    from windows_all
+    inner join screened using (request_id)
 ),
 
 intervals as (
     select windows.window_id, screened.byte_from, screened.byte_to
     from windows
     inner join screened on screened.request_id = windows.request_id
+    where windows.window_id is not null
 ),
 
 ordered_intervals as (
@@ -61,6 +92,7 @@ window_facts as (
 final as (
     select
         screened.request_id,
+        screened.group_key,
         screened.tenant_id,
         screened.event_time,
         screened.log_date,
@@ -83,9 +115,11 @@ final as (
         window_facts.window_start,
         window_facts.bytes_covered,
         window_facts.threshold_bytes,
+        greatest(screened.ingested_at, windows.refreshed_at) as refreshed_at,
         case
             when screened.screen_reason is not null then screened.screen_reason
-            when windows.window_id is null then 'high_volume_ip'
+            when windows.is_high_volume then 'high_volume_ip'
+            when windows.window_id is null then 'not_windowed'
             when window_facts.threshold_bytes is null then 'unknown_file_size'
             when window_facts.bytes_covered < window_facts.threshold_bytes then 'below_threshold'
         end as exclusion_reason

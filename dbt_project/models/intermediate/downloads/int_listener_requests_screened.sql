@@ -1,7 +1,18 @@
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='file_key',
+          post_hook=["create index if not exists {{ this.name }}_ingested_idx on {{ this }} (ingested_at)",
+                     "create index if not exists {{ this.name }}_ip_day_idx on {{ this }} (tenant_id, ip_hash, event_date)",
+                     "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)"]) }}
 -- Every request with its episode, agent, the byte interval it delivered, and the first
--- request-level IAB rule it fails (null when it may count).
+-- request-level IAB rule it fails (null when it may count). Incremental: a run takes the
+-- log files (re)loaded since the last one, whole, and replaces their rows.
 with requests as (
     select * from {{ ref('stg_listener_logs__events') }}
+    {% if is_incremental() %}
+    where file_key in (
+        select distinct file_key from {{ ref('stg_listener_logs__events') }}
+        where ingested_at > (select coalesce(max(ingested_at), '-infinity') from {{ this }})
+    )
+    {% endif %}
 ),
 
 media as (
@@ -25,7 +36,10 @@ joined as (
         agents.platform,
         coalesce(requests.range_start, 0) as byte_from,
         coalesce(requests.range_start, 0) + greatest(requests.bytes_sent, 0) - 1 as byte_to,
-        requests.range_start = 0 and requests.range_end = 1 as is_probe
+        requests.range_start = 0 and requests.range_end = 1 as is_probe,
+        (requests.event_time at time zone 'UTC')::date as event_date,
+        md5(requests.tenant_id || '|' || requests.listener_ip_key || '|' || requests.user_agent || '|'
+            || coalesce(media.episode_id, '')) as group_key
     from requests
     left join media
         on media.tenant_id = requests.tenant_id and media.media_key = requests.media_key

@@ -1,15 +1,29 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where group_key in (select group_key from {{ ref('int_downloads_iab_filtered') }} where refreshed_at > (select coalesce(max(refreshed_at), '-infinity') from {{ this }})){% endif %}",
+    post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
+               "create index if not exists {{ this.name }}_date_idx on {{ this }} (download_date)"]
+) }}
 -- One row per IAB v2.3 download: a measurement window of one listener (IP prefix + user
 -- agent) on one episode whose reassembled bytes cover the threshold. Counted on the UTC day
--- the window opened.
+-- the window opened. Incremental: the groups whose requests were re-evaluated are replaced
+-- whole (the pre-hook also removes downloads of groups that no longer count at all).
 with requests as (
     select * from {{ ref('int_downloads_iab_filtered') }}
     where exclusion_reason is null
+    {% if is_incremental() %}
+        and group_key in (
+            select group_key from {{ ref('int_downloads_iab_filtered') }}
+            where refreshed_at > (select coalesce(max(refreshed_at), '-infinity') from {{ this }})
+        )
+    {% endif %}
 ),
 
 downloads as (
     select
         window_id as download_id,
+        min(group_key) as group_key,
+        max(refreshed_at) as refreshed_at,
         min(tenant_id) as tenant_id,
         min(episode_id) as episode_id,
         min(podcast_id) as podcast_id,

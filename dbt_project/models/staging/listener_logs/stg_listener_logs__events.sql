@@ -24,7 +24,8 @@ renamed as (
         ip_datacenter as is_datacenter_ip,
         coalesce(user_agent, '') as user_agent,
         referer,
-        upper(country) as country_code
+        upper(country) as country_code,
+        _ingested_at as ingested_at
     from source
 )
 
