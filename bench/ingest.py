@@ -67,20 +67,17 @@ def network_for_bench():
 
 
 def make_logs(landing: Path, lines_wanted: int) -> int:
+    """Simulated traffic, three days at a time (a week apart, new listeners each time) until
+    `lines_wanted` lines are written."""
     network = network_for_bench()
     truth = ground_truth(network, "http://127.0.0.1:8765")
-    base_days = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
-    generated = generate_logs(truth, landing, base_days, seed=42, listeners_per_tenant=1200)
-    base_files = sorted(p for p in landing.rglob("*") if p.is_file())
-    copies = max(0, -(-lines_wanted // max(generated.lines, 1)) - 1)
-    for copy in range(1, copies + 1):
-        for path in base_files:
-            stamp = path.name.split("-")[-3:]
-            day = date(int(stamp[0]), int(stamp[1]), int(stamp[2][:2])) + timedelta(days=7 * copy)
-            suffix = stamp[2][2:]
-            name = "-".join(path.name.split("-")[:-3]) + f"-{day.isoformat()}{suffix}"
-            shutil.copyfile(path, path.with_name(name))
-    return generated.lines * (copies + 1)
+    lines, week = 0, 0
+    while lines < lines_wanted:
+        first = date(2026, 9, 1) + timedelta(days=7 * week)
+        days = [first, first + timedelta(days=1), first + timedelta(days=2)]
+        lines += generate_logs(truth, landing, days, seed=42 + week, listeners_per_tenant=1200).lines
+        week += 1
+    return lines
 
 
 def main() -> None:
@@ -168,7 +165,7 @@ def main() -> None:
         # One hour's worth of new events: a further day of traffic from 1/24 of the listeners.
         hour = work / "landing-hour"
         network = network_for_bench()
-        extra = generate_logs(ground_truth(network, "http://127.0.0.1:8765"), hour, [date(2026, 12, 31)], seed=7,
+        extra = generate_logs(ground_truth(network, "http://127.0.0.1:8765"), hour, [date(2027, 6, 1)], seed=7,
                               listeners_per_tenant=50)
         out = subprocess.run([sys.executable, "-c", LOADER, url, str(hour)], capture_output=True, text=True, check=True)
         incremental_seconds = dbt_build()
@@ -178,7 +175,7 @@ def main() -> None:
 
         with psycopg.connect(url) as conn:
             tenant = conn.execute("select tenant_id from marts.fct_downloads_daily_by_tenant limit 1").fetchone()[0]
-            params = {"tenant": tenant, "since": date(2026, 10, 1)}
+            params = {"tenant": tenant, "since": date(2026, 11, 1)}
             for name, statement in BI_QUERIES.items():
                 timings = []
                 for _ in range(30):

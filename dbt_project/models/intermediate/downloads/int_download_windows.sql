@@ -122,17 +122,29 @@ windows as (
 {% else %}
 
 -- First touch. An island shorter than 24 hours is one window; only longer islands (rare: a
--- listener coming back every few hours for more than a day) need the request-by-request walk.
+-- listener coming back every few hours for more than a day) need the request-by-request walk,
+-- done in one pass per island by intermediate.iab_first_touch_starts.
 long_islands as (
     select
-        request_id, group_key, island_no, event_time,
-        row_number() over (partition by group_key, island_no order by event_time, request_id) as step
+        group_key,
+        array_agg(request_id order by event_time, request_id) as request_ids,
+        array_agg(event_time order by event_time, request_id) as event_times
     from island_spans
     where island_end - island_start >= interval '24 hours'
+    group by group_key, island_no
 ),
 
 walked as (
-    {{ rolling_window_walk('long_islands') }}
+    -- The function runs once per island; the join pairs each request with its position.
+    select per_island.request_id, long_islands.group_key, per_island.event_time, per_island.window_start
+    from long_islands
+    cross join lateral (
+        select ids.request_id, ids.event_time, starts.window_start
+        from unnest(long_islands.request_ids, long_islands.event_times)
+            with ordinality as ids (request_id, event_time, position)
+        inner join intermediate.iab_first_touch_starts(long_islands.event_times)
+            with ordinality as starts (window_start, position) using (position)
+    ) as per_island
 ),
 
 windows as (

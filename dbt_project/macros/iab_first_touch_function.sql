@@ -1,0 +1,25 @@
+{#-
+  intermediate.iab_first_touch_starts(times): for the ordered request times of one listener
+  group, the start of the IAB first-touch window each request falls in (a window opens at a
+  request and lasts 24 hours; the next request after that opens the next one). One pass over
+  the array; created by the project's on-run-start hook.
+-#}
+{% macro create_iab_first_touch_function() -%}
+create schema if not exists intermediate;
+create or replace function intermediate.iab_first_touch_starts(times timestamptz[])
+returns setof timestamptz
+language plpgsql immutable strict
+as $fn$
+declare
+    opened timestamptz;
+    t timestamptz;
+begin
+    foreach t in array times loop
+        if opened is null or t >= opened + interval '24 hours' then
+            opened := t;
+        end if;
+        return next opened;
+    end loop;
+end
+$fn$;
+{%- endmacro %}
