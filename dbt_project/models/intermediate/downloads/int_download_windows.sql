@@ -159,14 +159,26 @@ windows as (
 {% endif %}
 {% endif %}
 
+-- No join back to `flagged`: the planner cannot estimate these CTEs and would loop.
+select
+    windows.request_id,
+    windows.group_key,
+    false as is_high_volume,
+    md5(windows.group_key || '|' || windows.window_start::text) as window_id,
+    windows.window_start,
+    windows.event_time,
+    batch.refreshed_at
+from windows
+cross join batch
+union all
 select
     flagged.request_id,
     flagged.group_key,
-    flagged.is_high_volume,
-    md5(windows.group_key || '|' || windows.window_start::text) as window_id,
-    windows.window_start,
+    true as is_high_volume,
+    null as window_id,
+    null as window_start,
     flagged.event_time,
     batch.refreshed_at
 from flagged
-left join windows on windows.request_id = flagged.request_id
 cross join batch
+where flagged.is_high_volume
