@@ -1,8 +1,7 @@
 {{ config(
     materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
     post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
-               "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)",
-               "create index if not exists {{ this.name }}_request_idx on {{ this }} (request_id)"]
+               "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)"]
 ) }}
 -- Requests that passed the request-level rules, grouped into IAB measurement windows per
 -- listener (IP prefix + user agent) and episode. The window type comes from `iab_window`:

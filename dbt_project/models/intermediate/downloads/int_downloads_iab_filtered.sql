@@ -9,40 +9,42 @@
 -- rule: the bytes a listener received inside a window, range requests reassembled (overlaps
 -- counted once), must cover the episode's threshold (ID3 header + one minute, or the file).
 -- Incremental: new requests, and every request of a group whose windows were recomputed.
--- The tables are referenced directly, not through CTEs, so their indexes serve the joins.
-with {% if is_incremental() %}
+with screened_all as (
+    select * from {{ ref('int_listener_requests_screened') }}
+),
+
+windows_all as (
+    select * from {{ ref('int_download_windows') }}
+),
+
+{% if is_incremental() %}
 watermark as (
     select coalesce(max(refreshed_at), '-infinity') as refreshed_at from {{ this }}
 ),
 
 screened as (
-    select * from {{ ref('int_listener_requests_screened') }}
+    select * from screened_all
     where ingested_at > (select refreshed_at from watermark)
         or group_key in (
-            select group_key from {{ ref('int_download_windows') }} where refreshed_at > (select refreshed_at from watermark)
+            select group_key from windows_all where refreshed_at > (select refreshed_at from watermark)
         )
 ),
 {% else %}
 screened as (
-    select * from {{ ref('int_listener_requests_screened') }}
+    select * from screened_all
 ),
 {% endif %}
 
-{% if is_incremental() %}
--- Windows of the recomputed groups carry the newer refresh time (indexed).
 windows as (
-    select * from {{ ref('int_download_windows') }} where refreshed_at > (select refreshed_at from watermark)
+    select windows_all.*
+    from windows_all
+    inner join screened using (request_id)
 ),
-{% else %}
-windows as (
-    select * from {{ ref('int_download_windows') }}
-),
-{% endif %}
 
 intervals as (
-    select windows.window_id, requests.byte_from, requests.byte_to
+    select windows.window_id, screened.byte_from, screened.byte_to
     from windows
-    inner join {{ ref('int_listener_requests_screened') }} as requests on requests.request_id = windows.request_id
+    inner join screened on screened.request_id = windows.request_id
     where windows.window_id is not null
 ),
 
@@ -80,10 +82,10 @@ window_facts as (
         windows.window_id,
         min(windows.window_start) as window_start,
         max(coverage.bytes_covered) as bytes_covered,
-        max(requests.iab_threshold_bytes) as threshold_bytes
+        max(screened.iab_threshold_bytes) as threshold_bytes
     from windows
     inner join coverage on coverage.window_id = windows.window_id
-    inner join {{ ref('int_listener_requests_screened') }} as requests on requests.request_id = windows.request_id
+    inner join screened on screened.request_id = windows.request_id
     group by 1
 ),
 
@@ -122,7 +124,7 @@ final as (
             when window_facts.bytes_covered < window_facts.threshold_bytes then 'below_threshold'
         end as exclusion_reason
     from screened
-    left join {{ ref('int_download_windows') }} as windows on windows.request_id = screened.request_id
+    left join windows on windows.request_id = screened.request_id
     left join window_facts on window_facts.window_id = windows.window_id
 )
 

@@ -1,8 +1,7 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='file_key',
           post_hook=["create index if not exists {{ this.name }}_ingested_idx on {{ this }} (ingested_at)",
                      "create index if not exists {{ this.name }}_ip_day_idx on {{ this }} (tenant_id, ip_hash, event_date)",
-                     "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
-                     "create index if not exists {{ this.name }}_request_idx on {{ this }} (request_id)"]) }}
+                     "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)"]) }}
 -- Every request with its episode, agent, the byte interval it delivered, and the first
 -- request-level IAB rule it fails (null when it may count). Incremental: a run takes the
 -- log files (re)loaded since the last one, whole, and replaces their rows.
