@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 import yaml
 
+from assets.ingestion.listener_logs_load import file_sha256
 from simulator.logs import DATACENTER_CIDRS, generate_logs, truth_document
 from simulator.network import build_network
 from simulator.server import SimulatorServer
@@ -49,6 +50,8 @@ def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: 
     if landing.exists():
         shutil.rmtree(landing)
     generated = truth_document(generate_logs(truth, landing, days, seed=seed))
+    # The files the truth describes: a check applies it only to a warehouse holding exactly these.
+    generated["file_sha256"] = sorted(file_sha256(p) for p in landing.rglob("*") if p.is_file())
     (out_dir / "datacenters.txt").write_text("# data-centre ranges of the simulated network\n" + "\n".join(DATACENTER_CIDRS) + "\n")
     (out_dir / "logs_truth.json").write_text(json.dumps(generated, indent=1, sort_keys=True))
     return generated

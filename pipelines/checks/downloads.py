@@ -58,6 +58,11 @@ def downloads_match_simulator_truth(warehouse: WarehouseResource) -> dg.AssetChe
         return dg.AssetCheckResult(passed=True, description="no simulator ground truth here (real sources)",
                                    metadata={"applicable": False})
     truth = json.loads(truth_file.read_text())
+    with warehouse.connect() as conn:
+        loaded = {r[0] for r in conn.execute("select sha256 from ops.listener_log_files").fetchall()}
+    if not loaded or loaded != set(truth.get("file_sha256", [])):
+        return dg.AssetCheckResult(passed=True, description="the loaded logs are not the simulated ones",
+                                   metadata={"applicable": False, "loaded_files": len(loaded)})
     want = {(d["tenant_id"], d["enclosure_url_normalized"].split("://", 1)[1], d["day"]): d["downloads"]
             for d in truth["downloads"]}
     with warehouse.connect() as conn:
@@ -70,7 +75,7 @@ def downloads_match_simulator_truth(warehouse: WarehouseResource) -> dg.AssetChe
     return dg.AssetCheckResult(
         passed=not differing,
         description="exact match" if not differing else f"{len(differing)} episode-days differ",
-        metadata={"applicable": True, "truth_downloads": sum(want.values()), "counted_downloads": sum(got.values()),
+        metadata={"applicable": True, "loaded_files": len(loaded), "truth_downloads": sum(want.values()), "counted_downloads": sum(got.values()),
                   "differing_episode_days": len(differing),
                   "first_differences": dg.MetadataValue.json([list(k) + [want.get(k, 0), got.get(k, 0)] for k in differing[:10]])},
     )
