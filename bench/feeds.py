@@ -20,16 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import feedparser
 import httpx
-import psycopg
-from psycopg import sql
+from scratch import scratch_warehouse
 
-from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss, load_sources
-from resources.warehouse import bootstrap, embedded_server, stop_embedded_server, with_database
+from assets.ingestion.rss_ingest import RssSources, ingest_rss, load_sources
 from simulator.__main__ import write_network_files
 
 
@@ -47,6 +44,17 @@ def wait_until_up(base_url: str) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise RuntimeError("simulator did not start")
+
+
+def poll_twice(url: str, sources: RssSources, port: int, changed_every: int):
+    """The warm-up poll (stores every feed), a change to every n-th feed, the timed poll."""
+    started = time.perf_counter()
+    warm = ingest_rss(url, sources, batch_id="warm-up")
+    warm_seconds = time.perf_counter() - started
+    changed = int(httpx.post(f"http://127.0.0.1:{port}/admin/change?every={changed_every}").text)
+    started = time.perf_counter()
+    timed = ingest_rss(url, sources, batch_id="timed")
+    return warm, warm_seconds, changed, timed, time.perf_counter() - started
 
 
 def main() -> None:
@@ -70,28 +78,10 @@ def main() -> None:
          "--latency-ms", str(args.latency_ms)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    pg_dir = None
     try:
         wait_until_up(f"http://127.0.0.1:{port}")
-        if args.database_url:
-            admin = args.database_url
-        else:
-            pg_dir = work / "pg"
-            admin = embedded_server(pg_dir).get_uri("postgres")
-        db = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
-        url = with_database(admin, db)
-        bootstrap(url)
-
-        started = time.perf_counter()
-        warm = ingest_rss(url, sources, batch_id="warm-up")
-        warm_seconds = time.perf_counter() - started
-        changed = int(httpx.post(f"http://127.0.0.1:{port}/admin/change?every={args.changed_every}").text)
-
-        started = time.perf_counter()
-        timed = ingest_rss(url, sources, batch_id="timed")
-        ours = time.perf_counter() - started
+        with scratch_warehouse(args.database_url, work) as url:
+            warm, warm_seconds, changed, timed, ours = poll_twice(url, sources, port, args.changed_every)
 
         started = time.perf_counter()
         entries = 0
@@ -101,8 +91,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-        if pg_dir is not None:
-            stop_embedded_server(pg_dir)
 
     n = len(urls)
     print(f"feeds: {n}, changed before the timed poll: {changed}, added latency per response: {args.latency_ms} ms")

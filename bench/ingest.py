@@ -23,15 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+from scratch import scratch_warehouse
 
-from resources.warehouse import bootstrap, embedded_server, stop_embedded_server, with_database
 from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
+from assets.ingestion.user_agents import read_patterns, store_patterns
+from pipelines.settings import REPO_ROOT
+from resources.warehouse import dbt_env
 from simulator.logs import generate_logs
 from simulator.server import SimulatorServer
 from simulator.network import build_network
@@ -80,6 +81,82 @@ def make_logs(landing: Path, lines_wanted: int) -> int:
     return lines
 
 
+def measure(url: str, work: Path, landing: Path) -> None:
+    """Load the logs, COPY them again as the baseline, build dbt, time the BI queries."""
+    with SimulatorServer(network_for_bench()) as server:  # the episodes the logs refer to
+        truth = ground_truth(server.network, server.base_url)
+        feeds = RssSources(feeds=[FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]],
+                           allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1, max_bytes=4_000_000)
+        ingest_rss(url, feeds, batch_id="bench")
+
+    out = subprocess.run([sys.executable, "-c", LOADER, url, str(landing)], capture_output=True, text=True, check=True)
+    loader = json.loads(out.stdout.strip().splitlines()[-1])
+    ours_rate = loader["rows"] / loader["seconds"]
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create table raw.listener_events_copy (like raw.listener_events including all)")
+        buffer = io.BytesIO()
+        with conn.cursor().copy("copy raw.listener_events to stdout") as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+        payload = buffer.getvalue()
+        started = time.perf_counter()
+        with conn.cursor().copy("copy raw.listener_events_copy from stdin") as copy:
+            for start in range(0, len(payload), 1 << 20):
+                copy.write(payload[start:start + (1 << 20)])
+        copy_seconds = time.perf_counter() - started
+        copied = conn.execute("select count(*) from raw.listener_events_copy").fetchone()[0]
+        conn.execute("drop table raw.listener_events_copy")
+    copy_rate = copied / copy_seconds
+    print(f"(a) our loader: {loader['rows']:,} rows in {loader['seconds']:.1f} s = {ours_rate:,.0f} rows/s; "
+          f"plain COPY of the same rows: {copy_seconds:.1f} s = {copy_rate:,.0f} rows/s; "
+          f"ratio {ours_rate / copy_rate:.2f}x (target >= 0.7x)")
+    print(f"(b) loader peak RSS: {loader['max_rss_kib'] / 1024:,.0f} MiB (target < 1024 MiB)")
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
+    dbt = Path(sys.executable).with_name("dbt")
+    project = REPO_ROOT / "dbt_project"
+    env = {**os.environ, **dbt_env(url)}
+
+    def dbt_build(*extra: str) -> float:
+        started = time.perf_counter()
+        build = subprocess.run([str(dbt), "build", "--project-dir", str(project), "--profiles-dir", str(project),
+                                "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+                                "--exclude", "test_type:unit", *extra],
+                               capture_output=True, text=True, env=env)
+        if build.returncode != 0:
+            print(build.stdout[-3000:])
+            raise SystemExit("dbt build failed")
+        return time.perf_counter() - started
+
+    full_seconds = dbt_build("--full-refresh")
+    with psycopg.connect(url) as conn:
+        downloads = conn.execute("select count(*) from marts.fct_downloads").fetchone()[0]
+    # One hour's worth of new events: a further day of traffic from 1/24 of the listeners.
+    hour = work / "landing-hour"
+    network = network_for_bench()
+    extra = generate_logs(ground_truth(network, "http://127.0.0.1:8765"), hour, [date(2027, 6, 1)], seed=7,
+                          listeners_per_tenant=50)
+    out = subprocess.run([sys.executable, "-c", LOADER, url, str(hour)], capture_output=True, text=True, check=True)
+    incremental_seconds = dbt_build()
+    print(f"(c) full dbt build over {loader['rows']:,} events: {full_seconds:.0f} s ({downloads:,} downloads); "
+          f"incremental build after {extra.lines:,} new events (one hour's worth): {incremental_seconds:.1f} s "
+          f"= {100 * incremental_seconds / full_seconds:.1f} % of full (target <= 5 %)")
+
+    with psycopg.connect(url) as conn:
+        tenant = conn.execute("select tenant_id from marts.fct_downloads_daily_by_tenant limit 1").fetchone()[0]
+        params = {"tenant": tenant, "since": date(2026, 11, 1)}
+        for name, statement in BI_QUERIES.items():
+            timings = []
+            for _ in range(30):
+                started = time.perf_counter()
+                conn.execute(statement, params).fetchall()
+                timings.append((time.perf_counter() - started) * 1000)
+            timings.sort()
+            print(f"(d) {name}: p95 {timings[int(len(timings) * 0.95) - 1]:.1f} ms (target < 200 ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=10_000_000)
@@ -93,100 +170,10 @@ def main() -> None:
     size = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file())
     print(f"generated {lines:,} lines ({size / 1e6:,.0f} MB on disk, some gzip) in {time.perf_counter() - started:.0f} s")
 
-    pg_dir = None
-    if args.database_url:
-        admin = args.database_url
-    else:
-        pg_dir = work / "pg"
-        admin = embedded_server(pg_dir).get_uri("postgres")
-    db = f"bench_{uuid.uuid4().hex[:8]}"
     try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
-        url = with_database(admin, db)
-        bootstrap(url)
-        with SimulatorServer(network_for_bench()) as server:  # the episodes the logs refer to
-            truth = ground_truth(server.network, server.base_url)
-            feeds = RssSources(feeds=[FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]],
-                               allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1, max_bytes=4_000_000)
-            ingest_rss(url, feeds, batch_id="bench")
-
-        out = subprocess.run([sys.executable, "-c", LOADER, url, str(landing)], capture_output=True, text=True, check=True)
-        loader = json.loads(out.stdout.strip().splitlines()[-1])
-        ours_rate = loader["rows"] / loader["seconds"]
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("create table raw.listener_events_copy (like raw.listener_events including all)")
-            buffer = io.BytesIO()
-            with conn.cursor().copy("copy raw.listener_events to stdout") as copy:
-                for chunk in copy:
-                    buffer.write(chunk)
-            payload = buffer.getvalue()
-            started = time.perf_counter()
-            with conn.cursor().copy("copy raw.listener_events_copy from stdin") as copy:
-                for start in range(0, len(payload), 1 << 20):
-                    copy.write(payload[start:start + (1 << 20)])
-            copy_seconds = time.perf_counter() - started
-            copied = conn.execute("select count(*) from raw.listener_events_copy").fetchone()[0]
-            conn.execute("drop table raw.listener_events_copy")
-        copy_rate = copied / copy_seconds
-        print(f"(a) our loader: {loader['rows']:,} rows in {loader['seconds']:.1f} s = {ours_rate:,.0f} rows/s; "
-              f"plain COPY of the same rows: {copy_seconds:.1f} s = {copy_rate:,.0f} rows/s; "
-              f"ratio {ours_rate / copy_rate:.2f}x (target >= 0.7x)")
-        print(f"(b) loader peak RSS: {loader['max_rss_kib'] / 1024:,.0f} MiB (target < 1024 MiB)")
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            from assets.ingestion.user_agents import read_patterns, store_patterns
-            from pipelines.settings import REPO_ROOT
-
-            store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
-        dbt = Path(sys.executable).with_name("dbt")
-        project = REPO_ROOT / "dbt_project"
-        from resources.warehouse import ConnectionParts
-
-        parts = ConnectionParts.from_url(url)
-        env = {**os.environ, "PODCAST_PG_HOST": parts.host, "PODCAST_PG_PORT": str(parts.port),
-               "PODCAST_PG_USER": parts.user, "PODCAST_PG_PASSWORD": parts.password, "PODCAST_PG_DATABASE": parts.dbname}
-
-        def dbt_build(*extra: str) -> float:
-            started = time.perf_counter()
-            build = subprocess.run([str(dbt), "build", "--project-dir", str(project), "--profiles-dir", str(project),
-                                    "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-                                    "--exclude", "test_type:unit", *extra],
-                                   capture_output=True, text=True, env=env)
-            if build.returncode != 0:
-                print(build.stdout[-3000:])
-                raise SystemExit("dbt build failed")
-            return time.perf_counter() - started
-
-        full_seconds = dbt_build("--full-refresh")
-        with psycopg.connect(url) as conn:
-            downloads = conn.execute("select count(*) from marts.fct_downloads").fetchone()[0]
-        # One hour's worth of new events: a further day of traffic from 1/24 of the listeners.
-        hour = work / "landing-hour"
-        network = network_for_bench()
-        extra = generate_logs(ground_truth(network, "http://127.0.0.1:8765"), hour, [date(2027, 6, 1)], seed=7,
-                              listeners_per_tenant=50)
-        out = subprocess.run([sys.executable, "-c", LOADER, url, str(hour)], capture_output=True, text=True, check=True)
-        incremental_seconds = dbt_build()
-        print(f"(c) full dbt build over {loader['rows']:,} events: {full_seconds:.0f} s ({downloads:,} downloads); "
-              f"incremental build after {extra.lines:,} new events (one hour's worth): {incremental_seconds:.1f} s "
-              f"= {100 * incremental_seconds / full_seconds:.1f} % of full (target <= 5 %)")
-
-        with psycopg.connect(url) as conn:
-            tenant = conn.execute("select tenant_id from marts.fct_downloads_daily_by_tenant limit 1").fetchone()[0]
-            params = {"tenant": tenant, "since": date(2026, 11, 1)}
-            for name, statement in BI_QUERIES.items():
-                timings = []
-                for _ in range(30):
-                    started = time.perf_counter()
-                    conn.execute(statement, params).fetchall()
-                    timings.append((time.perf_counter() - started) * 1000)
-                timings.sort()
-                print(f"(d) {name}: p95 {timings[int(len(timings) * 0.95) - 1]:.1f} ms (target < 200 ms)")
+        with scratch_warehouse(args.database_url, work) as url:
+            measure(url, work, landing)
     finally:
-        if pg_dir is not None:
-            stop_embedded_server(pg_dir)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -71,7 +71,7 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
 
     with console.status("Starting the warehouse (embedded PostgreSQL unless DATABASE_URL is set)..."):
         warehouse_url, _ = _prepare_environment(settings)
-    console.print(f"[green]✓[/] warehouse ready")
+    console.print("[green]✓[/] warehouse ready")
 
     sources = settings.simulator_dir / "sources.yaml"
     truth = write_network_files(settings.simulator_dir, seed=seed, port=settings.simulator_port)

@@ -70,6 +70,18 @@ class ConnectionParts:
         return url.render_as_string(hide_password=False)
 
 
+def dbt_env(url: str) -> dict[str, str]:
+    """Environment variables read by `dbt_project/profiles.yml` for the database at `url`."""
+    p = ConnectionParts.from_url(url)
+    return {
+        "PODCAST_PG_HOST": p.host,
+        "PODCAST_PG_PORT": str(p.port),
+        "PODCAST_PG_USER": p.user,
+        "PODCAST_PG_PASSWORD": p.password,
+        "PODCAST_PG_DATABASE": p.dbname,
+    }
+
+
 def with_database(url: str, dbname: str) -> str:
     parts = urlsplit(url)
     return parts._replace(path="/" + dbname).geturl()
@@ -190,15 +202,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return ConnectionParts.from_url(self.url())
 
     def dbt_env(self) -> dict[str, str]:
-        """Environment variables read by `dbt_project/profiles.yml`."""
-        p = self.parts()
-        return {
-            "PODCAST_PG_HOST": p.host,
-            "PODCAST_PG_PORT": str(p.port),
-            "PODCAST_PG_USER": p.user,
-            "PODCAST_PG_PASSWORD": p.password,
-            "PODCAST_PG_DATABASE": p.dbname,
-        }
+        return dbt_env(self.url())
 
     def bootstrap(self) -> dict[str, object]:
         return bootstrap(self.url())

@@ -103,7 +103,6 @@ def test_status_and_stop(demo_runs):
 
 
 def test_download_checks_pass_on_the_demo_and_catch_a_lost_download(demo_runs, monkeypatch):
-    import dagster as dg
     import psycopg
 
     from pipelines.checks.downloads import downloads_are_consistent, downloads_match_simulator_truth

@@ -3,18 +3,17 @@
 import os
 import subprocess
 import sys
-import time
 from datetime import date
+from pathlib import Path
 
 import psycopg
-import pytest
 
 from assets.ingestion.listener_logs_load import discover, load_file
 from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from pipelines.settings import REPO_ROOT
-from resources.warehouse import ConnectionParts
+from resources.warehouse import dbt_env
 from simulator.logs import generate_logs
 from tests.conftest import query
 from tests.test_rss_ingest import sources_for
@@ -23,12 +22,10 @@ MARTS = ("marts.fct_downloads", "intermediate.int_downloads_iab_filtered", "inte
 
 
 def dbt_build(url: str, target: str, *extra: str) -> None:
-    parts = ConnectionParts.from_url(url)
-    env = {**os.environ, "PODCAST_PG_HOST": parts.host, "PODCAST_PG_PORT": str(parts.port), "PODCAST_PG_USER": parts.user,
-           "PODCAST_PG_PASSWORD": parts.password, "PODCAST_PG_DATABASE": parts.dbname}
+    env = {**os.environ, **dbt_env(url)}
     project = REPO_ROOT / "dbt_project"
     result = subprocess.run(
-        [str(__import__("pathlib").Path(sys.executable).with_name("dbt")), "build", "--project-dir", str(project),
+        [str(Path(sys.executable).with_name("dbt")), "build", "--project-dir", str(project),
          "--profiles-dir", str(project), "--target-path", target, "--log-path", target + "/logs",
          "--exclude", "test_type:unit", *extra],
         capture_output=True, text=True, env=env, timeout=540,

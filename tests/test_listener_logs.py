@@ -5,7 +5,6 @@ import json
 import os
 import time
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import dagster as dg
 import pytest

@@ -2,6 +2,7 @@
 
 from collections import Counter
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -35,7 +36,7 @@ class LogLoadConfig(dg.Config):
 def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, warehouse: WarehouseResource):
     """Load the day's log files that are complete and not loaded in this exact version yet."""
     settings = get_settings()
-    landing = dg_path(config.landing_dir) or settings.resolved_log_landing_dir()
+    landing = Path(config.landing_dir) if config.landing_dir else settings.resolved_log_landing_dir()
     settle = settings.log_settle_seconds if config.settle_seconds is None else config.settle_seconds
     day = date.fromisoformat(context.partition_key)
     files = [f for f in discover(landing, settle) if f.log_date == day]
@@ -66,9 +67,3 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     yield dg.MaterializeResult(asset_key=LOG_KEYS[1], metadata={
         "dagster/row_count": bad, "quarantined_this_run": dict(quarantined),
     })
-
-
-def dg_path(value: str | None):
-    from pathlib import Path
-
-    return Path(value) if value else None

@@ -21,7 +21,7 @@ import psycopg
 import yaml
 from pydantic import BaseModel, Field
 
-from assets.ingestion.rss_parse import ParsedFeed, parse_feed
+from assets.ingestion.rss_parse import ParsedFeed, content_hash, parse_feed
 from resources.http import Fetcher, FetchPolicy, FetchResult
 
 
@@ -151,8 +151,6 @@ def _row(record: dict[str, Any], columns: tuple[str, ...]) -> tuple:
 
 def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_id: str) -> IngestStats:
     """Write one poll in the current transaction (the caller commits)."""
-    from assets.ingestion.rss_parse import content_hash
-
     stats = IngestStats(feeds=len(outcomes))
     fetch_rows, podcast_rows, episode_rows, feed_q, item_q = [], [], [], [], []
     for o in outcomes:
