@@ -1,3 +1,6 @@
+{#- A table, not a view: with two view parents, a view here would be dropped by both parents'
+    `drop ... cascade` when dbt rebuilds them on parallel threads, and the two drops deadlock. -#}
+{{ config(materialized='table') }}
 -- One row per distinct user agent: the OPAWG deterministic match (bots, apps, libraries,
 -- browsers, first pattern wins), the device, and the IAB rules that override it: malformed
 -- agents and Apple Watch duplicates are dropped, self-declared robots are bots unless a
