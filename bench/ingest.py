@@ -9,7 +9,7 @@ files repeated under further dates until the count is reached), then prints:
   (c) the full `dbt build` time of the download models over the loaded events;
   (d) p95 latency of five typical BI queries on the daily rollups.
 
-    python bench/ingest.py [--lines 10000000] [--database-url URL]
+    python bench/ingest.py [--lines 10000000] [--database-url URL] [--parts all|load]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def make_logs(landing: Path, lines_wanted: int) -> int:
     return lines
 
 
-def measure(url: str, work: Path, landing: Path) -> None:
+def measure(url: str, work: Path, landing: Path, parts: str) -> None:
     """Load the logs, COPY them again as the baseline, build dbt, time the BI queries."""
     with SimulatorServer(network_for_bench()) as server:  # the episodes the logs refer to
         truth = ground_truth(server.network, server.base_url)
@@ -112,6 +112,8 @@ def measure(url: str, work: Path, landing: Path) -> None:
           f"plain COPY of the same rows: {copy_seconds:.1f} s = {copy_rate:,.0f} rows/s; "
           f"ratio {ours_rate / copy_rate:.2f}x (target >= 0.7x)")
     print(f"(b) loader peak RSS: {loader['max_rss_kib'] / 1024:,.0f} MiB (target < 1024 MiB)")
+    if parts == "load":
+        return
 
     with psycopg.connect(url, autocommit=True) as conn:
         store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
@@ -161,6 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=10_000_000)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--parts", choices=("all", "load"), default="all",
+                        help="load: only (a) and (b), the loader against plain COPY")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -172,7 +176,7 @@ def main() -> None:
 
     try:
         with scratch_warehouse(args.database_url, work) as url:
-            measure(url, work, landing)
+            measure(url, work, landing, args.parts)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
