@@ -73,3 +73,52 @@ def test_incremental_runs_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_p
     dbt_build(fresh_db, target, "--full-refresh")
     assert snapshot(fresh_db) == incremental
     assert len(incremental["downloads"]) > 100
+
+
+def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, simulator, truth, tmp_path):
+    """The incremental models find pending files in the loader's ledger, not by load time: a file
+    loaded again with fewer lines, a file emptied, and a file whose load committed after a dbt
+    run that started later all end up exactly as a full rebuild has them."""
+    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "t")
+    landing = tmp_path / "landing"
+    days = [date(2026, 11, 1), date(2026, 11, 2)]
+    generate_logs(truth, landing, days, seed=11, listeners_per_tenant=30)
+    files = discover(landing, settle_seconds=0)
+    plain = [f for f in files if f.path.suffix == ".log" and f.log_date == days[1]]
+    shrunk, emptied = plain[0], plain[1]
+    late = next(f for f in files if f.log_date == days[1] and f not in (shrunk, emptied))
+    target = str(tmp_path / "target")
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for log in files:
+            if log != late:
+                load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), "t")
+    dbt_build(fresh_db, target)
+    before = dict(query(fresh_db, "select file_key, count(*) from intermediate.int_downloads_iab_filtered "
+                                  "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
+    assert before[shrunk.file_key] > 10 and before[emptied.file_key] > 0 and late.file_key not in before
+
+    lines = shrunk.path.read_text().splitlines(keepends=True)
+    shrunk.path.write_text("".join(lines[: len(lines) // 3]))
+    emptied.path.write_text("this is not a log line\n")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for log in discover(landing, settle_seconds=0):
+            if log.file_key in (shrunk.file_key, emptied.file_key, late.file_key):
+                assert load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), "t").status == "loaded"
+        # As if its transaction had started long before the last dbt run and committed after it.
+        conn.execute("update raw.listener_events set _ingested_at = '2000-01-01' where file_key = %s", (late.file_key,))
+        conn.execute("update ops.listener_log_files set loaded_at = '2000-01-01' where file_key = %s", (late.file_key,))
+    dbt_build(fresh_db, target)
+    incremental = snapshot(fresh_db)
+    after = dict(query(fresh_db, "select file_key, count(*) from intermediate.int_downloads_iab_filtered "
+                                 "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
+    shrunk_rows = query(fresh_db, "select count(*) from raw.listener_events where file_key = %s", (shrunk.file_key,))
+    assert after[shrunk.file_key] == shrunk_rows[0][0] < before[shrunk.file_key] and shrunk_rows[0][0] > 600
+    assert emptied.file_key not in after and after[late.file_key] > 10
+    raw_total = query(fresh_db, "select count(*) from raw.listener_events")[0][0]
+    assert query(fresh_db, "select count(*) from intermediate.int_downloads_iab_filtered")[0][0] == raw_total
+
+    dbt_build(fresh_db, target, "--full-refresh")
+    assert snapshot(fresh_db) == incremental

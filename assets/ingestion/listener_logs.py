@@ -12,7 +12,8 @@ from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 LOG_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1, timezone="UTC")
-LOG_KEYS = [dg.AssetKey(["raw", "listener_events"]), dg.AssetKey(["quarantine", "listener_events"])]
+LOG_KEYS = [dg.AssetKey(["raw", "listener_events"]), dg.AssetKey(["quarantine", "listener_events"]),
+            dg.AssetKey(["ops", "listener_log_files"])]
 
 
 class LogLoadConfig(dg.Config):
@@ -31,6 +32,9 @@ class LogLoadConfig(dg.Config):
         ),
         dg.AssetSpec(LOG_KEYS[1], group_name="quarantine", kinds={"python", "postgres"},
                      description="Log lines that could not be read, with the reason (addresses hashed)."),
+        dg.AssetSpec(LOG_KEYS[2], group_name="raw", kinds={"python", "postgres"},
+                     description="The loader's ledger: one row per loaded log file (checksum, rows, load time); "
+                                 "the incremental dbt models find the files to screen in it."),
     ],
 )
 def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, warehouse: WarehouseResource):
@@ -54,6 +58,7 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
             quarantined.update(result.quarantined)
             context.log.info(f"{log.file_key}: {result.status}, {result.rows} rows, {sum(result.quarantined.values())} quarantined")
         total = conn.execute("select count(*) from raw.listener_events where log_date = %s", (day,)).fetchone()[0]
+        ledger = conn.execute("select count(*) from ops.listener_log_files where log_date = %s", (day,)).fetchone()[0]
         bad = conn.execute(
             "select count(*) from quarantine.listener_events q join ops.listener_log_files f using (file_key) "
             "where f.log_date = %s", (day,)
@@ -67,3 +72,4 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     yield dg.MaterializeResult(asset_key=LOG_KEYS[1], metadata={
         "dagster/row_count": bad, "quarantined_this_run": dict(quarantined),
     })
+    yield dg.MaterializeResult(asset_key=LOG_KEYS[2], metadata={"dagster/row_count": ledger})

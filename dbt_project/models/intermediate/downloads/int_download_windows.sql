@@ -1,5 +1,6 @@
 {{ config(
     materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where group_key in (select group_key from pg_temp.download_windows__groups){% endif %}",
     post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
                "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)"]
 ) }}
@@ -10,54 +11,63 @@
 --                  opens a new window;
 --   extending_24h  last touch: every request extends the window by 24 hours.
 -- Requests of an IP with an implausible number of downloads that day get no window.
--- Incremental: the groups that received requests since the last run, and every group of an IP
--- and day that did, are recomputed whole (windows depend on a group's whole history).
-with screened_all as (
-    select request_id, tenant_id, ip_hash, user_agent, episode_id, event_time, event_date, group_key,
-           ingested_at, screen_reason
-    from {{ ref('int_listener_requests_screened') }}
-),
-
+-- Incremental: the groups that received requests screened since the last run (or lost requests
+-- to a file screened again), and every group of an IP and day that did, are recomputed whole
+-- (windows depend on a group's whole history); the pre-hook removes their old rows first, so a
+-- group that lost every request disappears.
+{% set screened_relation = ref('int_listener_requests_screened') %}
 {% if is_incremental() %}
-new_rows as (
-    select * from screened_all
-    where ingested_at > (select coalesce(max(refreshed_at), '-infinity') from {{ this }})
-),
-
-touched_groups as (
+{% set touched_groups = create_batch_table('download_windows__groups', "
+    with watermark as (
+        select coalesce(max(refreshed_at), '-infinity') as refreshed_at from " ~ this ~ "
+    ),
+    new_rows as (
+        select group_key, tenant_id, ip_hash, event_date from " ~ screened_relation ~ "
+        where screened_at > (select refreshed_at from watermark)
+        union all
+        select group_key, tenant_id, ip_hash, event_date from " ~ replaced_groups_relation(screened_relation) ~ "
+        where replaced_at > (select refreshed_at from watermark)
+    )
     select group_key from new_rows
     union
-    select screened_all.group_key
-    from screened_all
+    select screened.group_key
+    from " ~ screened_relation ~ " as screened
     inner join (select distinct tenant_id, ip_hash, event_date from new_rows) as touched_days
-        using (tenant_id, ip_hash, event_date)
-),
-
-candidates as (
-    select screened_all.* from screened_all
-    inner join touched_groups using (group_key)
-    where screened_all.screen_reason is null
-),
-{% else %}
-candidates as (
-    select * from screened_all where screen_reason is null
-),
+        using (tenant_id, ip_hash, event_date)") %}
+{% set touched_days = create_batch_table('download_windows__days', "
+    select distinct screened.tenant_id, screened.ip_hash, screened.event_date
+    from " ~ screened_relation ~ " as screened
+    inner join " ~ touched_groups ~ " using (group_key)
+    where screened.screen_reason is null") %}
 {% endif %}
+-- The screened relation is read directly, not through a CTE: a CTE read twice is materialized
+-- whole, and the incremental joins could not use its indexes.
+with candidates as (
+    select
+        screened.request_id, screened.tenant_id, screened.ip_hash, screened.user_agent, screened.episode_id,
+        screened.event_time, screened.event_date, screened.group_key, screened.screened_at
+    from {{ screened_relation }} as screened
+    {% if is_incremental() %}
+    inner join {{ touched_groups }} using (group_key)
+    {% endif %}
+    where screened.screen_reason is null
+),
 
 batch as (
-    select coalesce(max(ingested_at), now()) as refreshed_at from candidates
+    select coalesce(max(screened_at), now()) as refreshed_at from candidates
 ),
 
 ip_volume as (
     select
-        screened_all.tenant_id,
-        screened_all.ip_hash,
-        screened_all.event_date,
-        count(distinct (screened_all.user_agent, screened_all.episode_id)) as downloads_candidates
-    from screened_all
-    inner join (select distinct tenant_id, ip_hash, event_date from candidates) as relevant
-        using (tenant_id, ip_hash, event_date)
-    where screened_all.screen_reason is null
+        screened.tenant_id,
+        screened.ip_hash,
+        screened.event_date,
+        count(distinct (screened.user_agent, screened.episode_id)) as downloads_candidates
+    from {{ screened_relation }} as screened
+    {% if is_incremental() %}
+    inner join {{ touched_days }} using (tenant_id, ip_hash, event_date)
+    {% endif %}
+    where screened.screen_reason is null
     group by 1, 2, 3
 ),
 

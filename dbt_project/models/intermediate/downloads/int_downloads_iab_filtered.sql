@@ -1,5 +1,6 @@
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where group_key in (select group_key from pg_temp.iab_filtered__groups){% endif %}",
     post_hook=["create index if not exists {{ this.name }}_request_idx on {{ this }} (request_id)",
                "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)",
                "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)"]
@@ -8,38 +9,40 @@
 -- download). Request-level rules come first, then implausible IP volume, then the window
 -- rule: the bytes a listener received inside a window, range requests reassembled (overlaps
 -- counted once), must cover the episode's threshold (ID3 header + one minute, or the file).
--- Incremental: new requests, and every request of a group whose windows were recomputed.
-with screened_all as (
+-- Incremental: every request of a group with requests screened, or replaced, or windows
+-- recomputed since the last run, replaced whole (the pre-hook removes the group's old rows).
+{% if is_incremental() %}
+{% set batch_groups = create_batch_table('iab_filtered__groups', "
+    with watermark as (
+        select coalesce(max(refreshed_at), '-infinity') as refreshed_at from " ~ this ~ "
+    )
+    select group_key from " ~ ref('int_listener_requests_screened') ~ "
+    where screened_at > (select refreshed_at from watermark)
+    union
+    select group_key from " ~ replaced_groups_relation(ref('int_listener_requests_screened')) ~ "
+    where replaced_at > (select refreshed_at from watermark)
+    union
+    select group_key from " ~ ref('int_download_windows') ~ "
+    where refreshed_at > (select refreshed_at from watermark)") %}
+
+with screened as (
+    select screened.* from {{ ref('int_listener_requests_screened') }} as screened
+    inner join {{ batch_groups }} using (group_key)
+),
+
+windows as (
+    select windows.* from {{ ref('int_download_windows') }} as windows
+    inner join {{ batch_groups }} using (group_key)
+),
+{% else %}
+with screened as (
     select * from {{ ref('int_listener_requests_screened') }}
 ),
 
-windows_all as (
+windows as (
     select * from {{ ref('int_download_windows') }}
 ),
-
-{% if is_incremental() %}
-watermark as (
-    select coalesce(max(refreshed_at), '-infinity') as refreshed_at from {{ this }}
-),
-
-screened as (
-    select * from screened_all
-    where ingested_at > (select refreshed_at from watermark)
-        or group_key in (
-            select group_key from windows_all where refreshed_at > (select refreshed_at from watermark)
-        )
-),
-{% else %}
-screened as (
-    select * from screened_all
-),
 {% endif %}
-
-windows as (
-    select windows_all.*
-    from windows_all
-    inner join screened using (request_id)
-),
 
 intervals as (
     select windows.window_id, screened.byte_from, screened.byte_to
@@ -115,7 +118,7 @@ final as (
         window_facts.window_start,
         window_facts.bytes_covered,
         window_facts.threshold_bytes,
-        greatest(screened.ingested_at, windows.refreshed_at) as refreshed_at,
+        greatest(screened.screened_at, windows.refreshed_at) as refreshed_at,
         case
             when screened.screen_reason is not null then screened.screen_reason
             when windows.is_high_volume then 'high_volume_ip'

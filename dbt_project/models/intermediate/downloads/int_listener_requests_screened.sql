@@ -1,17 +1,35 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='file_key',
-          post_hook=["create index if not exists {{ this.name }}_ingested_idx on {{ this }} (ingested_at)",
+          pre_hook=["{% if is_incremental() %}{{ record_replaced_requests() }}{% else %}drop table if exists {{ replaced_groups_relation(this) }}{% endif %}"],
+          post_hook=["create index if not exists {{ this.name }}_file_idx on {{ this }} (file_key, ingested_at)",
+                     "create index if not exists {{ this.name }}_screened_idx on {{ this }} (screened_at)",
                      "create index if not exists {{ this.name }}_ip_day_idx on {{ this }} (tenant_id, ip_hash, event_date)",
-                     "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)"]) }}
+                     "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
+                     "{{ create_replaced_groups_table() }}"]) }}
 -- Every request with its episode, agent, the byte interval it delivered, and the first
--- request-level IAB rule it fails (null when it may count). Incremental: a run takes the
--- log files (re)loaded since the last one, whole, and replaces their rows.
+-- request-level IAB rule it fails (null when it may count), stamped with the run that screened
+-- it (`screened_at`, the watermark of the models downstream). Incremental: a run takes the log
+-- files of the loader's ledger whose current load it has not screened yet (new, committed late,
+-- loaded again with other content, or emptied), whole. The rows of a file screened before are
+-- replaced, and their groups recorded in `<this>__replaced` so the models downstream recompute
+-- them too (see record_replaced_requests).
+-- depends_on: {{ source('listener_log_ledger', 'listener_log_files') }}
+{% if is_incremental() %}
+{% set pending_files = create_batch_table('requests_screened__files', "
+    select files.file_key, files.tenant_id, files.log_date
+    from " ~ source('listener_log_ledger', 'listener_log_files') ~ " as files
+    where case
+        when files.rows_loaded > 0 then not exists (
+            select 1 from " ~ this ~ " as screened
+            where screened.file_key = files.file_key and screened.ingested_at = files.loaded_at
+        )
+        else exists (select 1 from " ~ this ~ " as screened where screened.file_key = files.file_key)
+    end") %}
+{% endif %}
 with requests as (
     select * from {{ ref('stg_listener_logs__events') }}
     {% if is_incremental() %}
-    where file_key in (
-        select distinct file_key from {{ ref('stg_listener_logs__events') }}
-        where ingested_at > (select coalesce(max(ingested_at), '-infinity') from {{ this }})
-    )
+    where (tenant_id, log_date) in (select tenant_id, log_date from {{ pending_files }})
+        and file_key in (select file_key from {{ pending_files }})
     {% endif %}
 ),
 
@@ -38,6 +56,7 @@ joined as (
         coalesce(requests.range_start, 0) + greatest(requests.bytes_sent, 0) - 1 as byte_to,
         requests.range_start = 0 and requests.range_end = 1 as is_probe,
         (requests.event_time at time zone 'UTC')::date as event_date,
+        now() as screened_at,
         md5(requests.tenant_id || '|' || requests.listener_ip_key || '|' || requests.user_agent || '|'
             || coalesce(media.episode_id, '')) as group_key
     from requests

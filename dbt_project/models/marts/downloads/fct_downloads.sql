@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where group_key in (select group_key from {{ ref('int_downloads_iab_filtered') }} where refreshed_at > (select coalesce(max(refreshed_at), '-infinity') from {{ this }})){% endif %}",
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where group_key in (select group_key from pg_temp.downloads__groups){% endif %}",
     post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
                "create index if not exists {{ this.name }}_date_idx on {{ this }} (download_date)"]
 ) }}
@@ -8,15 +8,24 @@
 -- agent) on one episode whose reassembled bytes cover the threshold. Counted on the UTC day
 -- the window opened. Incremental: the groups whose requests were re-evaluated are replaced
 -- whole (the pre-hook also removes downloads of groups that no longer count at all).
+-- depends_on: {{ ref('int_listener_requests_screened') }}
+{% if is_incremental() %}
+{% set batch_groups = create_batch_table('downloads__groups', "
+    with watermark as (
+        select coalesce(max(refreshed_at), '-infinity') as refreshed_at from " ~ this ~ "
+    )
+    select group_key from " ~ ref('int_downloads_iab_filtered') ~ "
+    where refreshed_at > (select refreshed_at from watermark)
+    union
+    select group_key from " ~ replaced_groups_relation(ref('int_listener_requests_screened')) ~ "
+    where replaced_at > (select refreshed_at from watermark)") %}
+{% endif %}
 with requests as (
-    select * from {{ ref('int_downloads_iab_filtered') }}
-    where exclusion_reason is null
+    select requests.* from {{ ref('int_downloads_iab_filtered') }} as requests
     {% if is_incremental() %}
-        and group_key in (
-            select group_key from {{ ref('int_downloads_iab_filtered') }}
-            where refreshed_at > (select coalesce(max(refreshed_at), '-infinity') from {{ this }})
-        )
+    inner join {{ batch_groups }} using (group_key)
     {% endif %}
+    where requests.exclusion_reason is null
 ),
 
 downloads as (
