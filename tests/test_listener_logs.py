@@ -153,18 +153,20 @@ def test_a_load_killed_half_way_leaves_nothing_and_reruns_cleanly(fresh_db, log_
 
     landing, _ = log_truth
     log = discover(landing, settle_seconds=60)[0]
-    real = loader.PARSERS[loader.detect_format(next(loader.read_lines(log.path))[1])]
+    real = loader.parse_lines
     calls = {"n": 0}
 
-    def dying(line):
+    def dying(fmt, lines):
         calls["n"] += 1
-        if calls["n"] == 500:
+        if calls["n"] == 3:
             raise KeyboardInterrupt("killed")
-        return real(line)
+        return real(fmt, lines)
 
-    monkeypatch.setitem(loader.PARSERS, loader.detect_format(next(loader.read_lines(log.path))[1]), dying)
+    monkeypatch.setattr(loader, "BLOCK_BYTES", 4096)  # small batches: two are copied before the kill
+    monkeypatch.setattr(loader, "parse_lines", dying)
     with psycopg.connect(fresh_db, autocommit=True) as conn, pytest.raises(KeyboardInterrupt):
         load_file(conn, log, HASHER, "killed")
+    assert calls["n"] == 3
     assert query(fresh_db, "select count(*) from raw.listener_events") == [(0,)]
     assert query(fresh_db, "select count(*) from ops.listener_log_files") == [(0,)]
     monkeypatch.undo()
@@ -233,3 +235,81 @@ def test_partitioned_asset_materializes_a_day(fresh_db, log_truth):
     stored = query(fresh_db, "select count(*) from raw.listener_events where log_date = '2026-11-01'")[0][0]
     assert counts["raw/listener_events"] == stored > 0
     assert query(fresh_db, "select count(distinct log_date) from raw.listener_events") == [(1,)]
+
+
+COMBINED_LINES = [
+    'cdn.example.com:443 203.0.113.9 - - [02/Nov/2026:00:00:03 -0500] "GET /a/ep-1.mp3?aid=rss HTTP/1.1" 206 524288 "-" "AntennaPod/3.4.0" "bytes=0-524287"',
+    'cdn.example.com 2a02:0:1234:5678:9abc:def0:1:2 - - [01/Nov/2026:10:00:00 +0530] "GET /b.mp3 HTTP/1.1" 200 10 "https://x.example/" "Overcast/3.0" "-"',
+    '2A02:1::5 - - [01/Nov/2026:10:00:00 +0000] "HEAD /x.mp3 HTTP/1.1" 200 - "-" "curl/8"',
+    '::ffff:198.51.100.7 - - [01/Nov/2026:10:00:00 +0000] "GET /x.mp3 HTTP/1.0" 304 0 "" ""',
+    'cdn.x:443 198.51.100.7 - - [01/Nov/2026:10:00:01 +0000] "GET /a.mp3?x?y HTTP/1.1" 206 2 "-" "ua" "bytes=0-"   ',
+    'cdn.x:443 198.51.100.7 - - [01/Nov/2026:10:00:01 +0000] "GET ?only-query HTTP/1.1" 206 2 "-" "ua" "bytes=0-1,5-6"',
+    'cdn.x:443 198.51.100.7 - - [01/Nov/2026:10:00:01 +0000] "GET /a\\"b.mp3 HTTP/1.1" 206 2 "-" "ua" " bytes=3-4 "',
+    'cdn.x:443\t198.51.100.7  -  - [01/Nov/2026:10:00:01 +0000] "GET /a.mp3 HTTP/1.1" 206 2 "-" "ua" "bytes=-500"',
+    'cdn.x:443 198.51.100.7 - - [01/Nov/2026:10:00:01 +0000] "GET /ü.mp3 HTTP/1.1" 200 ٣ "-" "Überpod/1.0 ☃"',
+    'cdn.x:443 198.51.100.8 - - [01/Nov/2026:10:00:01 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua\rx" ""\r',
+    'CDN.X 198.51.100.9 - - [29/Feb/2028:23:59:59 -2359] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"',
+    "",
+    "   ",
+    "-",
+    'cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 12',
+    'cdn:443 1.2.3.4 - - [02/nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"',
+    'cdn:443 1.2.3.999 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"',
+    'cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua" "bytes=0-1" x',
+    '\x00\x00\x00:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"',
+]
+CDN_JSON_LINES = [
+    '{"ts":"2026-11-01T10:00:00.250Z","c_ip":"2a02:0:1234:5678:9abc:def0:1:2","cs_method":"GET","cs_host":"CDN.example.com","cs_uri":"/x.mp3?a=1","sc_status":206,"sc_bytes":2,"cs_range":"bytes=0-1","cs_user_agent":"Overcast/3.0","cs_referer":null,"geo_country":"DE"}',
+    '{"ts": "2026-11-01T10:00:00.123456+02:00", "c_ip": "198.51.100.7", "cs_method": "get", "cs_host": null, "cs_uri": "/x.mp3", "sc_status": 200, "sc_bytes": null, "cs_range": null, "cs_user_agent": "", "cs_referer": "-", "geo_country": ""}',
+    '{"c_ip":"198.51.100.7","ts":"2026-11-01T10:00:00","cs_method":"GET","cs_uri":"/x.mp3","sc_status":"200","sc_bytes":0,"cs_user_agent":"\\u00dcberpod \\"1\\""}',
+    '{"ts":"2026-11-01T10:00:00Z","c_ip":"198.51.100.7","cs_method":"HEAD","cs_host":"","cs_uri":"/x.mp3","sc_status":200,"sc_bytes":5,"cs_range":"bytes=0-1, 3-4","cs_user_agent":null,"cs_referer":"","geo_country":null}',
+    '{"ts":"2026-11-01T10:00:00Z","c_ip":"198.51.100.7","cs_method":"GET","cs_host":"h","cs_uri":"/ü.mp3","sc_status":200,"sc_bytes":5,"cs_range":"-","cs_user_agent":"ü","cs_referer":"r","geo_country":"FR"}',
+    '{"ts": "2026-11-01T10:00:00Z", "c_ip": "1.2.3.4"',
+    '{"ts": "2026-11-01T10:00:00Z", "c_ip": "1.2.3.4", "cs_method": "GET", "sc_status": 200}',
+    '{"ts": "yesterday", "c_ip": "1.2.3.4", "cs_method": "GET", "cs_uri": "/", "sc_status": 200}',
+    '{"ts":"2026-11-01T10:00:00Z","c_ip":"1.2.3.999","cs_method":"GET","cs_host":"h","cs_uri":"/","sc_status":200,"sc_bytes":1,"cs_range":null,"cs_user_agent":null,"cs_referer":null,"geo_country":null}',
+    "[1, 2]",
+    "",
+    '{"ts":"\x00"}',
+]
+
+
+def _expected_rows(lines: list[str], fmt: str) -> tuple[list[tuple], list[tuple]]:
+    """What the per-line parser makes of each line: the reference for the batch reader."""
+    from assets.ingestion.listener_logs_parse import parse_line
+
+    rows, quarantined = [], []
+    for line_no, line in enumerate(lines, start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        try:
+            event = parse_line(fmt, line)
+        except BadLine as bad:
+            quarantined.append((line_no, bad.reason_code, bad.detail))
+            continue
+        ip_hash, prefix_hash, version = HASHER.hash_ip(event["ip"])
+        rows.append((line_no, event["event_time"], event["host"], event["path"], event["query"], event["method"],
+                     event["status"], event["bytes_sent"], event["range_start"], event["range_end"], ip_hash,
+                     prefix_hash, version, event["user_agent"], event["referer"], event["country"]))
+    return rows, quarantined
+
+
+@pytest.mark.parametrize(("fmt", "lines"), [("combined", COMBINED_LINES), ("cdn_json", CDN_JSON_LINES)])
+def test_batch_reader_loads_exactly_what_the_per_line_parser_reads(fresh_db, tmp_path, fmt, lines):
+    import psycopg
+
+    folder = tmp_path / "northwind"
+    folder.mkdir()
+    path = folder / "access-northwind-2026-11-01.log"
+    good = lines[:2] * 300  # enough lines for the vectorised reader to carry most of the file
+    path.write_text("\n".join(good + lines + good) + "\n", encoding="utf-8", newline="")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        result = load_file(conn, discover(tmp_path, settle_seconds=0, now=time.time() + 60)[0], HASHER, "b1")
+    stored = query(fresh_db, """select line_no, event_time, host, path, query, method, status, bytes_sent, range_start,
+                                       range_end, ip_hash, ip_prefix_hash, ip_version, user_agent, referer, country
+                                from raw.listener_events order by line_no""")
+    rejected = query(fresh_db, "select line_no, reason_code, detail from quarantine.listener_events order by line_no")
+    expected_rows, expected_rejects = _expected_rows(path.read_bytes().decode().split("\n")[:-1], fmt)
+    assert (stored, rejected) == (expected_rows, expected_rejects)
+    assert result.rows == len(expected_rows) and sum(result.quarantined.values()) == len(expected_rejects) > 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import ipaddress
 import re
 import time
 import zlib
@@ -16,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 import psycopg
+from psycopg.copy import QueuedLibpqWriter
 
-from assets.ingestion.listener_logs_parse import PARSERS, BadLine, IpHasher, detect_format
+from assets.ingestion.listener_logs_parse import IpAddress, IpHasher, detect_format, parse_address, parse_lines
 
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".inprogress", ".crdownload")
@@ -27,6 +28,8 @@ EVENT_COLUMNS = (
     "status", "bytes_sent", "range_start", "range_end", "ip_hash", "ip_prefix_hash", "ip_version",
     "ip_datacenter", "user_agent", "referer", "country", "_source", "_batch_id",
 )
+COPY_EVENTS = f"copy raw.listener_events ({', '.join(EVENT_COLUMNS)}) from stdin (format csv)"
+BLOCK_BYTES = 4 << 20  # about 50k lines a batch: memory stays flat whatever the file size
 
 
 class IncompleteFile(Exception):
@@ -86,23 +89,74 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a plain or gzip file, streamed. Bytes that are not UTF-8 are
-    replaced (the line then usually fails to parse and is quarantined)."""
+def read_blocks(path: Path) -> Iterator[list[str]]:
+    """The lines of a plain or gzip file, streamed in blocks of whole lines (about BLOCK_BYTES
+    each). Bytes that are not UTF-8 are replaced (the line then usually fails to parse and is
+    quarantined); a newline never belongs to a multi-byte character, so decoding a block is
+    decoding each of its lines."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                yield number, raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            rest = b""
+            while chunk := handle.read(BLOCK_BYTES):
+                block = rest + chunk
+                end = block.rfind(b"\n") + 1
+                rest = block[end:]
+                if end:
+                    yield block[:end].decode("utf-8", errors="replace").split("\n")[:-1]
+            if rest:
+                yield [rest.decode("utf-8", errors="replace")]
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise IncompleteFile(f"{path.name}: {exc}") from exc
 
 
-def in_networks(ip: str, networks: list) -> bool:
-    address = ipaddress.ip_address(ip)
+def read_batches(path: Path) -> Iterator[tuple[list[int], list[str]]]:
+    """(line numbers, lines) of the lines that are not blank, without their line ending."""
+    first = 1
+    for block in read_blocks(path):
+        numbers = [first + i for i, line in enumerate(block) if line.strip()]
+        yield numbers, [block[number - first].rstrip("\r") for number in numbers]
+        first += len(block)
+
+
+def in_networks(address: IpAddress, networks: list) -> bool:
     if address.version == 6 and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks if network.version == address.version)
+
+
+class ClientAddresses:
+    """Hash, prefix hash, IP version and data-centre membership of the client addresses of one
+    file, each worked out once (listeners repeat)."""
+
+    SCHEMA = {"ip": pl.String, "ip_hash": pl.String, "ip_prefix_hash": pl.String, "ip_version": pl.Int16,
+              "ip_datacenter": pl.Boolean}
+
+    def __init__(self, hasher: IpHasher, datacenters: list):
+        self.hasher = hasher
+        self.datacenters = datacenters
+        self.known: dict[str, tuple[str, str, int, bool]] = {}
+
+    def of(self, ips: pl.Series) -> pl.DataFrame:
+        rows = [(ip, *self._describe(ip)) for ip in ips.unique()]
+        return pl.DataFrame(rows, schema=self.SCHEMA, orient="row")
+
+    def _describe(self, ip: str) -> tuple[str, str, int, bool]:
+        found = self.known.get(ip)
+        if found is None:
+            found = self.known[ip] = (*self.hasher.hash_ip(ip), in_networks(parse_address(ip), self.datacenters))
+        return found
+
+
+def copy_payload(events: pl.DataFrame, line_numbers: list[int], addresses: ClientAddresses, log: LogFile,
+                 fmt: str, batch_id: str) -> bytes:
+    """The rows of `raw.listener_events` for a batch of parsed events, as COPY csv."""
+    rows = events.join(addresses.of(events["ip"]), on="ip", how="left").with_columns(
+        tenant_id=pl.lit(log.tenant_id), log_date=pl.lit(log.log_date), file_key=pl.lit(log.file_key),
+        line_no=pl.lit(pl.Series(line_numbers, dtype=pl.Int64)).gather("index"),
+        _source=pl.lit(fmt), _batch_id=pl.lit(batch_id),
+    )
+    return rows.select(EVENT_COLUMNS).write_csv(include_header=False).encode()
 
 
 def load_file(
@@ -124,33 +178,19 @@ def load_file(
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("delete from raw.listener_events where file_key = %s", (log.file_key,))
             cur.execute("delete from quarantine.listener_events where file_key = %s", (log.file_key,))
-            hashes: dict[str, tuple[str, str, int]] = {}
-            with cur.copy(f"copy raw.listener_events ({', '.join(EVENT_COLUMNS)}) from stdin") as copy:
-                for line_no, line in read_lines(log.path):
-                    if not line.strip():
+            addresses = ClientAddresses(hasher, datacenters or [])
+            with cur.copy(COPY_EVENTS, writer=QueuedLibpqWriter(cur)) as copy:
+                for numbers, lines in read_batches(log.path):
+                    if not lines:
                         continue
-                    if fmt is None:
-                        fmt = detect_format(line)
-                    try:
-                        if "\x00" in line:  # PostgreSQL text cannot hold NUL; a log line never should
-                            raise BadLine("nul_bytes", "line contains NUL bytes")
-                        event = PARSERS[fmt](line)
-                    except BadLine as bad:
+                    fmt = fmt or detect_format(lines[0])
+                    events, bad_lines = parse_lines(fmt, lines)
+                    for index, bad in bad_lines:
                         result.quarantined[bad.reason_code] += 1
-                        quarantine.append((log.tenant_id, log.file_key, line_no, bad.reason_code, bad.detail,
-                                           hasher.redact(line).replace("\x00", "\\0")[:4000], batch_id))
-                        continue
-                    ip = event["ip"]
-                    hashed = hashes.get(ip)
-                    if hashed is None:
-                        hashed = hashes[ip] = (*hasher.hash_ip(ip), in_networks(ip, datacenters or []))
-                    copy.write_row((
-                        log.tenant_id, event["event_time"], log.log_date, log.file_key, line_no,
-                        event["host"], event["path"], event["query"], event["method"], event["status"],
-                        event["bytes_sent"], event["range_start"], event["range_end"], hashed[0], hashed[1],
-                        hashed[2], hashed[3], event["user_agent"], event["referer"], event["country"], fmt, batch_id,
-                    ))
-                    result.rows += 1
+                        quarantine.append((log.tenant_id, log.file_key, numbers[index], bad.reason_code, bad.detail,
+                                           hasher.redact(lines[index]).replace("\x00", "\\0")[:4000], batch_id))
+                    copy.write(copy_payload(events, numbers, addresses, log, fmt, batch_id))
+                    result.rows += events.height
             cur.executemany(
                 "insert into quarantine.listener_events (tenant_id, file_key, line_no, reason_code, detail, line, _batch_id) "
                 "values (%s, %s, %s, %s, %s, %s, %s)",
