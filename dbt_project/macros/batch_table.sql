@@ -15,3 +15,49 @@ analyze pg_temp.{{ name }};
 {%- endif %}
 pg_temp.{{ name }}
 {%- endmacro %}
+
+{#-
+  join_batch(batch, relation, keys, alias): the rows of `relation` whose `keys` match a row of
+  the batch table, read key by key through the relation's index. `offset 0` keeps the planner
+  from flattening the lateral subquery into a join: it underestimates how many distinct keys a
+  big table holds, and then prefers to scan every row of it.
+-#}
+{% macro join_batch(batch, relation, keys, alias) -%}
+{{ batch }} as {{ alias }}__keys
+cross join lateral (
+    select * from {{ relation }} as {{ alias }}__rows
+    where {% for key in keys %}{{ alias }}__rows.{{ key }} = {{ alias }}__keys.{{ key }}{% if not loop.last %} and {% endif %}{% endfor %}
+    offset 0
+) as {{ alias }}
+{%- endmacro %}
+
+{#-
+  delete_batch(batch, key): pre-hook of the incremental models. Removes the rows of `this`
+  whose key is in the batch, through the index on the key (the planner's guess of the key's
+  distinct values would otherwise scan the whole table). The models then append the batch's
+  new rows: `append` rather than `delete+insert`, whose own delete scans the table and would
+  keep the rows of keys that have no new rows (a group that lost every request).
+-#}
+{% macro delete_batch(batch, key) -%}
+set local enable_seqscan = off;
+delete from {{ this }} where {{ key }} in (select {{ key }} from {{ batch }});
+set local enable_seqscan = on
+{%- endmacro %}
+
+{#-
+  pending_log_files(): the log files of the loader's ledger whose current load `this` has not
+  taken in yet (`this` holds file_key and the events' ingested_at): new files, files loaded again
+  with other content, files committed after a later run began, and files emptied (no rows now,
+  rows still in `this`). Independent of clocks: a file counts until its exact load is in.
+-#}
+{% macro pending_log_files() -%}
+select files.file_key
+from {{ source('listener_log_ledger', 'listener_log_files') }} as files
+where case
+    when files.rows_loaded > 0 then not exists (
+        select 1 from {{ this }} as done
+        where done.file_key = files.file_key and done.ingested_at = files.loaded_at
+    )
+    else exists (select 1 from {{ this }} as done where done.file_key = files.file_key)
+end
+{%- endmacro %}

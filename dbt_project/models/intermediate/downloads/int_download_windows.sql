@@ -1,6 +1,6 @@
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where group_key in (select group_key from pg_temp.download_windows__groups){% endif %}",
+    materialized='incremental', incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.download_windows__groups', 'group_key') }}{% endif %}",
     post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
                "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)"]
 ) }}
@@ -17,27 +17,25 @@
 -- group that lost every request disappears.
 {% set screened_relation = ref('int_listener_requests_screened') %}
 {% if is_incremental() %}
-{% set touched_groups = create_batch_table('download_windows__groups', "
+{% set new_rows = create_batch_table('download_windows__new', "
     with watermark as (
         select coalesce(max(refreshed_at), '-infinity') as refreshed_at from " ~ this ~ "
-    ),
-    new_rows as (
-        select group_key, tenant_id, ip_hash, event_date from " ~ screened_relation ~ "
-        where screened_at > (select refreshed_at from watermark)
-        union all
-        select group_key, tenant_id, ip_hash, event_date from " ~ replaced_groups_relation(screened_relation) ~ "
-        where replaced_at > (select refreshed_at from watermark)
     )
-    select group_key from new_rows
+    select group_key, tenant_id, ip_hash, event_date from " ~ screened_relation ~ "
+    where screened_at > (select refreshed_at from watermark)
+    union all
+    select group_key, tenant_id, ip_hash, event_date from " ~ replaced_groups_relation(screened_relation) ~ "
+    where replaced_at > (select refreshed_at from watermark)") %}
+{% set new_days = create_batch_table('download_windows__new_days', "
+    select distinct tenant_id, ip_hash, event_date from " ~ new_rows) %}
+{% set touched_groups = create_batch_table('download_windows__groups', "
+    select group_key from " ~ new_rows ~ "
     union
     select screened.group_key
-    from " ~ screened_relation ~ " as screened
-    inner join (select distinct tenant_id, ip_hash, event_date from new_rows) as touched_days
-        using (tenant_id, ip_hash, event_date)") %}
+    from " ~ join_batch(new_days, screened_relation, ['tenant_id', 'ip_hash', 'event_date'], 'screened')) %}
 {% set touched_days = create_batch_table('download_windows__days', "
     select distinct screened.tenant_id, screened.ip_hash, screened.event_date
-    from " ~ screened_relation ~ " as screened
-    inner join " ~ touched_groups ~ " using (group_key)
+    from " ~ join_batch(touched_groups, screened_relation, ['group_key'], 'screened') ~ "
     where screened.screen_reason is null") %}
 {% endif %}
 -- The screened relation is read directly, not through a CTE: a CTE read twice is materialized
@@ -46,9 +44,10 @@ with candidates as (
     select
         screened.request_id, screened.tenant_id, screened.ip_hash, screened.user_agent, screened.episode_id,
         screened.event_time, screened.event_date, screened.group_key, screened.screened_at
-    from {{ screened_relation }} as screened
     {% if is_incremental() %}
-    inner join {{ touched_groups }} using (group_key)
+    from {{ join_batch(touched_groups, screened_relation, ['group_key'], 'screened') }}
+    {% else %}
+    from {{ screened_relation }} as screened
     {% endif %}
     where screened.screen_reason is null
 ),
@@ -63,9 +62,10 @@ ip_volume as (
         screened.ip_hash,
         screened.event_date,
         count(distinct (screened.user_agent, screened.episode_id)) as downloads_candidates
-    from {{ screened_relation }} as screened
     {% if is_incremental() %}
-    inner join {{ touched_days }} using (tenant_id, ip_hash, event_date)
+    from {{ join_batch(touched_days, screened_relation, ['tenant_id', 'ip_hash', 'event_date'], 'screened') }}
+    {% else %}
+    from {{ screened_relation }} as screened
     {% endif %}
     where screened.screen_reason is null
     group by 1, 2, 3

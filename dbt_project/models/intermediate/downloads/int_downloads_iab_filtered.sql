@@ -1,6 +1,6 @@
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where group_key in (select group_key from pg_temp.iab_filtered__groups){% endif %}",
+    materialized='incremental', incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.iab_filtered__groups', 'group_key') }}{% endif %}",
     post_hook=["create index if not exists {{ this.name }}_request_idx on {{ this }} (request_id)",
                "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)",
                "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)"]
@@ -26,13 +26,11 @@
     where refreshed_at > (select refreshed_at from watermark)") %}
 
 with screened as (
-    select screened.* from {{ ref('int_listener_requests_screened') }} as screened
-    inner join {{ batch_groups }} using (group_key)
+    select screened.* from {{ join_batch(batch_groups, ref('int_listener_requests_screened'), ['group_key'], 'screened') }}
 ),
 
 windows as (
-    select windows.* from {{ ref('int_download_windows') }} as windows
-    inner join {{ batch_groups }} using (group_key)
+    select windows.* from {{ join_batch(batch_groups, ref('int_download_windows'), ['group_key'], 'windows') }}
 ),
 {% else %}
 with screened as (

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='file_key',
+{{ config(materialized='incremental', incremental_strategy='append',
           pre_hook=["{% if is_incremental() %}{{ record_replaced_requests() }}{% else %}drop table if exists {{ replaced_groups_relation(this) }}{% endif %}"],
           post_hook=["create index if not exists {{ this.name }}_file_idx on {{ this }} (file_key, ingested_at)",
                      "create index if not exists {{ this.name }}_screened_idx on {{ this }} (screened_at)",
@@ -14,22 +14,13 @@
 -- them too (see record_replaced_requests).
 -- depends_on: {{ source('listener_log_ledger', 'listener_log_files') }}
 {% if is_incremental() %}
-{% set pending_files = create_batch_table('requests_screened__files', "
-    select files.file_key, files.tenant_id, files.log_date
-    from " ~ source('listener_log_ledger', 'listener_log_files') ~ " as files
-    where case
-        when files.rows_loaded > 0 then not exists (
-            select 1 from " ~ this ~ " as screened
-            where screened.file_key = files.file_key and screened.ingested_at = files.loaded_at
-        )
-        else exists (select 1 from " ~ this ~ " as screened where screened.file_key = files.file_key)
-    end") %}
+{% set pending_files = create_batch_table('requests_screened__files', pending_log_files()) %}
 {% endif %}
 with requests as (
-    select * from {{ ref('stg_listener_logs__events') }}
     {% if is_incremental() %}
-    where (tenant_id, log_date) in (select tenant_id, log_date from {{ pending_files }})
-        and file_key in (select file_key from {{ pending_files }})
+    select events.* from {{ join_batch(pending_files, ref('stg_listener_logs__events'), ['file_key'], 'events') }}
+    {% else %}
+    select * from {{ ref('stg_listener_logs__events') }}
     {% endif %}
 ),
 

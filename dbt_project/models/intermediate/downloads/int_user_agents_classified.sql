@@ -1,12 +1,14 @@
-{#- A table, not a view: with two view parents, a view here would be dropped by both parents'
-    `drop ... cascade` when dbt rebuilds them on parallel threads, and the two drops deadlock. -#}
-{{ config(materialized='table') }}
+{#- A table, indexed: the request models join every request to it. (As a view with two view
+    parents it was dropped by both parents' `drop ... cascade` on parallel dbt threads, and the
+    two drops deadlocked.) -#}
+{{ config(materialized='table',
+          post_hook="create index if not exists {{ this.name }}_agent_idx on {{ this }} (user_agent)") }}
 -- One row per distinct user agent: the OPAWG deterministic match (bots, apps, libraries,
 -- browsers, first pattern wins), the device, and the IAB rules that override it: malformed
 -- agents and Apple Watch duplicates are dropped, self-declared robots are bots unless a
 -- podcast app pattern claimed them.
 with agents as (
-    select distinct user_agent from {{ ref('stg_listener_logs__events') }}
+    select distinct user_agent from {{ ref('int_log_file_user_agents') }}
 ),
 
 patterns as (

@@ -1,6 +1,6 @@
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key='group_key',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where group_key in (select group_key from pg_temp.downloads__groups){% endif %}",
+    materialized='incremental', incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.downloads__groups', 'group_key') }}{% endif %}",
     post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
                "create index if not exists {{ this.name }}_date_idx on {{ this }} (download_date)"]
 ) }}
@@ -21,9 +21,11 @@
     where replaced_at > (select refreshed_at from watermark)") %}
 {% endif %}
 with requests as (
-    select requests.* from {{ ref('int_downloads_iab_filtered') }} as requests
+    select requests.*
     {% if is_incremental() %}
-    inner join {{ batch_groups }} using (group_key)
+    from {{ join_batch(batch_groups, ref('int_downloads_iab_filtered'), ['group_key'], 'requests') }}
+    {% else %}
+    from {{ ref('int_downloads_iab_filtered') }} as requests
     {% endif %}
     where requests.exclusion_reason is null
 ),
