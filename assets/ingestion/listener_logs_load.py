@@ -89,34 +89,40 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_blocks(path: Path) -> Iterator[list[str]]:
-    """The lines of a plain or gzip file, streamed in blocks of whole lines (about BLOCK_BYTES
-    each). Bytes that are not UTF-8 are replaced (the line then usually fails to parse and is
-    quarantined); a newline never belongs to a multi-byte character, so decoding a block is
-    decoding each of its lines."""
+def read_blocks(path: Path) -> Iterator[str]:
+    """The text of a plain or gzip file, streamed in blocks of whole lines (about BLOCK_BYTES
+    each, without the last newline). Bytes that are not UTF-8 are replaced (the line then
+    usually fails to parse and is quarantined); a newline is never part of a multi-byte
+    character, so decoding a block decodes each of its lines alike."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
             rest = b""
             while chunk := handle.read(BLOCK_BYTES):
                 block = rest + chunk
-                end = block.rfind(b"\n") + 1
-                rest = block[end:]
-                if end:
-                    yield block[:end].decode("utf-8", errors="replace").split("\n")[:-1]
+                end = block.rfind(b"\n")
+                if end >= 0:
+                    yield block[:end].decode("utf-8", errors="replace")
+                rest = block[end + 1:]
             if rest:
-                yield [rest.decode("utf-8", errors="replace")]
+                yield rest.decode("utf-8", errors="replace")
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise IncompleteFile(f"{path.name}: {exc}") from exc
 
 
-def read_batches(path: Path) -> Iterator[tuple[list[int], list[str]]]:
+def read_batches(path: Path) -> Iterator[tuple[list[int] | range, list[str]]]:
     """(line numbers, lines) of the lines that are not blank, without their line ending."""
     first = 1
-    for block in read_blocks(path):
-        numbers = [first + i for i, line in enumerate(block) if line.strip()]
-        yield numbers, [block[number - first].rstrip("\r") for number in numbers]
-        first += len(block)
+    for text in read_blocks(path):
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line.rstrip("\r") for line in lines]
+        if all(map(str.strip, lines)):
+            yield range(first, first + len(lines)), lines
+        else:
+            kept = [i for i, line in enumerate(lines) if line.strip()]
+            yield [first + i for i in kept], [lines[i] for i in kept]
+        first += len(lines)
 
 
 def in_networks(address: IpAddress, networks: list) -> bool:

@@ -227,6 +227,12 @@ STRICT_ISO_TIME = (
     r"(?:Z|(?P<sign>[+-])(?P<hours>[01][0-9]|2[0-3]):(?P<minutes>[0-5][0-9]))?$"
 )
 SIMPLE_RANGE = r"^bytes=(?P<start>[0-9]{1,18})-(?P<end>[0-9]{0,18})$"
+# Addresses that are valid without asking `ipaddress`: dotted quads without leading zeros, and
+# IPv6 written out in all eight groups.
+PLAIN_IP = (
+    r"^(?:(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+    r"|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4})$"
+)
 
 
 def _json_member(key: str, value: str, nullable: bool = True) -> str:
@@ -278,22 +284,26 @@ def _iso_time(text: pl.Expr) -> pl.Expr:
     return (local.dt.epoch("us") + micros - _offset_minutes(parts) * 60_000_000).cast(pl.Datetime("us", "UTC"))
 
 
-def _combined_fields(lines: pl.Series) -> pl.DataFrame:
-    fields = lines.str.extract_groups(VHOST_COMBINED_WITH_RANGE)
-    if fields.struct.field("ip").has_nulls():
-        other = pl.when(fields.struct.field("ip").is_null()).then(lines)
-        general = pl.when(other.str.contains(PRINTABLE_ASCII)).then(other).str.extract_groups(COMBINED.pattern)
-        fields = pl.select(pl.when(fields.struct.field("ip").is_not_null()).then(fields).otherwise(general)).to_series()
-    return fields.struct.unnest().with_columns(
+def _captures(lines: pl.DataFrame, pattern: str) -> pl.DataFrame:
+    """The named groups of `pattern` in each line it matches, with the line's `index`."""
+    captured = lines.select("index", pl.col("line").str.extract_groups(pattern).alias("fields")).unnest("fields")
+    return captured.filter(pl.col("ip").is_not_null())
+
+
+def _combined_fields(lines: pl.DataFrame) -> pl.DataFrame:
+    fields = _captures(lines, VHOST_COMBINED_WITH_RANGE)
+    if fields.height < lines.height:
+        others = lines.filter(~pl.col("index").is_in(fields["index"].implode()) & pl.col("line").str.contains(PRINTABLE_ASCII))
+        fields = pl.concat([fields, _captures(others, COMBINED.pattern)])
+    return fields.with_columns(
         event_time=_clf_time(pl.col("time")),
         bytes_sent=pl.when(pl.col("bytes") == "-").then(0).otherwise(pl.col("bytes").cast(pl.Int64, strict=False)),
         country=pl.lit(None, dtype=pl.String),
     )
 
 
-def _cdn_json_fields(lines: pl.Series) -> pl.DataFrame:
-    fields = pl.select(lines.str.extract_groups(CDN_JSON_EXPORT).alias("fields")).unnest("fields")
-    return fields.with_columns(
+def _cdn_json_fields(lines: pl.DataFrame) -> pl.DataFrame:
+    return _captures(lines, CDN_JSON_EXPORT).with_columns(
         event_time=_iso_time(pl.col("time")),
         method=pl.col("method").str.to_uppercase(),
         bytes_sent=pl.col("bytes").cast(pl.Int64).fill_null(0),
@@ -302,21 +312,19 @@ def _cdn_json_fields(lines: pl.Series) -> pl.DataFrame:
 
 def _events(fields: pl.DataFrame) -> pl.DataFrame:
     """What `_event` makes of the captured fields, and whether it is certain: `readable` is false
-    where the line did not match, or a value needs the per-line parser to be read the same way."""
+    where a value needs the per-line parser to be read the same way."""
     target = pl.col("target").str.splitn("?", 2)
     byte_range = pl.col("range").str.extract_groups(SIMPLE_RANGE)
     simple_range = pl.col("range").is_null() | pl.col("range").is_in(["", "-"]) | byte_range.struct.field("start").is_not_null()
     return fields.select(
-        index=pl.int_range(pl.len(), dtype=pl.Int64),
-        event_time="event_time", ip="ip", method="method",
+        "index", "event_time", "ip", "method",
         host=_none_if(pl.col("host"), "").str.to_lowercase(),
         path=target.struct.field("field_0"), query=_none_if(target.struct.field("field_1"), ""),
         status=pl.col("status").cast(pl.Int64), bytes_sent="bytes_sent",
         range_start=byte_range.struct.field("start").cast(pl.Int64),
         range_end=_none_if(byte_range.struct.field("end"), "").cast(pl.Int64),
         user_agent=_none_if(pl.col("agent"), ""), referer=_none_if(pl.col("referer"), "", "-"), country="country",
-        readable=pl.col("ip").is_not_null() & pl.col("event_time").is_not_null() & pl.col("bytes_sent").is_not_null()
-        & simple_range,
+        readable=pl.col("event_time").is_not_null() & pl.col("bytes_sent").is_not_null() & simple_range,
     )
 
 
@@ -326,15 +334,16 @@ BATCH_FIELDS = {"combined": _combined_fields, "cdn_json": _cdn_json_fields}
 def parse_lines(fmt: str, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, BadLine]]]:
     """Events of a batch of lines, each with the position of its line as `index`, and the lines
     that cannot be read, by position. The same as `parse_line` on each line, only faster."""
-    events = _events(BATCH_FIELDS[fmt](pl.Series("line", lines, dtype=pl.String)))
-    addresses = [ip for ip in events["ip"].drop_nulls().unique() if _is_ip(ip)]
-    readable = events.filter(pl.col("readable") & pl.col("ip").is_in(addresses)).drop("readable")
-    unread = events.filter(~(pl.col("readable") & pl.col("ip").is_in(addresses)))["index"]
+    numbered = pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index("index").cast({"index": pl.Int64})
+    events = _events(BATCH_FIELDS[fmt](numbered)).with_columns(plain_ip=pl.col("ip").str.contains(PLAIN_IP))
+    other_addresses = [ip for ip in events.filter(~pl.col("plain_ip"))["ip"].unique() if _is_ip(ip)]
+    valid_ip = pl.col("plain_ip") | pl.col("ip").is_in(other_addresses)
+    events = events.filter(pl.col("readable") & valid_ip).drop("readable", "plain_ip")
+    unread = numbered.filter(~pl.col("index").is_in(events["index"].implode()))["index"]
     parsed, bad_lines = [], []
     for index in unread:
         try:
             parsed.append({"index": index, **parse_line(fmt, lines[index])})
         except BadLine as bad:
             bad_lines.append((index, bad))
-    by_line = pl.concat([readable, pl.DataFrame(parsed, schema=EVENT_SCHEMA)]).sort("index")
-    return by_line, bad_lines
+    return pl.concat([events, pl.DataFrame(parsed, schema=EVENT_SCHEMA)]), bad_lines
