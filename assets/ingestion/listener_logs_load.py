@@ -10,7 +10,7 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,7 +29,7 @@ EVENT_COLUMNS = (
     "ip_datacenter", "user_agent", "referer", "country", "_source", "_batch_id",
 )
 COPY_EVENTS = f"copy raw.listener_events ({', '.join(EVENT_COLUMNS)}) from stdin (format csv)"
-BLOCK_BYTES = 4 << 20  # about 50k lines a batch: memory stays flat whatever the file size
+BLOCK_BYTES = 4 << 20  # some 15k lines: PostgreSQL ingests one batch while the next is parsed
 
 
 class IncompleteFile(Exception):
@@ -110,7 +110,7 @@ def read_blocks(path: Path) -> Iterator[str]:
         raise IncompleteFile(f"{path.name}: {exc}") from exc
 
 
-def read_batches(path: Path) -> Iterator[tuple[list[int] | range, list[str]]]:
+def read_batches(path: Path) -> Iterator[tuple[Sequence[int], list[str]]]:
     """(line numbers, lines) of the lines that are not blank, without their line ending."""
     first = 1
     for text in read_blocks(path):
@@ -141,23 +141,26 @@ class ClientAddresses:
     def __init__(self, hasher: IpHasher, datacenters: list):
         self.hasher = hasher
         self.datacenters = datacenters
-        self.known: dict[str, tuple[str, str, int, bool]] = {}
+        self.known = pl.DataFrame(schema=self.SCHEMA)
 
-    def of(self, ips: pl.Series) -> pl.DataFrame:
-        rows = [(ip, *self._describe(ip)) for ip in ips.unique()]
-        return pl.DataFrame(rows, schema=self.SCHEMA, orient="row")
+    def including(self, ips: pl.Series) -> pl.DataFrame:
+        """The addresses seen so far, `ips` among them."""
+        distinct = ips.unique()
+        new = distinct.filter(~distinct.is_in(self.known["ip"].implode())).to_list()
+        if new:
+            described = zip(*(self._describe(ip) for ip in new))
+            self.known = pl.concat([self.known, pl.DataFrame([new, *described], schema=self.SCHEMA)])
+        return self.known
 
     def _describe(self, ip: str) -> tuple[str, str, int, bool]:
-        found = self.known.get(ip)
-        if found is None:
-            found = self.known[ip] = (*self.hasher.hash_ip(ip), in_networks(parse_address(ip), self.datacenters))
-        return found
+        in_datacenter = bool(self.datacenters) and in_networks(parse_address(ip), self.datacenters)
+        return *self.hasher.hash_ip(ip), in_datacenter
 
 
-def copy_payload(events: pl.DataFrame, line_numbers: list[int], addresses: ClientAddresses, log: LogFile,
+def copy_payload(events: pl.DataFrame, line_numbers: Sequence[int], addresses: ClientAddresses, log: LogFile,
                  fmt: str, batch_id: str) -> bytes:
     """The rows of `raw.listener_events` for a batch of parsed events, as COPY csv."""
-    rows = events.join(addresses.of(events["ip"]), on="ip", how="left").with_columns(
+    rows = events.join(addresses.including(events["ip"]), on="ip", how="left").with_columns(
         tenant_id=pl.lit(log.tenant_id), log_date=pl.lit(log.log_date), file_key=pl.lit(log.file_key),
         line_no=pl.lit(pl.Series(line_numbers, dtype=pl.Int64)).gather("index"),
         _source=pl.lit(fmt), _batch_id=pl.lit(batch_id),
