@@ -3,6 +3,7 @@
     pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.iab_filtered__groups', 'group_key') }}{% endif %}",
     post_hook=["create index if not exists {{ this.name }}_request_idx on {{ this }} (request_id)",
                "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)",
+               "create index if not exists {{ this.name }}_filtered_idx on {{ this }} (filtered_at)",
                "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)"]
 ) }}
 -- Every request, with the IAB v2.3 reason it is excluded (null: it belongs to a counted
@@ -117,6 +118,7 @@ final as (
         window_facts.bytes_covered,
         window_facts.threshold_bytes,
         greatest(screened.screened_at, windows.refreshed_at) as refreshed_at,
+        now() as filtered_at,
         case
             when screened.screen_reason is not null then screened.screen_reason
             when windows.is_high_volume then 'high_volume_ip'

@@ -1,0 +1,22 @@
+{#-
+  Data tests on the big request-level models check the rows written by the models' last run:
+  `where: "__last_run__:<stamp column>"` keeps the rows whose stamp equals the newest one. Every
+  row a run writes carries the run's stamp, so after a full build the tests see every row, and
+  after an incremental one the batch it wrote (instead of scanning tens of millions of rows that
+  earlier runs already tested). Any other `where` works as in dbt.
+-#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where and where.startswith('__last_run__:') -%}
+        {%- set stamp = where.split(':', 1)[1] -%}
+        {%- set where = stamp ~ " = (select max(" ~ stamp ~ ") from " ~ relation ~ ")" -%}
+    {%- endif -%}
+    {%- if where -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
