@@ -121,7 +121,7 @@ def _ipv6_int(text: str) -> int:
 def parse_address(value: str) -> IpAddress | None:
     """The address `value` spells, or None. Listeners repeat: reading each distinct address once
     saves a third of the parse time."""
-    if CANONICAL_IPV6.match(value):  # most addresses of a log, read ten times faster
+    if CANONICAL_IPV6.match(value):  # the common IPv6 spelling, read without ipaddress's slow parser
         return ipaddress.IPv6Address(_ipv6_int(value))
     try:
         return ipaddress.ip_address(value)
