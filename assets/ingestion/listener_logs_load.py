@@ -29,7 +29,7 @@ EVENT_COLUMNS = (
     "ip_datacenter", "user_agent", "referer", "country", "_source", "_batch_id",
 )
 COPY_EVENTS = f"copy raw.listener_events ({', '.join(EVENT_COLUMNS)}) from stdin (format csv)"
-BLOCK_BYTES = 4 << 20  # some 15k lines: PostgreSQL ingests one batch while the next is parsed
+BLOCK_BYTES = 2 << 20  # some 8k lines: PostgreSQL ingests one batch while the next is parsed
 
 
 class IncompleteFile(Exception):
