@@ -33,15 +33,23 @@ cross join lateral (
 
 {#-
   delete_batch(batch, key): pre-hook of the incremental models. Removes the rows of `this`
-  whose key is in the batch, through the index on the key (the planner's guess of the key's
-  distinct values would otherwise scan the whole table). The models then append the batch's
-  new rows: `append` rather than `delete+insert`, whose own delete scans the table and would
-  keep the rows of keys that have no new rows (a group that lost every request).
+  whose key is in the batch: found key by key through the index on the key (as in join_batch),
+  then deleted by their row ids. The models then append the batch's new rows: `append` rather
+  than `delete+insert`, whose own delete is a join the planner may run as a scan of the whole
+  table, and which would keep the rows of keys that have no new rows (a group that lost every
+  request).
 -#}
 {% macro delete_batch(batch, key) -%}
-set local enable_seqscan = off;
-delete from {{ this }} where {{ key }} in (select {{ key }} from {{ batch }});
-set local enable_seqscan = on
+delete from {{ this }}
+where ctid = any(array(
+    select doomed.ctid
+    from {{ batch }} as doomed__keys
+    cross join lateral (
+        select ctid from {{ this }} as doomed__rows
+        where doomed__rows.{{ key }} = doomed__keys.{{ key }}
+        offset 0
+    ) as doomed
+))
 {%- endmacro %}
 
 {#-

@@ -20,11 +20,8 @@ create table if not exists {{ replaced_groups_relation(this) }} (
     the pending files (pg_temp.requests_screened__files, made when the model compiled). -#}
 {% macro record_replaced_requests() -%}
 {{ create_replaced_groups_table() }};
-set local enable_seqscan = off;
 insert into {{ replaced_groups_relation(this) }} (group_key, tenant_id, ip_hash, event_date, replaced_at)
-select distinct group_key, tenant_id, ip_hash, event_date, now()
-from {{ this }}
-where file_key in (select file_key from pg_temp.requests_screened__files);
-set local enable_seqscan = on;
+select distinct replaced.group_key, replaced.tenant_id, replaced.ip_hash, replaced.event_date, now()
+from {{ join_batch('pg_temp.requests_screened__files', this, ['file_key'], 'replaced') }};
 {{ delete_batch('pg_temp.requests_screened__files', 'file_key') }}
 {%- endmacro %}
