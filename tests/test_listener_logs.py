@@ -50,6 +50,10 @@ def test_cdn_json_line():
     ('cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 12', "unparseable_line"),
     ('cdn:443 1.2.3.4 - - [32/Foo/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"', "bad_timestamp"),
     ('cdn:443 1.2.3.999 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"', "bad_ip"),
+    ('cdn:443 1.2.3.4 - - [31/Feb/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"', "bad_timestamp"),
+    ('cdn:443 1.2.3.4 - - [02/Nov/2026:24:00:60 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"', "bad_timestamp"),
+    ('cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 99999999999999999999 "-" "ua"', "bad_value"),
+    ('cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua" "bytes=0-99999999999999999999"', "bad_value"),
 ])
 def test_bad_combined_lines(line, reason):
     with pytest.raises(BadLine) as err:
@@ -62,6 +66,9 @@ def test_bad_combined_lines(line, reason):
     ('{"ts": "2026-11-01T10:00:00Z", "c_ip": "1.2.3.4", "cs_method": "GET", "sc_status": 200}', "missing_field"),
     ('{"ts": "yesterday", "c_ip": "1.2.3.4", "cs_method": "GET", "cs_uri": "/", "sc_status": 200}', "bad_value"),
     ('[1, 2]', "unparseable_line"),
+    ('{"ts": "2026-11-01T10:00:00Z", "c_ip": "1.2.3.4", "cs_method": "GET", "cs_uri": "/", "sc_status": 20000000000}', "bad_value"),
+    ('{"ts": "2026-11-01T10:00:00Z", "c_ip": "1.2.3.4", "cs_method": "GET", "cs_uri": "/", "sc_status": 200, "sc_bytes": 99999999999999999999}', "bad_value"),
+    ('{"ts": "2026-11-01T10:00:00Z", "c_ip": "1.2.3.4", "cs_method": "GET", "cs_uri": "/", "sc_status": 200, "cs_user_agent": "a\\u0000b"}', "nul_bytes"),
 ])
 def test_bad_json_lines(line, reason):
     with pytest.raises(BadLine) as err:
@@ -257,6 +264,10 @@ COMBINED_LINES = [
     'cdn:443 1.2.3.999 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"',
     'cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua" "bytes=0-1" x',
     '\x00\x00\x00:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"',
+    'cdn:443 1.2.3.4 - - [31/Feb/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"',
+    'cdn:443 1.2.3.4 - - [02/Nov/2026:23:59:60 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua"',
+    'cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 99999999999999999999 "-" "ua"',
+    'cdn:443 1.2.3.4 - - [02/Nov/2026:00:00:03 +0000] "GET /a.mp3 HTTP/1.1" 200 1 "-" "ua" "bytes=5-99999999999999999999"',
 ]
 CDN_JSON_LINES = [
     '{"ts":"2026-11-01T10:00:00.250Z","c_ip":"2a02:0:1234:5678:9abc:def0:1:2","cs_method":"GET","cs_host":"CDN.example.com","cs_uri":"/x.mp3?a=1","sc_status":206,"sc_bytes":2,"cs_range":"bytes=0-1","cs_user_agent":"Overcast/3.0","cs_referer":null,"geo_country":"DE"}',
@@ -271,6 +282,10 @@ CDN_JSON_LINES = [
     "[1, 2]",
     "",
     '{"ts":"\x00"}',
+    '{"ts":"2026-11-01T10:00:00Z","c_ip":"198.51.100.7","cs_method":"GET","cs_host":"h","cs_uri":"/","sc_status":20000000000,"sc_bytes":1,"cs_range":null,"cs_user_agent":null,"cs_referer":null,"geo_country":null}',
+    '{"ts":"2026-11-01T10:00:00Z","c_ip":"198.51.100.7","cs_method":"GET","cs_host":"h","cs_uri":"/","sc_status":200,"sc_bytes":99999999999999999999,"cs_range":null,"cs_user_agent":null,"cs_referer":null,"geo_country":null}',
+    '{"ts":"2026-11-01T10:00:00Z","c_ip":"198.51.100.7","cs_method":"GET","cs_host":"h","cs_uri":"/","sc_status":200,"sc_bytes":1,"cs_range":null,"cs_user_agent":"a\\u0000b","cs_referer":null,"geo_country":null}',
+    '{"ts":"2026-11-32T10:00:00Z","c_ip":"198.51.100.7","cs_method":"GET","cs_host":"h","cs_uri":"/","sc_status":200,"sc_bytes":1,"cs_range":null,"cs_user_agent":null,"cs_referer":null,"geo_country":null}',
 ]
 
 

@@ -100,7 +100,10 @@ def parse_clf_time(text: str) -> datetime:
     if mon not in MONTHS:
         raise BadLine("bad_timestamp", f"unknown month {mon!r}")
     offset = (int(oh) * 60 + int(om)) * (-1 if sign == "-" else 1)
-    stamp = datetime(int(year), MONTHS[mon], int(day), int(hh), int(mm), int(ss), tzinfo=timezone.utc)
+    try:
+        stamp = datetime(int(year), MONTHS[mon], int(day), int(hh), int(mm), int(ss), tzinfo=timezone.utc)
+    except ValueError as exc:  # 31/Feb, hour 24, second 60...
+        raise BadLine("bad_timestamp", f"impossible time {text[:40]!r}: {exc}") from exc
     return stamp.fromtimestamp(stamp.timestamp() - offset * 60, tz=timezone.utc)
 
 
@@ -139,11 +142,18 @@ def _is_ip(value: str) -> bool:
     return parse_address(value) is not None
 
 
+BIGINT_MAX = (1 << 63) - 1
+
+
 def _event(time, ip, method, host, target, status, bytes_sent, range_value, agent, referer, country) -> dict:
     if not _is_ip(ip):
         raise BadLine("bad_ip", f"not an IP address: {str(ip)[:60]!r}")
     path, _, query = target.partition("?")
     start, end = parse_range(range_value)
+    if not 100 <= status <= 999:
+        raise BadLine("bad_value", f"HTTP status {status} out of range")
+    if not 0 <= bytes_sent <= BIGINT_MAX or max(start or 0, end or 0) > BIGINT_MAX:
+        raise BadLine("bad_value", "byte count or range out of range")
     return {
         "event_time": time, "ip": ip, "method": method, "host": (host or "").lower() or None,
         "path": path, "query": query or None, "status": status, "bytes_sent": bytes_sent,
@@ -170,6 +180,8 @@ def parse_cdn_json_line(line: str) -> dict:
         raise BadLine("unparseable_line", f"invalid JSON: {exc.msg}") from exc
     if not isinstance(row, dict):
         raise BadLine("unparseable_line", "JSON value is not an object")
+    if any(isinstance(value, str) and "\x00" in value for value in row.values()):
+        raise BadLine("nul_bytes", "a JSON string holds an escaped NUL")
     missing = [k for k in ("ts", "c_ip", "cs_method", "cs_uri", "sc_status") if row.get(k) in (None, "")]
     if missing:
         raise BadLine("missing_field", f"missing {', '.join(missing)}")
