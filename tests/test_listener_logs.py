@@ -328,3 +328,19 @@ def test_batch_reader_loads_exactly_what_the_per_line_parser_reads(fresh_db, tmp
     expected_rows, expected_rejects = _expected_rows(path.read_bytes().decode().split("\n")[:-1], fmt)
     assert (stored, rejected) == (expected_rows, expected_rejects)
     assert result.rows == len(expected_rows) and sum(result.quarantined.values()) == len(expected_rejects) > 0
+
+
+def test_a_file_of_damaged_lines_is_quarantined_whole(fresh_db, tmp_path):
+    """Quarantined lines spill to disk past a few MiB; every one of them still lands, once."""
+    import psycopg
+
+    folder = tmp_path / "northwind"
+    folder.mkdir()
+    path = folder / "access-northwind-2026-11-01.log"
+    path.write_text("".join(f"damaged line {n} {'x' * 80}\n" for n in range(120_000)))
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        result = load_file(conn, discover(tmp_path, settle_seconds=0, now=time.time() + 60)[0], HASHER, "b1")
+    assert (result.rows, dict(result.quarantined)) == (0, {"unparseable_line": 120_000})
+    assert query(fresh_db, "select count(*), count(distinct line_no), min(line_no), max(line_no) "
+                           "from quarantine.listener_events") == [(120_000, 120_000, 1, 120_000)]
+    assert query(fresh_db, "select rows_loaded, rows_quarantined from ops.listener_log_files") == [(0, 120_000)]

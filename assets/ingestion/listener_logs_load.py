@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import pickle
 import re
+import tempfile
 import time
 import zlib
 from collections import Counter
@@ -168,6 +170,36 @@ def copy_payload(events: pl.DataFrame, line_numbers: Sequence[int], addresses: C
     return rows.select(EVENT_COLUMNS).write_csv(include_header=False).encode()
 
 
+class QuarantineSpool:
+    """A file's quarantined lines, kept on disk past a few MiB (a file of nothing but damaged
+    lines must not fill memory) and copied into `quarantine.listener_events` once the events'
+    COPY is done (one COPY at a time per connection)."""
+
+    COLUMNS = "tenant_id, file_key, line_no, reason_code, detail, line, _batch_id"
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+
+    def __enter__(self) -> QuarantineSpool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._spool.close()
+
+    def append(self, row: tuple) -> None:
+        pickle.dump(row, self._spool)
+        self.count += 1
+
+    def copy_into(self, cur: psycopg.Cursor) -> None:
+        if not self.count:
+            return
+        self._spool.seek(0)
+        with cur.copy(f"copy quarantine.listener_events ({self.COLUMNS}) from stdin") as copy:
+            for _ in range(self.count):
+                copy.write_row(pickle.load(self._spool))
+
+
 def load_file(
     conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list | None = None,
 ) -> FileLoad:
@@ -181,10 +213,10 @@ def load_file(
     if previous and previous[0] == sha:
         return FileLoad(log.file_key, "unchanged")
     result = FileLoad(log.file_key, "loaded")
-    quarantine: list[tuple] = []
+    quarantine = QuarantineSpool()
     fmt: str | None = None
     try:
-        with conn.transaction(), conn.cursor() as cur:
+        with conn.transaction(), conn.cursor() as cur, quarantine:
             cur.execute("delete from raw.listener_events where file_key = %s", (log.file_key,))
             cur.execute("delete from quarantine.listener_events where file_key = %s", (log.file_key,))
             addresses = ClientAddresses(hasher, datacenters or [])
@@ -200,11 +232,7 @@ def load_file(
                                            hasher.redact(lines[index]).replace("\x00", "\\0")[:4000], batch_id))
                     copy.write(copy_payload(events, numbers, addresses, log, fmt, batch_id))
                     result.rows += events.height
-            cur.executemany(
-                "insert into quarantine.listener_events (tenant_id, file_key, line_no, reason_code, detail, line, _batch_id) "
-                "values (%s, %s, %s, %s, %s, %s, %s)",
-                quarantine,
-            )
+            quarantine.copy_into(cur)
             cur.execute(
                 """
                 insert into ops.listener_log_files as f (file_key, tenant_id, log_date, format, size_bytes, sha256,
@@ -215,7 +243,7 @@ def load_file(
                     rows_quarantined = excluded.rows_quarantined, loaded_at = now(), _batch_id = excluded._batch_id
                 """,
                 (log.file_key, log.tenant_id, log.log_date, fmt or "empty", log.size, sha, result.rows,
-                 len(quarantine), batch_id),
+                 quarantine.count, batch_id),
             )
     except IncompleteFile:
         return FileLoad(log.file_key, "incomplete")
