@@ -13,6 +13,7 @@ from typing import Any
 
 from simulator.feeds import render_feed
 from simulator.network import Network, Show
+from simulator.platforms import PlatformApis
 
 OVERSIZED_BYTES = 5_000_000
 SLOW_SECONDS = 1.0
@@ -44,7 +45,9 @@ class SimulatorServer:
 
     def __init__(
         self, network: Network, host: str = "127.0.0.1", port: int = 0, hang_seconds: float = HANG_SECONDS,
-        latency_seconds: float = 0.0,
+        latency_seconds: float = 0.0, api_faults: float = 0.0, api_fault_seed: int = 0,
+        api_retry_after: int = 1, api_hang_seconds: float | None = None,
+        transistor_limit: tuple[int, float] = (10, 10.0),
     ):
         self.network = network
         self.hang_seconds = hang_seconds
@@ -58,6 +61,12 @@ class SimulatorServer:
         self._httpd = _Server((host, port), self._handler())
         self.host, self.port = self._httpd.server_address[:2]
         self.base_url = f"http://{self.host}:{self.port}"
+        # Hosting-platform APIs under /buzzsprout/ and /transistor/, with their own fault mode.
+        self.apis = PlatformApis(
+            network, self.base_url, faults=api_faults, fault_seed=api_fault_seed, retry_after=api_retry_after,
+            hang_seconds=hang_seconds if api_hang_seconds is None else api_hang_seconds,
+            transistor_limit=transistor_limit,
+        )
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -154,6 +163,11 @@ class SimulatorServer:
                 path = self.path.split("?", 1)[0]
                 with sim._lock:
                     sim.requests[path] += 1
+                if path.startswith(("/buzzsprout/", "/transistor/")):
+                    reply = sim.apis.handle(path, self.path.partition("?")[2], self.headers)
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                    return self._send(reply.status, reply.body, reply.headers)
                 if path.startswith("/loop/"):
                     hop = int(path.rsplit("/", 1)[1]) + 1
                     return self._send(302, headers={"Location": f"/loop/x/{hop}"})

@@ -1,0 +1,413 @@
+"""Hosting-platform APIs of the simulated network: Buzzsprout- and Transistor-shaped endpoints.
+
+Every third show is hosted on Buzzsprout (show index % 3 == 0), the next on Transistor
+(% 3 == 1); the rest are hosted elsewhere. API episodes are the feed's items (same guid, same
+enclosure URL), and daily downloads are a deterministic function of the seed, the episode and
+the day, so `platform_truth` can say exactly what a clean sync must store.
+
+A small share of download records is planted bad (no episode id on Buzzsprout, a negative
+count on Transistor): a correct sync quarantines them with a reason.
+
+Fault mode: `faults` is the share of API requests that fail (429 with Retry-After, 5xx, a
+response that comes too late, or JSON cut short), drawn from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from simulator.network import Episode, Network, Show
+
+API_FIRST_DAY = date(2026, 9, 1)   # first day with download data
+API_LAST_DAY = date(2026, 11, 5)   # the platforms' "today": the last day with data
+BAD_RECORD_MODULUS = 173           # about one record in 173 is planted bad
+TRANSISTOR_PER_PAGE_MAX = 100
+BUZZSPROUT_PER_PAGE_MAX = 1000
+FAULT_KINDS = ("429", "500", "502", "503", "timeout", "truncated")
+
+
+def _digest(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def api_token(seed: int, platform: str, tenant_id: str) -> str:
+    """The account credential of a tenant on a platform (what the operator puts in the env)."""
+    return hashlib.sha256(f"{seed}:{platform}:{tenant_id}:credential".encode()).hexdigest()[:40]
+
+
+def credential_env_var(platform: str, tenant_id: str) -> str:
+    kind = "TOKEN" if platform == "buzzsprout" else "API_KEY"
+    return f"{platform.upper()}_{kind}_{tenant_id.upper()}"
+
+
+@dataclass(frozen=True)
+class ApiEpisode:
+    episode_id: str
+    guid: str
+    title: str
+    published_at: datetime
+    duration: int | None
+    audio_url: str | None
+    number: int | None
+    season: int | None
+
+
+@dataclass(frozen=True)
+class HostedShow:
+    platform: str   # buzzsprout | transistor
+    show_index: int
+    show: Show
+    source_id: str  # Buzzsprout podcast id / Transistor show id
+    episodes: tuple[ApiEpisode, ...]
+
+    @property
+    def tenant_id(self) -> str:
+        return self.show.tenant_id
+
+
+def _api_episode(platform: str, show_index: int, show: Show, ep: Episode) -> ApiEpisode:
+    number = len(show.episodes) - ep.index
+    episode_id = str((1 if platform == "buzzsprout" else 2) * 10_000_000 + show_index * 1000 + number)
+    published = ep.published or datetime(2026, 11, 1, 12, tzinfo=timezone.utc) - timedelta(days=7 * ep.index)
+    return ApiEpisode(
+        episode_id=episode_id,
+        # Feeds without a guid element: the host's own guid is what the API shows.
+        guid=ep.guid if ep.guid is not None else f"{platform.title()}-{episode_id}",
+        title=ep.title or f"Episode {number}",
+        published_at=published.astimezone(timezone.utc).replace(microsecond=0),
+        duration=ep.duration_seconds if ep.duration_seconds and ep.duration_seconds > 0 else None,
+        audio_url=ep.enclosure_url,
+        number=ep.number,
+        season=ep.season,
+    )
+
+
+def hosted_shows(network: Network) -> list[HostedShow]:
+    hosted = []
+    for index, show in enumerate(network.shows):
+        platform = {0: "buzzsprout", 1: "transistor"}.get(index % 3)
+        if platform is None:
+            continue
+        source_id = str(800_000 + index) if platform == "buzzsprout" else str(40_000 + index)
+        # Items repeating another item's guid are feed mistakes; the host has each episode once.
+        episodes = tuple(_api_episode(platform, index, show, ep) for ep in show.episodes if ep.defect != "duplicate_guid")
+        hosted.append(HostedShow(platform, index, show, source_id, episodes))
+    return hosted
+
+
+def daily_downloads(seed: int, platform: str, episode: ApiEpisode, day: date) -> int | None:
+    """Downloads of an episode on a day (None before it was published)."""
+    age = (day - episode.published_at.date()).days
+    if age < 0:
+        return None
+    peak = 20 + _digest(seed, platform, episode.episode_id) % 400
+    noise = _digest(seed, platform, episode.episode_id, day.isoformat()) % 1000 / 1000
+    return int(peak * (0.6 + 0.8 * noise) / (1 + age / 3) ** 1.2)
+
+
+def is_bad_record(seed: int, platform: str, episode_id: str, day: date) -> bool:
+    return _digest(seed, platform, "bad", episode_id, day.isoformat()) % BAD_RECORD_MODULUS == 0
+
+
+def platform_truth(network: Network, first_day: date, last_day: date) -> dict[str, Any]:
+    """What a clean sync of [first_day, last_day] must store, and what it must quarantine."""
+    out: dict[str, Any] = {
+        "episodes": {"buzzsprout": set(), "transistor": set()},
+        "downloads": {"buzzsprout": {}, "transistor": {}},
+        # (tenant, source, day) -> how many of that day's records must be quarantined
+        "quarantined": {"buzzsprout": Counter(), "transistor": Counter()},
+    }
+    for hosted in hosted_shows(network):
+        p = hosted.platform
+        for ep in hosted.episodes:
+            out["episodes"][p].add((hosted.tenant_id, hosted.source_id, ep.episode_id, ep.guid))
+            day = first_day
+            while day <= min(last_day, API_LAST_DAY):
+                n = daily_downloads(network.seed, p, ep, day)
+                keep = n is not None and (n > 0 or p == "transistor")
+                if keep and is_bad_record(network.seed, p, ep.episode_id, day):
+                    out["quarantined"][p][(hosted.tenant_id, hosted.source_id, day)] += 1
+                elif keep:
+                    out["downloads"][p][(hosted.tenant_id, hosted.source_id, ep.episode_id, day)] = n
+                day += timedelta(days=1)
+    return out
+
+
+def _dmy(day: date) -> str:
+    return day.strftime("%d-%m-%Y")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+    delay: float = 0.0
+
+
+def _json(status: int, document: Any, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(document, separators=(",", ":")).encode(),
+                 {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+
+
+class PlatformApis:
+    """The request handling behind `/buzzsprout/api/...` and `/transistor/v1/...`."""
+
+    def __init__(
+        self, network: Network, base_url: str, faults: float = 0.0, fault_seed: int = 0,
+        retry_after: int = 1, hang_seconds: float = 6.0,
+        transistor_limit: tuple[int, float] = (10, 10.0),
+    ):
+        self.network = network
+        self.base_url = base_url
+        self.faults = faults
+        self.retry_after = retry_after
+        self.hang_seconds = hang_seconds
+        self.transistor_limit = transistor_limit
+        self.faults_served: dict[str, int] = {}
+        self._rng = random.Random(fault_seed)
+        self._lock = threading.Lock()
+        self._hosted = {(h.platform, h.source_id): h for h in hosted_shows(network)}
+        self._tokens = {
+            (p, api_token(network.seed, p, t)): t for p in ("buzzsprout", "transistor") for t in network.tenants
+        }
+        self._key_requests: dict[str, list[float]] = {}
+        self._key_blocked_until: dict[str, float] = {}
+
+    # -- entry point ----------------------------------------------------------------------
+    def handle(self, path: str, query: str, headers: Any) -> Reply:
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        if path.startswith("/buzzsprout/api/"):
+            auth = headers.get("Authorization") or ""
+            token = auth.removeprefix("Token token=").strip('"') if auth.startswith("Token token=") else params.get("api_token")
+            tenant = self._tokens.get(("buzzsprout", token or ""))
+            if tenant is None:
+                return _json(401, {"error": "Access denied"})
+            reply = self._fault()
+            return reply or self._buzzsprout(path.removeprefix("/buzzsprout/api/"), params, headers, tenant)
+        if path.startswith("/transistor/v1/"):
+            key = headers.get("x-api-key") or ""
+            tenant = self._tokens.get(("transistor", key))
+            if tenant is None:
+                return _json(401, {"errors": [{"title": "Unauthorized"}]})
+            limited = self._rate_limit(key)
+            if limited:
+                return limited
+            reply = self._fault()
+            return reply or self._transistor(path.removeprefix("/transistor/v1/"), params, tenant)
+        return Reply(404, b"not found", {"Content-Type": "text/plain"})
+
+    def _fault(self) -> Reply | None:
+        if not self.faults:
+            return None
+        with self._lock:
+            if self._rng.random() >= self.faults:
+                return None
+            kind = self._rng.choice(FAULT_KINDS)
+            self.faults_served[kind] = self.faults_served.get(kind, 0) + 1
+        if kind == "429":
+            return _json(429, {"error": "Too Many Requests"}, {"Retry-After": str(self.retry_after)})
+        if kind == "timeout":
+            return Reply(504, b"late", {"Content-Type": "text/plain"}, delay=self.hang_seconds)
+        if kind == "truncated":
+            return Reply(200, b'{"data":[{"id":"1","type":"epis', {"Content-Type": "application/json"})
+        return Reply(int(kind), b"<html>upstream error</html>", {"Content-Type": "text/html"})
+
+    def _rate_limit(self, key: str) -> Reply | None:
+        limit, window = self.transistor_limit
+        now = time.monotonic()
+        with self._lock:
+            until = self._key_blocked_until.get(key, 0.0)
+            if now < until:
+                return _json(429, {"errors": [{"title": "Rate limit exceeded"}]}, {"Retry-After": str(math.ceil(until - now))})
+            starts = [t for t in self._key_requests.get(key, []) if now - t < window]
+            starts.append(now)
+            self._key_requests[key] = starts
+            if len(starts) > limit:
+                self._key_blocked_until[key] = now + window
+                return _json(429, {"errors": [{"title": "Rate limit exceeded"}]}, {"Retry-After": str(math.ceil(window))})
+        return None
+
+    # -- Buzzsprout -------------------------------------------------------------------------
+    def _buzzsprout(self, rest: str, params: dict[str, str], headers: Any, tenant: str) -> Reply:
+        parts = rest.split("/")
+        if not parts[-1].endswith(".json"):
+            return _json(415, {"error": "Unsupported Media Type"})
+        parts[-1] = parts[-1].removesuffix(".json")
+        hosted = self._hosted.get(("buzzsprout", parts[0]))
+        if hosted is None or hosted.tenant_id != tenant:
+            return _json(404, {"error": "Not Found"})
+        if parts[1:] == ["episodes"]:
+            body = json.dumps([self._buzzsprout_episode(e) for e in hosted.episodes], separators=(",", ":")).encode()
+            etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            if headers.get("If-None-Match") == etag:
+                return Reply(304, b"", {"ETag": etag})
+            return Reply(200, body, {"Content-Type": "application/json; charset=utf-8", "ETag": etag})
+        day = self._buzzsprout_date(params.get("date"))
+        if isinstance(day, Reply):
+            return day
+        seed = self.network.seed
+        if parts[1:] == ["downloads"]:
+            rows = []
+            for ep in hosted.episodes:
+                n = daily_downloads(seed, "buzzsprout", ep, day)
+                if n:
+                    bad = is_bad_record(seed, "buzzsprout", ep.episode_id, day)
+                    rows.append({"episode_id": None if bad else int(ep.episode_id), "total": n})
+            return _json(200, rows)
+        if len(parts) == 3 and parts[2] == "downloads":
+            episode = next((e for e in hosted.episodes if e.episode_id == parts[1]), None)
+            if episode is None:
+                return _json(404, {"error": "Not Found"})
+            try:
+                page = max(1, int(params.get("page", "1")))
+                per_page = min(BUZZSPROUT_PER_PAGE_MAX, max(1, int(params.get("per_page", "100"))))
+            except ValueError:
+                return _json(422, {"error": {"code": "invalid", "message": "page must be a number", "param": "page"}})
+            downloads = download_details(seed, episode, day)
+            chunk = downloads[(page - 1) * per_page: page * per_page]
+            has_more = page * per_page < len(downloads)
+            return _json(200, {
+                "episodes": [{"id": int(episode.episode_id), "downloads": chunk}],
+                "pagination": {"page": page, "per_page": per_page, "has_more": has_more,
+                               "next_page": page + 1 if has_more else None},
+            })
+        return _json(404, {"error": "Not Found"})
+
+    @staticmethod
+    def _buzzsprout_date(raw: str | None) -> date | Reply:
+        try:
+            day = date.fromisoformat(raw or "")
+        except ValueError:
+            return _json(422, {"error": {"code": "invalid", "message": "date must be YYYY-MM-DD", "param": "date"}})
+        if day > API_LAST_DAY:
+            return _json(422, {"error": {"code": "invalid", "message": "date is in the future", "param": "date"}})
+        return day
+
+    @staticmethod
+    def _buzzsprout_episode(ep: ApiEpisode) -> dict[str, Any]:
+        return {
+            "id": int(ep.episode_id), "title": ep.title, "audio_url": ep.audio_url, "artwork_url": None,
+            "description": "", "summary": "", "artist": None, "tags": "", "published_at": ep.published_at.isoformat(),
+            "duration": ep.duration, "hq": True, "guid": ep.guid, "inactive_at": None,
+            "episode_number": ep.number, "season_number": ep.season, "explicit": False, "private": False,
+            "total_plays": 0,
+        }
+
+    # -- Transistor -------------------------------------------------------------------------
+    def _transistor(self, rest: str, params: dict[str, str], tenant: str) -> Reply:
+        try:
+            page = max(1, int(params.get("pagination[page]", "1")))
+            per = min(TRANSISTOR_PER_PAGE_MAX, max(1, int(params.get("pagination[per]", "10"))))
+        except ValueError:
+            return _json(400, {"errors": [{"title": "invalid pagination"}]})
+        parts = rest.split("/")
+        if parts == ["episodes"]:
+            hosted = self._hosted.get(("transistor", params.get("show_id", "")))
+            if hosted is None or hosted.tenant_id != tenant:
+                return _json(404, {"errors": [{"title": "Not found"}]})
+            episodes = sorted(hosted.episodes, key=lambda e: e.published_at, reverse=True)
+            chunk, meta, links = self._page(episodes, page, per, "/transistor/v1/episodes", params)
+            data = [{
+                "id": e.episode_id, "type": "episode",
+                "attributes": {"title": e.title, "number": e.number, "season": e.season, "status": "published",
+                               "published_at": e.published_at.isoformat(), "duration": e.duration,
+                               "media_url": e.audio_url, "guid": e.guid},
+                "relationships": {"show": {"data": {"id": hosted.source_id, "type": "show"}}},
+            } for e in chunk]
+            return _json(200, {"data": data, "meta": meta, "links": links})
+        if len(parts) == 3 and parts[0] == "analytics" and parts[2] == "episodes":
+            hosted = self._hosted.get(("transistor", parts[1]))
+            if hosted is None or hosted.tenant_id != tenant:
+                return _json(404, {"errors": [{"title": "Not found"}]})
+            try:
+                end = datetime.strptime(params["end_date"], "%d-%m-%Y").date() if "end_date" in params else API_LAST_DAY
+                start = datetime.strptime(params["start_date"], "%d-%m-%Y").date() if "start_date" in params else end - timedelta(days=13)
+            except ValueError:
+                return _json(400, {"errors": [{"title": "dates must be dd-mm-yyyy"}]})
+            end = min(end, API_LAST_DAY)
+            episodes = sorted(hosted.episodes, key=lambda e: e.published_at, reverse=True)
+            chunk, meta, links = self._page(episodes, page, per, f"/transistor/v1/{rest}", params)
+            seed = self.network.seed
+            rows = []
+            for e in chunk:
+                series = []
+                day = start
+                while day <= end:
+                    n = daily_downloads(seed, "transistor", e, day)
+                    if n is not None:
+                        series.append({"date": _dmy(day), "downloads": -n - 1 if is_bad_record(seed, "transistor", e.episode_id, day) else n})
+                    day += timedelta(days=1)
+                rows.append({"id": e.episode_id, "type": "episode", "title": e.title,
+                             "published_at": e.published_at.isoformat(), "downloads": series})
+            return _json(200, {
+                "data": {"id": hosted.source_id, "type": "show_episodes_analytics",
+                         "attributes": {"start_date": _dmy(start), "end_date": _dmy(end), "episodes": rows}},
+                "meta": meta, "links": links,
+            })
+        return _json(404, {"errors": [{"title": "Not found"}]})
+
+    def _page(self, items: list, page: int, per: int, path: str, params: dict[str, str]):
+        total_pages = max(1, math.ceil(len(items) / per))
+        chunk = items[(page - 1) * per: page * per]
+        meta = {"currentPage": page, "totalPages": total_pages, "totalCount": len(items)}
+
+        def link(p: int) -> str:
+            return f"{self.base_url}{path}?" + urlencode({**params, "pagination[page]": p, "pagination[per]": per})
+
+        links = {"self": link(page), "next": link(page + 1) if page < total_pages else None}
+        return chunk, meta, links
+
+
+APPS = ("Apple Podcasts", "Spotify", "Overcast", "Pocket Casts", "Castro", "Unknown")
+DEVICES = (("iPhone", "mobile"), ("Android Phone", "mobile"), ("Mac", "computer"), ("Sonos", "smart_speaker"),
+           ("Unknown Device", "unknown"))
+PLACES = (("US", "California", "San Francisco", "North America"), ("GB", "England", "London", "Europe"),
+          ("DE", "Berlin", "Berlin", "Europe"), ("FR", None, None, "Europe"), ("BR", "São Paulo", "São Paulo", "South America"))
+
+
+def download_details(seed: int, episode: ApiEpisode, day: date) -> list[dict[str, Any]]:
+    """One record per download of the day: what the per-download endpoint pages through."""
+    n = daily_downloads(seed, "buzzsprout", episode, day) or 0
+    rng = random.Random(_digest(seed, "details", episode.episode_id, day.isoformat()))
+    rows = []
+    for _ in range(n):
+        device, device_type = rng.choice(DEVICES)
+        country, region, city, continent = rng.choice(PLACES)
+        rows.append({"app": rng.choice(APPS), "device": device, "device_type": device_type, "country_code": country,
+                     "region": region, "city": city, "continent": continent,
+                     "media_type": "video" if rng.random() < 0.03 else "audio"})
+    return rows
+
+
+def platform_sources(network: Network, base_url: str, **options: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The `platforms:` section of sources.yaml for this network, and the environment variables
+    holding its credentials. `options` are merged into both platforms' settings."""
+    section: dict[str, Any] = {
+        "allow_private_hosts": True,  # the simulator lives on loopback
+        "buzzsprout": {"base_url": f"{base_url}/buzzsprout/api", "shows": [], **options},
+        "transistor": {"base_url": f"{base_url}/transistor/v1", "shows": [], **options},
+    }
+    environ: dict[str, str] = {}
+    for hosted in hosted_shows(network):
+        env = credential_env_var(hosted.platform, hosted.tenant_id)
+        environ[env] = api_token(network.seed, hosted.platform, hosted.tenant_id)
+        if hosted.platform == "buzzsprout":
+            section["buzzsprout"]["shows"].append({"tenant_id": hosted.tenant_id, "podcast_id": hosted.source_id, "token_env": env})
+        else:
+            section["transistor"]["shows"].append({"tenant_id": hosted.tenant_id, "show_id": hosted.source_id, "api_key_env": env})
+    return section, environ
