@@ -1,9 +1,9 @@
-"""Schedules: feeds every 15 minutes. dbt models follow their upstream through eager
-automation conditions (the default automation sensor runs them)."""
+"""Schedules: feeds every 15 minutes, platform APIs hourly. dbt models follow their upstream
+through eager automation conditions (the default automation sensor runs them)."""
 
 import dagster as dg
 
-from pipelines.jobs import rss_ingest_job
+from pipelines.jobs import platform_downloads_job, platform_episodes_job, rss_ingest_job
 
 rss_poll_schedule = dg.ScheduleDefinition(
     name="rss_poll_every_15_minutes",
@@ -13,4 +13,23 @@ rss_poll_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
-SCHEDULES = [rss_poll_schedule]
+platform_episodes_schedule = dg.ScheduleDefinition(
+    name="platform_episodes_hourly",
+    job=platform_episodes_job,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+
+@dg.schedule(
+    name="platform_downloads_hourly", job=platform_downloads_job, cron_schedule="20 * * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def platform_downloads_schedule(context: dg.ScheduleEvaluationContext):
+    """Every hour, today's partition: its run re-reads each platform's look-back window."""
+    day = context.scheduled_execution_time.date().isoformat()
+    return dg.RunRequest(partition_key=day, tags={"platform_sync": "hourly"})
+
+
+SCHEDULES = [rss_poll_schedule, platform_episodes_schedule, platform_downloads_schedule]
