@@ -144,6 +144,18 @@ class _RateLimiter:
             waited += pause
 
 
+def _error_excerpt(response: httpx.Response, limit: int = 300) -> str:
+    """The start of an error body (bounded read), to say why a request was refused."""
+    if response.status_code < 400:
+        return ""
+    try:
+        body = _read_capped(response, 65536)
+    except FetchError:
+        return ""
+    text = body[:limit].decode("utf-8", "replace").strip()
+    return f": {text}" if text else ""
+
+
 class ApiClient:
     """JSON GETs against one API base URL under an `ApiPolicy`. Thread-safe."""
 
@@ -195,8 +207,7 @@ class ApiClient:
                 if status == 304:
                     return ApiResponse(status, None, dict(response.headers))
                 if status >= 300:
-                    body = response.read()[:300].decode("utf-8", "replace") if status >= 400 else ""
-                    raise ApiError(f"http_{status}", f"server answered {status}: {body}".strip(), status)
+                    raise ApiError(f"http_{status}", f"server answered {status}{_error_excerpt(response)}", status)
                 body = _read_capped(response, self.policy.max_bytes)
                 try:
                     data = json.loads(body)

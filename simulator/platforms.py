@@ -170,9 +170,10 @@ class PlatformApis:
     def __init__(
         self, network: Network, base_url: str, faults: float = 0.0, fault_seed: int = 0,
         retry_after: int = 1, hang_seconds: float = 6.0,
-        transistor_limit: tuple[int, float] = (10, 10.0),
+        transistor_limit: tuple[int, float] = (10, 10.0), transistor_links: bool = True,
     ):
         self.network = network
+        self.transistor_links = transistor_links  # False: documents page by `meta` alone
         self.base_url = base_url
         self.faults = faults
         self.retry_after = retry_after
@@ -370,6 +371,8 @@ class PlatformApis:
             return f"{self.base_url}{path}?" + urlencode({**params, "pagination[page]": p, "pagination[per]": per})
 
         links = {"self": link(page), "next": link(page + 1) if page < total_pages else None}
+        if not self.transistor_links:
+            links = {"self": link(page)}
         return chunk, meta, links
 
 

@@ -47,7 +47,7 @@ class SimulatorServer:
         self, network: Network, host: str = "127.0.0.1", port: int = 0, hang_seconds: float = HANG_SECONDS,
         latency_seconds: float = 0.0, api_faults: float = 0.0, api_fault_seed: int = 0,
         api_retry_after: int = 1, api_hang_seconds: float | None = None,
-        transistor_limit: tuple[int, float] = (10, 10.0),
+        transistor_limit: tuple[int, float] = (10, 10.0), transistor_links: bool = True,
     ):
         self.network = network
         self.hang_seconds = hang_seconds
@@ -65,7 +65,7 @@ class SimulatorServer:
         self.apis = PlatformApis(
             network, self.base_url, faults=api_faults, fault_seed=api_fault_seed, retry_after=api_retry_after,
             hang_seconds=hang_seconds if api_hang_seconds is None else api_hang_seconds,
-            transistor_limit=transistor_limit,
+            transistor_limit=transistor_limit, transistor_links=transistor_links,
         )
         self._thread: threading.Thread | None = None
 

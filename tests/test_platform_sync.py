@@ -15,6 +15,7 @@ from psycopg import sql
 from assets.ingestion.platforms.assets import DOWNLOAD_KEYS, EPISODE_KEYS, PLATFORM_ASSETS
 from assets.ingestion.platforms.buzzsprout import BuzzsproutClient, buzzsprout_api
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
+from assets.ingestion.platforms.transistor import TransistorClient, transistor_api
 from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret
 from resources.warehouse import WarehouseResource, bootstrap, with_database
 from simulator.platforms import FAULT_KINDS, api_token, hosted_shows, platform_sources, platform_truth
@@ -213,6 +214,25 @@ def test_per_download_detail_pages_add_up_to_the_daily_total(clean_sim):
     assert len(records) == total
     assert {"app", "device", "device_type", "country_code", "region", "city", "continent", "media_type"} == set(records[0])
     assert pages[-1][2] is None and [p for p, _, _ in pages] == list(range(1, len(pages) + 1))
+
+
+def test_transistor_pages_by_links_next_or_by_meta_alone(network):
+    show = next(h for h in hosted_shows(network) if h.platform == "transistor")
+    key = Secret(api_token(network.seed, "transistor", show.tenant_id))
+    policy = ApiPolicy(allow_private_hosts=True, timeout_seconds=2)
+
+    def pages(sim):
+        with transistor_api(f"{sim.base_url}/transistor/v1", key, policy) as api:
+            client = TransistorClient(api, show.source_id, per_page=9)
+            return [(page, [r["id"] for r in resources], nxt) for page, resources, nxt in client.episodes()]
+
+    with SimulatorServer(network, transistor_limit=(1000, 1.0)) as linked_sim:
+        linked = pages(linked_sim)
+    with SimulatorServer(network, transistor_limit=(1000, 1.0), transistor_links=False) as meta_sim:
+        by_meta = pages(meta_sim)
+    assert len(linked) == -(-len(show.episodes) // 9) > 3
+    assert by_meta == linked
+    assert sorted(i for _, ids, _ in linked for i in ids) == sorted(e.episode_id for e in show.episodes)
 
 
 def test_retry_after_of_a_rate_limit_block_is_honoured(network):

@@ -45,15 +45,20 @@ class TransistorClient:
             document = response.data if isinstance(response.data, dict) else None
             if document is None or "data" not in document:
                 raise ApiError("unexpected_shape", f"no JSON:API document at page {page}", response.status_code)
-            page = int((document.get("meta") or {}).get("currentPage") or page)
+            meta = document.get("meta") or {}
+            page = int(meta.get("currentPage") or page)
             next_url = (document.get("links") or {}).get("next")
-            if next_url:
+            next_query = None
+            if not next_url and page < int(meta.get("totalPages") or 0):
+                # No `links.next`, but the meta pages say there is more: ask for the next page.
+                next_url, next_query = path, {**params, "pagination[page]": page + 1, "pagination[per]": self.per_page}
+            elif next_url:
                 target = urlsplit(next_url)
                 # The key goes with every request: never follow a link to another host.
                 if (target.scheme, target.netloc) != (base.scheme, base.netloc):
                     raise ApiError("foreign_next_link", f"links.next points to {target.netloc}")
             yield page, document, page + 1 if next_url else None
-            url, query = next_url, None
+            url, query = next_url, next_query
             page += 1
 
     def episodes(self, start_page: int = 1) -> Iterator[tuple[int, list[dict[str, Any]], int | None]]:
