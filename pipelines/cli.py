@@ -65,7 +65,7 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
     import dagster as dg
 
     from assets.ingestion.listener_logs_load import discover
-    from simulator.__main__ import write_log_files, write_network_files, DEMO_LOG_DAYS
+    from simulator.__main__ import DEMO_LOG_DAYS, simulator_credentials, write_log_files, write_network_files
     from simulator.network import build_network
     from simulator.server import SimulatorServer
 
@@ -76,6 +76,8 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
     sources = settings.simulator_dir / "sources.yaml"
     truth = write_network_files(settings.simulator_dir, seed=seed, port=settings.simulator_port)
     os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
+    for name, value in simulator_credentials(sources).items():
+        os.environ.setdefault(name, value)
     console.print(f"[green]✓[/] simulated network: {len(truth['feeds'])} feeds, {len(truth['episodes'])} episodes")
 
     landing = settings.resolved_log_landing_dir()
@@ -100,6 +102,10 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
         with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
             results.append(defs.resolve_job_def("materialize_all").execute_in_process(
                 instance=instance, raise_on_error=False, run_config=quiet))
+        with console.status("Syncing platform API downloads (Buzzsprout, Transistor)..."):
+            results.append(defs.resolve_job_def("platform_downloads").execute_in_process(
+                instance=instance, partition_key=DEMO_LOG_DAYS[-1].isoformat(), raise_on_error=False,
+                run_config=quiet))
         elapsed = time.perf_counter() - started
     finally:
         server.stop()
@@ -167,6 +173,10 @@ def dev() -> None:
             write_network_files(settings.simulator_dir, seed=42, port=settings.simulator_port)
         simulator = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--sources", str(sources)])
         os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
+        from simulator.__main__ import simulator_credentials
+
+        for name, value in simulator_credentials(sources).items():
+            os.environ.setdefault(name, value)
     dagster = Path(sys.executable).with_name("dagster")
     try:
         subprocess.run(

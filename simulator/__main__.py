@@ -15,6 +15,7 @@ import yaml
 from assets.ingestion.listener_logs_load import file_sha256
 from simulator.logs import DATACENTER_CIDRS, generate_logs, truth_document
 from simulator.network import build_network
+from simulator.platforms import platform_sources
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
 
@@ -35,10 +36,22 @@ def write_network_files(out_dir: Path, seed: int, port: int, **network_args) -> 
             "concurrency": 32,
             "feeds": [{"tenant_id": f["tenant_id"], "url": f["feed_url"]} for f in truth["feeds"]],
         },
+        # Hosting-platform APIs; their credentials are in the environment (`simulator_credentials`).
+        "platforms": platform_sources(network, base_url)[0],
         "simulator": {"seed": seed, "port": port, "network": network_args},
     }
     (out_dir / "sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False))
     return truth
+
+
+def simulator_credentials(sources_file: Path) -> dict[str, str]:
+    """The platform API credentials of the network a sources.yaml written here describes
+    (environment variable -> value): the simulator derives them from its seed."""
+    spec = (yaml.safe_load(sources_file.read_text()) or {}).get("simulator")
+    if not spec:
+        return {}
+    network = build_network(seed=spec["seed"], **spec.get("network", {}))
+    return platform_sources(network, "")[1]
 
 
 DEMO_LOG_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
