@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import yaml
+from psycopg import sql
 from pydantic import BaseModel, Field
 
 from assets.ingestion.platforms.buzzsprout import BuzzsproutClient, buzzsprout_api
@@ -262,16 +263,27 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 SOURCE_COLUMN = {"buzzsprout": "podcast_id", "transistor": "show_id"}
 
 
-def _upsert_sql(stream: str) -> tuple[str, tuple[str, ...]]:
+def _upsert_sql(stream: str) -> tuple[sql.Composed, tuple[str, ...]]:
+    """Insert, or update a row whose values differ (an unchanged row keeps its version)."""
     table, keys, values = TABLES[stream]
     source_column = SOURCE_COLUMN[stream.split("_", 1)[0]]
     columns = ("tenant_id", source_column, *keys, *values, "_batch_id")
-    key_list = ", ".join(("tenant_id", source_column, *keys))
-    assignments = ", ".join(f"{c} = excluded.{c}" for c in (*values, "_batch_id")) + ", _ingested_at = now()"
-    changed = " or ".join(f"t.{c} is distinct from excluded.{c}" for c in values)
-    statement = (
-        f"insert into {table} as t ({', '.join(columns)}) values ({', '.join(['%s'] * len(columns))}) "  # noqa: S608 (fixed names)
-        f"on conflict ({key_list}) do update set {assignments} where {changed}"
+
+    def names(cols) -> sql.Composed:
+        return sql.SQL(", ").join(map(sql.Identifier, cols))
+
+    statement = sql.SQL(
+        "insert into {table} as t ({columns}) values ({placeholders}) on conflict ({keys}) "
+        "do update set {assignments}, _ingested_at = now() where {changed}"
+    ).format(
+        table=sql.Identifier(*table.split(".")),
+        columns=names(columns),
+        placeholders=sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
+        keys=names(("tenant_id", source_column, *keys)),
+        assignments=sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in (*values, "_batch_id")),
+        changed=sql.SQL(" or ").join(
+            sql.SQL("t.{c} is distinct from excluded.{c}").format(c=sql.Identifier(c)) for c in values),
     )
     return statement, columns
 
