@@ -30,6 +30,7 @@ from simulator.network import Episode, Network, Show
 
 API_FIRST_DAY = date(2026, 9, 1)   # first day with download data
 API_LAST_DAY = date(2026, 11, 5)   # the platforms' "today": the last day with data
+RESTATED_DAYS = 2                  # a restatement changes the numbers of the last two days
 BAD_RECORD_MODULUS = 173           # about one record in 173 is planted bad
 TRANSISTOR_PER_PAGE_MAX = 100
 BUZZSPROUT_PER_PAGE_MAX = 1000
@@ -105,22 +106,27 @@ def hosted_shows(network: Network) -> list[HostedShow]:
     return hosted
 
 
-def daily_downloads(seed: int, platform: str, episode: ApiEpisode, day: date) -> int | None:
-    """Downloads of an episode on a day (None before it was published)."""
+def daily_downloads(seed: int, platform: str, episode: ApiEpisode, day: date, revision: int = 0) -> int | None:
+    """Downloads of an episode on a day (None before it was published). Each `revision` restates
+    the last RESTATED_DAYS days upwards (late-arriving downloads), never earlier ones."""
     age = (day - episode.published_at.date()).days
     if age < 0:
         return None
     peak = 20 + _digest(seed, platform, episode.episode_id) % 400
     noise = _digest(seed, platform, episode.episode_id, day.isoformat()) % 1000 / 1000
-    return int(peak * (0.6 + 0.8 * noise) / (1 + age / 3) ** 1.2)
+    n = int(peak * (0.6 + 0.8 * noise) / (1 + age / 3) ** 1.2)
+    if revision and (API_LAST_DAY - day).days < RESTATED_DAYS:
+        n += sum(_digest(seed, platform, "late", r, episode.episode_id, day.isoformat()) % 4 for r in range(1, revision + 1))
+    return n
 
 
 def is_bad_record(seed: int, platform: str, episode_id: str, day: date) -> bool:
     return _digest(seed, platform, "bad", episode_id, day.isoformat()) % BAD_RECORD_MODULUS == 0
 
 
-def platform_truth(network: Network, first_day: date, last_day: date) -> dict[str, Any]:
-    """What a clean sync of [first_day, last_day] must store, and what it must quarantine."""
+def platform_truth(network: Network, first_day: date, last_day: date, revision: int = 0) -> dict[str, Any]:
+    """What a clean sync of [first_day, last_day] must store, and what it must quarantine, once
+    the APIs have published `revision` restatements."""
     out: dict[str, Any] = {
         "episodes": {"buzzsprout": set(), "transistor": set()},
         "downloads": {"buzzsprout": {}, "transistor": {}},
@@ -133,7 +139,7 @@ def platform_truth(network: Network, first_day: date, last_day: date) -> dict[st
             out["episodes"][p].add((hosted.tenant_id, hosted.source_id, ep.episode_id, ep.guid))
             day = first_day
             while day <= min(last_day, API_LAST_DAY):
-                n = daily_downloads(network.seed, p, ep, day)
+                n = daily_downloads(network.seed, p, ep, day, revision)
                 keep = n is not None and (n > 0 or p == "transistor")
                 if keep and is_bad_record(network.seed, p, ep.episode_id, day):
                     out["quarantined"][p][(hosted.tenant_id, hosted.source_id, day)] += 1
@@ -174,6 +180,7 @@ class PlatformApis:
     ):
         self.network = network
         self.transistor_links = transistor_links  # False: documents page by `meta` alone
+        self.revision = 0  # restatements published so far (`restate`)
         self.base_url = base_url
         self.faults = faults
         self.retry_after = retry_after
@@ -188,6 +195,12 @@ class PlatformApis:
         }
         self._key_requests: dict[str, list[float]] = {}
         self._key_blocked_until: dict[str, float] = {}
+
+    def restate(self) -> int:
+        """Publish late downloads for the last RESTATED_DAYS days (numbers only go up)."""
+        with self._lock:
+            self.revision += 1
+            return self.revision
 
     # -- entry point ----------------------------------------------------------------------
     def handle(self, path: str, query: str, headers: Any) -> Reply:
@@ -265,7 +278,7 @@ class PlatformApis:
         if parts[1:] == ["downloads"]:
             rows = []
             for ep in hosted.episodes:
-                n = daily_downloads(seed, "buzzsprout", ep, day)
+                n = daily_downloads(seed, "buzzsprout", ep, day, self.revision)
                 if n:
                     bad = is_bad_record(seed, "buzzsprout", ep.episode_id, day)
                     rows.append({"episode_id": None if bad else int(ep.episode_id), "total": n})
@@ -279,7 +292,7 @@ class PlatformApis:
                 per_page = min(BUZZSPROUT_PER_PAGE_MAX, max(1, int(params.get("per_page", "100"))))
             except ValueError:
                 return _json(422, {"error": {"code": "invalid", "message": "page must be a number", "param": "page"}})
-            downloads = download_details(seed, episode, day)
+            downloads = download_details(seed, episode, day, self.revision)
             chunk = downloads[(page - 1) * per_page: page * per_page]
             has_more = page * per_page < len(downloads)
             return _json(200, {
@@ -349,7 +362,7 @@ class PlatformApis:
                 series = []
                 day = start
                 while day <= end:
-                    n = daily_downloads(seed, "transistor", e, day)
+                    n = daily_downloads(seed, "transistor", e, day, self.revision)
                     if n is not None:
                         series.append({"date": _dmy(day), "downloads": -n - 1 if is_bad_record(seed, "transistor", e.episode_id, day) else n})
                     day += timedelta(days=1)
@@ -383,9 +396,9 @@ PLACES = (("US", "California", "San Francisco", "North America"), ("GB", "Englan
           ("DE", "Berlin", "Berlin", "Europe"), ("FR", None, None, "Europe"), ("BR", "São Paulo", "São Paulo", "South America"))
 
 
-def download_details(seed: int, episode: ApiEpisode, day: date) -> list[dict[str, Any]]:
+def download_details(seed: int, episode: ApiEpisode, day: date, revision: int = 0) -> list[dict[str, Any]]:
     """One record per download of the day: what the per-download endpoint pages through."""
-    n = daily_downloads(seed, "buzzsprout", episode, day) or 0
+    n = daily_downloads(seed, "buzzsprout", episode, day, revision) or 0
     rng = random.Random(_digest(seed, "details", episode.episode_id, day.isoformat()))
     rows = []
     for _ in range(n):

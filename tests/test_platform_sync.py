@@ -305,3 +305,38 @@ def test_assets_materialize_and_never_expose_credentials(fresh_db, clean_sim, tm
                             ("events", events), ("tables", stored)):
             assert secret not in text, where
     assert "401" in events
+
+
+def test_a_partition_run_rereads_its_lookback_window_and_picks_up_restated_days(fresh_db, network, tmp_path, monkeypatch):
+    with SimulatorServer(network, transistor_limit=TRANSISTOR_LIMIT) as sim:
+        section, environ = platform_sources(network, sim.base_url, **FAST, lookback_days=2)
+        sources_file = tmp_path / "sources.yaml"
+        sources_file.write_text(yaml.safe_dump({"platforms": section}))
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        downloads = [a for a in PLATFORM_ASSETS if a.key in DOWNLOAD_KEYS]
+        config = {"ops": {a.op.name: {"config": {"sources_file": str(sources_file)}} for a in downloads}}
+        resources = {"warehouse": WarehouseResource(database_url=fresh_db)}
+        window = (date(2026, 11, 3), date(2026, 11, 5))  # partition 2026-11-05 and two days of look-back
+
+        def stored(platform, source_column):
+            return {(t, s, e, d): n for t, s, e, d, n in query(
+                fresh_db, f"select tenant_id, {source_column}, episode_id, download_date, downloads "
+                          f"from raw.{platform}_episode_downloads_daily")}
+
+        def changed(result):
+            return {m.asset_key.path[-1]: m.materialization.metadata["rows_inserted_or_changed"].value
+                    for m in result.get_asset_materialization_events()}
+
+        first = dg.materialize(downloads, resources=resources, partition_key="2026-11-05", run_config=config)
+        before = platform_truth(network, *window)
+        sim.apis.restate()
+        second = dg.materialize(downloads, resources=resources, partition_key="2026-11-05", run_config=config)
+        after = platform_truth(network, *window, revision=1)
+    assert first.success and second.success
+    for platform, source_column in (("buzzsprout", "podcast_id"), ("transistor", "show_id")):
+        assert stored(platform, source_column) == after["downloads"][platform] != before["downloads"][platform]
+        restated = {k for k, n in after["downloads"][platform].items() if before["downloads"][platform].get(k) != n}
+        assert restated and {k[3] for k in restated} <= {date(2026, 11, 4), date(2026, 11, 5)}
+        # Only the restated rows were written again.
+        assert changed(second)[f"{platform}_episode_downloads_daily"] == {f"{platform}_downloads": len(restated)}
