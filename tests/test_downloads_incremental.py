@@ -38,6 +38,12 @@ def snapshot(url):
     return {
         "downloads": sorted(query(url, "select download_id, episode_id, download_date, bytes_covered from marts.fct_downloads")),
         "reasons": sorted(query(url, "select request_id, coalesce(exclusion_reason, '') from intermediate.int_downloads_iab_filtered")),
+        "by_episode": sorted(query(url, "select download_date, episode_id, downloads, unique_listeners "
+                                        "from marts.fct_downloads_daily_by_episode")),
+        "by_tenant": sorted(query(url, "select download_date, tenant_id, downloads, unique_listeners "
+                                       "from marts.fct_downloads_daily_by_tenant")),
+        "engagement": sorted(query(url, "select episode_id, downloads, unique_listeners, avg_completion, "
+                                        "first_download_date, last_download_date from marts.fct_listener_engagement")),
     }
 
 

@@ -1,12 +1,25 @@
-{#- Downloads and distinct listeners per UTC day and the given dimensions of fct_downloads. -#}
+{#- Downloads and distinct listeners per UTC day and the given dimensions of fct_downloads.
+    Incremental by day: a run replaces the days with downloads counted or removed since its
+    last run (see changed_downloads). -#}
 {% macro downloads_daily_rollup(dimensions) -%}
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'download_date') }}{% endif %}",
+          post_hook="create index if not exists {{ this.name }}_date_idx on {{ this }} (download_date)") }}
+{%- if is_incremental() %}
+{%- set days = changed_downloads_batch('download_date') %}
+{%- endif %}
 select
-    download_date,
+    downloads.download_date,
     {%- for dimension in dimensions %}
-    {{ dimension }},
+    downloads.{{ dimension }},
     {%- endfor %}
     count(*) as downloads,
-    count(distinct listener_id) as unique_listeners
-from {{ ref('fct_downloads') }}
-group by download_date{% for dimension in dimensions %}, {{ dimension }}{% endfor %}
+    count(distinct downloads.listener_id) as unique_listeners,
+    max(downloads.counted_at) as counted_at
+{%- if is_incremental() %}
+from {{ join_batch(days, ref('fct_downloads'), ['download_date'], 'downloads') }}
+{%- else %}
+from {{ ref('fct_downloads') }} as downloads
+{%- endif %}
+group by downloads.download_date{% for dimension in dimensions %}, downloads.{{ dimension }}{% endfor %}
 {%- endmacro %}

@@ -1,13 +1,17 @@
 {{ config(
     materialized='incremental', incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.downloads__groups', 'group_key') }}{% endif %}",
+    pre_hook="{% if is_incremental() %}{{ record_changed_downloads() }}{% else %}drop table if exists {{ changed_downloads_relation(this) }}{% endif %}",
     post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
-               "create index if not exists {{ this.name }}_date_idx on {{ this }} (download_date)"]
+               "create index if not exists {{ this.name }}_date_idx on {{ this }} (download_date)",
+               "create index if not exists {{ this.name }}_episode_idx on {{ this }} (episode_id)",
+               "create index if not exists {{ this.name }}_counted_idx on {{ this }} (counted_at)",
+               "{{ create_changed_downloads_table() }}"]
 ) }}
 -- One row per IAB v2.3 download: a measurement window of one listener (IP prefix + user
 -- agent) on one episode whose reassembled bytes cover the threshold. Counted on the UTC day
 -- the window opened. Incremental: the groups whose requests were re-evaluated are replaced
--- whole (the pre-hook also removes downloads of groups that no longer count at all).
+-- whole (the pre-hook also removes downloads of groups that no longer count at all, and
+-- records the days and episodes of the removed rows for the rollups; see changed_downloads).
 -- depends_on: {{ ref('int_listener_requests_screened') }}
 {% if is_incremental() %}
 {% set batch_groups = create_batch_table('downloads__groups', "
@@ -50,7 +54,8 @@ downloads as (
         (min(window_start) at time zone 'UTC')::date as download_date,
         max(bytes_covered) as bytes_covered,
         max(threshold_bytes) as threshold_bytes,
-        count(*) as request_count
+        count(*) as request_count,
+        now() as counted_at
     from requests
     group by window_id
 )

@@ -1,7 +1,19 @@
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'episode_id') }}{% endif %}",
+          post_hook="create index if not exists {{ this.name }}_episode_idx on {{ this }} (episode_id)") }}
 -- Engagement per episode: downloads, distinct listeners (IP prefix + user agent) and the share
 -- of the file the downloads delivered, as far as bytes tell (a completion estimate, not plays).
+-- Incremental by episode: a run replaces the episodes with downloads counted or removed since
+-- its last run (see changed_downloads).
+{% if is_incremental() %}
+{% set episodes = changed_downloads_batch('episode_id') %}
+{% endif %}
 with downloads as (
+    {% if is_incremental() %}
+    select downloads.* from {{ join_batch(episodes, ref('fct_downloads'), ['episode_id'], 'downloads') }}
+    {% else %}
     select * from {{ ref('fct_downloads') }}
+    {% endif %}
 ),
 
 episodes as (
@@ -23,7 +35,8 @@ final as (
         count(*) filter (where downloads.bytes_covered >= 0.75 * episodes.enclosure_length_bytes) as downloads_75pct,
         count(*) filter (where downloads.bytes_covered >= episodes.enclosure_length_bytes) as downloads_complete,
         min(downloads.download_date) as first_download_date,
-        max(downloads.download_date) as last_download_date
+        max(downloads.download_date) as last_download_date,
+        max(downloads.counted_at) as counted_at
     from downloads
     left join episodes on episodes.episode_id = downloads.episode_id
     group by 1, 2, 3
