@@ -25,7 +25,9 @@ from typing import Any
 import httpx
 import stamina
 
-from resources.http import RETRYABLE_STATUS, FetchError, FetchPolicy, _read_capped, check_url, parse_retry_after
+from resources.http import (
+    RETRYABLE_STATUS, FetchError, FetchPolicy, _read_capped, _Retryable, check_url, parse_retry_after,
+)
 
 USER_AGENT = "podcast-analytics/0.1 (+platform sync)"
 
@@ -59,22 +61,8 @@ def credential_from_env(variable: str, environ: Mapping[str, str] | None = None)
     return Secret(value)
 
 
-class ApiError(Exception):
-    """A request that failed for good. `code` is a stable reason code."""
-
-    def __init__(self, code: str, detail: str, status_code: int | None = None):
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-        self.status_code = status_code
-
-
-class _Retryable(Exception):
-    def __init__(self, code: str, detail: str, status_code: int | None = None, retry_after: float | None = None):
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.status_code = status_code
-        self.retry_after = retry_after
+class ApiError(FetchError):
+    """A platform request that failed for good. `code` is a stable reason code."""
 
 
 @dataclass(frozen=True)
