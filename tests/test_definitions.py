@@ -21,16 +21,22 @@ def test_packages_import_from_the_installed_project():
 
 
 def test_definitions_load_fast_and_form_one_graph():
-    started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c",
-         "import time, sys; t = time.perf_counter(); from pipelines.definitions import defs; "
-         "print(time.perf_counter() - t); print('great_expectations' in sys.modules)"],
-        capture_output=True, text=True, check=True, cwd=REPO_ROOT,
-    )
-    seconds, gx_loaded = out.stdout.split()
-    assert float(seconds) < 10 and gx_loaded == "False"  # GX is imported lazily, inside the check
-    assert time.perf_counter() - started < 30
+    def load() -> tuple[float, bool]:
+        out = subprocess.run(
+            [sys.executable, "-c",
+             "import time, sys; t = time.perf_counter(); from pipelines.definitions import defs; "
+             "print(time.perf_counter() - t); print('great_expectations' in sys.modules)"],
+            capture_output=True, text=True, check=True, cwd=REPO_ROOT,
+        )
+        seconds, gx_loaded = out.stdout.split()
+        return float(seconds), gx_loaded == "True"
+
+    # The first load in a fresh checkout also runs `dbt parse` (no manifest yet); every later
+    # load (webserver, daemon, each run worker) reuses the manifest, and that is what must be fast.
+    first_seconds, _ = load()
+    assert first_seconds < 60
+    seconds, gx_loaded = load()
+    assert seconds < 10 and not gx_loaded  # GX is imported lazily, inside the check
 
     from pipelines.definitions import defs
 
