@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.ingestion.listener_logs import LOG_KEYS, LOG_PARTITIONS
-from assets.ingestion.platforms.assets import DOWNLOAD_KEYS, EPISODE_KEYS, PLATFORM_PARTITIONS
+from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
 
 RSS_KEYS = [
     dg.AssetKey(["raw", "rss_feed_fetches"]),
@@ -19,7 +19,7 @@ rss_ingest_job = dg.define_asset_job(
 )
 
 materialize_all_job = dg.define_asset_job(
-    "materialize_all", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *DOWNLOAD_KEYS),
+    "materialize_all", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS),
     description="Every unpartitioned asset once: feeds, checks, dbt staging and marts.",
 )
 
@@ -28,14 +28,14 @@ listener_logs_job = dg.define_asset_job(
     description="Load one day's access-log files into raw.listener_events.",
 )
 
-platform_episodes_job = dg.define_asset_job(
-    "platform_episodes", selection=dg.AssetSelection.assets(*EPISODE_KEYS),
-    description="Sync the episode lists of every configured hosting-platform API.",
+platform_catalog_job = dg.define_asset_job(
+    "platform_catalog", selection=dg.AssetSelection.assets(*CATALOG_KEYS),
+    description="Sync the catalogs (episode lists) of every configured platform API.",
 )
 
-platform_downloads_job = dg.define_asset_job(
-    "platform_downloads", selection=dg.AssetSelection.assets(*DOWNLOAD_KEYS), partitions_def=PLATFORM_PARTITIONS,
-    description="Sync one day of platform downloads (plus each platform's look-back window).",
+platform_metrics_job = dg.define_asset_job(
+    "platform_metrics", selection=dg.AssetSelection.assets(*METRIC_KEYS), partitions_def=PLATFORM_PARTITIONS,
+    description="Sync one day of every platform metric stream (plus each platform's look-back window).",
 )
 
-JOBS = [rss_ingest_job, materialize_all_job, listener_logs_job, platform_episodes_job, platform_downloads_job]
+JOBS = [rss_ingest_job, materialize_all_job, listener_logs_job, platform_catalog_job, platform_metrics_job]

@@ -3,7 +3,7 @@ through eager automation conditions (the default automation sensor runs them).""
 
 import dagster as dg
 
-from pipelines.jobs import platform_downloads_job, platform_episodes_job, rss_ingest_job
+from pipelines.jobs import platform_catalog_job, platform_metrics_job, rss_ingest_job
 
 rss_poll_schedule = dg.ScheduleDefinition(
     name="rss_poll_every_15_minutes",
@@ -13,9 +13,9 @@ rss_poll_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
-platform_episodes_schedule = dg.ScheduleDefinition(
-    name="platform_episodes_hourly",
-    job=platform_episodes_job,
+platform_catalog_schedule = dg.ScheduleDefinition(
+    name="platform_catalog_hourly",
+    job=platform_catalog_job,
     cron_schedule="5 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -23,13 +23,13 @@ platform_episodes_schedule = dg.ScheduleDefinition(
 
 
 @dg.schedule(
-    name="platform_downloads_hourly", job=platform_downloads_job, cron_schedule="20 * * * *",
+    name="platform_metrics_hourly", job=platform_metrics_job, cron_schedule="20 * * * *",
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
 )
-def platform_downloads_schedule(context: dg.ScheduleEvaluationContext):
+def platform_metrics_schedule(context: dg.ScheduleEvaluationContext):
     """Every hour, today's partition: its run re-reads each platform's look-back window."""
     day = context.scheduled_execution_time.date().isoformat()
     return dg.RunRequest(partition_key=day, tags={"platform_sync": "hourly"})
 
 
-SCHEDULES = [rss_poll_schedule, platform_episodes_schedule, platform_downloads_schedule]
+SCHEDULES = [rss_poll_schedule, platform_catalog_schedule, platform_metrics_schedule]

@@ -35,6 +35,7 @@ BAD_RECORD_MODULUS = 173           # about one record in 173 is planted bad
 TRANSISTOR_PER_PAGE_MAX = 100
 BUZZSPROUT_PER_PAGE_MAX = 1000
 FAULT_KINDS = ("429", "500", "502", "503", "timeout", "truncated")
+API_PLATFORMS = ("buzzsprout", "transistor")  # hosts whose API the simulator serves
 
 
 def _digest(*parts: object) -> int:
@@ -93,11 +94,21 @@ def _api_episode(platform: str, show_index: int, show: Show, ep: Episode) -> Api
     )
 
 
+def host_of(show_index: int) -> str:
+    """The host of a show: a third on Buzzsprout, a third on Transistor, and the last third
+    split between Podbean, Simplecast and Megaphone."""
+    if show_index % 3 == 0:
+        return "buzzsprout"
+    if show_index % 3 == 1:
+        return "transistor"
+    return {2: "podbean", 5: "simplecast", 8: "megaphone"}[show_index % 9]
+
+
 def hosted_shows(network: Network) -> list[HostedShow]:
     hosted = []
     for index, show in enumerate(network.shows):
-        platform = {0: "buzzsprout", 1: "transistor"}.get(index % 3)
-        if platform is None:
+        platform = host_of(index)
+        if platform not in API_PLATFORMS:
             continue
         source_id = str(800_000 + index) if platform == "buzzsprout" else str(40_000 + index)
         # Items repeating another item's guid are feed mistakes; the host has each episode once.
@@ -191,7 +202,7 @@ class PlatformApis:
         self._lock = threading.Lock()
         self._hosted = {(h.platform, h.source_id): h for h in hosted_shows(network)}
         self._tokens = {
-            (p, api_token(network.seed, p, t)): t for p in ("buzzsprout", "transistor") for t in network.tenants
+            (p, api_token(network.seed, p, t)): t for p in API_PLATFORMS for t in network.tenants
         }
         self._key_requests: dict[str, list[float]] = {}
         self._key_blocked_until: dict[str, float] = {}
@@ -203,27 +214,36 @@ class PlatformApis:
             return self.revision
 
     # -- entry point ----------------------------------------------------------------------
-    def handle(self, path: str, query: str, headers: Any) -> Reply:
+    def handle(self, path: str, query: str, headers: Any, method: str = "GET") -> Reply:
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        if path.startswith("/buzzsprout/api/"):
-            auth = headers.get("Authorization") or ""
-            token = auth.removeprefix("Token token=").strip('"') if auth.startswith("Token token=") else params.get("api_token")
-            tenant = self._tokens.get(("buzzsprout", token or ""))
-            if tenant is None:
-                return _json(401, {"error": "Access denied"})
-            reply = self._fault()
-            return reply or self._buzzsprout(path.removeprefix("/buzzsprout/api/"), params, headers, tenant)
-        if path.startswith("/transistor/v1/"):
-            key = headers.get("x-api-key") or ""
-            tenant = self._tokens.get(("transistor", key))
-            if tenant is None:
-                return _json(401, {"errors": [{"title": "Unauthorized"}]})
-            limited = self._rate_limit(key)
-            if limited:
-                return limited
-            reply = self._fault()
-            return reply or self._transistor(path.removeprefix("/transistor/v1/"), params, tenant)
+        for prefix, route in self.routes.items():
+            if path.startswith(prefix):
+                if method != "GET" and prefix not in self.post_routes:
+                    return _json(405, {"error": "Method Not Allowed"})
+                return route(path.removeprefix(prefix), params, headers, method)
         return Reply(404, b"not found", {"Content-Type": "text/plain"})
+
+    post_routes: tuple[str, ...] = ()  # prefixes whose handlers also take POST (e.g. OAuth tokens)
+
+    @property
+    def routes(self) -> dict[str, Any]:
+        """Path prefix -> handler(rest of the path, query and form parameters, headers, method)."""
+        return {"/buzzsprout/api/": self._buzzsprout_request, "/transistor/v1/": self._transistor_request}
+
+    def _buzzsprout_request(self, rest: str, params: dict[str, str], headers: Any, method: str) -> Reply:
+        auth = headers.get("Authorization") or ""
+        token = auth.removeprefix("Token token=").strip('"') if auth.startswith("Token token=") else params.get("api_token")
+        tenant = self._tokens.get(("buzzsprout", token or ""))
+        if tenant is None:
+            return _json(401, {"error": "Access denied"})
+        return self._fault() or self._buzzsprout(rest, params, headers, tenant)
+
+    def _transistor_request(self, rest: str, params: dict[str, str], headers: Any, method: str) -> Reply:
+        key = headers.get("x-api-key") or ""
+        tenant = self._tokens.get(("transistor", key))
+        if tenant is None:
+            return _json(401, {"errors": [{"title": "Unauthorized"}]})
+        return self._rate_limit(key) or self._fault() or self._transistor(rest, params, tenant)
 
     def _fault(self) -> Reply | None:
         if not self.faults:

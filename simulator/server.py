@@ -61,7 +61,7 @@ class SimulatorServer:
         self._httpd = _Server((host, port), self._handler())
         self.host, self.port = self._httpd.server_address[:2]
         self.base_url = f"http://{self.host}:{self.port}"
-        # Hosting-platform APIs under /buzzsprout/ and /transistor/, with their own fault mode.
+        # Platform APIs under their own path prefixes (`PlatformApis.routes`), with their own fault mode.
         self.apis = PlatformApis(
             network, self.base_url, faults=api_faults, fault_seed=api_fault_seed, retry_after=api_retry_after,
             hang_seconds=hang_seconds if api_hang_seconds is None else api_hang_seconds,
@@ -147,6 +147,15 @@ class SimulatorServer:
                 from urllib.parse import parse_qs, urlsplit
 
                 parts = urlsplit(self.path)
+                if parts.path.startswith(tuple(sim.apis.routes)):
+                    # API calls that POST (OAuth token requests): form fields join the query.
+                    length = int(self.headers.get("Content-Length") or 0)
+                    form = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+                    query = "&".join(q for q in (parts.query, form) if q)
+                    reply = sim.apis.handle(parts.path, query, self.headers, method="POST")
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                    return self._send(reply.status, reply.body, reply.headers)
                 if parts.path != "/admin/change":
                     return self._send(404, b"not found")
                 every = int(parse_qs(parts.query).get("every", ["10"])[0])
@@ -163,7 +172,7 @@ class SimulatorServer:
                 path = self.path.split("?", 1)[0]
                 with sim._lock:
                     sim.requests[path] += 1
-                if path.startswith(("/buzzsprout/", "/transistor/")):
+                if path.startswith(tuple(sim.apis.routes)):
                     reply = sim.apis.handle(path, self.path.partition("?")[2], self.headers)
                     if reply.delay:
                         time.sleep(reply.delay)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from psycopg import sql
 
-from assets.ingestion.platforms.assets import DOWNLOAD_KEYS, EPISODE_KEYS, PLATFORM_ASSETS
+from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_ASSETS
 from assets.ingestion.platforms.buzzsprout import BuzzsproutClient, buzzsprout_api
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from assets.ingestion.platforms.transistor import TransistorClient, transistor_api
@@ -276,8 +276,8 @@ def test_assets_materialize_and_never_expose_credentials(fresh_db, clean_sim, tm
     caplog.set_level(logging.DEBUG)
     resources = {"warehouse": WarehouseResource(database_url=fresh_db)}
     run_config = {"ops": {a.op.name: {"config": {"sources_file": str(sources_file)}} for a in PLATFORM_ASSETS}}
-    episodes = [a for a in PLATFORM_ASSETS if a.key in EPISODE_KEYS]
-    downloads = [a for a in PLATFORM_ASSETS if a.key in DOWNLOAD_KEYS]
+    episodes = [a for a in PLATFORM_ASSETS if a.key in CATALOG_KEYS]
+    downloads = [a for a in PLATFORM_ASSETS if a.key in METRIC_KEYS]
     results = [
         dg.materialize(episodes, resources=resources, run_config={"ops": {a.op.name: run_config["ops"][a.op.name] for a in episodes}}),
         dg.materialize(downloads, resources=resources, partition_key="2026-11-02",
@@ -314,7 +314,7 @@ def test_a_partition_run_rereads_its_lookback_window_and_picks_up_restated_days(
         sources_file.write_text(yaml.safe_dump({"platforms": section}))
         for name, value in environ.items():
             monkeypatch.setenv(name, value)
-        downloads = [a for a in PLATFORM_ASSETS if a.key in DOWNLOAD_KEYS]
+        downloads = [a for a in PLATFORM_ASSETS if a.key in METRIC_KEYS]
         config = {"ops": {a.op.name: {"config": {"sources_file": str(sources_file)}} for a in downloads}}
         resources = {"warehouse": WarehouseResource(database_url=fresh_db)}
         window = (date(2026, 11, 3), date(2026, 11, 5))  # partition 2026-11-05 and two days of look-back

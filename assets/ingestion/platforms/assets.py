@@ -1,9 +1,9 @@
-"""Dagster assets of the hosting-platform APIs: one per platform and entity.
+"""Dagster assets of the platform APIs: one per platform and stream (`raw.<platform>_<entity>`).
 
-Episodes are unpartitioned (the whole list, hourly). Daily downloads are daily-partitioned:
-a run for a partition (or a range of them) re-reads the platform's look-back window before it,
-so late and restated numbers replace what was stored. Platforms without configured shows in
-sources.yaml materialize as empty.
+Catalog streams (episodes) are unpartitioned: the whole list, hourly. Daily metric streams are
+daily-partitioned: a run for a partition (or a range of them) re-reads the platform's look-back
+window before it, so late and restated numbers replace what was stored. Platforms without
+configured shows in sources.yaml materialize as empty.
 """
 
 from datetime import date, timedelta
@@ -12,17 +12,20 @@ from pathlib import Path
 import dagster as dg
 from psycopg import sql
 
-from assets.ingestion.platforms.sync import SyncStats, load_platform_sources, sync_platform
+from assets.ingestion.platforms.base import Platform, Stream, SyncStats
+from assets.ingestion.platforms.sync import PLATFORMS, load_platform_sources, sync_platform
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
-PLATFORMS = ("buzzsprout", "transistor")
 PLATFORM_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-09-01", end_offset=1)
 
-EPISODE_TABLES = {p: f"{p}_episodes" for p in PLATFORMS}
-DOWNLOAD_TABLES = {p: f"{p}_episode_downloads_daily" for p in PLATFORMS}
-EPISODE_KEYS = [dg.AssetKey(["raw", t]) for t in EPISODE_TABLES.values()]
-DOWNLOAD_KEYS = [dg.AssetKey(["raw", t]) for t in DOWNLOAD_TABLES.values()]
+
+def stream_key(stream: Stream) -> dg.AssetKey:
+    return dg.AssetKey(["raw", stream.table])
+
+
+CATALOG_KEYS = [stream_key(s) for p in PLATFORMS.values() for s in p.streams if not s.daily]
+METRIC_KEYS = [stream_key(s) for p in PLATFORMS.values() for s in p.streams if s.daily]
 
 
 class PlatformSyncConfig(dg.Config):
@@ -39,62 +42,58 @@ def _sync_id(context: dg.AssetExecutionContext) -> str:
     return context.run.root_run_id or context.run_id
 
 
-def _table_rows(warehouse: WarehouseResource, table: str) -> int:
+def _table_rows(warehouse: WarehouseResource, stream: Stream) -> int:
     with warehouse.connect() as conn:
-        return conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier("raw", table))).fetchone()[0]
+        return conn.execute(sql.SQL("select count(*) from {}").format(stream.qualified_table)).fetchone()[0]
 
 
-def _finish(context: dg.AssetExecutionContext, platform: str, table: str, stats: SyncStats,
+def _finish(context: dg.AssetExecutionContext, platform: Platform, stream: Stream, stats: SyncStats,
             warehouse: WarehouseResource, **extra) -> dg.MaterializeResult:
-    metadata = {"dagster/row_count": _table_rows(warehouse, table), **stats.as_metadata(), **extra}
+    metadata = {"dagster/row_count": _table_rows(warehouse, stream), **stats.as_metadata(), **extra}
     if stats.failed_sources:
         # The other shows' work is stored and every cursor kept: the next run resumes.
         raise dg.Failure(
-            description=f"{len(stats.failed_sources)} {platform} show(s) failed to sync",
+            description=f"{len(stats.failed_sources)} {platform.name} show(s) failed to sync",
             metadata={"failed_sources": stats.failed_sources},
         )
-    context.log.info(f"{platform}: {stats.units} units, {stats.requests} requests, {dict(stats.retries)} retries")
+    context.log.info(f"{platform.name} {stream.name}: {stats.units} units, {stats.requests} requests, "
+                     f"{dict(stats.retries)} retries")
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _episodes_asset(platform: str) -> dg.AssetsDefinition:
-    table = EPISODE_TABLES[platform]
-
-    @dg.asset(
-        key=["raw", table], group_name="raw", kinds={"python", "postgres"},
-        description=f"Episodes listed by the {platform.title()} API, upserted on (tenant, show, episode id).",
-    )
+def _catalog_asset(platform: Platform, stream: Stream) -> dg.AssetsDefinition:
+    @dg.asset(key=stream_key(stream), group_name="raw", kinds={"python", "postgres"}, description=stream.description)
     def _asset(context: dg.AssetExecutionContext, config: PlatformSyncConfig, warehouse: WarehouseResource):
         sources = _sources(config)
         warehouse.bootstrap()
-        stats = sync_platform(warehouse.url(), sources, platform, batch_id=context.run_id, sync_id=_sync_id(context))
-        return _finish(context, platform, table, stats, warehouse)
+        stats = sync_platform(warehouse.url(), sources, platform.name, batch_id=context.run_id, streams={stream.name},
+                              sync_id=_sync_id(context))
+        return _finish(context, platform, stream, stats, warehouse)
 
     return _asset
 
 
-def _downloads_asset(platform: str) -> dg.AssetsDefinition:
-    table = DOWNLOAD_TABLES[platform]
-
+def _daily_asset(platform: Platform, stream: Stream) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["raw", table], group_name="raw", kinds={"python", "postgres"},
-        partitions_def=PLATFORM_PARTITIONS, deps=[dg.AssetKey(["raw", EPISODE_TABLES[platform]])],
-        description=(f"Daily downloads per episode from the {platform.title()} API, upserted on "
-                     "(tenant, show, episode id, date); each run re-reads the platform's look-back window."),
+        key=stream_key(stream), group_name="raw", kinds={"python", "postgres"}, partitions_def=PLATFORM_PARTITIONS,
+        deps=[stream_key(s) for s in platform.streams if not s.daily],
+        description=f"{stream.description} Each run re-reads the platform's look-back window.",
     )
     def _asset(context: dg.AssetExecutionContext, config: PlatformSyncConfig, warehouse: WarehouseResource):
         sources = _sources(config)
-        platform_config = getattr(sources, platform)
+        platform_config = getattr(sources, platform.name)
         window = context.partition_time_window
         end = window.end.date() - timedelta(days=1)
         lookback = platform_config.lookback_days if platform_config else 0
         start: date = window.start.date() - timedelta(days=lookback)
         warehouse.bootstrap()
-        stats = sync_platform(warehouse.url(), sources, platform, batch_id=context.run_id, start=start, end=end,
-                              episodes=False, sync_id=_sync_id(context))
-        return _finish(context, platform, table, stats, warehouse, window=f"{start}..{end}")
+        stats = sync_platform(warehouse.url(), sources, platform.name, batch_id=context.run_id, start=start, end=end,
+                              streams={stream.name}, sync_id=_sync_id(context))
+        return _finish(context, platform, stream, stats, warehouse, window=f"{start}..{end}")
 
     return _asset
 
 
-PLATFORM_ASSETS = [factory(p) for p in PLATFORMS for factory in (_episodes_asset, _downloads_asset)]
+PLATFORM_ASSETS = [
+    (_daily_asset if s.daily else _catalog_asset)(p, s) for p in PLATFORMS.values() for s in p.streams
+]

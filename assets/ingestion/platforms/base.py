@@ -1,0 +1,309 @@
+"""What every platform sync shares: configuration, validation helpers, units of work stored
+with their cursor, and the `Platform` base class a platform module implements.
+
+Every unit of work (a page of episodes, a day of downloads, a page of an analytics window) is
+written in one transaction together with its stream's cursor in `ops.platform_sync_cursors`.
+An interrupted sync therefore resumes after the last unit it stored, and a repeated unit
+changes nothing (upserts only touch rows whose values differ).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel
+
+from resources.platform_http import ApiClient, ApiPolicy
+
+# -- configuration --------------------------------------------------------------------------
+
+
+class ShowConfig(BaseModel):
+    """One show (podcast) of one tenant on a platform; `source_id` is the platform's id."""
+
+    tenant_id: str
+
+    @property
+    def source_id(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def credential_envs(self) -> tuple[str, ...]:
+        """Environment variables holding this show's account credentials (clients are shared
+        per account, so one account's rate limit covers all its shows)."""
+        raise NotImplementedError
+
+
+class PlatformConfig(BaseModel):
+    base_url: str
+    lookback_days: int = 3
+    timeout_seconds: float | None = None
+    max_attempts: int | None = None
+    wait_initial_seconds: float | None = None
+    max_bytes: int | None = None
+    concurrency: int | None = None
+    rate_limit_requests: int | None = None
+    rate_limit_seconds: float | None = None
+
+
+def policy_for(config: PlatformConfig, allow_private_hosts: bool) -> ApiPolicy:
+    overrides = {
+        k: getattr(config, k)
+        for k in ("timeout_seconds", "max_attempts", "wait_initial_seconds", "max_bytes", "concurrency",
+                  "rate_limit_requests", "rate_limit_seconds")
+        if getattr(config, k) is not None
+    }
+    return ApiPolicy(allow_private_hosts=allow_private_hosts, **overrides)
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncStats:
+    units: int = 0
+    resumed: int = 0
+    not_modified: int = 0
+    rows_written: Counter = field(default_factory=Counter)
+    rows_seen: Counter = field(default_factory=Counter)
+    quarantined: Counter = field(default_factory=Counter)
+    failed_sources: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    retries: Counter = field(default_factory=Counter)
+
+    def merge(self, other: SyncStats) -> None:
+        self.units += other.units
+        self.resumed += other.resumed
+        self.not_modified += other.not_modified
+        self.rows_written.update(other.rows_written)
+        self.rows_seen.update(other.rows_seen)
+        self.quarantined.update(other.quarantined)
+        self.failed_sources.update(other.failed_sources)
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "units_synced": self.units, "units_resumed_from_cursor": self.resumed,
+            "not_modified": self.not_modified, "rows_seen": dict(self.rows_seen),
+            "rows_inserted_or_changed": dict(self.rows_written), "quarantined_by_reason": dict(self.quarantined),
+            "failed_sources": dict(self.failed_sources), "requests": self.requests, "retries_by_reason": dict(self.retries),
+        }
+
+
+# A hook called after each stored unit (tests use it to interrupt a sync half-way).
+Checkpoint = Callable[[str, dict[str, Any]], None]
+
+
+def no_checkpoint(stream: str, cursor: dict[str, Any]) -> None:
+    return None
+
+
+# -- validation (pure) ----------------------------------------------------------------------
+
+
+@dataclass
+class Rejected:
+    record_key: str
+    reason_code: str
+    detail: str
+    payload: Any
+    record_date: date | None = None
+
+
+def int_or_none(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def count(value: Any) -> int | None:
+    """A count: a non-negative integer (JSON numbers only)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def days(start: date, end: date) -> Iterator[date]:
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)
+
+
+# -- storage --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One entity of a platform, stored in `raw.<table>` and upserted on its natural key
+    (tenant, the platform's show id column, `keys`). `daily` streams hold metrics per day: their
+    asset is daily-partitioned and a run re-reads the platform's look-back window."""
+
+    name: str
+    table: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    daily: bool = False
+    description: str = ""
+
+    @property
+    def qualified_table(self) -> sql.Identifier:
+        return sql.Identifier("raw", self.table)
+
+
+def upsert_sql(stream: Stream, source_column: str) -> tuple[sql.Composed, tuple[str, ...]]:
+    """Insert, or update a row whose values differ (an unchanged row keeps its version)."""
+    columns = ("tenant_id", source_column, *stream.keys, *stream.values, "_batch_id")
+
+    def names(cols) -> sql.Composed:
+        return sql.SQL(", ").join(map(sql.Identifier, cols))
+
+    statement = sql.SQL(
+        "insert into {table} as t ({columns}) values ({placeholders}) on conflict ({keys}) "
+        "do update set {assignments}, _ingested_at = now() where {changed}"
+    ).format(
+        table=stream.qualified_table,
+        columns=names(columns),
+        placeholders=sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
+        keys=names(("tenant_id", source_column, *stream.keys)),
+        assignments=sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in (*stream.values, "_batch_id")),
+        changed=sql.SQL(" or ").join(
+            sql.SQL("t.{c} is distinct from excluded.{c}").format(c=sql.Identifier(c)) for c in stream.values),
+    )
+    return statement, columns
+
+
+def read_cursor(conn: psycopg.Connection, platform: str, tenant_id: str, source_id: str, stream: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "select cursor from ops.platform_sync_cursors where platform = %s and tenant_id = %s and source_id = %s "
+        "and stream = %s", (platform, tenant_id, source_id, stream),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def resume_point(previous: dict[str, Any] | None, sync_id: str, window: list[str] | None = None) -> str | dict[str, Any] | None:
+    """Where a stream starts: "done" when this very sync already finished it (a retried run),
+    the previous cursor when a sync of the same window stopped part-way (resume there), else
+    None (start at the beginning: a new sync re-reads the whole window, restatements included)."""
+    if not previous or previous.get("window") != window:
+        return None
+    if previous.get("complete"):
+        return "done" if previous.get("sync_id") == sync_id else None
+    return previous
+
+
+# -- one show's sync ------------------------------------------------------------------------
+
+
+@dataclass
+class ShowSync:
+    """Everything a platform needs to sync one show: where to store, what to fetch, and the
+    window of daily metrics (None: the catalog streams only)."""
+
+    platform: Platform
+    url: str
+    config: PlatformConfig
+    show: ShowConfig
+    client: Any
+    streams: frozenset[str]
+    start: date | None
+    end: date | None
+    batch_id: str
+    sync_id: str
+    stats: SyncStats
+    checkpoint: Checkpoint
+
+    def wants(self, stream: str) -> bool:
+        return stream in self.streams and (not self.platform.stream(stream).daily or self.window is not None)
+
+    @property
+    def window(self) -> list[str] | None:
+        return None if self.start is None or self.end is None else [self.start.isoformat(), self.end.isoformat()]
+
+    def cursor(self, stream: str) -> dict[str, Any] | None:
+        with psycopg.connect(self.url) as conn:
+            return read_cursor(conn, self.platform.name, self.show.tenant_id, self.show.source_id, stream)
+
+    def resume(self, stream: str) -> str | dict[str, Any] | None:
+        """`resume_point` of a stream for this sync (daily streams are keyed by their window)."""
+        window = self.window if self.platform.stream(stream).daily else None
+        return resume_point(self.cursor(stream), self.sync_id, window)
+
+    def store(self, stream: str, rows: list[dict[str, Any]], rejected: list[Rejected], cursor: dict[str, Any]) -> None:
+        """Upsert a unit's rows, quarantine its rejects and move the cursor, in one transaction;
+        then call the checkpoint hook."""
+        spec = self.platform.stream(stream)
+        statement, columns = upsert_sql(spec, self.platform.source_column)
+        tenant_id, source_id = self.show.tenant_id, self.show.source_id
+        with psycopg.connect(self.url) as conn, conn.cursor() as cur:
+            written = 0
+            for row in rows:
+                record = {**row, "tenant_id": tenant_id, self.platform.source_column: source_id, "_batch_id": self.batch_id}
+                cur.execute(statement, tuple(json.dumps(record[c]) if c == "payload" else record[c] for c in columns))
+                written += cur.rowcount
+            cur.executemany(
+                "insert into quarantine.platform_records (platform, tenant_id, source_id, stream, record_key, "
+                "reason_code, record_date, detail, payload, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "on conflict (platform, tenant_id, source_id, stream, record_key, reason_code) do update set "
+                "detail = excluded.detail, payload = excluded.payload "
+                "where quarantine.platform_records.payload is distinct from excluded.payload",
+                [(self.platform.name, tenant_id, source_id, stream, r.record_key, r.reason_code, r.record_date,
+                  r.detail, json.dumps(r.payload, default=str), self.batch_id) for r in rejected],
+            )
+            cur.execute(
+                "insert into ops.platform_sync_cursors (platform, tenant_id, source_id, stream, cursor, _batch_id) "
+                "values (%s, %s, %s, %s, %s, %s) on conflict (platform, tenant_id, source_id, stream) do update set "
+                "cursor = excluded.cursor, updated_at = now(), _batch_id = excluded._batch_id",
+                (self.platform.name, tenant_id, source_id, stream, json.dumps(cursor), self.batch_id),
+            )
+            conn.commit()
+        key = f"{self.platform.name}_{stream}"
+        self.stats.units += 1
+        self.stats.rows_seen[key] += len(rows)
+        self.stats.rows_written[key] += written
+        for r in rejected:
+            self.stats.quarantined[f"{key}:{r.reason_code}"] += 1
+        self.checkpoint(key, cursor)
+
+
+class Platform:
+    """A platform module's description of itself: its configuration, streams and sync."""
+
+    name: ClassVar[str]
+    source_column: ClassVar[str]          # the column holding the platform's show id
+    config_model: ClassVar[type[PlatformConfig]]
+    streams: ClassVar[tuple[Stream, ...]]
+
+    def stream(self, name: str) -> Stream:
+        return next(s for s in self.streams if s.name == name)
+
+    def open_api(self, config: PlatformConfig, show: ShowConfig, policy: ApiPolicy,
+                 environ: dict[str, str] | None) -> ApiClient:
+        """An API client authenticated as the show's account."""
+        raise NotImplementedError
+
+    def client(self, api: ApiClient, show: ShowConfig, config: PlatformConfig) -> Any:
+        """The platform client of one show over the account's shared API client."""
+        raise NotImplementedError
+
+    def sync_show(self, job: ShowSync) -> None:
+        raise NotImplementedError
