@@ -108,6 +108,7 @@ create table if not exists raw.attribution_events (
 );
 create index if not exists attribution_events_time_idx on raw.attribution_events (occurred_at);
 create index if not exists attribution_events_ingested_idx on raw.attribution_events (_ingested_at);
+create index if not exists attribution_events_household_idx on raw.attribution_events (tenant_id, ip_prefix_hash);
 
 -- Campaign and conversion records that could not be stored, with the reason.
 create table if not exists quarantine.campaign_records (

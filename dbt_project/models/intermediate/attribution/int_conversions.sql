@@ -1,4 +1,5 @@
-{{ config(materialized='table',
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}",
           post_hook=["create index if not exists {{ this.name }}_household_idx on {{ this }} (tenant_id, household_key)",
                      "create index if not exists {{ this.name }}_key_idx on {{ this }} (attribution_key)"]) }}
 -- One row per conversion (shop order, pixel purchase or lead) with its deterministic match, if
@@ -8,10 +9,43 @@
 --   vanity_url  the household visited the campaign's vanity URL before converting, within
 --               the window (the latest such visit wins);
 --   utm         the conversion landed with the campaign's utm_campaign.
--- `attribution_key` groups the rows an incremental attribution run recomputes together: the
--- household, or the conversion itself when it has no address.
+-- `attribution_key` groups what is recomputed together: the household, or the conversion
+-- itself when it has no address. Incremental by attribution key: a run recomputes the keys
+-- with events loaded since its last run (or up to var attribution_reprocess_minutes before it,
+-- for loads that committed late), and every key when campaigns changed.
+{% if is_incremental() %}
+{% set events_rel = source('campaigns', 'attribution_events') %}
+{% set batch = create_batch_table(this.name ~ '__batch', "
+    with watermark as (
+        select coalesce(max(events_loaded_at), '-infinity')
+                   - make_interval(mins => " ~ var('attribution_reprocess_minutes') ~ ") as events_loaded_at,
+               coalesce(max(campaigns_loaded_at), '-infinity') as campaigns_loaded_at
+        from " ~ this ~ "
+    ),
+    campaigns_changed as (
+        select coalesce(max(ingested_at) > (select campaigns_loaded_at from watermark), false) as changed
+        from " ~ ref('stg_campaigns__campaigns') ~ "
+    )
+    select distinct tenant_id, ip_prefix_hash as household_key,
+           coalesce(ip_prefix_hash, md5(tenant_id || '|' || source || '|' || event_id)) as attribution_key
+    from " ~ events_rel ~ "
+    where _ingested_at > (select events_loaded_at from watermark)
+        or (select changed from campaigns_changed)") %}
+{% endif %}
 with events as (
+    {% if is_incremental() %}
+    select events.*
+    from {{ batch }} as keys
+    cross join lateral (
+        select * from {{ ref('stg_conversions__events') }} as rows
+        where rows.tenant_id = keys.tenant_id
+            and (rows.household_key = keys.household_key
+                 or (keys.household_key is null and rows.household_key is null and rows.event_key = keys.attribution_key))
+        offset 0
+    ) as events
+    {% else %}
     select * from {{ ref('stg_conversions__events') }}
+    {% endif %}
 ),
 
 conversions as (
@@ -98,7 +132,9 @@ select
         when vanity.campaign_id is not null then 'vanity_url'
         when utm.campaign_id is not null then 'utm'
     end as deterministic_match,
-    conversions.ingested_at
+    conversions.ingested_at,
+    (select max(ingested_at) from {{ ref('stg_conversions__events') }}) as events_loaded_at,
+    (select max(ingested_at) from {{ ref('stg_campaigns__campaigns') }}) as campaigns_loaded_at
 from conversions
 left join promo on promo.event_key = conversions.event_key
 left join vanity on vanity.event_key = conversions.event_key

@@ -1,14 +1,14 @@
 {{ config(materialized='table',
           post_hook="create index if not exists {{ this.name }}_household_idx on {{ this }} (tenant_id, household_key)") }}
 -- Households (hashed IP prefixes) that household matching must not use, with the reason:
---   shared_ip      more distinct user agents downloaded from the address than one home has
---                  (offices, campuses, carrier NAT: var attribution_max_household_user_agents);
+--   shared_ip      on some day, more distinct user agents downloaded from the address than one
+--                  home has (offices, campuses, carrier NAT: var attribution_max_household_user_agents);
 --   datacenter_ip  conversions from a data-centre or VPN range.
 with shared as (
-    select tenant_id, listener_ip_key as household_key, count(distinct user_agent) as user_agents
-    from {{ ref('fct_downloads') }}
+    select tenant_id, listener_ip_key as household_key, max(unique_listeners) as user_agents
+    from {{ ref('int_household_activity_daily') }}
+    where unique_listeners > {{ var('attribution_max_household_user_agents') }}
     group by tenant_id, listener_ip_key
-    having count(distinct user_agent) > {{ var('attribution_max_household_user_agents') }}
 ),
 
 datacenter as (

@@ -8,11 +8,7 @@
 --   roi = (revenue − cost) / cost, roas = revenue / cost, net_profit = revenue − cost,
 --   cpa = cost / conversions, effective_cpm = cost / impressions × 1000,
 --   payback_days     days from the flight start until the credited revenue first covers the cost
---   lift             (exposed rate − baseline rate) / baseline rate, where the exposed rate is the
---                    share of exposed households converting (for the sponsor) within the window
---                    after their first exposure, and the baseline rate the share of the tenant's
---                    other listening households (downloads during the flight, never exposed)
---                    converting between the flight start and the flight end + window.
+-- Lift against unexposed households is in mart_campaign_lift (rebuilt daily).
 -- Money is rounded to the cent; ratios are computed from the unrounded amounts.
 {% set models = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] %}
 with campaigns as (
@@ -75,10 +71,6 @@ credited as (
     group by cumulative.tenant_id, cumulative.campaign_id, cumulative.attribution_model
 ),
 
-lift as (
-    select * from {{ ref('int_campaign_lift') }}
-),
-
 final as (
     select
         models.tenant_id,
@@ -109,14 +101,7 @@ final as (
         round(coalesce(credited.revenue, 0) / nullif(costs.cost, 0), 6) as roas,
         round(costs.cost / nullif(credited.conversions, 0), 2) as cpa,
         round(costs.cost / nullif(delivery.impressions, 0) * 1000, 2) as effective_cpm,
-        credited.paid_back_on - campaigns.flight_start as payback_days,
-        lift.exposed_households,
-        lift.exposed_converters,
-        lift.baseline_households,
-        lift.baseline_converters,
-        lift.exposed_rate,
-        lift.baseline_rate,
-        lift.lift
+        credited.paid_back_on - campaigns.flight_start as payback_days
     from models
     inner join campaigns on campaigns.tenant_id = models.tenant_id and campaigns.campaign_id = models.campaign_id
     inner join costs on costs.tenant_id = models.tenant_id and costs.campaign_id = models.campaign_id
@@ -124,7 +109,6 @@ final as (
     left join credited
         on credited.tenant_id = models.tenant_id and credited.campaign_id = models.campaign_id
         and credited.attribution_model = models.attribution_model
-    left join lift on lift.tenant_id = models.tenant_id and lift.campaign_id = models.campaign_id
 )
 
 select * from final
