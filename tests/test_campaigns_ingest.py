@@ -181,8 +181,7 @@ def test_buyer_households_hash_like_listener_households(fresh_db, side, tmp_path
 
 
 def test_sponsorship_api_auth_and_paging(side, simulator):
-    token = next(iter(side["environ"].items()))
-    tenant_var, value = [(k, v) for k, v in side["environ"].items() if k.startswith("SPONSORSHIP")][0]
+    value = next(v for k, v in side["environ"].items() if k.startswith("SPONSORSHIP"))
     base = f"{simulator.base_url}/sponsorships/v1"
     assert httpx.get(f"{base}/campaigns", headers={"Authorization": "Bearer nope"}).status_code == 401
     seen, params = [], {"limit": 3}
@@ -196,7 +195,6 @@ def test_sponsorship_api_auth_and_paging(side, simulator):
     later = httpx.get(f"{base}/campaigns", params={"updated_since": "2026-10-02T14:00:00Z"},
                       headers={"Authorization": f"Bearer {value}"}).json()["data"]
     assert 0 < len(later) < len(seen) and all(r["updated_at"] >= "2026-10-02T14:00:00Z" for r in later)
-    assert token
 
 
 def test_truth_is_internally_consistent(side):
@@ -207,9 +205,7 @@ def test_truth_is_internally_consistent(side):
     for row in credited:
         for model in MODELS:
             assert abs(sum(Decimal(s) for s in row["credits"][model].values()) - 1) < Decimal("1e-20"), (row, model)
-        if row["matched_channel"] != "household":
-            assert all(v == {row["credits"]["linear"] and next(iter(row["credits"]["linear"]))} or True
-                       for v in row["credits"].values())
+        if row["matched_channel"] != "household":  # deterministic: the whole conversion, every model
             assert all(list(v.values()) == ["1"] for v in row["credits"].values())
     # Every channel and every bad kind is represented.
     assert {r["true_channel"] for r in truth["conversions"]} == {"promo_code", "vanity_url", "utm", "household", "organic"}
@@ -241,3 +237,25 @@ def test_truth_is_internally_consistent(side):
         assert Decimal(row["models"]["linear"]["revenue"]) == linear.quantize(Decimal("0.01"))
     assert any(Decimal(r["cost"]) == campaigns[r["campaign_id"]].budget for r in truth["campaigns"]
                if r["pricing_model"] == "cpm")  # a CPM buy capped at its budget
+
+
+def test_conversion_files_sensor_requests_new_files_once(side, monkeypatch):
+    import dagster as dg
+
+    from pipelines import settings as settings_module
+    from pipelines.sensors import conversion_files_sensor
+
+    monkeypatch.setenv("PODCAST_CONVERSION_LANDING_DIR", str(side["root"] / "conversions"))
+    monkeypatch.setenv("PODCAST_LOG_SETTLE_SECONDS", "0")
+    settings_module.get_settings.cache_clear()
+    try:
+        first = conversion_files_sensor(dg.build_sensor_context())
+        assert isinstance(first, dg.RunRequest)
+        files = int(first.tags["conversion_files"])
+        assert files == sum(1 for _ in (side["root"] / "conversions").rglob("*.jsonl*"))
+        context = dg.build_sensor_context()
+        conversion_files_sensor(context)
+        again = conversion_files_sensor(dg.build_sensor_context(cursor=context.cursor))
+        assert isinstance(again, dg.SkipReason)
+    finally:
+        settings_module.get_settings.cache_clear()
