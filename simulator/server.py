@@ -68,6 +68,14 @@ class SimulatorServer:
             transistor_limit=transistor_limit, transistor_links=transistor_links,
         )
         self._thread: threading.Thread | None = None
+        self.campaign_apis = None  # the sponsorship and shop APIs, once `attach_campaigns` is called
+
+    def attach_campaigns(self, world):
+        """Serve the sponsorship API and the sponsors' shops of a `simulator.campaigns.CampaignWorld`."""
+        from simulator.campaign_sources import CampaignApis
+
+        self.campaign_apis = CampaignApis(world, self.base_url)
+        return self.campaign_apis
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> SimulatorServer:
@@ -172,6 +180,9 @@ class SimulatorServer:
                 path = self.path.split("?", 1)[0]
                 with sim._lock:
                     sim.requests[path] += 1
+                if sim.campaign_apis is not None and path.startswith(tuple(sim.campaign_apis.routes)):
+                    reply = sim.campaign_apis.handle(path, self.path.partition("?")[2], self.headers)
+                    return self._send(reply.status, reply.body, reply.headers)
                 if path.startswith(tuple(sim.apis.routes)):
                     reply = sim.apis.handle(path, self.path.partition("?")[2], self.headers)
                     if reply.delay:
