@@ -26,9 +26,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from simulator.logs import DATACENTER_CIDRS, HEADER_ALLOWANCE, MINUTE_AUDIO_BYTES, DownloadWindow, LogTruth
+from simulator.logs import DATACENTER_CIDRS, HEADER_ALLOWANCE, DownloadWindow, LogTruth
 
-BYTES_PER_SECOND = MINUTE_AUDIO_BYTES // 60
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 MAX_HOUSEHOLD_AGENTS = 10        # a household with more distinct user agents is a shared address
 CATEGORIES = ("dtc_retail", "software", "finance", "food_delivery", "health")
@@ -109,13 +108,17 @@ class Placement:
     ad_duration_seconds: int
     updated_at: datetime
 
-    @property
-    def ad_start_byte(self) -> int:
-        return HEADER_ALLOWANCE + self.ad_offset_seconds * BYTES_PER_SECOND
+    def ad_bytes(self, enclosure_length: int, duration_seconds: int | None) -> tuple[int, int] | None:
+        """[start, end) of the ad in the file, as measurement estimates it: the ID3 allowance plus
+        the offset at the file's average bytes per second (size / duration). None when the
+        duration is unknown."""
+        if not duration_seconds or duration_seconds <= 0 or enclosure_length <= 0:
+            return None
 
-    @property
-    def ad_end_byte(self) -> int:
-        return self.ad_start_byte + self.ad_duration_seconds * BYTES_PER_SECOND
+        def at(seconds: int) -> int:
+            return HEADER_ALLOWANCE + -(-enclosure_length * seconds // duration_seconds)  # ceil
+
+        return at(self.ad_offset_seconds), at(self.ad_offset_seconds + self.ad_duration_seconds)
 
 
 @dataclass
@@ -193,6 +196,7 @@ class CampaignWorld:
     listener_households: dict[str, set[str]]      # tenant -> households with a counted download
     shared_households: dict[str, str]             # tenant -> the shared household's prefix
     as_of: datetime | None = None                 # the shop's clock (None: everything is visible)
+    listener_days: dict[tuple[str, str], set[date]] = field(default_factory=dict)  # (tenant, household) -> days
 
     def sponsor(self, tenant_id: str, sponsor_id: str) -> Sponsor:
         return next(s for s in self.sponsors if s.tenant_id == tenant_id and s.sponsor_id == sponsor_id)
@@ -208,15 +212,20 @@ def _episodes(truth_doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def delivered(placement: Placement, enclosure_length: int, bytes_covered: int) -> bool:
+def delivered(placement: Placement, enclosure_length: int, duration_seconds: int | None, bytes_covered: int) -> bool:
     """IAB ad delivery: a baked-in ad starting in the first quarter of the file counts when a
     quarter of the file was covered, a later baked-in ad when the bytes reach its start; a
-    dynamically inserted ad only when all of its bytes were delivered."""
+    dynamically inserted ad only when all of its bytes were delivered. An ad past the end of
+    the file is never delivered; with the duration unknown, only a whole-file download counts."""
+    ad = placement.ad_bytes(enclosure_length, duration_seconds)
+    if ad is None:
+        return bytes_covered >= enclosure_length
+    start, end = ad
     if placement.insertion == "dynamic":
-        return bytes_covered >= placement.ad_end_byte
-    if 4 * placement.ad_start_byte < enclosure_length:
+        return bytes_covered >= end
+    if 4 * start < enclosure_length:
         return 4 * bytes_covered >= enclosure_length
-    return bytes_covered >= placement.ad_start_byte
+    return bytes_covered >= start
 
 
 def compute_exposures(windows: list[DownloadWindow], episodes: dict[str, dict[str, Any]],
@@ -237,7 +246,7 @@ def compute_exposures(windows: list[DownloadWindow], episodes: dict[str, dict[st
                 continue
             if not (p.start_date <= day <= p.end_date and c.flight_start <= day <= c.flight_end):
                 continue
-            if delivered(p, ep["enclosure_length"], w.bytes_covered):
+            if delivered(p, ep["enclosure_length"], ep.get("duration_seconds"), w.bytes_covered):
                 out.append(Exposure(w.tenant_id, p.campaign_id, p.placement_id, w.ip_prefix, w.ip, w.user_agent,
                                     w.enclosure_url_normalized, w.window_start))
     return out
@@ -353,6 +362,8 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> 
     exposures = compute_exposures(logs.windows, episodes, campaigns, placements)
     world = CampaignWorld(seed, sponsors, campaigns, placements, [], exposures, [], agents,
                           listener_households, shared)
+    for w in logs.windows:
+        world.listener_days.setdefault((w.tenant_id, w.ip_prefix), set()).add(w.window_start.date())
     _plant_conversions(world, rng)
     return world
 
@@ -591,35 +602,45 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
     for v in vanity_visits:
         visits_by[(v.tenant_id, _prefix(v.ip))].append(v)
 
+    def credit_end(c: Campaign) -> datetime:
+        return _start_of(c.flight_end) + timedelta(days=c.attribution_window_days + 1)
+
     def prior_customer(ev: Event, c: Campaign) -> bool:
         first = first_conversion.get((ev.tenant_id, ev.sponsor_id, _prefix(ev.ip)))
         return first is not None and first < _start_of(c.flight_start)
 
+    datacenter_event = lambda ev: any(ipaddress.ip_address(ev.ip) in net for net in datacenters)  # noqa: E731
+    conversions_by: dict[tuple[str, str, str], list[Event]] = defaultdict(list)
+    for ev in conversions:
+        if not datacenter_event(ev):
+            conversions_by[(ev.tenant_id, ev.sponsor_id, _prefix(ev.ip))].append(ev)
     rows = []
     per_campaign: dict[str, dict[str, Any]] = {
         c.campaign_id: {m: {"conversions": Decimal(0), "revenue": Decimal(0)} for m in MODELS} for c in world.campaigns
     }
-    converted_households: dict[str, set[str]] = defaultdict(set)
     for ev in conversions:
         household = _prefix(ev.ip)
-        mine = [c for c in world.campaigns if c.tenant_id == ev.tenant_id and c.sponsor_id == ev.sponsor_id]
+        # Deterministic signals of the sponsor's own campaigns, each only from the flight start to
+        # the flight end + window; precedence promo code, UTM, vanity visit (the latest visit
+        # within the window before the conversion); ties to the lowest campaign id.
+        mine = sorted((c for c in world.campaigns if c.tenant_id == ev.tenant_id and c.sponsor_id == ev.sponsor_id
+                       and _start_of(c.flight_start) <= ev.occurred_at < credit_end(c)), key=lambda c: c.campaign_id)
         match, channel = None, None
         codes = {code.lower() for code in ev.discount_codes}
-        for c in mine:
-            if codes & {code.lower() for code in c.promo_codes}:
-                match, channel = c, "promo_code"
-                break
+        match = next((c for c in mine if codes & {code.lower() for code in c.promo_codes}), None)
+        channel = "promo_code" if match else None
         if match is None:
             utm = _utm_campaign(ev.landing_url)
             match = next((c for c in mine if utm and utm == c.utm_campaign), None)
             channel = "utm" if match else None
         if match is None:
-            for c in mine:
-                window = timedelta(days=c.attribution_window_days)
-                if any(v.vanity_url in c.vanity_urls and v.occurred_at <= ev.occurred_at
-                       and ev.occurred_at - v.occurred_at <= window for v in visits_by[(ev.tenant_id, household)]):
-                    match, channel = c, "vanity_url"
-                    break
+            visits = sorted(
+                ((v.occurred_at, c.campaign_id, c) for c in mine for v in visits_by[(ev.tenant_id, household)]
+                 if v.vanity_url in c.vanity_urls and _start_of(c.flight_start) <= v.occurred_at <= ev.occurred_at
+                 and ev.occurred_at < v.occurred_at + timedelta(days=c.attribution_window_days)),
+                key=lambda item: (-item[0].timestamp(), item[1]))
+            if visits:
+                match, channel = visits[0][2], "vanity_url"
         credits: dict[str, dict[str, Decimal]] = {}
         touchpoints: list[dict[str, Any]] = []
         excluded = None
@@ -635,7 +656,7 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
                 eligible = [
                     e for e in exposures_by.get((ev.tenant_id, ev.sponsor_id, household), ())
                     if e.exposed_at <= ev.occurred_at
-                    and ev.occurred_at - e.exposed_at <= timedelta(days=campaigns[e.campaign_id].attribution_window_days)
+                    and ev.occurred_at - e.exposed_at < timedelta(days=campaigns[e.campaign_id].attribution_window_days)
                     and not (campaigns[e.campaign_id].exclude_prior_customers and prior_customer(ev, campaigns[e.campaign_id]))
                 ]
                 if eligible:
@@ -654,8 +675,6 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
             for cid, share in per.items():
                 per_campaign[cid][m]["conversions"] += share
                 per_campaign[cid][m]["revenue"] += share * revenue
-        for cid in (credits.get("linear") or {}):
-            converted_households[cid].add(household)
         caused = ev.channel != "organic"
         note = ev.note
         if ev.channel == "household" and not credits:
@@ -693,17 +712,31 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
                 "roas": str((revenue / cost).quantize(Decimal("0.000001"))) if cost else None,
                 "net_profit": str(revenue - cost),
             }
-        exposed_eligible = {h for h in households if world.household_agents.get((c.tenant_id, h), 0) <= MAX_HOUSEHOLD_AGENTS}
-        sponsor_exposed = {h for (t, s, h) in exposures_by if t == c.tenant_id and s == c.sponsor_id}
-        baseline = {h for h in world.listener_households[c.tenant_id] - sponsor_exposed
-                    if world.household_agents.get((c.tenant_id, h), 0) <= MAX_HOUSEHOLD_AGENTS}
-        period_end = _start_of(c.flight_end) + timedelta(days=c.attribution_window_days + 1)
-        baseline_converted = {
-            _prefix(ev.ip) for ev in conversions
-            if ev.tenant_id == c.tenant_id and ev.sponsor_id == c.sponsor_id and _prefix(ev.ip) in baseline
-            and _start_of(c.flight_start) <= ev.occurred_at < period_end
-        }
-        exposed_converted = converted_households[c.campaign_id] & exposed_eligible
+        # Lift: exposed households (shared addresses aside) converting for the sponsor within
+        # the window after their first exposure to this campaign, against the tenant's other
+        # households that downloaded during the flight and never got any of the sponsor's ads,
+        # converting from the flight start to the flight end + window.
+        def shared(h: str) -> bool:
+            return world.household_agents.get((c.tenant_id, h), 0) > MAX_HOUSEHOLD_AGENTS
+
+        def sponsor_conversions(h: str) -> list[datetime]:
+            return [ev.occurred_at for ev in conversions_by.get((c.tenant_id, c.sponsor_id, h), ())]
+
+        first_exposure: dict[str, datetime] = {}
+        for e in mine:
+            first_exposure[e.household] = min(e.exposed_at, first_exposure.get(e.household, e.exposed_at))
+        window = timedelta(days=c.attribution_window_days)
+        exposed_eligible = {h for h in households if not shared(h)}
+        exposed_converted = {h for h in exposed_eligible
+                             if any(first_exposure[h] <= t < first_exposure[h] + window for t in sponsor_conversions(h))}
+        sponsor_exposed = {h for (t, sp, h) in exposures_by if t == c.tenant_id and sp == c.sponsor_id}
+        flight_days = {c.flight_start + timedelta(days=i) for i in range((c.flight_end - c.flight_start).days + 1)}
+        baseline = {h for h in world.listener_households.get(c.tenant_id, ())
+                    if h not in sponsor_exposed and not shared(h)
+                    and world.listener_days.get((c.tenant_id, h), set()) & flight_days}
+        period_end = credit_end(c)
+        baseline_converted = {h for h in baseline
+                              if any(_start_of(c.flight_start) <= t < period_end for t in sponsor_conversions(h))}
         out_campaigns.append({
             "tenant_id": c.tenant_id, "campaign_id": c.campaign_id, "sponsor_id": c.sponsor_id,
             "attribution_model": c.attribution_model, "pricing_model": c.pricing_model,
@@ -724,9 +757,10 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
                            "within the exposure's campaign window; campaigns with exclude_prior_customers drop out "
                            "for households with a conversion of the sponsor before their flight start",
             "time_decay": "weight 2^(-age_days / half_life of the touchpoint's campaign), normalized",
-            "lift": "exposed: households reached (shared addresses excluded), converted = credited under any "
-                    "model; baseline: listener households with no exposure to the sponsor, converted = any "
-                    "conversion of the sponsor from flight start to flight end + window",
+            "lift": "exposed: households reached (shared addresses excluded), converted = a conversion of the "
+                    "sponsor within the window after the first exposure; baseline: households with a counted "
+                    "download during the flight, no exposure to any of the sponsor's campaigns, not shared; "
+                    "converted = a conversion of the sponsor from flight start to flight end + window",
             "revenue": "net: current order total minus refunds; leads count as conversions with 0 revenue",
         },
         "campaigns": out_campaigns,

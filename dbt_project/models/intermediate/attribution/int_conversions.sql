@@ -3,12 +3,13 @@
           post_hook=["create index if not exists {{ this.name }}_household_idx on {{ this }} (tenant_id, household_key)",
                      "create index if not exists {{ this.name }}_key_idx on {{ this }} (attribution_key)"]) }}
 -- One row per conversion (shop order, pixel purchase or lead) with its deterministic match, if
--- any. Deterministic signals, in order of precedence, each only within the campaign's flight
--- plus its attribution window and only for the sponsor's own campaigns:
+-- any. Deterministic signals, in order of precedence, each only from the campaign's flight
+-- start to its flight end + attribution window and only for the sponsor's own campaigns (ties
+-- go to the lowest campaign id):
 --   promo_code  the order used one of the campaign's codes (case-insensitive, exact);
---   vanity_url  the household visited the campaign's vanity URL before converting, within
---               the window (the latest such visit wins);
---   utm         the conversion landed with the campaign's utm_campaign.
+--   utm         the conversion landed with the campaign's utm_campaign;
+--   vanity_url  the household visited the campaign's vanity URL during that period before
+--               converting, within the window (the latest such visit wins).
 -- `attribution_key` groups what is recomputed together: the household, or the conversion
 -- itself when it has no address. Incremental by attribution key: a run recomputes the keys
 -- with events loaded since its last run (or up to var attribution_reprocess_minutes before it,
@@ -126,11 +127,11 @@ select
     conversions.gross_revenue,
     conversions.refunded_amount,
     conversions.currency,
-    coalesce(promo.campaign_id, vanity.campaign_id, utm.campaign_id) as deterministic_campaign_id,
+    coalesce(promo.campaign_id, utm.campaign_id, vanity.campaign_id) as deterministic_campaign_id,
     case
         when promo.campaign_id is not null then 'promo_code'
-        when vanity.campaign_id is not null then 'vanity_url'
         when utm.campaign_id is not null then 'utm'
+        when vanity.campaign_id is not null then 'vanity_url'
     end as deterministic_match,
     conversions.ingested_at,
     (select max(ingested_at) from {{ ref('stg_conversions__events') }}) as events_loaded_at,

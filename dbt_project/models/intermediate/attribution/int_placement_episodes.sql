@@ -6,7 +6,8 @@
 --   baked-in ad starting in the first 25 % of the file: 25 % of the file;
 --   other baked-in ads: the ad's first byte;
 --   dynamically inserted ad: every byte of the ad.
--- An episode of unknown size or duration needs the whole file. Placements whose show or episode
+-- An ad past the end of the file is never delivered (its threshold exceeds the file); an episode
+-- of unknown duration needs the whole file. Placements whose show or episode
 -- is in no feed are kept with a null episode (reported by a test, never silently dropped).
 with placements as (
     select
@@ -75,9 +76,9 @@ select
     case
         when episode_id is null or not enclosure_length_bytes > 0 then null
         when ad_start_byte is null then enclosure_length_bytes
-        when insertion = 'dynamic' then least(ad_end_byte, enclosure_length_bytes)
+        when insertion = 'dynamic' then ad_end_byte
         when ad_start_byte < enclosure_length_bytes * 0.25 then ceil(enclosure_length_bytes * 0.25)::bigint
-        else least(ad_start_byte, enclosure_length_bytes)
+        else ad_start_byte
     end as delivery_threshold_bytes,
     loaded_at
 from positioned

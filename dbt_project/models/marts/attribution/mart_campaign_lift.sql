@@ -4,8 +4,8 @@
 --               conversion of the sponsor within the campaign's window after the household's
 --               first exposure;
 --   baseline    the tenant's other listening households: a download during the flight, never
---               the campaign's ad; baseline converters: a conversion of the sponsor between
---               the flight start and the flight end + window;
+--               an ad of any of the sponsor's campaigns; baseline converters: a conversion of the
+--               sponsor between the flight start and the flight end + window;
 --   lift        (exposed rate − baseline rate) / baseline rate.
 -- Data-centre and shared addresses (int_household_exclusions) are in neither group.
 -- A campaign-level statistic over the whole flight: tagged `daily`, rebuilt once a day rather
@@ -27,8 +27,6 @@ exposed as (
     group by exposures.tenant_id, exposures.campaign_id, exposures.household_key
 ),
 
--- For each exposed household: converted within the window after its first exposure, and
--- converted within the campaign's whole period (the latter to take it out of the population).
 exposed_outcomes as (
     select
         exposed.tenant_id,
@@ -42,20 +40,31 @@ exposed_outcomes as (
                 and not conversions.ip_datacenter
                 and conversions.converted_at >= exposed.first_exposed_at
                 and conversions.converted_at < exposed.first_exposed_at + make_interval(days => campaigns.attribution_window_days)
-        )) as exposed_converters,
-        count(*) filter (where exists (
-            select 1 from {{ ref('int_conversions') }} as conversions
-            where conversions.tenant_id = exposed.tenant_id
-                and conversions.household_key = exposed.household_key
-                and conversions.sponsor_id = campaigns.sponsor_id
-                and not conversions.ip_datacenter
-                and conversions.converted_at >= campaigns.flight_start::timestamp at time zone 'UTC'
-                and conversions.converted_at
-                    < (campaigns.flight_end + 1 + campaigns.attribution_window_days)::timestamp at time zone 'UTC'
-        )) as exposed_period_converters
+        )) as exposed_converters
     from exposed
     inner join campaigns on campaigns.tenant_id = exposed.tenant_id and campaigns.campaign_id = exposed.campaign_id
     group by exposed.tenant_id, exposed.campaign_id
+),
+
+-- Households that got an ad of any of the sponsor's campaigns: never in a baseline.
+sponsor_exposed as (
+    select distinct campaigns.tenant_id, campaigns.sponsor_id, exposed.household_key
+    from exposed
+    inner join campaigns on campaigns.tenant_id = exposed.tenant_id and campaigns.campaign_id = exposed.campaign_id
+),
+
+sponsor_exposed_listening as (
+    select campaigns.tenant_id, campaigns.campaign_id, count(*) as households
+    from campaigns
+    inner join sponsor_exposed
+        on sponsor_exposed.tenant_id = campaigns.tenant_id and sponsor_exposed.sponsor_id = campaigns.sponsor_id
+    where exists (
+        select 1 from {{ ref('int_household_activity_daily') }} as activity
+        where activity.tenant_id = sponsor_exposed.tenant_id
+            and activity.listener_ip_key = sponsor_exposed.household_key
+            and activity.download_date between campaigns.flight_start and campaigns.flight_end
+    )
+    group by campaigns.tenant_id, campaigns.campaign_id
 ),
 
 -- The listening population of each flight (computed once per tenant and flight dates).
@@ -76,9 +85,14 @@ listening as (
     group by flights.tenant_id, flights.flight_start, flights.flight_end
 ),
 
--- Listening households that converted for the sponsor during the campaign's period.
+-- Listening households that converted for the sponsor during the campaign's period, and
+-- whether the sponsor's ads reached them.
 period_converters as (
-    select campaigns.tenant_id, campaigns.campaign_id, count(distinct conversions.household_key) as households
+    select
+        campaigns.tenant_id,
+        campaigns.campaign_id,
+        count(distinct conversions.household_key) as households,
+        count(distinct conversions.household_key) filter (where sponsor_exposed.household_key is not null) as exposed
     from campaigns
     inner join {{ ref('int_conversions') }} as conversions
         on conversions.tenant_id = campaigns.tenant_id
@@ -90,6 +104,9 @@ period_converters as (
             < (campaigns.flight_end + 1 + campaigns.attribution_window_days)::timestamp at time zone 'UTC'
     left join excluded
         on excluded.tenant_id = conversions.tenant_id and excluded.household_key = conversions.household_key
+    left join sponsor_exposed
+        on sponsor_exposed.tenant_id = conversions.tenant_id and sponsor_exposed.sponsor_id = conversions.sponsor_id
+        and sponsor_exposed.household_key = conversions.household_key
     where excluded.household_key is null
         and exists (
             select 1 from {{ ref('int_household_activity_daily') }} as activity
@@ -106,9 +123,8 @@ counts as (
         campaigns.campaign_id,
         coalesce(exposed_outcomes.exposed_households, 0) as exposed_households,
         coalesce(exposed_outcomes.exposed_converters, 0) as exposed_converters,
-        -- exposed households are listening households (their exposure is a download in the flight)
-        coalesce(listening.households, 0) - coalesce(exposed_outcomes.exposed_households, 0) as baseline_households,
-        coalesce(period_converters.households, 0) - coalesce(exposed_outcomes.exposed_period_converters, 0) as baseline_converters
+        coalesce(listening.households, 0) - coalesce(sponsor_exposed_listening.households, 0) as baseline_households,
+        coalesce(period_converters.households, 0) - coalesce(period_converters.exposed, 0) as baseline_converters
     from campaigns
     left join exposed_outcomes
         on exposed_outcomes.tenant_id = campaigns.tenant_id and exposed_outcomes.campaign_id = campaigns.campaign_id
@@ -117,6 +133,9 @@ counts as (
         and listening.flight_end = campaigns.flight_end
     left join period_converters
         on period_converters.tenant_id = campaigns.tenant_id and period_converters.campaign_id = campaigns.campaign_id
+    left join sponsor_exposed_listening
+        on sponsor_exposed_listening.tenant_id = campaigns.tenant_id
+        and sponsor_exposed_listening.campaign_id = campaigns.campaign_id
 )
 
 select

@@ -9,7 +9,8 @@
 --   cpa = cost / conversions, effective_cpm = cost / impressions × 1000,
 --   payback_days     days from the flight start until the credited revenue first covers the cost
 -- Lift against unexposed households is in mart_campaign_lift (rebuilt daily).
--- Money is rounded to the cent; ratios are computed from the unrounded amounts.
+-- Money is rounded to the cent, and ROI, ROAS, CPA and CPM are computed from the rounded
+-- amounts: the figures a sponsor reads agree with each other.
 {% set models = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] %}
 with campaigns as (
     select campaigns.*, sponsors.sponsor_name, sponsors.category
@@ -71,6 +72,20 @@ credited as (
     group by cumulative.tenant_id, cumulative.campaign_id, cumulative.attribution_model
 ),
 
+money as (
+    select
+        costs.tenant_id,
+        costs.campaign_id,
+        models.attribution_model,
+        round(coalesce(credited.revenue, 0), 2) as revenue,
+        round(costs.cost, 2) as cost
+    from costs
+    inner join models on models.tenant_id = costs.tenant_id and models.campaign_id = costs.campaign_id
+    left join credited
+        on credited.tenant_id = models.tenant_id and credited.campaign_id = models.campaign_id
+        and credited.attribution_model = models.attribution_model
+),
+
 final as (
     select
         models.tenant_id,
@@ -94,17 +109,19 @@ final as (
         round(coalesce(credited.household_conversions, 0), 6) as household_conversions,
         round(coalesce(credited.deterministic_conversions, 0), 6) as deterministic_conversions,
         round(coalesce(credited.conversions, 0) / nullif(delivery.reach, 0), 6) as conversion_rate,
-        round(coalesce(credited.revenue, 0), 2) as revenue,
-        round(costs.cost, 2) as cost,
-        round(coalesce(credited.revenue, 0) - costs.cost, 2) as net_profit,
-        round((coalesce(credited.revenue, 0) - costs.cost) / nullif(costs.cost, 0), 6) as roi,
-        round(coalesce(credited.revenue, 0) / nullif(costs.cost, 0), 6) as roas,
-        round(costs.cost / nullif(credited.conversions, 0), 2) as cpa,
-        round(costs.cost / nullif(delivery.impressions, 0) * 1000, 2) as effective_cpm,
+        money.revenue,
+        money.cost,
+        money.revenue - money.cost as net_profit,
+        round((money.revenue - money.cost) / nullif(money.cost, 0), 6) as roi,
+        round(money.revenue / nullif(money.cost, 0), 6) as roas,
+        round(money.cost / nullif(credited.conversions, 0), 2) as cpa,
+        round(money.cost / nullif(delivery.impressions, 0) * 1000, 2) as effective_cpm,
         credited.paid_back_on - campaigns.flight_start as payback_days
     from models
     inner join campaigns on campaigns.tenant_id = models.tenant_id and campaigns.campaign_id = models.campaign_id
-    inner join costs on costs.tenant_id = models.tenant_id and costs.campaign_id = models.campaign_id
+    inner join money
+        on money.tenant_id = models.tenant_id and money.campaign_id = models.campaign_id
+        and money.attribution_model = models.attribution_model
     left join delivery on delivery.tenant_id = models.tenant_id and delivery.campaign_id = models.campaign_id
     left join credited
         on credited.tenant_id = models.tenant_id and credited.campaign_id = models.campaign_id
