@@ -168,3 +168,23 @@ def test_lift_counts_equal_the_truth(built):
                                                      c["lift"]["baseline_households"], c["lift"]["baseline_converted"])
                 for c in truth["campaigns"]}
     assert stored == expected
+
+
+def test_python_recomputation_of_roi_agrees_and_catches_a_wrong_cent(built):
+    from pipelines.checks.roi import roi_discrepancies
+
+    url = built["url"]
+    assert roi_discrepancies(url) == []
+    with psycopg.connect(url) as conn:
+        tenant, campaign = conn.execute(
+            "select tenant_id, campaign_id from marts.mart_campaign_roi where revenue > 0 order by campaign_id limit 1"
+        ).fetchone()
+        conn.execute("update marts.mart_campaign_roi set revenue = revenue + 0.01 "
+                     "where tenant_id = %s and campaign_id = %s and attribution_model = 'linear'", (tenant, campaign))
+    try:
+        problems = roi_discrepancies(url)
+        assert len(problems) == 1 and f"{tenant}/{campaign}/linear: revenue" in problems[0]
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute("update marts.mart_campaign_roi set revenue = revenue - 0.01 "
+                         "where tenant_id = %s and campaign_id = %s and attribution_model = 'linear'", (tenant, campaign))
