@@ -102,7 +102,7 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
         with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
             results.append(defs.resolve_job_def("materialize_all").execute_in_process(
                 instance=instance, raise_on_error=False, run_config=quiet))
-        with console.status("Syncing platform API downloads (Buzzsprout, Transistor)..."):
+        with console.status("Syncing platform API downloads (Buzzsprout, Transistor, Podbean, Simplecast)..."):
             results.append(defs.resolve_job_def("platform_metrics").execute_in_process(
                 instance=instance, partition_key=DEMO_LOG_DAYS[-1].isoformat(), raise_on_error=False,
                 run_config=quiet))

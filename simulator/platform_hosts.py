@@ -45,9 +45,9 @@ from simulator.platforms import (
 
 HOST_APIS = ("podbean", "simplecast")
 HOST_FAULT_KINDS = (*FAULT_KINDS, "expired_token")
-# Podbean's bucket holds 60 beans and leaks 2 per second; the simulator's leaks 50 times faster
+# Podbean's bucket holds 60 beans and leaks 2 per second; the simulator's leaks 100 times faster
 # by default so the demo is not paced by it (tests choose their own).
-PODBEAN_BUCKET = (60, 100.0)
+PODBEAN_BUCKET = (60, 200.0)
 PODBEAN_TOKEN_SECONDS = 3600.0
 PODBEAN_PER_PAGE_MAX = 100
 SIMPLECAST_PER_PAGE_MAX = 1000
@@ -189,9 +189,9 @@ def add_truth(out: dict[str, Any], hosted: list[HostedShow], seed: int, first_da
 def add_sources(section: dict[str, Any], environ: dict[str, str], hosted: list[HostedShow], seed: int,
                 base_url: str, options: dict[str, Any]) -> None:
     """Add the `podbean:` and `simplecast:` sections of sources.yaml and their credentials."""
-    # 20 requests per 0.2 s stays within the simulator's default bucket (60 beans, 100 per second),
-    # also when a caller shortens `rate_limit_seconds`.
-    section["podbean"] = {"base_url": f"{base_url}/podbean/v1", "rate_limit_requests": 20,
+    # 40 requests per 0.2 s stays within the simulator's default bucket (60 beans, 200 per second),
+    # also when a caller shortens `rate_limit_seconds` to 0.2.
+    section["podbean"] = {"base_url": f"{base_url}/podbean/v1", "rate_limit_requests": 40,
                           "rate_limit_seconds": 0.2, "shows": [], **options}
     section["simplecast"] = {"base_url": f"{base_url}/simplecast", "shows": [], **options}
     for show in hosted:

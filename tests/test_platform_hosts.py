@@ -132,6 +132,11 @@ def test_clean_sync_matches_ground_truth(clean, network, clean_sim):
         for e in h.episodes}
     simplecast = set(query(url, "select tenant_id, podcast_id, episode_id, guid from raw.simplecast_episodes"))
     assert len(simplecast) > 300 and simplecast == truth["episodes"]["simplecast"]
+    feed_items = {(s.tenant_id, e.guid): e.enclosure_url for s in network.shows for e in s.episodes
+                  if e.guid and e.defect != "duplicate_guid"}
+    enclosures = query(url, "select tenant_id, guid, enclosure_url from raw.simplecast_episodes")
+    matched = [r for r in enclosures if (r[0], r[1]) in feed_items]
+    assert len(matched) >= 0.98 * len(enclosures) and all(feed_items[(t, g)] == u for t, g, u in matched)
     for table, kind in (("locations", "country_code"), ("technology", "dimension, name")):
         rows = query(url, f"select tenant_id, podcast_id, episode_id, download_date, {kind}, downloads "
                           f"from raw.simplecast_episode_{table}")

@@ -7,7 +7,8 @@
 - `analytics?podcast=<id>` links to `downloads` (`episode=`, `start_date=`, `end_date=`,
   `interval=day` answer `by_interval[{interval, downloads_total}]`), `location`
   (`countries[{id, name, downloads_total}]`) and `technology` (`applications[…]`,
-  `device_class[…]`), both totals over the dates asked, so the client asks one day at a time.
+  `device_class[…]`), both totals over the dates asked, so the client asks one day at a time,
+  and only for the days the downloads series has downloads on.
 
 The token is read from the environment variable sources.yaml names, and read again when the
 API says it expired (a rotated token is picked up mid-sync). Links are followed only to the
@@ -16,14 +17,14 @@ API's own host: the token goes with every request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from assets.ingestion.platforms.base import (
-    Platform, PlatformConfig, Rejected, ShowConfig, ShowSync, Stream, count, days, int_or_none, timestamp,
+    Platform, PlatformConfig, Rejected, ShowConfig, ShowSync, Stream, count, int_or_none, timestamp,
 )
 from resources.platform_http import ApiClient, ApiError, ApiPolicy
 from resources.platform_oauth import EnvironmentToken
@@ -227,30 +228,38 @@ def technology_rows(episode_id: str, day: date, document: Any) -> tuple[list[dic
     return rows, rejected
 
 
-Fetch = Callable[[SimplecastClient, str, date | None, ShowSync], tuple[list[dict[str, Any]], list[Rejected]]]
+class _EpisodeAnalytics:
+    """One show's per-episode analytics for a sync window. The daily download series is asked
+    once per episode and shared: the breakdowns are asked only for the days it has downloads
+    on (or an unreadable count), since a day without downloads has no breakdown."""
 
+    def __init__(self, client: SimplecastClient, job: ShowSync):
+        self.client, self.job = client, job
+        self._series: dict[str, tuple[list[dict[str, Any]], list[Rejected]]] = {}
 
-def _fetch_downloads(client: SimplecastClient, episode_id: str, published: date | None, job: ShowSync):
-    return download_rows(episode_id, client.downloads(episode_id, job.start, job.end), job.start, job.end)
+    def downloads(self, episode_id: str) -> tuple[list[dict[str, Any]], list[Rejected]]:
+        if episode_id not in self._series:
+            job = self.job
+            self._series[episode_id] = download_rows(
+                episode_id, self.client.downloads(episode_id, job.start, job.end), job.start, job.end)
+        return self._series[episode_id]
 
-
-def _fetch_breakdown(name: str, to_rows) -> Fetch:
-    def fetch(client: SimplecastClient, episode_id: str, published: date | None, job: ShowSync):
+    def breakdown(self, name: str, to_rows, episode_id: str) -> tuple[list[dict[str, Any]], list[Rejected]]:
+        counted, unreadable = self.downloads(episode_id)
+        active = {r["download_date"] for r in counted if r["downloads"]} | {r.record_date for r in unreadable if r.record_date}
         rows, rejected = [], []
-        # Nothing is downloaded before an episode is published: those days are not asked.
-        for day in days(max(job.start, published) if published else job.start, job.end):
-            got, refused = to_rows(episode_id, day, client.breakdown(name, episode_id, day))
+        for day in sorted(active):
+            got, refused = to_rows(episode_id, day, self.client.breakdown(name, episode_id, day))
             rows += got
             rejected += refused
         return rows, rejected
-    return fetch
 
-
-PER_EPISODE: dict[str, Fetch] = {
-    "downloads": _fetch_downloads,
-    "locations": _fetch_breakdown("location", location_rows),
-    "technology": _fetch_breakdown("technology", technology_rows),
-}
+    def fetch(self, stream: str, episode_id: str) -> tuple[list[dict[str, Any]], list[Rejected]]:
+        if stream == "downloads":
+            return self.downloads(episode_id)
+        if stream == "locations":
+            return self.breakdown("location", location_rows, episode_id)
+        return self.breakdown("technology", technology_rows, episode_id)
 
 
 class Simplecast(Platform):
@@ -298,27 +307,24 @@ class Simplecast(Platform):
                 rows, rejected = to_rows(items)
                 job.store(stream, rows, rejected, {"window": None, "sync_id": job.sync_id,
                                                    "next_offset": next_offset, "complete": next_offset is None})
-        published: dict[str, date | None] | None = None
-        for stream, fetch in PER_EPISODE.items():
+        analytics = _EpisodeAnalytics(client, job)
+        episode_ids: list[str] | None = None
+        for stream in ("downloads", "locations", "technology"):
             if not job.wants(stream):
                 continue
             resume = job.resume(stream)
             if resume == "done":
                 continue
             job.stats.resumed += bool(resume)
-            if published is None:  # the episodes, in id order; a cursor names the next one
-                published = {}
-                for _, items, _ in client.episodes():
-                    for item in items:
-                        if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
-                            moment = timestamp(item.get("published_at"))
-                            published[item["id"]] = moment.date() if moment else None
-            todo = [i for i in sorted(published) if not resume or i >= resume["next_episode"]]
+            if episode_ids is None:  # the episodes, in id order; a cursor names the next one
+                episode_ids = sorted({item["id"] for _, items, _ in client.episodes() for item in items
+                                      if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]})
+            todo = [i for i in episode_ids if not resume or i >= resume["next_episode"]]
             per_unit = max(1, job.config.episodes_per_unit)
             for at in range(0, max(len(todo), 1), per_unit):
                 rows, rejected = [], []
                 for episode_id in todo[at: at + per_unit]:
-                    got, refused = fetch(client, episode_id, published[episode_id], job)
+                    got, refused = analytics.fetch(stream, episode_id)
                     rows += got
                     rejected += refused
                 following = todo[at + per_unit] if at + per_unit < len(todo) else None
