@@ -20,6 +20,7 @@ error texts are scrubbed of them. The flows are for the synchronous `httpx.Clien
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -52,19 +53,21 @@ def _expiry_words(error: Any, description: Any) -> bool:
 def token_expired(response: httpx.Response, max_bytes: int = MAX_AUTH_BODY_BYTES) -> bool:
     """Whether an answer says the bearer token expired (rather than being wrong or missing).
 
-    Reads the body only when its declared length is within `max_bytes`; an answer of undeclared
-    length is judged by its `WWW-Authenticate` header alone."""
+    Only a 400/401 whose declared length is within `max_bytes` can say so (its body is read
+    here; a renewal makes httpx read the refused answer, so one of undeclared or large size is
+    never renewed on)."""
     if response.status_code not in (400, 401):
         return False
+    declared = response.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > max_bytes:
+        return False
+    body = response.read()
     challenge = response.headers.get("www-authenticate", "").lower()
     if "expired_token" in challenge or "token_expired" in challenge or (
             "invalid_token" in challenge and "expired" in challenge):
         return True
-    declared = response.headers.get("content-length", "")
-    if not declared.isdigit() or int(declared) > max_bytes:
-        return False
     try:
-        document = json.loads(response.read() or b"null")
+        document = json.loads(body or b"null")
     except ValueError:
         return False
     if not isinstance(document, dict):
@@ -209,8 +212,11 @@ class OAuthClientCredentials(RenewableTokenAuth):
         value = document.get("access_token") if isinstance(document, dict) else None
         if not isinstance(value, str) or not value:
             raise ApiError("token_missing", "the token endpoint's answer has no access_token", status)
-        lifetime = document.get("expires_in")
         expires_at = None
-        if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) and lifetime >= 0:
+        try:  # a number of seconds (some servers send it as a string)
+            lifetime = float(document.get("expires_in"))
+        except (TypeError, ValueError):
+            lifetime = -1.0
+        if lifetime >= 0 and math.isfinite(lifetime):
             expires_at = requested + lifetime - min(self.expiry_margin_seconds, lifetime / 10)
         return Token(Secret(value), expires_at)

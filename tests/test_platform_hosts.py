@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -325,3 +326,23 @@ def test_credentials_and_tokens_never_appear_in_logs_metadata_errors_or_tables(a
     for secret in secrets:
         for where, text in texts.items():
             assert secret not in text, where
+
+
+@pytest.mark.parametrize(("status", "headers", "body", "expired"), [
+    (401, {}, {"error": "invalid_token", "error_description": "The access token provided has expired"}, True),
+    (400, {}, {"error": "invalid_token", "error_description": "The access token provided has expired"}, True),
+    (401, {}, {"error": "invalid_token", "error_description": "The access token provided is invalid"}, False),
+    (401, {}, {"errors": [{"code": "token_expired", "detail": "log in again"}]}, True),
+    (401, {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="The token expired"'}, {}, True),
+    (401, {"WWW-Authenticate": 'Bearer realm="api"'}, {"error": "invalid_client"}, False),
+    (403, {}, {"error": "token_expired"}, False),
+    (429, {}, {"error": "expired_token"}, False),
+])
+def test_what_counts_as_an_expired_token(status, headers, body, expired):
+    from resources.platform_oauth import token_expired
+
+    response = httpx.Response(status, headers=headers, content=json.dumps(body).encode())
+    assert token_expired(response) is expired
+    # An answer of undeclared length is never renewed on, whatever it says.
+    streamed = httpx.Response(status, headers=headers, stream=httpx.ByteStream(json.dumps(body).encode()))
+    assert token_expired(streamed) is False
