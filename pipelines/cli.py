@@ -113,7 +113,7 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
             results.append(defs.resolve_job_def("materialize_all").execute_in_process(
                 instance=instance, raise_on_error=False,
                 run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
-        with console.status("Syncing platform API downloads (Buzzsprout, Transistor)..."):
+        with console.status("Syncing platform API downloads (Buzzsprout, Transistor, Podbean, Simplecast)..."):
             results.append(defs.resolve_job_def("platform_metrics").execute_in_process(
                 instance=instance, partition_key=DEMO_LOG_DAYS[-1].isoformat(), raise_on_error=False,
                 run_config=quiet))

@@ -48,6 +48,7 @@ class SimulatorServer:
         latency_seconds: float = 0.0, api_faults: float = 0.0, api_fault_seed: int = 0,
         api_retry_after: int = 1, api_hang_seconds: float | None = None,
         transistor_limit: tuple[int, float] = (10, 10.0), transistor_links: bool = True,
+        podbean_bucket: tuple[int, float] | None = None, podbean_token_seconds: float | None = None,
     ):
         self.network = network
         self.hang_seconds = hang_seconds
@@ -66,6 +67,7 @@ class SimulatorServer:
             network, self.base_url, faults=api_faults, fault_seed=api_fault_seed, retry_after=api_retry_after,
             hang_seconds=hang_seconds if api_hang_seconds is None else api_hang_seconds,
             transistor_limit=transistor_limit, transistor_links=transistor_links,
+            podbean_bucket=podbean_bucket, podbean_token_seconds=podbean_token_seconds,
         )
         self._thread: threading.Thread | None = None
         self.campaign_apis = None  # the sponsorship and shop APIs, once `attach_campaigns` is called
