@@ -135,9 +135,10 @@ def ensure_database(admin_url: str, dbname: str) -> None:
 
 
 def bootstrap_sql() -> str:
-    """The warehouse's own tables (bootstrap.sql) and the sponsorship side's (campaigns.sql)."""
+    """The warehouse's own tables (bootstrap.sql) and the sponsorship side's (campaigns.sql,
+    and its cursors and file ledger in campaigns_ops.sql)."""
     folder = importlib_resources.files("resources").joinpath("sql")
-    return "\n".join(folder.joinpath(name).read_text() for name in ("bootstrap.sql", "campaigns.sql"))
+    return "\n".join(folder.joinpath(name).read_text() for name in ("bootstrap.sql", "campaigns.sql", "campaigns_ops.sql"))
 
 
 def timescale_available(conn: psycopg.Connection) -> bool:

@@ -8,14 +8,13 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from importlib import resources as importlib_resources
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from resources.warehouse import timescale_available
+from resources.warehouse import bootstrap
 
 META_COLUMNS = ("_source", "_batch_id", "_ingested_at")
 
@@ -29,20 +28,10 @@ class Invalid(Exception):
 
 
 def ensure_campaign_tables(url: str) -> None:
-    """Create the sponsorship tables if missing; raw.attribution_events becomes a hypertable
-    when TimescaleDB is present (like raw.listener_events)."""
-    folder = importlib_resources.files("resources").joinpath("sql")
-    ddl = folder.joinpath("campaigns.sql").read_text() + "\n" + folder.joinpath("campaigns_ops.sql").read_text()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(hashtext('podcast_analytics.bootstrap'))")
-        try:
-            conn.execute(ddl)
-            if timescale_available(conn) and conn.execute(
-                    "select 1 from pg_extension where extname = 'timescaledb'").fetchone():
-                conn.execute("select create_hypertable('raw.attribution_events'::regclass, by_range('occurred_at'), "
-                             "if_not_exists => true, migrate_data => true)")
-        finally:
-            conn.execute("select pg_advisory_unlock(hashtext('podcast_analytics.bootstrap'))")
+    """Create the sponsorship tables if missing: they are part of the warehouse bootstrap
+    (campaigns.sql, campaigns_ops.sql), which also makes raw.attribution_events a hypertable
+    when TimescaleDB is present."""
+    bootstrap(url)
 
 
 def _jsonable(value: Any) -> Any:
