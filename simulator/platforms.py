@@ -228,7 +228,10 @@ class PlatformApis:
     @property
     def routes(self) -> dict[str, Any]:
         """Path prefix -> handler(rest of the path, query and form parameters, headers, method)."""
-        return {"/buzzsprout/api/": self._buzzsprout_request, "/transistor/v1/": self._transistor_request}
+        from simulator.listening import listening_routes  # noqa: PLC0415 (it imports this module)
+
+        return {"/buzzsprout/api/": self._buzzsprout_request, "/transistor/v1/": self._transistor_request,
+                **listening_routes(self)}
 
     def _buzzsprout_request(self, rest: str, params: dict[str, str], headers: Any, method: str) -> Reply:
         auth = headers.get("Authorization") or ""
@@ -446,4 +449,9 @@ def platform_sources(network: Network, base_url: str, **options: Any) -> tuple[d
             section["buzzsprout"]["shows"].append({"tenant_id": hosted.tenant_id, "podcast_id": hosted.source_id, "token_env": env})
         else:
             section["transistor"]["shows"].append({"tenant_id": hosted.tenant_id, "show_id": hosted.source_id, "api_key_env": env})
+    from simulator.listening import listening_sources  # noqa: PLC0415 (it imports this module)
+
+    listening, listening_environ = listening_sources(network, base_url, **options)
+    section.update(listening)
+    environ.update(listening_environ)
     return section, environ
