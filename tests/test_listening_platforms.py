@@ -18,8 +18,8 @@ from assets.ingestion.platforms.spotify import SpotifyClient
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from resources.platform_http import ApiError, ApiPolicy, Secret
 from resources.warehouse import WarehouseResource, bootstrap, with_database
-from simulator.network import build_network
 from simulator.listening import AGE_BUCKETS, GENDERS, listening_shows, listening_token, listening_truth
+from simulator.network import build_network
 from simulator.platforms import platform_sources
 from simulator.server import SimulatorServer
 from tests.conftest import query
