@@ -242,3 +242,37 @@ def test_expired_credentials_fail_without_showing_the_token(clean_sim):
                     else next(client(api).episodes())
         assert denied.value.code in ("http_302", "http_401") and "expired-session" not in str(denied.value)
         assert api.stats.requests == 1  # an auth failure is final: no retries
+
+
+def test_interrupted_sync_resumes_without_duplicates_or_gaps(admin_url, clean_sim, clean):
+    url = new_database(admin_url)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after(limit):
+        stored = {"units": 0, "crashed": False}
+
+        def checkpoint(stream, cursor):
+            stored["units"] += 1
+            # The first crash lands mid-stream; then every show stops after the unit it is storing.
+            if stored["crashed"] or (stored["units"] >= limit and not cursor["complete"]):
+                stored["crashed"] = True
+                raise Crash(f"stopped after {stored['units']} units in {stream}")
+        return checkpoint
+
+    section, environ = platform_sources(clean_sim.network, clean_sim.base_url, **{**FAST, "concurrency": 3})
+    sources = PlatformSources.model_validate(section)
+    clean_units = {p: clean[1][p].units for p in PLATFORMS}
+    first = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ,
+                              checkpoint=crash_after(clean_units[p] // 2 + 1)) for p in PLATFORMS}
+    for platform in PLATFORMS:
+        assert 0 < len(first[platform].failed_sources) < len(getattr(sources, platform).shows)
+    partial = snapshot(url)
+    assert 0 < len(partial["raw.spotify_episode_metrics_daily"]) < len(clean[2]["raw.spotify_episode_metrics_daily"])
+    # The retry of the same sync picks up where each stream stopped: every unit stored exactly once.
+    resumed = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ) for p in PLATFORMS}
+    for platform in PLATFORMS:
+        assert not resumed[platform].failed_sources and resumed[platform].resumed >= 1
+        assert first[platform].units + resumed[platform].units == clean_units[platform]
+    assert snapshot(url) == clean[2]
