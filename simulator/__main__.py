@@ -120,6 +120,7 @@ def write_campaign_files(truth: dict, out_dir: Path, conversions_landing: Path, 
     sources_file.write_text(yaml.safe_dump(document, sort_keys=False))
     return world
 
+
 def write_megaphone_files(network, root: str, out_dir: Path, days: list[date] = DEMO_LOG_DAYS) -> dict:
     """Write the Megaphone-hosted shows' daily delivery exports (and their finalized markers)
     under the fsspec URL `root`, and their ground truth to out_dir/megaphone_truth.json."""
