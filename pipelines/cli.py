@@ -93,6 +93,12 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
     console.print(f"[green]✓[/] sponsorships: {len(world.campaigns)} campaigns, "
                   f"{sum(1 for e in world.events if e.is_conversion)} conversions (truth in campaign_truth.json)")
 
+    from simulator.__main__ import write_megaphone_files
+
+    megaphone_root = settings.resolved_megaphone_export_url()
+    megaphone = write_megaphone_files(build_network(seed=seed), megaphone_root, settings.simulator_dir)
+    console.print(f"[green]✓[/] Megaphone exports: {megaphone['files']} finalized daily files in {megaphone_root}")
+
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     server = SimulatorServer(build_network(seed=seed), port=settings.simulator_port).start()
     server.attach_campaigns(world)
@@ -109,11 +115,15 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
                 config = {**quiet, "ops": {"listener_logs": {"config": {"settle_seconds": 0}}}}
                 results.append(log_job.execute_in_process(
                     instance=instance, partition_key=day, raise_on_error=False, run_config=config))
+        for day in DEMO_LOG_DAYS:
+            with console.status(f"Loading the Megaphone exports of {day}..."):
+                results.append(defs.resolve_job_def("load_megaphone_exports").execute_in_process(
+                    instance=instance, partition_key=day.isoformat(), raise_on_error=False, run_config=quiet))
         with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
             results.append(defs.resolve_job_def("materialize_all").execute_in_process(
                 instance=instance, raise_on_error=False,
                 run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
-        with console.status("Syncing platform API downloads (Buzzsprout, Transistor, Podbean, Simplecast)..."):
+        with console.status("Syncing platform API metrics (Buzzsprout, Transistor, Podbean, Simplecast, Spotify, Apple)..."):
             results.append(defs.resolve_job_def("platform_metrics").execute_in_process(
                 instance=instance, partition_key=DEMO_LOG_DAYS[-1].isoformat(), raise_on_error=False,
                 run_config=quiet))

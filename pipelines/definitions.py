@@ -4,12 +4,14 @@ import dagster as dg
 
 from assets.dbt import build_dbt_assets, dbt_resource
 from assets.ingestion.listener_logs import listener_logs
+from assets.ingestion.megaphone_export import megaphone_episode_metrics_daily, megaphone_export_job
 from assets.ingestion.platforms.assets import PLATFORM_ASSETS
 from assets.ingestion.rss import rss_feeds
 from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
 from assets.ingestion.user_agents import user_agent_patterns
 from pipelines.checks import CHECKS
 from pipelines.jobs import JOBS
+from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.schedules import SCHEDULES
 from pipelines.sensors import SENSORS
 from pipelines.settings import get_settings
@@ -32,10 +34,11 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS, build_dbt_assets()],
+    assets=[rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
+            megaphone_episode_metrics_daily, build_dbt_assets()],
     asset_checks=CHECKS,
-    jobs=JOBS,
+    jobs=[*JOBS, megaphone_export_job],
     schedules=SCHEDULES,
-    sensors=SENSORS,
+    sensors=[*SENSORS, megaphone_export_sensor],
     resources=build_resources(),
 )

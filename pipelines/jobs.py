@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.ingestion.listener_logs import LOG_KEYS, LOG_PARTITIONS
+from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
 from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
 
@@ -20,7 +21,7 @@ rss_ingest_job = dg.define_asset_job(
 )
 
 materialize_all_job = dg.define_asset_job(
-    "materialize_all", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS),
+    "materialize_all", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS, MEGAPHONE_KEY),
     description="Every unpartitioned asset once: feeds, checks, dbt staging and marts.",
 )
 

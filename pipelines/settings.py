@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     simulator_port: int = 8765
     log_landing_dir: Path | None = None
     log_settle_seconds: float = 10.0
+    megaphone_export_url: str | None = None
     ip_hash_secret: str | None = None
     user_agent_patterns_dir: Path = REPO_ROOT / "resources" / "user_agents"
     datacenter_ranges_file: Path | None = None
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     def resolved_insertion_order_dir(self) -> Path:
         """Where agencies' insertion orders (CSV/XLSX) are dropped: one folder per tenant."""
         return self.insertion_order_dir or self.data_dir / "landing" / "insertion_orders"
+
+    def resolved_megaphone_export_url(self) -> str:
+        """Where Megaphone-style daily exports are dropped: any fsspec URL (`s3://bucket/prefix`,
+        `gs://…`, a local folder), one folder per tenant, then per Megaphone network."""
+        return self.megaphone_export_url or str(self.data_dir / "landing" / "megaphone")
 
     def resolved_ip_hash_secret(self) -> bytes:
         """The key behind the per-tenant IP salts: `PODCAST_IP_HASH_SECRET`, else a random key

@@ -121,6 +121,25 @@ def write_campaign_files(truth: dict, out_dir: Path, conversions_landing: Path, 
     return world
 
 
+def write_megaphone_files(network, root: str, out_dir: Path, days: list[date] = DEMO_LOG_DAYS) -> dict:
+    """Write the Megaphone-hosted shows' daily delivery exports (and their finalized markers)
+    under the fsspec URL `root`, and their ground truth to out_dir/megaphone_truth.json."""
+    from simulator.megaphone import write_megaphone_exports
+
+    truth = write_megaphone_exports(network, root, days)
+    rows = [{"tenant_id": t, "network_id": n, "podcast_id": p, "episode_id": e, "metric_date": d.isoformat(), **m}
+            for (t, n, p, e, d), m in sorted(truth["metrics"].items())]
+    quarantined = [{"tenant_id": t, "network_id": n, "metric_date": d.isoformat(), "reason_code": r, "records": c}
+                   for (t, n, d, r), c in sorted(truth["quarantined"].items())]
+    episodes = [{"tenant_id": t, "network_id": n, "podcast_id": p, "episode_id": e, **m}
+                for (t, n, p, e), m in sorted(truth["episodes"].items())]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "megaphone_truth.json").write_text(json.dumps(
+        {"files": truth["files"], "episode_metrics_daily": rows, "quarantined": quarantined, "episodes": episodes},
+        indent=1))
+    return truth
+
+
 @click.group()
 def cli() -> None:
     """The synthetic podcast network."""
@@ -151,6 +170,19 @@ def serve(sources_file: Path, latency_ms: float) -> None:
         server.serve_forever()
     finally:
         server.stop()
+
+
+@cli.command()
+@click.option("--sources", "sources_file", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--out", "root", required=True, help="Export root: a folder or any fsspec URL.")
+@click.option("--day", "days", multiple=True, type=click.DateTime(["%Y-%m-%d"]), help="UTC day (repeatable).")
+def megaphone(sources_file: Path, root: str, days: tuple) -> None:
+    """Write the Megaphone-style daily exports of the network a sources.yaml describes."""
+    spec = yaml.safe_load(sources_file.read_text())["simulator"]
+    network = build_network(seed=spec["seed"], **spec.get("network", {}))
+    chosen = [d.date() for d in days] or DEMO_LOG_DAYS
+    truth = write_megaphone_files(network, root, sources_file.parent, chosen)
+    click.echo(f"{truth['files']} export files for {len(chosen)} day(s) -> {root}")
 
 
 if __name__ == "__main__":

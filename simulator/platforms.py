@@ -247,8 +247,10 @@ class PlatformApis:
     @property
     def routes(self) -> dict[str, Any]:
         """Path prefix -> handler(rest of the path, query and form parameters, headers, method)."""
+        from simulator.listening import listening_routes  # noqa: PLC0415 (it imports this module)
+
         return {"/buzzsprout/api/": self._buzzsprout_request, "/transistor/v1/": self._transistor_request,
-                **self.hosts.routes}
+                **self.hosts.routes, **listening_routes(self)}
 
     def _buzzsprout_request(self, rest: str, params: dict[str, str], headers: Any, method: str) -> Reply:
         auth = headers.get("Authorization") or ""
@@ -476,4 +478,9 @@ def platform_sources(network: Network, base_url: str, **options: Any) -> tuple[d
         else:
             section["transistor"]["shows"].append({"tenant_id": hosted.tenant_id, "show_id": hosted.source_id, "api_key_env": env})
     platform_hosts.add_sources(section, environ, hosted_all, network.seed, base_url, options)
+    from simulator.listening import listening_sources  # noqa: PLC0415 (it imports this module)
+
+    listening, listening_environ = listening_sources(network, base_url, **options)
+    section.update(listening)
+    environ.update(listening_environ)
     return section, environ

@@ -1,0 +1,359 @@
+"""Megaphone-style daily delivery exports into `raw.megaphone_episode_metrics_daily`.
+
+Megaphone has no metrics API: it drops one gzipped JSON-lines file per network and UTC day into
+object storage (any fsspec URL; a local folder by default), one record per request, and writes
+`_finalized_delivery-v2_<YYYY-MM-DD>_<timestamp>` once the day's files are complete. Layout:
+`<root>/<tenant>/<network id>/delivery-v2-day-<YYYY-MM-DD>[-<part>].json[l].gz`.
+
+A day is read only once its marker exists, streamed line by line (memory follows the day's
+episodes and distinct listeners, never the file size), validated, and aggregated per episode:
+downloads (requests Megaphone did not blacklist), unique listeners (distinct IP + user agent,
+kept only as keyed digests), blacklisted requests, bytes and seconds downloaded. Bad lines go to
+`quarantine.platform_records` with their reason (the client IP blanked out). A day is written
+in one transaction: upserts that leave unchanged rows alone, rows of episodes gone from the
+files deleted, the day's quarantine replaced, and the files' checksums in
+`ops.megaphone_export_files`. A day whose files have the checksums of the ledger is not loaded
+again; a day whose files changed is loaded again in full.
+"""
+
+import gzip
+import hashlib
+import json
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import dagster as dg
+import fsspec
+import psycopg
+
+from assets.ingestion.platforms.sync import ensure_platform_tables
+from pipelines.settings import get_settings
+from resources.warehouse import WarehouseResource
+
+METRIC_TYPE = "delivery-v2"
+EXPORT_FILE = re.compile(rf"^{METRIC_TYPE}-day-(\d{{4}}-\d{{2}}-\d{{2}})(?:-[\w.-]+)?\.jsonl?\.gz$")
+MARKER_FILE = re.compile(rf"^_finalized_{METRIC_TYPE}_(\d{{4}}-\d{{2}}-\d{{2}})_\w+$")
+IP_FIELD = re.compile(r'("ip"\s*:\s*")[^"]*')
+QUARANTINE_BATCH = 1000
+STREAM = "episode_metrics"
+MEGAPHONE_KEY = dg.AssetKey(["raw", "megaphone_episode_metrics_daily"])
+MEGAPHONE_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-09-01", end_offset=1)
+
+
+# -- discovery ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    path: str       # in the filesystem's own terms
+    relative: str   # under the export root: the ledger's key
+    size: int
+    version: str    # what the store says identifies this version (ETag, md5, or size + mtime)
+
+
+@dataclass
+class ExportDay:
+    tenant_id: str
+    network_id: str
+    day: date
+    files: list[ExportFile] = field(default_factory=list)
+    finalized: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant_id}/{self.network_id}/{self.day.isoformat()}"
+
+    @property
+    def fingerprint(self) -> str:
+        listing = sorted((f.relative, f.size, f.version) for f in self.files)
+        return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:24]
+
+
+def export_filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    return fs, root.rstrip("/")
+
+
+def _version(info: dict[str, Any]) -> str:
+    for key in ("ETag", "etag", "md5", "md5Hash", "content_md5"):
+        if info.get(key):
+            return str(info[key])
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    return f"{info.get('size')}:{stamp}"
+
+
+def scan_exports(fs: fsspec.AbstractFileSystem, root: str) -> list[ExportDay]:
+    """Every (tenant, network, day) with export files under `root`, finalized or not."""
+    if not fs.exists(root):
+        return []
+    days: dict[tuple[str, str, date], ExportDay] = {}
+    for path, info in sorted(fs.find(root, detail=True).items()):
+        relative = path[len(root):].lstrip("/")
+        parts = relative.split("/")
+        if len(parts) != 3 or parts[0].startswith(".") or parts[1].startswith("."):
+            continue
+        tenant_id, network_id, name = parts
+        data, marker = EXPORT_FILE.match(name), MARKER_FILE.match(name)
+        match = data or marker
+        if match is None:
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+        entry = days.setdefault((tenant_id, network_id, day), ExportDay(tenant_id, network_id, day))
+        if marker:
+            entry.finalized = True
+        else:
+            entry.files.append(ExportFile(path, relative, int(info.get("size") or 0), _version(info)))
+    return [d for _, d in sorted(days.items()) if d.files]
+
+
+# -- parsing and validation (pure) ----------------------------------------------------------
+
+
+class UnreadableFile(Exception):
+    """A finalized export file that cannot be read to its end (not gzip, or cut short)."""
+
+
+def iter_lines(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[tuple[int, str]]:
+    try:
+        with fs.open(path, "rb") as raw, gzip.open(raw, "rt", encoding="utf-8", errors="replace") as text:
+            for line_no, line in enumerate(text, 1):
+                if line.strip():
+                    yield line_no, line.rstrip("\r\n")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise UnreadableFile(f"{path}: {exc}") from exc
+
+
+def file_sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class Delivery:
+    podcast_id: str
+    episode_id: str
+    counted: bool
+    listener: bytes
+    bytes_sent: int
+    seconds_downloaded: int
+
+
+def _amount(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    return int(value)
+
+
+def parse_delivery(line: str, day: date, listener_key: bytes) -> Delivery | tuple[str, str]:
+    """A valid delivery record of `day`, or (reason code, detail)."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        return "not_json", f"line is not JSON ({exc.msg})"
+    if not isinstance(record, dict):
+        return "not_json", "line is not a JSON object"
+    podcast_id, episode_id = record.get("podcast_id"), record.get("episode_id")
+    if not (isinstance(episode_id, str) and episode_id and isinstance(podcast_id, str) and podcast_id):
+        return "missing_episode_id", "record without podcast_id or episode_id"
+    created = record.get("created_at")
+    try:
+        moment = datetime.fromisoformat(created.replace("Z", "+00:00")) if isinstance(created, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        return "invalid_timestamp", f"created_at {created!r}"
+    if moment.date() != day:
+        return "date_outside_day", f"created_at {created} is not on {day}"
+    amounts = {k: _amount(record.get(k, 0)) for k in ("bytes_sent", "seconds_downloaded")}
+    bad = [k for k, v in amounts.items() if v is None]
+    if bad:
+        return "invalid_number", ", ".join(f"{k} {record.get(k)!r}" for k in bad)
+    flags = [record.get("blacklisted_ip", False), record.get("blacklisted_ua", False)]
+    if not all(isinstance(f, bool) for f in flags):
+        return "invalid_flag", f"blacklisted_ip {flags[0]!r}, blacklisted_ua {flags[1]!r}"
+    who = f"{record.get('ip') or ''}\x00{record.get('user_agent') or ''}".encode()
+    return Delivery(podcast_id, episode_id, not any(flags), hashlib.blake2b(who, digest_size=8, key=listener_key).digest(),
+                    amounts["bytes_sent"], amounts["seconds_downloaded"])
+
+
+@dataclass
+class EpisodeDay:
+    podcast_id: str
+    downloads: int = 0
+    blacklisted_requests: int = 0
+    bytes_sent: int = 0
+    seconds_downloaded: int = 0
+    listeners: set[bytes] = field(default_factory=set)
+
+    def add(self, d: Delivery) -> None:
+        if not d.counted:
+            self.blacklisted_requests += 1
+            return
+        self.downloads += 1
+        self.bytes_sent += d.bytes_sent
+        self.seconds_downloaded += d.seconds_downloaded
+        self.listeners.add(d.listener)
+
+
+def redact(line: str, limit: int = 2000) -> str:
+    """A quarantined line without its client address (and cut to `limit` characters)."""
+    return IP_FIELD.sub(r"\1", line[:limit])
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+@dataclass
+class DayLoad:
+    key: str
+    status: str  # loaded | unchanged
+    records: int = 0
+    rows_written: int = 0
+    rows_deleted: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+
+
+UPSERT = """
+insert into raw.megaphone_episode_metrics_daily as t (tenant_id, network_id, podcast_id, episode_id, metric_date,
+    downloads, unique_listeners, blacklisted_requests, bytes_sent, seconds_downloaded, _batch_id)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+on conflict (tenant_id, network_id, episode_id, metric_date) do update set
+    podcast_id = excluded.podcast_id, downloads = excluded.downloads, unique_listeners = excluded.unique_listeners,
+    blacklisted_requests = excluded.blacklisted_requests, bytes_sent = excluded.bytes_sent,
+    seconds_downloaded = excluded.seconds_downloaded, _batch_id = excluded._batch_id, _ingested_at = now()
+where (t.podcast_id, t.downloads, t.unique_listeners, t.blacklisted_requests, t.bytes_sent, t.seconds_downloaded)
+    is distinct from (excluded.podcast_id, excluded.downloads, excluded.unique_listeners,
+                      excluded.blacklisted_requests, excluded.bytes_sent, excluded.seconds_downloaded)
+"""
+QUARANTINE = """
+insert into quarantine.platform_records (platform, tenant_id, source_id, stream, record_key, reason_code, record_date,
+    detail, payload, _batch_id)
+values ('megaphone', %s, %s, %s, %s, %s, %s, %s, %s, %s)
+on conflict (platform, tenant_id, source_id, stream, record_key, reason_code) do nothing
+"""
+
+
+def load_export_day(conn: psycopg.Connection, fs: fsspec.AbstractFileSystem, export: ExportDay, batch_id: str,
+                    listener_key: bytes = b"megaphone") -> DayLoad:
+    """Load one finalized (tenant, network, day) unless the ledger holds its files' checksums."""
+    checksums = {f.relative: file_sha256(fs, f.path) for f in export.files}
+    ledger = dict(conn.execute(
+        "select file_path, sha256 from ops.megaphone_export_files where tenant_id = %s and network_id = %s "
+        "and export_date = %s", (export.tenant_id, export.network_id, export.day)).fetchall())
+    if ledger == checksums:
+        return DayLoad(export.key, "unchanged")
+    result = DayLoad(export.key, "loaded")
+    episodes: dict[str, EpisodeDay] = {}
+    tenant, network, day = export.tenant_id, export.network_id, export.day
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("delete from quarantine.platform_records where platform = 'megaphone' and tenant_id = %s "
+                    "and source_id = %s and stream = %s and record_date = %s", (tenant, network, STREAM, day))
+        for export_file in export.files:
+            name = export_file.relative.rsplit("/", 1)[-1]
+            pending: list[tuple] = []
+            records = bad = 0
+            for line_no, line in iter_lines(fs, export_file.path):
+                records += 1
+                parsed = parse_delivery(line, day, listener_key)
+                if isinstance(parsed, Delivery):
+                    episodes.setdefault(parsed.episode_id, EpisodeDay(parsed.podcast_id)).add(parsed)
+                    continue
+                reason, detail = parsed
+                bad += 1
+                result.quarantined[reason] += 1
+                pending.append((tenant, network, STREAM, f"{name}:{line_no}", reason, day, detail,
+                                json.dumps({"line": redact(line)}), batch_id))
+                if len(pending) >= QUARANTINE_BATCH:
+                    cur.executemany(QUARANTINE, pending)
+                    pending.clear()
+            cur.executemany(QUARANTINE, pending)
+            result.records += records
+            cur.execute(
+                "insert into ops.megaphone_export_files (file_path, tenant_id, network_id, export_date, sha256, size_bytes, "
+                "records, records_quarantined, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "on conflict (file_path) do update set sha256 = excluded.sha256, size_bytes = excluded.size_bytes, "
+                "records = excluded.records, records_quarantined = excluded.records_quarantined, loaded_at = now(), "
+                "_batch_id = excluded._batch_id",
+                (export_file.relative, tenant, network, day, checksums[export_file.relative], export_file.size, records,
+                 bad, batch_id))
+        for episode_id, agg in sorted(episodes.items()):
+            cur.execute(UPSERT, (tenant, network, agg.podcast_id, episode_id, day, agg.downloads, len(agg.listeners),
+                                 agg.blacklisted_requests, agg.bytes_sent, agg.seconds_downloaded, batch_id))
+            result.rows_written += cur.rowcount
+        cur.execute("delete from raw.megaphone_episode_metrics_daily where tenant_id = %s and network_id = %s "
+                    "and metric_date = %s and not (episode_id = any(%s))", (tenant, network, day, list(episodes)))
+        result.rows_deleted = cur.rowcount
+        cur.execute("delete from ops.megaphone_export_files where tenant_id = %s and network_id = %s and export_date = %s "
+                    "and not (file_path = any(%s))", (tenant, network, day, list(checksums)))
+    return result
+
+
+# -- the asset ------------------------------------------------------------------------------
+
+
+class MegaphoneExportConfig(dg.Config):
+    export_url: str | None = None  # default: PODCAST_MEGAPHONE_EXPORT_URL, else .data/landing/megaphone
+
+
+@dg.asset(
+    key=MEGAPHONE_KEY, partitions_def=MEGAPHONE_PARTITIONS, group_name="raw", kinds={"python", "postgres"},
+    description="Downloads, unique listeners, blacklisted requests, bytes and seconds per Megaphone episode and UTC "
+                "day, aggregated from the finalized daily delivery exports in object storage; upserted on "
+                "(tenant, network, episode, day). Started by megaphone_export_sensor.",
+)
+def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: MegaphoneExportConfig,
+                                    warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = get_settings()
+    fs, root = export_filesystem(config.export_url or settings.resolved_megaphone_export_url())
+    day = date.fromisoformat(context.partition_key)
+    exports = [e for e in scan_exports(fs, root) if e.day == day]
+    warehouse.bootstrap()
+    ensure_platform_tables(warehouse.url())
+    loads: list[DayLoad] = []
+    waiting = [e.key for e in exports if not e.finalized]
+    failed: dict[str, str] = {}
+    listener_key = settings.resolved_ip_hash_secret()
+    with warehouse.connect(autocommit=True) as conn:  # one transaction per (tenant, network, day)
+        for export in (e for e in exports if e.finalized):
+            try:
+                loads.append(load_export_day(conn, fs, export, context.run_id, listener_key))
+            except UnreadableFile as exc:
+                failed[export.key] = str(exc)
+                continue
+            load = loads[-1]
+            context.log.info(f"{export.key}: {load.status}, {load.records} records, {load.rows_written} rows written, "
+                             f"{sum(load.quarantined.values())} quarantined")
+        rows = conn.execute("select count(*) from raw.megaphone_episode_metrics_daily where metric_date = %s",
+                            (day,)).fetchone()[0]
+    if waiting:
+        context.log.info(f"not finalized yet (left for a later run): {', '.join(waiting)}")
+    if failed:
+        raise dg.Failure(description=f"{len(failed)} Megaphone export(s) of {day} could not be read",
+                         metadata={"unreadable": failed})
+    quarantined: Counter = Counter()
+    for load in loads:
+        quarantined.update(load.quarantined)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": rows, "exports_loaded": sum(load.status == "loaded" for load in loads),
+        "exports_unchanged": sum(load.status == "unchanged" for load in loads), "exports_not_finalized": len(waiting),
+        "records_read": sum(load.records for load in loads),
+        "rows_inserted_or_changed": sum(load.rows_written for load in loads),
+        "rows_deleted": sum(load.rows_deleted for load in loads), "quarantined_by_reason": dict(quarantined),
+    })
+
+
+megaphone_export_job = dg.define_asset_job(
+    "load_megaphone_exports", selection=dg.AssetSelection.assets(MEGAPHONE_KEY), partitions_def=MEGAPHONE_PARTITIONS,
+    description="Load one day's finalized Megaphone delivery exports into raw.megaphone_episode_metrics_daily.",
+)

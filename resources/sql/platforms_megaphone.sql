@@ -1,0 +1,33 @@
+-- Megaphone-style daily delivery exports (object storage), aggregated per episode and day, and
+-- the ledger of the export files loaded. Idempotent; applied with the other platform tables.
+
+create table if not exists raw.megaphone_episode_metrics_daily (
+    tenant_id             text   not null,
+    network_id            text   not null,   -- Megaphone network (uuid): the export's folder
+    podcast_id            text   not null,   -- Megaphone podcast (uuid)
+    episode_id            text   not null,   -- Megaphone episode (uuid)
+    metric_date           date   not null,   -- the export's UTC day
+    downloads             bigint not null,   -- requests Megaphone did not blacklist
+    unique_listeners      bigint not null,   -- distinct IP + user agent among the downloads
+    blacklisted_requests  bigint not null,   -- requests blacklisted by IP or user agent
+    bytes_sent            bigint not null,   -- over the downloads
+    seconds_downloaded    bigint not null,   -- over the downloads
+    _ingested_at          timestamptz not null default now(),
+    _source               text not null default 'megaphone_export',
+    _batch_id             text,
+    primary key (tenant_id, network_id, episode_id, metric_date)
+);
+
+-- One row per export file loaded: its checksum decides whether a day is loaded again.
+create table if not exists ops.megaphone_export_files (
+    file_path            text primary key,   -- relative to the export root
+    tenant_id            text        not null,
+    network_id           text        not null,
+    export_date          date        not null,
+    sha256               text        not null,
+    size_bytes           bigint      not null,
+    records              bigint      not null,
+    records_quarantined  bigint      not null,
+    loaded_at            timestamptz not null default now(),
+    _batch_id            text
+);
