@@ -3,7 +3,8 @@
 Builds a warehouse with the simulator's real catalog (RSS feeds of the bench network), then
 writes synthetic volume straight into the tables the attribution models read: `--downloads`
 IAB downloads in marts.fct_downloads over 30 days (households re-used across days, as real
-listeners are), campaigns with show-wide placements, and `--conversions` conversion events in
+listeners are), campaigns with show-wide placements (each show carries a few campaigns at a time, as real
+ones do), and `--conversions` conversion events in
 raw.attribution_events (a share with promo codes, UTM or vanity visits; most from listening
 households). The download counting itself is measured by bench/ingest.py; this measures what
 comes after it. Prints:
@@ -90,16 +91,21 @@ cross join generate_series(0, %(campaigns)s - 1) as c;
 
 insert into raw.placements (tenant_id, placement_id, campaign_id, feed_url, position, insertion, start_date, end_date,
                             ad_offset_seconds, ad_duration_seconds, _source)
-select campaigns.tenant_id, campaigns.campaign_id || '-' || p, campaigns.campaign_id, podcasts.feed_url,
-       (array['pre', 'mid', 'post'])[1 + p], case when p = 1 then 'dynamic' else 'baked_in' end,
-       campaigns.flight_start, campaigns.flight_end, case p when 0 then 0 when 1 then 600 else 1200 end, 60, 'bench'
-from raw.campaigns as campaigns
-cross join generate_series(0, 2) as p
-cross join lateral (
-    select feed_url from staging.stg_rss__podcasts as podcasts
-    where podcasts.tenant_id = campaigns.tenant_id
-    order by md5(campaigns.campaign_id || p || podcasts.feed_url) limit 1
-) as podcasts;
+with shows as (
+    select tenant_id, feed_url, row_number() over (partition by tenant_id order by feed_url) - 1 as n,
+           count(*) over (partition by tenant_id) as shows
+    from staging.stg_rss__podcasts
+),
+numbered as (
+    select campaigns.*, substring(campaigns.campaign_id from 2)::int as c from raw.campaigns as campaigns
+)
+select numbered.tenant_id, numbered.campaign_id || '-p', numbered.campaign_id, shows.feed_url,
+       (array['pre', 'mid', 'post'])[1 + (numbered.c / shows.shows) %% 3],
+       case when numbered.c %% 2 = 1 then 'dynamic' else 'baked_in' end,
+       numbered.flight_start, numbered.flight_end,
+       (array[0, 600, 1200])[1 + (numbered.c / shows.shows) %% 3], 60, 'bench'
+from numbered
+inner join shows on shows.tenant_id = numbered.tenant_id and shows.n = numbered.c %% shows.shows;
 """
 
 CONVERSIONS_SQL = """

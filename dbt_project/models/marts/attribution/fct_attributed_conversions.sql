@@ -82,6 +82,15 @@ screened as (
         on exclusions.tenant_id = conversions.tenant_id and exclusions.household_key = conversions.household_key
 ),
 
+-- The first conversion of each household for each sponsor: whether it is a prior customer of a
+-- campaign excluding them. (A batch holds whole households, so their first conversion is in it.)
+first_conversions as (
+    select tenant_id, sponsor_id, household_key, min(converted_at) as first_converted_at
+    from conversions
+    where household_key is not null
+    group by tenant_id, sponsor_id, household_key
+),
+
 touchpoints as (
     select
         screened.conversion_id,
@@ -98,16 +107,15 @@ touchpoints as (
         and exposures.exposed_at <= screened.converted_at
     inner join campaigns
         on campaigns.tenant_id = exposures.tenant_id and campaigns.campaign_id = exposures.campaign_id
+    inner join first_conversions
+        on first_conversions.tenant_id = screened.tenant_id
+        and first_conversions.sponsor_id = screened.sponsor_id
+        and first_conversions.household_key = screened.household_key
     where screened.deterministic_campaign_id is null
         and screened.exclusion_reason is null
         and screened.converted_at < exposures.exposed_at + make_interval(days => campaigns.attribution_window_days)
-        and not (campaigns.exclude_prior_customers and exists (
-            select 1 from {{ ref('int_conversions') }} as prior
-            where prior.tenant_id = screened.tenant_id
-                and prior.household_key = screened.household_key
-                and prior.sponsor_id = screened.sponsor_id
-                and prior.converted_at < campaigns.flight_start::timestamp at time zone 'UTC'
-        ))
+        and not (campaigns.exclude_prior_customers
+                 and first_conversions.first_converted_at < campaigns.flight_start::timestamp at time zone 'UTC')
 ),
 
 ranked as (

@@ -27,22 +27,31 @@ exposed as (
     group by exposures.tenant_id, exposures.campaign_id, exposures.household_key
 ),
 
-exposed_outcomes as (
-    select
-        exposed.tenant_id,
-        exposed.campaign_id,
-        count(*) as exposed_households,
-        count(*) filter (where exists (
-            select 1 from {{ ref('int_conversions') }} as conversions
-            where conversions.tenant_id = exposed.tenant_id
-                and conversions.household_key = exposed.household_key
-                and conversions.sponsor_id = campaigns.sponsor_id
-                and not conversions.ip_datacenter
-                and conversions.converted_at >= exposed.first_exposed_at
-                and conversions.converted_at < exposed.first_exposed_at + make_interval(days => campaigns.attribution_window_days)
-        )) as exposed_converters
+conversions as (
+    select tenant_id, sponsor_id, household_key, converted_at
+    from {{ ref('int_conversions') }}
+    where household_key is not null and not ip_datacenter
+),
+
+exposed_converted as (
+    select distinct exposed.tenant_id, exposed.campaign_id, exposed.household_key
     from exposed
     inner join campaigns on campaigns.tenant_id = exposed.tenant_id and campaigns.campaign_id = exposed.campaign_id
+    inner join conversions
+        on conversions.tenant_id = exposed.tenant_id
+        and conversions.household_key = exposed.household_key
+        and conversions.sponsor_id = campaigns.sponsor_id
+        and conversions.converted_at >= exposed.first_exposed_at
+        and conversions.converted_at < exposed.first_exposed_at + make_interval(days => campaigns.attribution_window_days)
+),
+
+exposed_outcomes as (
+    select exposed.tenant_id, exposed.campaign_id, count(*) as exposed_households,
+           count(exposed_converted.household_key) as exposed_converters
+    from exposed
+    left join exposed_converted
+        on exposed_converted.tenant_id = exposed.tenant_id and exposed_converted.campaign_id = exposed.campaign_id
+        and exposed_converted.household_key = exposed.household_key
     group by exposed.tenant_id, exposed.campaign_id
 ),
 
@@ -53,17 +62,20 @@ sponsor_exposed as (
     inner join campaigns on campaigns.tenant_id = exposed.tenant_id and campaigns.campaign_id = exposed.campaign_id
 ),
 
+-- Each household's listening days (the activity rollup, one row per household and day).
+activity as (
+    select tenant_id, listener_ip_key as household_key, download_date
+    from {{ ref('int_household_activity_daily') }}
+),
+
 sponsor_exposed_listening as (
-    select campaigns.tenant_id, campaigns.campaign_id, count(*) as households
+    select campaigns.tenant_id, campaigns.campaign_id, count(distinct sponsor_exposed.household_key) as households
     from campaigns
     inner join sponsor_exposed
         on sponsor_exposed.tenant_id = campaigns.tenant_id and sponsor_exposed.sponsor_id = campaigns.sponsor_id
-    where exists (
-        select 1 from {{ ref('int_household_activity_daily') }} as activity
-        where activity.tenant_id = sponsor_exposed.tenant_id
-            and activity.listener_ip_key = sponsor_exposed.household_key
-            and activity.download_date between campaigns.flight_start and campaigns.flight_end
-    )
+    inner join activity
+        on activity.tenant_id = sponsor_exposed.tenant_id and activity.household_key = sponsor_exposed.household_key
+        and activity.download_date between campaigns.flight_start and campaigns.flight_end
     group by campaigns.tenant_id, campaigns.campaign_id
 ),
 
@@ -94,26 +106,21 @@ period_converters as (
         count(distinct conversions.household_key) as households,
         count(distinct conversions.household_key) filter (where sponsor_exposed.household_key is not null) as exposed
     from campaigns
-    inner join {{ ref('int_conversions') }} as conversions
+    inner join conversions
         on conversions.tenant_id = campaigns.tenant_id
         and conversions.sponsor_id = campaigns.sponsor_id
-        and conversions.household_key is not null
-        and not conversions.ip_datacenter
         and conversions.converted_at >= campaigns.flight_start::timestamp at time zone 'UTC'
         and conversions.converted_at
             < (campaigns.flight_end + 1 + campaigns.attribution_window_days)::timestamp at time zone 'UTC'
+    inner join activity
+        on activity.tenant_id = conversions.tenant_id and activity.household_key = conversions.household_key
+        and activity.download_date between campaigns.flight_start and campaigns.flight_end
     left join excluded
         on excluded.tenant_id = conversions.tenant_id and excluded.household_key = conversions.household_key
     left join sponsor_exposed
         on sponsor_exposed.tenant_id = conversions.tenant_id and sponsor_exposed.sponsor_id = conversions.sponsor_id
         and sponsor_exposed.household_key = conversions.household_key
     where excluded.household_key is null
-        and exists (
-            select 1 from {{ ref('int_household_activity_daily') }} as activity
-            where activity.tenant_id = conversions.tenant_id
-                and activity.listener_ip_key = conversions.household_key
-                and activity.download_date between campaigns.flight_start and campaigns.flight_end
-        )
     group by campaigns.tenant_id, campaigns.campaign_id
 ),
 
