@@ -69,3 +69,13 @@ where case
     else exists (select 1 from {{ this }} as done where done.file_key = files.file_key)
 end
 {%- endmacro %}
+
+{#-
+  hash_joins_only(): pre-hook of models joining large relations through CTEs, whose row
+  estimates the planner cannot know: it would otherwise pick nested loops that rescan a big
+  table per row when an estimate comes out at 1. Scoped to the model's transaction (`set
+  local`); lateral lookups written as such (join_batch) stay nested loops, the only plan they have.
+-#}
+{% macro hash_joins_only() -%}
+set local enable_nestloop = off
+{%- endmacro %}

@@ -1,5 +1,6 @@
 {{ config(materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}",
+          pre_hook=["{{ hash_joins_only() }}",
+                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}"],
           post_hook=["create index if not exists {{ this.name }}_key_idx on {{ this }} (attribution_key)",
                      "create index if not exists {{ this.name }}_campaign_idx on {{ this }} (campaign_id, attribution_model)"]) }}
 -- One row per conversion × attribution model × credited campaign, with the campaign's share of
@@ -100,11 +101,15 @@ touchpoints as (
         campaigns.decay_half_life_days,
         extract(epoch from screened.converted_at - exposures.exposed_at) / 86400.0 as age_days
     from screened
-    inner join {{ ref('int_exposures') }} as exposures
-        on exposures.tenant_id = screened.tenant_id
-        and exposures.household_key = screened.household_key
-        and exposures.sponsor_id = screened.sponsor_id
-        and exposures.exposed_at <= screened.converted_at
+    -- the household's exposures, read through the index on (tenant_id, household_key)
+    cross join lateral (
+        select * from {{ ref('int_exposures') }} as rows
+        where rows.tenant_id = screened.tenant_id
+            and rows.household_key = screened.household_key
+            and rows.sponsor_id = screened.sponsor_id
+            and rows.exposed_at <= screened.converted_at
+        offset 0
+    ) as exposures
     inner join campaigns
         on campaigns.tenant_id = exposures.tenant_id and campaigns.campaign_id = exposures.campaign_id
     inner join first_conversions

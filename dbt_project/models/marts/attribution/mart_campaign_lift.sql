@@ -1,4 +1,4 @@
-{{ config(tags=['daily']) }}
+{{ config(tags=['daily'], pre_hook="{{ hash_joins_only() }}") }}
 -- Lift of each campaign against a baseline of unexposed households, with its sample sizes:
 --   exposed     households with an ad of the campaign delivered; exposed converters: a
 --               conversion of the sponsor within the campaign's window after the household's
