@@ -13,7 +13,7 @@ from typing import Any
 
 from simulator.feeds import render_feed
 from simulator.network import Network, Show
-from simulator.platforms import PlatformApis
+from simulator.platforms import FAULT_KINDS, PlatformApis
 
 OVERSIZED_BYTES = 5_000_000
 SLOW_SECONDS = 1.0
@@ -48,6 +48,7 @@ class SimulatorServer:
         latency_seconds: float = 0.0, api_faults: float = 0.0, api_fault_seed: int = 0,
         api_retry_after: int = 1, api_hang_seconds: float | None = None,
         transistor_limit: tuple[int, float] = (10, 10.0), transistor_links: bool = True,
+        api_fault_kinds: tuple[str, ...] = FAULT_KINDS,
     ):
         self.network = network
         self.hang_seconds = hang_seconds
@@ -65,7 +66,7 @@ class SimulatorServer:
         self.apis = PlatformApis(
             network, self.base_url, faults=api_faults, fault_seed=api_fault_seed, retry_after=api_retry_after,
             hang_seconds=hang_seconds if api_hang_seconds is None else api_hang_seconds,
-            transistor_limit=transistor_limit, transistor_links=transistor_links,
+            transistor_limit=transistor_limit, transistor_links=transistor_links, fault_kinds=api_fault_kinds,
         )
         self._thread: threading.Thread | None = None
 

@@ -107,9 +107,13 @@ def sync_platform(
         if errors and raise_errors:
             raise errors[0]
     finally:
+        for job in jobs:
+            job.close()
         for client in clients.values():
             stats.requests += client.stats.requests
             stats.retries.update(client.stats.retry_reasons)
+            stats.network_seconds += client.stats.network_seconds
+            stats.wait_seconds += client.stats.wait_seconds + client.stats.backoff_seconds
             client.close()
     return stats
 
