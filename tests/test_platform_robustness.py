@@ -266,7 +266,7 @@ def test_per_download_records_are_stored_as_served_and_add_up_to_the_daily_total
 
 
 def test_an_interrupted_details_sync_resumes_without_duplicates_or_gaps(fresh_db, clean_sim):
-    window = (date(2026, 11, 1), date(2026, 11, 2))
+    window = (date(2026, 11, 2), date(2026, 11, 2))
     sources, environ = sources_for(clean_sim, details_per_page=30, concurrency=1)
 
     class Crash(Exception):

@@ -7,10 +7,15 @@ An interrupted sync therefore resumes after the last unit it stored, and a repea
 changes nothing: a unit's rows are COPied into a temporary table and merged with one statement
 that inserts new keys and updates only rows whose values differ (an unchanged row keeps its
 version).
+
+Units other than a stream's last commit asynchronously (`synchronous_commit = off`): should the
+database server crash, it may lose the latest units, but always with their cursor, so the sync
+reads them again; the unit that completes a stream commits durably, and with it all before it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import Counter
@@ -81,12 +86,14 @@ class SyncStats:
     failed_sources: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     retries: Counter = field(default_factory=Counter)
+    show_seconds: float = 0.0      # the shows' syncs, summed over shows (run side by side)
     store_seconds: float = 0.0     # inside `ShowSync.store` (COPY, merge, quarantine, cursor, commit)
     network_seconds: float = 0.0   # inside HTTP exchanges (`ApiStats.network_seconds` of the clients)
     wait_seconds: float = 0.0      # pacing and retry back-off (`ApiStats`)
 
     def merge(self, other: SyncStats) -> None:
         self.units += other.units
+        self.show_seconds += other.show_seconds
         self.store_seconds += other.store_seconds
         self.resumed += other.resumed
         self.not_modified += other.not_modified
@@ -181,18 +188,25 @@ def _names(cols) -> sql.Composed:
     return sql.SQL(", ").join(map(sql.Identifier, cols))
 
 
+STAGE_TRUNCATE_ROWS = 5000  # dead rows a stage table may hold before it is truncated
+
+
 @dataclass(frozen=True)
 class MergeSql:
-    """The statements that store a unit of a stream: a session-long temporary table emptied at
-    every commit, the COPY into it, and the merge from it into the raw table."""
+    """The statements that store a unit of a stream: a session-long temporary table, emptied
+    before each unit (by `delete`, the cheapest, and by `truncate` now and then, since nothing
+    vacuums a temporary table), the COPY into it, and the merge from it into the raw table."""
 
     columns: tuple[str, ...]
     keys: tuple[str, ...]
     create_stage: sql.Composed
+    delete_stage: sql.Composed
+    truncate_stage: sql.Composed
     copy: sql.Composed
     merge: sql.Composed
 
 
+@functools.cache
 def merge_sql(stream: Stream, source_column: str) -> MergeSql:
     """Insert new keys, update a row only where its values differ (an unchanged row keeps its
     version, and the merge's row count is the rows inserted or changed)."""
@@ -203,8 +217,10 @@ def merge_sql(stream: Stream, source_column: str) -> MergeSql:
         columns=columns,
         keys=keys,
         create_stage=sql.SQL(
-            "create temporary table if not exists {stage} on commit delete rows as select {columns} from {table} "
-            "with no data").format(stage=stage, columns=_names(columns), table=stream.qualified_table),
+            "create temporary table if not exists {stage} as select {columns} from {table} with no data"
+        ).format(stage=stage, columns=_names(columns), table=stream.qualified_table),
+        delete_stage=sql.SQL("delete from pg_temp.{stage}").format(stage=stage),
+        truncate_stage=sql.SQL("truncate pg_temp.{stage}").format(stage=stage),
         copy=sql.SQL("copy pg_temp.{stage} ({columns}) from stdin").format(stage=stage, columns=_names(columns)),
         merge=sql.SQL(
             "insert into {table} as t ({columns}) select {columns} from pg_temp.{stage} on conflict ({keys}) "
@@ -262,14 +278,15 @@ class ShowSync:
     stats: SyncStats
     checkpoint: Checkpoint
     # The show's own connection (opened on first use, autocommit; stores run in explicit
-    # transactions) and the streams whose temporary stage table it holds.
+    # transactions) and, per stream whose stage table it holds, the rows deleted from that
+    # table since it was last truncated.
     _conn: psycopg.Connection | None = field(default=None, repr=False)
-    _staged: set[str] = field(default_factory=set, repr=False)
+    _staged: dict[str, int] = field(default_factory=dict, repr=False)
 
     def connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.url, autocommit=True)
-            self._staged = set()
+            self._staged = {}
         return self._conn
 
     def close(self) -> None:
@@ -309,30 +326,40 @@ class ShowSync:
         conn = self.connection()
         if unique and stream not in self._staged:
             conn.execute(statements.create_stage)
-            self._staged.add(stream)
+            self._staged[stream] = 0
+        truncate = self._staged.get(stream, 0) >= STAGE_TRUNCATE_ROWS
         with conn.transaction(), conn.cursor() as cur:
+            durability = sql.SQL("set local synchronous_commit = {}").format(
+                sql.SQL("on" if cursor.get("complete") else "off"))
             written = 0
             if unique:
+                clear = statements.truncate_stage if truncate else statements.delete_stage
+                cur.execute(sql.SQL("; ").join([durability, clear]))
                 with cur.copy(statements.copy) as copy:
                     for values in unique.values():
                         copy.write_row(values)
                 cur.execute(statements.merge)
                 written = cur.rowcount
-            cur.executemany(
-                "insert into quarantine.platform_records (platform, tenant_id, source_id, stream, record_key, "
-                "reason_code, record_date, detail, payload, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "on conflict (platform, tenant_id, source_id, stream, record_key, reason_code) do update set "
-                "detail = excluded.detail, payload = excluded.payload "
-                "where quarantine.platform_records.payload is distinct from excluded.payload",
-                [(self.platform.name, tenant_id, source_id, stream, r.record_key, r.reason_code, r.record_date,
-                  r.detail, json.dumps(r.payload, default=str), self.batch_id) for r in rejected],
-            )
+            else:
+                cur.execute(durability)
+            if rejected:
+                cur.executemany(
+                    "insert into quarantine.platform_records (platform, tenant_id, source_id, stream, record_key, "
+                    "reason_code, record_date, detail, payload, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "%s) on conflict (platform, tenant_id, source_id, stream, record_key, reason_code) do update set "
+                    "detail = excluded.detail, payload = excluded.payload "
+                    "where quarantine.platform_records.payload is distinct from excluded.payload",
+                    [(self.platform.name, tenant_id, source_id, stream, r.record_key, r.reason_code, r.record_date,
+                      r.detail, json.dumps(r.payload, default=str), self.batch_id) for r in rejected],
+                )
             cur.execute(
                 "insert into ops.platform_sync_cursors (platform, tenant_id, source_id, stream, cursor, _batch_id) "
                 "values (%s, %s, %s, %s, %s, %s) on conflict (platform, tenant_id, source_id, stream) do update set "
                 "cursor = excluded.cursor, updated_at = now(), _batch_id = excluded._batch_id",
                 (self.platform.name, tenant_id, source_id, stream, json.dumps(cursor), self.batch_id),
             )
+        if unique:
+            self._staged[stream] = len(unique) if truncate else self._staged[stream] + len(unique)
         key = f"{self.platform.name}_{stream}"
         self.stats.store_seconds += time.perf_counter() - started
         self.stats.units += 1

@@ -7,6 +7,7 @@ only in request headers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -89,10 +90,13 @@ def sync_platform(
                              batch_id, sync_id or batch_id, SyncStats(), checkpoint))
 
     def run(job: ShowSync) -> Exception | None:
+        started = time.perf_counter()
         try:
             spec.sync_show(job)
         except Exception as exc:  # noqa: BLE001 (one show's failure must not lose the others' work)
             return exc
+        finally:
+            job.stats.show_seconds += time.perf_counter() - started
         return None
 
     try:
