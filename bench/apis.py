@@ -40,6 +40,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import stamina
 from psycopg import sql
 from scratch import scratch_warehouse
 
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=0.5, help="client timeout; the simulator hangs for twice it")
     parser.add_argument("--database-url", default=None, help="default: a throwaway embedded PostgreSQL")
     args = parser.parse_args()
+    stamina.instrumentation.set_on_retry_hooks([])  # one log line per retry would drown the figures
 
     end = API_LAST_DAY
     start = end - timedelta(days=args.days - 1)

@@ -7,8 +7,9 @@ Endpoints (relative to `<base_url>/<podcast_id>`):
   device, country, region, city), newest first, paged with
   `pagination{page, per_page, has_more, next_page}`.
 
-The per-download lists are read per episode named by the day's totals, one stored unit per
-page. Late downloads arrive at their head while they are paged (no total is reported), so a
+The per-download lists are read per episode named by the day's totals: a page of a longer list
+is a stored unit of its own, short lists are gathered into units of about `details_unit_rows`
+rows. Late downloads arrive at their head while they are paged (no total is reported), so a
 list of more than one page is checked again from its head (`paging.read_pages`).
 """
 
@@ -98,6 +99,7 @@ class BuzzsproutConfig(PlatformConfig):
     # Per-download records are one row and, mostly, one request per episode and day: opt in.
     download_details: bool = False
     details_per_page: int = MAX_PER_PAGE
+    details_unit_rows: int = 1000
     shows: list[BuzzsproutShow] = []
 
 
@@ -259,18 +261,27 @@ class Buzzsprout(Platform):
                 job.store("download_details", [], [], {
                     "window": job.window, "sync_id": job.sync_id, "date": next_day.isoformat(), "episode_id": None,
                     "list": None, "complete": next_day > job.end})
+            # Whole lists are gathered into one unit up to `details_unit_rows` rows (most lists are
+            # one short page); a page inside a longer list is always a unit of its own, with its position.
+            rows: list[dict[str, Any]] = []
+            rejected: list[Rejected] = []
             for n, episode_id in enumerate(episodes):
                 last_of_day = n == len(episodes) - 1
                 pages = read_pages(lambda page: client.download_details_page(episode_id, day, page, per_page),
                                    _detail_id, position)
                 for records, after in pages:
-                    rows, rejected = detail_rows(episode_id, day, records)
+                    page_rows, page_rejected = detail_rows(episode_id, day, records)
+                    rows += page_rows
+                    rejected += page_rejected
                     if after is None and last_of_day:
                         cursor = {"date": next_day.isoformat(), "episode_id": None, "list": None,
                                   "complete": next_day > job.end}
+                    elif after is None and len(rows) + len(rejected) < job.config.details_unit_rows:
+                        continue
                     else:
                         cursor = {"date": day.isoformat(), "episode_id": episode_id, "list": after and after.as_json(),
                                   "complete": False}
                     job.store("download_details", rows, rejected, {"window": job.window, "sync_id": job.sync_id, **cursor})
+                    rows, rejected = [], []
                 position = None
             day = next_day
