@@ -6,7 +6,8 @@ enclosure URL), and daily downloads are a deterministic function of the seed, th
 the day, so `platform_truth` can say exactly what a clean sync must store.
 
 A small share of download records is planted bad (no episode id on Buzzsprout, a negative
-count on Transistor): a correct sync quarantines them with a reason.
+count on Transistor, a media type that is neither audio nor video in Buzzsprout's per-download
+records): a correct sync quarantines them with a reason.
 
 Fault mode: `faults` is the share of API requests that fail (429 with Retry-After, 5xx, a
 response that comes too late, or JSON cut short), drawn from a seeded generator among

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from assets.ingestion.platforms.base import Rejected, ShowSync, SyncStats, no_checkpoint
-from assets.ingestion.platforms.buzzsprout import Buzzsprout, BuzzsproutClient, BuzzsproutConfig, BuzzsproutShow, buzzsprout_api
+from assets.ingestion.platforms.buzzsprout import Buzzsprout, BuzzsproutConfig, BuzzsproutShow
 from assets.ingestion.platforms.paging import ListCursor, Page, read_pages
 from assets.ingestion.platforms.sync import PlatformSources, ensure_platform_tables, sync_platform
 from assets.ingestion.platforms.transistor import TransistorClient, transistor_api

@@ -108,6 +108,8 @@ class SyncStats:
             "not_modified": self.not_modified, "rows_seen": dict(self.rows_seen),
             "rows_inserted_or_changed": dict(self.rows_written), "quarantined_by_reason": dict(self.quarantined),
             "failed_sources": dict(self.failed_sources), "requests": self.requests, "retries_by_reason": dict(self.retries),
+            "network_seconds": round(self.network_seconds, 2), "store_seconds": round(self.store_seconds, 2),
+            "wait_seconds": round(self.wait_seconds, 2),
         }
 
 
