@@ -4,6 +4,7 @@ COPY + merge store: against the simulator on loopback and a real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import date
 
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 
 from assets.ingestion.platforms.base import Rejected, ShowSync, SyncStats, no_checkpoint
-from assets.ingestion.platforms.buzzsprout import Buzzsprout, BuzzsproutConfig, BuzzsproutShow
+from assets.ingestion.platforms.buzzsprout import Buzzsprout, BuzzsproutClient, BuzzsproutConfig, BuzzsproutShow, buzzsprout_api
 from assets.ingestion.platforms.paging import ListCursor, Page, read_pages
 from assets.ingestion.platforms.sync import PlatformSources, ensure_platform_tables, sync_platform
 from assets.ingestion.platforms.transistor import TransistorClient, transistor_api
@@ -258,6 +259,7 @@ def test_per_download_records_are_stored_as_served_and_add_up_to_the_daily_total
         counted[f"({record_key.split('@')[0]},{day})"] += 1
     assert counted == Counter(per_day)
     assert first.rows_written["buzzsprout_download_details"] == len(stored)
+    assert 0 < first.network_seconds < first.show_seconds and 0 < first.store_seconds < first.show_seconds
 
     # A second sync of the same window rewrites nothing.
     before = query(fresh_db, "select xmin::text, download_id from raw.buzzsprout_episode_download_details order by 2")
@@ -363,3 +365,24 @@ def test_copy_merge_keeps_unchanged_rows_counts_written_rows_and_is_one_transact
         assert job.stats.rows_written["buzzsprout_downloads"] == 1 and job.stats.units == 5
     finally:
         job.close()
+
+
+def test_the_client_counts_time_inside_http_exchanges_apart_from_back_off(network):
+    show = next(h for h in hosted_shows(network) if h.platform == "buzzsprout")
+    token = Secret(api_token(network.seed, "buzzsprout", show.tenant_id))
+    policy = ApiPolicy(allow_private_hosts=True, timeout_seconds=2, wait_initial_seconds=0.2, wait_max_seconds=0.2)
+    with SimulatorServer(network, latency_seconds=0.05) as slow:
+        with buzzsprout_api(f"{slow.base_url}/buzzsprout/api", token, policy) as api:
+            started = time.perf_counter()
+            for _ in range(4):
+                BuzzsproutClient(api, show.source_id).episodes()
+            elapsed = time.perf_counter() - started
+    assert api.stats.requests == 4 and api.stats.backoff_seconds == 0
+    assert 4 * 0.05 <= api.stats.network_seconds <= elapsed
+    # Every request fails (503) and is tried twice: the wait between the tries is back-off, not network.
+    with SimulatorServer(network, api_faults=1.0, api_fault_kinds=("503",)) as failing:
+        with buzzsprout_api(f"{failing.base_url}/buzzsprout/api", token, ApiPolicy(
+                allow_private_hosts=True, max_attempts=2, wait_initial_seconds=0.2, wait_max_seconds=0.2)) as api:
+            with pytest.raises(ApiError):
+                BuzzsproutClient(api, show.source_id).episodes()
+    assert api.stats.requests == 2 and api.stats.backoff_seconds >= 0.2 > api.stats.network_seconds
