@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -179,19 +180,7 @@ def shares(stats: SyncStats) -> str:
             f"other own code {100 * rest / busy:.0f} %")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--days", type=int, default=4, help="the daily window, ending on the simulator's last day")
-    parser.add_argument("--faults", type=float, default=0.2)
-    parser.add_argument("--timeout", type=float, default=0.5, help="client timeout; the simulator hangs for twice it")
-    parser.add_argument("--database-url", default=None, help="default: a throwaway embedded PostgreSQL")
-    args = parser.parse_args()
-    stamina.instrumentation.set_on_retry_hooks([])  # one log line per retry would drown the figures
-
-    end = API_LAST_DAY
-    start = end - timedelta(days=args.days - 1)
-    network = build_network(seed=SEED)
-    work = Path(tempfile.mkdtemp(prefix="bench-apis-"))
+def measure(args, work: Path, network, start: date, end: date) -> None:
     with scratch_warehouse(args.database_url, work) as url:
         ensure_platform_tables(url)
         clean_sim = Simulator(work, "clean", 0.0, 2 * args.timeout)
@@ -234,6 +223,25 @@ def main() -> None:
           f"{dict(sorted(faulty.retries.items()))}) in {faulty_seconds:.1f} s = {faulty_rate:,.0f} records/s")
     print(f"  {shares(faulty)}")
     print(f"ratio faulty / clean: {faulty_rate / clean_rate:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=4, help="the daily window, ending on the simulator's last day")
+    parser.add_argument("--faults", type=float, default=0.2)
+    parser.add_argument("--timeout", type=float, default=0.5, help="client timeout; the simulator hangs for twice it")
+    parser.add_argument("--database-url", default=None, help="default: a throwaway embedded PostgreSQL")
+    args = parser.parse_args()
+    stamina.instrumentation.set_on_retry_hooks([])  # one log line per retry would drown the figures
+
+    end = API_LAST_DAY
+    start = end - timedelta(days=args.days - 1)
+    network = build_network(seed=SEED)
+    work = Path(tempfile.mkdtemp(prefix="bench-apis-"))
+    try:
+        measure(args, work, network, start, end)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
