@@ -67,8 +67,13 @@ def dbt_project() -> DbtProject:
     return project
 
 
+DAILY_CRON = "30 4 * * *"  # after the night's late data (Apple ~2 days, Megaphone final by 04:30 UTC)
+
+
 class LayeredTranslator(DagsterDbtTranslator):
-    """Models are keyed `[layer, model]` and grouped by their layer folder."""
+    """Models are keyed `[layer, model]` and grouped by their layer folder. They follow their
+    upstream eagerly, except models tagged `daily` (whole-period statistics such as campaign
+    lift), which are rebuilt once a day after their upstream has updated."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -80,7 +85,8 @@ class LayeredTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(
             key=dg.AssetKey([layer, props["name"]]),
             group_name=layer,
-            automation_condition=dg.AutomationCondition.eager(),
+            automation_condition=(dg.AutomationCondition.on_cron(DAILY_CRON) if "daily" in props.get("tags", [])
+                                  else dg.AutomationCondition.eager()),
         ).merge_attributes(kinds={"postgres"})
 
 

@@ -65,7 +65,9 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
     import dagster as dg
 
     from assets.ingestion.listener_logs_load import discover
-    from simulator.__main__ import DEMO_LOG_DAYS, simulator_credentials, write_log_files, write_network_files
+    from simulator.__main__ import (
+        DEMO_LOG_DAYS, simulator_credentials, write_campaign_files, write_log_files, write_network_files,
+    )
     from simulator.network import build_network
     from simulator.server import SimulatorServer
 
@@ -84,8 +86,16 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
     log_truth = write_log_files(truth, landing, settings.simulator_dir, seed=seed)
     console.print(f"[green]✓[/] access logs: {log_truth['lines']:,} lines over {len(DEMO_LOG_DAYS)} days in {landing}")
 
+    world = write_campaign_files(truth, settings.simulator_dir, settings.resolved_conversion_landing_dir(),
+                                 settings.resolved_insertion_order_dir(), seed=seed)
+    for name, value in simulator_credentials(sources).items():
+        os.environ.setdefault(name, value)
+    console.print(f"[green]✓[/] sponsorships: {len(world.campaigns)} campaigns, "
+                  f"{sum(1 for e in world.events if e.is_conversion)} conversions (truth in campaign_truth.json)")
+
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     server = SimulatorServer(build_network(seed=seed), port=settings.simulator_port).start()
+    server.attach_campaigns(world)
     try:
         from pipelines.definitions import defs
 
@@ -101,8 +111,9 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
                     instance=instance, partition_key=day, raise_on_error=False, run_config=config))
         with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
             results.append(defs.resolve_job_def("materialize_all").execute_in_process(
-                instance=instance, raise_on_error=False, run_config=quiet))
-        with console.status("Syncing platform API downloads (Buzzsprout, Transistor)..."):
+                instance=instance, raise_on_error=False,
+                run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
+        with console.status("Syncing platform API downloads (Buzzsprout, Transistor, Podbean, Simplecast)..."):
             results.append(defs.resolve_job_def("platform_metrics").execute_in_process(
                 instance=instance, partition_key=DEMO_LOG_DAYS[-1].isoformat(), raise_on_error=False,
                 run_config=quiet))

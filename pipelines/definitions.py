@@ -6,6 +6,7 @@ from assets.dbt import build_dbt_assets, dbt_resource
 from assets.ingestion.listener_logs import listener_logs
 from assets.ingestion.platforms.assets import PLATFORM_ASSETS
 from assets.ingestion.rss import rss_feeds
+from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
 from assets.ingestion.user_agents import user_agent_patterns
 from pipelines.checks import CHECKS
 from pipelines.jobs import JOBS
@@ -31,7 +32,7 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, build_dbt_assets()],
+    assets=[rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS, build_dbt_assets()],
     asset_checks=CHECKS,
     jobs=JOBS,
     schedules=SCHEDULES,

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.ingestion.listener_logs import LOG_KEYS, LOG_PARTITIONS
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
+from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
 
 RSS_KEYS = [
     dg.AssetKey(["raw", "rss_feed_fetches"]),
@@ -38,4 +39,15 @@ platform_metrics_job = dg.define_asset_job(
     description="Sync one day of every platform metric stream (plus each platform's look-back window).",
 )
 
-JOBS = [rss_ingest_job, materialize_all_job, listener_logs_job, platform_catalog_job, platform_metrics_job]
+sponsorship_campaigns_job = dg.define_asset_job(
+    "sync_sponsorship_campaigns", selection=dg.AssetSelection.assets(*CAMPAIGN_KEYS),
+    description="Sync sponsors, campaigns and placements (sponsorship API and insertion-order folder).",
+)
+
+conversion_events_job = dg.define_asset_job(
+    "load_conversion_events", selection=dg.AssetSelection.assets(*CONVERSION_KEYS),
+    description="Sync shop orders and load new pixel/vanity-visit files into raw.attribution_events.",
+)
+
+JOBS = [rss_ingest_job, materialize_all_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
+        sponsorship_campaigns_job, conversion_events_job]

@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from assets.ingestion.listener_logs_load import discover
-from pipelines.jobs import listener_logs_job
+from pipelines.jobs import conversion_events_job, listener_logs_job
 from pipelines.settings import get_settings
 
 
@@ -41,4 +41,27 @@ def listener_log_files_sensor(context: dg.SensorEvaluationContext):
     return requests
 
 
-SENSORS = [listener_log_files_sensor]
+@dg.sensor(job=conversion_events_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def conversion_files_sensor(context: dg.SensorEvaluationContext):
+    """Request a conversion load when pixel or vanity-visit files arrive or change (the loader's
+    ledger keeps a file from being stored twice; the cursor keeps a tick from asking twice)."""
+    from assets.ingestion.conversions import event_files
+
+    settings = get_settings()
+    seen: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
+    ready = event_files(settings.resolved_conversion_landing_dir(), settings.log_settle_seconds)
+    fresh = {}
+    for tenant, kind, path in ready:
+        key = f"{kind}/{tenant}/{path.name}"
+        stat = path.stat()
+        if seen.get(key) != [stat.st_size, stat.st_mtime]:
+            fresh[key] = [stat.st_size, stat.st_mtime]
+    if not fresh:
+        return dg.SkipReason(f"no new conversion files ({len(ready)} known)")
+    seen.update(fresh)
+    context.update_cursor(json.dumps(seen, sort_keys=True))
+    run_key = hashlib.sha256(json.dumps(sorted(fresh.items())).encode()).hexdigest()[:16]
+    return dg.RunRequest(run_key=f"conversions:{run_key}", tags={"conversion_files": str(len(fresh))})
+
+
+SENSORS = [listener_log_files_sensor, conversion_files_sensor]

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     ip_hash_secret: str | None = None
     user_agent_patterns_dir: Path = REPO_ROOT / "resources" / "user_agents"
     datacenter_ranges_file: Path | None = None
+    conversion_landing_dir: Path | None = None
+    insertion_order_dir: Path | None = None
     ui_port: int = 3000
 
     @property
@@ -51,6 +53,14 @@ class Settings(BaseSettings):
     def resolved_log_landing_dir(self) -> Path:
         """Where access logs are dropped: one folder per tenant."""
         return self.log_landing_dir or self.data_dir / "landing" / "logs"
+
+    def resolved_conversion_landing_dir(self) -> Path:
+        """Where pixel-event and vanity-visit files arrive: one folder per tenant."""
+        return self.conversion_landing_dir or self.data_dir / "landing" / "conversions"
+
+    def resolved_insertion_order_dir(self) -> Path:
+        """Where agencies' insertion orders (CSV/XLSX) are dropped: one folder per tenant."""
+        return self.insertion_order_dir or self.data_dir / "landing" / "insertion_orders"
 
     def resolved_ip_hash_secret(self) -> bytes:
         """The key behind the per-tenant IP salts: `PODCAST_IP_HASH_SECRET`, else a random key

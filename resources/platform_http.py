@@ -145,7 +145,8 @@ def _error_excerpt(response: httpx.Response, limit: int = 300) -> str:
     if response.status_code < 400:
         return ""
     try:
-        body = _read_capped(response, 65536)
+        # An auth flow may have read the body already (to see whether a token expired).
+        body = response.content if response.is_stream_consumed else _read_capped(response, 65536)
     except FetchError:
         return ""
     text = body[:limit].decode("utf-8", "replace").strip()
@@ -153,12 +154,17 @@ def _error_excerpt(response: httpx.Response, limit: int = 300) -> str:
 
 
 class ApiClient:
-    """JSON GETs against one API base URL under an `ApiPolicy`. Thread-safe."""
+    """JSON GETs against one API base URL under an `ApiPolicy`. Thread-safe.
 
-    def __init__(self, base_url: str, policy: ApiPolicy, auth_headers: Mapping[str, Secret | str] | None = None):
+    Credentials go in `auth_headers` (static) or `auth`, an httpx auth flow for credentials that
+    change, such as expiring tokens (`resources.platform_oauth`)."""
+
+    def __init__(self, base_url: str, policy: ApiPolicy, auth_headers: Mapping[str, Secret | str] | None = None,
+                 auth: httpx.Auth | None = None):
         self.base_url = base_url.rstrip("/")
         self.policy = policy
         self._auth = dict(auth_headers or {})
+        self.auth = auth
         self._slots = threading.BoundedSemaphore(policy.concurrency)
         self._limiter = (
             _RateLimiter(policy.rate_limit_requests, policy.rate_limit_seconds) if policy.rate_limit_requests else None
@@ -170,10 +176,13 @@ class ApiClient:
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
             limits=httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency),
+            auth=auth,
         )
 
     def close(self) -> None:
         self.client.close()
+        if self.auth is not None and hasattr(self.auth, "close"):
+            self.auth.close()
 
     def __enter__(self) -> ApiClient:
         return self

@@ -23,7 +23,9 @@ import psycopg
 from psycopg import sql
 
 # Event tables that become hypertables when TimescaleDB is present: table -> time column.
-HYPERTABLES: dict[str, str] = {"raw.rss_feed_fetches": "fetched_at", "raw.listener_events": "event_time"}
+HYPERTABLES: dict[str, str] = {
+    "raw.rss_feed_fetches": "fetched_at", "raw.listener_events": "event_time", "raw.attribution_events": "occurred_at",
+}
 
 LISTENER_EVENTS_RETENTION_DAYS = 400
 
@@ -133,7 +135,9 @@ def ensure_database(admin_url: str, dbname: str) -> None:
 
 
 def bootstrap_sql() -> str:
-    return importlib_resources.files("resources").joinpath("sql/bootstrap.sql").read_text()
+    """The warehouse's own tables (bootstrap.sql) and the sponsorship side's (campaigns.sql)."""
+    folder = importlib_resources.files("resources").joinpath("sql")
+    return "\n".join(folder.joinpath(name).read_text() for name in ("bootstrap.sql", "campaigns.sql"))
 
 
 def timescale_available(conn: psycopg.Connection) -> bool:

@@ -51,10 +51,27 @@ def simulator_credentials(sources_file: Path) -> dict[str, str]:
     if not spec:
         return {}
     network = build_network(seed=spec["seed"], **spec.get("network", {}))
-    return platform_sources(network, "")[1]
+    credentials = platform_sources(network, "")[1]
+    credentials.update(campaign_credentials(sources_file))
+    return credentials
+
+
+def campaign_credentials(sources_file: Path) -> dict[str, str]:
+    """The sponsorship-API and shop tokens a sources.yaml written here names (derived from the seed)."""
+    from simulator.campaign_sources import shop_token, sponsorship_token
+
+    document = yaml.safe_load(sources_file.read_text()) or {}
+    seed = (document.get("simulator") or {}).get("seed")
+    if seed is None:
+        return {}
+    out = {t["token_env"]: sponsorship_token(seed, t["tenant_id"])
+           for t in (document.get("sponsorships") or {}).get("tenants", [])}
+    out.update({s["token_env"]: shop_token(seed, s["store"]) for s in (document.get("shops") or {}).get("stores", [])})
+    return out
 
 
 DEMO_LOG_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+SHARED_IP_USER_AGENTS = 12  # the demo logs hold one shared address (an office NAT) per tenant
 
 
 def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: list[date] = DEMO_LOG_DAYS) -> dict:
@@ -62,12 +79,46 @@ def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: 
     and their ground truth (IAB downloads per episode and day) to out_dir/logs_truth.json."""
     if landing.exists():
         shutil.rmtree(landing)
-    generated = truth_document(generate_logs(truth, landing, days, seed=seed))
+    generated = truth_document(generate_logs(truth, landing, days, seed=seed, shared_ip_user_agents=SHARED_IP_USER_AGENTS))
     # The files the truth describes: a check applies it only to a warehouse holding exactly these.
     generated["file_sha256"] = sorted(file_sha256(p) for p in landing.rglob("*") if p.is_file())
     (out_dir / "datacenters.txt").write_text("# data-centre ranges of the simulated network\n" + "\n".join(DATACENTER_CIDRS) + "\n")
     (out_dir / "logs_truth.json").write_text(json.dumps(generated, indent=1, sort_keys=True))
     return generated
+
+
+def campaign_world(truth: dict, seed: int, days: list[date] = DEMO_LOG_DAYS):
+    """The sponsorship side of the network whose access logs `write_log_files` writes (the logs
+    are generated again, into a scratch folder, for their download windows)."""
+    import tempfile
+
+    from simulator.campaigns import generate_campaigns
+
+    with tempfile.TemporaryDirectory(prefix="sim-logs-") as scratch:
+        logs = generate_logs(truth, Path(scratch), days, seed=seed, shared_ip_user_agents=SHARED_IP_USER_AGENTS)
+    return generate_campaigns(truth, logs, seed)
+
+
+def write_campaign_files(truth: dict, out_dir: Path, conversions_landing: Path, insertion_orders: Path,
+                         seed: int, days: list[date] = DEMO_LOG_DAYS):
+    """Write the sponsorship side: insertion-order files, pixel and vanity-visit files (replacing
+    earlier ones), campaign_truth.json, and the `sponsorships:`/`shops:` sections of
+    out_dir/sources.yaml. Returns the world, for the server to attach."""
+    from simulator.campaign_sources import campaign_sources, write_event_files, write_insertion_orders
+    from simulator.campaigns import campaign_truth
+
+    world = campaign_world(truth, seed, days)
+    for folder in (conversions_landing, insertion_orders):
+        if folder.exists():
+            shutil.rmtree(folder)
+    write_insertion_orders(world, insertion_orders)
+    write_event_files(world, conversions_landing)
+    (out_dir / "campaign_truth.json").write_text(json.dumps(campaign_truth(world), indent=1, sort_keys=True))
+    sources_file = out_dir / "sources.yaml"
+    document = yaml.safe_load(sources_file.read_text()) if sources_file.exists() else {}
+    document.update(campaign_sources(world, truth["base_url"])[0])
+    sources_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    return world
 
 
 @click.group()
@@ -92,6 +143,8 @@ def serve(sources_file: Path, latency_ms: float) -> None:
     spec = yaml.safe_load(sources_file.read_text())["simulator"]
     network = build_network(seed=spec["seed"], **spec.get("network", {}))
     server = SimulatorServer(network, port=spec["port"], latency_seconds=latency_ms / 1000)
+    if yaml.safe_load(sources_file.read_text()).get("sponsorships"):
+        server.attach_campaigns(campaign_world(ground_truth(network, server.base_url), spec["seed"]))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"serving {len(network.shows)} feeds on {server.base_url}", err=True)
     try:

@@ -61,6 +61,9 @@ class Request:
     bytes_sent: int = 0
     referer: str = "-"
     country: str | None = None
+    # Added after the main generation (a shared household): draws no damage from the main
+    # generator, so every other request and the truth about it stay the same.
+    extra: bool = False
 
 
 @dataclass
@@ -70,6 +73,57 @@ class LogTruth:
     sessions: Counter = field(default_factory=Counter)  # kind -> sessions
     damaged_lines: int = 0
     lines: int = 0
+    # Every counted download window (IAB unit: listener prefix + user agent + episode, rolling
+    # 24 h from the first request that is not a 0-1 probe), in generation order.
+    windows: list[DownloadWindow] = field(default_factory=list)
+    # Distinct user agents per (tenant, household prefix) over every request the logs hold.
+    household_agents: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DownloadWindow:
+    tenant_id: str
+    enclosure_url_normalized: str
+    ip: str            # the household's address as the logs show it first
+    ip_prefix: str     # the household key: the IPv4 address, or the IPv6 /64 network
+    user_agent: str
+    window_start: datetime
+    bytes_covered: int  # union of the window's byte ranges (probes excluded, overlaps once)
+
+
+def household_prefix(ip: str) -> str:
+    address = ipaddress.ip_address(ip)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return ip
+
+
+def _covered(requests: list[Request]) -> tuple[datetime, int]:
+    """(first counted request time, bytes covered) of one window's requests, reassembled the way
+    the IAB models do: 0-1 probes dropped, ranges merged, overlaps counted once."""
+    spans = []
+    first = None
+    for r in requests:
+        if r.range_start == 0 and r.range_end == 1:
+            continue
+        lo = r.range_start or 0
+        spans.append((lo, lo + r.bytes_sent - 1))
+        first = r.time if first is None else min(first, r.time)
+    spans.sort()
+    total, reach = 0, -1
+    for lo, hi in spans:
+        if hi <= reach:
+            continue
+        total += hi - max(lo, reach + 1) + 1
+        reach = hi
+    return first, total
+
+
+def _record_window(truth: LogTruth, tenant: str, ep: dict[str, Any], ip: str, ua: str,
+                   requests: list[Request]) -> None:
+    start, covered = _covered(requests)
+    truth.windows.append(DownloadWindow(tenant, ep["enclosure_url_normalized"], ip, household_prefix(ip), ua,
+                                        start, covered))
 
 
 def _household_ip(rng: random.Random, v6: bool) -> str:
@@ -102,8 +156,13 @@ def _ranges(total: int, upto: int, rng: random.Random) -> list[tuple[int, int]]:
 
 
 def generate_logs(truth_doc: dict[str, Any], out_dir: Path, days: list[date], seed: int = 1,
-                  listeners_per_tenant: int = 120, damaged_rate: float = 0.004) -> LogTruth:
-    """Write access logs for `days` under out_dir/<tenant>/ and return the ground truth."""
+                  listeners_per_tenant: int = 120, damaged_rate: float = 0.004,
+                  shared_ip_user_agents: int = 0) -> LogTruth:
+    """Write access logs for `days` under out_dir/<tenant>/ and return the ground truth.
+
+    `shared_ip_user_agents` > 0 adds, per tenant, one shared address (an office or campus NAT)
+    behind which that many distinct apps each download whole episodes every day: downloads that
+    count, from a household no attribution should trust. It draws from its own generator."""
     rng = random.Random(seed)
     truth = LogTruth()
     episodes_by_tenant: dict[str, list[dict[str, Any]]] = {}
@@ -133,6 +192,11 @@ def generate_logs(truth_doc: dict[str, Any], out_dir: Path, days: list[date], se
                         start = midnight + timedelta(minutes=rng.randint(30, 20 * 60))
                         _session(rng, truth, requests, tenant, ep, ip, v6, ua, start)
             _noise(rng, truth, requests, tenant, episodes, midnight, t_index)
+        if shared_ip_user_agents:
+            _shared_household(random.Random(f"{seed}:shared:{tenant}"), truth, requests, tenant, episodes,
+                              days, shared_ip_user_agents)
+        for r in requests:
+            truth.household_agents.setdefault((tenant, household_prefix(r.ip)), set()).add(r.user_agent)
         _write(rng, truth, out_dir / tenant, tenant, requests, days, damaged_rate, use_json=(t_index % 2 == 1))
     return truth
 
@@ -174,6 +238,7 @@ def _emit_listen(rng, requests, ep, ip, ua, start, upto, use_ranges, v6) -> None
 def _session(rng, truth, requests, tenant, ep, ip, v6, ua, start) -> None:
     total, threshold = ep["enclosure_length"], _threshold(ep)
     roll = rng.random()
+    first = len(requests)
     if roll < 0.55:  # a listen that qualifies: whole file or enough ranges
         upto = total if rng.random() < 0.4 or threshold >= total else rng.randint(threshold + 200_000, total) if threshold + 200_000 < total else total
         _emit_listen(rng, requests, ep, ip, ua, start, upto, use_ranges=rng.random() < 0.7, v6=v6)
@@ -182,10 +247,16 @@ def _session(rng, truth, requests, tenant, ep, ip, v6, ua, start) -> None:
             again = start + timedelta(hours=rng.randint(1, 12))
             _emit_listen(rng, requests, ep, ip, ua, again, total, use_ranges=True, v6=v6)
             truth.sessions["repeat_within_24h"] += 1
+            _record_window(truth, tenant, ep, ip, ua, requests[first:])
         elif rng.random() < 0.15:  # and again after 24 h: a second download
+            again_at = len(requests)
+            _record_window(truth, tenant, ep, ip, ua, requests[first:again_at])
             again = start + timedelta(hours=rng.randint(25, 30))
             _emit_listen(rng, requests, ep, ip, ua, again, total, use_ranges=False, v6=v6)
             _count(truth, tenant, ep, again, "repeat_after_24h")
+            _record_window(truth, tenant, ep, ip, ua, requests[again_at:])
+        else:
+            _record_window(truth, tenant, ep, ip, ua, requests[first:])
     elif roll < 0.70:  # a partial play under the one-minute threshold
         upto = max(2, min(threshold // 3, total // 3))
         _emit_listen(rng, requests, ep, ip, ua, start, upto, use_ranges=True, v6=v6)
@@ -209,9 +280,38 @@ def _session(rng, truth, requests, tenant, ep, ip, v6, ua, start) -> None:
         truth.sessions[f"not_counted_{kind}"] += 1
     else:  # several apps in one household on the same episode: each counts (IAB: 6 UAs -> 6)
         for other in rng.sample(APPS, 2):
+            at = len(requests)
             _emit_listen(rng, requests, ep, ip, other, start + timedelta(minutes=rng.randint(0, 30)),
                          total, use_ranges=False, v6=v6)
             _count(truth, tenant, ep, start, "household_multi_ua")
+            _record_window(truth, tenant, ep, ip, other, requests[at:])
+
+
+SHARED_AGENTS = (
+    "Spotify/8.9.{n} iOS/17.6.1 (iPhone15,2)",
+    "Podcasts/16{n}.5 CFNetwork/1496.0.7 Darwin/23.5.0",
+    "Overcast/3.{n} (+http://overcast.fm/; iOS podcast app)",
+    "AntennaPod/3.{n}.0",
+)
+
+
+def _shared_household(side, truth, requests, tenant, episodes, days, agents) -> None:
+    ip = _household_ip(side, False)
+    uas = [SHARED_AGENTS[i % len(SHARED_AGENTS)].format(n=10 + i) for i in range(agents)]
+    used: set[tuple[str, str]] = set()
+    for day in days:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        for ua in uas:
+            ep = side.choice(episodes)
+            while (ua, ep["enclosure_url_normalized"]) in used:  # one window per app and episode
+                ep = side.choice(episodes)
+            used.add((ua, ep["enclosure_url_normalized"]))
+            start = midnight + timedelta(minutes=side.randint(30, 20 * 60))
+            host, path = _enclosure_parts(ep)
+            request = Request(start, ip, ua, host, path, status=200, bytes_sent=ep["enclosure_length"], extra=True)
+            requests.append(request)
+            _count(truth, tenant, ep, start, "shared_ip")
+            _record_window(truth, tenant, ep, ip, ua, [request])
 
 
 def _noise(rng, truth, requests, tenant, episodes, midnight, t_index) -> None:
@@ -283,7 +383,7 @@ def _write(rng, truth, folder: Path, tenant: str, requests: list[Request], days,
         for r in rows:
             line = _json_line(r) if use_json else _combined_line(r)
             lines.append(line)
-            if rng.random() < damaged_rate:
+            if not r.extra and rng.random() < damaged_rate:
                 # A damaged extra line (a torn write, bytes from another stream): the requests
                 # themselves all stay readable, so the download truth is exact.
                 lines.append(rng.choice(DAMAGE)(line))

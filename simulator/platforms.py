@@ -1,4 +1,5 @@
-"""Hosting-platform APIs of the simulated network: Buzzsprout- and Transistor-shaped endpoints.
+"""Hosting-platform APIs of the simulated network: Buzzsprout- and Transistor-shaped endpoints
+(Podbean- and Simplecast-shaped ones are in `simulator.platform_hosts`).
 
 Every third show is hosted on Buzzsprout (show index % 3 == 0), the next on Transistor
 (% 3 == 1); the rest are hosted elsewhere. API episodes are the feed's items (same guid, same
@@ -45,7 +46,7 @@ FAULT_KINDS = ("429", "500", "502", "503", "timeout", "truncated")  # the defaul
 SHIFT = "shift"                                # a list grows at its head between page requests
 ALL_FAULT_KINDS = (*FAULT_KINDS, SHIFT)
 BAD_DETAIL_MODULUS = 401           # about one per-download record in 401 has an invalid media type
-API_PLATFORMS = ("buzzsprout", "transistor")  # hosts whose API the simulator serves
+API_PLATFORMS = ("buzzsprout", "transistor", "podbean", "simplecast")  # hosts whose API the simulator serves
 
 
 def _digest(*parts: object) -> int:
@@ -115,10 +116,15 @@ def host_of(show_index: int) -> str:
 
 
 def hosted_shows(network: Network) -> list[HostedShow]:
+    from simulator import platform_hosts  # it builds on this module
+
     hosted = []
     for index, show in enumerate(network.shows):
         platform = host_of(index)
         if platform not in API_PLATFORMS:
+            continue
+        if platform in platform_hosts.HOST_APIS:
+            hosted.append(platform_hosts.hosted_show(platform, index, show))
             continue
         source_id = str(800_000 + index) if platform == "buzzsprout" else str(40_000 + index)
         # Items repeating another item's guid are feed mistakes; the host has each episode once.
@@ -150,13 +156,17 @@ def platform_truth(network: Network, first_day: date, last_day: date, revision: 
     """What a clean sync of [first_day, last_day] must store, and what it must quarantine, once
     the APIs have published `revision` restatements (and, given `apis`, what its "shift"
     faults published: new episodes, late downloads)."""
+    from simulator import platform_hosts  # it builds on this module
+
     out: dict[str, Any] = {
-        "episodes": {"buzzsprout": set(), "transistor": set()},
-        "downloads": {"buzzsprout": {}, "transistor": {}},
-        # (tenant, source, day) -> how many of that day's records must be quarantined
-        "quarantined": {"buzzsprout": Counter(), "transistor": Counter()},
+        "episodes": {p: set() for p in API_PLATFORMS},
+        "downloads": {p: {} for p in API_PLATFORMS},
+        # (tenant, source, day) -> how many of that day's records must be quarantined (day None:
+        # records without a day, such as ad markers)
+        "quarantined": {p: Counter() for p in API_PLATFORMS},
     }
-    for hosted in hosted_shows(network):
+    hosted_all = hosted_shows(network)
+    for hosted in hosted_all:
         p = hosted.platform
         for ep in apis.episodes_of(hosted) if apis else hosted.episodes:
             out["episodes"][p].add((hosted.tenant_id, hosted.source_id, ep.episode_id, ep.guid))
@@ -165,12 +175,13 @@ def platform_truth(network: Network, first_day: date, last_day: date, revision: 
                 n = daily_downloads(network.seed, p, ep, day, revision)
                 if n is not None and apis is not None:
                     n += len(apis.late_downloads.get((ep.episode_id, day), ()))
-                keep = n is not None and (n > 0 or p == "transistor")
+                keep = n is not None and (n > 0 or p != "buzzsprout")  # Buzzsprout lists no zero days
                 if keep and is_bad_record(network.seed, p, ep.episode_id, day):
                     out["quarantined"][p][(hosted.tenant_id, hosted.source_id, day)] += 1
                 elif keep:
                     out["downloads"][p][(hosted.tenant_id, hosted.source_id, ep.episode_id, day)] = n
                 day += timedelta(days=1)
+    platform_hosts.add_truth(out, hosted_all, network.seed, first_day, last_day, revision)
     return out
 
 
@@ -202,8 +213,11 @@ class PlatformApis:
         self, network: Network, base_url: str, faults: float = 0.0, fault_seed: int = 0,
         retry_after: int = 1, hang_seconds: float = 6.0,
         transistor_limit: tuple[int, float] = (10, 10.0), transistor_links: bool = True,
+        podbean_bucket: tuple[int, float] | None = None, podbean_token_seconds: float | None = None,
         fault_kinds: tuple[str, ...] = FAULT_KINDS,
     ):
+        from simulator.platform_hosts import HostApis  # it builds on this module
+
         self.network = network
         self.fault_kinds = tuple(fault_kinds)
         # What "shift" faults published: new episodes per (platform, show), newest first, and
@@ -226,6 +240,8 @@ class PlatformApis:
         }
         self._key_requests: dict[str, list[float]] = {}
         self._key_blocked_until: dict[str, float] = {}
+        # Podbean and Simplecast (simulator.platform_hosts)
+        self.hosts = HostApis(self, podbean_bucket, podbean_token_seconds)
 
     def restate(self) -> int:
         """Publish late downloads for the last RESTATED_DAYS days (numbers only go up)."""
@@ -243,12 +259,16 @@ class PlatformApis:
                 return route(path.removeprefix(prefix), params, headers, method)
         return Reply(404, b"not found", {"Content-Type": "text/plain"})
 
-    post_routes: tuple[str, ...] = ()  # prefixes whose handlers also take POST (e.g. OAuth tokens)
+    @property
+    def post_routes(self) -> tuple[str, ...]:
+        """Prefixes whose handlers also take POST (e.g. OAuth tokens)."""
+        return (*self.hosts.post_routes,)
 
     @property
     def routes(self) -> dict[str, Any]:
         """Path prefix -> handler(rest of the path, query and form parameters, headers, method)."""
-        return {"/buzzsprout/api/": self._buzzsprout_request, "/transistor/v1/": self._transistor_request}
+        return {"/buzzsprout/api/": self._buzzsprout_request, "/transistor/v1/": self._transistor_request,
+                **self.hosts.routes}
 
     def _buzzsprout_request(self, rest: str, params: dict[str, str], headers: Any, method: str) -> Reply:
         auth = headers.get("Authorization") or ""
@@ -267,20 +287,25 @@ class PlatformApis:
         return (self._rate_limit(key) or self._fault(lambda: self._shift_transistor(rest, params, tenant))
                 or self._transistor(rest, params, tenant))
 
-    def _fault(self, shift: Callable[[], bool] | None = None) -> Reply | None:
-        """A failure for this request, or None. A drawn "shift" calls `shift` (which publishes
-        at the head of the list this request pages through, if it pages one) and fails nothing."""
+    def _fault(self, kinds: tuple[str, ...] | None = None, replies: dict[str, Any] | None = None,
+               shift: Callable[[], bool] | None = None) -> Reply | None:
+        """A fault for a `faults` share of requests, of one of `kinds` (default: the simulator's
+        `fault_kinds`); `replies` answers the kinds a platform adds (kind -> function returning
+        the reply). A drawn "shift" calls `shift` (which publishes at the head of the list this
+        request pages through, if it pages one) and fails nothing."""
         if not self.faults:
             return None
         with self._lock:
             if self._rng.random() >= self.faults:
                 return None
-            kind = self._rng.choice(self.fault_kinds)
+            kind = self._rng.choice(kinds or self.fault_kinds)
             if kind == SHIFT and not (shift is not None and shift()):
                 return None
             self.faults_served[kind] = self.faults_served.get(kind, 0) + 1
         if kind == SHIFT:
             return None
+        if replies and kind in replies:
+            return replies[kind]()
         if kind == "429":
             return _json(429, {"error": "Too Many Requests"}, {"Retry-After": str(self.retry_after)})
         if kind == "timeout":
@@ -555,18 +580,24 @@ def download_details_truth(network: Network, first_day: date, last_day: date, re
 
 def platform_sources(network: Network, base_url: str, **options: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """The `platforms:` section of sources.yaml for this network, and the environment variables
-    holding its credentials. `options` are merged into both platforms' settings."""
+    holding its credentials. `options` are merged into every platform's settings."""
+    from simulator import platform_hosts  # it builds on this module
+
     section: dict[str, Any] = {
         "allow_private_hosts": True,  # the simulator lives on loopback
         "buzzsprout": {"base_url": f"{base_url}/buzzsprout/api", "shows": [], **options},
         "transistor": {"base_url": f"{base_url}/transistor/v1", "shows": [], **options},
     }
     environ: dict[str, str] = {}
-    for hosted in hosted_shows(network):
+    hosted_all = hosted_shows(network)
+    for hosted in hosted_all:
+        if hosted.platform not in ("buzzsprout", "transistor"):
+            continue
         env = credential_env_var(hosted.platform, hosted.tenant_id)
         environ[env] = api_token(network.seed, hosted.platform, hosted.tenant_id)
         if hosted.platform == "buzzsprout":
             section["buzzsprout"]["shows"].append({"tenant_id": hosted.tenant_id, "podcast_id": hosted.source_id, "token_env": env})
         else:
             section["transistor"]["shows"].append({"tenant_id": hosted.tenant_id, "show_id": hosted.source_id, "api_key_env": env})
+    platform_hosts.add_sources(section, environ, hosted_all, network.seed, base_url, options)
     return section, environ

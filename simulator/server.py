@@ -48,6 +48,7 @@ class SimulatorServer:
         latency_seconds: float = 0.0, api_faults: float = 0.0, api_fault_seed: int = 0,
         api_retry_after: int = 1, api_hang_seconds: float | None = None,
         transistor_limit: tuple[int, float] = (10, 10.0), transistor_links: bool = True,
+        podbean_bucket: tuple[int, float] | None = None, podbean_token_seconds: float | None = None,
         api_fault_kinds: tuple[str, ...] = FAULT_KINDS,
     ):
         self.network = network
@@ -66,9 +67,18 @@ class SimulatorServer:
         self.apis = PlatformApis(
             network, self.base_url, faults=api_faults, fault_seed=api_fault_seed, retry_after=api_retry_after,
             hang_seconds=hang_seconds if api_hang_seconds is None else api_hang_seconds,
-            transistor_limit=transistor_limit, transistor_links=transistor_links, fault_kinds=api_fault_kinds,
+            transistor_limit=transistor_limit, transistor_links=transistor_links,
+            podbean_bucket=podbean_bucket, podbean_token_seconds=podbean_token_seconds, fault_kinds=api_fault_kinds,
         )
         self._thread: threading.Thread | None = None
+        self.campaign_apis = None  # the sponsorship and shop APIs, once `attach_campaigns` is called
+
+    def attach_campaigns(self, world):
+        """Serve the sponsorship API and the sponsors' shops of a `simulator.campaigns.CampaignWorld`."""
+        from simulator.campaign_sources import CampaignApis
+
+        self.campaign_apis = CampaignApis(world, self.base_url)
+        return self.campaign_apis
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> SimulatorServer:
@@ -173,6 +183,9 @@ class SimulatorServer:
                 path = self.path.split("?", 1)[0]
                 with sim._lock:
                     sim.requests[path] += 1
+                if sim.campaign_apis is not None and path.startswith(tuple(sim.campaign_apis.routes)):
+                    reply = sim.campaign_apis.handle(path, self.path.partition("?")[2], self.headers)
+                    return self._send(reply.status, reply.body, reply.headers)
                 if path.startswith(tuple(sim.apis.routes)):
                     reply = sim.apis.handle(path, self.path.partition("?")[2], self.headers)
                     if reply.delay:

@@ -47,8 +47,11 @@ def test_definitions_load_fast_and_form_one_graph():
     assert dg.AssetKey(["staging", "stg_rss__episodes"]) in graph.get(dg.AssetKey(["marts", "dim_episodes"])).parent_keys
     assert graph.get(dg.AssetKey(["marts", "dim_episodes"])).group_name == "marts"
     assert graph.get(dg.AssetKey(["raw", "rss_episodes"])).freshness_policy is not None
+    lift = graph.get(dg.AssetKey(["marts", "mart_campaign_lift"])).automation_condition
+    roi = graph.get(dg.AssetKey(["marts", "mart_campaign_roi"])).automation_condition
+    assert "30 4 * * *" in str(lift) and "30 4 * * *" not in str(roi)
     check_keys = {k.name for k in graph.asset_check_keys}
-    assert "rss_episodes_expectations" in check_keys
+    assert {"rss_episodes_expectations", "roi_recomputed_in_python", "attribution_shares_sum_to_one"} <= check_keys
     schedule = defs.resolve_schedule_def("rss_poll_every_15_minutes")
     assert schedule.cron_schedule == "*/15 * * * *"
 

@@ -18,7 +18,8 @@ def test_bootstrap_is_idempotent(fresh_db):
     assert tables == {("raw", "rss_feed_fetches"), ("raw", "rss_podcasts"), ("raw", "rss_episodes"),
                       ("raw", "listener_events"), ("raw", "user_agent_patterns"), ("quarantine", "rss_feeds"),
                       ("quarantine", "rss_episodes"), ("quarantine", "listener_events"),
-                      ("quarantine", "user_agent_patterns")}
+                      ("quarantine", "user_agent_patterns"), ("raw", "sponsors"), ("raw", "campaigns"),
+                      ("raw", "placements"), ("raw", "attribution_events"), ("quarantine", "campaign_records")}
 
 
 def test_connection_parts_for_socket_and_tcp_urls():

@@ -21,11 +21,13 @@ from pydantic import BaseModel, create_model
 
 from assets.ingestion.platforms.base import Checkpoint, Platform, ShowSync, SyncStats, no_checkpoint, policy_for
 from assets.ingestion.platforms.buzzsprout import Buzzsprout
+from assets.ingestion.platforms.podbean import Podbean
+from assets.ingestion.platforms.simplecast import Simplecast
 from assets.ingestion.platforms.transistor import Transistor
 from resources.platform_http import ApiClient
 
 # Every platform the sync knows, by name. A platform module adds its `Platform` here.
-PLATFORMS: dict[str, Platform] = {p.name: p for p in (Buzzsprout(), Transistor())}
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (Buzzsprout(), Transistor(), Podbean(), Simplecast())}
 
 
 class _SourcesBase(BaseModel):

@@ -1,0 +1,442 @@
+"""Sponsors, campaigns and placements into `raw.sponsors`, `raw.campaigns`, `raw.placements`:
+from the sponsorship API (bearer token, cursor pages, `updated_since` from the last sync) and
+from agencies' insertion orders dropped as CSV/XLSX files (`<folder>/<tenant>/*.csv|xlsx`).
+
+Parsing is pure (`parse_*`): a record either becomes a row or raises `Invalid` with the reason
+it is quarantined. Rows are upserted on their natural keys and rewritten only when they change.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+from pydantic import BaseModel
+
+from assets.ingestion.campaign_store import (
+    Invalid, ensure_campaign_tables, file_loaded, payload, quarantine, read_cursor, record_file, upsert, write_cursor,
+)
+from resources.platform_http import ApiClient, ApiPolicy, Secret, credential_from_env
+
+MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+
+
+class SponsorshipTenant(BaseModel):
+    tenant_id: str
+    token_env: str
+
+
+class SponsorshipSource(BaseModel):
+    base_url: str
+    allow_private_hosts: bool = False
+    page_size: int = 100
+    tenants: list[SponsorshipTenant] = []
+
+
+class ShopStore(BaseModel):
+    tenant_id: str
+    sponsor_id: str
+    store: str
+    base_url: str
+    token_env: str
+
+
+class ShopSources(BaseModel):
+    allow_private_hosts: bool = False
+    page_size: int = 100
+    stores: list[ShopStore] = []
+
+
+class CampaignSources(BaseModel):
+    sponsorships: SponsorshipSource | None = None
+    shops: ShopSources | None = None
+
+
+def load_campaign_sources(path: Path) -> CampaignSources:
+    document = yaml.safe_load(path.read_text()) if path.exists() else None
+    document = document or {}
+    return CampaignSources.model_validate({k: document.get(k) for k in ("sponsorships", "shops")})
+
+
+@dataclass
+class LoadStats:
+    fetched: int = 0
+    changed: Counter = field(default_factory=Counter)      # table -> rows inserted or changed
+    quarantined: Counter = field(default_factory=Counter)  # reason -> records
+    files_loaded: int = 0
+    files_unchanged: int = 0
+    requests: int = 0
+
+
+# -- value parsing -----------------------------------------------------------------------------
+
+def parse_money(value: Any, field_name: str, required: bool = True) -> Decimal | None:
+    """`$12,500.00`, `12500`, `12,500.5`, a number: two decimals. Blank: None (or invalid when required)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise Invalid("missing_field", f"{field_name} is empty")
+        return None
+    text = str(value).strip().replace("$", "").replace(",", "").replace("USD", "").strip()
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise Invalid("invalid_money", f"{field_name}: {str(value)[:40]!r}") from None
+    if amount < 0 or not amount.is_finite():
+        raise Invalid("invalid_money", f"{field_name} is negative: {value!r}")
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_day(value: Any, field_name: str) -> date:
+    """`2026-11-03`, `11/03/2026` (US month first), or a spreadsheet date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value or "").strip()
+    if not text:
+        raise Invalid("missing_field", f"{field_name} is empty")
+    for pattern in ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y"):
+        try:
+            return datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    raise Invalid("invalid_date", f"{field_name}: {text[:40]!r}")
+
+
+def parse_time(value: Any, field_name: str) -> datetime:
+    text = str(value or "").strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid("invalid_timestamp", f"{field_name}: {text[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise Invalid("invalid_timestamp", f"{field_name} has no time zone: {text[:40]!r}")
+    return moment
+
+
+def _word(value: Any) -> str:
+    return re.sub(r"[^a-z]+", "_", str(value or "").strip().lower()).strip("_")
+
+
+def normalize_vanity(url: str) -> str:
+    """host + path, lower case, no scheme, no `www.`-less rewriting, no trailing slash."""
+    text = url.strip().lower()
+    text = re.sub(r"^[a-z]+://", "", text)
+    return text.rstrip("/")
+
+
+def _required(record: dict[str, Any], name: str) -> Any:
+    value = record.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise Invalid("missing_id" if name == "id" else "missing_field", f"{name} is missing")
+    return value.strip() if isinstance(value, str) else value
+
+
+# -- the sponsorship API's records -------------------------------------------------------------
+
+def parse_sponsor(tenant: str, r: dict[str, Any], source: str, batch_id: str) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant, "sponsor_id": str(_required(r, "id")), "name": _required(r, "name"),
+        "category": r.get("category"), "website": r.get("website"),
+        "updated_at": parse_time(r["updated_at"], "updated_at") if r.get("updated_at") else None,
+        "payload": payload(r), "_source": source, "_batch_id": batch_id,
+    }
+
+
+def campaign_row(tenant: str, r: dict[str, Any], source: str, batch_id: str, document: Any) -> dict[str, Any]:
+    """A campaign in the flat shape both sources are brought to, validated."""
+    pricing = _word(r.get("pricing_model"))
+    pricing = {"flat_fee": "flat"}.get(pricing, pricing)
+    if pricing not in ("flat", "cpm"):
+        raise Invalid("invalid_pricing", f"pricing model {r.get('pricing_model')!r}")
+    flat_fee = parse_money(r.get("flat_fee"), "flat_fee", required=pricing == "flat")
+    cpm_rate = parse_money(r.get("cpm_rate"), "cpm_rate", required=pricing == "cpm")
+    start, end = parse_day(r.get("flight_start"), "flight_start"), parse_day(r.get("flight_end"), "flight_end")
+    if end < start:
+        raise Invalid("invalid_date", f"flight ends {end} before it starts {start}")
+    window = r.get("attribution_window_days")
+    try:
+        window = 30 if window in (None, "") else int(str(window).strip())
+    except ValueError:
+        raise Invalid("invalid_attribution_window", f"window {window!r}") from None
+    if not 1 <= window <= 60:
+        raise Invalid("invalid_attribution_window", f"window of {window} days (allowed: 1-60)")
+    model = _word(r.get("attribution_model") or "last_touch")
+    if model not in MODELS:
+        raise Invalid("invalid_attribution_model", f"model {r.get('attribution_model')!r}")
+    half_life = r.get("decay_half_life_days")
+    try:
+        half_life = Decimal(str(half_life)) if half_life not in (None, "") else Decimal(7)
+    except InvalidOperation:
+        raise Invalid("invalid_number", f"half-life {half_life!r}") from None
+    goal_value = parse_money(r.get("goal_value"), "goal_value", required=False)
+    return {
+        "tenant_id": tenant, "campaign_id": str(_required(r, "id")), "sponsor_id": str(_required(r, "sponsor_id")),
+        "name": _required(r, "name"), "budget": parse_money(r.get("budget"), "budget"),
+        "currency": (r.get("currency") or "USD").upper(), "flight_start": start, "flight_end": end,
+        "pricing_model": pricing, "flat_fee": flat_fee, "cpm_rate": cpm_rate,
+        "goal_type": _word(r.get("goal_type")) or None, "goal_value": goal_value,
+        "promo_codes": sorted({c.strip() for c in r.get("promo_codes") or [] if c and c.strip()}),
+        "vanity_urls": sorted({normalize_vanity(u) for u in r.get("vanity_urls") or [] if u and u.strip()}),
+        "utm_campaign": (r.get("utm_campaign") or "").strip() or None,
+        "attribution_window_days": window, "attribution_model": model, "decay_half_life_days": half_life,
+        "exclude_prior_customers": bool(r.get("exclude_prior_customers")), "status": r.get("status"),
+        "updated_at": parse_time(r["updated_at"], "updated_at") if r.get("updated_at") else None,
+        "payload": payload(document), "_source": source, "_batch_id": batch_id,
+    }
+
+
+def parse_api_campaign(tenant: str, r: dict[str, Any], batch_id: str) -> dict[str, Any]:
+    flat = {
+        "id": r.get("id"), "sponsor_id": r.get("sponsor_id"), "name": r.get("name"),
+        "budget": (r.get("budget") or {}).get("amount"), "currency": (r.get("budget") or {}).get("currency"),
+        "flight_start": (r.get("flight") or {}).get("start"), "flight_end": (r.get("flight") or {}).get("end"),
+        "pricing_model": (r.get("pricing") or {}).get("model"), "flat_fee": (r.get("pricing") or {}).get("flat_fee"),
+        "cpm_rate": (r.get("pricing") or {}).get("cpm_rate"), "goal_type": (r.get("goal") or {}).get("type"),
+        "goal_value": (r.get("goal") or {}).get("value"), "promo_codes": r.get("promo_codes"),
+        "vanity_urls": r.get("vanity_urls"), "utm_campaign": r.get("utm_campaign"),
+        "attribution_window_days": (r.get("attribution") or {}).get("window_days"),
+        "attribution_model": (r.get("attribution") or {}).get("model"),
+        "decay_half_life_days": (r.get("attribution") or {}).get("half_life_days"),
+        "exclude_prior_customers": (r.get("attribution") or {}).get("exclude_prior_customers"),
+        "status": r.get("status"), "updated_at": r.get("updated_at"),
+    }
+    return campaign_row(tenant, flat, "sponsorship_api", batch_id, r)
+
+
+def placement_row(tenant: str, r: dict[str, Any], source: str, batch_id: str, document: Any) -> dict[str, Any]:
+    position = _word(r.get("position")).removesuffix("_roll")
+    if position not in ("pre", "mid", "post"):
+        raise Invalid("invalid_position", f"position {r.get('position')!r}")
+    insertion = {"dynamic": "dynamic", "dai": "dynamic", "baked_in": "baked_in", "baked": "baked_in",
+                 "host_read": "baked_in"}.get(_word(r.get("insertion")))
+    if insertion is None:
+        raise Invalid("invalid_insertion", f"insertion {r.get('insertion')!r}")
+    start, end = parse_day(r.get("start_date"), "start_date"), parse_day(r.get("end_date"), "end_date")
+    if end < start:
+        raise Invalid("invalid_date", f"placement ends {end} before it starts {start}")
+    try:
+        offset, duration = int(str(r.get("ad_offset_seconds")).strip()), int(str(r.get("ad_duration_seconds")).strip())
+    except ValueError:
+        raise Invalid("invalid_number", "ad offset or duration is not a whole number of seconds") from None
+    if offset < 0 or duration <= 0:
+        raise Invalid("invalid_number", f"ad offset {offset}, duration {duration}")
+    guid = r.get("episode_guid")
+    return {
+        "tenant_id": tenant, "placement_id": str(_required(r, "id")), "campaign_id": str(_required(r, "campaign_id")),
+        "feed_url": str(_required(r, "feed_url")), "episode_guid": str(guid).strip() if guid not in (None, "") else None,
+        "position": position, "insertion": insertion, "start_date": start, "end_date": end,
+        "ad_offset_seconds": offset, "ad_duration_seconds": duration,
+        "updated_at": parse_time(r["updated_at"], "updated_at") if r.get("updated_at") else None,
+        "payload": payload(document), "_source": source, "_batch_id": batch_id,
+    }
+
+
+def parse_api_placement(tenant: str, r: dict[str, Any], batch_id: str) -> dict[str, Any]:
+    flat = {**r, "feed_url": (r.get("show") or {}).get("feed_url"),
+            "ad_offset_seconds": (r.get("ad") or {}).get("offset_seconds"),
+            "ad_duration_seconds": (r.get("ad") or {}).get("duration_seconds")}
+    return placement_row(tenant, flat, "sponsorship_api", batch_id, r)
+
+
+API_STREAMS = {
+    "sponsors": ("raw.sponsors", ("tenant_id", "sponsor_id"), parse_sponsor),
+    "campaigns": ("raw.campaigns", ("tenant_id", "campaign_id"), parse_api_campaign),
+    "placements": ("raw.placements", ("tenant_id", "placement_id"), parse_api_placement),
+}
+
+
+def sync_sponsorship_api(url: str, source: SponsorshipSource, batch_id: str, stats: LoadStats,
+                         environ: dict[str, str] | None = None) -> None:
+    """Each tenant's sponsors, campaigns and placements changed since the last sync."""
+    policy = ApiPolicy(timeout_seconds=15, max_attempts=5, allow_private_hosts=source.allow_private_hosts,
+                       retry_budget_seconds=60)
+    for tenant in source.tenants:
+        token = credential_from_env(tenant.token_env, environ)
+        with ApiClient(source.base_url, policy, {"Authorization": Secret("Bearer " + token.reveal())}) as client, \
+                psycopg.connect(url, autocommit=True) as conn:
+            for stream, (table, keys, parse) in API_STREAMS.items():
+                since = read_cursor(conn, tenant.tenant_id, "sponsorship_api", stream)
+                params: dict[str, Any] = {"limit": source.page_size}
+                if since:
+                    params["updated_since"] = since
+                newest = since
+                while True:
+                    document = client.get(f"/{stream}", params=params).data
+                    rows = []
+                    for record in document.get("data") or []:
+                        stats.fetched += 1
+                        try:
+                            rows.append(parse(tenant.tenant_id, record, batch_id)
+                                        if stream != "sponsors" else
+                                        parse(tenant.tenant_id, record, "sponsorship_api", batch_id))
+                        except Invalid as exc:
+                            stats.quarantined[exc.code] += quarantine(conn, tenant.tenant_id, "sponsorship_api",
+                                                                      f"{stream}/{record.get('id')}", exc, record, batch_id)
+                            continue
+                        stamp = record.get("updated_at")
+                        newest = max(newest or stamp, stamp) if stamp else newest
+                    with conn.transaction():
+                        stats.changed[table] += upsert(conn, table, keys, rows)
+                    if not document.get("next_cursor"):
+                        break
+                    params = {"limit": source.page_size, "cursor": document["next_cursor"],
+                              **({"updated_since": since} if since else {})}
+                if newest:
+                    write_cursor(conn, tenant.tenant_id, "sponsorship_api", stream, newest)
+            stats.requests += client.stats.requests
+
+
+# -- insertion orders ----------------------------------------------------------------------------
+
+IO_FIELDS = {
+    "advertiser": "sponsor_name", "sponsor": "sponsor_name", "client": "sponsor_name",
+    "advertiser_id": "sponsor_id", "sponsor_id": "sponsor_id", "client_id": "sponsor_id",
+    "category": "category", "website": "website",
+    "campaign_id": "id", "io_number": "id", "campaign": "name", "campaign_name": "name",
+    "flight_start": "flight_start", "start_date": "flight_start", "flight_end": "flight_end", "end_date": "flight_end",
+    "budget": "budget", "total_budget": "budget", "pricing": "pricing_model", "rate_type": "pricing_model",
+    "flat_fee": "flat_fee", "cpm_rate": "cpm_rate", "cpm": "cpm_rate", "goal": "goal",
+    "promo_codes": "promo_codes", "promo_code": "promo_codes", "vanity_url": "vanity_urls", "vanity_urls": "vanity_urls",
+    "utm_campaign": "utm_campaign", "attribution_window_days": "attribution_window_days",
+    "attribution_window": "attribution_window_days", "attribution_model": "attribution_model",
+    "half_life_days": "decay_half_life_days", "half_life": "decay_half_life_days",
+    "exclude_prior_customers": "exclude_prior_customers",
+}
+PLACEMENT_COLUMNS = {
+    "placement_id": "id", "show_feed_url": "feed_url", "feed": "feed_url", "feed_url": "feed_url", "show": "feed_url",
+    "episode_guid": "episode_guid", "guid": "episode_guid", "position": "position", "insertion": "insertion",
+    "start": "start_date", "start_date": "start_date", "end": "end_date", "end_date": "end_date",
+    "ad_offset_s": "ad_offset_seconds", "ad_offset": "ad_offset_seconds", "ad_length_s": "ad_duration_seconds",
+    "ad_duration_s": "ad_duration_seconds", "ad_length": "ad_duration_seconds",
+}
+
+
+def read_sheet(path: Path) -> list[list[Any]]:
+    """The cells of a CSV or of an XLSX file's first sheet, row by row."""
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import load_workbook
+
+        book = load_workbook(path, read_only=True, data_only=True)
+        try:
+            return [list(row) for row in book.worksheets[0].iter_rows(values_only=True)]
+        finally:
+            book.close()
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    return list(csv.reader(io.StringIO(text)))
+
+
+def _blank(row: list[Any]) -> bool:
+    return all(cell is None or str(cell).strip() == "" for cell in row)
+
+
+def parse_insertion_order(tenant: str, name: str, rows: list[list[Any]], batch_id: str):
+    """(sponsor row, campaign row, placement rows, [(record key, Invalid, document)]) of one IO.
+    A campaign block that cannot be read makes the whole file one quarantined record."""
+    fields: dict[str, Any] = {}
+    table_at = None
+    for i, row in enumerate(rows):
+        if _blank(row):
+            continue
+        key = _word(row[0])
+        if key == "placement_id":
+            table_at = i
+            break
+        if key in IO_FIELDS and len(row) > 1:
+            fields[IO_FIELDS[key]] = row[1]
+    bad: list[tuple[str, Invalid, Any]] = []
+    document = {k: v for k, v in fields.items()}
+    if "id" not in fields:
+        return None, None, [], [(f"{name}:campaign", Invalid("missing_id", "no campaign id"), document)]
+    goal = str(fields.get("goal") or "")
+    goal_type, _, goal_value = goal.partition(":")
+    codes = re.split(r"[;,]", str(fields.get("promo_codes") or ""))
+    vanity = re.split(r"[;, ]+", str(fields.get("vanity_urls") or ""))
+    flat = {
+        **fields, "goal_type": goal_type, "goal_value": goal_value.strip() or None,
+        "promo_codes": [c for c in codes if c.strip()], "vanity_urls": [v for v in vanity if v.strip()],
+        "exclude_prior_customers": _word(fields.get("exclude_prior_customers")) in ("yes", "y", "true", "x"),
+        "pricing_model": fields.get("pricing_model"),
+    }
+    try:
+        campaign = campaign_row(tenant, flat, "insertion_order", batch_id, {"file": name, **document})
+        sponsor = {
+            "tenant_id": tenant, "sponsor_id": str(_required(fields, "sponsor_id")),
+            "name": str(_required(fields, "sponsor_name")), "category": fields.get("category"),
+            "website": fields.get("website"), "updated_at": None,
+            "payload": payload({"file": name, **{k: fields.get(k) for k in ("sponsor_name", "sponsor_id", "category", "website")}}),
+            "_source": "insertion_order", "_batch_id": batch_id,
+        }
+    except Invalid as exc:
+        return None, None, [], [(f"{name}:campaign", exc, document)]
+    placements = []
+    if table_at is not None:
+        header = [PLACEMENT_COLUMNS.get(_word(h), _word(h)) for h in rows[table_at]]
+        for i, row in enumerate(rows[table_at + 1:], start=table_at + 2):
+            if _blank(row):
+                continue
+            record = {h: (str(v).strip() if v is not None else "") for h, v in zip(header, row)}
+            record["campaign_id"] = campaign["campaign_id"]
+            try:
+                placements.append(placement_row(tenant, record, "insertion_order", batch_id, {"file": name, "row": i, **record}))
+            except Invalid as exc:
+                bad.append((f"{name}:row{i}", exc, record))
+    return sponsor, campaign, placements, bad
+
+
+def load_insertion_orders(url: str, folder: Path, batch_id: str, stats: LoadStats) -> None:
+    """Every CSV/XLSX under `<folder>/<tenant>/` whose bytes were not loaded before."""
+    if not folder.exists():
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        for tenant_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for path in sorted(tenant_dir.iterdir()):
+                if path.suffix.lower() not in (".csv", ".xlsx") or path.name.startswith((".", "~$")):
+                    continue
+                file_key = f"insertion_order/{tenant_dir.name}/{path.name}"
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if file_loaded(conn, file_key, digest):
+                    stats.files_unchanged += 1
+                    continue
+                try:
+                    rows = read_sheet(path)
+                except Exception as exc:  # noqa: BLE001 (a broken workbook is quarantined, not fatal)
+                    rows, failure = [], Invalid("unreadable_file", f"{type(exc).__name__}: {exc}")
+                    stats.quarantined[failure.code] += quarantine(conn, tenant_dir.name, "insertion_order", path.name,
+                                                                  failure, {"file": path.name}, batch_id)
+                    continue
+                sponsor, campaign, placements, bad = parse_insertion_order(tenant_dir.name, path.name, rows, batch_id)
+                with conn.transaction():
+                    if sponsor is not None:
+                        # The sponsorship API's record of a sponsor wins over an IO's copy of it.
+                        stats.changed["raw.sponsors"] += upsert(conn, "raw.sponsors", ("tenant_id", "sponsor_id"), [sponsor],
+                                                                update=False)
+                        stats.changed["raw.campaigns"] += upsert(conn, "raw.campaigns", ("tenant_id", "campaign_id"), [campaign])
+                        stats.changed["raw.placements"] += upsert(conn, "raw.placements", ("tenant_id", "placement_id"), placements)
+                    for key, exc, document in bad:
+                        stats.quarantined[exc.code] += quarantine(conn, tenant_dir.name, "insertion_order", key, exc,
+                                                                  document, batch_id)
+                    record_file(conn, file_key, "insertion_order", tenant_dir.name, digest,
+                                len(placements) + (campaign is not None), len(bad), batch_id)
+                stats.files_loaded += 1
+
+
+def sync_campaigns(url: str, sources: CampaignSources, io_folder: Path | None, batch_id: str,
+                   environ: dict[str, str] | None = None) -> LoadStats:
+    stats = LoadStats()
+    ensure_campaign_tables(url)
+    if sources.sponsorships is not None:
+        sync_sponsorship_api(url, sources.sponsorships, batch_id, stats, environ)
+    if io_folder is not None:
+        load_insertion_orders(url, io_folder, batch_id, stats)
+    return stats

@@ -1,0 +1,229 @@
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}",
+          post_hook=["create index if not exists {{ this.name }}_key_idx on {{ this }} (attribution_key)",
+                     "create index if not exists {{ this.name }}_campaign_idx on {{ this }} (campaign_id, attribution_model)"]) }}
+-- One row per conversion × attribution model × credited campaign, with the campaign's share of
+-- the conversion (shares of a conversion sum to 1 under every model; a conversion no campaign
+-- earned has one row per model with a null campaign and match_type 'unattributed').
+--   deterministic (promo_code, vanity_url, utm; see int_conversions): the whole conversion to
+--   that campaign under every model.
+--   household: the exposures (touchpoints) of the same household to the sponsor's campaigns
+--   before the conversion and within each campaign's attribution window, unless the household is
+--   excluded (int_household_exclusions), the conversion came from a data-centre address, or the
+--   campaign excludes prior customers and the household converted before its flight. Models:
+--     first_touch / last_touch   the earliest / latest touchpoint;
+--     linear                     an equal share per touchpoint;
+--     time_decay                 weight 2^(-age / half-life), the half-life of the touchpoint's
+--                                campaign, age = days from exposure to conversion;
+--     position_based             40 % first, 40 % last, 20 % over the ones between
+--                                (two touchpoints: 50/50; one: all).
+-- Incremental by attribution key (household): a run recomputes the households with conversions
+-- loaded, or exposures computed or removed, since its last run (conversions loaded up to
+-- var attribution_reprocess_minutes before it too, for loads that committed late), and every
+-- household when campaigns or placements changed.
+{% set models = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] %}
+{% if is_incremental() %}
+{% set batch = create_batch_table(this.name ~ '__batch', "
+    with watermark as (
+        select coalesce(max(attributed_at), '-infinity') as attributed_at,
+               coalesce(max(conversions_loaded_at), '-infinity') as conversions_loaded_at,
+               coalesce(max(campaigns_loaded_at), '-infinity') as campaigns_loaded_at
+        from " ~ this ~ "
+    ),
+    campaigns_changed as (
+        select coalesce(greatest(
+            (select max(loaded_at) from " ~ ref('int_placement_episodes') ~ "),
+            (select max(ingested_at) from " ~ ref('stg_campaigns__campaigns') ~ ")
+        ) > (select campaigns_loaded_at from watermark), false) as changed
+    )
+    select attribution_key from " ~ ref('int_conversions') ~ "
+    where ingested_at > (select conversions_loaded_at from watermark)
+        - make_interval(mins => " ~ var('attribution_reprocess_minutes') ~ ")
+    union
+    select household_key from " ~ ref('int_exposures') ~ "
+    where computed_at > (select attributed_at from watermark)
+    union
+    select household_key from " ~ removed_rows_relation(ref('int_exposures')) ~ "
+    where removed_at > (select attributed_at from watermark)
+    union
+    select household_key from " ~ ref('int_household_exclusions') ~ "
+    union
+    select attribution_key from " ~ ref('int_conversions') ~ " where (select changed from campaigns_changed)") %}
+{% endif %}
+with conversions as (
+    {% if is_incremental() %}
+    select conversions.* from {{ join_batch(batch, ref('int_conversions'), ['attribution_key'], 'conversions') }}
+    {% else %}
+    select * from {{ ref('int_conversions') }}
+    {% endif %}
+),
+
+campaigns as (
+    select * from {{ ref('stg_campaigns__campaigns') }}
+),
+
+exclusions as (
+    select tenant_id, household_key, min(reason_code) as reason_code
+    from {{ ref('int_household_exclusions') }}
+    group by tenant_id, household_key
+),
+
+screened as (
+    select
+        conversions.*,
+        case
+            when conversions.deterministic_campaign_id is not null then null
+            when conversions.household_key is null then 'no_address'
+            when conversions.ip_datacenter then 'datacenter_ip'
+            else exclusions.reason_code
+        end as exclusion_reason
+    from conversions
+    left join exclusions
+        on exclusions.tenant_id = conversions.tenant_id and exclusions.household_key = conversions.household_key
+),
+
+touchpoints as (
+    select
+        screened.conversion_id,
+        exposures.exposure_id,
+        exposures.campaign_id,
+        exposures.exposed_at,
+        campaigns.decay_half_life_days,
+        extract(epoch from screened.converted_at - exposures.exposed_at) / 86400.0 as age_days
+    from screened
+    inner join {{ ref('int_exposures') }} as exposures
+        on exposures.tenant_id = screened.tenant_id
+        and exposures.household_key = screened.household_key
+        and exposures.sponsor_id = screened.sponsor_id
+        and exposures.exposed_at <= screened.converted_at
+    inner join campaigns
+        on campaigns.tenant_id = exposures.tenant_id and campaigns.campaign_id = exposures.campaign_id
+    where screened.deterministic_campaign_id is null
+        and screened.exclusion_reason is null
+        and screened.converted_at < exposures.exposed_at + make_interval(days => campaigns.attribution_window_days)
+        and not (campaigns.exclude_prior_customers and exists (
+            select 1 from {{ ref('int_conversions') }} as prior
+            where prior.tenant_id = screened.tenant_id
+                and prior.household_key = screened.household_key
+                and prior.sponsor_id = screened.sponsor_id
+                and prior.converted_at < campaigns.flight_start::timestamp at time zone 'UTC'
+        ))
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (partition by conversion_id order by exposed_at, exposure_id) as touch_rank,
+        count(*) over (partition by conversion_id) as touches,
+        power(2::numeric, (-age_days / decay_half_life_days)::numeric) as decay_weight
+    from touchpoints
+),
+
+weighted as (
+    select
+        *,
+        decay_weight / sum(decay_weight) over (partition by conversion_id) as decay_share
+    from ranked
+),
+
+household_credit as (
+    select
+        conversion_id,
+        campaign_id,
+        count(*) as touchpoints,
+        min(exposed_at) as first_exposed_at,
+        max(exposed_at) as last_exposed_at,
+        max(touches) as conversion_touchpoints,
+        sum(case when touch_rank = 1 then 1 else 0 end)::numeric as first_touch,
+        sum(case when touch_rank = touches then 1 else 0 end)::numeric as last_touch,
+        sum(1::numeric / touches) as linear,
+        sum(decay_share) as time_decay,
+        sum(case
+            when touches = 1 then 1
+            when touches = 2 then 0.5
+            when touch_rank = 1 or touch_rank = touches then 0.4
+            else 0.2 / (touches - 2)
+        end)::numeric as position_based
+    from weighted
+    group by conversion_id, campaign_id
+),
+
+credited as (
+    {% for model in models %}
+    select
+        household_credit.conversion_id,
+        '{{ model }}' as attribution_model,
+        household_credit.campaign_id,
+        'household' as match_type,
+        household_credit.{{ model }} as credited_share,
+        household_credit.touchpoints,
+        household_credit.first_exposed_at,
+        household_credit.last_exposed_at
+    from household_credit
+    where household_credit.{{ model }} > 0
+    union all
+    {% endfor %}
+    select
+        screened.conversion_id,
+        models.attribution_model,
+        screened.deterministic_campaign_id,
+        screened.deterministic_match,
+        1::numeric,
+        0,
+        null::timestamptz,
+        null::timestamptz
+    from screened
+    cross join unnest(array{{ models }}) as models (attribution_model)
+    where screened.deterministic_campaign_id is not null
+),
+
+unattributed as (
+    select
+        screened.conversion_id,
+        models.attribution_model,
+        null::text as campaign_id,
+        'unattributed' as match_type,
+        1::numeric as credited_share,
+        0 as touchpoints,
+        null::timestamptz as first_exposed_at,
+        null::timestamptz as last_exposed_at
+    from screened
+    cross join unnest(array{{ models }}) as models (attribution_model)
+    where not exists (select 1 from credited where credited.conversion_id = screened.conversion_id)
+),
+
+final as (
+    select
+        screened.conversion_id,
+        screened.tenant_id,
+        screened.sponsor_id,
+        screened.source,
+        screened.event_id,
+        screened.event_type,
+        screened.converted_at,
+        screened.conversion_date,
+        screened.household_key,
+        screened.attribution_key,
+        rows.attribution_model,
+        rows.campaign_id,
+        rows.match_type,
+        round(rows.credited_share, 10) as credited_share,
+        screened.net_revenue * round(rows.credited_share, 10) as credited_revenue,
+        screened.net_revenue,
+        screened.currency,
+        rows.touchpoints,
+        rows.first_exposed_at,
+        rows.last_exposed_at,
+        case when rows.match_type = 'unattributed' then screened.exclusion_reason end as exclusion_reason,
+        now() as attributed_at,
+        (select max(ingested_at) from {{ ref('int_conversions') }}) as conversions_loaded_at,
+        greatest(
+            (select max(loaded_at) from {{ ref('int_placement_episodes') }}),
+            (select max(ingested_at) from {{ ref('stg_campaigns__campaigns') }})
+        ) as campaigns_loaded_at
+    from screened
+    inner join (select * from credited union all select * from unattributed) as rows
+        on rows.conversion_id = screened.conversion_id
+)
+
+select * from final

@@ -1,0 +1,131 @@
+-- One row per campaign and attribution model (is_selected_model marks the campaign's own):
+-- delivery, conversions, money and lift, as an agency puts them in front of a sponsor.
+--   impressions      ads delivered (int_exposures); reach: distinct households; frequency =
+--                    impressions / reach
+--   conversions      credited conversions (sum of the campaign's shares) and revenue (net of
+--                    refunds, times the shares); conversion_rate = conversions / reach
+--   cost             flat fee, or impressions × CPM / 1000 capped at the budget
+--   roi = (revenue − cost) / cost, roas = revenue / cost, net_profit = revenue − cost,
+--   cpa = cost / conversions, effective_cpm = cost / impressions × 1000,
+--   payback_days     days from the flight start until the credited revenue first covers the cost
+-- Lift against unexposed households is in mart_campaign_lift (rebuilt daily).
+-- Money is rounded to the cent, and ROI, ROAS, CPA and CPM are computed from the rounded
+-- amounts: the figures a sponsor reads agree with each other.
+{% set models = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] %}
+with campaigns as (
+    select campaigns.*, sponsors.sponsor_name, sponsors.category
+    from {{ ref('stg_campaigns__campaigns') }} as campaigns
+    left join {{ ref('stg_campaigns__sponsors') }} as sponsors
+        on sponsors.tenant_id = campaigns.tenant_id and sponsors.sponsor_id = campaigns.sponsor_id
+),
+
+models as (
+    select campaigns.tenant_id, campaigns.campaign_id, model as attribution_model
+    from campaigns cross join unnest(array{{ models }}) as model
+),
+
+delivery as (
+    select tenant_id, campaign_id, count(*) as impressions, count(distinct household_key) as reach,
+           min(exposed_at) as first_exposed_at, max(exposed_at) as last_exposed_at
+    from {{ ref('int_exposures') }}
+    group by tenant_id, campaign_id
+),
+
+costs as (
+    select
+        campaigns.tenant_id,
+        campaigns.campaign_id,
+        case
+            when campaigns.pricing_model = 'flat' then campaigns.flat_fee
+            else least(campaigns.budget, coalesce(delivery.impressions, 0) * campaigns.cpm_rate / 1000)
+        end as cost
+    from campaigns
+    left join delivery on delivery.tenant_id = campaigns.tenant_id and delivery.campaign_id = campaigns.campaign_id
+),
+
+credited_daily as (
+    select tenant_id, campaign_id, attribution_model, conversion_date,
+           sum(credited_share) as conversions, sum(credited_revenue) as revenue,
+           sum(credited_share) filter (where match_type = 'household') as household_conversions,
+           sum(credited_share) filter (where match_type <> 'household') as deterministic_conversions
+    from {{ ref('fct_attributed_conversions') }}
+    where campaign_id is not null
+    group by tenant_id, campaign_id, attribution_model, conversion_date
+),
+
+cumulative as (
+    select *,
+           sum(revenue) over (partition by tenant_id, campaign_id, attribution_model order by conversion_date) as revenue_to_date
+    from credited_daily
+),
+
+credited as (
+    select
+        cumulative.tenant_id, cumulative.campaign_id, cumulative.attribution_model,
+        sum(cumulative.conversions) as conversions,
+        sum(cumulative.revenue) as revenue,
+        coalesce(sum(cumulative.household_conversions), 0) as household_conversions,
+        coalesce(sum(cumulative.deterministic_conversions), 0) as deterministic_conversions,
+        min(cumulative.conversion_date) filter (where cumulative.revenue_to_date >= costs.cost) as paid_back_on
+    from cumulative
+    inner join costs on costs.tenant_id = cumulative.tenant_id and costs.campaign_id = cumulative.campaign_id
+    group by cumulative.tenant_id, cumulative.campaign_id, cumulative.attribution_model
+),
+
+money as (
+    select
+        costs.tenant_id,
+        costs.campaign_id,
+        models.attribution_model,
+        round(coalesce(credited.revenue, 0), 2) as revenue,
+        round(costs.cost, 2) as cost
+    from costs
+    inner join models on models.tenant_id = costs.tenant_id and models.campaign_id = costs.campaign_id
+    left join credited
+        on credited.tenant_id = models.tenant_id and credited.campaign_id = models.campaign_id
+        and credited.attribution_model = models.attribution_model
+),
+
+final as (
+    select
+        models.tenant_id,
+        campaigns.sponsor_id,
+        campaigns.sponsor_name,
+        campaigns.category,
+        models.campaign_id,
+        campaigns.campaign_name,
+        models.attribution_model,
+        models.attribution_model = campaigns.attribution_model as is_selected_model,
+        campaigns.pricing_model,
+        campaigns.budget,
+        campaigns.currency,
+        campaigns.flight_start,
+        campaigns.flight_end,
+        campaigns.attribution_window_days,
+        coalesce(delivery.impressions, 0) as impressions,
+        coalesce(delivery.reach, 0) as reach,
+        round(delivery.impressions::numeric / nullif(delivery.reach, 0), 4) as frequency,
+        round(coalesce(credited.conversions, 0), 6) as conversions,
+        round(coalesce(credited.household_conversions, 0), 6) as household_conversions,
+        round(coalesce(credited.deterministic_conversions, 0), 6) as deterministic_conversions,
+        round(coalesce(credited.conversions, 0) / nullif(delivery.reach, 0), 6) as conversion_rate,
+        money.revenue,
+        money.cost,
+        money.revenue - money.cost as net_profit,
+        round((money.revenue - money.cost) / nullif(money.cost, 0), 6) as roi,
+        round(money.revenue / nullif(money.cost, 0), 6) as roas,
+        round(money.cost / nullif(credited.conversions, 0), 2) as cpa,
+        round(money.cost / nullif(delivery.impressions, 0) * 1000, 2) as effective_cpm,
+        credited.paid_back_on - campaigns.flight_start as payback_days
+    from models
+    inner join campaigns on campaigns.tenant_id = models.tenant_id and campaigns.campaign_id = models.campaign_id
+    inner join money
+        on money.tenant_id = models.tenant_id and money.campaign_id = models.campaign_id
+        and money.attribution_model = models.attribution_model
+    left join delivery on delivery.tenant_id = models.tenant_id and delivery.campaign_id = models.campaign_id
+    left join credited
+        on credited.tenant_id = models.tenant_id and credited.campaign_id = models.campaign_id
+        and credited.attribution_model = models.attribution_model
+)
+
+select * from final

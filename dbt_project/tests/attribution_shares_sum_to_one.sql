@@ -1,0 +1,6 @@
+-- Every conversion is credited exactly once under every attribution model: its shares
+-- (campaigns, or the 'unattributed' row) sum to 1.
+select conversion_id, attribution_model, sum(credited_share) as total_share
+from {{ ref('fct_attributed_conversions') }}
+group by conversion_id, attribution_model
+having abs(sum(credited_share) - 1) > 1e-8

@@ -1,0 +1,190 @@
+"""Attribution end to end: the simulator's listening, campaigns and conversions loaded into real
+PostgreSQL, dbt's exposures, attribution and ROI marts built, and compared with the simulator's
+ground truth (simulator/campaigns.py `campaign_truth`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from decimal import Decimal
+
+import psycopg
+import pytest
+import yaml
+
+from assets.ingestion.campaigns import load_campaign_sources, sync_campaigns
+from assets.ingestion.conversions import sync_conversions
+from assets.ingestion.listener_logs_load import discover, load_file
+from assets.ingestion.listener_logs_parse import IpHasher
+from assets.ingestion.rss_ingest import ingest_rss
+from assets.ingestion.user_agents import read_patterns, store_patterns
+from simulator.__main__ import DEMO_LOG_DAYS, SHARED_IP_USER_AGENTS
+from simulator.campaign_sources import campaign_sources, write_event_files, write_insertion_orders
+from simulator.campaigns import MODELS, campaign_truth, generate_campaigns
+from simulator.logs import DATACENTER_CIDRS, generate_logs
+from tests.conftest import REPO_ROOT, query
+from tests.test_downloads_incremental import dbt_build
+from tests.test_rss_ingest import sources_for
+
+SECRET = b"attribution-test-secret"
+SEED = 7
+SELECT = ("--select", "+path:models/marts/attribution", "+dim_episodes")
+CENT = Decimal("0.01")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, admin_url, simulator, truth):
+    """One warehouse with everything loaded and the attribution marts built."""
+    import uuid
+
+    from psycopg import sql
+
+    from resources.warehouse import bootstrap, with_database
+
+    root = tmp_path_factory.mktemp("attribution")
+    name = f"t_attr_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = with_database(admin_url, name)
+    bootstrap(url)
+    datacenters = [ipaddress.ip_network(c) for c in DATACENTER_CIDRS]
+
+    ingest_rss(url, sources_for(truth), batch_id="rss")
+    logs = generate_logs(truth, root / "logs", DEMO_LOG_DAYS, seed=SEED, shared_ip_user_agents=SHARED_IP_USER_AGENTS)
+    with psycopg.connect(url, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "t")
+        for log in discover(root / "logs", settle_seconds=0):
+            load_file(conn, log, IpHasher.for_tenant(SECRET, log.tenant_id), "logs", datacenters)
+
+    world = generate_campaigns(truth, logs, SEED)
+    simulator.attach_campaigns(world)
+    write_insertion_orders(world, root / "io")
+    write_event_files(world, root / "conversions")
+    section, environ = campaign_sources(world, simulator.base_url)
+    (root / "sources.yaml").write_text(yaml.safe_dump(section))
+    sources = load_campaign_sources(root / "sources.yaml")
+    sync_campaigns(url, sources, root / "io", "campaigns", environ=environ)
+    sync_conversions(url, sources, root / "conversions", SECRET, datacenters, "conversions", environ=environ)
+
+    target = str(root / "target")
+    result = dbt_build(url, target, *SELECT, check=False)
+    yield {"url": url, "truth": campaign_truth(world), "world": world, "dbt": result, "target": target}
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def test_dbt_build_passes_every_attribution_test(built):
+    import json
+    from pathlib import Path
+
+    assert built["dbt"].returncode == 0, built["dbt"].stdout[-4000:]
+    results = json.loads((Path(built["target"]) / "run_results.json").read_text())["results"]
+    status = {r["unique_id"].split(".")[2]: r["status"] for r in results if r["unique_id"].startswith("test.")}
+    for check in ("attribution_shares_sum_to_one", "attribution_credit_within_window", "campaign_costs_reconcile_to_budget"):
+        assert status[check] == "pass", check
+
+
+def test_exposures_equal_the_truth(built):
+    url, truth = built["url"], built["truth"]
+    stored = {(t, c): (n, r) for t, c, n, r in query(
+        url, "select tenant_id, campaign_id, count(*), count(distinct household_key) from intermediate.int_exposures "
+             "group by 1, 2")}
+    expected = {(c["tenant_id"], c["campaign_id"]): (c["impressions"], c["reach"]) for c in truth["campaigns"]
+                if c["impressions"]}
+    assert sum(n for n, _ in expected.values()) > 200
+    assert stored == expected
+
+
+def test_deterministic_attribution_matches_exactly(built):
+    url, truth = built["url"], built["truth"]
+    stored = {(t, s, e): (m, c) for t, s, e, m, c in query(
+        url, "select tenant_id, source, event_id, match_type, campaign_id from marts.fct_attributed_conversions "
+             "where attribution_model = 'linear' and match_type in ('promo_code', 'utm', 'vanity_url')")}
+    expected = {(r["tenant_id"], r["source"], r["event_id"]): (r["matched_channel"], next(iter(r["credits"]["linear"])))
+                for r in truth["conversions"] if r["matched_channel"] in ("promo_code", "utm", "vanity_url")}
+    assert {m for m, _ in expected.values()} == {"promo_code", "utm", "vanity_url"}
+    assert stored == expected
+
+
+def test_household_attribution_precision_and_recall(built):
+    url, truth = built["url"], built["truth"]
+    credited: dict[tuple, set[str]] = defaultdict(set)
+    for t, s, e, c in query(url, "select tenant_id, source, event_id, campaign_id from marts.fct_attributed_conversions "
+                                 "where attribution_model = 'linear' and match_type = 'household'"):
+        credited[(t, s, e)].add(c)
+    caused = {(r["tenant_id"], r["source"], r["event_id"]): set(r["true_campaigns"]) for r in truth["conversions"]
+              if r["true_channel"] == "household" and r["true_campaigns"]}
+    assert len(caused) >= 50
+    true_positive = sum(1 for key, campaigns in credited.items() if campaigns & caused.get(key, set()))
+    precision = true_positive / len(credited)
+    recall = sum(1 for key, campaigns in caused.items() if campaigns & credited.get(key, set())) / len(caused)
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    # ...and the engine's credits are exactly the rules applied (organic look-alikes included).
+    rules = {(r["tenant_id"], r["source"], r["event_id"]) for r in truth["conversions"] if r["matched_channel"] == "household"}
+    assert set(credited) == rules
+
+
+def test_every_model_credits_each_conversion_exactly_as_the_truth(built):
+    url, truth = built["url"], built["truth"]
+    stored = {(t, s, e, m, c): Decimal(share) for t, s, e, m, c, share in query(
+        url, "select tenant_id, source, event_id, attribution_model, campaign_id, credited_share "
+             "from marts.fct_attributed_conversions where campaign_id is not null")}
+    expected = {(r["tenant_id"], r["source"], r["event_id"], m, c): Decimal(share)
+                for r in truth["conversions"] for m, per in r["credits"].items() for c, share in per.items()
+                if Decimal(share) != 0}
+    assert stored.keys() == expected.keys()
+    assert max(abs(stored[k] - expected[k]) for k in expected) < Decimal("1e-9")
+
+
+def test_roi_per_campaign_equals_the_truth_to_the_cent(built):
+    url, truth = built["url"], built["truth"]
+    rows = {(t, c, m): (Decimal(rev), Decimal(cost), roi) for t, c, m, rev, cost, roi in query(
+        url, "select tenant_id, campaign_id, attribution_model, revenue, cost, roi from marts.mart_campaign_roi")}
+    checked = 0
+    for campaign in truth["campaigns"]:
+        for model in MODELS:
+            revenue, cost, roi = rows[(campaign["tenant_id"], campaign["campaign_id"], model)]
+            want = campaign["models"][model]
+            assert abs(revenue - Decimal(want["revenue"])) <= CENT, (campaign["campaign_id"], model)
+            assert abs(cost - Decimal(campaign["cost"])) <= CENT, campaign["campaign_id"]
+            if want["roi"] is None:
+                assert roi is None
+            else:
+                assert abs(roi - Decimal(want["roi"])) <= Decimal("0.000002"), (campaign["campaign_id"], model)
+            checked += 1
+    revenue_total = sum(Decimal(c["selected"]["revenue"]) for c in truth["campaigns"])
+    assert checked == len(truth["campaigns"]) * len(MODELS) and revenue_total > 0
+    # Refunds and edits count once: the selected model's revenue is net of refunds.
+    refunded = query(url, "select count(*) from raw.attribution_events where refunded_amount > 0")[0][0]
+    assert refunded > 0
+
+
+def test_lift_counts_equal_the_truth(built):
+    url, truth = built["url"], built["truth"]
+    stored = {(t, c): (eh, ec, bh, bc) for t, c, eh, ec, bh, bc in query(
+        url, "select tenant_id, campaign_id, exposed_households, exposed_converters, baseline_households, "
+             "baseline_converters from marts.mart_campaign_lift")}
+    expected = {(c["tenant_id"], c["campaign_id"]): (c["lift"]["exposed_households"], c["lift"]["exposed_converted"],
+                                                     c["lift"]["baseline_households"], c["lift"]["baseline_converted"])
+                for c in truth["campaigns"]}
+    assert stored == expected
+
+
+def test_python_recomputation_of_roi_agrees_and_catches_a_wrong_cent(built):
+    from pipelines.checks.roi import roi_discrepancies
+
+    url = built["url"]
+    assert roi_discrepancies(url) == []
+    with psycopg.connect(url) as conn:
+        tenant, campaign = conn.execute(
+            "select tenant_id, campaign_id from marts.mart_campaign_roi where revenue > 0 order by campaign_id limit 1"
+        ).fetchone()
+        conn.execute("update marts.mart_campaign_roi set revenue = revenue + 0.01 "
+                     "where tenant_id = %s and campaign_id = %s and attribution_model = 'linear'", (tenant, campaign))
+    try:
+        problems = roi_discrepancies(url)
+        assert len(problems) == 1 and f"{tenant}/{campaign}/linear: revenue" in problems[0]
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute("update marts.mart_campaign_roi set revenue = revenue - 0.01 "
+                         "where tenant_id = %s and campaign_id = %s and attribution_model = 'linear'", (tenant, campaign))

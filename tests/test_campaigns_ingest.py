@@ -1,0 +1,261 @@
+"""Campaigns and conversions: the simulator's sponsorship API, shops, insertion orders and
+pixel/vanity files ingested into real PostgreSQL, compared with the simulator's records; and the
+internal consistency of the attribution ground truth."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+import httpx
+import pytest
+
+from assets.ingestion.campaigns import sync_campaigns, load_campaign_sources
+from assets.ingestion.conversions import sync_conversions
+from assets.ingestion.listener_logs_load import discover, load_file
+from assets.ingestion.listener_logs_parse import IpHasher
+from simulator.__main__ import DEMO_LOG_DAYS, SHARED_IP_USER_AGENTS
+from simulator.campaign_sources import campaign_sources, write_event_files, write_insertion_orders
+from simulator.campaigns import MODELS, campaign_truth, generate_campaigns
+from simulator.logs import DATACENTER_CIDRS, generate_logs
+from tests.conftest import query
+
+SECRET = b"campaign-test-secret"
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def side(tmp_path_factory, network, simulator, truth):
+    """The sponsorship side of the test network, served by the session's simulator."""
+    root = tmp_path_factory.mktemp("campaigns")
+    logs = generate_logs(truth, root / "logs", DEMO_LOG_DAYS, seed=SEED, shared_ip_user_agents=SHARED_IP_USER_AGENTS)
+    world = generate_campaigns(truth, logs, SEED)
+    apis = simulator.attach_campaigns(world)
+    write_insertion_orders(world, root / "io")
+    write_event_files(world, root / "conversions")
+    section, environ = campaign_sources(world, simulator.base_url)
+    import yaml
+
+    (root / "sources.yaml").write_text(yaml.safe_dump(section))
+    sources = load_campaign_sources(root / "sources.yaml")
+    return {"root": root, "world": world, "apis": apis, "sources": sources, "environ": environ,
+            "truth": campaign_truth(world)}
+
+
+def _sync(url, side, batch):
+    import ipaddress
+
+    networks = [ipaddress.ip_network(c) for c in DATACENTER_CIDRS]
+    campaigns = sync_campaigns(url, side["sources"], side["root"] / "io", batch, environ=side["environ"])
+    conversions = sync_conversions(url, side["sources"], side["root"] / "conversions", SECRET, networks, batch,
+                                   environ=side["environ"])
+    return campaigns, conversions
+
+
+def test_campaigns_and_conversions_land_as_the_simulator_wrote_them(fresh_db, side):
+    world, apis = side["world"], side["apis"]
+    # First sync while the shops' clock stands at 4 November: later orders, edits and refunds
+    # are not there yet.
+    apis.as_of = datetime(2026, 11, 4, tzinfo=timezone.utc)
+    _sync(fresh_db, side, "run-1")
+    early = dict(query(fresh_db, "select event_id, gross_revenue - refunded_amount from raw.attribution_events "
+                                 "where source = 'shop_orders'"))
+    apis.as_of = None
+    campaigns_stats, conversions_stats = _sync(fresh_db, side, "run-2")
+    assert conversions_stats.changed["raw.attribution_events"] > 0
+
+    # Campaign data: every campaign and placement, from the API and from the IO files.
+    assert query(fresh_db, "select count(*) from raw.sponsors")[0][0] == len(world.sponsors) == 12
+    rows = {r[0]: r[1:] for r in query(fresh_db, "select campaign_id, budget, flat_fee, cpm_rate, flight_start, flight_end, "
+                                                 "attribution_window_days, attribution_model, exclude_prior_customers, "
+                                                 "promo_codes, vanity_urls, _source from raw.campaigns")}
+    assert len(rows) == len(world.campaigns) == 24
+    for c in world.campaigns:
+        assert rows[c.campaign_id][:10] == (c.budget, c.flat_fee, c.cpm_rate, c.flight_start, c.flight_end,
+                                            c.attribution_window_days, c.attribution_model, c.exclude_prior_customers,
+                                            sorted(c.promo_codes), sorted(c.vanity_urls)), c.campaign_id
+        assert rows[c.campaign_id][10] == c.channel
+    io_campaigns = [c for c in world.campaigns if c.channel == "insertion_order"]
+    assert {c.io_format for c in io_campaigns} == {"csv", "xlsx"}
+    placements = {r[0]: r[1:] for r in query(fresh_db, "select placement_id, campaign_id, feed_url, episode_guid, position, "
+                                                       "insertion, start_date, end_date, ad_offset_seconds, "
+                                                       "ad_duration_seconds from raw.placements")}
+    assert placements == {p.placement_id: (p.campaign_id, p.feed_url, p.episode_guid, p.position, p.insertion,
+                                           p.start_date, p.end_date, p.ad_offset_seconds, p.ad_duration_seconds)
+                          for p in world.placements}
+
+    # Conversion events: counts per source and type, net revenue after edits and refunds.
+    expected = Counter((e.source, e.event_type) for e in world.events)
+    stored = Counter({(s, t): n for s, t, n in query(
+        fresh_db, "select source, event_type, count(*) from raw.attribution_events group by 1, 2")})
+    assert stored == expected
+    orders = [e for e in world.events if e.source == "shop_orders"]
+    net = query(fresh_db, "select sum(gross_revenue - refunded_amount), sum(refunded_amount) from raw.attribution_events "
+                          "where source = 'shop_orders'")[0]
+    assert net == (sum(e.net_revenue for e in orders), sum(e.refunded_at() for e in orders))
+    pixel_revenue = query(fresh_db, "select coalesce(sum(gross_revenue), 0) from raw.attribution_events where source = 'pixel'")[0][0]
+    assert pixel_revenue == sum(e.gross for e in world.events if e.source == "pixel" and e.gross is not None)
+    # Orders edited or refunded after the first sync: updated in place, no duplicates.
+    late = [e for e in orders if e.occurred_at <= apis_clock() and e.updated_at > apis_clock()]
+    assert late and all(early[e.event_id] != e.net_revenue or e.total_at(apis_clock()) - e.refunded_at(apis_clock()) == e.net_revenue
+                        for e in late)
+    final = dict(query(fresh_db, "select event_id, gross_revenue - refunded_amount from raw.attribution_events "
+                                 "where source = 'shop_orders'"))
+    assert all(final[e.event_id] == e.net_revenue for e in orders)
+    assert sum(1 for e in late if early[e.event_id] != final[e.event_id]) >= 5
+    assert query(fresh_db, "select count(*) from (select 1 from raw.attribution_events "
+                           "group by tenant_id, source, event_id having count(*) > 1) d")[0][0] == 0
+    promo = query(fresh_db, "select count(*) from raw.attribution_events where cardinality(discount_codes) > 0")[0][0]
+    assert promo == sum(1 for e in world.events if e.discount_codes)
+    utm = query(fresh_db, "select count(*) from raw.attribution_events where utm_campaign like %s", (f"%\\_%\\_%",))[0][0]
+    assert utm >= sum(1 for e in world.events if e.channel == "utm")
+    assert query(fresh_db, "select count(*) from raw.attribution_events where ip_datacenter "
+                           "and event_type <> 'page_view'")[0][0] == sum(1 for e in world.events if e.note == "datacenter")
+    assert query(fresh_db, "select count(*) from raw.attribution_events where payload::text ~ %s",
+                 (r"\m100\.(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\.",))[0][0] == 0  # no clear address kept
+
+    # Bad records, each with its reason.
+    reasons = Counter({(s, r): n for s, r, n in query(
+        fresh_db, "select source, reason_code, count(*) from quarantine.campaign_records group by 1, 2")})
+    shops = sum(1 for s in world.sponsors if s.store)
+    pixels = len(world.sponsors) - shops
+    assert reasons == Counter({
+        ("sponsorship_api", "invalid_attribution_window"): 3, ("sponsorship_api", "invalid_position"): 3,
+        ("insertion_order", "invalid_date"): 3,
+        ("shop_orders", "missing_id"): shops, ("shop_orders", "invalid_money"): shops,
+        ("shop_orders", "invalid_timestamp"): shops,
+        ("pixel", "invalid_json"): pixels, ("pixel", "invalid_timestamp"): pixels, ("pixel", "invalid_money"): pixels,
+        ("vanity", "invalid_timestamp"): 3,
+    })
+
+    # A third run with nothing new changes nothing.
+    before = query(fresh_db, "select (select max(_ingested_at) from raw.attribution_events), "
+                             "(select max(_ingested_at) from raw.campaigns), (select count(*) from quarantine.campaign_records)")
+    campaigns_stats, conversions_stats = _sync(fresh_db, side, "run-3")
+    assert sum(campaigns_stats.changed.values()) == 0 and sum(conversions_stats.changed.values()) == 0
+    assert conversions_stats.files_loaded == 0 and conversions_stats.files_unchanged > 0
+    assert campaigns_stats.files_loaded == 0 and campaigns_stats.files_unchanged == len(io_campaigns) + 3
+    assert query(fresh_db, "select (select max(_ingested_at) from raw.attribution_events), "
+                           "(select max(_ingested_at) from raw.campaigns), (select count(*) from quarantine.campaign_records)") == before
+
+
+def apis_clock() -> datetime:
+    return datetime(2026, 11, 4, tzinfo=timezone.utc)
+
+
+def test_buyer_households_hash_like_listener_households(fresh_db, side, tmp_path, truth):
+    """The tenant's access logs loaded with the same secret: every household-matched buyer's
+    prefix hash is a listener's prefix hash, IPv6 households included."""
+    world = side["world"]
+    tenant = sorted(world.listener_households)[0]
+    landing = tmp_path / "logs"
+    generate_logs(truth, landing, DEMO_LOG_DAYS, seed=SEED, shared_ip_user_agents=SHARED_IP_USER_AGENTS)
+    import psycopg
+
+    hasher = IpHasher.for_tenant(SECRET, tenant)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for log in discover(landing, settle_seconds=0):
+            if log.tenant_id == tenant:
+                load_file(conn, log, hasher, "logs", [])
+    _sync(fresh_db, side, "run-1")
+    matched = {r["event_id"] for r in side["truth"]["conversions"]
+               if r["tenant_id"] == tenant and r["matched_channel"] == "household"}
+    assert len(matched) >= 20
+    joined = query(fresh_db, """
+        select count(distinct e.event_id), count(distinct e.event_id) filter (where e.ip_version = 6)
+        from raw.attribution_events e
+        where e.tenant_id = %s and e.event_id = any(%s)
+          and exists (select 1 from raw.listener_events l where l.tenant_id = e.tenant_id and l.ip_prefix_hash = e.ip_prefix_hash)
+    """, (tenant, sorted(matched)))[0]
+    assert joined[0] == len(matched) and joined[1] > 0
+    # Strangers never share a listener's hash.
+    import ipaddress
+
+    never_listens = ipaddress.ip_network("100.64.0.0/10")  # the simulator's non-listeners
+    strangers = [e.event_id for e in world.events if e.tenant_id == tenant and ipaddress.ip_address(e.ip) in never_listens]
+    assert len(strangers) >= 20
+    assert query(fresh_db, "select count(*) from raw.attribution_events e where e.event_id = any(%s) and exists "
+                           "(select 1 from raw.listener_events l where l.ip_prefix_hash = e.ip_prefix_hash)",
+                 (strangers,))[0][0] == 0
+
+
+def test_sponsorship_api_auth_and_paging(side, simulator):
+    value = next(v for k, v in side["environ"].items() if k.startswith("SPONSORSHIP"))
+    base = f"{simulator.base_url}/sponsorships/v1"
+    assert httpx.get(f"{base}/campaigns", headers={"Authorization": "Bearer nope"}).status_code == 401
+    seen, params = [], {"limit": 3}
+    while True:
+        page = httpx.get(f"{base}/campaigns", params=params, headers={"Authorization": f"Bearer {value}"}).json()
+        seen += [r["id"] for r in page["data"]]
+        if not page["next_cursor"]:
+            break
+        params = {"limit": 3, "cursor": page["next_cursor"]}
+    assert len(seen) == len(set(seen)) >= 6
+    later = httpx.get(f"{base}/campaigns", params={"updated_since": "2026-10-02T14:00:00Z"},
+                      headers={"Authorization": f"Bearer {value}"}).json()["data"]
+    assert 0 < len(later) < len(seen) and all(r["updated_at"] >= "2026-10-02T14:00:00Z" for r in later)
+
+
+def test_truth_is_internally_consistent(side):
+    truth, world = side["truth"], side["world"]
+    campaigns = {c.campaign_id: c for c in world.campaigns}
+    credited = [r for r in truth["conversions"] if r["credits"]]
+    assert credited
+    for row in credited:
+        for model in MODELS:
+            assert abs(sum(Decimal(s) for s in row["credits"][model].values()) - 1) < Decimal("1e-20"), (row, model)
+        if row["matched_channel"] != "household":  # deterministic: the whole conversion, every model
+            assert all(list(v.values()) == ["1"] for v in row["credits"].values())
+    # Every channel and every bad kind is represented.
+    assert {r["true_channel"] for r in truth["conversions"]} == {"promo_code", "vanity_url", "utm", "household", "organic"}
+    assert {r["excluded_reason"] for r in truth["conversions"]} >= {"datacenter_ip", "shared_ip"}
+    assert {c.attribution_model for c in world.campaigns} == set(MODELS)
+    assert {c.pricing_model for c in world.campaigns} == {"flat", "cpm"}
+    assert any(c.exclude_prior_customers for c in world.campaigns)
+    assert {(p.position, p.insertion) for p in world.placements} >= {("pre", "dynamic"), ("mid", "baked_in"), ("post", "baked_in")}
+    # Household matching is achievable: few organic buyers fall into a window.
+    tp = sum(1 for r in truth["conversions"] if r["matched_channel"] == "household" and r["true_campaigns"])
+    fp = sum(1 for r in truth["conversions"] if r["matched_channel"] == "household" and not r["true_campaigns"])
+    assert tp / (tp + fp) >= 0.95 and fp >= 1
+    # Cost, ROI and ROAS from the truth's own numbers.
+    for row in truth["campaigns"]:
+        c = campaigns[row["campaign_id"]]
+        cost = Decimal(row["cost"])
+        if c.pricing_model == "flat":
+            assert cost == c.flat_fee
+        else:
+            assert cost == min(c.budget, (Decimal(row["impressions"]) / 1000 * c.cpm_rate).quantize(Decimal("0.01"), ROUND_HALF_UP))
+        revenue = Decimal(row["selected"]["revenue"])
+        if cost == 0:  # a CPM buy that delivered nothing: no ROI
+            assert row["impressions"] == 0 and row["selected"]["roi"] is None
+            continue
+        assert Decimal(row["selected"]["roi"]) == ((revenue - cost) / cost).quantize(Decimal("0.000001"))
+        assert Decimal(row["selected"]["roas"]) == (revenue / cost).quantize(Decimal("0.000001"))
+        linear = sum(Decimal(r["credits"]["linear"].get(c.campaign_id, "0")) * Decimal(r["net_revenue"])
+                     for r in truth["conversions"] if r["credits"])
+        assert Decimal(row["models"]["linear"]["revenue"]) == linear.quantize(Decimal("0.01"))
+    assert any(Decimal(r["cost"]) == campaigns[r["campaign_id"]].budget for r in truth["campaigns"]
+               if r["pricing_model"] == "cpm")  # a CPM buy capped at its budget
+
+
+def test_conversion_files_sensor_requests_new_files_once(side, monkeypatch):
+    import dagster as dg
+
+    from pipelines import settings as settings_module
+    from pipelines.sensors import conversion_files_sensor
+
+    monkeypatch.setenv("PODCAST_CONVERSION_LANDING_DIR", str(side["root"] / "conversions"))
+    monkeypatch.setenv("PODCAST_LOG_SETTLE_SECONDS", "0")
+    settings_module.get_settings.cache_clear()
+    try:
+        first = conversion_files_sensor(dg.build_sensor_context())
+        assert isinstance(first, dg.RunRequest)
+        files = int(first.tags["conversion_files"])
+        assert files == sum(1 for _ in (side["root"] / "conversions").rglob("*.jsonl*"))
+        context = dg.build_sensor_context()
+        conversion_files_sensor(context)
+        again = conversion_files_sensor(dg.build_sensor_context(cursor=context.cursor))
+        assert isinstance(again, dg.SkipReason)
+    finally:
+        settings_module.get_settings.cache_clear()
