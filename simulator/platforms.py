@@ -276,7 +276,7 @@ class PlatformApis:
         tenant = self._tokens.get(("buzzsprout", token or ""))
         if tenant is None:
             return _json(401, {"error": "Access denied"})
-        return (self._fault(lambda: self._shift_buzzsprout(rest, params, tenant))
+        return (self._fault(shift=lambda: self._shift_buzzsprout(rest, params, tenant))
                 or self._buzzsprout(rest, params, headers, tenant))
 
     def _transistor_request(self, rest: str, params: dict[str, str], headers: Any, method: str) -> Reply:
@@ -284,7 +284,7 @@ class PlatformApis:
         tenant = self._tokens.get(("transistor", key))
         if tenant is None:
             return _json(401, {"errors": [{"title": "Unauthorized"}]})
-        return (self._rate_limit(key) or self._fault(lambda: self._shift_transistor(rest, params, tenant))
+        return (self._rate_limit(key) or self._fault(shift=lambda: self._shift_transistor(rest, params, tenant))
                 or self._transistor(rest, params, tenant))
 
     def _fault(self, kinds: tuple[str, ...] | None = None, replies: dict[str, Any] | None = None,
