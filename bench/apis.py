@@ -19,7 +19,7 @@ back-off waits, storing (COPY + merge + commit) and the rest of our code.
 
 Time-outs and limits are scaled down so the run measures code rather than waiting: the client
 times out after `--timeout` s against a simulator that hangs for twice that, Retry-After is 0,
-and the Transistor limit is raised to 1,000 requests/s so pacing bounds neither run.
+and the Transistor and Podbean limits are raised to 1,000 requests/s so pacing bounds neither run.
 
     python bench/apis.py [--days 4] [--faults 0.2] [--database-url URL]
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -53,8 +54,8 @@ from simulator.platforms import ALL_FAULT_KINDS, API_LAST_DAY, platform_sources
 SEED = 42
 TRANSISTOR_LIMIT = (1000, 1.0)
 
-# The simulator in its own process; it logs the API requests it answered 200 (for the baseline)
-# and writes the log when terminated.
+# The simulator in its own process; it logs the API GETs it answered 200 (for the baseline) and
+# writes the log on SIGUSR1, and again when terminated.
 SERVER = """
 import json, signal, sys
 from simulator.network import build_network
@@ -62,18 +63,22 @@ from simulator.server import SimulatorServer
 args = json.loads(sys.argv[1])
 server = SimulatorServer(build_network(seed=args["seed"]), port=args["port"], api_faults=args["faults"],
                          api_fault_seed=3, api_fault_kinds=tuple(args["kinds"]), api_retry_after=0,
-                         api_hang_seconds=args["hang"], transistor_limit=tuple(args["limit"]))
+                         api_hang_seconds=args["hang"], transistor_limit=tuple(args["limit"]),
+                         podbean_bucket=tuple(args["limit"]))
 log, handle = [], server.apis.handle
 def logged(path, query, headers, method="GET"):
     reply = handle(path, query, headers, method)
-    if reply.status == 200:
+    if reply.status == 200 and method == "GET":
         log.append([path, query, {k: headers[k] for k in ("Authorization", "x-api-key") if headers.get(k)}])
     return reply
 server.apis.handle = logged
-def stop(*_):
+def dump(*_):
     with open(args["log"], "w") as out:
         json.dump({"requests": log, "faults": server.apis.faults_served}, out)
+def stop(*_):
+    dump()
     sys.exit(0)
+signal.signal(signal.SIGUSR1, dump)
 signal.signal(signal.SIGTERM, stop)
 server.serve_forever()
 """
@@ -100,6 +105,17 @@ class Simulator:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError("simulator did not start")
+
+    def log(self) -> dict:
+        """The requests answered so far."""
+        self.log_file.unlink(missing_ok=True)
+        self.process.send_signal(signal.SIGUSR1)
+        for _ in range(300):
+            try:
+                return json.loads(self.log_file.read_text())
+            except (FileNotFoundError, ValueError):  # not written yet, or not completely
+                time.sleep(0.1)
+        raise RuntimeError("the simulator did not write its request log")
 
     def stop(self) -> dict:
         self.process.terminate()
@@ -187,14 +203,12 @@ def measure(args, work: Path, network, start: date, end: date) -> None:
         try:
             sources, environ = sources_for(network, clean_sim.base_url, args.timeout)
             clean, clean_seconds, synced = full_sync(url, sources, environ, start, end, "bench-clean")
+            clean_log = clean_sim.log()
+            concurrency = max(getattr(sources, name).concurrency or 4 for name in synced)
+            # The same simulator answers the baseline: the OAuth tokens the sync obtained stay valid.
+            base_seconds, base_bytes, base_errors = replay(clean_sim.base_url, clean_log["requests"], concurrency)
         finally:
-            clean_log = clean_sim.stop()
-        concurrency = max(getattr(sources, name).concurrency or 4 for name in synced)
-        replay_sim = Simulator(work, "replay", 0.0, 2 * args.timeout)
-        try:
-            base_seconds, base_bytes, base_errors = replay(replay_sim.base_url, clean_log["requests"], concurrency)
-        finally:
-            replay_sim.stop()
+            clean_sim.stop()
 
         empty_tables(url)
         faulty_sim = Simulator(work, "faulty", args.faults, 2 * args.timeout)
