@@ -13,12 +13,13 @@ into logs, exceptions or Dagster metadata.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,10 +103,17 @@ class ApiResponse:
 
 @dataclass
 class ApiStats:
+    """Counts and time of a client. `network_seconds` is the time spent inside HTTP exchanges
+    (from sending a request to the last byte of its body, a concurrency slot held), summed over
+    requests; `wait_seconds` the client-side pacing; `backoff_seconds` the waits between
+    attempts of a retried request."""
+
     requests: int = 0
     retries: int = 0
     retry_reasons: dict[str, int] = field(default_factory=dict)
     wait_seconds: float = 0.0
+    network_seconds: float = 0.0
+    backoff_seconds: float = 0.0
 
 
 class _RateLimiter:
@@ -196,7 +204,7 @@ class ApiClient:
         with self._stats_lock:
             self.stats.requests += 1
         try:
-            with self._slots, self.client.stream("GET", url, params=params, headers=headers) as response:
+            with self._slots, self._exchange(url, params, headers) as response:
                 status = response.status_code
                 if status in RETRYABLE_STATUS:
                     raise _Retryable(f"http_{status}", f"server answered {status}", status,
@@ -206,17 +214,31 @@ class ApiClient:
                 if status >= 300:
                     raise ApiError(f"http_{status}", f"server answered {status}{_error_excerpt(response)}", status)
                 body = _read_capped(response, self.policy.max_bytes)
-                try:
-                    data = json.loads(body)
-                except ValueError as exc:  # a body cut short in transit, or an error page
-                    raise _Retryable("invalid_json", f"{len(body)} bytes that are not JSON ({exc.msg})", status) from exc
-                return ApiResponse(status, data, dict(response.headers))
+                response_headers = dict(response.headers)
         except FetchError as exc:
             raise ApiError(exc.code, exc.detail, exc.status_code) from exc
         except httpx.TimeoutException as exc:
             raise _Retryable("timeout", f"{type(exc).__name__} after {self.policy.timeout_seconds}s") from exc
         except httpx.TransportError as exc:
             raise _Retryable("connection_error", type(exc).__name__) from exc
+        try:
+            data = json.loads(body)
+        except ValueError as exc:  # a body cut short in transit, or an error page
+            raise _Retryable("invalid_json", f"{len(body)} bytes that are not JSON ({exc.msg})", status) from exc
+        return ApiResponse(status, data, response_headers)
+
+    @contextlib.contextmanager
+    def _exchange(self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str]) -> Iterator[httpx.Response]:
+        """`client.stream` GET, timed into `stats.network_seconds` (what the caller does with the
+        response inside the block, reading the body included, counts as network time too)."""
+        started = time.perf_counter()
+        try:
+            with self.client.stream("GET", url, params=params, headers=headers) as response:
+                yield response
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._stats_lock:
+                self.stats.network_seconds += elapsed
 
     def _backoff(self, exc: Exception) -> bool | float:
         if not isinstance(exc, _Retryable):
@@ -236,6 +258,7 @@ class ApiClient:
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         sent = self._headers(headers)
         attempts = 0
+        failed_at: float | None = None
         try:
             for attempt in stamina.retry_context(
                 on=self._backoff,
@@ -246,8 +269,15 @@ class ApiClient:
                 wait_jitter=self.policy.wait_initial_seconds,
             ):
                 with attempt:
+                    if failed_at is not None:
+                        with self._stats_lock:
+                            self.stats.backoff_seconds += time.perf_counter() - failed_at
                     attempts += 1
-                    response = self._once(url, params, sent)
+                    try:
+                        response = self._once(url, params, sent)
+                    except _Retryable:
+                        failed_at = time.perf_counter()
+                        raise
         except _Retryable as exc:
             raise ApiError(exc.code, f"gave up after {attempts} attempts: {exc}", exc.status_code) from None
         response.attempts = attempts

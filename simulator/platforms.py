@@ -7,10 +7,16 @@ enclosure URL), and daily downloads are a deterministic function of the seed, th
 the day, so `platform_truth` can say exactly what a clean sync must store.
 
 A small share of download records is planted bad (no episode id on Buzzsprout, a negative
-count on Transistor): a correct sync quarantines them with a reason.
+count on Transistor, a media type that is neither audio nor video in Buzzsprout's per-download
+records): a correct sync quarantines them with a reason.
 
 Fault mode: `faults` is the share of API requests that fail (429 with Retry-After, 5xx, a
-response that comes too late, or JSON cut short), drawn from a seeded generator.
+response that comes too late, or JSON cut short), drawn from a seeded generator among
+`fault_kinds`. The kind "shift" (opt-in: `ALL_FAULT_KINDS`) fails nothing: it publishes while
+a client pages through a list, as a host does during a sync. A new episode goes to the head of
+the Transistor lists (newest first), a late download to the head of a Buzzsprout per-download
+list, so offset paging repeats a record and misses the new one. `platform_truth` and
+`download_details_truth` take the `PlatformApis` to include what was published that way.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -35,7 +42,10 @@ RESTATED_DAYS = 2                  # a restatement changes the numbers of the la
 BAD_RECORD_MODULUS = 173           # about one record in 173 is planted bad
 TRANSISTOR_PER_PAGE_MAX = 100
 BUZZSPROUT_PER_PAGE_MAX = 1000
-FAULT_KINDS = ("429", "500", "502", "503", "timeout", "truncated")
+FAULT_KINDS = ("429", "500", "502", "503", "timeout", "truncated")  # the default kinds: transport faults
+SHIFT = "shift"                                # a list grows at its head between page requests
+ALL_FAULT_KINDS = (*FAULT_KINDS, SHIFT)
+BAD_DETAIL_MODULUS = 401           # about one per-download record in 401 has an invalid media type
 API_PLATFORMS = ("buzzsprout", "transistor", "podbean", "simplecast")  # hosts whose API the simulator serves
 
 
@@ -141,9 +151,11 @@ def is_bad_record(seed: int, platform: str, episode_id: str, day: date) -> bool:
     return _digest(seed, platform, "bad", episode_id, day.isoformat()) % BAD_RECORD_MODULUS == 0
 
 
-def platform_truth(network: Network, first_day: date, last_day: date, revision: int = 0) -> dict[str, Any]:
+def platform_truth(network: Network, first_day: date, last_day: date, revision: int = 0,
+                   apis: PlatformApis | None = None) -> dict[str, Any]:
     """What a clean sync of [first_day, last_day] must store, and what it must quarantine, once
-    the APIs have published `revision` restatements."""
+    the APIs have published `revision` restatements (and, given `apis`, what its "shift"
+    faults published: new episodes, late downloads)."""
     from simulator import platform_hosts  # it builds on this module
 
     out: dict[str, Any] = {
@@ -156,11 +168,13 @@ def platform_truth(network: Network, first_day: date, last_day: date, revision: 
     hosted_all = hosted_shows(network)
     for hosted in hosted_all:
         p = hosted.platform
-        for ep in hosted.episodes:
+        for ep in apis.episodes_of(hosted) if apis else hosted.episodes:
             out["episodes"][p].add((hosted.tenant_id, hosted.source_id, ep.episode_id, ep.guid))
             day = first_day
             while day <= min(last_day, API_LAST_DAY):
                 n = daily_downloads(network.seed, p, ep, day, revision)
+                if n is not None and apis is not None:
+                    n += len(apis.late_downloads.get((ep.episode_id, day), ()))
                 keep = n is not None and (n > 0 or p != "buzzsprout")  # Buzzsprout lists no zero days
                 if keep and is_bad_record(network.seed, p, ep.episode_id, day):
                     out["quarantined"][p][(hosted.tenant_id, hosted.source_id, day)] += 1
@@ -200,10 +214,16 @@ class PlatformApis:
         retry_after: int = 1, hang_seconds: float = 6.0,
         transistor_limit: tuple[int, float] = (10, 10.0), transistor_links: bool = True,
         podbean_bucket: tuple[int, float] | None = None, podbean_token_seconds: float | None = None,
+        fault_kinds: tuple[str, ...] = FAULT_KINDS,
     ):
         from simulator.platform_hosts import HostApis  # it builds on this module
 
         self.network = network
+        self.fault_kinds = tuple(fault_kinds)
+        # What "shift" faults published: new episodes per (platform, show), newest first, and
+        # late per-download records per (episode id, day), newest first.
+        self.published: dict[tuple[str, str], list[ApiEpisode]] = {}
+        self.late_downloads: dict[tuple[str, date], list[dict[str, Any]]] = {}
         self.transistor_links = transistor_links  # False: documents page by `meta` alone
         self.revision = 0  # restatements published so far (`restate`)
         self.base_url = base_url
@@ -258,25 +278,34 @@ class PlatformApis:
         tenant = self._tokens.get(("buzzsprout", token or ""))
         if tenant is None:
             return _json(401, {"error": "Access denied"})
-        return self._fault() or self._buzzsprout(rest, params, headers, tenant)
+        return (self._fault(shift=lambda: self._shift_buzzsprout(rest, params, tenant))
+                or self._buzzsprout(rest, params, headers, tenant))
 
     def _transistor_request(self, rest: str, params: dict[str, str], headers: Any, method: str) -> Reply:
         key = headers.get("x-api-key") or ""
         tenant = self._tokens.get(("transistor", key))
         if tenant is None:
             return _json(401, {"errors": [{"title": "Unauthorized"}]})
-        return self._rate_limit(key) or self._fault() or self._transistor(rest, params, tenant)
+        return (self._rate_limit(key) or self._fault(shift=lambda: self._shift_transistor(rest, params, tenant))
+                or self._transistor(rest, params, tenant))
 
-    def _fault(self, kinds: tuple[str, ...] = FAULT_KINDS, replies: dict[str, Any] | None = None) -> Reply | None:
-        """A fault for a `faults` share of requests, of one of `kinds`; `replies` answers the
-        kinds a platform adds (kind -> function returning the reply)."""
+    def _fault(self, kinds: tuple[str, ...] | None = None, replies: dict[str, Any] | None = None,
+               shift: Callable[[], bool] | None = None) -> Reply | None:
+        """A fault for a `faults` share of requests, of one of `kinds` (default: the simulator's
+        `fault_kinds`); `replies` answers the kinds a platform adds (kind -> function returning
+        the reply). A drawn "shift" calls `shift` (which publishes at the head of the list this
+        request pages through, if it pages one) and fails nothing."""
         if not self.faults:
             return None
         with self._lock:
             if self._rng.random() >= self.faults:
                 return None
-            kind = self._rng.choice(kinds)
+            kind = self._rng.choice(kinds or self.fault_kinds)
+            if kind == SHIFT and not (shift is not None and shift()):
+                return None
             self.faults_served[kind] = self.faults_served.get(kind, 0) + 1
+        if kind == SHIFT:
+            return None
         if replies and kind in replies:
             return replies[kind]()
         if kind == "429":
@@ -302,6 +331,51 @@ class PlatformApis:
                 return _json(429, {"errors": [{"title": "Rate limit exceeded"}]}, {"Retry-After": str(math.ceil(window))})
         return None
 
+    # -- "shift": publishing while a client pages (called under the lock) ----------------------
+    def episodes_of(self, hosted: HostedShow) -> tuple[ApiEpisode, ...]:
+        """A show's episodes as its API lists them now: those published during the run first."""
+        return (*self.published.get((hosted.platform, hosted.source_id), ()), *hosted.episodes)
+
+    def _publish_episode(self, hosted: HostedShow) -> None:
+        extra = self.published.setdefault((hosted.platform, hosted.source_id), [])
+        newest = max(e.published_at for e in self.episodes_of(hosted))
+        number = len(hosted.show.episodes) + len(extra) + 1
+        episode_id = str((1 if hosted.platform == "buzzsprout" else 2) * 10_000_000 + hosted.show_index * 1000 + number)
+        extra.insert(0, ApiEpisode(episode_id=episode_id, guid=f"{hosted.platform.title()}-{episode_id}",
+                                   title=f"Episode {number} (published during the sync)",
+                                   published_at=newest + timedelta(hours=1), duration=1800, audio_url=None,
+                                   number=number, season=None))
+
+    def _shift_transistor(self, rest: str, params: dict[str, str], tenant: str) -> bool:
+        parts = rest.split("/")
+        source_id = params.get("show_id", "") if parts == ["episodes"] else (
+            parts[1] if len(parts) == 3 and parts[0] == "analytics" and parts[2] == "episodes" else None)
+        hosted = self._hosted.get(("transistor", source_id or ""))
+        if hosted is None or hosted.tenant_id != tenant:
+            return False
+        self._publish_episode(hosted)
+        return True
+
+    def _shift_buzzsprout(self, rest: str, params: dict[str, str], tenant: str) -> bool:
+        parts = rest.removesuffix(".json").split("/")
+        hosted = self._hosted.get(("buzzsprout", parts[0]))
+        if len(parts) != 3 or parts[2] != "downloads" or hosted is None or hosted.tenant_id != tenant:
+            return False
+        episode = next((e for e in hosted.episodes if e.episode_id == parts[1]), None)
+        try:
+            day = date.fromisoformat(params.get("date") or "")
+        except ValueError:
+            return False
+        if episode is None or day > API_LAST_DAY or episode.published_at.date() > day:
+            return False
+        late = self.late_downloads.setdefault((episode.episode_id, day), [])
+        seed = self.network.seed
+        rng = random.Random(_digest(seed, "late-download", episode.episode_id, day.isoformat(), len(late)))
+        record = _download_record(rng)
+        record["id"] = f"{_digest(seed, 'late-download-id', episode.episode_id, day.isoformat(), len(late)):016x}"
+        late.insert(0, record)
+        return True
+
     # -- Buzzsprout -------------------------------------------------------------------------
     def _buzzsprout(self, rest: str, params: dict[str, str], headers: Any, tenant: str) -> Reply:
         parts = rest.split("/")
@@ -312,7 +386,7 @@ class PlatformApis:
         if hosted is None or hosted.tenant_id != tenant:
             return _json(404, {"error": "Not Found"})
         if parts[1:] == ["episodes"]:
-            body = json.dumps([self._buzzsprout_episode(e) for e in hosted.episodes], separators=(",", ":")).encode()
+            body = json.dumps([self._buzzsprout_episode(e) for e in self.episodes_of(hosted)], separators=(",", ":")).encode()
             etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
             if headers.get("If-None-Match") == etag:
                 return Reply(304, b"", {"ETag": etag})
@@ -323,14 +397,16 @@ class PlatformApis:
         seed = self.network.seed
         if parts[1:] == ["downloads"]:
             rows = []
-            for ep in hosted.episodes:
+            for ep in self.episodes_of(hosted):
                 n = daily_downloads(seed, "buzzsprout", ep, day, self.revision)
+                if n is not None:
+                    n += len(self.late_downloads.get((ep.episode_id, day), ()))
                 if n:
                     bad = is_bad_record(seed, "buzzsprout", ep.episode_id, day)
                     rows.append({"episode_id": None if bad else int(ep.episode_id), "total": n})
             return _json(200, rows)
         if len(parts) == 3 and parts[2] == "downloads":
-            episode = next((e for e in hosted.episodes if e.episode_id == parts[1]), None)
+            episode = next((e for e in self.episodes_of(hosted) if e.episode_id == parts[1]), None)
             if episode is None:
                 return _json(404, {"error": "Not Found"})
             try:
@@ -338,7 +414,9 @@ class PlatformApis:
                 per_page = min(BUZZSPROUT_PER_PAGE_MAX, max(1, int(params.get("per_page", "100"))))
             except ValueError:
                 return _json(422, {"error": {"code": "invalid", "message": "page must be a number", "param": "page"}})
-            downloads = download_details(seed, episode, day, self.revision)
+            with self._lock:
+                late = list(self.late_downloads.get((episode.episode_id, day), ()))
+            downloads = late + download_details(seed, episode, day, self.revision)
             chunk = downloads[(page - 1) * per_page: page * per_page]
             has_more = page * per_page < len(downloads)
             return _json(200, {
@@ -380,7 +458,7 @@ class PlatformApis:
             hosted = self._hosted.get(("transistor", params.get("show_id", "")))
             if hosted is None or hosted.tenant_id != tenant:
                 return _json(404, {"errors": [{"title": "Not found"}]})
-            episodes = sorted(hosted.episodes, key=lambda e: e.published_at, reverse=True)
+            episodes = sorted(self.episodes_of(hosted), key=lambda e: e.published_at, reverse=True)
             chunk, meta, links = self._page(episodes, page, per, "/transistor/v1/episodes", params)
             data = [{
                 "id": e.episode_id, "type": "episode",
@@ -400,7 +478,7 @@ class PlatformApis:
             except ValueError:
                 return _json(400, {"errors": [{"title": "dates must be dd-mm-yyyy"}]})
             end = min(end, API_LAST_DAY)
-            episodes = sorted(hosted.episodes, key=lambda e: e.published_at, reverse=True)
+            episodes = sorted(self.episodes_of(hosted), key=lambda e: e.published_at, reverse=True)
             chunk, meta, links = self._page(episodes, page, per, f"/transistor/v1/{rest}", params)
             seed = self.network.seed
             rows = []
@@ -442,18 +520,64 @@ PLACES = (("US", "California", "San Francisco", "North America"), ("GB", "Englan
           ("DE", "Berlin", "Berlin", "Europe"), ("FR", None, None, "Europe"), ("BR", "São Paulo", "São Paulo", "South America"))
 
 
+def _download_record(rng: random.Random) -> dict[str, Any]:
+    device, device_type = rng.choice(DEVICES)
+    country, region, city, continent = rng.choice(PLACES)
+    return {"app": rng.choice(APPS), "device": device, "device_type": device_type, "country_code": country,
+            "region": region, "city": city, "continent": continent,
+            "media_type": "video" if rng.random() < 0.03 else "audio"}
+
+
+def is_bad_detail(seed: int, download_id: str) -> bool:
+    return _digest(seed, "bad-detail", download_id) % BAD_DETAIL_MODULUS == 0
+
+
 def download_details(seed: int, episode: ApiEpisode, day: date, revision: int = 0) -> list[dict[str, Any]]:
-    """One record per download of the day: what the per-download endpoint pages through."""
+    """One record per download of the day, newest first (restated downloads come first): what
+    the per-download endpoint pages through. Each has a stable `id`; a planted few carry a
+    media type that is neither audio nor video."""
     n = daily_downloads(seed, "buzzsprout", episode, day, revision) or 0
     rng = random.Random(_digest(seed, "details", episode.episode_id, day.isoformat()))
     rows = []
-    for _ in range(n):
-        device, device_type = rng.choice(DEVICES)
-        country, region, city, continent = rng.choice(PLACES)
-        rows.append({"app": rng.choice(APPS), "device": device, "device_type": device_type, "country_code": country,
-                     "region": region, "city": city, "continent": continent,
-                     "media_type": "video" if rng.random() < 0.03 else "audio"})
+    for ordinal in range(n):
+        record = _download_record(rng)
+        record["id"] = f"{_digest(seed, 'download-id', episode.episode_id, day.isoformat(), ordinal):016x}"
+        if is_bad_detail(seed, record["id"]):
+            record["media_type"] = "hologram"
+        rows.append(record)
+    rows.reverse()
     return rows
+
+
+DETAIL_FIELDS = ("app", "device", "device_type", "country_code", "region", "city", "continent", "media_type")
+
+
+def download_details_truth(network: Network, first_day: date, last_day: date, revision: int = 0,
+                           apis: PlatformApis | None = None) -> dict[str, Any]:
+    """What a sync of Buzzsprout's per-download records over [first_day, last_day] must store:
+    {(tenant, podcast id, episode id, day, download id): record fields}, and how many records
+    per (tenant, podcast id, day) it must quarantine. Records are read for the episodes a day's
+    totals name, so a day whose total is planted bad (no episode id) has none."""
+    stored: dict[tuple, dict[str, Any]] = {}
+    quarantined: Counter = Counter()
+    seed = network.seed
+    for hosted in hosted_shows(network):
+        if hosted.platform != "buzzsprout":
+            continue
+        for ep in apis.episodes_of(hosted) if apis else hosted.episodes:
+            day = first_day
+            while day <= min(last_day, API_LAST_DAY):
+                late = list(apis.late_downloads.get((ep.episode_id, day), ())) if apis else []
+                records = late + download_details(seed, ep, day, revision)
+                if records and not is_bad_record(seed, "buzzsprout", ep.episode_id, day):
+                    for record in records:
+                        if record["media_type"] not in ("audio", "video"):
+                            quarantined[(hosted.tenant_id, hosted.source_id, day)] += 1
+                        else:
+                            key = (hosted.tenant_id, hosted.source_id, ep.episode_id, day, record["id"])
+                            stored[key] = {f: record[f] for f in DETAIL_FIELDS}
+                day += timedelta(days=1)
+    return {"stored": stored, "quarantined": quarantined}
 
 
 def platform_sources(network: Network, base_url: str, **options: Any) -> tuple[dict[str, Any], dict[str, str]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from simulator.feeds import render_feed
 from simulator.network import Network, Show
-from simulator.platforms import PlatformApis
+from simulator.platforms import FAULT_KINDS, PlatformApis
 
 OVERSIZED_BYTES = 5_000_000
 SLOW_SECONDS = 1.0
@@ -49,6 +49,7 @@ class SimulatorServer:
         api_retry_after: int = 1, api_hang_seconds: float | None = None,
         transistor_limit: tuple[int, float] = (10, 10.0), transistor_links: bool = True,
         podbean_bucket: tuple[int, float] | None = None, podbean_token_seconds: float | None = None,
+        api_fault_kinds: tuple[str, ...] = FAULT_KINDS,
     ):
         self.network = network
         self.hang_seconds = hang_seconds
@@ -67,7 +68,7 @@ class SimulatorServer:
             network, self.base_url, faults=api_faults, fault_seed=api_fault_seed, retry_after=api_retry_after,
             hang_seconds=hang_seconds if api_hang_seconds is None else api_hang_seconds,
             transistor_limit=transistor_limit, transistor_links=transistor_links,
-            podbean_bucket=podbean_bucket, podbean_token_seconds=podbean_token_seconds,
+            podbean_bucket=podbean_bucket, podbean_token_seconds=podbean_token_seconds, fault_kinds=api_fault_kinds,
         )
         self._thread: threading.Thread | None = None
         self.campaign_apis = None  # the sponsorship and shop APIs, once `attach_campaigns` is called

@@ -214,7 +214,7 @@ def test_per_download_detail_pages_add_up_to_the_daily_total(clean_sim):
     assert total > 14 and len(pages) == -(-total // 7)
     records = [r for _, page, _ in pages for r in page]
     assert len(records) == total
-    assert {"app", "device", "device_type", "country_code", "region", "city", "continent", "media_type"} == set(records[0])
+    assert {"id", "app", "device", "device_type", "country_code", "region", "city", "continent", "media_type"} == set(records[0])
     assert pages[-1][2] is None and [p for p, _, _ in pages] == list(range(1, len(pages) + 1))
 
 

@@ -32,6 +32,28 @@ create table if not exists raw.buzzsprout_episode_downloads_daily (
     primary key (tenant_id, podcast_id, episode_id, download_date)
 );
 
+-- One row per download from Buzzsprout's per-download endpoint (no payload column: the columns
+-- are the whole record). Keyed by the download's id, so a page read twice stores its rows once.
+create table if not exists raw.buzzsprout_episode_download_details (
+    tenant_id      text not null,
+    podcast_id     text not null,
+    episode_id     text not null,
+    download_date  date not null,
+    download_id    text not null,
+    app            text,
+    device         text,
+    device_type    text,
+    country_code   text,
+    region         text,
+    city           text,
+    continent      text,
+    media_type     text not null,
+    _ingested_at   timestamptz not null default now(),
+    _source        text not null default 'buzzsprout',
+    _batch_id      text,
+    primary key (tenant_id, podcast_id, episode_id, download_date, download_id)
+);
+
 create table if not exists raw.transistor_episodes (
     tenant_id         text not null,
     show_id           text not null,

@@ -4,12 +4,20 @@ with their cursor, and the `Platform` base class a platform module implements.
 Every unit of work (a page of episodes, a day of downloads, a page of an analytics window) is
 written in one transaction together with its stream's cursor in `ops.platform_sync_cursors`.
 An interrupted sync therefore resumes after the last unit it stored, and a repeated unit
-changes nothing (upserts only touch rows whose values differ).
+changes nothing: a unit's rows are COPied into a temporary table and merged with one statement
+that inserts new keys and updates only rows whose values differ (an unchanged row keeps its
+version).
+
+Units other than a stream's last commit asynchronously (`synchronous_commit = off`): should the
+database server crash, it may lose the latest units, but always with their cursor, so the sync
+reads them again; the unit that completes a stream commits durably, and with it all before it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +26,7 @@ from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from resources.platform_http import ApiClient, ApiPolicy
@@ -77,9 +86,15 @@ class SyncStats:
     failed_sources: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     retries: Counter = field(default_factory=Counter)
+    show_seconds: float = 0.0      # the shows' syncs, summed over shows (run side by side)
+    store_seconds: float = 0.0     # inside `ShowSync.store` (COPY, merge, quarantine, cursor, commit)
+    network_seconds: float = 0.0   # inside HTTP exchanges (`ApiStats.network_seconds` of the clients)
+    wait_seconds: float = 0.0      # pacing and retry back-off (`ApiStats`)
 
     def merge(self, other: SyncStats) -> None:
         self.units += other.units
+        self.show_seconds += other.show_seconds
+        self.store_seconds += other.store_seconds
         self.resumed += other.resumed
         self.not_modified += other.not_modified
         self.rows_written.update(other.rows_written)
@@ -93,6 +108,8 @@ class SyncStats:
             "not_modified": self.not_modified, "rows_seen": dict(self.rows_seen),
             "rows_inserted_or_changed": dict(self.rows_written), "quarantined_by_reason": dict(self.quarantined),
             "failed_sources": dict(self.failed_sources), "requests": self.requests, "retries_by_reason": dict(self.retries),
+            "network_seconds": round(self.network_seconds, 2), "store_seconds": round(self.store_seconds, 2),
+            "wait_seconds": round(self.wait_seconds, 2),
         }
 
 
@@ -169,27 +186,58 @@ class Stream:
         return sql.Identifier("raw", self.table)
 
 
-def upsert_sql(stream: Stream, source_column: str) -> tuple[sql.Composed, tuple[str, ...]]:
-    """Insert, or update a row whose values differ (an unchanged row keeps its version)."""
+def _names(cols) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, cols))
+
+
+STAGE_TRUNCATE_ROWS = 5000  # dead rows a stage table may hold before it is truncated
+
+
+@dataclass(frozen=True)
+class MergeSql:
+    """The statements that store a unit of a stream: a session-long temporary table, emptied
+    before each unit (by `delete`, the cheapest, and by `truncate` now and then, since nothing
+    vacuums a temporary table), the COPY into it, and the merge from it into the raw table."""
+
+    columns: tuple[str, ...]
+    keys: tuple[str, ...]
+    create_stage: sql.Composed
+    delete_stage: sql.Composed
+    truncate_stage: sql.Composed
+    copy: sql.Composed
+    merge: sql.Composed
+
+
+@functools.cache
+def merge_sql(stream: Stream, source_column: str) -> MergeSql:
+    """Insert new keys, update a row only where its values differ (an unchanged row keeps its
+    version, and the merge's row count is the rows inserted or changed)."""
     columns = ("tenant_id", source_column, *stream.keys, *stream.values, "_batch_id")
-
-    def names(cols) -> sql.Composed:
-        return sql.SQL(", ").join(map(sql.Identifier, cols))
-
-    statement = sql.SQL(
-        "insert into {table} as t ({columns}) values ({placeholders}) on conflict ({keys}) "
-        "do update set {assignments}, _ingested_at = now() where {changed}"
-    ).format(
-        table=stream.qualified_table,
-        columns=names(columns),
-        placeholders=sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
-        keys=names(("tenant_id", source_column, *stream.keys)),
-        assignments=sql.SQL(", ").join(
-            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in (*stream.values, "_batch_id")),
-        changed=sql.SQL(" or ").join(
-            sql.SQL("t.{c} is distinct from excluded.{c}").format(c=sql.Identifier(c)) for c in stream.values),
+    keys = ("tenant_id", source_column, *stream.keys)
+    stage = sql.Identifier(f"stage_{stream.table}")
+    return MergeSql(
+        columns=columns,
+        keys=keys,
+        create_stage=sql.SQL(
+            "create temporary table if not exists {stage} as select {columns} from {table} with no data"
+        ).format(stage=stage, columns=_names(columns), table=stream.qualified_table),
+        delete_stage=sql.SQL("delete from pg_temp.{stage}").format(stage=stage),
+        truncate_stage=sql.SQL("truncate pg_temp.{stage}").format(stage=stage),
+        copy=sql.SQL("copy pg_temp.{stage} ({columns}) from stdin").format(stage=stage, columns=_names(columns)),
+        merge=sql.SQL(
+            "insert into {table} as t ({columns}) select {columns} from pg_temp.{stage} on conflict ({keys}) "
+            "do update set {assignments}, _ingested_at = now() where {changed}"
+        ).format(
+            table=stream.qualified_table,
+            columns=_names(columns),
+            stage=stage,
+            keys=_names(keys),
+            assignments=sql.SQL(", ").join(
+                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in (*stream.values, "_batch_id")),
+            changed=sql.SQL(" or ").join(
+                sql.SQL("t.{c} is distinct from excluded.{c}").format(c=sql.Identifier(c)) for c in stream.values),
+        ),
     )
-    return statement, columns
 
 
 def read_cursor(conn: psycopg.Connection, platform: str, tenant_id: str, source_id: str, stream: str) -> dict[str, Any] | None:
@@ -231,6 +279,22 @@ class ShowSync:
     sync_id: str
     stats: SyncStats
     checkpoint: Checkpoint
+    # The show's own connection (opened on first use, autocommit; stores run in explicit
+    # transactions) and, per stream whose stage table it holds, the rows deleted from that
+    # table since it was last truncated.
+    _conn: psycopg.Connection | None = field(default=None, repr=False)
+    _staged: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.url, autocommit=True)
+            self._staged = {}
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def wants(self, stream: str) -> bool:
         return stream in self.streams and (not self.platform.stream(stream).daily or self.window is not None)
@@ -240,8 +304,7 @@ class ShowSync:
         return None if self.start is None or self.end is None else [self.start.isoformat(), self.end.isoformat()]
 
     def cursor(self, stream: str) -> dict[str, Any] | None:
-        with psycopg.connect(self.url) as conn:
-            return read_cursor(conn, self.platform.name, self.show.tenant_id, self.show.source_id, stream)
+        return read_cursor(self.connection(), self.platform.name, self.show.tenant_id, self.show.source_id, stream)
 
     def resume(self, stream: str) -> str | dict[str, Any] | None:
         """`resume_point` of a stream for this sync (daily streams are keyed by their window)."""
@@ -249,34 +312,58 @@ class ShowSync:
         return resume_point(self.cursor(stream), self.sync_id, window)
 
     def store(self, stream: str, rows: list[dict[str, Any]], rejected: list[Rejected], cursor: dict[str, Any]) -> None:
-        """Upsert a unit's rows, quarantine its rejects and move the cursor, in one transaction;
-        then call the checkpoint hook."""
+        """Merge a unit's rows (COPY into a temporary table, one insert ... on conflict from it),
+        quarantine its rejects and move the cursor, in one transaction; then call the checkpoint
+        hook. A key repeated within the unit is stored once, with its last values."""
+        started = time.perf_counter()
         spec = self.platform.stream(stream)
-        statement, columns = upsert_sql(spec, self.platform.source_column)
+        statements = merge_sql(spec, self.platform.source_column)
         tenant_id, source_id = self.show.tenant_id, self.show.source_id
-        with psycopg.connect(self.url) as conn, conn.cursor() as cur:
+        fixed = {"tenant_id": tenant_id, self.platform.source_column: source_id, "_batch_id": self.batch_id}
+        unique: dict[tuple, tuple] = {}
+        for row in rows:
+            record = {**row, **fixed}
+            unique[tuple(record[c] for c in statements.keys)] = tuple(
+                Jsonb(record[c]) if c == "payload" else record[c] for c in statements.columns)
+        conn = self.connection()
+        if unique and stream not in self._staged:
+            conn.execute(statements.create_stage)
+            self._staged[stream] = 0
+        truncate = self._staged.get(stream, 0) >= STAGE_TRUNCATE_ROWS
+        with conn.transaction(), conn.cursor() as cur:
+            durability = sql.SQL("set local synchronous_commit = {}").format(
+                sql.SQL("on" if cursor.get("complete") else "off"))
             written = 0
-            for row in rows:
-                record = {**row, "tenant_id": tenant_id, self.platform.source_column: source_id, "_batch_id": self.batch_id}
-                cur.execute(statement, tuple(json.dumps(record[c]) if c == "payload" else record[c] for c in columns))
-                written += cur.rowcount
-            cur.executemany(
-                "insert into quarantine.platform_records (platform, tenant_id, source_id, stream, record_key, "
-                "reason_code, record_date, detail, payload, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "on conflict (platform, tenant_id, source_id, stream, record_key, reason_code) do update set "
-                "detail = excluded.detail, payload = excluded.payload "
-                "where quarantine.platform_records.payload is distinct from excluded.payload",
-                [(self.platform.name, tenant_id, source_id, stream, r.record_key, r.reason_code, r.record_date,
-                  r.detail, json.dumps(r.payload, default=str), self.batch_id) for r in rejected],
-            )
+            if unique:
+                clear = statements.truncate_stage if truncate else statements.delete_stage
+                cur.execute(sql.SQL("; ").join([durability, clear]))
+                with cur.copy(statements.copy) as copy:
+                    for values in unique.values():
+                        copy.write_row(values)
+                cur.execute(statements.merge)
+                written = cur.rowcount
+            else:
+                cur.execute(durability)
+            if rejected:
+                cur.executemany(
+                    "insert into quarantine.platform_records (platform, tenant_id, source_id, stream, record_key, "
+                    "reason_code, record_date, detail, payload, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "%s) on conflict (platform, tenant_id, source_id, stream, record_key, reason_code) do update set "
+                    "detail = excluded.detail, payload = excluded.payload "
+                    "where quarantine.platform_records.payload is distinct from excluded.payload",
+                    [(self.platform.name, tenant_id, source_id, stream, r.record_key, r.reason_code, r.record_date,
+                      r.detail, json.dumps(r.payload, default=str), self.batch_id) for r in rejected],
+                )
             cur.execute(
                 "insert into ops.platform_sync_cursors (platform, tenant_id, source_id, stream, cursor, _batch_id) "
                 "values (%s, %s, %s, %s, %s, %s) on conflict (platform, tenant_id, source_id, stream) do update set "
                 "cursor = excluded.cursor, updated_at = now(), _batch_id = excluded._batch_id",
                 (self.platform.name, tenant_id, source_id, stream, json.dumps(cursor), self.batch_id),
             )
-            conn.commit()
+        if unique:
+            self._staged[stream] = len(unique) if truncate else self._staged[stream] + len(unique)
         key = f"{self.platform.name}_{stream}"
+        self.stats.store_seconds += time.perf_counter() - started
         self.stats.units += 1
         self.stats.rows_seen[key] += len(rows)
         self.stats.rows_written[key] += written

@@ -7,6 +7,7 @@ only in request headers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -95,10 +96,13 @@ def sync_platform(
                              batch_id, sync_id or batch_id, SyncStats(), checkpoint))
 
     def run(job: ShowSync) -> Exception | None:
+        started = time.perf_counter()
         try:
             spec.sync_show(job)
         except Exception as exc:  # noqa: BLE001 (one show's failure must not lose the others' work)
             return exc
+        finally:
+            job.stats.show_seconds += time.perf_counter() - started
         return None
 
     try:
@@ -113,9 +117,13 @@ def sync_platform(
         if errors and raise_errors:
             raise errors[0]
     finally:
+        for job in jobs:
+            job.close()
         for client in clients.values():
             stats.requests += client.stats.requests
             stats.retries.update(client.stats.retry_reasons)
+            stats.network_seconds += client.stats.network_seconds
+            stats.wait_seconds += client.stats.wait_seconds + client.stats.backoff_seconds
             client.close()
     return stats
 

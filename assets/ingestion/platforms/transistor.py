@@ -2,6 +2,10 @@
 `pagination[page]`/`pagination[per]`, `meta.currentPage/totalPages` and `links.next`; dates as
 dd-mm-yyyy. The account limit is 10 requests per 10 seconds (then 429 and a 10 s block): the
 client paces itself to it, and honours Retry-After when it is blocked anyway.
+
+Both lists (episodes, and the analytics of a show's episodes) are newest first, so an episode
+published during a sync shifts them: the sync reads them with `paging.read_pages`, which uses
+`meta.totalCount` to notice and re-reads the head.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from urllib.parse import urlsplit
 from assets.ingestion.platforms.base import (
     Platform, PlatformConfig, Rejected, ShowConfig, ShowSync, Stream, count, int_or_none, timestamp,
 )
+from assets.ingestion.platforms.paging import ListCursor, Page, read_pages
 from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret, credential_from_env
 
 MAX_PER_PAGE = 100
@@ -38,45 +43,53 @@ class TransistorClient:
         self.show_id = show_id
         self.per_page = min(per_page, MAX_PER_PAGE)
 
-    def _pages(self, path: str, params: dict[str, Any], start_page: int) -> Iterator[tuple[int, dict[str, Any], int | None]]:
-        url: str | None = path
-        query: dict[str, Any] | None = {**params, "pagination[page]": start_page, "pagination[per]": self.per_page}
-        page = start_page
-        base = urlsplit(self.api.base_url)
-        while url is not None:
-            response = self.api.get(url, query)
-            document = response.data if isinstance(response.data, dict) else None
-            if document is None or "data" not in document:
-                raise ApiError("unexpected_shape", f"no JSON:API document at page {page}", response.status_code)
-            meta = document.get("meta") or {}
-            page = int(meta.get("currentPage") or page)
-            next_url = (document.get("links") or {}).get("next")
-            next_query = None
-            if not next_url and page < int(meta.get("totalPages") or 0):
-                # No `links.next`, but the meta pages say there is more: ask for the next page.
-                next_url, next_query = path, {**params, "pagination[page]": page + 1, "pagination[per]": self.per_page}
-            elif next_url:
-                target = urlsplit(next_url)
-                # The key goes with every request: never follow a link to another host.
-                if (target.scheme, target.netloc) != (base.scheme, base.netloc):
-                    raise ApiError("foreign_next_link", f"links.next points to {target.netloc}")
-            yield page, document, page + 1 if next_url else None
-            url, query = next_url, next_query
-            page += 1
+    def _document(self, path: str, params: dict[str, Any], page: int) -> tuple[dict[str, Any], int | None, int | None]:
+        """(JSON:API document of page `page`, the next page or None, meta.totalCount or None)."""
+        response = self.api.get(path, {**params, "pagination[page]": page, "pagination[per]": self.per_page})
+        document = response.data if isinstance(response.data, dict) else None
+        if document is None or "data" not in document:
+            raise ApiError("unexpected_shape", f"no JSON:API document at page {page}", response.status_code)
+        meta = document.get("meta") or {}
+        current = int_or_none(meta.get("currentPage")) or page
+        next_url = (document.get("links") or {}).get("next")
+        if next_url:
+            target, base = urlsplit(next_url), urlsplit(self.api.base_url)
+            # The key goes with every request: never follow a link to another host.
+            if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+                raise ApiError("foreign_next_link", f"links.next points to {target.netloc}")
+        # `links.next`, or without it the meta pages, say whether there is more.
+        more = bool(next_url) or current < (int_or_none(meta.get("totalPages")) or 0)
+        return document, current + 1 if more else None, int_or_none(meta.get("totalCount"))
+
+    def episodes_page(self, page: int) -> Page:
+        """One page of the show's JSON:API episode resources."""
+        document, next_page, total = self._document("/episodes", {"show_id": self.show_id}, page)
+        return Page(list(document.get("data") or []), next_page, total)
+
+    def episode_downloads_page(self, start: date, end: date, page: int) -> Page:
+        """One page of the show's episodes with their `downloads[{date, downloads}]`."""
+        params = {"start_date": format_date(start), "end_date": format_date(end)}
+        document, next_page, total = self._document(f"/analytics/{self.show_id}/episodes", params, page)
+        attributes = (document.get("data") or {}).get("attributes") or {}
+        return Page(list(attributes.get("episodes") or []), next_page, total)
+
+    @staticmethod
+    def _walk(fetch, start_page: int) -> Iterator[tuple[int, list[dict[str, Any]], int | None]]:
+        page: int | None = start_page
+        while page is not None:
+            result = fetch(page)
+            yield page, result.records, result.next_page
+            page = result.next_page
 
     def episodes(self, start_page: int = 1) -> Iterator[tuple[int, list[dict[str, Any]], int | None]]:
         """(page, JSON:API episode resources, next page or None) from `start_page` on."""
-        for page, document, next_page in self._pages("/episodes", {"show_id": self.show_id}, start_page):
-            yield page, list(document.get("data") or []), next_page
+        return self._walk(self.episodes_page, start_page)
 
     def episode_downloads(
         self, start: date, end: date, start_page: int = 1
     ) -> Iterator[tuple[int, list[dict[str, Any]], int | None]]:
         """(page, episodes with their `downloads[{date, downloads}]`, next page or None)."""
-        params = {"start_date": format_date(start), "end_date": format_date(end)}
-        for page, document, next_page in self._pages(f"/analytics/{self.show_id}/episodes", params, start_page):
-            attributes = (document.get("data") or {}).get("attributes") or {}
-            yield page, list(attributes.get("episodes") or []), next_page
+        return self._walk(lambda page: self.episode_downloads_page(start, end, page), start_page)
 
 
 # -- configuration, validation and sync -----------------------------------------------------
@@ -147,6 +160,10 @@ def download_rows(episodes: list[Any], start: date, end: date) -> tuple[list[dic
     return rows, rejected
 
 
+def _resource_id(item: Any) -> str | None:
+    return str(item["id"]) if isinstance(item, dict) and item.get("id") else None
+
+
 class Transistor(Platform):
     name = "transistor"
     source_column = "show_id"
@@ -173,11 +190,11 @@ class Transistor(Platform):
             resume = job.resume("episodes")
             if resume != "done":
                 job.stats.resumed += bool(resume)
-                first_page = resume["next_page"] if resume else 1
-                for _, resources, next_page in client.episodes(first_page):
+                position = ListCursor.from_json(resume.get("list")) if resume else None
+                for resources, after in read_pages(client.episodes_page, _resource_id, position):
                     rows, rejected = episode_rows(resources)
                     job.store("episodes", rows, rejected, {"window": None, "sync_id": job.sync_id,
-                                                           "next_page": next_page, "complete": next_page is None})
+                                                           "list": after and after.as_json(), "complete": after is None})
         if not job.wants("downloads"):
             return
         resume = job.resume("downloads")
@@ -185,14 +202,16 @@ class Transistor(Platform):
             return
         job.stats.resumed += bool(resume)
         chunk_start = date.fromisoformat(resume["chunk_start"]) if resume else job.start
-        page = resume["next_page"] if resume else 1
+        position = ListCursor.from_json(resume.get("list")) if resume else None
         while chunk_start <= job.end:
             chunk_end = min(job.end, chunk_start + timedelta(days=job.config.chunk_days - 1))
-            for _, episodes, next_page in client.episode_downloads(chunk_start, chunk_end, page):
+            next_chunk = chunk_end + timedelta(days=1)
+            for episodes, after in read_pages(
+                lambda page: client.episode_downloads_page(chunk_start, chunk_end, page), _resource_id, position,
+            ):
                 rows, rejected = download_rows(episodes, chunk_start, chunk_end)
-                next_chunk = chunk_end + timedelta(days=1)
                 job.store("downloads", rows, rejected, {
                     "window": job.window, "sync_id": job.sync_id,
-                    "chunk_start": (chunk_start if next_page else next_chunk).isoformat(),
-                    "next_page": next_page or 1, "complete": next_page is None and next_chunk > job.end})
-            chunk_start, page = chunk_end + timedelta(days=1), 1
+                    "chunk_start": (chunk_start if after else next_chunk).isoformat(),
+                    "list": after and after.as_json(), "complete": after is None and next_chunk > job.end})
+            chunk_start, position = next_chunk, None
