@@ -2,9 +2,9 @@
     Incremental by day: a run replaces the days with downloads counted or removed since its
     last run (see changed_downloads). -#}
 {% macro downloads_daily_rollup(dimensions) -%}
-{{ config(materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'download_date') }}{% endif %}",
-          post_hook="create index if not exists {{ this.name }}_date_idx on {{ this }} (download_date)") }}
+{{ config(indexes=[{'columns': ['download_date']}],
+          materialized='incremental', incremental_strategy='append',
+          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'download_date') }}{% endif %}") }}
 {%- if is_incremental() %}
 {%- set days = changed_downloads_batch('download_date') %}
 {%- endif %}

@@ -1,9 +1,7 @@
-{{ config(materialized='incremental', incremental_strategy='append',
+{{ config(indexes=[{'columns': ['exposure_date']}, {'columns': ['tenant_id', 'household_key']}, {'columns': ['counted_at']}],
+          materialized='incremental', incremental_strategy='append',
           pre_hook="{{ replace_batch_hook('exposure_date', ['tenant_id', 'household_key']) }}",
-          post_hook=["create index if not exists {{ this.name }}_date_idx on {{ this }} (exposure_date)",
-                     "create index if not exists {{ this.name }}_household_idx on {{ this }} (tenant_id, household_key)",
-                     "create index if not exists {{ this.name }}_counted_idx on {{ this }} (counted_at)",
-                     "{{ create_removed_rows_table(['tenant_id', 'household_key']) }}"]) }}
+          post_hook=["{{ create_removed_rows_table(['tenant_id', 'household_key']) }}"]) }}
 -- One row per ad delivered: an IAB download (fct_downloads: never an invalid one) of an episode
 -- a placement covers, on a day within the placement's dates and the campaign's flight, whose
 -- bytes reach the placement's delivery threshold (int_placement_episodes). The household is the

@@ -1,5 +1,5 @@
-{{ config(materialized='table',
-          post_hook="create index if not exists {{ this.name }}_household_idx on {{ this }} (tenant_id, household_key)") }}
+{{ config(indexes=[{'columns': ['tenant_id', 'household_key']}],
+          materialized='table') }}
 -- Households (hashed IP prefixes) that household matching must not use, with the reason:
 --   shared_ip      on some day, more distinct user agents downloaded from the address than one
 --                  home has (offices, campuses, carrier NAT: var attribution_max_household_user_agents);

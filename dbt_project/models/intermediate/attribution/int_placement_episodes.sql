@@ -1,5 +1,5 @@
-{{ config(materialized='table',
-          post_hook="create index if not exists {{ this.name }}_episode_idx on {{ this }} (tenant_id, episode_id)") }}
+{{ config(indexes=[{'columns': ['tenant_id', 'episode_id']}],
+          materialized='table') }}
 -- One row per placement and episode it covers, with the bytes a download must cover for the ad
 -- to count as delivered (IAB): the ad sits at ID3 allowance + offset of the audio (bytes per
 -- second from the episode's size and duration, as for the one-minute rule).

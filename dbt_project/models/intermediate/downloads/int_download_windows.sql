@@ -1,8 +1,6 @@
-{{ config(
-    materialized='incremental', incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.download_windows__groups', 'group_key') }}{% endif %}",
-    post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
-               "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)"]
+{{ config(indexes=[{'columns': ['group_key']}, {'columns': ['refreshed_at']}],
+          materialized='incremental', incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.download_windows__groups', 'group_key') }}{% endif %}"
 ) }}
 -- Requests that passed the request-level rules, grouped into IAB measurement windows per
 -- listener (IP prefix + user agent) and episode. The window type comes from `iab_window`:

@@ -1,10 +1,6 @@
-{{ config(
-    materialized='incremental', incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.iab_filtered__groups', 'group_key') }}{% endif %}",
-    post_hook=["create index if not exists {{ this.name }}_request_idx on {{ this }} (request_id)",
-               "create index if not exists {{ this.name }}_refreshed_idx on {{ this }} (refreshed_at)",
-               "create index if not exists {{ this.name }}_filtered_idx on {{ this }} (filtered_at)",
-               "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)"]
+{{ config(indexes=[{'columns': ['request_id']}, {'columns': ['refreshed_at']}, {'columns': ['filtered_at']}, {'columns': ['group_key']}],
+          materialized='incremental', incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.iab_filtered__groups', 'group_key') }}{% endif %}"
 ) }}
 -- Every request, with the IAB v2.3 reason it is excluded (null: it belongs to a counted
 -- download). Request-level rules come first, then implausible IP volume, then the window

@@ -1,6 +1,6 @@
 {#- A table with an index: the request models join every request to it. -#}
-{{ config(materialized='table',
-          post_hook="create index if not exists {{ this.name }}_media_idx on {{ this }} (tenant_id, media_key)") }}
+{{ config(indexes=[{'columns': ['tenant_id', 'media_key']}],
+          materialized='table') }}
 -- One row per tenant and media file (host + path of the enclosure, measurement prefixes and
 -- query removed), with the bytes a download must cover under IAB v2.3: the ID3 header plus one
 -- minute of audio (from size and duration), or the whole file when shorter or unknown.

@@ -1,10 +1,7 @@
-{{ config(materialized='incremental', incremental_strategy='append',
+{{ config(indexes=[{'columns': ['file_key', 'ingested_at']}, {'columns': ['screened_at']}, {'columns': ['tenant_id', 'ip_hash', 'event_date']}, {'columns': ['group_key']}],
+          materialized='incremental', incremental_strategy='append',
           pre_hook=["{% if is_incremental() %}{{ record_replaced_requests() }}{% else %}drop table if exists {{ replaced_groups_relation(this) }}{% endif %}"],
-          post_hook=["create index if not exists {{ this.name }}_file_idx on {{ this }} (file_key, ingested_at)",
-                     "create index if not exists {{ this.name }}_screened_idx on {{ this }} (screened_at)",
-                     "create index if not exists {{ this.name }}_ip_day_idx on {{ this }} (tenant_id, ip_hash, event_date)",
-                     "create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
-                     "{{ create_replaced_groups_table() }}"]) }}
+          post_hook=["{{ create_replaced_groups_table() }}"]) }}
 -- Every request with its episode, agent, the byte interval it delivered, and the first
 -- request-level IAB rule it fails (null when it may count), stamped with the run that screened
 -- it (`screened_at`, the watermark of the models downstream). Incremental: a run takes the log

@@ -1,6 +1,6 @@
-{{ config(materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.log_file_user_agents__files', 'file_key') }}{% endif %}",
-          post_hook="create index if not exists {{ this.name }}_file_idx on {{ this }} (file_key, ingested_at)") }}
+{{ config(indexes=[{'columns': ['file_key', 'ingested_at']}],
+          materialized='incremental', incremental_strategy='append',
+          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.log_file_user_agents__files', 'file_key') }}{% endif %}") }}
 -- The distinct user agents of each loaded log file, so that classifying the agents does not read
 -- every event on each run. Incremental: the files of the ledger whose current load is not in
 -- yet (see pending_log_files), read through the events' primary key.

@@ -1,8 +1,8 @@
 {#- A table, indexed: the request models join every request to it. (As a view with two view
     parents it was dropped by both parents' `drop ... cascade` on parallel dbt threads, and the
     two drops deadlocked.) -#}
-{{ config(materialized='table',
-          post_hook="create index if not exists {{ this.name }}_agent_idx on {{ this }} (user_agent)") }}
+{{ config(indexes=[{'columns': ['user_agent']}],
+          materialized='table') }}
 -- One row per distinct user agent: the OPAWG deterministic match (bots, apps, libraries,
 -- browsers, first pattern wins), the device, and the IAB rules that override it: malformed
 -- agents and Apple Watch duplicates are dropped, self-declared robots are bots unless a

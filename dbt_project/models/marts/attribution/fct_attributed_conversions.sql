@@ -1,8 +1,7 @@
-{{ config(materialized='incremental', incremental_strategy='append',
+{{ config(indexes=[{'columns': ['attribution_key']}, {'columns': ['campaign_id', 'attribution_model']}],
+          materialized='incremental', incremental_strategy='append',
           pre_hook=["{{ hash_joins_only() }}",
-                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}"],
-          post_hook=["create index if not exists {{ this.name }}_key_idx on {{ this }} (attribution_key)",
-                     "create index if not exists {{ this.name }}_campaign_idx on {{ this }} (campaign_id, attribution_model)"]) }}
+                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}"]) }}
 -- One row per conversion × attribution model × credited campaign, with the campaign's share of
 -- the conversion (shares of a conversion sum to 1 under every model; a conversion no campaign
 -- earned has one row per model with a null campaign and match_type 'unattributed').

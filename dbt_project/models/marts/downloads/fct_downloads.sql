@@ -1,11 +1,7 @@
-{{ config(
-    materialized='incremental', incremental_strategy='append',
+{{ config(indexes=[{'columns': ['group_key']}, {'columns': ['download_date']}, {'columns': ['episode_id']}, {'columns': ['counted_at']}],
+          materialized='incremental', incremental_strategy='append',
     pre_hook="{% if is_incremental() %}{{ record_changed_downloads() }}{% else %}drop table if exists {{ changed_downloads_relation(this) }}{% endif %}",
-    post_hook=["create index if not exists {{ this.name }}_group_idx on {{ this }} (group_key)",
-               "create index if not exists {{ this.name }}_date_idx on {{ this }} (download_date)",
-               "create index if not exists {{ this.name }}_episode_idx on {{ this }} (episode_id)",
-               "create index if not exists {{ this.name }}_counted_idx on {{ this }} (counted_at)",
-               "{{ create_changed_downloads_table() }}"]
+    post_hook=["{{ create_changed_downloads_table() }}"]
 ) }}
 -- One row per IAB v2.3 download: a measurement window of one listener (IP prefix + user
 -- agent) on one episode whose reassembled bytes cover the threshold. Counted on the UTC day

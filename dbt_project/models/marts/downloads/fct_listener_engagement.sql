@@ -1,6 +1,6 @@
-{{ config(materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'episode_id') }}{% endif %}",
-          post_hook="create index if not exists {{ this.name }}_episode_idx on {{ this }} (episode_id)") }}
+{{ config(indexes=[{'columns': ['episode_id']}],
+          materialized='incremental', incremental_strategy='append',
+          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'episode_id') }}{% endif %}") }}
 -- Engagement per episode: downloads, distinct listeners (IP prefix + user agent) and the share
 -- of the file the downloads delivered, as far as bytes tell (a completion estimate, not plays).
 -- Incremental by episode: a run replaces the episodes with downloads counted or removed since
