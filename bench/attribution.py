@@ -10,9 +10,9 @@ households). The download counting itself is measured by bench/ingest.py; this m
 comes after it. Prints:
 
   (a) full build of the attribution models (staging of campaigns and conversions, exposures,
-      attribution, ROI marts), and
-  (b) the incremental build after one more day of downloads and conversions, as a share of (a)
-      (target: <= 5 %);
+      attribution, ROI marts), and of the daily lift mart on its own;
+  (b) the incremental build after one more day of downloads and conversions, as a share of (a),
+      both without the lift mart, which is rebuilt daily rather than with each run (target: <= 5 %);
   (c) ROI per campaign: the mart_campaign_roi build time divided by the number of campaigns,
       and the latency of recomputing one campaign's ROI from the attributed conversions
       (target: < 1 s per campaign).
@@ -180,17 +180,22 @@ def main() -> None:
             for statement in filter(str.strip, CAMPAIGNS_SQL.split(";")):
                 conn.execute(statement, common)
             conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": args.conversions, "day_offset": 0})
+            # Loaded before the runs measured here, as in production (an incremental run re-reads
+            # what was loaded in the last attribution_reprocess_minutes).
+            conn.execute("update raw.attribution_events set _ingested_at = now() - interval '1 day'")
             conn.execute("analyze")
             campaigns = conn.execute("select count(*) from raw.campaigns").fetchone()[0]
         print(f"synthetic volume: {args.downloads:,} downloads, {args.conversions:,} conversion events, "
               f"{campaigns} campaigns ({time.perf_counter() - started:.0f} s to write)")
 
-        full, full_models = dbt("--full-refresh", "--select", *ATTRIBUTION)
+        full, full_models = dbt("--full-refresh", "--select", *ATTRIBUTION, "--exclude", "tag:daily")
+        lift, _ = dbt("--full-refresh", "--select", "tag:daily")
         with psycopg.connect(url) as conn:
             exposures = conn.execute("select count(*) from intermediate.int_exposures").fetchone()[0]
             credited = conn.execute("select count(*) from marts.fct_attributed_conversions "
                                     "where match_type <> 'unattributed'").fetchone()[0]
-        print(f"(a) full attribution build: {full:.1f} s ({exposures:,} exposures, {credited:,} credited rows)")
+        print(f"(a) full attribution build: {full:.1f} s ({exposures:,} exposures, {credited:,} credited rows); "
+              f"the daily lift mart on its own: {lift:.1f} s")
         for name, seconds in sorted(full_models.items(), key=lambda kv: -kv[1])[:6]:
             print(f"      {name}: {seconds:.1f} s")
 
@@ -201,9 +206,11 @@ def main() -> None:
                                          "day_offset": DAYS, "days": 1})
             conn.execute(CONVERSIONS_SQL, {**common, "start": args.conversions,
                                            "stop": args.conversions + day_conversions, "day_offset": DAYS, "days": 1})
-        incremental, incremental_models = dbt("--select", *ATTRIBUTION)
+        # The hourly run: every attribution model but the daily lift (tag `daily`).
+        incremental, incremental_models = dbt("--select", *ATTRIBUTION, "--exclude", "tag:daily")
         print(f"(b) incremental build after one more day ({day_downloads:,} downloads, {day_conversions:,} "
-              f"conversion events): {incremental:.1f} s = {incremental / full:.1%} of the full build (target <= 5 %)")
+              f"conversion events), lift excluded: {incremental:.1f} s = {incremental / full:.1%} of the "
+              f"full build (target <= 5 %)")
         for name, seconds in sorted(incremental_models.items(), key=lambda kv: -kv[1])[:6]:
             print(f"      {name}: {seconds:.1f} s")
 
