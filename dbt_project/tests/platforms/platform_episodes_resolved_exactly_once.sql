@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "int_episodes_unified"}}}) }}
 -- Reconciliation: every platform episode appears exactly once in int_episodes_unified, and
 -- nothing else does. Returns the keys that are missing, doubled or unknown.
 with platform_episodes as (

@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_platform_metrics_daily"}}}) }}
 -- Reconciliation: per platform, fct_platform_metrics_daily has the rows and the metric totals of
 -- the platforms' staging models (nothing lost or doubled by the episode resolution).
 -- Returns the platforms and metrics that differ.
