@@ -73,6 +73,9 @@ def test_identity_resolution_matches_the_ground_truth(warehouse, identity):
     right = [k for k in identity if got[k][0] == expected[k]]
     wrong = {k: (got[k], identity[k]) for k in identity if got[k][0] != expected[k]}
     assert len(right) >= 0.99 * len(identity), list(wrong.items())[:10]
+    # Also among the episodes that do have a feed item in the warehouse alone.
+    matchable = [k for k, v in identity.items() if v.feed_episode]
+    assert len(matchable) > 1000 and len(set(right) & set(matchable)) >= 0.99 * len(matchable)
     # Nothing is matched to a wrong feed episode; a miss can only be an episode left unmatched.
     assert all(got[k][0] is None for k in wrong)
 
