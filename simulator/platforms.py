@@ -2,11 +2,11 @@
 (Podbean- and Simplecast-shaped ones are in `simulator.platform_hosts`).
 
 Every third show is hosted on Buzzsprout (show index % 3 == 0), the next on Transistor
-(% 3 == 1); the rest are hosted elsewhere. API episodes are the feed's items, but as hosts
+(% 3 == 1); the rest are hosted elsewhere. Their API episodes are the feed's items, but as hosts
 really show them: a deterministic share has the host's own guid (some shows were migrated and
 all their guids differ), the media URL without the feed's tracking prefix, behind another prefix,
 with a query string or re-hosted, a cosmetically different title, or a publication time a few
-hours off. A few shows also have API-only episodes (private bonus episodes, unpublished
+hours off. A few of these shows also have API-only episodes (private bonus episodes, unpublished
 trailers) that no feed lists. `episode_identity_truth` says which feed item each API episode is.
 Daily downloads are a deterministic function of the seed, the episode and the day, so
 `platform_truth` can say exactly what a clean sync must store.
@@ -95,9 +95,11 @@ def _api_episode(platform: str, show_index: int, show: Show, ep: Episode) -> Api
 
     # How the host's copy differs from the feed item: one draw per aspect, in per mille.
     def draw(aspect: str) -> int:
+        if platform not in DRIFTING_PLATFORMS:
+            return 1000  # no drift
         return _digest("drift", aspect, platform, show.tenant_id, show.slug, ep.index) % 1000
 
-    migrated = show_index % 18 in (4, 9)  # shows moved from another host: every guid differs
+    migrated = platform in DRIFTING_PLATFORMS and show_index % 18 in (4, 9)  # moved shows: every guid differs
     if migrated or draw("guid") < 80:
         guid = _host_guid(platform, episode_id)
     url_draw = draw("url")
@@ -537,6 +539,9 @@ def platform_sources(network: Network, base_url: str, **options: Any) -> tuple[d
 
 # -- Episode identity: API-only episodes and which feed item each API episode is ----------------
 
+# Hosts whose episodes drift from the feed items (guid, URL, title, time) in `_api_episode`.
+DRIFTING_PLATFORMS = ("buzzsprout", "transistor")
+
 def _host_guid(platform: str, episode_id: str) -> str:
     """The guid a host assigns by itself (Buzzsprout-style `Buzzsprout-<id>`, otherwise a UUID)."""
     if platform == "buzzsprout":
@@ -583,19 +588,19 @@ def episode_identity_truth(network: Network, base_url: str) -> dict[tuple[str, s
         show = hosted.show
         feed_url = base_url + show.path
         feed_ok = not (show.feed_defect and FEED_DEFECTS.get(show.feed_defect))
-        for ep in show.episodes:
-            if ep.defect == "duplicate_guid":
-                continue
-            api = _api_episode(hosted.platform, hosted.show_index, show, ep)
-            if not feed_ok:
-                identity = EpisodeIdentity("feed_quarantined", None)
+        # Every host lists the feed's items in feed order (each once), then its API-only episodes.
+        items = [ep for ep in show.episodes if ep.defect != "duplicate_guid"]
+        for position, api in enumerate(hosted.episodes):
+            key = (hosted.platform, hosted.source_id, api.episode_id)
+            ep = items[position] if position < len(items) else None
+            if ep is None:
+                out[key] = EpisodeIdentity("api_only", None)
+            elif not feed_ok:
+                out[key] = EpisodeIdentity("feed_quarantined", None)
             elif ep.defect and ITEM_DEFECTS.get(ep.defect):
-                identity = EpisodeIdentity("item_quarantined", None)
+                out[key] = EpisodeIdentity("item_quarantined", None)
             else:
                 # An item without a guid is keyed by its enclosure URL (Apple's rule).
                 guid = ep.guid if ep.guid is not None else ep.enclosure_url
-                identity = EpisodeIdentity("feed_item", (show.tenant_id, feed_url, guid))
-            out[(hosted.platform, hosted.source_id, api.episode_id)] = identity
-        for api in api_only_episodes(hosted.platform, hosted.show_index, show):
-            out[(hosted.platform, hosted.source_id, api.episode_id)] = EpisodeIdentity("api_only", None)
+                out[key] = EpisodeIdentity("feed_item", (show.tenant_id, feed_url, guid))
     return out
