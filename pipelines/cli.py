@@ -119,14 +119,14 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
             with console.status(f"Loading the Megaphone exports of {day}..."):
                 results.append(defs.resolve_job_def("load_megaphone_exports").execute_in_process(
                     instance=instance, partition_key=day.isoformat(), raise_on_error=False, run_config=quiet))
-        with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
-            results.append(defs.resolve_job_def("materialize_all").execute_in_process(
-                instance=instance, raise_on_error=False,
-                run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
         with console.status("Syncing platform API metrics (Buzzsprout, Transistor, Podbean, Simplecast, Spotify, Apple)..."):
             results.append(defs.resolve_job_def("platform_metrics").execute_in_process(
                 instance=instance, partition_key=DEMO_LOG_DAYS[-1].isoformat(), raise_on_error=False,
                 run_config=quiet))
+        with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
+            results.append(defs.resolve_job_def("materialize_all").execute_in_process(
+                instance=instance, raise_on_error=False,
+                run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
         elapsed = time.perf_counter() - started
     finally:
         server.stop()

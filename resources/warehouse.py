@@ -135,10 +135,12 @@ def ensure_database(admin_url: str, dbname: str) -> None:
 
 
 def bootstrap_sql() -> str:
-    """The warehouse's own tables (bootstrap.sql) and the sponsorship side's (campaigns.sql,
-    and its cursors and file ledger in campaigns_ops.sql)."""
+    """The warehouse's own tables (bootstrap.sql), the sponsorship side's (campaigns.sql, and its
+    cursors and file ledger in campaigns_ops.sql) and the host platforms' (platforms.sql): the dbt
+    models read them whether or not a sync has run yet."""
     folder = importlib_resources.files("resources").joinpath("sql")
-    return "\n".join(folder.joinpath(name).read_text() for name in ("bootstrap.sql", "campaigns.sql", "campaigns_ops.sql"))
+    names = ("bootstrap.sql", "campaigns.sql", "campaigns_ops.sql", "platforms.sql")
+    return "\n".join(folder.joinpath(name).read_text() for name in names)
 
 
 def timescale_available(conn: psycopg.Connection) -> bool:

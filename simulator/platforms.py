@@ -2,9 +2,14 @@
 (Podbean- and Simplecast-shaped ones are in `simulator.platform_hosts`).
 
 Every third show is hosted on Buzzsprout (show index % 3 == 0), the next on Transistor
-(% 3 == 1); the rest are hosted elsewhere. API episodes are the feed's items (same guid, same
-enclosure URL), and daily downloads are a deterministic function of the seed, the episode and
-the day, so `platform_truth` can say exactly what a clean sync must store.
+(% 3 == 1); the rest are hosted elsewhere. Their API episodes are the feed's items, but as hosts
+really show them: a deterministic share has the host's own guid (some shows were migrated and
+all their guids differ), the media URL without the feed's tracking prefix, behind another prefix,
+with a query string or re-hosted, a cosmetically different title, or a publication time a few
+hours off. A few of these shows also have API-only episodes (private bonus episodes, unpublished
+trailers) that no feed lists. `episode_identity_truth` says which feed item each API episode is.
+Daily downloads are a deterministic function of the seed, the episode and the day, so
+`platform_truth` can say exactly what a clean sync must store.
 
 A small share of download records is planted bad (no episode id on Buzzsprout, a negative
 count on Transistor, a media type that is neither audio nor video in Buzzsprout's per-download
@@ -92,14 +97,59 @@ def _api_episode(platform: str, show_index: int, show: Show, ep: Episode) -> Api
     number = len(show.episodes) - ep.index
     episode_id = str((1 if platform == "buzzsprout" else 2) * 10_000_000 + show_index * 1000 + number)
     published = ep.published or datetime(2026, 11, 1, 12, tzinfo=timezone.utc) - timedelta(days=7 * ep.index)
+    published = published.astimezone(timezone.utc).replace(microsecond=0)
+    # Feeds without a guid element: the host's own guid is what the API shows.
+    guid = ep.guid if ep.guid is not None else _host_guid(platform, episode_id)
+    title = ep.title or f"Episode {number}"
+    audio_url = ep.enclosure_url
+
+    # How the host's copy differs from the feed item: one draw per aspect, in per mille.
+    def draw(aspect: str) -> int:
+        if platform not in DRIFTING_PLATFORMS:
+            return 1000  # no drift
+        return _digest("drift", aspect, platform, show.tenant_id, show.slug, ep.index) % 1000
+
+    migrated = platform in DRIFTING_PLATFORMS and show_index % 18 in (4, 9)  # moved shows: every guid differs
+    if migrated or draw("guid") < 80:
+        guid = _host_guid(platform, episode_id)
+    url_draw = draw("url")
+    if migrated and url_draw >= 600:  # much of a migrated back catalogue was re-uploaded
+        url_draw = 260
+    if audio_url and ep.enclosure_normalized and ep.defect is None:
+        media = ep.enclosure_normalized
+        if url_draw < 100:    # the bare media URL, without the feed's tracking prefix
+            audio_url = media
+        elif url_draw < 180:  # behind another measurement prefix, sometimes with a query string
+            prefix = ("https://chrt.fm/track/A1B2C/", "https://www.podtrac.com/pts/redirect.mp3/",
+                      "https://pfx.vpixl.com/6qj4J/", "https://op3.dev/e,pg=2b0e/")[url_draw % 4]
+            audio_url = prefix + media.split("://", 1)[1] + ("?source=api" if url_draw % 2 else "")
+        elif url_draw < 260:  # a query string the host adds
+            audio_url = media + f"?aid={platform}&updated={_digest('u', episode_id) % 10**9}"
+        elif url_draw < 290:  # re-hosted: a different file on the host's own storage
+            audio_url = f"https://media.{platform}.example.net/{show.slug}/{episode_id}.mp3"
+    title_draw = draw("title")
+    if title_draw < 50:
+        title = title.upper()
+    elif title_draw < 100:
+        title = title.lower()
+    elif title_draw < 150:
+        title = "  " + title.replace(" — ", " -  ") + " "
+    elif title_draw < 190:
+        title = title.replace(" — ", ": ") + "!"
+    time_draw = draw("time")
+    if time_draw < 150:   # a time zone slip of a few hours
+        published += timedelta(hours=(1 + time_draw % 9) * (1 if time_draw % 2 else -1))
+    elif time_draw < 200:  # scheduled vs. actually published: most of a day apart
+        published += timedelta(hours=10 + time_draw % 11)
+    elif time_draw < 230:  # only the date is kept
+        published = published.replace(hour=0, minute=0, second=0)
     return ApiEpisode(
         episode_id=episode_id,
-        # Feeds without a guid element: the host's own guid is what the API shows.
-        guid=ep.guid if ep.guid is not None else f"{platform.title()}-{episode_id}",
-        title=ep.title or f"Episode {number}",
-        published_at=published.astimezone(timezone.utc).replace(microsecond=0),
+        guid=guid,
+        title=title,
+        published_at=published,
         duration=ep.duration_seconds if ep.duration_seconds and ep.duration_seconds > 0 else None,
-        audio_url=ep.enclosure_url,
+        audio_url=audio_url,
         number=ep.number,
         season=ep.season,
     )
@@ -129,6 +179,7 @@ def hosted_shows(network: Network) -> list[HostedShow]:
         source_id = str(800_000 + index) if platform == "buzzsprout" else str(40_000 + index)
         # Items repeating another item's guid are feed mistakes; the host has each episode once.
         episodes = tuple(_api_episode(platform, index, show, ep) for ep in show.episodes if ep.defect != "duplicate_guid")
+        episodes += api_only_episodes(platform, index, show)
         hosted.append(HostedShow(platform, index, show, source_id, episodes))
     return hosted
 
@@ -608,3 +659,72 @@ def platform_sources(network: Network, base_url: str, **options: Any) -> tuple[d
     section.update(listening)
     environ.update(listening_environ)
     return section, environ
+
+
+# -- Episode identity: API-only episodes and which feed item each API episode is ----------------
+
+# Hosts whose episodes drift from the feed items (guid, URL, title, time) in `_api_episode`.
+DRIFTING_PLATFORMS = ("buzzsprout", "transistor")
+
+def _host_guid(platform: str, episode_id: str) -> str:
+    """The guid a host assigns by itself (Buzzsprout-style `Buzzsprout-<id>`, otherwise a UUID)."""
+    if platform == "buzzsprout":
+        return f"Buzzsprout-{episode_id}"
+    h = hashlib.sha256(f"{platform}:{episode_id}:guid".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def api_only_episodes(platform: str, show_index: int, show: Show) -> tuple[ApiEpisode, ...]:
+    """Episodes a host lists that no feed carries: a private bonus episode on some shows, and an
+    unpublished trailer on fewer. Their ids (number 901, 902) never collide with feed items."""
+    planted = []
+    if show_index % 5 == 2:
+        planted.append(("Bonus: behind the scenes with the team (subscribers only)", 901, datetime(2026, 10, 21, 15, tzinfo=timezone.utc)))
+    if show_index % 10 == 7:
+        planted.append(("Trailer (draft, do not publish)", 902, datetime(2026, 11, 3, 9, tzinfo=timezone.utc)))
+    out = []
+    for title, number, published in planted:
+        episode_id = str((1 if platform == "buzzsprout" else 2) * 10_000_000 + show_index * 1000 + number)
+        out.append(ApiEpisode(
+            episode_id=episode_id, guid=_host_guid(platform, episode_id), title=title, published_at=published,
+            duration=1200 + number, audio_url=f"https://media.{platform}.example.net/{show.slug}/{episode_id}.mp3",
+            number=None, season=None,
+        ))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class EpisodeIdentity:
+    """Which feed item an API episode is. `feed_episode` is (tenant id, feed URL, guid as the
+    warehouse keys it) when that item reaches the warehouse, else None; `kind` says why:
+    feed_item | api_only | feed_quarantined | item_quarantined."""
+
+    kind: str
+    feed_episode: tuple[str, str, str] | None
+
+
+def episode_identity_truth(network: Network, base_url: str) -> dict[tuple[str, str, str], EpisodeIdentity]:
+    """(platform, source show id, platform episode id) -> the episode it really is."""
+    from simulator.network import FEED_DEFECTS, ITEM_DEFECTS
+
+    out: dict[tuple[str, str, str], EpisodeIdentity] = {}
+    for hosted in hosted_shows(network):
+        show = hosted.show
+        feed_url = base_url + show.path
+        feed_ok = not (show.feed_defect and FEED_DEFECTS.get(show.feed_defect))
+        # Every host lists the feed's items in feed order (each once), then its API-only episodes.
+        items = [ep for ep in show.episodes if ep.defect != "duplicate_guid"]
+        for position, api in enumerate(hosted.episodes):
+            key = (hosted.platform, hosted.source_id, api.episode_id)
+            ep = items[position] if position < len(items) else None
+            if ep is None:
+                out[key] = EpisodeIdentity("api_only", None)
+            elif not feed_ok:
+                out[key] = EpisodeIdentity("feed_quarantined", None)
+            elif ep.defect and ITEM_DEFECTS.get(ep.defect):
+                out[key] = EpisodeIdentity("item_quarantined", None)
+            else:
+                # An item without a guid is keyed by its enclosure URL (Apple's rule).
+                guid = ep.guid if ep.guid is not None else ep.enclosure_url
+                out[key] = EpisodeIdentity("feed_item", (show.tenant_id, feed_url, guid))
+    return out

@@ -19,7 +19,11 @@ def test_bootstrap_is_idempotent(fresh_db):
                       ("raw", "listener_events"), ("raw", "user_agent_patterns"), ("quarantine", "rss_feeds"),
                       ("quarantine", "rss_episodes"), ("quarantine", "listener_events"),
                       ("quarantine", "user_agent_patterns"), ("raw", "sponsors"), ("raw", "campaigns"),
-                      ("raw", "placements"), ("raw", "attribution_events"), ("quarantine", "campaign_records")}
+                      ("raw", "placements"), ("raw", "attribution_events"), ("quarantine", "campaign_records"),
+                      # the platform APIs' tables: the dbt platform models read them before any sync
+                      ("raw", "buzzsprout_episodes"), ("raw", "buzzsprout_episode_downloads_daily"),
+                      ("raw", "transistor_episodes"), ("raw", "transistor_episode_downloads_daily"),
+                      ("quarantine", "platform_records")}
 
 
 def test_connection_parts_for_socket_and_tcp_urls():

@@ -11,3 +11,14 @@
     {%- endfor -%}
     {{ ns.expr }}
 {%- endmacro %}
+
+{#-
+  The media file an enclosure URL points to: lowercase host plus path, after the measurement
+  prefixes are stripped, without scheme, query string or fragment. Log requests, feed items and
+  platform episodes are joined on it.
+-#}
+{% macro enclosure_media_key(column) -%}
+    {%- set url = normalize_enclosure_url(column) -%}
+    lower(substring({{ url }} from '^https?://([^/?#]+)'))
+        || coalesce(substring({{ url }} from '^https?://[^/?#]+([^?#]*)'), '')
+{%- endmacro %}

@@ -1,5 +1,6 @@
 -- Tables of the hosting-platform API sync (raw, quarantine, cursors). Idempotent like
--- bootstrap.sql, and applied after it by the platform sync before every run.
+-- bootstrap.sql, and applied after it by the warehouse bootstrap and by the platform sync before
+-- every run.
 
 -- Hosting-platform APIs: episodes and daily downloads per platform, upserted on natural keys.
 create table if not exists raw.buzzsprout_episodes (

@@ -11,23 +11,15 @@ with episodes as (
         tenant_id,
         enclosure_length_bytes,
         duration_seconds,
-        {{ normalize_enclosure_url('enclosure_url') }} as media_url
+        {{ enclosure_media_key('enclosure_url') }} as media_key
     from {{ ref('stg_rss__episodes') }}
-),
-
-keyed as (
-    select
-        *,
-        lower(substring(media_url from '^https?://([^/?#]+)'))
-            || coalesce(substring(media_url from '^https?://[^/?#]+([^?#]*)'), '') as media_key
-    from episodes
 ),
 
 ranked as (
     select
         *,
         row_number() over (partition by tenant_id, media_key order by episode_id) as media_rank
-    from keyed
+    from episodes
 ),
 
 final as (

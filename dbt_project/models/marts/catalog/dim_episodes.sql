@@ -17,6 +17,19 @@ transcripts as (
     group by episodes.episode_id
 ),
 
+platform_ids as (
+    select
+        episode_id,
+        {%- for platform in platform_models() %}
+        max(platform_episode_id) filter (where platform = '{{ platform }}') as {{ platform }}_episode_id,
+        {%- endfor %}
+        jsonb_object_agg(platform, platform_episode_id order by platform) as platform_episode_ids,
+        array_agg(platform order by platform) as platforms
+    from {{ ref('int_episodes_unified') }}
+    where episode_id is not null
+    group by episode_id
+),
+
 normalized as (
     select
         episodes.episode_id,
@@ -62,10 +75,16 @@ normalized as (
         episodes.chapters_url,
         episodes.chapters_url is not null as has_chapters,
         episodes.image_url,
+        {%- for platform in platform_models() %}
+        platform_ids.{{ platform }}_episode_id,
+        {%- endfor %}
+        coalesce(platform_ids.platform_episode_ids, '{}'::jsonb) as platform_episode_ids,
+        coalesce(platform_ids.platforms, array[]::text[]) as platforms,
         episodes.ingested_at
     from episodes
     inner join podcasts on podcasts.podcast_id = episodes.podcast_id
     left join transcripts on transcripts.episode_id = episodes.episode_id
+    left join platform_ids on platform_ids.episode_id = episodes.episode_id
 )
 
 select * from normalized

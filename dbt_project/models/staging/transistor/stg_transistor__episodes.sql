@@ -1,0 +1,25 @@
+with source as (
+    select * from {{ source('transistor', 'transistor_episodes') }}
+),
+
+renamed as (
+    select
+        {{ platform_episode_key("'transistor'", 'tenant_id', 'show_id', 'episode_id') }} as platform_episode_key,
+        'transistor'::text as platform,
+        tenant_id,
+        show_id as source_show_id,
+        episode_id as platform_episode_id,
+        nullif(btrim(guid), '') as guid,
+        title,
+        nullif(btrim(media_url), '') as enclosure_url,
+        published_at,
+        duration_seconds,
+        season_number,
+        episode_number,
+        lower(coalesce(nullif(btrim(status), ''), 'published')) as status,
+        _ingested_at as ingested_at,
+        _batch_id as batch_id
+    from source
+)
+
+select * from renamed
