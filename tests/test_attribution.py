@@ -28,7 +28,7 @@ from tests.test_rss_ingest import sources_for
 
 SECRET = b"attribution-test-secret"
 SEED = 7
-SELECT = ("--select", "+path:models/marts/attribution", "+dim_episodes")
+SELECT = ("--select", "+path:models/marts/attribution", "+dim_episodes", "--indirect-selection", "cautious")
 CENT = Decimal("0.01")
 
 

@@ -22,6 +22,7 @@ def test_bootstrap_is_idempotent(fresh_db):
                       ("raw", "placements"), ("raw", "attribution_events"), ("quarantine", "campaign_records"),
                       # the platform APIs' tables: the dbt platform models read them before any sync
                       ("raw", "buzzsprout_episodes"), ("raw", "buzzsprout_episode_downloads_daily"),
+                      ("raw", "buzzsprout_episode_download_details"),
                       ("raw", "transistor_episodes"), ("raw", "transistor_episode_downloads_daily"),
                       ("quarantine", "platform_records")}
 
