@@ -6,14 +6,17 @@ import hashlib
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from assets.ingestion.megaphone_export import export_filesystem, load_export_day, scan_exports
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from assets.ingestion.rss_ingest import ingest_rss
 from resources.warehouse import bootstrap, with_database
+from simulator.megaphone import write_megaphone_exports
 from simulator.listening import listening_identity_truth, listening_truth
 from simulator.platform_hosts import PODBEAN_BUCKET
 from simulator.platforms import episode_identity_truth, platform_sources, platform_truth
@@ -52,6 +55,19 @@ def all_sources_for(sim: SimulatorServer, feeds_base_url: str) -> tuple[Platform
     return PlatformSources.model_validate(section), environ
 
 
+def load_megaphone_exports(url: str, network) -> dict[tuple, dict[str, int]]:
+    """Write the network's Megaphone exports of the window (in memory) and load every day;
+    returns what they hold per (tenant, network, podcast, episode, day)."""
+    root = f"memory://platform-dbt-{uuid.uuid4().hex[:8]}"
+    days = [WINDOW[0] + timedelta(days=i) for i in range((WINDOW[1] - WINDOW[0]).days + 1)]
+    exported = write_megaphone_exports(network, root, days)
+    fs, path = export_filesystem(root)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for export in scan_exports(fs, path):
+            load_export_day(conn, fs, export, "megaphone-1")
+    return exported["metrics"]
+
+
 @pytest.fixture(scope="module")
 def warehouse(admin_url, network, simulator, truth, tmp_path_factory):
     """One database: feeds polled, every host and listening platform synced (side by side), the
@@ -70,9 +86,10 @@ def warehouse(admin_url, network, simulator, truth, tmp_path_factory):
                 stats = {p: run.result() for p, run in runs.items()}
         assert not any(s.failed_sources for s in stats.values())
         ingest_rss(url, rss_sources_for(truth), batch_id="rss-1")
+        megaphone = load_megaphone_exports(url, network)
         target = str(tmp_path_factory.mktemp("dbt-target"))
         dbt_build(url, target, "--select", *SELECT, "--indirect-selection", "cautious")
-        yield url, target
+        yield url, target, megaphone
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
@@ -99,7 +116,7 @@ def resolved(url: str, platforms: tuple[str, ...] = PLATFORMS) -> dict[tuple[str
 
 
 def test_identity_resolution_matches_the_ground_truth(warehouse, identity):
-    url, _ = warehouse
+    url, *_ = warehouse
     got = resolved(url)
     # No platform episode is lost or doubled: exactly the episodes the APIs list.
     assert set(got) == set(identity) and len(got) == len(identity) > 1500
@@ -123,7 +140,7 @@ def test_identity_resolution_matches_the_ground_truth(warehouse, identity):
 
 
 def test_every_unmatched_platform_episode_is_reported(warehouse, identity):
-    url, _ = warehouse
+    url, *_ = warehouse
     got = resolved(url)
     planted = {k for k, v in identity.items() if v.kind == "api_only"}
     assert len(planted) >= 4
@@ -142,7 +159,7 @@ def test_every_unmatched_platform_episode_is_reported(warehouse, identity):
 
 
 def test_dim_episodes_carry_the_platform_ids(warehouse, every_identity):
-    url, _ = warehouse
+    url, *_ = warehouse
     columns = sql.SQL(", ").join(sql.Identifier(f"{p}_episode_id") for p in ALL_PLATFORMS)
     rows = query(url, sql.SQL("select episode_id, platform_episode_ids, platforms, {} from marts.dim_episodes")
                  .format(columns))
@@ -172,7 +189,7 @@ def test_dim_episodes_carry_the_platform_ids(warehouse, every_identity):
 def test_each_platform_resolves_to_its_feed_episodes(warehouse, every_identity, platform, evidence):
     """Podbean shows no guid (its media URL is the evidence), Simplecast and Apple show the feed's
     guid, Spotify only a name and a release date (title and date within the configured feed)."""
-    url, _ = warehouse
+    url, *_ = warehouse
     truth = {k: v for k, v in every_identity.items() if k[0] == platform}
     got = resolved(url, (platform,))
     # Every platform episode is resolved exactly once: none lost, none doubled.
@@ -194,7 +211,7 @@ def test_each_platform_resolves_to_its_feed_episodes(warehouse, every_identity, 
 
 
 def test_platform_metrics_equal_the_platform_truth(warehouse, network, every_identity):
-    url, _ = warehouse
+    url, *_ = warehouse
     hosts, listening = platform_truth(network, *WINDOW), listening_truth(network, *WINDOW)
     want = {p: {k: {"downloads": n} for k, n in hosts["downloads"][p].items()} for p in HOSTS}
     want["spotify"] = {k: {m: v[m] for m in ("starts", "streams", "listeners")}
@@ -204,7 +221,8 @@ def test_platform_metrics_equal_the_platform_truth(warehouse, network, every_ide
                      for k, v in listening["apple_episode_metrics"].items()}
     rows = query(url, sql.SQL("""
         select platform, tenant_id, source_show_id, platform_episode_id, metric_date, unified_episode_id, episode_id, {}
-        from marts.fct_platform_metrics_daily""").format(sql.SQL(", ").join(map(sql.Identifier, METRICS))))
+        from marts.fct_platform_metrics_daily where platform = any(%s)""").format(
+        sql.SQL(", ").join(map(sql.Identifier, METRICS))), (list(ALL_PLATFORMS),))
     got: dict[str, dict] = {p: {} for p in ALL_PLATFORMS}
     for platform, tenant, show, episode, day, unified, episode_id, *metrics in rows:
         # A platform's own metrics, and null for the ones it does not report.
@@ -219,14 +237,15 @@ def test_platform_metrics_equal_the_platform_truth(warehouse, network, every_ide
         assert got[platform] == want[platform] and len(want[platform]) > 100, platform
     assert sum(sum(v["downloads"] for v in want[p].values()) for p in PLATFORMS) > 10_000
     # Engagement by platform: the same totals per platform and metric.
-    engagement = query(url, sql.SQL("select platform, {} from marts.fct_platform_listener_engagement group by 1").format(
-        sql.SQL(", ").join(sql.SQL("sum({})").format(sql.Identifier(m)) for m in METRICS)))
+    engagement = query(url, sql.SQL("""
+        select platform, {} from marts.fct_platform_listener_engagement where platform = any(%s) group by 1""").format(
+        sql.SQL(", ").join(sql.SQL("sum({})").format(sql.Identifier(m)) for m in METRICS)), (list(ALL_PLATFORMS),))
     assert {p: {m: int(n) for m, n in zip(METRICS, totals) if n is not None} for p, *totals in engagement} == {
         p: dict(sum((Counter(v) for v in want[p].values()), Counter())) for p in ALL_PLATFORMS}
 
 
 def test_reconciliation_test_catches_a_lost_metric_row(warehouse):
-    url, target = warehouse
+    url, target, _ = warehouse
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("delete from marts.fct_platform_metrics_daily where platform_metric_id = "
                            "(select min(platform_metric_id) from marts.fct_platform_metrics_daily) returning *").fetchone()
@@ -237,3 +256,24 @@ def test_reconciliation_test_catches_a_lost_metric_row(warehouse):
             placeholders = sql.SQL(", ").join([sql.Placeholder()] * len(row))
             conn.execute(sql.SQL("insert into marts.fct_platform_metrics_daily values ({})").format(placeholders), row)
     assert tested.returncode == 1 and "platform_metrics_reconcile_with_staging" in tested.stdout
+
+
+def test_megaphone_metrics_are_kept_and_reported_unmatched(warehouse):
+    """Megaphone's exports name episodes by id only (no catalog is ingested): every episode is
+    resolved once, as unmatched with the reason, and its numbers reach the fact unchanged."""
+    url, _, exported = warehouse
+    got = {(t, s, e, d): (n, listeners, unified, episode_id, method) for t, s, e, d, n, listeners, unified, episode_id, method
+           in query(url, """
+        select tenant_id, source_show_id, platform_episode_id, metric_date, downloads, listeners, unified_episode_id,
+               episode_id, match_method
+        from marts.fct_platform_metrics_daily where platform = 'megaphone'""")}
+    assert {k: v[:2] for k, v in got.items()} == {
+        (t, p, e, d): (m["downloads"], m["unique_listeners"]) for (t, _, p, e, d), m in exported.items()}
+    assert len(got) > 40 and sum(v[0] for v in got.values()) > 500
+    assert all(v[2] is not None and v[3] is None and v[4] == "unmatched" for v in got.values())
+    episodes = {(t, p, e) for (t, _, p, e, _) in exported}
+    unmatched = query(url, """
+        select tenant_id, source_show_id, platform_episode_id, unmatched_reason
+        from intermediate.int_platform_episodes_unmatched where platform = 'megaphone'""")
+    assert len(unmatched) == len(episodes) and {r[:3] for r in unmatched} == episodes
+    assert {r[3] for r in unmatched} == {"no_episode_details"}

@@ -15,6 +15,7 @@
         'simplecast': {'episodes': 'stg_simplecast__episodes', 'metrics_daily': 'stg_simplecast__downloads_daily', 'metrics': ['downloads']},
         'spotify': {'episodes': 'stg_spotify__episodes', 'metrics_daily': 'stg_spotify__episode_metrics_daily', 'metrics': ['streams', 'starts', 'listeners']},
         'apple': {'episodes': 'stg_apple__episodes', 'metrics_daily': 'stg_apple__episode_metrics_daily', 'metrics': ['plays', 'listeners', 'engaged_listeners', 'seconds_listened']},
+        'megaphone': {'episodes': 'stg_megaphone__episodes', 'metrics_daily': 'stg_megaphone__episode_metrics_daily', 'metrics': ['downloads', 'listeners']},
     }) }}
 {%- endmacro %}
 

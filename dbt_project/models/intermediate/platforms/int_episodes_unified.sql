@@ -208,6 +208,8 @@ final as (
         case
             when matched.episode_id is not null then null
             when claims.episode_id is not null then 'feed_episode_claimed_by_a_stronger_match'
+            when platform_episodes.guid is null and platform_episodes.media_key is null
+                and platform_episodes.title_key is null then 'no_episode_details'
             when show_feeds.podcast_id is null then 'show_not_found_in_feeds'
             else 'not_in_feed'
         end as unmatched_reason,
