@@ -134,13 +134,22 @@ def ensure_database(admin_url: str, dbname: str) -> None:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
 
 
+def platform_sql() -> str:
+    """The platform tables: platforms.sql (shared tables, Buzzsprout, Transistor), then each
+    further platform's platforms_<platform>.sql in name order."""
+    folder = importlib_resources.files("resources").joinpath("sql")
+    extra = sorted((f for f in folder.iterdir() if f.name.startswith("platforms_") and f.name.endswith(".sql")),
+                   key=lambda f: f.name)
+    return "\n".join(f.read_text() for f in (folder.joinpath("platforms.sql"), *extra))
+
+
 def bootstrap_sql() -> str:
     """The warehouse's own tables (bootstrap.sql), the sponsorship side's (campaigns.sql, and its
-    cursors and file ledger in campaigns_ops.sql) and the host platforms' (platforms.sql): the dbt
+    cursors and file ledger in campaigns_ops.sql) and every platform's (`platform_sql`): the dbt
     models read them whether or not a sync has run yet."""
     folder = importlib_resources.files("resources").joinpath("sql")
-    names = ("bootstrap.sql", "campaigns.sql", "campaigns_ops.sql", "platforms.sql")
-    return "\n".join(folder.joinpath(name).read_text() for name in names)
+    names = ("bootstrap.sql", "campaigns.sql", "campaigns_ops.sql")
+    return "\n".join([*(folder.joinpath(name).read_text() for name in names), platform_sql()])
 
 
 def timescale_available(conn: psycopg.Connection) -> bool:

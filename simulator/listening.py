@@ -287,6 +287,31 @@ def listening_truth(network: Network, first_day: date, last_day: date, revision:
     return out
 
 
+def listening_identity_truth(network: Network, base_url: str) -> dict[tuple[str, str, str], Any]:
+    """(platform, show id, episode id) -> which feed item a Spotify or Apple episode is
+    (`simulator.platforms.EpisodeIdentity`): the item as the warehouse keys it (tenant, feed URL,
+    guid or else enclosure URL), or None with the reason it never reached the warehouse."""
+    from simulator.network import FEED_DEFECTS, ITEM_DEFECTS
+    from simulator.platforms import EpisodeIdentity
+
+    out: dict[tuple[str, str, str], Any] = {}
+    for platform in LISTENING_PLATFORMS:
+        for s in listening_shows(network, platform):
+            feed_url = base_url + s.show.path
+            feed_ok = not (s.show.feed_defect and FEED_DEFECTS.get(s.show.feed_defect))
+            # `listening_shows` lists the usable items in feed order, one episode each.
+            items = [ep for ep in s.show.episodes if ep.defect not in UNUSABLE_ITEMS]
+            for api, item in zip(s.episodes, items, strict=True):
+                key = (platform, s.show_id, api.episode_id)
+                if not feed_ok:
+                    out[key] = EpisodeIdentity("feed_quarantined", None)
+                elif item.defect and ITEM_DEFECTS.get(item.defect):
+                    out[key] = EpisodeIdentity("item_quarantined", None)
+                else:
+                    out[key] = EpisodeIdentity("feed_item", (s.tenant_id, feed_url, api.guid))
+    return out
+
+
 # -- HTTP -----------------------------------------------------------------------------------
 
 

@@ -5,22 +5,33 @@ compared with the simulator's ground truth in real PostgreSQL."""
 import hashlib
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from assets.ingestion.platforms.sync import sync_platform
+from assets.ingestion.megaphone_export import export_filesystem, load_export_day, scan_exports
+from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from assets.ingestion.rss_ingest import ingest_rss
 from resources.warehouse import bootstrap, with_database
-from simulator.platforms import episode_identity_truth, platform_truth
+from simulator.megaphone import write_megaphone_exports
+from simulator.listening import listening_identity_truth, listening_truth
+from simulator.platform_hosts import PODBEAN_BUCKET
+from simulator.platforms import episode_identity_truth, platform_sources, platform_truth
 from simulator.server import SimulatorServer
 from tests.conftest import query
 from tests.test_downloads_incremental import dbt_build
-from tests.test_platform_sync import TRANSISTOR_LIMIT, WINDOW, sources_for
+from tests.test_platform_sync import FAST, TRANSISTOR_LIMIT, WINDOW
 from tests.test_rss_ingest import sources_for as rss_sources_for
 
+# The hosts whose episodes drift from the feed items (changed guids, re-prefixed URLs, ...).
 PLATFORMS = ("buzzsprout", "transistor")
+HOSTS = (*PLATFORMS, "podbean", "simplecast")
+LISTENING = ("spotify", "apple")
+ALL_PLATFORMS = (*HOSTS, *LISTENING)
+METRICS = ("downloads", "streams", "starts", "plays", "listeners", "engaged_listeners", "seconds_listened")
 # The platform models and everything upstream of them; not the access-log models.
 SELECT = ("+dim_episodes", "+fct_platform_listener_engagement", "+int_platform_episodes_unmatched")
 
@@ -30,9 +41,37 @@ def feed_episode_id(tenant_id: str, feed_url: str, guid: str) -> str:
     return hashlib.md5(f"{tenant_id}|{feed_url}|{guid}".encode()).hexdigest()
 
 
+def all_sources_for(sim: SimulatorServer, feeds_base_url: str) -> tuple[PlatformSources, dict[str, str]]:
+    """Every platform's section for the simulator `sim`, with the listening platforms' shows
+    configured with their feeds as served from `feeds_base_url`; Podbean's client paces itself
+    to the simulator's (faster) leaky bucket."""
+    section, environ = platform_sources(sim.network, sim.base_url, **FAST)
+    section["transistor"]["per_page"] = 25
+    section["podbean"].update(rate_limit_requests=PODBEAN_BUCKET[0],
+                              rate_limit_seconds=PODBEAN_BUCKET[0] / PODBEAN_BUCKET[1])
+    for platform in LISTENING:
+        for show in section[platform]["shows"]:
+            show["feed_url"] = feeds_base_url + show["feed_url"].removeprefix(sim.base_url)
+    return PlatformSources.model_validate(section), environ
+
+
+def load_megaphone_exports(url: str, network) -> dict[tuple, dict[str, int]]:
+    """Write the network's Megaphone exports of the window (in memory) and load every day;
+    returns what they hold per (tenant, network, podcast, episode, day)."""
+    root = f"memory://platform-dbt-{uuid.uuid4().hex[:8]}"
+    days = [WINDOW[0] + timedelta(days=i) for i in range((WINDOW[1] - WINDOW[0]).days + 1)]
+    exported = write_megaphone_exports(network, root, days)
+    fs, path = export_filesystem(root)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for export in scan_exports(fs, path):
+            load_export_day(conn, fs, export, "megaphone-1")
+    return exported["metrics"]
+
+
 @pytest.fixture(scope="module")
 def warehouse(admin_url, network, simulator, truth, tmp_path_factory):
-    """One database: feeds polled, both platforms synced, the platform models built with dbt."""
+    """One database: feeds polled, every host and listening platform synced (side by side), the
+    platform models built with dbt."""
     name = f"t_platform_dbt_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
@@ -40,33 +79,44 @@ def warehouse(admin_url, network, simulator, truth, tmp_path_factory):
     try:
         bootstrap(url)
         with SimulatorServer(network, transistor_limit=TRANSISTOR_LIMIT) as apis:
-            sources, environ = sources_for(apis)
-            stats = {p: sync_platform(url, sources, p, "sync-1", *WINDOW, environ=environ) for p in PLATFORMS}
+            sources, environ = all_sources_for(apis, simulator.base_url)
+            with ThreadPoolExecutor(3) as pool:
+                runs = {p: pool.submit(sync_platform, url, sources, p, "sync-1", *WINDOW, environ=environ)
+                        for p in ALL_PLATFORMS}
+                stats = {p: run.result() for p, run in runs.items()}
         assert not any(s.failed_sources for s in stats.values())
         ingest_rss(url, rss_sources_for(truth), batch_id="rss-1")
+        megaphone = load_megaphone_exports(url, network)
         target = str(tmp_path_factory.mktemp("dbt-target"))
         dbt_build(url, target, "--select", *SELECT, "--indirect-selection", "cautious")
-        yield url, target
+        yield url, target, megaphone
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")
-def identity(network, simulator):
-    """Which feed item each Buzzsprout and Transistor episode is (the platforms modelled in dbt)."""
-    return {k: v for k, v in episode_identity_truth(network, simulator.base_url).items() if k[0] in PLATFORMS}
+def every_identity(network, simulator):
+    """Which feed item each episode of every platform modelled in dbt is."""
+    return {**episode_identity_truth(network, simulator.base_url),
+            **listening_identity_truth(network, simulator.base_url)}
 
 
-def resolved(url: str) -> dict[tuple[str, str, str], tuple]:
+@pytest.fixture(scope="module")
+def identity(every_identity):
+    """Which feed item each Buzzsprout and Transistor episode (the drifting hosts) is."""
+    return {k: v for k, v in every_identity.items() if k[0] in PLATFORMS}
+
+
+def resolved(url: str, platforms: tuple[str, ...] = PLATFORMS) -> dict[tuple[str, str, str], tuple]:
     return {(p, s, e): rest for p, s, e, *rest in query(url, """
         select platform, source_show_id, platform_episode_id, episode_id, match_method, match_confidence,
                unmatched_reason
-        from intermediate.int_episodes_unified""")}
+        from intermediate.int_episodes_unified where platform = any(%s)""", (list(platforms),))}
 
 
 def test_identity_resolution_matches_the_ground_truth(warehouse, identity):
-    url, _ = warehouse
+    url, *_ = warehouse
     got = resolved(url)
     # No platform episode is lost or doubled: exactly the episodes the APIs list.
     assert set(got) == set(identity) and len(got) == len(identity) > 1500
@@ -90,14 +140,14 @@ def test_identity_resolution_matches_the_ground_truth(warehouse, identity):
 
 
 def test_every_unmatched_platform_episode_is_reported(warehouse, identity):
-    url, _ = warehouse
+    url, *_ = warehouse
     got = resolved(url)
     planted = {k for k, v in identity.items() if v.kind == "api_only"}
     assert len(planted) >= 4
     assert all(got[k][1] == "unmatched" and got[k][0] is None for k in planted)
     listed = {(p, s, e): reason for p, s, e, reason in query(url, """
         select platform, source_show_id, platform_episode_id, unmatched_reason
-        from intermediate.int_platform_episodes_unmatched""")}
+        from intermediate.int_platform_episodes_unmatched where platform = any(%s)""", (list(PLATFORMS),))}
     assert set(listed) == {k for k, v in got.items() if v[1] == "unmatched"} >= planted
     # A private bonus episode (or a quarantined item) is simply not in the show's feed; a show whose
     # feed is quarantined has no feed to match at all.
@@ -108,49 +158,94 @@ def test_every_unmatched_platform_episode_is_reported(warehouse, identity):
     assert {listed[k] for k in planted} == {"not_in_feed", "show_not_found_in_feeds"}
 
 
-def test_dim_episodes_carry_the_platform_ids(warehouse, identity):
-    url, _ = warehouse
-    rows = query(url, """
-        select episode_id, buzzsprout_episode_id, transistor_episode_id, platform_episode_ids, platforms
-        from marts.dim_episodes""")
+def test_dim_episodes_carry_the_platform_ids(warehouse, every_identity):
+    url, *_ = warehouse
+    columns = sql.SQL(", ").join(sql.Identifier(f"{p}_episode_id") for p in ALL_PLATFORMS)
+    rows = query(url, sql.SQL("select episode_id, platform_episode_ids, platforms, {} from marts.dim_episodes")
+                 .format(columns))
     by_episode = {r[0]: r[1:] for r in rows}
     want: dict[str, dict[str, str]] = {}
-    for (platform, _, episode_id), v in identity.items():
+    for (platform, _, episode_id), v in every_identity.items():
         if v.feed_episode:
             want.setdefault(feed_episode_id(*v.feed_episode), {})[platform] = episode_id
-    hits = [e for e, ids in want.items()
-            if by_episode[e][0] == ids.get("buzzsprout") and by_episode[e][1] == ids.get("transistor")]
-    assert len(hits) >= 0.99 * len(want) and len(want) > 1000
-    for e in hits[:50]:
-        assert by_episode[e][2] == want[e] and by_episode[e][3] == sorted(want[e])
-    # Feed episodes no platform hosts keep empty platform columns.
-    assert sum(1 for r in rows if r[0] not in want and r[1:] == (None, None, {}, [])) == len(rows) - len(want) > 300
+    for position, platform in enumerate(ALL_PLATFORMS, start=2):
+        hosted = [e for e, ids in want.items() if platform in ids]
+        hits = [e for e in hosted if by_episode[e][position] == want[e][platform]]
+        assert len(hits) >= 0.99 * len(hosted) and len(hosted) > 150, platform
+    complete = [e for e, ids in want.items() if by_episode[e][0] == ids]
+    assert len(complete) >= 0.99 * len(want) and len(want) > 2000
+    for e in complete[:50]:
+        assert by_episode[e][1] == sorted(want[e])
+    # Every usable feed item is on Spotify and Apple; the feed episodes no platform lists (items
+    # the listening platforms' crawlers refuse) keep empty platform columns.
+    assert all({"spotify", "apple"} <= set(ids) for ids in want.values())
+    empty = [r for r in rows if r[0] not in want]
+    assert all(r[1:] == ({}, [], *[None] * len(ALL_PLATFORMS)) for r in empty)
+    assert len(empty) < 0.02 * len(rows)
 
 
-def test_platform_metrics_equal_the_platform_truth(warehouse, network, identity):
-    url, _ = warehouse
-    truth = platform_truth(network, *WINDOW)
-    for platform in PLATFORMS:
-        got = {(t, s, e, d): n for t, s, e, d, n in query(url, """
-            select tenant_id, source_show_id, platform_episode_id, metric_date, downloads
-            from marts.fct_platform_metrics_daily where platform = %s""", (platform,))}
-        assert got == truth["downloads"][platform] and sum(got.values()) > 10_000
-    # Each row carries the unified episode: the dim_episodes id when matched, its own otherwise.
-    rows = query(url, """
-        select platform, source_show_id, platform_episode_id, unified_episode_id, episode_id, streams, plays
-        from marts.fct_platform_metrics_daily""")
-    for platform, show, episode, unified, episode_id, streams, plays in rows:
-        feed = identity[(platform, show, episode)].feed_episode
+@pytest.mark.parametrize(("platform", "evidence"), [
+    ("podbean", "enclosure_url"), ("simplecast", "guid"), ("spotify", "title_date"), ("apple", "guid")])
+def test_each_platform_resolves_to_its_feed_episodes(warehouse, every_identity, platform, evidence):
+    """Podbean shows no guid (its media URL is the evidence), Simplecast and Apple show the feed's
+    guid, Spotify only a name and a release date (title and date within the configured feed)."""
+    url, *_ = warehouse
+    truth = {k: v for k, v in every_identity.items() if k[0] == platform}
+    got = resolved(url, (platform,))
+    # Every platform episode is resolved exactly once: none lost, none doubled.
+    listed = query(url, "select count(*) from intermediate.int_episodes_unified where platform = %s", (platform,))
+    assert set(got) == set(truth) and listed[0][0] == len(truth) > 250
+    expected = {k: feed_episode_id(*v.feed_episode) if v.feed_episode else None for k, v in truth.items()}
+    wrong = [(k, got[k], truth[k]) for k in truth if got[k][0] != expected[k]]
+    assert len(wrong) <= 0.01 * len(truth), wrong[:5]
+    assert all(got[k][0] is None for k, _, _ in wrong)  # a miss is left unmatched, never matched wrongly
+    matched = [v for v in got.values() if v[0] is not None]
+    methods = Counter(v[1] for v in matched)
+    assert methods.most_common(1)[0][0] == evidence and methods[evidence] >= 0.9 * len(matched) > 150
+    # The unmatched are reported with the reason: the show's feed is not in the warehouse, or the
+    # item is not in the feed.
+    reasons = {"feed_quarantined": "show_not_found_in_feeds", "item_quarantined": "not_in_feed"}
+    for k, v in truth.items():
+        if v.kind in reasons:
+            assert tuple(got[k][1:]) == ("unmatched", 0, reasons[v.kind]), (k, got[k])
+
+
+def test_platform_metrics_equal_the_platform_truth(warehouse, network, every_identity):
+    url, *_ = warehouse
+    hosts, listening = platform_truth(network, *WINDOW), listening_truth(network, *WINDOW)
+    want = {p: {k: {"downloads": n} for k, n in hosts["downloads"][p].items()} for p in HOSTS}
+    want["spotify"] = {k: {m: v[m] for m in ("starts", "streams", "listeners")}
+                       for k, v in listening["spotify_episode_metrics"].items()}
+    want["apple"] = {k: {"plays": v["plays"], "listeners": v["listeners"], "engaged_listeners": v["engaged_listeners"],
+                         "seconds_listened": v["time_listened_seconds"]}
+                     for k, v in listening["apple_episode_metrics"].items()}
+    rows = query(url, sql.SQL("""
+        select platform, tenant_id, source_show_id, platform_episode_id, metric_date, unified_episode_id, episode_id, {}
+        from marts.fct_platform_metrics_daily where platform = any(%s)""").format(
+        sql.SQL(", ").join(map(sql.Identifier, METRICS))), (list(ALL_PLATFORMS),))
+    got: dict[str, dict] = {p: {} for p in ALL_PLATFORMS}
+    for platform, tenant, show, episode, day, unified, episode_id, *metrics in rows:
+        # A platform's own metrics, and null for the ones it does not report.
+        got[platform][(tenant, show, episode, day)] = {m: n for m, n in zip(METRICS, metrics) if n is not None}
+        # Each row carries the unified episode: the dim_episodes id when matched, its own otherwise.
+        feed = every_identity[(platform, show, episode)].feed_episode
         if episode_id is not None:
             assert unified == episode_id == feed_episode_id(*feed)
-        assert streams is None and plays is None  # hosts report downloads only
-    engagement = dict(query(url, "select platform, sum(downloads) from marts.fct_platform_listener_engagement group by 1"))
-    assert {p: int(n) for p, n in engagement.items()} == {
-        p: sum(truth["downloads"][p].values()) for p in PLATFORMS}
+        else:
+            assert unified is not None
+    for platform in ALL_PLATFORMS:
+        assert got[platform] == want[platform] and len(want[platform]) > 100, platform
+    assert sum(sum(v["downloads"] for v in want[p].values()) for p in PLATFORMS) > 10_000
+    # Engagement by platform: the same totals per platform and metric.
+    engagement = query(url, sql.SQL("""
+        select platform, {} from marts.fct_platform_listener_engagement where platform = any(%s) group by 1""").format(
+        sql.SQL(", ").join(sql.SQL("sum({})").format(sql.Identifier(m)) for m in METRICS)), (list(ALL_PLATFORMS),))
+    assert {p: {m: int(n) for m, n in zip(METRICS, totals) if n is not None} for p, *totals in engagement} == {
+        p: dict(sum((Counter(v) for v in want[p].values()), Counter())) for p in ALL_PLATFORMS}
 
 
 def test_reconciliation_test_catches_a_lost_metric_row(warehouse):
-    url, target = warehouse
+    url, target, _ = warehouse
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("delete from marts.fct_platform_metrics_daily where platform_metric_id = "
                            "(select min(platform_metric_id) from marts.fct_platform_metrics_daily) returning *").fetchone()
@@ -161,3 +256,24 @@ def test_reconciliation_test_catches_a_lost_metric_row(warehouse):
             placeholders = sql.SQL(", ").join([sql.Placeholder()] * len(row))
             conn.execute(sql.SQL("insert into marts.fct_platform_metrics_daily values ({})").format(placeholders), row)
     assert tested.returncode == 1 and "platform_metrics_reconcile_with_staging" in tested.stdout
+
+
+def test_megaphone_metrics_are_kept_and_reported_unmatched(warehouse):
+    """Megaphone's exports name episodes by id only (no catalog is ingested): every episode is
+    resolved once, as unmatched with the reason, and its numbers reach the fact unchanged."""
+    url, _, exported = warehouse
+    got = {(t, s, e, d): (n, listeners, unified, episode_id, method) for t, s, e, d, n, listeners, unified, episode_id, method
+           in query(url, """
+        select tenant_id, source_show_id, platform_episode_id, metric_date, downloads, listeners, unified_episode_id,
+               episode_id, match_method
+        from marts.fct_platform_metrics_daily where platform = 'megaphone'""")}
+    assert {k: v[:2] for k, v in got.items()} == {
+        (t, p, e, d): (m["downloads"], m["unique_listeners"]) for (t, _, p, e, d), m in exported.items()}
+    assert len(got) > 40 and sum(v[0] for v in got.values()) > 500
+    assert all(v[2] is not None and v[3] is None and v[4] == "unmatched" for v in got.values())
+    episodes = {(t, p, e) for (t, _, p, e, _) in exported}
+    unmatched = query(url, """
+        select tenant_id, source_show_id, platform_episode_id, unmatched_reason
+        from intermediate.int_platform_episodes_unmatched where platform = 'megaphone'""")
+    assert len(unmatched) == len(episodes) and {r[:3] for r in unmatched} == episodes
+    assert {r[3] for r in unmatched} == {"no_episode_details"}

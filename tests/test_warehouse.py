@@ -24,6 +24,14 @@ def test_bootstrap_is_idempotent(fresh_db):
                       ("raw", "buzzsprout_episodes"), ("raw", "buzzsprout_episode_downloads_daily"),
                       ("raw", "buzzsprout_episode_download_details"),
                       ("raw", "transistor_episodes"), ("raw", "transistor_episode_downloads_daily"),
+                      ("raw", "podbean_episodes"), ("raw", "podbean_episode_downloads_daily"),
+                      ("raw", "simplecast_episodes"), ("raw", "simplecast_episode_ad_markers"),
+                      ("raw", "simplecast_episode_downloads_daily"), ("raw", "simplecast_episode_locations"),
+                      ("raw", "simplecast_episode_technology"),
+                      ("raw", "spotify_episodes"), ("raw", "spotify_episode_metrics_daily"),
+                      ("raw", "spotify_show_metrics_daily"), ("raw", "spotify_show_demographics_daily"),
+                      ("raw", "apple_episodes"), ("raw", "apple_episode_metrics_daily"),
+                      ("raw", "apple_show_followers_daily"), ("raw", "megaphone_episode_metrics_daily"),
                       ("quarantine", "platform_records")}
 
 

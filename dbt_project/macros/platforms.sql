@@ -11,14 +11,20 @@
     {{ return({
         'buzzsprout': {'episodes': 'stg_buzzsprout__episodes', 'metrics_daily': 'stg_buzzsprout__downloads_daily', 'metrics': ['downloads']},
         'transistor': {'episodes': 'stg_transistor__episodes', 'metrics_daily': 'stg_transistor__downloads_daily', 'metrics': ['downloads']},
+        'podbean': {'episodes': 'stg_podbean__episodes', 'metrics_daily': 'stg_podbean__downloads_daily', 'metrics': ['downloads']},
+        'simplecast': {'episodes': 'stg_simplecast__episodes', 'metrics_daily': 'stg_simplecast__downloads_daily', 'metrics': ['downloads']},
+        'spotify': {'episodes': 'stg_spotify__episodes', 'metrics_daily': 'stg_spotify__episode_metrics_daily', 'metrics': ['streams', 'starts', 'listeners']},
+        'apple': {'episodes': 'stg_apple__episodes', 'metrics_daily': 'stg_apple__episode_metrics_daily', 'metrics': ['plays', 'listeners', 'engaged_listeners', 'seconds_listened']},
+        'megaphone': {'episodes': 'stg_megaphone__episodes', 'metrics_daily': 'stg_megaphone__episode_metrics_daily', 'metrics': ['downloads', 'listeners']},
     }) }}
 {%- endmacro %}
 
-{#- Columns of every `stg_<platform>__episodes` model, in order. -#}
+{#- Columns of every `stg_<platform>__episodes` model, in order. `feed_url` is the show's feed as
+    configured for the platform (listening platforms), null where the platform does not say. -#}
 {% macro platform_episode_columns() -%}
     {{ return(['platform_episode_key', 'platform', 'tenant_id', 'source_show_id', 'platform_episode_id', 'guid',
                'title', 'enclosure_url', 'published_at', 'duration_seconds', 'season_number', 'episode_number',
-               'status', 'ingested_at', 'batch_id']) }}
+               'status', 'feed_url', 'ingested_at', 'batch_id']) }}
 {%- endmacro %}
 
 {#- Key columns of every daily metrics model; the metrics follow (`platform_metric_names`). -#}

@@ -11,7 +11,6 @@ import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from assets.ingestion.platforms.simplecast import Simplecast
 from assets.ingestion.platforms.spotify import Spotify
 from assets.ingestion.platforms.transistor import Transistor
 from resources.platform_http import ApiClient
+from resources.warehouse import platform_sql
 
 # Every platform the sync knows, by name. A platform module adds its `Platform` here.
 PLATFORMS: dict[str, Platform] = {
@@ -51,12 +51,8 @@ def load_platform_sources(path: Path) -> Any:
 
 
 def ensure_platform_tables(url: str) -> None:
-    """Create the platform tables if they are missing: resources/sql/platforms.sql (shared
-    tables, Buzzsprout, Transistor), then each further platform's resources/sql/platforms_*.sql."""
-    folder = importlib_resources.files("resources").joinpath("sql")
-    files = sorted((f for f in folder.iterdir() if f.name.startswith("platforms_") and f.name.endswith(".sql")),
-                   key=lambda f: f.name)
-    ddl = "\n".join(f.read_text() for f in (folder.joinpath("platforms.sql"), *files))
+    """Create the platform tables if they are missing (resources/sql/platforms*.sql)."""
+    ddl = platform_sql()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(hashtext('podcast_analytics.bootstrap'))")
         try:

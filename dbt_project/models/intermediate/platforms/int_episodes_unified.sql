@@ -11,7 +11,8 @@
 --                  within 36 hours, in the feed the platform show maps to            0.90 within 2 h, else 0.80
 --   title          the same title in the show's feed when either side has no date    0.60
 -- Evidence pointing outside the feed the platform show maps to costs 0.10. A platform show maps
--- to the feed most of its guid and URL matches point to.
+-- to the feed it is configured with (listening platforms name the show's feed_url), else to the
+-- feed most of its guid and URL matches point to.
 -- Each feed episode is claimed by at most one episode of a platform (the strongest claim); the
 -- others, and episodes without evidence, stay with match_method 'unmatched' and a reason.
 with platform_episodes as (
@@ -26,6 +27,7 @@ with platform_episodes as (
         enclosure_url,
         published_at,
         status,
+        feed_url,
         {{ enclosure_media_key('enclosure_url') }} as media_key,
         {{ title_match_key('title') }} as title_key
     from {{ ref('int_platform_episodes') }}
@@ -73,6 +75,22 @@ identifier_matches as (
         and feed_episodes.media_key = platform_episodes.media_key
 ),
 
+feeds as (
+    select podcast_id, tenant_id, feed_url, final_url from {{ ref('stg_rss__podcasts') }}
+),
+
+configured_feeds as (
+    select distinct
+        platform_episodes.platform,
+        platform_episodes.tenant_id,
+        platform_episodes.source_show_id,
+        feeds.podcast_id
+    from platform_episodes
+    inner join feeds
+        on feeds.tenant_id = platform_episodes.tenant_id
+        and platform_episodes.feed_url in (feeds.feed_url, feeds.final_url)
+),
+
 show_feed_votes as (
     select
         platform_episodes.platform,
@@ -86,13 +104,20 @@ show_feed_votes as (
 ),
 
 show_feeds as (
+    -- the configured feed first, else the feed with the most guid and URL matches
     select distinct on (platform, tenant_id, source_show_id)
         platform,
         tenant_id,
         source_show_id,
         podcast_id
-    from show_feed_votes
-    order by platform, tenant_id, source_show_id, votes desc, podcast_id
+    from (
+        select platform, tenant_id, source_show_id, podcast_id, 0 as evidence_rank, 0::bigint as votes
+        from configured_feeds
+        union all
+        select platform, tenant_id, source_show_id, podcast_id, 1 as evidence_rank, votes
+        from show_feed_votes
+    ) as show_evidence
+    order by platform, tenant_id, source_show_id, evidence_rank, votes desc, podcast_id
 ),
 
 title_matches as (
@@ -183,6 +208,8 @@ final as (
         case
             when matched.episode_id is not null then null
             when claims.episode_id is not null then 'feed_episode_claimed_by_a_stronger_match'
+            when platform_episodes.guid is null and platform_episodes.media_key is null
+                and platform_episodes.title_key is null then 'no_episode_details'
             when show_feeds.podcast_id is null then 'show_not_found_in_feeds'
             else 'not_in_feed'
         end as unmatched_reason,

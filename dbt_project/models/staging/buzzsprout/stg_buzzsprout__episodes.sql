@@ -21,6 +21,7 @@ renamed as (
             when payload ->> 'inactive_at' is not null then 'inactive'
             else 'published'
         end as status,
+        null::text as feed_url,
         _ingested_at as ingested_at,
         _batch_id as batch_id
     from source

@@ -17,6 +17,7 @@ renamed as (
         season_number,
         episode_number,
         lower(coalesce(nullif(btrim(status), ''), 'published')) as status,
+        null::text as feed_url,
         _ingested_at as ingested_at,
         _batch_id as batch_id
     from source

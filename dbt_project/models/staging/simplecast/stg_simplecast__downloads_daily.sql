@@ -1,0 +1,18 @@
+with source as (
+    select * from {{ source('simplecast', 'simplecast_episode_downloads_daily') }}
+),
+
+renamed as (
+    select
+        {{ platform_episode_key("'simplecast'", 'tenant_id', 'podcast_id', 'episode_id') }} as platform_episode_key,
+        'simplecast'::text as platform,
+        tenant_id,
+        podcast_id as source_show_id,
+        episode_id as platform_episode_id,
+        download_date as metric_date,
+        downloads,
+        _ingested_at as ingested_at
+    from source
+)
+
+select * from renamed
