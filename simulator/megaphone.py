@@ -62,6 +62,7 @@ class MegaphoneEpisode:
     published_at: datetime
     duration: int
     filesize: int
+    audio_url: str | None = None  # the feed item's enclosure URL
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def megaphone_shows(network: Network) -> list[MegaphoneShow]:
             episodes.append(MegaphoneEpisode(
                 _uuid(network.seed, "megaphone-episode", show.tenant_id, show.slug, number), ep.guid, ep.title,
                 published.astimezone(timezone.utc), ep.duration_seconds if ep.duration_seconds and ep.duration_seconds > 0 else 1800,
-                ep.enclosure_length))
+                ep.enclosure_length, ep.enclosure_url))
         out.append(MegaphoneShow(index, show, _uuid(network.seed, "megaphone-network", show.tenant_id),
                                  _uuid(network.seed, "megaphone-podcast", show.tenant_id, show.slug), tuple(episodes)))
     return out

@@ -319,9 +319,10 @@ class PlatformApis:
     def routes(self) -> dict[str, Any]:
         """Path prefix -> handler(rest of the path, query and form parameters, headers, method)."""
         from simulator.listening import listening_routes  # noqa: PLC0415 (it imports this module)
+        from simulator.megaphone_api import megaphone_routes  # noqa: PLC0415 (it imports this module)
 
         return {"/buzzsprout/api/": self._buzzsprout_request, "/transistor/v1/": self._transistor_request,
-                **self.hosts.routes, **listening_routes(self)}
+                **self.hosts.routes, **listening_routes(self), **megaphone_routes(self)}
 
     def _buzzsprout_request(self, rest: str, params: dict[str, str], headers: Any, method: str) -> Reply:
         auth = headers.get("Authorization") or ""
@@ -658,6 +659,11 @@ def platform_sources(network: Network, base_url: str, **options: Any) -> tuple[d
     listening, listening_environ = listening_sources(network, base_url, **options)
     section.update(listening)
     environ.update(listening_environ)
+    from simulator.megaphone_api import megaphone_sources  # noqa: PLC0415 (it imports this module)
+
+    megaphone, megaphone_environ = megaphone_sources(network, base_url, **options)
+    section.update(megaphone)
+    environ.update(megaphone_environ)
     return section, environ
 
 

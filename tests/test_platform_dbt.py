@@ -17,6 +17,7 @@ from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from assets.ingestion.rss_ingest import ingest_rss
 from resources.warehouse import bootstrap, with_database
 from simulator.megaphone import write_megaphone_exports
+from simulator.megaphone_api import megaphone_identity_truth
 from simulator.listening import listening_identity_truth, listening_truth
 from simulator.platform_hosts import PODBEAN_BUCKET
 from simulator.platforms import episode_identity_truth, platform_sources, platform_truth
@@ -31,6 +32,8 @@ PLATFORMS = ("buzzsprout", "transistor")
 HOSTS = (*PLATFORMS, "podbean", "simplecast")
 LISTENING = ("spotify", "apple")
 ALL_PLATFORMS = (*HOSTS, *LISTENING)
+# Megaphone's catalog comes from its API, its numbers from the delivery exports.
+MODELLED = (*ALL_PLATFORMS, "megaphone")
 METRICS = ("downloads", "streams", "starts", "plays", "listeners", "engaged_listeners", "seconds_listened")
 # The platform models and everything upstream of them; not the access-log models.
 SELECT = ("+dim_episodes", "+fct_platform_listener_engagement", "+int_platform_episodes_unmatched")
@@ -82,7 +85,7 @@ def warehouse(admin_url, network, simulator, truth, tmp_path_factory):
             sources, environ = all_sources_for(apis, simulator.base_url)
             with ThreadPoolExecutor(3) as pool:
                 runs = {p: pool.submit(sync_platform, url, sources, p, "sync-1", *WINDOW, environ=environ)
-                        for p in ALL_PLATFORMS}
+                        for p in MODELLED}
                 stats = {p: run.result() for p, run in runs.items()}
         assert not any(s.failed_sources for s in stats.values())
         ingest_rss(url, rss_sources_for(truth), batch_id="rss-1")
@@ -99,7 +102,8 @@ def warehouse(admin_url, network, simulator, truth, tmp_path_factory):
 def every_identity(network, simulator):
     """Which feed item each episode of every platform modelled in dbt is."""
     return {**episode_identity_truth(network, simulator.base_url),
-            **listening_identity_truth(network, simulator.base_url)}
+            **listening_identity_truth(network, simulator.base_url),
+            **megaphone_identity_truth(network, simulator.base_url)}
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +164,7 @@ def test_every_unmatched_platform_episode_is_reported(warehouse, identity):
 
 def test_dim_episodes_carry_the_platform_ids(warehouse, every_identity):
     url, *_ = warehouse
-    columns = sql.SQL(", ").join(sql.Identifier(f"{p}_episode_id") for p in ALL_PLATFORMS)
+    columns = sql.SQL(", ").join(sql.Identifier(f"{p}_episode_id") for p in MODELLED)
     rows = query(url, sql.SQL("select episode_id, platform_episode_ids, platforms, {} from marts.dim_episodes")
                  .format(columns))
     by_episode = {r[0]: r[1:] for r in rows}
@@ -168,7 +172,7 @@ def test_dim_episodes_carry_the_platform_ids(warehouse, every_identity):
     for (platform, _, episode_id), v in every_identity.items():
         if v.feed_episode:
             want.setdefault(feed_episode_id(*v.feed_episode), {})[platform] = episode_id
-    for position, platform in enumerate(ALL_PLATFORMS, start=2):
+    for position, platform in enumerate(MODELLED, start=2):
         hosted = [e for e, ids in want.items() if platform in ids]
         hits = [e for e in hosted if by_episode[e][position] == want[e][platform]]
         assert len(hits) >= 0.99 * len(hosted) and len(hosted) > 150, platform
@@ -180,15 +184,17 @@ def test_dim_episodes_carry_the_platform_ids(warehouse, every_identity):
     # the listening platforms' crawlers refuse) keep empty platform columns.
     assert all({"spotify", "apple"} <= set(ids) for ids in want.values())
     empty = [r for r in rows if r[0] not in want]
-    assert all(r[1:] == ({}, [], *[None] * len(ALL_PLATFORMS)) for r in empty)
+    assert all(r[1:] == ({}, [], *[None] * len(MODELLED)) for r in empty)
     assert len(empty) < 0.02 * len(rows)
 
 
 @pytest.mark.parametrize(("platform", "evidence"), [
-    ("podbean", "enclosure_url"), ("simplecast", "guid"), ("spotify", "title_date"), ("apple", "guid")])
+    ("podbean", "enclosure_url"), ("simplecast", "guid"), ("spotify", "title_date"), ("apple", "guid"),
+    ("megaphone", "guid")])
 def test_each_platform_resolves_to_its_feed_episodes(warehouse, every_identity, platform, evidence):
-    """Podbean shows no guid (its media URL is the evidence), Simplecast and Apple show the feed's
-    guid, Spotify only a name and a release date (title and date within the configured feed)."""
+    """Podbean shows no guid (its media URL is the evidence), Simplecast, Apple and Megaphone's
+    catalog show the feed's guid (Megaphone its own uid for a few, matched by media URL), Spotify
+    only a name and a release date (title and date within the configured feed)."""
     url, *_ = warehouse
     truth = {k: v for k, v in every_identity.items() if k[0] == platform}
     got = resolved(url, (platform,))
@@ -258,10 +264,13 @@ def test_reconciliation_test_catches_a_lost_metric_row(warehouse):
     assert tested.returncode == 1 and "platform_metrics_reconcile_with_staging" in tested.stdout
 
 
-def test_megaphone_metrics_are_kept_and_reported_unmatched(warehouse):
-    """Megaphone's exports name episodes by id only (no catalog is ingested): every episode is
-    resolved once, as unmatched with the reason, and its numbers reach the fact unchanged."""
+def test_megaphone_episodes_resolve_to_their_feed_episodes(warehouse, every_identity):
+    """Megaphone's exports name episodes by id only; its catalog (the same ids, with guid, title,
+    date and media URL) matches them to feed items, and the exports' numbers reach the fact
+    unchanged under the feed episode."""
     url, _, exported = warehouse
+    truth = {k: v for k, v in every_identity.items() if k[0] == "megaphone"}
+    expected = {k[1:]: feed_episode_id(*v.feed_episode) if v.feed_episode else None for k, v in truth.items()}
     got = {(t, s, e, d): (n, listeners, unified, episode_id, method) for t, s, e, d, n, listeners, unified, episode_id, method
            in query(url, """
         select tenant_id, source_show_id, platform_episode_id, metric_date, downloads, listeners, unified_episode_id,
@@ -270,10 +279,23 @@ def test_megaphone_metrics_are_kept_and_reported_unmatched(warehouse):
     assert {k: v[:2] for k, v in got.items()} == {
         (t, p, e, d): (m["downloads"], m["unique_listeners"]) for (t, _, p, e, d), m in exported.items()}
     assert len(got) > 40 and sum(v[0] for v in got.values()) > 500
-    assert all(v[2] is not None and v[3] is None and v[4] == "unmatched" for v in got.values())
-    episodes = {(t, p, e) for (t, _, p, e, _) in exported}
-    unmatched = query(url, """
-        select tenant_id, source_show_id, platform_episode_id, unmatched_reason
-        from intermediate.int_platform_episodes_unmatched where platform = 'megaphone'""")
-    assert len(unmatched) == len(episodes) and {r[:3] for r in unmatched} == episodes
-    assert {r[3] for r in unmatched} == {"no_episode_details"}
+    # Each day's numbers carry the feed episode its episode is (its own unified id when unmatched).
+    right = [k for k, v in got.items() if v[3] == expected[k[1:3]]]
+    assert len(right) >= 0.99 * len(got) and all(v[2] is not None for v in got.values())
+    assert all(v[2] == v[3] for v in got.values() if v[3] is not None)
+    matched = [k for k, v in got.items() if v[3] is not None]
+    assert len(matched) >= 0.5 * len(got) and all(got[k][4] in ("guid", "enclosure_url") for k in matched)
+    # The episodes: at least 99 % resolve to the feed episode they are; misses are left unmatched.
+    resolved_now = resolved(url, ("megaphone",))
+    assert set(resolved_now) == set(truth) and len(truth) > 250
+    wrong = [k for k in truth if resolved_now[k][0] != expected[k[1:]]]
+    assert len(wrong) <= 0.01 * len(truth) and all(resolved_now[k][0] is None for k in wrong)
+    matchable = [k for k, v in truth.items() if v.feed_episode]
+    assert len(matchable) > 150 and sum(resolved_now[k][0] == expected[k[1:]] for k in matchable) >= 0.99 * len(matchable)
+    # Only episodes whose feed (or item) is not in the warehouse stay unmatched, with the reason.
+    unmatched = {tuple(r[:3]): r[3] for r in query(url, """
+        select platform, source_show_id, platform_episode_id, unmatched_reason
+        from intermediate.int_platform_episodes_unmatched where platform = 'megaphone'""")}
+    reasons = {"feed_quarantined": "show_not_found_in_feeds", "item_quarantined": "not_in_feed"}
+    assert unmatched == {k: reasons[v.kind] for k, v in truth.items() if v.kind in reasons}
+    assert "no_episode_details" not in unmatched.values()

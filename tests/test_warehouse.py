@@ -32,6 +32,7 @@ def test_bootstrap_is_idempotent(fresh_db):
                       ("raw", "spotify_show_metrics_daily"), ("raw", "spotify_show_demographics_daily"),
                       ("raw", "apple_episodes"), ("raw", "apple_episode_metrics_daily"),
                       ("raw", "apple_show_followers_daily"), ("raw", "megaphone_episode_metrics_daily"),
+                      ("raw", "megaphone_episodes"),
                       ("quarantine", "platform_records")}
 
 

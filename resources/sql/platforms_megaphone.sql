@@ -31,3 +31,24 @@ create table if not exists ops.megaphone_export_files (
     loaded_at            timestamptz not null default now(),
     _batch_id            text
 );
+
+-- The Megaphone API's episode catalog (the ids the exports name, with what matches them to feed
+-- items: guid, title, date, media URL), upserted on (tenant, podcast, episode id).
+create table if not exists raw.megaphone_episodes (
+    tenant_id         text not null,
+    podcast_id        text not null,   -- Megaphone podcast (uuid)
+    episode_id        text not null,   -- Megaphone episode (uuid)
+    network_id        text not null,
+    guid              text,            -- the feed item's guid, or Megaphone's uid when imported without one
+    uid               text,            -- Megaphone's own short id
+    title             text,
+    published_at      timestamptz,
+    duration_seconds  integer,
+    audio_url         text,            -- audioFileUrl (else downloadUrl)
+    status            text,
+    payload           jsonb,
+    _ingested_at      timestamptz not null default now(),
+    _source           text not null default 'megaphone',
+    _batch_id         text,
+    primary key (tenant_id, podcast_id, episode_id)
+);

@@ -21,6 +21,7 @@ from pydantic import BaseModel, create_model
 from assets.ingestion.platforms.apple import Apple
 from assets.ingestion.platforms.base import Checkpoint, Platform, ShowSync, SyncStats, no_checkpoint, policy_for
 from assets.ingestion.platforms.buzzsprout import Buzzsprout
+from assets.ingestion.platforms.megaphone import Megaphone
 from assets.ingestion.platforms.podbean import Podbean
 from assets.ingestion.platforms.simplecast import Simplecast
 from assets.ingestion.platforms.spotify import Spotify
@@ -30,7 +31,7 @@ from resources.warehouse import platform_sql
 
 # Every platform the sync knows, by name. A platform module adds its `Platform` here.
 PLATFORMS: dict[str, Platform] = {
-    p.name: p for p in (Buzzsprout(), Transistor(), Podbean(), Simplecast(), Spotify(), Apple())
+    p.name: p for p in (Buzzsprout(), Transistor(), Podbean(), Simplecast(), Spotify(), Apple(), Megaphone())
 }
 
 
