@@ -47,6 +47,27 @@ def fresh_db(admin_url):
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
+@pytest.fixture(scope="module")
+def new_warehouse(admin_url):
+    """Bootstrapped databases made on demand (`new_warehouse("t_prefix")`), dropped when the
+    test module ends."""
+    created: list[str] = []
+
+    def make(prefix: str = "t") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        created.append(name)
+        url = with_database(admin_url, name)
+        bootstrap(url)
+        return url
+
+    yield make
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def network():
     return build_network(seed=7)

@@ -2,7 +2,6 @@
 synced into real PostgreSQL: a clean sync equals the ground truth, late days are replaced by the
 next partition's look-back window, and a sync under 20 % faults ends with the clean data."""
 
-import uuid
 from datetime import date
 
 import dagster as dg
@@ -17,7 +16,7 @@ from assets.ingestion.platforms.listening import bearer_api
 from assets.ingestion.platforms.spotify import SpotifyClient
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from resources.platform_http import ApiError, ApiPolicy, Secret
-from resources.warehouse import WarehouseResource, bootstrap, with_database
+from resources.warehouse import WarehouseResource
 from simulator.listening import AGE_BUCKETS, GENDERS, listening_shows, listening_token, listening_truth
 from simulator.network import build_network
 from simulator.platforms import platform_sources
@@ -38,27 +37,6 @@ TABLES = {
     "raw.apple_show_followers_daily": "tenant_id, show_id, metric_date",
     "quarantine.platform_records": "platform, tenant_id, source_id, stream, record_key, reason_code",
 }
-CREATED: list[str] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def drop_created_databases(admin_url):
-    yield
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        for name in CREATED:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def new_database(admin_url: str) -> str:
-    name = f"t_listening_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    CREATED.append(name)
-    url = with_database(admin_url, name)
-    bootstrap(url)
-    return url
-
-
 def sync_all(url: str, sim: SimulatorServer, batch_id: str, window=WINDOW) -> dict:
     section, environ = platform_sources(sim.network, sim.base_url, **FAST)
     sources = PlatformSources.model_validate(section)
@@ -123,8 +101,8 @@ def clean_sim(network):
 
 
 @pytest.fixture(scope="module")
-def clean(admin_url, clean_sim):
-    url = new_database(admin_url)
+def clean(new_warehouse, clean_sim):
+    url = new_warehouse("t_listening")
     stats = sync_all(url, clean_sim, "clean-1")
     yield url, stats, snapshot(url)
 
@@ -176,8 +154,8 @@ def test_rerun_changes_nothing(clean, clean_sim):
     assert snapshot(url) == before
 
 
-def test_sync_under_20_percent_faults_ends_with_the_data_of_a_clean_sync(admin_url, network, clean):
-    url = new_database(admin_url)
+def test_sync_under_20_percent_faults_ends_with_the_data_of_a_clean_sync(new_warehouse, network, clean):
+    url = new_warehouse("t_listening")
     with SimulatorServer(network, api_faults=0.2, api_fault_seed=5, api_retry_after=0, api_hang_seconds=0.6) as sim:
         stats = sync_all(url, sim, "faulty-1")
         served = dict(sim.apis.faults_served)
@@ -244,8 +222,8 @@ def test_expired_credentials_fail_without_showing_the_token(clean_sim):
         assert api.stats.requests == 1  # an auth failure is final: no retries
 
 
-def test_interrupted_sync_resumes_without_duplicates_or_gaps(admin_url, clean_sim, clean):
-    url = new_database(admin_url)
+def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clean_sim, clean):
+    url = new_warehouse("t_listening")
 
     class Crash(Exception):
         pass

@@ -16,8 +16,7 @@ from psycopg import sql
 
 from assets.ingestion.platforms.podbean import PodbeanClient, podbean_api
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
-from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret
-from resources.warehouse import bootstrap, with_database
+from resources.platform_http import ApiError, ApiPolicy, Secret
 from simulator.platform_hosts import HOST_FAULT_KINDS, podbean_client_id
 from simulator.platforms import api_token, hosted_shows, platform_sources, platform_truth
 from simulator.server import SimulatorServer
@@ -37,7 +36,6 @@ TABLES = {
     "raw.simplecast_episode_technology": "tenant_id, podcast_id, episode_id, download_date, dimension, name",
     "quarantine.platform_records": "platform, tenant_id, source_id, stream, record_key, reason_code",
 }
-CREATED: list[str] = []
 
 
 def sources_for(sim: SimulatorServer, **options) -> tuple[PlatformSources, dict[str, str]]:
@@ -76,26 +74,6 @@ def accounts(network, platform: str) -> set[str]:
     return {h.tenant_id for h in hosted_shows(network) if h.platform == platform}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def drop_created_databases(admin_url):
-    yield
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        for name in CREATED:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def new_database(admin_url: str) -> str:
-    import uuid
-
-    name = f"t_hosts_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    CREATED.append(name)
-    url = with_database(admin_url, name)
-    bootstrap(url)
-    return url
-
-
 @pytest.fixture(scope="module")
 def clean_sim(network):
     with SimulatorServer(network, podbean_bucket=BUCKET) as server:
@@ -103,9 +81,9 @@ def clean_sim(network):
 
 
 @pytest.fixture(scope="module")
-def clean(admin_url, clean_sim):
+def clean(new_warehouse, clean_sim):
     """One database synced once from the fault-free simulator: the reference for other tests."""
-    url = new_database(admin_url)
+    url = new_warehouse("t_hosts")
     before = Counter(clean_sim.apis.hosts.tokens_issued)
     stats = sync_hosts(url, clean_sim, "clean-1")
     tokens = Counter(clean_sim.apis.hosts.tokens_issued)
@@ -157,8 +135,8 @@ def test_clean_sync_matches_ground_truth(clean, network, clean_sim):
     assert clean_sim.apis.hosts.expired_refusals["podbean"] == 0
 
 
-def test_sync_under_20_percent_faults_ends_with_the_data_of_a_clean_sync(admin_url, network, clean):
-    url = new_database(admin_url)
+def test_sync_under_20_percent_faults_ends_with_the_data_of_a_clean_sync(new_warehouse, network, clean):
+    url = new_warehouse("t_hosts")
     with SimulatorServer(network, podbean_bucket=BUCKET, api_faults=0.2, api_fault_seed=5, api_retry_after=0,
                          api_hang_seconds=0.6) as sim:
         stats = sync_hosts(url, sim, "faulty-1")
@@ -173,8 +151,8 @@ def test_sync_under_20_percent_faults_ends_with_the_data_of_a_clean_sync(admin_u
     assert tokens > len(accounts(network, "podbean"))
 
 
-def test_interrupted_sync_resumes_without_duplicates_or_gaps(admin_url, clean_sim, clean):
-    url = new_database(admin_url)
+def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clean_sim, clean):
+    url = new_warehouse("t_hosts")
 
     class Crash(Exception):
         pass
@@ -206,10 +184,10 @@ def test_interrupted_sync_resumes_without_duplicates_or_gaps(admin_url, clean_si
     assert snapshot(url) == clean[2]
 
 
-def test_a_podbean_token_that_expires_mid_sync_is_renewed(admin_url, network, clean):
-    url = new_database(admin_url)
+def test_a_podbean_token_that_expires_mid_sync_is_renewed(new_warehouse, network, clean):
+    url = new_warehouse("t_hosts")
     with SimulatorServer(network, podbean_bucket=BUCKET) as sim:
-        sources, environ = sources_for(sim, concurrency=1)  # one show after the other
+        sources, environ = sources_for(sim, concurrency=1, timeout_seconds=5.0)  # one show at a time
         expired = []
 
         def expire_once(stream, cursor):
@@ -246,10 +224,10 @@ def test_a_podbean_token_is_renewed_before_it_expires(network):
         assert sim.apis.hosts.tokens_issued[show.tenant_id] == 2 and sim.apis.hosts.expired_refusals["podbean"] == 0
 
 
-def test_a_rotated_simplecast_token_is_picked_up_mid_sync(admin_url, network, clean):
-    url = new_database(admin_url)
+def test_a_rotated_simplecast_token_is_picked_up_mid_sync(new_warehouse, network, clean):
+    url = new_warehouse("t_hosts")
     with SimulatorServer(network) as sim:
-        sources, environ = sources_for(sim, concurrency=1)
+        sources, environ = sources_for(sim, concurrency=1, timeout_seconds=5.0)  # no slow-answer retries
         first_show = sources.simplecast.shows[0]
         rotated = []
 
@@ -289,8 +267,8 @@ def test_the_leaky_bucket_refuses_a_burst_and_paced_requests_pass(network):
         assert api.stats.retries == 0 and hosts.bucket_refusals[show.tenant_id] == 1
 
 
-def test_credentials_and_tokens_never_appear_in_logs_metadata_errors_or_tables(admin_url, clean_sim, caplog, capfd):
-    url = new_database(admin_url)
+def test_credentials_and_tokens_never_appear_in_logs_metadata_errors_or_tables(new_warehouse, clean_sim, caplog, capfd):
+    url = new_warehouse("t_hosts")
     caplog.set_level(logging.DEBUG)
     sources, environ = sources_for(clean_sim)
     good = sync_platform(url, sources, "podbean", "secrets-1", streams={"episodes"}, environ=environ)

@@ -17,7 +17,7 @@ from assets.ingestion.platforms.buzzsprout import BuzzsproutClient, buzzsprout_a
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from assets.ingestion.platforms.transistor import TransistorClient, transistor_api
 from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret
-from resources.warehouse import WarehouseResource, bootstrap, with_database
+from resources.warehouse import WarehouseResource
 from simulator.platforms import FAULT_KINDS, api_token, hosted_shows, platform_sources, platform_truth
 from simulator.server import SimulatorServer
 from tests.conftest import query
@@ -68,29 +68,6 @@ def snapshot(url: str, bookkeeping: bool = False) -> dict[str, list[tuple]]:
     return out
 
 
-CREATED: list[str] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def drop_created_databases(admin_url):
-    yield
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        for name in CREATED:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def new_database(admin_url: str) -> str:
-    import uuid
-
-    name = f"t_platform_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    CREATED.append(name)
-    url = with_database(admin_url, name)
-    bootstrap(url)
-    return url
-
-
 @pytest.fixture(scope="module")
 def clean_sim(network):
     with SimulatorServer(network, transistor_limit=TRANSISTOR_LIMIT) as server:
@@ -105,9 +82,9 @@ def faulty_sim(network):
 
 
 @pytest.fixture(scope="module")
-def clean(admin_url, clean_sim):
+def clean(new_warehouse, clean_sim):
     """One database synced once from the fault-free simulator: the reference for other tests."""
-    url = new_database(admin_url)
+    url = new_warehouse("t_platform")
     stats = sync_all(url, clean_sim, "clean-1")
     yield url, stats, snapshot(url)
 
@@ -154,8 +131,8 @@ def test_rerun_changes_nothing(clean, clean_sim):
     assert again["buzzsprout"].not_modified == len([h for h in hosted_shows(clean_sim.network) if h.platform == "buzzsprout"])
 
 
-def test_sync_under_20_percent_faults_ends_with_the_data_of_a_clean_sync(admin_url, faulty_sim, clean):
-    url = new_database(admin_url)
+def test_sync_under_20_percent_faults_ends_with_the_data_of_a_clean_sync(new_warehouse, faulty_sim, clean):
+    url = new_warehouse("t_platform")
     stats = sync_all(url, faulty_sim, "faulty-1")
     assert not stats["buzzsprout"].failed_sources and not stats["transistor"].failed_sources
     assert snapshot(url) == clean[2]
@@ -165,8 +142,8 @@ def test_sync_under_20_percent_faults_ends_with_the_data_of_a_clean_sync(admin_u
     assert {"http_429", "http_500", "timeout", "invalid_json"} <= set(retried)
 
 
-def test_interrupted_sync_resumes_without_duplicates_or_gaps(admin_url, clean_sim, clean):
-    url = new_database(admin_url)
+def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clean_sim, clean):
+    url = new_warehouse("t_platform")
 
     class Crash(Exception):
         pass
