@@ -33,6 +33,7 @@ class FetchError(Exception):
         self.code = code
         self.detail = detail
         self.status_code = status_code
+        self.attempts: int | None = None  # set when it ends a series of retries
 
 
 class _Retryable(Exception):
@@ -42,6 +43,7 @@ class _Retryable(Exception):
         self.detail = detail
         self.status_code = status_code
         self.retry_after = retry_after
+        self.attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,28 @@ def _inflate(raw: bytes, max_bytes: int, status_code: int | None = None) -> byte
     raise FetchError("bad_content_encoding", "body is not valid gzip/deflate data", status_code)
 
 
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing: a feed host's cookie never rides along with a later poll (of
+    this or another tenant's feed), and reading Set-Cookie through http.cookiejar on every
+    response costs more CPU than the rest of a 304."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        pass
+
+
+class FeedClient(httpx.Client):
+    """httpx.Client without cookie persistence (see `_NoCookies`)."""
+
+    _no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:  # type: ignore[override]
+        return self._no_cookies
+
+
 class Fetcher:
     """Conditional GETs under one policy, sharing one httpx.Client (a thread-safe connection pool).
 
@@ -182,7 +206,7 @@ class Fetcher:
     def __init__(self, policy: FetchPolicy, client: httpx.Client | None = None, pool_size: int = 64):
         self.policy = policy
         self._own_client = client is None
-        self.client = client or httpx.Client(
+        self.client = client or FeedClient(
             timeout=httpx.Timeout(policy.timeout_seconds, connect=policy.connect_timeout_seconds),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
@@ -244,16 +268,12 @@ class Fetcher:
             return min(exc.retry_after, self.policy.max_retry_after_seconds)
         return True
 
-    def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
-        """Fetch `url`; never raises for HTTP-level problems: they come back as `error_code`."""
-        headers: dict[str, str] = {}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
-        started = time.perf_counter()
-        attempts = 0
-        result: FetchResult
+    def _retry(self, url: str, headers: dict[str, str], first: _Retryable) -> tuple[FetchResult, int]:
+        """The attempts after a retryable failure, under stamina: its backoff, the server's
+        Retry-After, the attempt limit and the time budget all apply as if stamina had made the
+        first attempt (it is made outside: entering stamina costs more than a 304 on loopback)."""
+        attempts = 1
+        pending: _Retryable | None = first
         try:
             for attempt in stamina.retry_context(
                 on=self._backoff,
@@ -264,9 +284,33 @@ class Fetcher:
                 wait_jitter=self.policy.wait_initial_seconds,
             ):
                 with attempt:
+                    if pending is not None:
+                        failed, pending = pending, None
+                        raise failed
                     attempts += 1
-                    result = self._once(url, headers)
+                    return self._once(url, headers), attempts
         except (FetchError, _Retryable) as exc:
+            exc.attempts = attempts
+            raise
+        raise AssertionError("stamina ended without an outcome")  # unreachable: the last failure propagates
+
+    def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
+        """Fetch `url`; never raises for HTTP-level problems: they come back as `error_code`."""
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        started = time.perf_counter()
+        attempts = 1
+        result: FetchResult
+        try:
+            try:
+                result = self._once(url, headers)
+            except _Retryable as first:
+                result, attempts = self._retry(url, headers, first)
+        except (FetchError, _Retryable) as exc:
+            attempts = exc.attempts or attempts
             result = FetchResult(
                 url=url, final_url=url, status_code=exc.status_code,
                 error_code=exc.code, error=exc.detail,

@@ -40,6 +40,10 @@ class Misbehaving(BaseHTTPRequestHandler):
             if self.headers.get("If-None-Match") == '"v1"':
                 return self._reply(304, headers={"ETag": '"v1"'})
             return self._reply(200, b"<rss/>", {"ETag": '"v1"', "Last-Modified": "Mon, 02 Nov 2026 10:00:00 GMT"})
+        if self.path == "/set-cookie":
+            return self._reply(200, b"<rss/>", {"Set-Cookie": "session=tenant-a; Path=/"})
+        if self.path == "/echo-cookie":
+            return self._reply(200, (self.headers.get("Cookie") or "").encode())
         if self.path == "/rate-limited":
             if n == 1:
                 return self._reply(429, b"slow down", {"Retry-After": "1"})
@@ -90,6 +94,13 @@ def test_conditional_get(server):
     assert first.ok and first.status_code == 200 and first.etag == '"v1"'
     again = fetch(server + "/ok", etag=first.etag)
     assert again.not_modified and again.body is None and again.error_code is None
+
+
+def test_no_cookie_is_kept_between_polls(server):
+    with Fetcher(FetchPolicy(allow_private_hosts=True, timeout_seconds=1.0)) as fetcher:
+        assert fetcher.fetch(server + "/set-cookie").ok
+        echoed = fetcher.fetch(server + "/echo-cookie")
+    assert echoed.ok and echoed.body == b""  # the cookie the host set is not sent back
 
 
 def test_retry_after_is_honoured(server):
