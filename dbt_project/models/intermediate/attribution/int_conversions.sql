@@ -27,22 +27,35 @@
         from " ~ ref('stg_campaigns__campaigns') ~ "
     )
     select distinct tenant_id, ip_prefix_hash as household_key,
-           coalesce(ip_prefix_hash, md5(tenant_id || '|' || source || '|' || event_id)) as attribution_key
+           coalesce(ip_prefix_hash, md5(tenant_id || '|' || source || '|' || event_id)) as attribution_key,
+           case when ip_prefix_hash is null then source end as source,
+           case when ip_prefix_hash is null then event_id end as event_id
     from " ~ events_rel ~ "
     where _ingested_at > (select events_loaded_at from watermark)
         or (select changed from campaigns_changed)") %}
 {% endif %}
 with events as (
     {% if is_incremental() %}
+    -- a household's events through the index on (tenant_id, ip_prefix_hash); an event without an
+    -- address through the primary key (an `or` of the two would use neither index)
     select events.*
     from {{ batch }} as keys
     cross join lateral (
         select * from {{ ref('stg_conversions__events') }} as rows
-        where rows.tenant_id = keys.tenant_id
-            and (rows.household_key = keys.household_key
-                 or (keys.household_key is null and rows.household_key is null and rows.event_key = keys.attribution_key))
+        where rows.tenant_id = keys.tenant_id and rows.household_key = keys.household_key
         offset 0
     ) as events
+    where keys.household_key is not null
+    union all
+    select events.*
+    from {{ batch }} as keys
+    cross join lateral (
+        select * from {{ ref('stg_conversions__events') }} as rows
+        where rows.tenant_id = keys.tenant_id and rows.source = keys.source and rows.event_id = keys.event_id
+            and rows.household_key is null
+        offset 0
+    ) as events
+    where keys.household_key is null
     {% else %}
     select * from {{ ref('stg_conversions__events') }}
     {% endif %}

@@ -1,15 +1,16 @@
-{{ config(indexes=[{'columns': ['exposure_date']}, {'columns': ['tenant_id', 'household_key']}, {'columns': ['counted_at']}],
+{{ config(indexes=[{'columns': ['exposure_date']}, {'columns': ['tenant_id', 'household_key']}, {'columns': ['counted_at']},
+                   {'columns': ['tenant_id', 'campaign_id']}, {'columns': ['computed_at']}],
           materialized='incremental', incremental_strategy='append',
-          pre_hook="{{ replace_batch_hook('exposure_date', ['tenant_id', 'household_key']) }}",
-          post_hook=["{{ create_removed_rows_table(['tenant_id', 'household_key']) }}"]) }}
+          pre_hook="{{ replace_batch_hook('exposure_date', ['tenant_id', 'household_key', 'exposure_date']) }}",
+          post_hook=["{{ create_removed_rows_table(['tenant_id', 'household_key', 'exposure_date']) }}"]) }}
 -- One row per ad delivered: an IAB download (fct_downloads: never an invalid one) of an episode
 -- a placement covers, on a day within the placement's dates and the campaign's flight, whose
 -- bytes reach the placement's delivery threshold (int_placement_episodes). The household is the
 -- listener's hashed IP prefix. Bytes covered are the reassembled bytes of the download window,
 -- counted from the start of the file.
 -- Incremental by day: a run replaces the days with downloads counted or removed since its last
--- run; when placements or campaigns changed, every day. The households of the rows it replaces
--- are kept in int_exposures__removed for the attribution (see removed_rows).
+-- run; when placements or campaigns changed, every day. The households and days of the rows it
+-- replaces are kept in int_exposures__removed for the models downstream (see removed_rows).
 {% if is_incremental() %}
 {% set downloads_rel = ref('fct_downloads') %}
 {% set days = create_batch_table(this.name ~ '__batch', "

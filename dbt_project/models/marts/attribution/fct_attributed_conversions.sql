@@ -1,7 +1,9 @@
-{{ config(indexes=[{'columns': ['attribution_key']}, {'columns': ['campaign_id', 'attribution_model']}],
+{{ config(indexes=[{'columns': ['attribution_key']}, {'columns': ['campaign_id', 'attribution_model']},
+                   {'columns': ['conversion_date']}, {'columns': ['attributed_at']}],
           materialized='incremental', incremental_strategy='append',
           pre_hook=["{{ hash_joins_only() }}",
-                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}"]) }}
+                    "{% if is_incremental() %}{{ record_and_delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key', ['conversion_date']) }}{% endif %}"],
+          post_hook=["{{ create_removed_rows_table(['conversion_date']) }}"]) }}
 -- One row per conversion × attribution model × credited campaign, with the campaign's share of
 -- the conversion (shares of a conversion sum to 1 under every model; a conversion no campaign
 -- earned has one row per model with a null campaign and match_type 'unattributed').
@@ -18,9 +20,11 @@
 --     position_based             40 % first, 40 % last, 20 % over the ones between
 --                                (two touchpoints: 50/50; one: all).
 -- Incremental by attribution key (household): a run recomputes the households with conversions
--- loaded, or exposures computed or removed, since its last run (conversions loaded up to
--- var attribution_reprocess_minutes before it too, for loads that committed late), and every
--- household when campaigns or placements changed.
+-- loaded or exposures removed since its last run (conversions loaded up to
+-- var attribution_reprocess_minutes before it too, for loads that committed late), those with
+-- exposures computed since then and a conversion at or after the earliest of them (an exposure
+-- changes no credit of an earlier conversion), and every household when campaigns or
+-- placements changed.
 {% set models = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] %}
 {% if is_incremental() %}
 {% set batch = create_batch_table(this.name ~ '__batch', "
@@ -40,8 +44,18 @@
     where ingested_at > (select conversions_loaded_at from watermark)
         - make_interval(mins => " ~ var('attribution_reprocess_minutes') ~ ")
     union
-    select household_key from " ~ ref('int_exposures') ~ "
-    where computed_at > (select attributed_at from watermark)
+    select exposed.household_key
+    from (
+        select tenant_id, household_key, min(exposed_at) as exposed_at
+        from " ~ ref('int_exposures') ~ "
+        where computed_at > (select attributed_at from watermark)
+        group by tenant_id, household_key
+    ) as exposed
+    where exists (
+        select 1 from " ~ ref('int_conversions') ~ " as later
+        where later.tenant_id = exposed.tenant_id and later.household_key = exposed.household_key
+            and later.converted_at >= exposed.exposed_at
+    )
     union
     select household_key from " ~ removed_rows_relation(ref('int_exposures')) ~ "
     where removed_at > (select attributed_at from watermark)

@@ -8,16 +8,16 @@ with campaigns as (
 ),
 
 exposures as (
-    select tenant_id, campaign_id, exposure_date as activity_date, count(*) as impressions,
-           count(distinct household_key) as households_reached
-    from {{ ref('int_exposures') }}
-    group by tenant_id, campaign_id, exposure_date
+    select tenant_id, campaign_id, exposure_date as activity_date, impressions,
+           households as households_reached
+    from {{ ref('int_campaign_delivery_daily') }}
+    where grain = 'campaign'
 ),
 
 credited as (
     select credits.tenant_id, credits.campaign_id, credits.conversion_date as activity_date,
-           sum(credits.credited_share) as conversions, sum(credits.credited_revenue) as revenue
-    from {{ ref('fct_attributed_conversions') }} as credits
+           sum(credits.conversions) as conversions, sum(credits.revenue) as revenue
+    from {{ ref('fct_campaign_credits_daily') }} as credits
     inner join campaigns
         on campaigns.campaign_id = credits.campaign_id and campaigns.tenant_id = credits.tenant_id
         and campaigns.attribution_model = credits.attribution_model

@@ -1,6 +1,7 @@
 -- One row per campaign and attribution model (is_selected_model marks the campaign's own):
 -- delivery, conversions, money and lift, as an agency puts them in front of a sponsor.
---   impressions      ads delivered (int_exposures); reach: distinct households; frequency =
+--   impressions      ads delivered (int_campaign_delivery_daily); reach: distinct households
+--                    (int_campaign_reach); frequency =
 --                    impressions / reach
 --   conversions      credited conversions (sum of the campaign's shares) and revenue (net of
 --                    refunds, times the shares); conversion_rate = conversions / reach
@@ -24,11 +25,20 @@ models as (
     from campaigns cross join unnest(array{{ models }}) as model
 ),
 
-delivery as (
-    select tenant_id, campaign_id, count(*) as impressions, count(distinct household_key) as reach,
-           min(exposed_at) as first_exposed_at, max(exposed_at) as last_exposed_at
-    from {{ ref('int_exposures') }}
+reach as (
+    select tenant_id, campaign_id, count(*) as reach
+    from {{ ref('int_campaign_reach') }}
+    where grain = 'campaign'
     group by tenant_id, campaign_id
+),
+
+delivery as (
+    select daily.tenant_id, daily.campaign_id, sum(daily.impressions) as impressions, min(reach.reach) as reach,
+           min(daily.first_exposed_at) as first_exposed_at, max(daily.last_exposed_at) as last_exposed_at
+    from {{ ref('int_campaign_delivery_daily') }} as daily
+    inner join reach on reach.tenant_id = daily.tenant_id and reach.campaign_id = daily.campaign_id
+    where daily.grain = 'campaign'
+    group by daily.tenant_id, daily.campaign_id
 ),
 
 costs as (
@@ -45,11 +55,10 @@ costs as (
 
 credited_daily as (
     select tenant_id, campaign_id, attribution_model, conversion_date,
-           sum(credited_share) as conversions, sum(credited_revenue) as revenue,
-           sum(credited_share) filter (where match_type = 'household') as household_conversions,
-           sum(credited_share) filter (where match_type <> 'household') as deterministic_conversions
-    from {{ ref('fct_attributed_conversions') }}
-    where campaign_id is not null
+           sum(conversions) as conversions, sum(revenue) as revenue,
+           sum(conversions) filter (where match_type = 'household') as household_conversions,
+           sum(conversions) filter (where match_type <> 'household') as deterministic_conversions
+    from {{ ref('fct_campaign_credits_daily') }}
     group by tenant_id, campaign_id, attribution_model, conversion_date
 ),
 

@@ -2,11 +2,22 @@
 -- position, with the campaign's credited conversions, revenue and cost allocated to its shows
 -- and positions in proportion to the impressions they delivered (a conversion's credit is the
 -- campaign's; which of its ads tipped a household over is not knowable).
-with delivery as (
-    select tenant_id, campaign_id, podcast_id, position, count(*) as impressions,
-           count(distinct household_key) as reach
-    from {{ ref('int_exposures') }}
+with reach as (
+    select tenant_id, campaign_id, podcast_id, position, count(*) as reach
+    from {{ ref('int_campaign_reach') }}
+    where grain = 'placement'
     group by tenant_id, campaign_id, podcast_id, position
+),
+
+delivery as (
+    select daily.tenant_id, daily.campaign_id, daily.podcast_id, daily.position,
+           sum(daily.impressions) as impressions, min(reach.reach) as reach
+    from {{ ref('int_campaign_delivery_daily') }} as daily
+    inner join reach
+        on reach.tenant_id = daily.tenant_id and reach.campaign_id = daily.campaign_id
+        and reach.podcast_id = daily.podcast_id and reach.position = daily.position
+    where daily.grain = 'placement'
+    group by daily.tenant_id, daily.campaign_id, daily.podcast_id, daily.position
 ),
 
 shares as (

@@ -1,0 +1,44 @@
+{{ config(indexes=[{'columns': ['conversion_date']}, {'columns': ['tenant_id', 'campaign_id']}],
+          materialized='incremental', incremental_strategy='append',
+          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'conversion_date') }}{% endif %}") }}
+-- Credited conversions and revenue per campaign, attribution model, day and match type (the
+-- rows of fct_attributed_conversions that credit a campaign, added up): what the ROI marts and
+-- the daily performance fact read instead of every credited conversion.
+-- Incremental by conversion day: a run replaces the days of the conversions fct_attributed_conversions
+-- attributed or removed since its last run.
+{% set credits = ref('fct_attributed_conversions') %}
+{% if is_incremental() %}
+{% set batch = create_batch_table(this.name ~ '__batch', "
+    with watermark as (
+        select coalesce(max(credits_changed_at), '-infinity') as changed_at from " ~ this ~ "
+    )
+    select distinct conversion_date from " ~ credits ~ "
+    where attributed_at > (select changed_at from watermark)
+    union
+    select conversion_date from " ~ removed_rows_relation(credits) ~ "
+    where removed_at > (select changed_at from watermark)") %}
+{% endif %}
+with credits as (
+    {% if is_incremental() %}
+    select credits.* from {{ join_batch(batch, credits, ['conversion_date'], 'credits') }}
+    {% else %}
+    select * from {{ credits }}
+    {% endif %}
+)
+
+select
+    tenant_id,
+    sponsor_id,
+    campaign_id,
+    attribution_model,
+    conversion_date,
+    match_type,
+    sum(credited_share) as conversions,
+    sum(credited_revenue) as revenue,
+    greatest(
+        (select max(attributed_at) from {{ credits }}),
+        (select max(removed_at) from {{ removed_rows_relation(credits) }})
+    ) as credits_changed_at
+from credits
+where campaign_id is not null
+group by tenant_id, sponsor_id, campaign_id, attribution_model, conversion_date, match_type
