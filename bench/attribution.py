@@ -180,9 +180,10 @@ def main() -> None:
             for statement in filter(str.strip, CAMPAIGNS_SQL.split(";")):
                 conn.execute(statement, common)
             conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": args.conversions, "day_offset": 0})
-            # Loaded before the runs measured here, as in production (an incremental run re-reads
-            # what was loaded in the last attribution_reprocess_minutes).
-            conn.execute("update raw.attribution_events set _ingested_at = now() - interval '1 day'")
+            # Loaded minutes after they happened, as in production (an incremental run re-reads
+            # what was loaded in the attribution_reprocess_minutes before its last run; stamping
+            # every event with one load time would put all of them in that window).
+            conn.execute("update raw.attribution_events set _ingested_at = occurred_at + interval '5 minutes'")
             conn.execute("analyze")
             campaigns = conn.execute("select count(*) from raw.campaigns").fetchone()[0]
         print(f"synthetic volume: {args.downloads:,} downloads, {args.conversions:,} conversion events, "

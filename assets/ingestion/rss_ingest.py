@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
@@ -22,6 +21,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from assets.ingestion.rss_parse import ParsedFeed, content_hash, parse_feed
+from resources.adaptive_pool import map_adaptive
 from resources.http import Fetcher, FetchPolicy, FetchResult
 
 
@@ -110,7 +110,8 @@ def poll_feeds(
     sources: RssSources, policy: FetchPolicy, validators: dict[str, tuple[str | None, str | None]],
     concurrency: int,
 ) -> list[FeedOutcome]:
-    """Fetch and parse every feed, `concurrency` at a time, in feed-list order."""
+    """Fetch and parse every feed, up to `concurrency` at a time (fewer while more threads would
+    only contend for the CPU: see map_adaptive), in feed-list order."""
 
     def one(fetcher: Fetcher, source: FeedSource) -> FeedOutcome:
         etag, last_modified = validators.get(source.url, (None, None))
@@ -121,8 +122,8 @@ def poll_feeds(
             outcome.parsed = parse_feed(result.body, source.url, result.headers.get("content-type"), sources.strict_xml)
         return outcome
 
-    with Fetcher(policy, pool_size=concurrency) as fetcher, ThreadPoolExecutor(concurrency, "feed-poll") as pool:
-        return list(pool.map(lambda source: one(fetcher, source), sources.feeds))
+    with Fetcher(policy, pool_size=concurrency) as fetcher:
+        return map_adaptive(lambda source: one(fetcher, source), sources.feeds, concurrency, "feed-poll")
 
 
 def _sql(name: str) -> str:

@@ -33,7 +33,7 @@
             )
     ),
     rows as (" ~ campaign_reach_rows('new_rows') ~ ")
-    select md5(concat_ws('|', tenant_id, campaign_id, household_key, grain, podcast_id, position)) as reach_key, *
+    select md5(concat_ws('|', tenant_id, campaign_id, household_key, grain, podcast_id, position))::uuid as reach_key, *
     from rows") %}
 {% set batch = create_batch_table(this.name ~ '__batch', "
     select reach_key from " ~ added ~ "
@@ -53,10 +53,10 @@ with rows as (
     from {{ added }} as added
     left join {{ stored }} as stored on stored.reach_key = added.reach_key
     union all
-    select md5(concat_ws('|', tenant_id, campaign_id, household_key, grain, podcast_id, position)) as reach_key, *
+    select md5(concat_ws('|', tenant_id, campaign_id, household_key, grain, podcast_id, position))::uuid as reach_key, *
     from ({{ campaign_reach_rows('(select recomputed.* from ' ~ join_batch(removed, exposures, ['tenant_id', 'household_key'], 'recomputed') ~ ') as households') }}) as recomputed
     {% else %}
-    select md5(concat_ws('|', tenant_id, campaign_id, household_key, grain, podcast_id, position)) as reach_key, *
+    select md5(concat_ws('|', tenant_id, campaign_id, household_key, grain, podcast_id, position))::uuid as reach_key, *
     from ({{ campaign_reach_rows(exposures) }}) as everything
     {% endif %}
 )

@@ -1,6 +1,7 @@
 {{ config(indexes=[{'columns': ['tenant_id', 'household_key']}, {'columns': ['attribution_key']}],
           materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}") }}
+          pre_hook=["{{ hash_joins_only() }}",
+                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}"]) }}
 -- One row per conversion (shop order, pixel purchase or lead) with its deterministic match, if
 -- any. Deterministic signals, in order of precedence, each only from the campaign's flight
 -- start to its flight end + attribution window and only for the sponsor's own campaigns (ties
