@@ -1,6 +1,6 @@
 {#- Downloads and distinct listeners per UTC day and the given dimensions of fct_downloads.
     Incremental by day: a run replaces the days with downloads counted or removed since its
-    last run (see changed_downloads). -#}
+    last run (see downloads_batch). -#}
 {% macro downloads_daily_rollup(dimensions) -%}
 {{ config(indexes=[{'columns': ['download_date']}],
           materialized='incremental', incremental_strategy='append',

@@ -23,10 +23,11 @@ from {{ join_batch(batch, this, [key], 'removed') }};
 {%- endmacro %}
 
 {#- Pre-hook of such a model: record and delete on incremental runs; on a full rebuild the
-    record of earlier removals means nothing any more. -#}
-{% macro replace_batch_hook(key, columns) -%}
+    record of earlier removals means nothing any more. The batch table defaults to the one
+    `create_batch_table(this.name ~ '__batch', ...)` makes. -#}
+{% macro replace_batch_hook(key, columns, batch=none) -%}
 {% if is_incremental() -%}
-{{ record_and_delete_batch('pg_temp.' ~ this.name ~ '__batch', key, columns) }}
+{{ record_and_delete_batch(batch or 'pg_temp.' ~ this.name ~ '__batch', key, columns) }}
 {%- else -%}
 drop table if exists {{ removed_rows_relation(this) }}
 {%- endif %}

@@ -1,6 +1,7 @@
 {{ config(indexes=[{'columns': ['exposure_date']}, {'columns': ['tenant_id', 'campaign_id']}],
           materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'exposure_date') }}{% endif %}") }}
+          pre_hook=["{{ sort_memory() }}",
+                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'exposure_date') }}{% endif %}"]) }}
 -- Ads delivered per campaign and day, at two grains (`grain`):
 --   'placement'  per show (podcast_id) and ad position: impressions, households that day;
 --   'campaign'   all the campaign's shows and positions: impressions, distinct households that

@@ -1,7 +1,7 @@
-{{ config(indexes=[{'columns': ['reach_key']}, {'columns': ['tenant_id', 'household_key']},
-                   {'columns': ['tenant_id', 'campaign_id']}],
+{{ config(indexes=[{'columns': ['reach_key']}, {'columns': ['tenant_id', 'household_key']}],
           materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'reach_key') }}{% endif %}") }}
+          pre_hook=["{{ sort_memory() }}",
+                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'reach_key') }}{% endif %}"]) }}
 -- One row per campaign and household it reached, at two grains as int_campaign_delivery_daily:
 -- 'campaign' (podcast_id and position null) and 'placement' (per show and ad position), with
 -- the first and last day the household got the ad. Reach is a count of these rows.

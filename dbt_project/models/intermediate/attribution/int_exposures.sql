@@ -1,7 +1,7 @@
 {{ config(indexes=[{'columns': ['exposure_date']}, {'columns': ['tenant_id', 'household_key']}, {'columns': ['counted_at']},
                    {'columns': ['tenant_id', 'campaign_id']}, {'columns': ['computed_at']}],
           materialized='incremental', incremental_strategy='append',
-          pre_hook="{{ replace_batch_hook('exposure_date', ['tenant_id', 'household_key', 'exposure_date']) }}",
+          pre_hook=["{{ sort_memory() }}", "{{ replace_batch_hook('exposure_date', ['tenant_id', 'household_key', 'exposure_date']) }}"],
           post_hook=["{{ create_removed_rows_table(['tenant_id', 'household_key', 'exposure_date']) }}"]) }}
 -- One row per ad delivered: an IAB download (fct_downloads: never an invalid one) of an episode
 -- a placement covers, on a day within the placement's dates and the campaign's flight, whose
@@ -26,8 +26,8 @@
     select download_date as exposure_date from " ~ downloads_rel ~ "
     where counted_at > (select counted_at from watermark)
     union
-    select download_date from " ~ changed_downloads_relation(downloads_rel) ~ "
-    where changed_at > (select counted_at from watermark)
+    select download_date from " ~ removed_rows_relation(downloads_rel) ~ "
+    where removed_at > (select counted_at from watermark)
     union
     select distinct download_date from " ~ downloads_rel ~ " where (select changed from placements_changed)") %}
 {% endif %}

@@ -22,8 +22,8 @@
     select group_key, tenant_id, ip_hash, event_date from " ~ screened_relation ~ "
     where screened_at > (select refreshed_at from watermark)
     union all
-    select group_key, tenant_id, ip_hash, event_date from " ~ replaced_groups_relation(screened_relation) ~ "
-    where replaced_at > (select refreshed_at from watermark)") %}
+    select group_key, tenant_id, ip_hash, event_date from " ~ removed_rows_relation(screened_relation) ~ "
+    where removed_at > (select refreshed_at from watermark)") %}
 {% set new_days = create_batch_table('download_windows__new_days', "
     select distinct tenant_id, ip_hash, event_date from " ~ new_rows) %}
 {% set touched_groups = create_batch_table('download_windows__groups', "

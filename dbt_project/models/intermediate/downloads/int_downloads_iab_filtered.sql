@@ -16,8 +16,8 @@
     select group_key from " ~ ref('int_listener_requests_screened') ~ "
     where screened_at > (select refreshed_at from watermark)
     union
-    select group_key from " ~ replaced_groups_relation(ref('int_listener_requests_screened')) ~ "
-    where replaced_at > (select refreshed_at from watermark)
+    select group_key from " ~ removed_rows_relation(ref('int_listener_requests_screened')) ~ "
+    where removed_at > (select refreshed_at from watermark)
     union
     select group_key from " ~ ref('int_download_windows') ~ "
     where refreshed_at > (select refreshed_at from watermark)") %}

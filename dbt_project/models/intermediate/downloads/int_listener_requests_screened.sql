@@ -1,14 +1,14 @@
 {{ config(indexes=[{'columns': ['file_key', 'ingested_at']}, {'columns': ['screened_at']}, {'columns': ['tenant_id', 'ip_hash', 'event_date']}, {'columns': ['group_key']}],
           materialized='incremental', incremental_strategy='append',
-          pre_hook=["{% if is_incremental() %}{{ record_replaced_requests() }}{% else %}drop table if exists {{ replaced_groups_relation(this) }}{% endif %}"],
-          post_hook=["{{ create_replaced_groups_table() }}"]) }}
+          pre_hook=["{{ replace_batch_hook('file_key', ['group_key', 'tenant_id', 'ip_hash', 'event_date'], 'pg_temp.requests_screened__files') }}"],
+          post_hook=["{{ create_removed_rows_table(['group_key', 'tenant_id', 'ip_hash', 'event_date']) }}"]) }}
 -- Every request with its episode, agent, the byte interval it delivered, and the first
 -- request-level IAB rule it fails (null when it may count), stamped with the run that screened
 -- it (`screened_at`, the watermark of the models downstream). Incremental: a run takes the log
 -- files of the loader's ledger whose current load it has not screened yet (new, committed late,
 -- loaded again with other content, or emptied), whole. The rows of a file screened before are
--- replaced, and their groups recorded in `<this>__replaced` so the models downstream recompute
--- them too (see record_replaced_requests).
+-- replaced, and their groups recorded in `<this>__removed` so the models downstream recompute
+-- them too (see removed_rows).
 -- depends_on: {{ source('listener_log_ledger', 'listener_log_files') }}
 {% if is_incremental() %}
 {% set pending_files = create_batch_table('requests_screened__files', pending_log_files()) %}

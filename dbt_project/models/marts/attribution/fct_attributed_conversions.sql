@@ -1,7 +1,7 @@
 {{ config(indexes=[{'columns': ['attribution_key']}, {'columns': ['campaign_id', 'attribution_model']},
                    {'columns': ['conversion_date']}, {'columns': ['attributed_at']}],
           materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ hash_joins_only() }}",
+          pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}",
                     "{% if is_incremental() %}{{ record_and_delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key', ['conversion_date']) }}{% endif %}"],
           post_hook=["{{ create_removed_rows_table(['conversion_date']) }}"]) }}
 -- One row per conversion × attribution model × credited campaign, with the campaign's share of

@@ -1,13 +1,13 @@
 {{ config(indexes=[{'columns': ['group_key']}, {'columns': ['download_date']}, {'columns': ['episode_id']}, {'columns': ['counted_at']}],
           materialized='incremental', incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}{{ record_changed_downloads() }}{% else %}drop table if exists {{ changed_downloads_relation(this) }}{% endif %}",
-    post_hook=["{{ create_changed_downloads_table() }}"]
+    pre_hook="{{ replace_batch_hook('group_key', ['download_date', 'episode_id'], 'pg_temp.downloads__groups') }}",
+    post_hook=["{{ create_removed_rows_table(['download_date', 'episode_id']) }}"]
 ) }}
 -- One row per IAB v2.3 download: a measurement window of one listener (IP prefix + user
 -- agent) on one episode whose reassembled bytes cover the threshold. Counted on the UTC day
 -- the window opened. Incremental: the groups whose requests were re-evaluated are replaced
 -- whole (the pre-hook also removes downloads of groups that no longer count at all, and
--- records the days and episodes of the removed rows for the rollups; see changed_downloads).
+-- records the days and episodes of the removed rows for the rollups; see removed_rows).
 -- depends_on: {{ ref('int_listener_requests_screened') }}
 {% if is_incremental() %}
 {% set batch_groups = create_batch_table('downloads__groups', "
@@ -17,8 +17,8 @@
     select group_key from " ~ ref('int_downloads_iab_filtered') ~ "
     where refreshed_at > (select refreshed_at from watermark)
     union
-    select group_key from " ~ replaced_groups_relation(ref('int_listener_requests_screened')) ~ "
-    where replaced_at > (select refreshed_at from watermark)") %}
+    select group_key from " ~ removed_rows_relation(ref('int_listener_requests_screened')) ~ "
+    where removed_at > (select refreshed_at from watermark)") %}
 {% endif %}
 with requests as (
     select requests.*

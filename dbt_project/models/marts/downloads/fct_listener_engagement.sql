@@ -4,7 +4,7 @@
 -- Engagement per episode: downloads, distinct listeners (IP prefix + user agent) and the share
 -- of the file the downloads delivered, as far as bytes tell (a completion estimate, not plays).
 -- Incremental by episode: a run replaces the episodes with downloads counted or removed since
--- its last run (see changed_downloads).
+-- its last run (see downloads_batch).
 {% if is_incremental() %}
 {% set episodes = changed_downloads_batch('episode_id') %}
 {% endif %}
