@@ -25,7 +25,7 @@
 -- exposures computed since then and a conversion at or after the earliest of them (an exposure
 -- changes no credit of an earlier conversion), and every household when campaigns or
 -- placements changed.
-{% set models = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] %}
+{% set models = var('attribution_models') %}
 {% if is_incremental() %}
 {% set batch = create_batch_table(this.name ~ '__batch', "
     with watermark as (

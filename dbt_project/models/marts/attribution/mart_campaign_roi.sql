@@ -12,7 +12,7 @@
 -- Lift against unexposed households is in mart_campaign_lift (rebuilt daily).
 -- Money is rounded to the cent, and ROI, ROAS, CPA and CPM are computed from the rounded
 -- amounts: the figures a sponsor reads agree with each other.
-{% set models = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] %}
+{% set models = var('attribution_models') %}
 with campaigns as (
     select campaigns.*, sponsors.sponsor_name, sponsors.category
     from {{ ref('stg_campaigns__campaigns') }} as campaigns
