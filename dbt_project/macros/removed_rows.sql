@@ -8,10 +8,14 @@
 {{ api.Relation.create(database=relation.database, schema=relation.schema, identifier=relation.identifier ~ '__removed') }}
 {%- endmacro %}
 
-{#- Post-hook: the side table exists from the first build on, so consumers can always read it. -#}
+{#- Post-hook: the side table exists from the first build on, so consumers can always read it;
+    entries older than var removed_rows_retention_days, which every consumer (run with the
+    model, hourly) has long taken in, are dropped so the log does not grow without end. -#}
 {% macro create_removed_rows_table(columns) -%}
 create table if not exists {{ removed_rows_relation(this) }} as
-    select {{ columns | join(', ') }}, now() as removed_at from {{ this }} where false
+    select {{ columns | join(', ') }}, now() as removed_at from {{ this }} where false;
+delete from {{ removed_rows_relation(this) }}
+where removed_at < now() - make_interval(days => {{ var('removed_rows_retention_days') }})
 {%- endmacro %}
 
 {% macro record_and_delete_batch(batch, key, columns) -%}
@@ -31,4 +35,25 @@ from {{ join_batch(batch, this, [key], 'removed') }};
 {%- else -%}
 drop table if exists {{ removed_rows_relation(this) }}
 {%- endif %}
+{%- endmacro %}
+
+{#-
+  changed_rows_batch(relation, key, stamp, watermark): the batch (see create_batch_table) of a
+  model rolled up from `relation`: the `key` values of the rows `relation` stamped (`stamp`)
+  or removed (its removed-rows table) since the newest `watermark` of `this`. The model stores
+  `last_change(relation, stamp)` as its `watermark` column.
+-#}
+{% macro changed_rows_batch(relation, key, stamp, watermark) -%}
+{{ return(create_batch_table(this.name ~ '__batch', "
+    with watermark as (
+        select coalesce(max(" ~ watermark ~ "), '-infinity') as changed_at from " ~ this ~ "
+    )
+    select distinct " ~ key ~ " from " ~ relation ~ " where " ~ stamp ~ " > (select changed_at from watermark)
+    union
+    select " ~ key ~ " from " ~ removed_rows_relation(relation) ~ "
+    where removed_at > (select changed_at from watermark)")) }}
+{%- endmacro %}
+
+{% macro last_change(relation, stamp) -%}
+greatest((select max({{ stamp }}) from {{ relation }}), (select max(removed_at) from {{ removed_rows_relation(relation) }}))
 {%- endmacro %}

@@ -11,15 +11,7 @@
 -- since its last run (watermark: the newest int_exposures change it has taken in).
 {% set exposures = ref('int_exposures') %}
 {% if is_incremental() %}
-{% set batch = create_batch_table(this.name ~ '__batch', "
-    with watermark as (
-        select coalesce(max(exposures_changed_at), '-infinity') as changed_at from " ~ this ~ "
-    )
-    select distinct exposure_date from " ~ exposures ~ "
-    where computed_at > (select changed_at from watermark)
-    union
-    select exposure_date from " ~ removed_rows_relation(exposures) ~ "
-    where removed_at > (select changed_at from watermark)") %}
+{% set batch = changed_rows_batch(exposures, 'exposure_date', 'computed_at', 'exposures_changed_at') %}
 {% endif %}
 with exposures as (
     {% if is_incremental() %}
@@ -49,10 +41,5 @@ rolled_up as (
     )
 )
 
-select
-    rolled_up.*,
-    greatest(
-        (select max(computed_at) from {{ exposures }}),
-        (select max(removed_at) from {{ removed_rows_relation(exposures) }})
-    ) as exposures_changed_at
+select rolled_up.*, {{ last_change(exposures, 'computed_at') }} as exposures_changed_at
 from rolled_up

@@ -63,8 +63,5 @@ with rows as (
 
 select
     rows.*,
-    greatest(
-        (select max(computed_at) from {{ exposures }}),
-        (select max(removed_at) from {{ removed_rows_relation(exposures) }})
-    ) as exposures_changed_at
+    {{ last_change(exposures, 'computed_at') }} as exposures_changed_at
 from rows

@@ -8,15 +8,7 @@
 -- attributed or removed since its last run.
 {% set credits = ref('fct_attributed_conversions') %}
 {% if is_incremental() %}
-{% set batch = create_batch_table(this.name ~ '__batch', "
-    with watermark as (
-        select coalesce(max(credits_changed_at), '-infinity') as changed_at from " ~ this ~ "
-    )
-    select distinct conversion_date from " ~ credits ~ "
-    where attributed_at > (select changed_at from watermark)
-    union
-    select conversion_date from " ~ removed_rows_relation(credits) ~ "
-    where removed_at > (select changed_at from watermark)") %}
+{% set batch = changed_rows_batch(credits, 'conversion_date', 'attributed_at', 'credits_changed_at') %}
 {% endif %}
 with credits as (
     {% if is_incremental() %}
@@ -35,10 +27,7 @@ select
     match_type,
     sum(credited_share) as conversions,
     sum(credited_revenue) as revenue,
-    greatest(
-        (select max(attributed_at) from {{ credits }}),
-        (select max(removed_at) from {{ removed_rows_relation(credits) }})
-    ) as credits_changed_at
+    {{ last_change(credits, 'attributed_at') }} as credits_changed_at
 from credits
 where campaign_id is not null
 group by tenant_id, sponsor_id, campaign_id, attribution_model, conversion_date, match_type

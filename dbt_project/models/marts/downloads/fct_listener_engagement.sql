@@ -4,9 +4,9 @@
 -- Engagement per episode: downloads, distinct listeners (IP prefix + user agent) and the share
 -- of the file the downloads delivered, as far as bytes tell (a completion estimate, not plays).
 -- Incremental by episode: a run replaces the episodes with downloads counted or removed since
--- its last run (see downloads_batch).
+-- its last run (see changed_rows_batch).
 {% if is_incremental() %}
-{% set episodes = changed_downloads_batch('episode_id') %}
+{% set episodes = changed_rows_batch(ref('fct_downloads'), 'episode_id', 'counted_at', 'counted_at') %}
 {% endif %}
 with downloads as (
     {% if is_incremental() %}
