@@ -52,7 +52,7 @@ def display(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Decimal):
-        return f"{value:,.6f}".rstrip("0").rstrip(".") if value != value.to_integral_value() else f"{value:,.0f}"
+        return f"{value:,}"  # the mart's own scale: money keeps its cents
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -175,9 +175,9 @@ def render_pdf(content: ReportContent, charts: list[Chart], template: str, gener
 
     pdf.add_page()
     pdf.set_font("report", "B", 18)
-    pdf.multi_cell(0, 9, title)
+    pdf.multi_cell(0, 9, title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("report", "", 10)
-    pdf.multi_cell(0, 6, content.subtitle)
+    pdf.multi_cell(0, 6, content.subtitle, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
 
     def pairs(heading: str, items) -> None:
@@ -197,18 +197,18 @@ def render_pdf(content: ReportContent, charts: list[Chart], template: str, gener
         if index % 2 == 0:
             pdf.add_page()
         pdf.set_font("report", "B", 11)
-        pdf.multi_cell(0, 7, chart.title)
+        pdf.multi_cell(0, 7, chart.title, new_x="LMARGIN", new_y="NEXT")
         pdf.image(io.BytesIO(chart.png), w=pdf.epw)
         pdf.ln(4)
 
-    pdf.add_page()
+    pdf.add_page(orientation="landscape")  # wide tables: up to 15 columns
     for table in shown_tables(content, template):
         pdf.set_font("report", "B", 11)
-        pdf.multi_cell(0, 7, table.title)
-        size = 7 if len(table.columns) <= 8 else 5.5
+        pdf.multi_cell(0, 7, table.title, new_x="LMARGIN", new_y="NEXT")
+        size = 7 if len(table.columns) <= 8 else 6
         pdf.set_font("report", "", size)
         heading = FontFace(emphasis="BOLD", fill_color=(235, 235, 235))
-        with pdf.table(headings_style=heading, line_height=size * 0.6, text_align="LEFT") as grid:
+        with pdf.table(headings_style=heading, line_height=size * 0.55, text_align="LEFT", padding=0.8) as grid:
             grid.row([c.replace("_", " ") for c in table.columns])
             for row in table.rows or [tuple("—" for _ in table.columns)]:
                 grid.row([display(v) for v in row])
