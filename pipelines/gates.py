@@ -47,6 +47,20 @@ def upstream_check_keys(asset_graph, asset_keys: Iterable[dg.AssetKey]) -> set[d
     return set(asset_graph.get_check_keys_for_assets(set(known)))
 
 
+def code_location_asset_graph(context: dg.OpExecutionContext | dg.AssetExecutionContext):
+    """The asset graph of the whole code location: the run's repository when it has one (runs
+    launched by the webserver or the daemon), else the project's Definitions (in-process runs
+    such as the demo's and the tests')."""
+    from dagster_shared.check import CheckError
+
+    try:
+        return context.repository_def.asset_graph
+    except CheckError:
+        from pipelines.definitions import defs
+
+        return defs.resolve_asset_graph()
+
+
 def require_checks_passed(instance: dg.DagsterInstance, check_keys: Iterable[dg.AssetCheckKey],
                           what: str) -> list[CheckFailure]:
     """Raise `dg.Failure` (its description and metadata show in the UI) when an upstream check

@@ -21,7 +21,7 @@ from assets.reports.assets import (
 )
 from assets.reports.content import ReportRequest
 from assets.reports.generate import enforce_retention, generate_report
-from pipelines.gates import require_checks_passed, upstream_check_keys
+from pipelines.gates import code_location_asset_graph, require_checks_passed, upstream_check_keys
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 from assets.reports.delivery import ReportDeliveryResource
@@ -140,7 +140,7 @@ def generate_report_on_demand(context: dg.OpExecutionContext, config: OnDemandRe
                             period_start=start, period_end=end, template=config.template)
     warnings = require_checks_passed(
         context.instance,
-        upstream_check_keys(context.repository_def.asset_graph,
+        upstream_check_keys(code_location_asset_graph(context),
                             CAMPAIGN_UPSTREAM if scope == "campaign" else SPONSOR_UPSTREAM),
         f"on-demand {scope} report {config.tenant_id}:{config.campaign_id or config.sponsor_id}")
     report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)

@@ -12,7 +12,7 @@ import dagster as dg
 from assets.reports.content import FORMATS, ReportError, ReportRequest
 from assets.reports.delivery import DeliveryOutcome, ReportDeliveryResource, send_email, send_webhook
 from assets.reports.generate import GeneratedReport, generate_report
-from pipelines.gates import require_checks_passed, upstream_check_keys
+from pipelines.gates import code_location_asset_graph, require_checks_passed, upstream_check_keys
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 
@@ -94,7 +94,7 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
                  report_store: ReportStoreResource, report_delivery: ReportDeliveryResource, upstream, scope: str):
     tenant, subject = split_partition_key(context.partition_key)
     warnings = require_checks_passed(
-        context.instance, upstream_check_keys(context.repository_def.asset_graph, upstream),
+        context.instance, upstream_check_keys(code_location_asset_graph(context), upstream),
         f"{scope} report {context.partition_key}")
     start, end = config.period()
     request = ReportRequest(tenant, campaign_id=subject if scope == "campaign" else None,
