@@ -127,6 +127,8 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
             results.append(defs.resolve_job_def("materialize_all").execute_in_process(
                 instance=instance, raise_on_error=False,
                 run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
+        with console.status("Generating the sponsor reports (every campaign and sponsor)..."):
+            report_results, reports = _generate_reports(defs, instance, warehouse_url, quiet)
         elapsed = time.perf_counter() - started
     finally:
         server.stop()
@@ -138,15 +140,38 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     summary = {
-        "success": all(r.success for r in results),
+        "success": all(r.success for r in [*results, *report_results]),
         "run_id": ", ".join(r.run_id[:8] for r in results),
         "seconds": round(elapsed, 1),
         "checks_passed": sum(1 for c in checks if c.passed),
         "checks_failed": [c.asset_check_key.to_user_string() for c in checks if not c.passed],
         "tables": _table_counts(warehouse_url),
         "warehouse_url": warehouse_url,
+        "reports": reports,
     }
     return summary
+
+
+def _generate_reports(defs, instance, warehouse_url: str, run_config: dict) -> tuple[list, dict]:
+    """Register a report partition for every campaign and sponsor in the marts and materialize
+    each (every format), as the report schedules do. Returns the runs and what was written."""
+    from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS
+    from pipelines.reports import report_subjects
+    from pipelines.settings import get_settings
+
+    campaigns, sponsors = report_subjects(warehouse_url)
+    campaign_keys = [f"{tenant}:{campaign}" for tenant, campaign, *_ in campaigns]
+    instance.add_dynamic_partitions(CAMPAIGN_PARTITIONS.name, campaign_keys)
+    instance.add_dynamic_partitions(SPONSOR_PARTITIONS.name, sponsors)
+    results, generated = [], {}
+    for job, keys in (("campaign_reports", campaign_keys), ("sponsor_reports", sponsors)):
+        runs = [defs.resolve_job_def(job).execute_in_process(
+            instance=instance, partition_key=key, raise_on_error=False, run_config=run_config) for key in keys]
+        results.extend(runs)
+        generated[job] = sum(1 for r in runs if r.success)
+    return results, {"campaigns": len(campaign_keys), "sponsors": len(sponsors),
+                     "campaign_reports": generated["campaign_reports"], "sponsor_reports": generated["sponsor_reports"],
+                     "where": get_settings().resolved_reports_url()}
 
 
 def _print_summary(summary: dict, settings: Settings) -> None:
@@ -161,6 +186,10 @@ def _print_summary(summary: dict, settings: Settings) -> None:
     console.print(f"Checks passed: {summary['checks_passed']}, failed: {len(summary['checks_failed'])}")
     for key in summary["checks_failed"]:
         console.print(f"  [red]✗[/] {key}")
+    reports = summary["reports"]
+    console.print(f"Reports: {reports['campaign_reports']} of {reports['campaigns']} campaigns and "
+                  f"{reports['sponsor_reports']} of {reports['sponsors']} sponsors (HTML, PDF, CSV, XLSX, JSON) "
+                  f"in {reports['where']}, registered in reports.reports")
     console.print(f"Database: {summary['warehouse_url']}")
     console.print(f"Dagster UI: run `podcast-analytics dev`, then open http://127.0.0.1:{settings.ui_port}")
 

@@ -117,7 +117,7 @@ def test_registry_rows_describe_the_files(url, store, full_report):
         assert size == len(data) > 0 and checksum == hashlib.sha256(data).hexdigest()
         assert generated == NOW and expires == NOW + dt.timedelta(days=30)
         assert model == full_report.content.attribution_model and template == "standard" and batch == "test"
-        assert fresh is not None and fresh.date().isoformat() == max(
+        assert fresh is not None and fresh.date().isoformat() == min(
             v for v in full_report.content.freshness.values() if v[:1].isdigit())
 
 

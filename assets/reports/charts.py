@@ -70,8 +70,13 @@ def downloads_over_time(plt, content: ReportContent) -> Chart:
         ax.plot([d for d, _ in delivered], [n for _, n in delivered], color=SELECTED, linestyle="--",
                 linewidth=2, label="ads delivered (impressions)")
     if by_show or delivered:
+        import matplotlib.dates as mdates
+
         ax.legend(fontsize=7, loc="upper left", frameon=False)
         ax.set_ylabel("per day")
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10, interval_multiples=True))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+        ax.set_ylim(bottom=0)
         fig.autofmt_xdate()
     ax.set_title(title)
     return _finish(plt, fig, "downloads_over_time", title)
@@ -111,7 +116,10 @@ def roi_versus_benchmarks(plt, content: ReportContent) -> Chart:
     if selected["roi"] is not None:
         ax.axhline(float(selected["roi"]), color=SELECTED, linewidth=2,
                    label=f"this campaign: {Decimal(selected['roi']) * 100:.1f} %")
+    from matplotlib.ticker import PercentFormatter
+
     ax.set_xticks(positions, labels, rotation=20, fontsize=7)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
     ax.set_ylabel("ROI")
     ax.legend(fontsize=7, frameon=False)
     ax.set_title(title)

@@ -45,14 +45,15 @@ def validate_formats(formats: list[str]) -> list[str]:
 
 
 def data_fresh_through(content: ReportContent) -> dt.datetime | None:
-    """The newest day the report's numbers include (the latest of the dated sources), as a UTC time."""
+    """The day through which every source of the report is complete: the earliest of the
+    sources' latest days (downloads, ads delivered, conversions), as the end of that UTC day."""
     days = []
     for value in content.freshness.values():
         try:
             days.append(dt.date.fromisoformat(value))
         except ValueError:
             continue
-    return dt.datetime.combine(max(days), dt.time.max, dt.UTC) if days else None
+    return dt.datetime.combine(min(days), dt.time.max, dt.UTC) if days else None
 
 
 def generate_report(warehouse_url: str, store: ReportStoreResource, request: ReportRequest, formats: list[str],

@@ -13,7 +13,7 @@ create table if not exists reports.reports (
     attribution_model text,
     period_start      date,
     period_end        date,
-    data_fresh_through timestamptz,           -- the newest data the report's numbers include
+    data_fresh_through timestamptz,           -- every source of the numbers is complete through this
     file_url          text        not null,
     size_bytes        bigint      not null,
     checksum_sha256   text        not null,
