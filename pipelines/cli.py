@@ -154,21 +154,31 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
 
 def _generate_reports(defs, instance, warehouse_url: str, run_config: dict) -> tuple[list, dict]:
     """Register a report partition for every campaign and sponsor in the marts and materialize
-    each (every format), as the report schedules do. Returns the runs and what was written."""
+    in one run per job (every format), as a backfill of every partition does. Returns the runs
+    and what was written."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
     from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS
     from pipelines.reports import report_subjects
     from pipelines.settings import get_settings
 
     campaigns, sponsors = report_subjects(warehouse_url)
     campaign_keys = [f"{tenant}:{campaign}" for tenant, campaign, *_ in campaigns]
-    instance.add_dynamic_partitions(CAMPAIGN_PARTITIONS.name, campaign_keys)
-    instance.add_dynamic_partitions(SPONSOR_PARTITIONS.name, sponsors)
+    for partitions, keys in ((CAMPAIGN_PARTITIONS, campaign_keys), (SPONSOR_PARTITIONS, sponsors)):
+        known = set(instance.get_dynamic_partitions(partitions.name))
+        instance.add_dynamic_partitions(partitions.name, [k for k in keys if k not in known])
     results, generated = [], {}
-    for job, keys in (("campaign_reports", campaign_keys), ("sponsor_reports", sponsors)):
-        runs = [defs.resolve_job_def(job).execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False, run_config=run_config) for key in keys]
-        results.extend(runs)
-        generated[job] = sum(1 for r in runs if r.success)
+    for job, partitions in (("campaign_reports", CAMPAIGN_PARTITIONS), ("sponsor_reports", SPONSOR_PARTITIONS)):
+        keys = instance.get_dynamic_partitions(partitions.name)
+        if not keys:
+            generated[job] = 0
+            continue
+        # One run over every partition, as a backfill runs it (single-run backfill policy).
+        run = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config,
+            tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+        results.append(run)
+        generated[job] = len(keys) if run.success else 0
     return results, {"campaigns": len(campaign_keys), "sponsors": len(sponsors),
                      "campaign_reports": generated["campaign_reports"], "sponsor_reports": generated["sponsor_reports"],
                      "where": get_settings().resolved_reports_url()}

@@ -39,6 +39,10 @@ class ReportStoreResource(dg.ConfigurableResource):
         with fs.open(path, "rb") as handle:
             return handle.read()
 
+    def exists(self, url: str) -> bool:
+        fs, path = fsspec.core.url_to_fs(url, **self.storage_options)
+        return fs.exists(path)
+
     def delete(self, url: str) -> bool:
         """Remove a file; False when it was already gone."""
         fs, path = fsspec.core.url_to_fs(url, **self.storage_options)

@@ -2,7 +2,8 @@
 dynamic partition (`<tenant>:<campaign id>`, `<tenant>:<sponsor id>`) that
 `report_partitions_sensor` keeps in step with the marts. A materialization writes every format,
 registers the files in reports.reports and, when configured, delivers them; it refuses to run
-when an upstream check's latest evaluation failed."""
+when an upstream check's latest evaluation failed. A backfill of many partitions runs as one
+run (single-run backfill policy): one gate, one process, one report per partition."""
 
 
 import datetime as dt
@@ -82,6 +83,7 @@ def report_metadata(report: GeneratedReport, outcomes: list[DeliveryOutcome], wa
         "bytes": sum(f.size_bytes for f in report.files),
         "expires_at": report.expires_at.isoformat(),
         "generation_seconds": report.seconds,
+        "reused_unchanged_report": report.reused,
         "dagster/row_count": sum(len(t.rows) for t in content.tables.values()),
         **({"html": dg.MetadataValue.path(html[0])} if html else {}),
         "deliveries": dg.MetadataValue.json([{"channel": o.channel, "target": o.target, "succeeded": o.succeeded,
@@ -92,18 +94,40 @@ def report_metadata(report: GeneratedReport, outcomes: list[DeliveryOutcome], wa
 
 def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
                  report_store: ReportStoreResource, report_delivery: ReportDeliveryResource, upstream, scope: str):
-    tenant, subject = split_partition_key(context.partition_key)
+    """One report per partition of the run (one partition from a schedule; every selected one
+    in a single run from a backfill)."""
+    keys = list(context.partition_keys)
     warnings = require_checks_passed(
         context.instance, upstream_check_keys(code_location_asset_graph(context), upstream),
-        f"{scope} report {context.partition_key}")
+        f"{scope} report{'s' if len(keys) > 1 else ''} {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}")
     start, end = config.period()
-    request = ReportRequest(tenant, campaign_id=subject if scope == "campaign" else None,
-                            sponsor_id=subject if scope == "sponsor" else None,
-                            period_start=start, period_end=end, template=config.template)
-    report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)
-    outcomes = deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id)
+    done: dict[str, tuple[GeneratedReport, list[DeliveryOutcome]]] = {}
+    errors: dict[str, str] = {}
+    for key in keys:
+        try:
+            tenant, subject = split_partition_key(key)
+            request = ReportRequest(tenant, campaign_id=subject if scope == "campaign" else None,
+                                    sponsor_id=subject if scope == "sponsor" else None,
+                                    period_start=start, period_end=end, template=config.template)
+            report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)
+        except ReportError as exc:
+            errors[key] = str(exc)
+            continue
+        done[key] = (report, deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id))
+    if errors:
+        raise dg.Failure(description=f"{len(errors)} of {len(keys)} report(s) not generated: "
+                                     + "; ".join(f"{k}: {v}" for k, v in errors.items()),
+                         metadata={"generated": len(done), "not_generated": dg.MetadataValue.json(errors)})
+    outcomes = [o for _, delivered in done.values() for o in delivered]
     failed = [o for o in outcomes if not o.succeeded]
-    yield dg.MaterializeResult(metadata=report_metadata(report, outcomes, warnings))
+    if len(done) == 1:
+        metadata = report_metadata(*next(iter(done.values())), warnings)
+    else:
+        metadata = {"reports": dg.MetadataValue.json({k: r.report_id for k, (r, _) in done.items()}),
+                    "reused_unchanged": sum(1 for r, _ in done.values() if r.reused),
+                    "bytes": sum(f.size_bytes for r, _ in done.values() for f in r.files),
+                    "upstream_check_warnings": [f.check for f in warnings]}
+    yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=DELIVERY_CHECK, passed=not failed,
         severity=dg.AssetCheckSeverity.WARN,
@@ -115,6 +139,7 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
 
 @dg.asset(
     key=CAMPAIGN_REPORT, partitions_def=CAMPAIGN_PARTITIONS, deps=CAMPAIGN_UPSTREAM, group_name="reports",
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"python", "pdf", "html"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=CAMPAIGN_REPORT,
                                    description="Every configured delivery (email, webhook) of the report succeeded.")],
@@ -128,6 +153,7 @@ def campaign_report(context: dg.AssetExecutionContext, config: ReportConfig, war
 
 @dg.asset(
     key=SPONSOR_REPORT, partitions_def=SPONSOR_PARTITIONS, deps=SPONSOR_UPSTREAM, group_name="reports",
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"python", "pdf", "html"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=SPONSOR_REPORT,
                                    description="Every configured delivery (email, webhook) of the report succeeded.")],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -109,6 +110,15 @@ def _document(content: ReportContent, generated_at: dt.datetime) -> dict:
                             "rows": [{c: _plain(v) for c, v in zip(t.columns, row)} for row in t.rows]}
                    for t in content.tables.values()},
     }
+
+
+def fingerprint(content: ReportContent, template: str, formats: list[str]) -> str:
+    """SHA-256 of everything a report shows (every table, fact, figure, freshness and the period)
+    with its template and formats, not of when it was generated: equal hashes, equal reports."""
+    document = _document(content, dt.datetime.min)
+    del document["report"]["generated_at"]
+    document["template"], document["formats"] = template, sorted(formats)
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 def render_json(content: ReportContent, generated_at: dt.datetime) -> bytes:

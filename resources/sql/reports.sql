@@ -17,6 +17,7 @@ create table if not exists reports.reports (
     file_url          text        not null,
     size_bytes        bigint      not null,
     checksum_sha256   text        not null,
+    content_sha256    text        not null,   -- the numbers, period, template and formats: same hash, same report
     generated_at      timestamptz not null,
     expires_at        timestamptz not null,
     deleted_at        timestamptz,            -- set by the retention job when the file is removed
@@ -24,6 +25,7 @@ create table if not exists reports.reports (
     primary key (report_id, format, part)
 );
 create index if not exists reports_by_campaign on reports.reports (tenant_id, campaign_id, generated_at);
+create index if not exists reports_by_content on reports.reports (tenant_id, content_sha256) where deleted_at is null;
 create index if not exists reports_by_expiry on reports.reports (expires_at) where deleted_at is null;
 
 create table if not exists reports.deliveries (
