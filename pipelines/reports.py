@@ -20,11 +20,11 @@ from assets.reports.assets import (
     ReportConfig, deliver, partition_key, report_metadata,
 )
 from assets.reports.content import ReportRequest
+from assets.reports.delivery import ReportDeliveryResource
 from assets.reports.generate import enforce_retention, generate_report
 from pipelines.gates import code_location_asset_graph, require_checks_passed, upstream_check_keys
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
-from assets.reports.delivery import ReportDeliveryResource
 
 CADENCES = ("weekly", "daily_live", "end_of_flight")
 

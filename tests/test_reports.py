@@ -27,7 +27,9 @@ from assets.reports.content import ReportError, ReportRequest
 from assets.reports.delivery import ReportDeliveryResource, send_email, send_webhook
 from assets.reports.generate import enforce_retention, generate_report
 from pipelines.checks.roi import MART_CAMPAIGN_ROI
-from pipelines.reports import campaigns_due, report_on_demand_job, report_partitions_sensor, report_retention_job
+from pipelines.reports import (
+    campaigns_due, daily_live_campaign_reports, report_on_demand_job, report_partitions_sensor, report_retention_job,
+)
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 from tests.conftest import query
@@ -365,6 +367,16 @@ def test_report_assets_gate_on_upstream_checks_and_show_deliveries(url, store, c
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     assert isinstance(report_partitions_sensor(dg.build_sensor_context(instance=instance, resources={
         "warehouse": WarehouseResource(database_url=url)})), dg.SkipReason)
+
+    # The daily schedule asks for the campaigns whose flight runs that day, one run each.
+    day = dt.datetime(2026, 11, 10, 7, 0, tzinfo=dt.UTC)
+    requests = daily_live_campaign_reports(dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=day, resources={"warehouse": WarehouseResource(database_url=url)}))
+    live = {f"{t}:{c}" for t, c in query(url, "select tenant_id, campaign_id from marts.mart_campaign_roi "
+                                              "where is_selected_model and %s between flight_start and flight_end",
+                                         (day.date(),))}
+    assert live and {r.partition_key for r in requests} == live
+    assert all(r.run_key == f"daily_live:{r.partition_key}:2026-11-10" for r in requests)
 
     def run(**config):
         return dg.materialize([campaign_report], partition_key=key, instance=instance, resources=_resources(url, store),
