@@ -353,9 +353,15 @@ def _resources(url, store, **delivery):
             "report_delivery": ReportDeliveryResource(wait_initial_seconds=0.01, wait_max_seconds=0.02, **delivery)}
 
 
-def test_report_assets_gate_on_upstream_checks_and_show_deliveries(url, store, campaigns, webhook):
+@pytest.fixture
+def instance():
+    """A Dagster instance in a temporary folder (schedule contexts need one they can reference)."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def test_report_assets_gate_on_upstream_checks_and_show_deliveries(url, store, campaigns, webhook, instance):
     hook_url, hook = webhook
-    instance = dg.DagsterInstance.ephemeral()
     tenant, campaign = campaigns[0]
     key = f"{tenant}:{campaign}"
 

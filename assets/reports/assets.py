@@ -23,10 +23,11 @@ CAMPAIGN_REPORT = dg.AssetKey(["reports", "campaign_report"])
 SPONSOR_REPORT = dg.AssetKey(["reports", "sponsor_report"])
 REPORT_KEYS = [CAMPAIGN_REPORT, SPONSOR_REPORT]
 
-CAMPAIGN_UPSTREAM = [dg.AssetKey(["marts", name]) for name in (
+CAMPAIGN_UPSTREAM = [*(dg.AssetKey(["marts", name]) for name in (
     "mart_campaign_roi", "fct_campaign_performance_daily", "mart_campaign_roi_by_placement", "mart_roi_benchmarks",
     "mart_campaign_lift", "fct_attributed_conversions", "fct_downloads_daily_by_show", "fct_downloads_daily_by_tenant",
-)]
+    "dim_podcasts",
+)), dg.AssetKey(["intermediate", "int_placement_episodes"])]
 SPONSOR_UPSTREAM = [dg.AssetKey(["marts", name]) for name in ("mart_sponsor_roi", "mart_campaign_roi",
                                                                 "fct_attributed_conversions")]
 DELIVERY_CHECK = "deliveries_succeeded"
@@ -85,7 +86,8 @@ def report_metadata(report: GeneratedReport, outcomes: list[DeliveryOutcome], wa
         "generation_seconds": report.seconds,
         "reused_unchanged_report": report.reused,
         "dagster/row_count": sum(len(t.rows) for t in content.tables.values()),
-        **({"html": dg.MetadataValue.path(html[0])} if html else {}),
+        **({"html": dg.MetadataValue.url(html[0]) if "://" in html[0] else dg.MetadataValue.path(html[0])}
+           if html else {}),
         "deliveries": dg.MetadataValue.json([{"channel": o.channel, "target": o.target, "succeeded": o.succeeded,
                                               "attempts": o.attempts, "error": o.error} for o in outcomes]),
         "upstream_check_warnings": [f.check for f in warnings],
