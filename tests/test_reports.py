@@ -99,8 +99,9 @@ def test_every_campaign_report_read_back_equals_the_marts(url, store, campaigns,
 
         placements = query(url, "select podcast_id, position, impressions, revenue from marts.mart_campaign_roi_by_placement "
                                 "where tenant_id = %s and campaign_id = %s and is_selected_model", (tenant, campaign))
-        assert sorted((r["podcast_id"], r["position"], r["impressions"], Decimal(r["revenue"]))
-                      for r in document["tables"]["placements"]["rows"]) == sorted(placements)
+        assert sorted((r["podcast_id"], r["position"], Decimal(str(r["impressions"])), Decimal(r["revenue"]))
+                      for r in document["tables"]["placements"]["rows"]) == sorted(
+            (show, position, Decimal(impressions), revenue) for show, position, impressions, revenue in placements)
 
     registry = query(url, "select count(distinct report_id), count(*) filter (where format = 'json'), "
                           "count(*) filter (where format = 'csv') from reports.reports where generated_at = %s "

@@ -58,13 +58,13 @@ def downloads_over_time(plt, content: ReportContent) -> Chart:
     fig, ax = plt.subplots(figsize=(8, 3.2))
     by_show: dict[str, dict] = defaultdict(dict)
     for record in content.table("downloads_daily").records():
-        by_show[record["podcast_title"] or record["podcast_id"]][record["download_date"]] = record["downloads"]
+        by_show[record["podcast_title"] or record["podcast_id"]][record["download_date"]] = float(record["downloads"])
     if not by_show:
         _empty(ax, "no downloads in the period")
     for show, days in sorted(by_show.items(), key=lambda item: -sum(item[1].values()))[:8]:
         dates = sorted(days)
         ax.plot(dates, [days[d] for d in dates], marker="o", linewidth=1.5, label=show)
-    delivered = [(r["activity_date"], r["impressions"]) for r in content.table("performance_daily").records()
+    delivered = [(r["activity_date"], float(r["impressions"])) for r in content.table("performance_daily").records()
                  if r["impressions"]]
     if delivered:
         ax.plot([d for d, _ in delivered], [n for _, n in delivered], color=SELECTED, linestyle="--",
@@ -134,7 +134,7 @@ def performance_by_placement(plt, content: ReportContent) -> Chart:
         _empty(ax, "no ads delivered yet")
     else:
         labels = [f"{(r['podcast_title'] or r['podcast_id'])[:40]} · {r['position']}" for r in records][::-1]
-        impressions = [r["impressions"] for r in records][::-1]
+        impressions = [float(r["impressions"]) for r in records][::-1]
         revenue = [float(r["revenue"]) for r in records][::-1]
         bars = ax.barh(labels, impressions, color=OTHER)
         ax.bar_label(bars, labels=[f"{content.currency} {v:,.0f}" for v in revenue], fontsize=7, padding=3)
