@@ -128,6 +128,8 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
             results.append(defs.resolve_job_def("materialize_all").execute_in_process(
                 instance=instance, raise_on_error=False,
                 run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
+        with console.status("Generating the sponsor reports (every campaign and sponsor)..."):
+            report_results, reports = _generate_reports(defs, instance, warehouse_url, quiet)
         elapsed = time.perf_counter() - started
     finally:
         server.stop()
@@ -139,15 +141,48 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     summary = {
-        "success": all(r.success for r in results),
+        "success": all(r.success for r in [*results, *report_results]),
         "run_id": ", ".join(r.run_id[:8] for r in results),
         "seconds": round(elapsed, 1),
         "checks_passed": sum(1 for c in checks if c.passed),
         "checks_failed": [c.asset_check_key.to_user_string() for c in checks if not c.passed],
         "tables": _table_counts(warehouse_url),
         "warehouse_url": warehouse_url,
+        "reports": reports,
     }
     return summary
+
+
+def _generate_reports(defs, instance, warehouse_url: str, run_config: dict) -> tuple[list, dict]:
+    """Register a report partition for every campaign and sponsor in the marts and materialize
+    in one run per job (every format), as a backfill of every partition does. Returns the runs
+    and what was written."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS
+    from pipelines.reports import report_subjects
+    from pipelines.settings import get_settings
+
+    campaigns, sponsors = report_subjects(warehouse_url)
+    campaign_keys = [f"{tenant}:{campaign}" for tenant, campaign, *_ in campaigns]
+    for partitions, keys in ((CAMPAIGN_PARTITIONS, campaign_keys), (SPONSOR_PARTITIONS, sponsors)):
+        known = set(instance.get_dynamic_partitions(partitions.name))
+        instance.add_dynamic_partitions(partitions.name, [k for k in keys if k not in known])
+    results, generated = [], {}
+    for job, partitions in (("campaign_reports", CAMPAIGN_PARTITIONS), ("sponsor_reports", SPONSOR_PARTITIONS)):
+        keys = instance.get_dynamic_partitions(partitions.name)
+        if not keys:
+            generated[job] = 0
+            continue
+        # One run over every partition, as a backfill runs it (single-run backfill policy).
+        run = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config,
+            tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+        results.append(run)
+        generated[job] = len(keys) if run.success else 0
+    return results, {"campaigns": len(campaign_keys), "sponsors": len(sponsors),
+                     "campaign_reports": generated["campaign_reports"], "sponsor_reports": generated["sponsor_reports"],
+                     "where": get_settings().resolved_reports_url()}
 
 
 def _print_summary(summary: dict, settings: Settings) -> None:
@@ -162,6 +197,10 @@ def _print_summary(summary: dict, settings: Settings) -> None:
     console.print(f"Checks passed: {summary['checks_passed']}, failed: {len(summary['checks_failed'])}")
     for key in summary["checks_failed"]:
         console.print(f"  [red]✗[/] {key}")
+    reports = summary["reports"]
+    console.print(f"Reports: {reports['campaign_reports']} of {reports['campaigns']} campaigns and "
+                  f"{reports['sponsor_reports']} of {reports['sponsors']} sponsors (HTML, PDF, CSV, XLSX, JSON) "
+                  f"in {reports['where']}, registered in reports.reports")
     console.print(f"Database: {summary['warehouse_url']}")
     console.print(f"Dagster UI: run `podcast-analytics dev`, then open http://127.0.0.1:{settings.ui_port}")
 

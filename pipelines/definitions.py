@@ -9,13 +9,17 @@ from assets.ingestion.platforms.assets import PLATFORM_ASSETS
 from assets.ingestion.rss import rss_feeds
 from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
 from assets.ingestion.user_agents import user_agent_patterns
+from assets.reports.assets import REPORT_ASSETS
+from assets.reports.delivery import ReportDeliveryResource
 from pipelines.checks import CHECKS
 from pipelines.jobs import JOBS
 from pipelines.megaphone_sensor import megaphone_export_sensor
+from pipelines.reports import REPORT_JOBS, REPORT_SCHEDULES, REPORT_SENSORS
 from pipelines.schedules import SCHEDULES
 from pipelines.sensors import SENSORS
 from pipelines.settings import get_settings
 from resources.http import HttpResource
+from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 
 
@@ -30,15 +34,23 @@ def build_resources() -> dict:
         ),
         "http": HttpResource(),
         "dbt": dbt_resource(),
+        "report_store": ReportStoreResource(base_url=settings.resolved_reports_url(),
+                                            retention_days=settings.report_retention_days),
+        "report_delivery": ReportDeliveryResource(
+            smtp_host=settings.smtp_host, smtp_port=settings.smtp_port, smtp_username=settings.smtp_username,
+            smtp_password=dg.EnvVar("PODCAST_SMTP_PASSWORD") if settings.smtp_password else None,
+            smtp_security=settings.smtp_security, sender=settings.report_sender,
+            webhook_secret=dg.EnvVar("PODCAST_REPORT_WEBHOOK_SECRET") if settings.report_webhook_secret else None,
+        ),
     }
 
 
 defs = dg.Definitions(
     assets=[rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
-            megaphone_episode_metrics_daily, build_dbt_assets()],
+            megaphone_episode_metrics_daily, build_dbt_assets(), *REPORT_ASSETS],
     asset_checks=CHECKS,
-    jobs=[*JOBS, megaphone_export_job],
-    schedules=SCHEDULES,
-    sensors=[*SENSORS, megaphone_export_sensor],
+    jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS],
+    schedules=[*SCHEDULES, *REPORT_SCHEDULES],
+    sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS],
     resources=build_resources(),
 )

@@ -6,6 +6,7 @@ from assets.ingestion.listener_logs import LOG_KEYS, LOG_PARTITIONS
 from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
 from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
+from assets.reports.assets import REPORT_KEYS
 
 RSS_KEYS = [
     dg.AssetKey(["raw", "rss_feed_fetches"]),
@@ -21,7 +22,7 @@ rss_ingest_job = dg.define_asset_job(
 )
 
 materialize_all_job = dg.define_asset_job(
-    "materialize_all", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS, MEGAPHONE_KEY),
+    "materialize_all", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS, MEGAPHONE_KEY, *REPORT_KEYS),
     description="Every unpartitioned asset once: feeds, checks, dbt staging and marts.",
 )
 

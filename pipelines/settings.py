@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     conversion_landing_dir: Path | None = None
     insertion_order_dir: Path | None = None
     ui_port: int = 3000
+    # Sponsor reports: where files go (any fsspec URL), how long they are kept, how they are sent.
+    reports_url: str | None = None
+    report_retention_days: int = 30
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = "none"          # none | starttls | ssl
+    report_sender: str = "reports@podcast-analytics.invalid"
+    report_webhook_secret: str | None = None
 
     @property
     def pg_data_dir(self) -> Path:
@@ -67,6 +77,11 @@ class Settings(BaseSettings):
         """Where Megaphone-style daily exports are dropped: any fsspec URL (`s3://bucket/prefix`,
         `gs://…`, a local folder), one folder per tenant, then per Megaphone network."""
         return self.megaphone_export_url or str(self.data_dir / "landing" / "megaphone")
+
+    def resolved_reports_url(self) -> str:
+        """Where report files are written: `PODCAST_REPORTS_URL` (`s3://bucket/reports`, `gs://…`,
+        a folder), else `<data dir>/reports`."""
+        return self.reports_url or str(self.data_dir / "reports")
 
     def resolved_ip_hash_secret(self) -> bytes:
         """The key behind the per-tenant IP salts: `PODCAST_IP_HASH_SECRET`, else a random key

@@ -87,3 +87,78 @@ def truth(network, simulator):
 def query(url: str, statement: str, params=None) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(statement, params).fetchall()
+
+
+ATTRIBUTION_SECRET = b"attribution-test-secret"
+ATTRIBUTION_SEED = 7
+# The attribution marts and everything under them, plus the daily download rollups reports chart.
+ATTRIBUTION_SELECT = ("--select", "+path:models/marts/attribution", "+dim_episodes", "fct_downloads_daily_by_show",
+                      "fct_downloads_daily_by_tenant", "--indirect-selection", "cautious")
+
+
+@pytest.fixture(scope="session")
+def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
+    """One warehouse with the simulated network's feeds, three days of access logs, campaigns and
+    conversions loaded, and the attribution marts built by dbt (shared by the attribution and
+    report tests; built once per session)."""
+    import ipaddress
+
+    import yaml
+
+    from assets.ingestion.campaigns import load_campaign_sources, sync_campaigns
+    from assets.ingestion.conversions import sync_conversions
+    from assets.ingestion.listener_logs_load import discover, load_file
+    from assets.ingestion.listener_logs_parse import IpHasher
+    from assets.ingestion.rss_ingest import ingest_rss
+    from assets.ingestion.user_agents import read_patterns, store_patterns
+    from simulator.__main__ import DEMO_LOG_DAYS, SHARED_IP_USER_AGENTS
+    from simulator.campaign_sources import campaign_sources, write_event_files, write_insertion_orders
+    from simulator.campaigns import campaign_truth, generate_campaigns
+    from simulator.logs import DATACENTER_CIDRS, generate_logs
+    from tests.test_downloads_incremental import dbt_build
+    from tests.test_rss_ingest import sources_for
+
+    root = tmp_path_factory.mktemp("attribution")
+    name = f"t_attr_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = with_database(admin_url, name)
+    bootstrap(url)
+    datacenters = [ipaddress.ip_network(c) for c in DATACENTER_CIDRS]
+
+    ingest_rss(url, sources_for(truth), batch_id="rss")
+    logs = generate_logs(truth, root / "logs", DEMO_LOG_DAYS, seed=ATTRIBUTION_SEED,
+                         shared_ip_user_agents=SHARED_IP_USER_AGENTS)
+    files = discover(root / "logs", settle_seconds=0)
+    last_day = max(log.log_date for log in files)
+
+    def load_logs(days):
+        with psycopg.connect(url, autocommit=True) as conn:
+            for log in files:
+                if log.log_date in days:
+                    load_file(conn, log, IpHasher.for_tenant(ATTRIBUTION_SECRET, log.tenant_id), "logs", datacenters)
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "t")
+    load_logs({log.log_date for log in files} - {last_day})
+
+    world = generate_campaigns(truth, logs, ATTRIBUTION_SEED)
+    simulator.attach_campaigns(world)
+    write_insertion_orders(world, root / "io")
+    write_event_files(world, root / "conversions")
+    section, environ = campaign_sources(world, simulator.base_url)
+    (root / "sources.yaml").write_text(yaml.safe_dump(section))
+    sources = load_campaign_sources(root / "sources.yaml")
+    sync_campaigns(url, sources, root / "io", "campaigns", environ=environ)
+    sync_conversions(url, sources, root / "conversions", ATTRIBUTION_SECRET, datacenters, "conversions", environ=environ)
+
+    # Built as in production: every day but the last, then the last day's logs and an
+    # incremental run (new exposures of households that converted before and after them).
+    target = str(root / "target")
+    first = dbt_build(url, target, *ATTRIBUTION_SELECT, check=False)
+    assert first.returncode == 0, first.stdout[-4000:]
+    load_logs({last_day})
+    result = dbt_build(url, target, *ATTRIBUTION_SELECT, check=False)
+    yield {"url": url, "truth": campaign_truth(world), "world": world, "dbt": result, "target": target}
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))

@@ -129,3 +129,18 @@ def test_download_checks_pass_on_the_demo_and_catch_a_lost_download(demo_runs, m
         assert not consistency.passed and "tenant rollup" in consistency.description
     finally:
         get_settings.cache_clear()
+
+
+def test_demo_reports_every_campaign_and_a_second_demo_reissues_them(demo_runs):
+    _, _, first, second, url = demo_runs
+    campaigns, sponsors = query(url, "select count(*), count(distinct (tenant_id, sponsor_id)) "
+                                     "from marts.mart_campaign_roi where is_selected_model")[0]
+    assert campaigns > 0
+    assert f"Reports: {campaigns} of {campaigns} campaigns and {sponsors} of {sponsors} sponsors" in first.stdout
+    per_campaign = query(url, "select campaign_id, count(distinct report_id), count(distinct format) "
+                              "from reports.reports where scope = 'campaign' group by 1")
+    # One report per campaign in all five formats: the second demo found the same numbers and
+    # re-issued the first demo's files instead of rendering them again.
+    assert len(per_campaign) == campaigns and {(n, f) for _, n, f in per_campaign} == {(1, 5)}
+    files = query(url, "select file_url, size_bytes from reports.reports where format in ('html', 'pdf')")
+    assert all(Path(path).stat().st_size == size > 0 for path, size in files)

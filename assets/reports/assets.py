@@ -1,0 +1,169 @@
+"""Report assets: one campaign report per campaign and one roll-up per sponsor, each a
+dynamic partition (`<tenant>:<campaign id>`, `<tenant>:<sponsor id>`) that
+`report_partitions_sensor` keeps in step with the marts. A materialization writes every format,
+registers the files in reports.reports and, when configured, delivers them; it refuses to run
+when an upstream check's latest evaluation failed. A backfill of many partitions runs as one
+run (single-run backfill policy): one gate, one process, one report per partition."""
+
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.reports.content import FORMATS, ReportError, ReportRequest
+from assets.reports.delivery import DeliveryOutcome, ReportDeliveryResource, send_email, send_webhook
+from assets.reports.generate import GeneratedReport, generate_report
+from pipelines.gates import code_location_asset_graph, require_checks_passed, upstream_check_keys
+from resources.report_store import ReportStoreResource
+from resources.warehouse import WarehouseResource
+
+CAMPAIGN_PARTITIONS = dg.DynamicPartitionsDefinition(name="report_campaigns")
+SPONSOR_PARTITIONS = dg.DynamicPartitionsDefinition(name="report_sponsors")
+CAMPAIGN_REPORT = dg.AssetKey(["reports", "campaign_report"])
+SPONSOR_REPORT = dg.AssetKey(["reports", "sponsor_report"])
+REPORT_KEYS = [CAMPAIGN_REPORT, SPONSOR_REPORT]
+
+CAMPAIGN_UPSTREAM = [*(dg.AssetKey(["marts", name]) for name in (
+    "mart_campaign_roi", "fct_campaign_performance_daily", "mart_campaign_roi_by_placement", "mart_roi_benchmarks",
+    "mart_campaign_lift", "fct_attributed_conversions", "fct_downloads_daily_by_show", "fct_downloads_daily_by_tenant",
+    "dim_podcasts",
+)), dg.AssetKey(["intermediate", "int_placement_episodes"])]
+SPONSOR_UPSTREAM = [dg.AssetKey(["marts", name]) for name in ("mart_sponsor_roi", "mart_campaign_roi",
+                                                                "fct_attributed_conversions")]
+DELIVERY_CHECK = "deliveries_succeeded"
+
+
+def partition_key(tenant_id: str, subject_id: str) -> str:
+    return f"{tenant_id}:{subject_id}"
+
+
+def split_partition_key(key: str) -> tuple[str, str]:
+    tenant, sep, subject = key.partition(":")
+    if not sep or not tenant or not subject:
+        raise ReportError(f"report partition {key!r} is not '<tenant>:<id>'")
+    return tenant, subject
+
+
+class ReportConfig(dg.Config):
+    """How a report is produced. The defaults are the scheduled report's."""
+
+    template: str = "standard"
+    formats: list[str] = list(FORMATS)
+    period_start: str | None = None     # YYYY-MM-DD; default: the flight's start
+    period_end: str | None = None       # YYYY-MM-DD; default: flight end + attribution window, cut at today
+    email_to: list[str] = []
+    webhook_url: str | None = None
+
+    def period(self) -> tuple[dt.date | None, dt.date | None]:
+        try:
+            return (dt.date.fromisoformat(self.period_start) if self.period_start else None,
+                    dt.date.fromisoformat(self.period_end) if self.period_end else None)
+        except ValueError as exc:
+            raise ReportError(f"period dates must be YYYY-MM-DD: {exc}") from exc
+
+
+def deliver(report: GeneratedReport, config: ReportConfig, delivery: ReportDeliveryResource,
+            store: ReportStoreResource, warehouse_url: str, run_id: str) -> list[DeliveryOutcome]:
+    outcomes = []
+    if config.email_to:
+        outcomes.append(send_email(delivery, store, warehouse_url, report, config.email_to, run_id))
+    if config.webhook_url:
+        outcomes.append(send_webhook(delivery, warehouse_url, report, config.webhook_url, run_id))
+    return outcomes
+
+
+def report_metadata(report: GeneratedReport, outcomes: list[DeliveryOutcome], warnings) -> dict:
+    content = report.content
+    html = [f.url for f in report.files if f.format == "html"]
+    return {
+        "report_id": report.report_id,
+        "attribution_model": content.attribution_model,
+        "period": f"{content.period_start} to {content.period_end}",
+        "data_freshness": dg.MetadataValue.json(content.freshness),
+        "files": dg.MetadataValue.json({f"{f.format}{'/' + f.part if f.part else ''}": f.url for f in report.files}),
+        "bytes": sum(f.size_bytes for f in report.files),
+        "expires_at": report.expires_at.isoformat(),
+        "generation_seconds": report.seconds,
+        "reused_unchanged_report": report.reused,
+        "dagster/row_count": sum(len(t.rows) for t in content.tables.values()),
+        **({"html": dg.MetadataValue.url(html[0]) if "://" in html[0] else dg.MetadataValue.path(html[0])}
+           if html else {}),
+        "deliveries": dg.MetadataValue.json([{"channel": o.channel, "target": o.target, "succeeded": o.succeeded,
+                                              "attempts": o.attempts, "error": o.error} for o in outcomes]),
+        "upstream_check_warnings": [f.check for f in warnings],
+    }
+
+
+def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
+                 report_store: ReportStoreResource, report_delivery: ReportDeliveryResource, upstream, scope: str):
+    """One report per partition of the run (one partition from a schedule; every selected one
+    in a single run from a backfill)."""
+    keys = list(context.partition_keys)
+    warnings = require_checks_passed(
+        context.instance, upstream_check_keys(code_location_asset_graph(context), upstream),
+        f"{scope} report{'s' if len(keys) > 1 else ''} {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}")
+    start, end = config.period()
+    done: dict[str, tuple[GeneratedReport, list[DeliveryOutcome]]] = {}
+    errors: dict[str, str] = {}
+    for key in keys:
+        try:
+            tenant, subject = split_partition_key(key)
+            request = ReportRequest(tenant, campaign_id=subject if scope == "campaign" else None,
+                                    sponsor_id=subject if scope == "sponsor" else None,
+                                    period_start=start, period_end=end, template=config.template)
+            report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)
+        except ReportError as exc:
+            errors[key] = str(exc)
+            continue
+        done[key] = (report, deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id))
+    if errors:
+        raise dg.Failure(description=f"{len(errors)} of {len(keys)} report(s) not generated: "
+                                     + "; ".join(f"{k}: {v}" for k, v in errors.items()),
+                         metadata={"generated": len(done), "not_generated": dg.MetadataValue.json(errors)})
+    outcomes = [o for _, delivered in done.values() for o in delivered]
+    failed = [o for o in outcomes if not o.succeeded]
+    if len(done) == 1:
+        metadata = report_metadata(*next(iter(done.values())), warnings)
+    else:
+        metadata = {"reports": dg.MetadataValue.json({k: r.report_id for k, (r, _) in done.items()}),
+                    "reused_unchanged": sum(1 for r, _ in done.values() if r.reused),
+                    "bytes": sum(f.size_bytes for r, _ in done.values() for f in r.files),
+                    "upstream_check_warnings": [f.check for f in warnings]}
+    yield dg.MaterializeResult(metadata=metadata)
+    yield dg.AssetCheckResult(
+        check_name=DELIVERY_CHECK, passed=not failed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=("; ".join(f"{o.channel} to {o.target}: {o.error} after {o.attempts} attempt(s)" for o in failed)
+                     or (f"{len(outcomes)} delivery(ies) succeeded" if outcomes else "no delivery configured")),
+        metadata={"deliveries": len(outcomes), "failed": len(failed)},
+    )
+
+
+@dg.asset(
+    key=CAMPAIGN_REPORT, partitions_def=CAMPAIGN_PARTITIONS, deps=CAMPAIGN_UPSTREAM, group_name="reports",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"python", "pdf", "html"},
+    check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=CAMPAIGN_REPORT,
+                                   description="Every configured delivery (email, webhook) of the report succeeded.")],
+    description="A sponsor-facing campaign report (HTML with charts, PDF, CSV, XLSX, JSON) from the attribution "
+                "and download marts, registered in reports.reports; refused when an upstream check failed.",
+)
+def campaign_report(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
+                    report_store: ReportStoreResource, report_delivery: ReportDeliveryResource):
+    yield from _materialize(context, config, warehouse, report_store, report_delivery, CAMPAIGN_UPSTREAM, "campaign")
+
+
+@dg.asset(
+    key=SPONSOR_REPORT, partitions_def=SPONSOR_PARTITIONS, deps=SPONSOR_UPSTREAM, group_name="reports",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"python", "pdf", "html"},
+    check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=SPONSOR_REPORT,
+                                   description="Every configured delivery (email, webhook) of the report succeeded.")],
+    description="A sponsor's roll-up of all its campaigns, in every format, registered in reports.reports.",
+)
+def sponsor_report(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
+                   report_store: ReportStoreResource, report_delivery: ReportDeliveryResource):
+    yield from _materialize(context, config, warehouse, report_store, report_delivery, SPONSOR_UPSTREAM, "sponsor")
+
+
+REPORT_ASSETS = [campaign_report, sponsor_report]

@@ -1,0 +1,237 @@
+"""What a sponsor report says: the rows of the attribution and download marts for one campaign
+(or one sponsor), read once from the warehouse into plain tables that every format renders.
+
+Numbers are the marts' own (Decimal as stored): a report never recomputes what the marts hold,
+so the CSV, XLSX and JSON files equal the marts row for row."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import psycopg
+
+TEMPLATES = ("standard", "summary")
+FORMATS = ("html", "pdf", "csv", "xlsx", "json")
+
+
+class ReportError(ValueError):
+    """A report that cannot be produced as asked (unknown campaign, template or format, bad range)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str                  # file suffix / sheet name: performance_daily, roi_by_model, ...
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple]
+
+    def records(self) -> list[dict]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+@dataclass
+class ReportContent:
+    scope: str                 # campaign | sponsor
+    tenant_id: str
+    sponsor_id: str
+    campaign_id: str | None
+    title: str
+    subtitle: str
+    attribution_model: str
+    currency: str
+    period_start: dt.date
+    period_end: dt.date
+    freshness: dict[str, str]  # what the numbers include, newest first-class fact first
+    facts: list[tuple[str, str]]
+    kpis: list[tuple[str, str]]
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    @property
+    def subject_id(self) -> str:
+        return self.campaign_id or self.sponsor_id
+
+    def table(self, name: str) -> Table:
+        return self.tables[name]
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """Which report: a campaign (or a sponsor roll-up), a period (defaults: the campaign's flight
+    through its attribution window, cut at today) and a template."""
+
+    tenant_id: str
+    campaign_id: str | None = None
+    sponsor_id: str | None = None
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+    template: str = "standard"
+
+    def __post_init__(self):
+        if (self.campaign_id is None) == (self.sponsor_id is None):
+            raise ReportError("a report is for exactly one campaign or one sponsor")
+        if self.template not in TEMPLATES:
+            raise ReportError(f"unknown template {self.template!r}; known: {', '.join(TEMPLATES)}")
+        if self.period_start and self.period_end and self.period_start > self.period_end:
+            raise ReportError(f"period starts {self.period_start} after it ends {self.period_end}")
+
+
+def _fetch(conn: psycopg.Connection, name: str, title: str, statement: str, params) -> Table:
+    cur = conn.execute(statement, params)
+    return Table(name, title, tuple(d.name for d in cur.description), cur.fetchall())
+
+
+def money(value, currency: str) -> str:
+    return "—" if value is None else f"{currency} {Decimal(value):,.2f}"
+
+
+def ratio(value) -> str:
+    return "—" if value is None else f"{Decimal(value):.2f}"
+
+
+def percent(value) -> str:
+    return "—" if value is None else f"{Decimal(value) * 100:.1f} %"
+
+
+def _freshness(conn: psycopg.Connection, tenant_id: str) -> dict[str, str]:
+    downloads, conversions, exposures = conn.execute(
+        "select (select max(download_date) from marts.fct_downloads_daily_by_tenant where tenant_id = %(t)s), "
+        "(select max(conversion_date) from marts.fct_attributed_conversions where tenant_id = %(t)s), "
+        "(select max(activity_date) from marts.fct_campaign_performance_daily "
+        " where tenant_id = %(t)s and impressions > 0)", {"t": tenant_id}).fetchone()
+    return {
+        "downloads counted through": str(downloads or "no downloads yet"),
+        "ads delivered through": str(exposures or "no ads delivered yet"),
+        "conversions through": str(conversions or "no conversions yet"),
+    }
+
+
+def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt.date) -> ReportContent:
+    """Every table of a campaign report, read from the marts."""
+    tenant, campaign = request.tenant_id, request.campaign_id
+    head = conn.execute(
+        "select sponsor_id, sponsor_name, category, campaign_name, attribution_model, pricing_model, budget, "
+        "currency, flight_start, flight_end, attribution_window_days, impressions, reach, frequency, conversions, "
+        "conversion_rate, revenue, cost, net_profit, roi, roas, cpa, effective_cpm, payback_days "
+        "from marts.mart_campaign_roi where tenant_id = %s and campaign_id = %s and is_selected_model",
+        (tenant, campaign)).fetchone()
+    if head is None:
+        raise ReportError(f"campaign {tenant}/{campaign} is not in marts.mart_campaign_roi")
+    (sponsor_id, sponsor_name, category, name, model, pricing, budget, currency, flight_start, flight_end,
+     window, impressions, reach, frequency, conversions, conversion_rate, revenue, cost, net_profit, roi, roas,
+     cpa, cpm, payback) = head
+    start = request.period_start or flight_start
+    end = request.period_end or min(today, flight_end + dt.timedelta(days=window))
+    end = max(end, start)
+    key = {"t": tenant, "c": campaign, "start": start, "end": end}
+
+    tables = [
+        _fetch(conn, "performance_daily", "Delivery, conversions and cost by day", """
+            select activity_date, in_flight, impressions, households_reached, conversions, revenue, cost
+            from marts.fct_campaign_performance_daily
+            where tenant_id = %(t)s and campaign_id = %(c)s and activity_date between %(start)s and %(end)s
+            order by activity_date""", key),
+        _fetch(conn, "downloads_daily", "IAB downloads of the campaign's shows by day", """
+            with shows as (
+                select distinct podcast_id from intermediate.int_placement_episodes
+                where tenant_id = %(t)s and campaign_id = %(c)s and podcast_id is not null
+            )
+            select downloads.download_date, downloads.podcast_id, podcasts.title as podcast_title,
+                   downloads.downloads, downloads.unique_listeners
+            from marts.fct_downloads_daily_by_show as downloads
+            inner join shows on shows.podcast_id = downloads.podcast_id
+            left join marts.dim_podcasts as podcasts on podcasts.podcast_id = downloads.podcast_id
+            where downloads.tenant_id = %(t)s and downloads.download_date between %(start)s and %(end)s
+            order by downloads.download_date, downloads.podcast_id""", key),
+        _fetch(conn, "roi_by_model", "Results under every attribution model (campaign to date)", """
+            select attribution_model, is_selected_model, impressions, reach, frequency, conversions,
+                   conversion_rate, revenue, cost, net_profit, roi, roas, cpa, effective_cpm, payback_days
+            from marts.mart_campaign_roi
+            where tenant_id = %(t)s and campaign_id = %(c)s
+            order by attribution_model""", key),
+        _fetch(conn, "placements", "Performance by show and placement (campaign's model)", """
+            select podcast_id, podcast_title, position, impressions, reach, impression_share, conversions,
+                   revenue, cost, roi, conversion_rate, cpa, effective_cpm
+            from marts.mart_campaign_roi_by_placement
+            where tenant_id = %(t)s and campaign_id = %(c)s and is_selected_model
+            order by impressions desc, podcast_id, position""", key),
+        _fetch(conn, "benchmarks", f"Benchmarks: {category or 'all'} sponsors, by position", """
+            select category, position, placements, roi_p25, roi_median, roi_p75, cpa_median,
+                   cpm_median, conversion_rate_median
+            from marts.mart_roi_benchmarks
+            where category in (%(category)s, 'all')
+            order by category = 'all', position""", {**key, "category": category or "all"}),
+        _fetch(conn, "lift", "Lift against unexposed households", """
+            select exposed_households, exposed_converters, exposed_rate, baseline_households,
+                   baseline_converters, baseline_rate, lift
+            from marts.mart_campaign_lift where tenant_id = %(t)s and campaign_id = %(c)s""", key),
+    ]
+    return ReportContent(
+        scope="campaign", tenant_id=tenant, sponsor_id=sponsor_id, campaign_id=campaign,
+        title=f"{name} — campaign report", subtitle=f"{sponsor_name or sponsor_id} · {category or 'uncategorized'}",
+        attribution_model=model, currency=currency, period_start=start, period_end=end,
+        freshness=_freshness(conn, tenant),
+        facts=[
+            ("Campaign", f"{name} ({campaign})"), ("Sponsor", f"{sponsor_name or sponsor_id} ({sponsor_id})"),
+            ("Flight", f"{flight_start} to {flight_end}"), ("Reporting period", f"{start} to {end}"),
+            ("Pricing", f"{pricing}, budget {money(budget, currency)}"),
+            ("Attribution model", f"{model}, {window}-day window"),
+        ],
+        kpis=[
+            ("Impressions", f"{impressions:,}"), ("Households reached", f"{reach:,}"),
+            ("Frequency", ratio(frequency)), ("Conversions", ratio(conversions)),
+            ("Conversion rate", percent(conversion_rate)), ("Revenue", money(revenue, currency)),
+            ("Cost", money(cost, currency)), ("Net profit", money(net_profit, currency)),
+            ("ROI", percent(roi)), ("ROAS", ratio(roas)), ("CPA", money(cpa, currency)),
+            ("Effective CPM", money(cpm, currency)),
+            ("Payback", "not yet" if payback is None else f"{payback} days"),
+        ],
+        tables={t.name: t for t in tables},
+    )
+
+
+def sponsor_content(conn: psycopg.Connection, request: ReportRequest, today: dt.date) -> ReportContent:
+    """A sponsor's roll-up: its campaigns added up per attribution model, and each campaign."""
+    tenant, sponsor = request.tenant_id, request.sponsor_id
+    campaigns = _fetch(conn, "campaigns", "Campaigns (each under its own attribution model)", """
+        select campaign_id, campaign_name, attribution_model, flight_start, flight_end, impressions, reach,
+               conversions, revenue, cost, net_profit, roi, roas, cpa, effective_cpm
+        from marts.mart_campaign_roi
+        where tenant_id = %(t)s and sponsor_id = %(s)s and is_selected_model
+        order by flight_start, campaign_id""", {"t": tenant, "s": sponsor})
+    if not campaigns.rows:
+        raise ReportError(f"sponsor {tenant}/{sponsor} has no campaign in marts.mart_campaign_roi")
+    by_model = _fetch(conn, "roi_by_model", "All campaigns under every attribution model", """
+        select attribution_model, campaigns, impressions, conversions, revenue, cost, net_profit, roi, roas,
+               cpa, effective_cpm
+        from marts.mart_sponsor_roi where tenant_id = %(t)s and sponsor_id = %(s)s
+        order by attribution_model""", {"t": tenant, "s": sponsor})
+    name, category, currency = conn.execute(
+        "select min(sponsor_name), min(category), min(currency) from marts.mart_campaign_roi "
+        "where tenant_id = %s and sponsor_id = %s", (tenant, sponsor)).fetchone()
+    starts = [r[3] for r in campaigns.rows]
+    ends = [r[4] for r in campaigns.rows]
+    models = sorted({r[2] for r in campaigns.rows})
+    impressions = sum(r[5] for r in campaigns.rows)
+    revenue = sum((r[8] for r in campaigns.rows), Decimal(0))
+    cost = sum((r[9] for r in campaigns.rows), Decimal(0))
+    return ReportContent(
+        scope="sponsor", tenant_id=tenant, sponsor_id=sponsor, campaign_id=None,
+        title=f"{name or sponsor} — sponsor report", subtitle=f"{len(campaigns.rows)} campaigns · {category or 'uncategorized'}",
+        attribution_model=", ".join(models), currency=currency or "USD",
+        period_start=request.period_start or min(starts), period_end=request.period_end or min(today, max(ends)),
+        freshness=_freshness(conn, tenant),
+        facts=[("Sponsor", f"{name or sponsor} ({sponsor})"), ("Campaigns", str(len(campaigns.rows))),
+               ("Flights", f"{min(starts)} to {max(ends)}"),
+               ("Attribution models", ", ".join(models) + " (each campaign under its own)")],
+        kpis=[("Impressions", f"{impressions:,}"), ("Revenue", money(revenue, currency or "USD")),
+              ("Cost", money(cost, currency or "USD")), ("Net profit", money(revenue - cost, currency or "USD")),
+              ("ROI", percent((revenue - cost) / cost if cost else None))],
+        tables={campaigns.name: campaigns, by_model.name: by_model},
+    )
+
+
+def report_content(conn: psycopg.Connection, request: ReportRequest, today: dt.date | None = None) -> ReportContent:
+    today = today or dt.datetime.now(dt.UTC).date()
+    return (campaign_content if request.campaign_id else sponsor_content)(conn, request, today)

@@ -1,0 +1,187 @@
+"""Sending a generated report: by email over SMTP (HTML body, PDF and XLSX attached) and to a
+webhook (a JSON notice with the files' URLs and checksums, signed with HMAC-SHA256 when a
+secret is configured). Both retry with backoff and jitter (stamina); every attempt is a row of
+`reports.deliveries`, so failures stay visible after the run."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import dagster as dg
+import httpx
+import psycopg
+import stamina
+from pydantic import Field
+
+from assets.reports.generate import GeneratedReport
+from resources.report_store import ReportStoreResource
+
+ATTACHED = {"pdf": "application/pdf",
+            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class DeliveryFailed(Exception):
+    """A delivery that is not worth retrying, or whose attempts ran out."""
+
+
+class _Transient(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    channel: str
+    target: str
+    succeeded: bool
+    attempts: int
+    error: str | None
+
+
+class ReportDeliveryResource(dg.ConfigurableResource):
+    """SMTP server and webhook settings. Secrets come from the environment (`dg.EnvVar`)."""
+
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = Field(default="none", pattern="^(none|starttls|ssl)$")
+    sender: str = "reports@podcast-analytics.invalid"
+    webhook_secret: str | None = None
+    timeout_seconds: float = 10.0
+    max_attempts: int = Field(default=3, ge=1)
+    wait_initial_seconds: float = 0.5
+    wait_max_seconds: float = 10.0
+
+
+def _retry(resource: ReportDeliveryResource):
+    return stamina.retry_context(
+        on=_Transient, attempts=resource.max_attempts, wait_initial=resource.wait_initial_seconds,
+        wait_max=resource.wait_max_seconds, wait_jitter=resource.wait_initial_seconds,
+    )
+
+
+def _record(warehouse_url: str, report_id: str, channel: str, target: str, attempt: int, error: str | None,
+            batch_id: str | None) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(
+            "insert into reports.deliveries (report_id, channel, target, attempt, succeeded, error, _batch_id) "
+            "values (%s, %s, %s, %s, %s, %s, %s)", (report_id, channel, target, attempt, error is None, error, batch_id))
+
+
+def _attempts(resource, warehouse_url, report, channel, target, send, batch_id) -> DeliveryOutcome:
+    attempt_no = 0
+    try:
+        for attempt in _retry(resource):
+            with attempt:
+                attempt_no += 1
+                try:
+                    send()
+                except (_Transient, DeliveryFailed) as exc:
+                    _record(warehouse_url, report.report_id, channel, target, attempt_no, str(exc), batch_id)
+                    raise
+                _record(warehouse_url, report.report_id, channel, target, attempt_no, None, batch_id)
+    except (_Transient, DeliveryFailed) as exc:
+        return DeliveryOutcome(channel, target, False, attempt_no, str(exc))
+    return DeliveryOutcome(channel, target, True, attempt_no, None)
+
+
+def email_message(resource: ReportDeliveryResource, store: ReportStoreResource, report: GeneratedReport,
+                  recipients: list[str]) -> EmailMessage:
+    content = report.content
+    message = EmailMessage()
+    message["Subject"] = f"{content.title} ({content.period_start} to {content.period_end})"
+    message["From"] = resource.sender
+    message["To"] = ", ".join(recipients)
+    message["Message-ID"] = make_msgid(domain="podcast-analytics.invalid")
+    freshness = "; ".join(f"{k} {v}" for k, v in content.freshness.items())
+    message.set_content(
+        f"{content.title}\n{content.subtitle}\n\nAttribution model: {content.attribution_model}\n"
+        f"Data freshness: {freshness}\n\n" + "\n".join(f"{k}: {v}" for k, v in content.kpis)
+    )
+    formats = {f.format: f for f in report.files if not f.part}
+    if "html" in formats:
+        message.add_alternative(store.read(formats["html"].url).decode(), subtype="html")
+    for fmt, mime in ATTACHED.items():
+        if fmt in formats:
+            maintype, subtype = mime.split("/")
+            message.add_attachment(store.read(formats[fmt].url), maintype=maintype, subtype=subtype,
+                                   filename=f"{report.report_id}.{fmt}")
+    return message
+
+
+def send_email(resource: ReportDeliveryResource, store: ReportStoreResource, warehouse_url: str,
+               report: GeneratedReport, recipients: list[str], batch_id: str | None = None) -> DeliveryOutcome:
+    message = email_message(resource, store, report, recipients)
+
+    def send() -> None:
+        try:
+            if resource.smtp_security == "ssl":
+                client = smtplib.SMTP_SSL(resource.smtp_host, resource.smtp_port, timeout=resource.timeout_seconds,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(resource.smtp_host, resource.smtp_port, timeout=resource.timeout_seconds)
+            with client:
+                if resource.smtp_security == "starttls":
+                    client.starttls(context=ssl.create_default_context())
+                if resource.smtp_username:
+                    client.login(resource.smtp_username, resource.smtp_password or "")
+                refused = client.send_message(message)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryFailed(f"smtp authentication failed: {exc.smtp_code}") from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryFailed(f"every recipient refused: {sorted(exc.recipients)}") from exc
+        except smtplib.SMTPResponseException as exc:
+            if 500 <= exc.smtp_code < 600:
+                raise DeliveryFailed(f"smtp {exc.smtp_code}: {exc.smtp_error!r}") from exc
+            raise _Transient(f"smtp {exc.smtp_code}: {exc.smtp_error!r}") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _Transient(f"smtp: {type(exc).__name__}: {exc}") from exc
+        if refused:
+            raise DeliveryFailed(f"recipients refused: {sorted(refused)}")
+
+    return _attempts(resource, warehouse_url, report, "email", ", ".join(recipients), send, batch_id)
+
+
+def webhook_payload(report: GeneratedReport) -> dict:
+    content = report.content
+    return {
+        "event": "report.generated", "report_id": report.report_id, "scope": content.scope,
+        "tenant_id": content.tenant_id, "sponsor_id": content.sponsor_id, "campaign_id": content.campaign_id,
+        "title": content.title, "attribution_model": content.attribution_model,
+        "period_start": content.period_start.isoformat(), "period_end": content.period_end.isoformat(),
+        "data_freshness": content.freshness, "generated_at": report.generated_at.isoformat(),
+        "expires_at": report.expires_at.isoformat(),
+        "files": [{"format": f.format, "part": f.part, "url": f.url, "size_bytes": f.size_bytes,
+                   "sha256": f.checksum_sha256} for f in report.files],
+    }
+
+
+def send_webhook(resource: ReportDeliveryResource, warehouse_url: str, report: GeneratedReport, url: str,
+                 batch_id: str | None = None) -> DeliveryOutcome:
+    body = json.dumps(webhook_payload(report), sort_keys=True).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "podcast-analytics/0.1 (+report webhook)",
+               "Idempotency-Key": report.report_id}
+    if resource.webhook_secret:
+        digest = hmac.new(resource.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["X-Report-Signature"] = f"sha256={digest}"
+
+    def send() -> None:
+        try:
+            response = httpx.post(url, content=body, headers=headers, timeout=resource.timeout_seconds,
+                                  follow_redirects=False)
+        except httpx.HTTPError as exc:
+            raise _Transient(f"webhook: {type(exc).__name__}: {exc}") from exc
+        if response.status_code in RETRYABLE_STATUS:
+            raise _Transient(f"webhook answered {response.status_code}")
+        if not 200 <= response.status_code < 300:
+            raise DeliveryFailed(f"webhook answered {response.status_code}")
+
+    return _attempts(resource, warehouse_url, report, "webhook", url, send, batch_id)

@@ -1,0 +1,128 @@
+"""Report generation time per campaign.
+
+Builds the attribution warehouse of bench/attribution.py (the simulator's catalog ingested for
+real, synthetic downloads, campaigns and conversions written with set-based SQL, the attribution
+marts and the daily download rollups built by dbt), then generates every campaign's report in
+every format (HTML with its four charts, PDF, CSV, XLSX, JSON), written to a local folder and
+registered in reports.reports, exactly as the report asset does. Prints p50 / p95 / max of the
+time per campaign (targets: p50 < 5 s, p95 < 30 s) and, as a ratio, against a baseline measured
+in the same run on the same campaigns: the same mart rows read and written as plain CSV.
+
+    python bench/reports.py [--downloads 300000] [--conversions 30000] [--campaigns 10] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from attribution import ATTRIBUTION, CAMPAIGNS_SQL, CONVERSIONS_SQL, DAYS, DOWNLOADS_SQL, FIRST_DAY
+from scratch import scratch_warehouse
+
+from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
+from assets.ingestion.user_agents import read_patterns, store_patterns
+from assets.reports.content import ReportRequest, report_content
+from assets.reports.generate import generate_report
+from assets.reports.render import render_csv
+from pipelines.settings import REPO_ROOT
+from resources.report_store import ReportStoreResource
+from resources.warehouse import dbt_env
+from simulator.network import build_network
+from simulator.server import SimulatorServer
+from simulator.truth import ground_truth
+
+ROLLUPS = ["dim_podcasts", "fct_downloads_daily_by_show", "fct_downloads_daily_by_tenant"]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--downloads", type=int, default=300_000)
+    parser.add_argument("--conversions", type=int, default=30_000)
+    parser.add_argument("--campaigns", type=int, default=10, help="per tenant")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    args = parser.parse_args()
+    households = max(1000, args.downloads // 8)
+    with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp, \
+            scratch_warehouse(args.database_url, Path(tmp)) as url:
+        work = Path(tmp)
+        network = build_network(seed=42)
+        with SimulatorServer(network) as sim:
+            truth = ground_truth(network, sim.base_url)
+            feeds = [FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]]
+            ingest_rss(url, RssSources(feeds=feeds, allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1,
+                                       max_bytes=4_000_000), batch_id="bench")
+        with psycopg.connect(url, autocommit=True) as conn:
+            store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
+        env = {**os.environ, **dbt_env(url)}
+        project = REPO_ROOT / "dbt_project"
+
+        def dbt(*extra: str) -> None:
+            done = subprocess.run([str(Path(sys.executable).with_name("dbt")), "run", "--project-dir", str(project),
+                                   "--profiles-dir", str(project), "--target-path", str(work / "target"),
+                                   "--log-path", str(work / "logs"), *extra], capture_output=True, text=True, env=env)
+            if done.returncode != 0:
+                print(done.stdout[-3000:])
+                raise SystemExit("dbt run failed")
+
+        dbt("--full-refresh")
+        common = {"households": households, "days": DAYS, "first_day": FIRST_DAY, "sponsors": 12,
+                  "campaigns": args.campaigns}
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(DOWNLOADS_SQL, {**common, "start": 0, "stop": args.downloads, "day_offset": 0})
+            for statement in filter(str.strip, CAMPAIGNS_SQL.split(";")):
+                conn.execute(statement, common)
+            conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": args.conversions, "day_offset": 0})
+            conn.execute("analyze")
+        started = time.perf_counter()
+        dbt("--full-refresh", "--select", *ATTRIBUTION, *ROLLUPS)
+        with psycopg.connect(url) as conn:
+            campaigns = conn.execute("select tenant_id, campaign_id from marts.mart_campaign_roi "
+                                     "where is_selected_model order by tenant_id, campaign_id").fetchall()
+            exposures = conn.execute("select count(*) from intermediate.int_exposures").fetchone()[0]
+        print(f"warehouse: {args.downloads:,} downloads, {args.conversions:,} conversion events, {len(campaigns)} "
+              f"campaigns, {exposures:,} ads delivered (marts built in {time.perf_counter() - started:.0f} s)")
+
+        store = ReportStoreResource(base_url=str(work / "reports"))
+        # Warm-up (imports of matplotlib, fpdf2, openpyxl; font loading), not counted.
+        generate_report(url, store, ReportRequest(*campaigns[0][:1], campaign_id=campaigns[0][1]),
+                        ["html", "pdf", "csv", "xlsx", "json"])
+        reports, baselines, sizes = [], [], []
+        for tenant, campaign in campaigns:
+            request = ReportRequest(tenant, campaign_id=campaign)
+            started = time.perf_counter()
+            with psycopg.connect(url) as conn:
+                content = report_content(conn, request)
+            plain = render_csv(content)
+            for file in plain:
+                (work / f"baseline{file.suffix}").write_bytes(file.data)
+            baselines.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            report = generate_report(url, store, request, ["html", "pdf", "csv", "xlsx", "json"])
+            reports.append(time.perf_counter() - started)
+            sizes.append(sum(f.size_bytes for f in report.files))
+
+        p50, p95 = statistics.median(reports), percentile(reports, 0.95)
+        base50, base95 = statistics.median(baselines), percentile(baselines, 0.95)
+        print(f"report per campaign (HTML + 4 charts, PDF, CSV, XLSX, JSON; stored and registered): "
+              f"p50 {p50:.2f} s (target < 5 s), p95 {p95:.2f} s (target < 30 s), max {max(reports):.2f} s; "
+              f"{statistics.median(sizes) / 1024:.0f} KiB per report")
+        print(f"baseline (the same mart rows read and written as CSV): p50 {base50 * 1000:.0f} ms, "
+              f"p95 {base95 * 1000:.0f} ms")
+        print(f"ratio report / baseline: p50 {p50 / base50:.1f}x, p95 {p95 / base95:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

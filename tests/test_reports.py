@@ -1,0 +1,459 @@
+"""Sponsor reports end to end on the attribution warehouse of tests/conftest.py: every
+campaign's report read back equals the marts, the HTML/PDF/XLSX render what they should, the
+registry and retention keep their promises, the Dagster assets refuse to run after a failed
+upstream check, and deliveries go to a real SMTP server and a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email
+import email.policy
+import hashlib
+import http.server
+import io
+import json
+import socket
+import threading
+from decimal import Decimal
+
+import dagster as dg
+import fsspec
+import psycopg
+import pytest
+
+from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS, campaign_report, sponsor_report
+from assets.reports.content import ReportError, ReportRequest
+from assets.reports.delivery import ReportDeliveryResource, send_email, send_webhook
+from assets.reports.generate import enforce_retention, generate_report
+from pipelines.checks.roi import MART_CAMPAIGN_ROI
+from pipelines.reports import (
+    campaigns_due, daily_live_campaign_reports, report_on_demand_job, report_partitions_sensor, report_retention_job,
+)
+from resources.report_store import ReportStoreResource
+from resources.warehouse import WarehouseResource
+from tests.conftest import query
+
+NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def url(attribution_warehouse):
+    return attribution_warehouse["url"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return ReportStoreResource(base_url=str(tmp_path_factory.mktemp("reports")))
+
+
+@pytest.fixture(scope="module")
+def campaigns(url):
+    """(tenant, campaign) of every campaign, busiest first."""
+    return [(t, c) for t, c in query(url, "select tenant_id, campaign_id from marts.mart_campaign_roi "
+                                          "where is_selected_model order by impressions desc, tenant_id, campaign_id")]
+
+
+@pytest.fixture(scope="module")
+def full_report(url, store, campaigns):
+    """The busiest campaign's report in every format."""
+    tenant, campaign = campaigns[0]
+    return generate_report(url, store, ReportRequest(tenant, campaign_id=campaign),
+                           ["html", "pdf", "csv", "xlsx", "json"], batch_id="test", now=NOW)
+
+
+def _csv(store, report, part) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(store.read(report.url("csv", part)).decode())))
+
+
+def _plain(value) -> str:
+    return "" if value is None else value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def test_every_campaign_report_read_back_equals_the_marts(url, store, campaigns, attribution_warehouse):
+    truth = {(c["tenant_id"], c["campaign_id"]): c for c in attribution_warehouse["truth"]["campaigns"]}
+    assert len(campaigns) == len(truth) >= 5
+    for tenant, campaign in campaigns:
+        report = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign), ["csv", "json"], now=NOW)
+        document = json.loads(store.read(report.url("json")))
+        assert document["report"]["campaign_id"] == campaign
+
+        roi = query(url, "select attribution_model, revenue, cost, roi, conversions, impressions, is_selected_model "
+                         "from marts.mart_campaign_roi where tenant_id = %s and campaign_id = %s "
+                         "order by attribution_model", (tenant, campaign))
+        for rows in (document["tables"]["roi_by_model"]["rows"], _csv(store, report, "roi_by_model")):
+            assert [(r["attribution_model"], Decimal(r["revenue"]), Decimal(r["cost"]),
+                     None if r["roi"] in (None, "") else Decimal(r["roi"]), Decimal(r["conversions"]),
+                     int(r["impressions"])) for r in rows] == [row[:6] for row in roi]
+        selected = next(r for r in document["tables"]["roi_by_model"]["rows"] if r["is_selected_model"])
+        assert abs(Decimal(selected["revenue"]) - Decimal(truth[(tenant, campaign)]["selected"]["revenue"])) <= Decimal("0.01")
+        assert document["report"]["attribution_model"] == selected["attribution_model"]
+
+        start, end = report.content.period_start, report.content.period_end
+        daily = query(url, "select activity_date, impressions, conversions, revenue, cost "
+                           "from marts.fct_campaign_performance_daily where tenant_id = %s and campaign_id = %s "
+                           "and activity_date between %s and %s order by activity_date", (tenant, campaign, start, end))
+        got = [(r["activity_date"], r["impressions"], r["conversions"], r["revenue"], r["cost"])
+               for r in _csv(store, report, "performance_daily")]
+        assert got == [tuple(_plain(v) for v in row) for row in daily] and daily
+
+        placements = query(url, "select podcast_id, position, impressions, revenue from marts.mart_campaign_roi_by_placement "
+                                "where tenant_id = %s and campaign_id = %s and is_selected_model", (tenant, campaign))
+        assert sorted((r["podcast_id"], r["position"], Decimal(str(r["impressions"])), Decimal(r["revenue"]))
+                      for r in document["tables"]["placements"]["rows"]) == sorted(
+            (show, position, Decimal(impressions), revenue) for show, position, impressions, revenue in placements)
+
+    registry = query(url, "select count(distinct report_id), count(*) filter (where format = 'json'), "
+                          "count(*) filter (where format = 'csv') from reports.reports where generated_at = %s "
+                          "and format in ('csv', 'json')", (NOW,))[0]
+    assert registry[0] >= len(campaigns) and registry[1] >= len(campaigns) and registry[2] >= 6 * len(campaigns)
+
+
+def test_unchanged_report_is_reissued_not_rendered_again(url, store, full_report):
+    later = NOW + dt.timedelta(hours=1)
+    again = generate_report(url, store, ReportRequest(full_report.content.tenant_id,
+                                                      campaign_id=full_report.content.campaign_id),
+                            ["json", "pdf", "html", "xlsx", "csv"], now=later)
+    assert again.reused and again.report_id == full_report.report_id
+    assert sorted(again.files, key=str) == sorted(full_report.files, key=str)
+    assert query(url, "select count(distinct report_id), min(expires_at), max(expires_at) from reports.reports "
+                      "where report_id = %s", (full_report.report_id,)) == [(1, later + dt.timedelta(days=30),
+                                                                              later + dt.timedelta(days=30))]
+
+
+def test_registry_rows_describe_the_files(url, store, full_report):
+    rows = query(url, "select format, part, file_url, size_bytes, checksum_sha256, generated_at, expires_at, "
+                      "attribution_model, data_fresh_through, template, _batch_id "
+                      "from reports.reports where report_id = %s", (full_report.report_id,))
+    assert {r[0] for r in rows} == {"html", "pdf", "csv", "xlsx", "json"}
+    assert len(rows) == 4 + len(full_report.content.tables)
+    for fmt, part, file_url, size, checksum, generated, expires, model, fresh, template, batch in rows:
+        data = store.read(file_url)
+        assert size == len(data) > 0 and checksum == hashlib.sha256(data).hexdigest()
+        assert generated == NOW and expires >= NOW + dt.timedelta(days=30)
+        assert model == full_report.content.attribution_model and template == "standard" and batch == "test"
+        assert fresh is not None and fresh.date().isoformat() == min(
+            v for v in full_report.content.freshness.values() if v[:1].isdigit())
+
+
+def test_html_is_self_contained_with_the_four_charts(store, full_report):
+    page = store.read(full_report.url("html")).decode()
+    charts = ("downloads_over_time", "conversions_by_model", "roi_versus_benchmarks", "performance_by_placement")
+    for name in charts:
+        assert f'id="chart-{name}"><svg ' in page, name
+    assert page.count("<svg ") == 4
+    assert "Performance by show and placement" in page and "ROI versus benchmarks" in page
+    model = full_report.content.attribution_model
+    assert f"credited with the <strong>{model}</strong> attribution model" in page
+    assert "downloads counted through" in page and "Data freshness" in page
+    for external in ("<script", "<link", 'src="http', "url(http", "<img"):
+        assert external not in page
+    revenue = next(v for k, v in full_report.content.kpis if k == "Revenue")
+    assert revenue in page
+
+
+def test_pdf_has_the_expected_pages_and_text(store, full_report):
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(store.read(full_report.url("pdf"))))
+    pages = [page.extract_text() for page in reader.pages]
+    # Page 1 summary, two pages of charts (two each), then the tables.
+    assert len(pages) >= 4
+    assert full_report.content.title in pages[0]
+    assert f"attribution model: {full_report.content.attribution_model}" in pages[0]
+    assert "downloads counted through" in pages[0] and "Key figures" in pages[0]
+    assert "Downloads of the campaign's shows" in pages[1] and "Conversions by attribution model" in pages[1]
+    assert "ROI versus benchmarks" in pages[2] and "Performance by show and placement" in pages[2]
+    assert "Results under every attribution model" in pages[3]
+    assert [len(page.images) for page in reader.pages[1:3]] == [2, 2]
+    for number, text in enumerate(pages, start=1):
+        assert f"page {number} of {len(pages)}" in text
+
+
+def test_xlsx_opens_with_a_sheet_per_table_equal_to_the_marts(url, store, full_report):
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(store.read(full_report.url("xlsx"))), read_only=True)
+    assert book.sheetnames == ["summary", "performance_daily", "downloads_daily", "roi_by_model", "placements",
+                               "benchmarks", "lift"]
+    rows = list(book["roi_by_model"].iter_rows(values_only=True))
+    assert rows[0][:3] == ("attribution_model", "is_selected_model", "impressions")
+    mart = query(url, "select attribution_model, impressions, revenue, cost from marts.mart_campaign_roi "
+                      "where tenant_id = %s and campaign_id = %s order by attribution_model",
+                 (full_report.content.tenant_id, full_report.content.campaign_id))
+    index = {name: i for i, name in enumerate(rows[0])}
+    assert [(r[index["attribution_model"]], r[index["impressions"]], Decimal(str(r[index["revenue"]])),
+             Decimal(str(r[index["cost"]]))) for r in rows[1:]] == mart
+    downloads = list(book["downloads_daily"].iter_rows(values_only=True))[1:]
+    assert len(downloads) == len(full_report.content.table("downloads_daily").rows) > 0
+
+
+def test_summary_template_and_date_range(url, store, campaigns):
+    tenant, campaign = campaigns[0]
+    start, end = query(url, "select min(activity_date), min(activity_date) + 1 from marts.fct_campaign_performance_daily "
+                            "where tenant_id = %s and campaign_id = %s and impressions > 0", (tenant, campaign))[0]
+    report = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign, period_start=start, period_end=end,
+                                                       template="summary"), ["html", "json"], now=NOW)
+    page = store.read(report.url("html")).decode()
+    assert page.count("<svg ") == 2 and 'data-table="performance_daily"' not in page
+    days = json.loads(store.read(report.url("json")))["tables"]["performance_daily"]["rows"]
+    assert [r["activity_date"] for r in days] == [start.isoformat(), end.isoformat()]
+    assert query(url, "select template, period_start, period_end from reports.reports where report_id = %s",
+                 (report.report_id,)) == [("summary", start, end)] * 2
+
+
+def test_sponsor_rollup_equals_the_sponsor_mart(url, store):
+    tenant, sponsor = query(url, "select tenant_id, sponsor_id from marts.mart_sponsor_roi "
+                                 "order by campaigns desc, revenue desc limit 1")[0]
+    report = generate_report(url, store, ReportRequest(tenant, sponsor_id=sponsor), ["json", "html"], now=NOW)
+    rows = json.loads(store.read(report.url("json")))["tables"]["roi_by_model"]["rows"]
+    mart = query(url, "select attribution_model, campaigns, revenue, cost, roi from marts.mart_sponsor_roi "
+                      "where tenant_id = %s and sponsor_id = %s order by attribution_model", (tenant, sponsor))
+    assert [(r["attribution_model"], r["campaigns"], Decimal(r["revenue"]), Decimal(r["cost"]),
+             None if r["roi"] is None else Decimal(r["roi"])) for r in rows] == mart
+    assert store.read(report.url("html")).decode().count("<svg ") == 2
+
+
+def test_bad_requests_get_clear_errors(url, store, campaigns):
+    tenant, campaign = campaigns[0]
+    with pytest.raises(ReportError, match="not in marts.mart_campaign_roi"):
+        generate_report(url, store, ReportRequest(tenant, campaign_id="no-such-campaign"), ["json"])
+    with pytest.raises(ReportError, match="unknown or no report formats"):
+        generate_report(url, store, ReportRequest(tenant, campaign_id=campaign), ["docx"])
+    with pytest.raises(ReportError, match="unknown template"):
+        ReportRequest(tenant, campaign_id=campaign, template="glossy")
+    with pytest.raises(ReportError, match="after it ends"):
+        ReportRequest(tenant, campaign_id=campaign, period_start=dt.date(2026, 11, 5), period_end=dt.date(2026, 11, 1))
+    with pytest.raises(ReportError, match="exactly one campaign or one sponsor"):
+        ReportRequest(tenant)
+
+
+def test_fsspec_store_and_retention(url, campaigns):
+    memory = ReportStoreResource(base_url="memory://retention-test", retention_days=30)
+    tenant, campaign = campaigns[-1]
+    old = generate_report(url, memory, ReportRequest(tenant, campaign_id=campaign), ["json", "csv"],
+                          now=NOW - dt.timedelta(days=31))
+    fresh = generate_report(url, memory, ReportRequest(tenant, campaign_id=campaign), ["json"], now=NOW)
+    fs = fsspec.filesystem("memory")
+    assert old.url("json").startswith("memory://retention-test/") and fs.exists(old.url("json"))
+
+    gone_before = old.url("csv", "lift")
+    fs.rm(gone_before)  # a file someone removed by hand: still marked deleted, no error
+    result = enforce_retention(url, memory, now=NOW)
+    assert result.expired_files == len(old.files) and result.removed_files == len(old.files) - 1
+    assert not any(fs.exists(f.url) for f in old.files) and fs.exists(fresh.url("json"))
+    assert query(url, "select count(*) from reports.reports where report_id = %s and deleted_at = %s",
+                 (old.report_id, NOW))[0][0] == len(old.files)
+    again = enforce_retention(url, memory, now=NOW)
+    assert again.expired_files == 0 and again.removed_files == 0
+    assert query(url, "select deleted_at from reports.reports where report_id = %s", (fresh.report_id,)) == [(None,)]
+
+
+def test_schedule_cadences():
+    rows = [("t", "live", dt.date(2026, 11, 1), dt.date(2026, 11, 30), 14),
+            ("t", "ended", dt.date(2026, 10, 1), dt.date(2026, 11, 19), 14),
+            ("t", "window_over", dt.date(2026, 9, 1), dt.date(2026, 10, 1), 14),
+            ("t", "future", dt.date(2026, 12, 1), dt.date(2026, 12, 31), 14)]
+    today = dt.date(2026, 11, 20)
+    assert campaigns_due(rows, today, "daily_live") == ["t:live"]
+    assert campaigns_due(rows, today, "end_of_flight") == ["t:ended"]
+    assert campaigns_due(rows, today, "weekly") == ["t:live", "t:ended"]
+    with pytest.raises(ValueError):
+        campaigns_due(rows, today, "hourly")
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    statuses: list[int] = []
+    received: list[tuple[dict, dict]] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status == 200:
+            self.received.append((dict(self.headers), json.loads(body)))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def webhook():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Webhook
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    class Inbox(Message):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def handle_message(self, message):
+            self.messages.append(message)
+
+    inbox = Inbox()
+    with socket.socket() as probe:  # aiosmtpd needs a port number up front: take a free one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield controller.port, inbox
+    controller.stop()
+
+
+def test_email_and_webhook_delivery_with_retries(url, store, full_report, smtp, webhook):
+    port, inbox = smtp
+    hook_url, hook = webhook
+    delivery = ReportDeliveryResource(smtp_host="127.0.0.1", smtp_port=port, webhook_secret="s3cret",
+                                      wait_initial_seconds=0.01, wait_max_seconds=0.02, max_attempts=3)
+    sent = send_email(delivery, store, url, full_report, ["sponsor@example.com", "am@example.com"], "run-1")
+    assert sent.succeeded and sent.attempts == 1
+    message = email.message_from_bytes(inbox.messages[-1].as_bytes(), policy=email.policy.default)
+    assert message["To"] == "sponsor@example.com, am@example.com" and full_report.content.title in message["Subject"]
+    parts = {part.get_content_type(): part for part in message.walk()}
+    assert {"text/plain", "text/html", "application/pdf",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"} <= parts.keys()
+    assert parts["application/pdf"].get_payload(decode=True) == store.read(full_report.url("pdf"))
+
+    hook.statuses[:] = [503]  # one failure, then success
+    posted = send_webhook(delivery, url, full_report, hook_url, "run-1")
+    assert posted.succeeded and posted.attempts == 2
+    headers, payload = hook.received[-1]
+    import hmac
+
+    body = json.dumps(payload, sort_keys=True).encode()
+    assert headers["X-Report-Signature"] == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert payload["report_id"] == full_report.report_id and len(payload["files"]) == len(full_report.files)
+
+    hook.statuses[:] = [500, 500, 500]
+    failed = send_webhook(delivery, url, full_report, hook_url, "run-2")
+    assert not failed.succeeded and failed.attempts == 3 and "500" in failed.error
+    hook.statuses[:] = [404]
+    refused = send_webhook(delivery, url, full_report, hook_url, "run-3")
+    assert not refused.succeeded and refused.attempts == 1
+    attempts = query(url, "select _batch_id, channel, attempt, succeeded from reports.deliveries "
+                          "where report_id = %s order by delivery_id", (full_report.report_id,))
+    assert attempts == [("run-1", "email", 1, True), ("run-1", "webhook", 1, False), ("run-1", "webhook", 2, True),
+                        ("run-2", "webhook", 1, False), ("run-2", "webhook", 2, False), ("run-2", "webhook", 3, False),
+                        ("run-3", "webhook", 1, False)]
+
+
+def _resources(url, store, **delivery):
+    return {"warehouse": WarehouseResource(database_url=url), "report_store": store,
+            "report_delivery": ReportDeliveryResource(wait_initial_seconds=0.01, wait_max_seconds=0.02, **delivery)}
+
+
+@pytest.fixture
+def instance():
+    """A Dagster instance in a temporary folder (schedule contexts need one they can reference)."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def test_report_assets_gate_on_upstream_checks_and_show_deliveries(url, store, campaigns, webhook, instance):
+    hook_url, hook = webhook
+    tenant, campaign = campaigns[0]
+    key = f"{tenant}:{campaign}"
+
+    sensor = report_partitions_sensor(dg.build_sensor_context(instance=instance, resources={
+        "warehouse": WarehouseResource(database_url=url)}))
+    added = {r.partitions_def_name: set(r.partition_keys) for r in sensor.dynamic_partitions_requests}
+    assert key in added[CAMPAIGN_PARTITIONS.name] and len(added[CAMPAIGN_PARTITIONS.name]) == len(campaigns)
+    for request in sensor.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    assert isinstance(report_partitions_sensor(dg.build_sensor_context(instance=instance, resources={
+        "warehouse": WarehouseResource(database_url=url)})), dg.SkipReason)
+
+    # The daily schedule asks for the campaigns whose flight runs that day, one run each.
+    day = dt.datetime(2026, 11, 10, 7, 0, tzinfo=dt.UTC)
+    requests = daily_live_campaign_reports(dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=day, resources={"warehouse": WarehouseResource(database_url=url)}))
+    live = {f"{t}:{c}" for t, c in query(url, "select tenant_id, campaign_id from marts.mart_campaign_roi "
+                                              "where is_selected_model and %s between flight_start and flight_end",
+                                         (day.date(),))}
+    assert live and {r.partition_key for r in requests} == live
+    assert all(r.run_key == f"daily_live:{r.partition_key}:2026-11-10" for r in requests)
+
+    def run(**config):
+        return dg.materialize([campaign_report], partition_key=key, instance=instance, resources=_resources(url, store),
+                              run_config={"ops": {"reports__campaign_report": {"config": config}}},
+                              raise_on_error=False)
+
+    first = run(formats=["json"])
+    assert first.success
+    meta = first.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["attribution_model"].value and "downloads counted through" in meta["data_freshness"].value
+    assert query(url, "select count(*) from reports.reports where _batch_id = %s", (first.run_id,)) == [(1,)]
+
+    check = dg.AssetCheckKey(MART_CAMPAIGN_ROI, "roi_recomputed_in_python")
+    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+        asset_key=MART_CAMPAIGN_ROI, check_name=check.name, passed=False,
+        description="acme/cmp-1/linear: revenue 10.01 vs 10.00"))
+    refused = run(formats=["json"])
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "upstream check(s) failed" in failure.step_failure_data.error.message
+    assert "marts/mart_campaign_roi:roi_recomputed_in_python" in failure.step_failure_data.user_failure_data.description
+    assert query(url, "select count(*) from reports.reports where _batch_id = %s", (refused.run_id,)) == [(0,)]
+
+    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+        asset_key=MART_CAMPAIGN_ROI, check_name=check.name, passed=True))
+    hook.statuses[:] = [500, 500, 500]
+    delivered = run(formats=["json"], webhook_url=hook_url)
+    assert delivered.success  # the report exists; its failed delivery is a failed check in the UI
+    evaluation = delivered.get_asset_check_evaluations()[0]
+    assert not evaluation.passed and "webhook" in evaluation.description and "3 attempt" in evaluation.description
+    # Same data, same options: the first run's report is re-issued, nothing new is written.
+    reissued = delivered.get_asset_materialization_events()[0].materialization.metadata
+    assert reissued["reused_unchanged_report"].value and reissued["report_id"].value == meta["report_id"].value
+    assert query(url, "select count(*) from reports.reports where _batch_id = %s", (delivered.run_id,)) == [(0,)]
+
+    # A backfill runs every selected partition in one run (single-run backfill policy).
+    keys = instance.get_dynamic_partitions(CAMPAIGN_PARTITIONS.name)[:3]
+    backfill = dg.materialize([campaign_report], instance=instance, resources=_resources(url, store),
+                              tags={"dagster/asset_partition_range_start": keys[0],
+                                    "dagster/asset_partition_range_end": keys[-1]},
+                              run_config={"ops": {"reports__campaign_report": {"config": {"formats": ["csv"]}}}})
+    assert backfill.success
+    assert set(backfill.get_asset_materialization_events()[0].materialization.metadata["reports"].value) == set(keys)
+    assert query(url, "select count(distinct campaign_id), count(*) from reports.reports where _batch_id = %s",
+                 (backfill.run_id,)) == [(3, 18)]
+
+    sponsor_key = next(iter(added[SPONSOR_PARTITIONS.name]))
+    rollup = dg.materialize([sponsor_report], partition_key=sponsor_key, instance=instance,
+                            resources=_resources(url, store), run_config={"ops": {"reports__sponsor_report": {
+                                "config": {"formats": ["json"]}}}})
+    assert rollup.success and rollup.get_asset_check_evaluations()[0].passed
+
+
+def test_on_demand_and_retention_jobs(url, store, campaigns):
+    tenant, campaign = campaigns[1]
+    result = report_on_demand_job.execute_in_process(
+        resources=_resources(url, store),
+        run_config={"ops": {"generate_report_on_demand": {"config": {
+            "tenant_id": tenant, "campaign_id": campaign, "period_start": "2026-11-01", "period_end": "2026-11-30",
+            "template": "summary", "formats": ["pdf", "json"]}}}})
+    report_id = result.output_for_node("generate_report_on_demand")
+    assert query(url, "select format, template, period_start, period_end from reports.reports "
+                      "where report_id = %s order by format", (report_id,)) == [
+        ("json", "summary", dt.date(2026, 11, 1), dt.date(2026, 11, 30)),
+        ("pdf", "summary", dt.date(2026, 11, 1), dt.date(2026, 11, 30))]
+
+    with psycopg.connect(url) as conn:
+        conn.execute("update reports.reports set expires_at = now() - interval '1 minute' where report_id = %s",
+                     (report_id,))
+    retention = report_retention_job.execute_in_process(resources=_resources(url, store))
+    assert retention.output_for_node("expire_reports") >= 2
+    assert query(url, "select count(*) from reports.reports where report_id = %s and deleted_at is not null",
+                 (report_id,)) == [(2,)]
