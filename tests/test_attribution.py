@@ -144,8 +144,10 @@ ATTRIBUTION_TABLES = {
     "exposures": "select exposure_id, campaign_id, household_key, exposed_at from intermediate.int_exposures",
     "delivery": "select grain, campaign_id, podcast_id, position, exposure_date, impressions, households, "
                 "first_exposed_at, last_exposed_at from intermediate.int_campaign_delivery_daily",
-    "reach": "select reach_key, grain, campaign_id, household_key, first_exposure_date, last_exposure_date "
+    "reach": "select reach_key, grain, campaign_id, household_key, first_exposure_date "
              "from intermediate.int_campaign_reach",
+    "reach_daily": "select grain, campaign_id, podcast_id, position, first_exposure_date, households "
+                   "from intermediate.int_campaign_reach_daily",
     "credits": "select conversion_id, attribution_model, coalesce(campaign_id, ''), match_type, credited_share, "
                "credited_revenue from marts.fct_attributed_conversions",
     "credits_daily": "select campaign_id, attribution_model, conversion_date, match_type, conversions, revenue "

@@ -1,7 +1,7 @@
 -- One row per campaign and attribution model (is_selected_model marks the campaign's own):
 -- delivery, conversions, money and lift, as an agency puts them in front of a sponsor.
 --   impressions      ads delivered (int_campaign_delivery_daily); reach: distinct households
---                    (int_campaign_reach); frequency =
+--                    (int_campaign_reach_daily); frequency =
 --                    impressions / reach
 --   conversions      credited conversions (sum of the campaign's shares) and revenue (net of
 --                    refunds, times the shares); conversion_rate = conversions / reach
@@ -26,8 +26,8 @@ models as (
 ),
 
 reach as (
-    select tenant_id, campaign_id, count(*) as reach
-    from {{ ref('int_campaign_reach') }}
+    select tenant_id, campaign_id, sum(households) as reach
+    from {{ ref('int_campaign_reach_daily') }}
     where grain = 'campaign'
     group by tenant_id, campaign_id
 ),

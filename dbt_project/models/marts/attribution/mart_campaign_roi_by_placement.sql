@@ -3,8 +3,8 @@
 -- and positions in proportion to the impressions they delivered (a conversion's credit is the
 -- campaign's; which of its ads tipped a household over is not knowable).
 with reach as (
-    select tenant_id, campaign_id, podcast_id, position, count(*) as reach
-    from {{ ref('int_campaign_reach') }}
+    select tenant_id, campaign_id, podcast_id, position, sum(households) as reach
+    from {{ ref('int_campaign_reach_daily') }}
     where grain = 'placement'
     group by tenant_id, campaign_id, podcast_id, position
 ),
