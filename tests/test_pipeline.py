@@ -2,6 +2,7 @@
 change nothing, and the blocking Great Expectations check stops the marts on bad data."""
 
 import dagster as dg
+import pytest
 
 from assets.dbt import build_dbt_assets, dbt_resource
 from assets.ingestion.rss import rss_feeds
@@ -39,9 +40,17 @@ def _mart_counts(url):
             ("marts.dim_episodes", "marts.dim_podcasts", "raw.rss_episodes", "quarantine.rss_episodes", "quarantine.rss_feeds")}
 
 
-def test_full_graph_matches_ground_truth_and_is_idempotent(fresh_db, truth, tmp_path):
-    sources_file = _write_sources(tmp_path, truth)
-    first = _materialize(fresh_db, sources_file)
+@pytest.fixture(scope="module")
+def graph(new_warehouse, truth, tmp_path_factory):
+    """A warehouse with the graph materialized once; the blocking-check test, last in this
+    file, then breaks its raw data."""
+    url = new_warehouse("t_graph")
+    sources_file = _write_sources(tmp_path_factory.mktemp("graph"), truth)
+    return url, sources_file, _materialize(url, sources_file)
+
+
+def test_full_graph_matches_ground_truth_and_is_idempotent(graph, truth):
+    url, sources_file, first = graph
     assert first.success
     checks = first.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
@@ -55,7 +64,7 @@ def test_full_graph_matches_ground_truth_and_is_idempotent(fresh_db, truth, tmp_
     valid = [e for e in truth["episodes"] if e["valid"]]
     assert row_counts["raw/rss_episodes"] == row_counts["marts/dim_episodes"] == len(valid)
 
-    rows = query(fresh_db, """
+    rows = query(url, """
         select feed_url, guid, title, published_at_utc, duration_seconds, is_explicit, season_number,
                episode_number, episode_type, enclosure_url_normalized, enclosure_length_bytes,
                transcript_urls, chapters_url, description_text
@@ -73,13 +82,13 @@ def test_full_graph_matches_ground_truth_and_is_idempotent(fresh_db, truth, tmp_
         k: (v[0], v[1].isoformat() + "+00:00" if v[1] else None, *v[2:]) for k, v in got.items()
     }
     assert normalized == want
-    podcasts = dict(query(fresh_db, "select feed_url, episode_count from marts.dim_podcasts"))
+    podcasts = dict(query(url, "select feed_url, episode_count from marts.dim_podcasts"))
     assert podcasts == {p["feed_url"]: p["valid_episode_count"] for p in truth["podcasts"]}
 
-    before = _mart_counts(fresh_db)
-    second = _materialize(fresh_db, sources_file)
+    before = _mart_counts(url)
+    second = _materialize(url, sources_file)
     assert second.success
-    assert _mart_counts(fresh_db) == before
+    assert _mart_counts(url) == before
 
 
 DEFECTS = {
@@ -89,16 +98,16 @@ DEFECTS = {
 }
 
 
-def test_blocking_check_stops_the_marts(fresh_db, truth, tmp_path):
-    sources_file = _write_sources(tmp_path, truth)
-    assert _materialize(fresh_db, sources_file).success
-    marts_before = _mart_counts(fresh_db)
+def test_blocking_check_stops_the_marts(graph):
+    url, sources_file, first = graph
+    assert first.success
+    marts_before = _mart_counts(url)
     # Bad rows reach raw (a buggy loader or a manual edit: too many missing titles, a negative
     # duration, a non-http enclosure), then the graph runs again.
     for defect in DEFECTS.values():
-        query_exec(fresh_db, defect)
-    query_exec(fresh_db, "truncate marts.dim_episodes")
-    result = _materialize(fresh_db, sources_file)
+        query_exec(url, defect)
+    query_exec(url, "truncate marts.dim_episodes")
+    result = _materialize(url, sources_file)
     assert not result.success
     evaluations = {c.asset_check_key.name: c for c in result.get_asset_check_evaluations()}
     gx = evaluations["rss_episodes_expectations"]
@@ -106,7 +115,7 @@ def test_blocking_check_stops_the_marts(fresh_db, truth, tmp_path):
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "raw/rss_episodes" in materialized
     assert not materialized & {"staging/stg_rss__episodes", "marts/dim_episodes", "marts/dim_podcasts"}
-    assert query(fresh_db, "select count(*) from marts.dim_episodes")[0][0] == 0  # not rebuilt
+    assert query(url, "select count(*) from marts.dim_episodes")[0][0] == 0  # not rebuilt
     assert marts_before["marts.dim_episodes"] > 0
 
 
