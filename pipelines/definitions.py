@@ -9,6 +9,7 @@ from assets.ingestion.platforms.assets import PLATFORM_ASSETS
 from assets.ingestion.rss import rss_feeds
 from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
 from assets.ingestion.user_agents import user_agent_patterns
+from assets.quality import QUALITY_ASSETS, with_freshness
 from pipelines.checks import CHECKS
 from pipelines.jobs import JOBS
 from pipelines.megaphone_sensor import megaphone_export_sensor
@@ -34,8 +35,10 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
-            megaphone_episode_metrics_daily, build_dbt_assets()],
+    # Raw assets and marts carry the freshness SLA (assets/quality.py).
+    assets=dg.map_asset_specs(with_freshness, [
+        rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
+        megaphone_episode_metrics_daily, build_dbt_assets(), *QUALITY_ASSETS]),
     asset_checks=CHECKS,
     jobs=[*JOBS, megaphone_export_job],
     schedules=SCHEDULES,

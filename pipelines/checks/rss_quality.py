@@ -34,7 +34,10 @@ def validate_table(sqlalchemy_url: str, schema: str, table: str, suite_factory) 
     The suite is built by `suite_factory` once the GX context exists, as GX requires."""
     import great_expectations as gx
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url)
     asset = source.add_table_asset(name=f"{schema}.{table}", table_name=table, schema_name=schema)
     batch = asset.add_batch_definition_whole_table("whole_table").get_batch()

@@ -1,0 +1,158 @@
+"""Quality gates end to end: the simulator's defect modes reach raw through the real RSS poll, the
+GX suites catch each one in PostgreSQL, the failed blocking check stops the assets downstream
+(dbt models and Python exports, in a later run too) with its reason, and the rest goes on."""
+
+import dagster as dg
+import psycopg
+import pytest
+import yaml
+
+from assets.dbt import build_dbt_assets, dbt_resource
+from assets.ingestion.rss import rss_feeds
+from assets.ingestion.user_agents import user_agent_patterns
+from assets.quality import EXPORTS, sla_status
+from pipelines.checks.quality import QUALITY_CHECKS, SUITES
+from pipelines.quality_gate import gated_keys
+from resources.http import HttpResource
+from resources.warehouse import WarehouseResource
+from simulator.network import build_network
+from simulator.server import SimulatorServer
+from tests.conftest import query
+
+RSS_KEYS = [dg.AssetKey(["raw", t]) for t in ("rss_feed_fetches", "rss_podcasts", "rss_episodes")] + [
+    dg.AssetKey(["quarantine", t]) for t in ("rss_feeds", "rss_episodes")]
+UA_KEY = dg.AssetKey(["raw", "user_agent_patterns"])
+DBT_KEYS = [dg.AssetKey(k) for k in (["staging", "stg_rss__episodes"], ["staging", "stg_rss__podcasts"],
+                                     ["marts", "dim_podcasts"], ["staging", "stg_reference__user_agent_patterns"])]
+# downstream of raw/rss_episodes; stg_rss__podcasts reads raw/rss_podcasts only and goes on
+AFFECTED = {"staging/stg_rss__episodes", "marts/dim_podcasts", "exports/dim_podcasts"}
+EXPORT = dg.AssetKey(["exports", "dim_podcasts"])
+SLA = dg.AssetKey(["marts", "sla_status"])
+
+# defect kind -> the rule of raw.rss_episodes' suite that must fail
+DEFECTS = {
+    "nulls": "not_null(enclosure_type)",
+    "duplicates": "compound_columns_unique(tenant_id,feed_url,enclosure_url)",
+    "out_of_range": "between(duration_seconds)",
+    "late_data": "not_late(published_at)",
+    "schema_drift": "quarantined_share(quarantine.rss_episodes)",
+}
+
+
+@pytest.fixture(scope="module")
+def small_network():
+    network = build_network(seed=11, tenants=2, shows_per_tenant=2, episodes_per_show=(6, 9),
+                            feed_defects=False, item_defect_rate=0.0)
+    with SimulatorServer(network, hang_seconds=2.0) as server:
+        yield network, server
+
+
+@pytest.fixture
+def world(small_network, new_warehouse, tmp_path):
+    network, server = small_network
+    sources = tmp_path / "sources.yaml"
+    feeds = [{"tenant_id": s.tenant_id, "url": server.base_url + s.path} for s in network.shows]
+    sources.write_text(yaml.safe_dump({"rss": {"feeds": feeds, "allow_private_hosts": True, "timeout_seconds": 2,
+                                               "max_attempts": 2}}))
+    url = new_warehouse("t_dq")
+    with dg.instance_for_test() as instance:
+        yield {"url": url, "server": server, "show": network.shows[0], "sources": str(sources), "instance": instance}
+    for show in network.shows:
+        server.set_quality_defect(show, None)
+
+
+ASSETS = [rss_feeds, user_agent_patterns, build_dbt_assets(), *EXPORTS, sla_status, *QUALITY_CHECKS]
+
+
+def resources(world) -> dict:
+    return {"warehouse": WarehouseResource(database_url=world["url"]), "http": HttpResource(allow_private_hosts=True),
+            "dbt": dbt_resource()}
+
+
+def run(world, selection, checks=()) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        ASSETS, selection=dg.AssetSelection.assets(*selection) | dg.AssetSelection.checks(*checks),
+        instance=world["instance"], resources=resources(world),
+        run_config={"ops": {"rss_feeds": {"config": {"sources_file": world["sources"]}}}} if RSS_KEYS[0] in selection
+        else None,
+        raise_on_error=False,
+    )
+
+
+def ingest(world, keys):
+    checks = [dg.AssetCheckKey(k, SUITES[k.path[-1]].check_name) for k in keys if k.path[0] == "raw"]
+    return run(world, keys, checks)
+
+
+def materialized(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_each_defect_stops_what_depends_on_it_and_nothing_else(world, defect):
+    first = ingest(world, [*RSS_KEYS, UA_KEY])
+    assert first.success, [e.message for e in first.all_events if e.is_failure]
+    assert all(c.passed for c in first.get_asset_check_evaluations())
+
+    world["server"].set_quality_defect(world["show"], defect)
+    second = ingest(world, RSS_KEYS)
+    assert not second.success  # Dagster's own blocking: the failed check fails the run
+    evaluations = {c.asset_check_key.name: c for c in second.get_asset_check_evaluations()}
+    episodes = evaluations["rss_episodes_expectations"]
+    assert not episodes.passed
+    assert DEFECTS[defect] in episodes.description
+    assert DEFECTS[defect] in episodes.metadata["failed_expectations"].value
+    assert world["show"].tenant_id in episodes.metadata["failing_tenants"].value
+    assert evaluations["rss_podcasts_expectations"].passed
+
+    # ops.quality_results: every rule per tenant, with history; the defective tenant scores lower.
+    scores = dict(query(world["url"], """
+        select distinct on (tenant_id) tenant_id, score from ops.quality_results
+        where asset = 'raw/rss_episodes' and rule = check_name order by tenant_id, evaluated_at desc"""))
+    other = next(t for t in scores if t != world["show"].tenant_id)
+    assert scores[world["show"].tenant_id] < scores[other] == 1.0
+    history = query(world["url"], "select count(distinct run_id) from ops.quality_results where asset = 'raw/rss_episodes'")
+    assert history[0][0] == 2
+
+    # A later run, as automation or a schedule would start it: the gate decides per lineage.
+    graph = dg.Definitions(assets=ASSETS[:-len(QUALITY_CHECKS)], asset_checks=QUALITY_CHECKS,
+                           resources=resources(world)).resolve_asset_graph()
+    gated = gated_keys(world["instance"], graph, [*DBT_KEYS, EXPORT, SLA])
+    assert {k.to_user_string() for k in gated} == AFFECTED
+    assert {b.check for b in gated[EXPORT]} == {"rss_episodes_expectations"}
+
+    later = run(world, [EXPORT, SLA])
+    assert materialized(later) == {"marts/sla_status"}
+    failure = next(e for e in later.all_events if e.is_step_failure)
+    assert failure.step_key == "exports__dim_podcasts"
+    meta = failure.step_failure_data.user_failure_data.metadata
+    assert DEFECTS[defect] in meta["blocked_reason"].value
+    sla = dict(query(world["url"], "select asset || '@' || tenant_id, status from marts.sla_status"))
+    assert sla[f"raw/rss_episodes@{world['show'].tenant_id}"] == "failing"
+    assert sla[f"raw/rss_episodes@{other}"] == "failing"  # the table's check failed for both: it gates as one
+    assert sla["marts/dim_podcasts@-"] == "blocked"
+
+
+def test_dbt_leaves_gated_models_out_and_builds_the_rest(world):
+    assert ingest(world, [*RSS_KEYS, UA_KEY]).success
+    world["server"].set_quality_defect(world["show"], "out_of_range")
+    assert not ingest(world, RSS_KEYS).success
+    with psycopg.connect(world["url"]) as conn:
+        conn.execute("drop view if exists staging.stg_reference__user_agent_patterns")
+
+    later = run(world, [*DBT_KEYS, EXPORT])
+    built = materialized(later)
+    assert built == {"staging/stg_reference__user_agent_patterns", "staging/stg_rss__podcasts"}
+    observed = {e.asset_key.to_user_string(): e for e in later.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    assert set(observed) == {"staging/stg_rss__episodes", "marts/dim_podcasts"}
+    reason = observed["marts/dim_podcasts"].event_specific_data.asset_observation.metadata["blocked_reason"].value
+    assert "between(duration_seconds)" in reason
+    patterns = query(world["url"], "select count(*) from raw.user_agent_patterns")[0][0]
+    assert query(world["url"], "select count(*) from staging.stg_reference__user_agent_patterns")[0][0] == patterns > 0
+    assert query(world["url"], "select to_regclass('marts.dim_podcasts')")[0][0] is None
+
+    # The source recovers: the check passes again and the gate opens.
+    world["server"].set_quality_defect(world["show"], None)
+    assert ingest(world, RSS_KEYS).success
+    recovered = run(world, [*DBT_KEYS, EXPORT])
+    assert {"marts/dim_podcasts", "exports/dim_podcasts"} <= materialized(recovered)
