@@ -84,16 +84,36 @@ def _quality_by_tenant(conn, asset: str) -> dict[str, tuple[float, float | None]
     return out
 
 
+def last_delivery(conn, table: str) -> dict[str, float]:
+    """tenant -> when the source last delivered (epoch seconds): for feeds, the last poll the
+    host answered (200 or 304); for other raw tables, the newest row stored."""
+    if table.startswith("rss_"):
+        query = sql.SQL("select tenant_id, extract(epoch from max(fetched_at)) from raw.rss_feed_fetches "
+                        "where outcome in ('fetched', 'not_modified') group by 1")
+    else:
+        columns = {r[0] for r in conn.execute("select column_name from information_schema.columns "
+                                              "where table_schema = 'raw' and table_name = %s", (table,))}
+        if "_ingested_at" not in columns:
+            return {}
+        tenant = sql.Identifier("tenant_id") if "tenant_id" in columns else sql.Literal("-")
+        query = sql.SQL("select {}, extract(epoch from max(_ingested_at)) from {} group by 1").format(
+            tenant, sql.Identifier("raw", table))
+    return {t: float(v) for t, v in conn.execute(query) if v is not None}
+
+
 def _feed_success_rate(conn) -> dict[str, float]:
     rows = conn.execute(
-        "select tenant_id, avg(case when outcome in ('ok', 'not_modified', 'fetched', 'unchanged') or status_code in (200, 304) "
+        "select tenant_id, avg(case when outcome in ('fetched', 'not_modified') "
         "then 1.0 else 0.0 end) from raw.rss_feed_fetches where fetched_at > now() - interval '24 hours' group by 1"
     ).fetchall()
     return {t: float(r) for t, r in rows}
 
 
 def sla_rows(instance: dg.DagsterInstance, asset_graph, conn, now: float | None = None) -> list[dict]:
-    """The SLA snapshot of every raw asset and mart in the graph."""
+    """The SLA snapshot of every raw asset and mart in the graph.
+
+    Freshness lag: for raw tables, since the source last delivered (per tenant); for marts, since
+    the last materialization (the event → mart path: a mart is as fresh as its last build)."""
     now = time.time() if now is None else now
     snapshot_at = datetime.fromtimestamp(now, tz=timezone.utc)
     feed_success = _feed_success_rate(conn)
@@ -116,20 +136,28 @@ def sla_rows(instance: dg.DagsterInstance, asset_graph, conn, now: float | None 
                                      if a.path[0] == "raw") if t is not None and t <= last]
             latency = last - max(raw_times) if raw_times else None
         quality = _quality_by_tenant(conn, asset) if key.path[0] == "raw" else {}
-        for tenant in sorted(quality) or ["-"]:
+        delivered = last_delivery(conn, key.path[-1]) if key.path[0] == "raw" else {}
+        for tenant in sorted(set(quality) | set(delivered)) or ["-"]:
             score, completeness = quality.get(tenant, (None, None))
+            if key.path[0] == "raw":
+                arrived = delivered.get(tenant)
+                lag = None if arrived is None else max(0.0, now - arrived)
+                fresh = None if limit is None else (lag is not None and lag <= limit)
+                when = arrived
+            else:
+                when = last
             success = feed_success.get(tenant) if key.path[-1].startswith("rss_") else None
             if own or failed:
                 status = "failing"
             elif upstream:
                 status = "blocked"
-            elif fresh is False or last is None:
+            elif fresh is False or when is None:
                 status = "stale"
             else:
                 status = "ok"
             rows.append({
                 "asset": asset, "tenant_id": tenant, "layer": key.path[0],
-                "last_materialized_at": None if last is None else datetime.fromtimestamp(last, tz=timezone.utc),
+                "last_updated_at": None if when is None else datetime.fromtimestamp(when, tz=timezone.utc),
                 "freshness_lag_seconds": lag, "freshness_limit_seconds": limit, "freshness_ok": fresh,
                 "completeness": completeness, "data_quality_score": score, "check_pass_rate": pass_rate,
                 "checks_failed": failed, "blocked_by": "; ".join(str(b) for b in blockers) or None,
@@ -139,7 +167,7 @@ def sla_rows(instance: dg.DagsterInstance, asset_graph, conn, now: float | None 
     return rows
 
 
-SLA_COLUMNS = ("asset", "tenant_id", "layer", "last_materialized_at", "freshness_lag_seconds",
+SLA_COLUMNS = ("asset", "tenant_id", "layer", "last_updated_at", "freshness_lag_seconds",
                "freshness_limit_seconds", "freshness_ok", "completeness", "data_quality_score", "check_pass_rate",
                "checks_failed", "blocked_by", "ingestion_success_rate", "processing_latency_seconds", "status",
                "snapshot_at")

@@ -59,6 +59,7 @@ def world(small_network, new_warehouse, tmp_path):
         yield {"url": url, "server": server, "show": network.shows[0], "sources": str(sources), "instance": instance}
     for show in network.shows:
         server.set_quality_defect(show, None)
+        show.feed_defect = None
 
 
 ASSETS = [rss_feeds, user_agent_patterns, build_dbt_assets(), *EXPORTS, sla_status, *QUALITY_CHECKS]
@@ -158,3 +159,31 @@ def test_dbt_leaves_gated_models_out_and_builds_the_rest(world):
     graph = dg.Definitions(assets=ASSETS[:-len(QUALITY_CHECKS)], asset_checks=QUALITY_CHECKS,
                            resources=resources(world)).resolve_asset_graph()
     assert gated_keys(world["instance"], graph, [*DBT_KEYS, EXPORT]) == {}
+
+
+def test_a_stalled_source_turns_its_freshness_red(world, small_network):
+    network, server = small_network
+    assert ingest(world, RSS_KEYS).success
+    # The polls so far were three hours ago; since then one tenant's feed host answers 500.
+    with psycopg.connect(world["url"]) as conn:
+        conn.execute("update raw.rss_feed_fetches set fetched_at = fetched_at - interval '3 hours'")
+    stalled = world["show"].tenant_id
+    for show in network.shows:
+        if show.tenant_id == stalled:
+            show.feed_defect = "server_error"
+    assert ingest(world, RSS_KEYS).success
+    assert run(world, [SLA]).success
+
+    rows = {(a, t): (lag, limit, ok, status) for a, t, lag, limit, ok, status in query(world["url"], """
+        select asset, tenant_id, freshness_lag_seconds, freshness_limit_seconds, freshness_ok, status
+        from marts.sla_status""")}
+    other = next(t for t in network.tenants if t != stalled)
+    for table in ("rss_episodes", "rss_podcasts", "rss_feed_fetches"):
+        lag, limit, ok, status = rows[(f"raw/{table}", stalled)]
+        assert (ok, status) == (False, "stale") and 3 * 3600 - 120 < lag < 3 * 3600 + 120 and limit < lag
+        lag, _, ok, status = rows[(f"raw/{table}", other)]
+        assert (ok, status) == (True, "ok") and lag < 120
+    # Every mart has a row; never built here, so no lag and stale.
+    marts = {a: v for (a, _), v in rows.items() if a.startswith("marts/")}
+    assert "marts/dim_podcasts" in marts and all(v[0] is None and v[3] == "stale" for v in marts.values())
+    assert query(world["url"], "select count(*) from ops.sla_status_history")[0][0] == len(rows)

@@ -21,7 +21,7 @@ create table if not exists marts.sla_status (
     asset                     text        not null,
     tenant_id                 text        not null,
     layer                     text        not null,
-    last_materialized_at      timestamptz,
+    last_updated_at      timestamptz,
     freshness_lag_seconds     double precision,
     freshness_limit_seconds   double precision,
     freshness_ok              boolean,
