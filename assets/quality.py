@@ -188,7 +188,6 @@ def store_sla(conn, rows: list[dict]) -> None:
 
 @dg.asset(
     key=["marts", "sla_status"], group_name="sla", kinds={"python", "postgres"},
-    automation_condition=dg.AutomationCondition.on_cron("*/15 * * * *"),
     description="SLA per asset and tenant: freshness lag, completeness, quality score, check pass rate, what blocks it, "
                 "ingestion success and processing latency. History in ops.sla_status_history.",
 )

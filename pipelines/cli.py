@@ -127,6 +127,9 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
             results.append(defs.resolve_job_def("materialize_all").execute_in_process(
                 instance=instance, raise_on_error=False,
                 run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
+        with console.status("Measuring the SLAs (freshness, completeness, checks)..."):
+            results.append(defs.resolve_job_def("sla_snapshot").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=quiet))
         elapsed = time.perf_counter() - started
     finally:
         server.stop()
@@ -230,6 +233,28 @@ def status() -> None:
                 console.print(f"  {name:45s} {count:>10,}")
         except Exception as exc:  # noqa: BLE001 - status must report, not crash
             console.print(f"[red]cannot query the warehouse:[/] {exc}")
+
+
+@main.command()
+@click.option("--port", default=9108, show_default=True, help="Port of the /metrics endpoint.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
+def metrics(port: int, host: str) -> None:
+    """Serve the platform's Prometheus metrics, read from the warehouse and the Dagster instance."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.metrics import build_registry, serve
+
+    settings = get_settings()
+    warehouse_url, _ = _prepare_environment(settings)
+    instance = dg.DagsterInstance.get()
+    graph = defs.resolve_asset_graph()
+    server, thread = serve(build_registry(warehouse_url, lambda: instance, lambda: graph), port, host)
+    console.print(f"[green]✓[/] metrics on http://{host}:{port}/metrics")
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
 
 
 @main.command()

@@ -146,7 +146,7 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
         _cols("tenant_id campaign_id sponsor_id name budget currency flight_start flight_end pricing_model flat_fee "
               "cpm_rate goal_type goal_value promo_codes vanity_urls utm_campaign attribution_window_days "
               "attribution_model decay_half_life_days exclude_prior_customers status updated_at payload"),
-        key=("tenant_id", "campaign_id"), required=("status",),
+        key=("tenant_id", "campaign_id"),
         ranges={"budget": (0, BIG), "flat_fee": (0, BIG), "cpm_rate": (0, 10_000), "attribution_window_days": (0, 365)},
     ),
     TableSuite("sponsors", _cols("tenant_id sponsor_id name category website updated_at payload"),
