@@ -236,9 +236,9 @@ def status() -> None:
 
 
 @main.command()
-@click.option("--port", default=9108, show_default=True, help="Port of the /metrics endpoint.")
+@click.option("--port", type=int, default=None, help="Port of the /metrics endpoint (PODCAST_METRICS_PORT, 9108).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
-def metrics(port: int, host: str) -> None:
+def metrics(port: int | None, host: str) -> None:
     """Serve the platform's Prometheus metrics, read from the warehouse and the Dagster instance."""
     import dagster as dg
 
@@ -246,6 +246,7 @@ def metrics(port: int, host: str) -> None:
     from pipelines.metrics import build_registry, serve
 
     settings = get_settings()
+    port = port or settings.metrics_port
     warehouse_url, _ = _prepare_environment(settings)
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()

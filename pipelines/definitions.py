@@ -10,6 +10,7 @@ from assets.ingestion.rss import rss_feeds
 from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
 from assets.ingestion.user_agents import user_agent_patterns
 from assets.quality import QUALITY_ASSETS, with_freshness
+from pipelines.alerts import ALERT_SENSORS
 from pipelines.checks import CHECKS
 from pipelines.jobs import JOBS
 from pipelines.megaphone_sensor import megaphone_export_sensor
@@ -42,6 +43,6 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=[*JOBS, megaphone_export_job],
     schedules=SCHEDULES,
-    sensors=[*SENSORS, megaphone_export_sensor],
+    sensors=[*SENSORS, megaphone_export_sensor, *ALERT_SENSORS],
     resources=build_resources(),
 )

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     conversion_landing_dir: Path | None = None
     insertion_order_dir: Path | None = None
     ui_port: int = 3000
+    alert_webhook_url: str | None = None  # Slack-compatible incoming webhook for run/check failure alerts
+    metrics_port: int = 9108
 
     @property
     def pg_data_dir(self) -> Path:
