@@ -247,7 +247,11 @@ def metrics(port: int | None, host: str) -> None:
 
     settings = get_settings()
     port = port or settings.metrics_port
-    warehouse_url, _ = _prepare_environment(settings)
+    if os.environ.get("DAGSTER_HOME") and settings.database_url:
+        # A deployment (docker-compose): the instance and the warehouse are configured already.
+        warehouse_url = settings.database_url
+    else:
+        warehouse_url, _ = _prepare_environment(settings)
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
     server, thread = serve(build_registry(warehouse_url, lambda: instance, lambda: graph), port, host)

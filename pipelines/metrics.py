@@ -15,6 +15,13 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 log = logging.getLogger(__name__)
 
+# Every metric family the endpoint serves (counters gain `_total`, histograms `_bucket/_count/_sum`).
+METRIC_NAMES = (
+    "ingestion_latency_ms", "ingestion_success_rate", "ingestion_errors", "feed_poll_duration_seconds",
+    "api_sync_duration_seconds", "processing_latency_seconds", "attribution_match_rate", "data_quality_score",
+    "roi_calculation_duration_seconds", "report_generation_duration_seconds", "report_generation_success_rate",
+    "sla_freshness_lag_seconds", "sla_freshness_limit_seconds", "sla_checks_failed", "sla_blocked",
+)
 WINDOW_SECONDS = 7 * 86_400  # success rates look at the last week of runs
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PLATFORMS = ("buzzsprout", "transistor", "podbean", "simplecast", "spotify", "apple", "megaphone")
@@ -57,7 +64,7 @@ class PlatformCollector(Collector):
         graph = self.asset_graph_factory()
         with self._conn() as conn:
             for produce in (self._ingestion, self._errors, self._feed_polls, self._quality, self._attribution,
-                            self._processing):
+                            self._processing, self._sla):
                 try:
                     yield from produce(conn=conn, instance=instance, graph=graph)
                 except psycopg.Error as exc:  # a table not created yet: the other metrics still go out
@@ -192,6 +199,31 @@ class PlatformCollector(Collector):
             if value is not None:
                 rate.add_metric([tenant], value)
         yield rate
+
+    def _sla(self, conn, **_):
+        lag = GaugeMetricFamily("sla_freshness_lag_seconds", "Since the source last delivered (raw) or the mart was built",
+                                labels=["asset", "tenant", "layer"])
+        limit = GaugeMetricFamily("sla_freshness_limit_seconds", "The asset's freshness policy (fail window)",
+                                  labels=["asset", "layer"])
+        failed = GaugeMetricFamily("sla_checks_failed", "Checks of the asset whose latest evaluation failed",
+                                   labels=["asset"])
+        blocked = GaugeMetricFamily("sla_blocked", "1 when a failed check upstream stops the asset", labels=["asset"])
+        limits, failures, blocks = {}, {}, {}
+        for asset, tenant, layer, seconds, window, checks, status in conn.execute(
+                "select asset, tenant_id, layer, freshness_lag_seconds, freshness_limit_seconds, checks_failed, status "
+                "from marts.sla_status order by 1, 2"):
+            if seconds is not None:
+                lag.add_metric([asset, tenant, layer], seconds)
+            if window is not None:
+                limits[(asset, layer)] = window
+            failures[asset] = max(failures.get(asset, 0), checks)
+            blocks[asset] = max(blocks.get(asset, 0), 1 if status == "blocked" else 0)
+        for (asset, layer), window in sorted(limits.items()):
+            limit.add_metric([asset, layer], window)
+        for asset in sorted(failures):
+            failed.add_metric([asset], failures[asset])
+            blocked.add_metric([asset], blocks[asset])
+        yield from (lag, limit, failed, blocked)
 
     def _processing(self, conn, **_):
         latency = GaugeMetricFamily("processing_latency_seconds",
