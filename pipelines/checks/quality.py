@@ -23,7 +23,8 @@ from pipelines.checks.rss_quality import validate_table
 from resources.warehouse import ConnectionParts, WarehouseResource
 
 COMPLETENESS = 0.9     # the SLA: > 90 % of required fields filled
-QUARANTINE_LIMIT = 0.1  # a batch with more than 10 % of its records refused is a broken source
+QUARANTINE_LIMIT = 0.25  # a batch with more than 25 % of its records refused is a broken source (sources
+# refuse a few per cent in normal operation: the simulated network plants about 10 %)
 QUARANTINE_MIN_ROWS = 5
 INGESTION = ("_ingested_at", "_source", "_batch_id")
 
