@@ -13,6 +13,7 @@ from assets.quality import QUALITY_ASSETS, with_freshness
 from pipelines.alerts import ALERT_SENSORS
 from pipelines.checks import CHECKS
 from pipelines.jobs import JOBS
+from pipelines.json_logs import LOGGERS
 from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.schedules import SCHEDULES
 from pipelines.sensors import SENSORS
@@ -45,4 +46,5 @@ defs = dg.Definitions(
     schedules=SCHEDULES,
     sensors=[*SENSORS, megaphone_export_sensor, *ALERT_SENSORS],
     resources=build_resources(),
+    loggers=LOGGERS,
 )

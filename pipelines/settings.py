@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     ui_port: int = 3000
     alert_webhook_url: str | None = None  # Slack-compatible incoming webhook for run/check failure alerts
     metrics_port: int = 9108
+    json_log: str | None = None  # where run logs go as JSON lines: a path, stdout or stderr
 
     @property
     def pg_data_dir(self) -> Path:

@@ -457,6 +457,10 @@ def _check(suite: TableSuite) -> dg.AssetChecksDefinition:
             scores.setdefault(r["tenant_id"], []).append(r["score"])
         tenant_scores = {t: round(sum(s) / len(s), 4) for t, s in scores.items()}
         failing_tenants = sorted({r["tenant_id"] for r in rows if not r["passed"]})
+        for tenant in failing_tenants:
+            rules_failed = sorted(r["check_name"] for r in rows if r["tenant_id"] == tenant and not r["passed"])
+            context.log.warning(f"raw.{suite.table}: {', '.join(rules_failed)} below the SLA",
+                                extra={"tenant": tenant, "asset": f"raw/{suite.table}"})
         return dg.AssetCheckResult(
             passed=success,
             severity=dg.AssetCheckSeverity.ERROR,
