@@ -70,9 +70,11 @@ def resources(world) -> dict:
             "dbt": dbt_resource()}
 
 
-def run(world, selection, checks=()) -> dg.ExecuteInProcessResult:
+def run(world, selection, checks=(), dbt_tests=False) -> dg.ExecuteInProcessResult:
+    """Materialize `selection` with the given checks (and the dbt tests of selected models)."""
+    assets = dg.AssetSelection.assets(*selection)
     return dg.materialize(
-        ASSETS, selection=dg.AssetSelection.assets(*selection).without_checks() | dg.AssetSelection.checks(*checks),
+        ASSETS, selection=(assets if dbt_tests else assets.without_checks()) | dg.AssetSelection.checks(*checks),
         instance=world["instance"], resources=resources(world),
         run_config={"ops": {"rss_feeds": {"config": {"sources_file": world["sources"]}}}} if RSS_KEYS[0] in selection
         else None,
@@ -143,7 +145,7 @@ def test_dbt_leaves_gated_models_out_and_builds_the_rest(world):
     world["server"].set_quality_defect(world["show"], "out_of_range")
     assert not ingest(world, RSS_KEYS, CHECKED).success
 
-    later = run(world, [*DBT_KEYS, EXPORT])
+    later = run(world, [*DBT_KEYS, EXPORT], dbt_tests=True)
     assert materialized(later) == {"staging/stg_reference__user_agent_patterns", "staging/stg_rss__podcasts"}
     observed = {e.asset_key.to_user_string(): e for e in later.all_events if e.event_type_value == "ASSET_OBSERVATION"}
     assert set(observed) == {"staging/stg_rss__episodes", "marts/dim_podcasts"}
@@ -159,6 +161,22 @@ def test_dbt_leaves_gated_models_out_and_builds_the_rest(world):
     graph = dg.Definitions(assets=ASSETS[:-len(QUALITY_CHECKS)], asset_checks=QUALITY_CHECKS,
                            resources=resources(world)).resolve_asset_graph()
     assert gated_keys(world["instance"], graph, [*DBT_KEYS, EXPORT]) == {}
+
+    # A failing dbt test: a podcast row goes missing, so an episode points at no podcast. In the
+    # same run Dagster skips the Python export; in a later run the gate stops it, naming the test.
+    with psycopg.connect(world["url"]) as conn:
+        conn.execute("delete from raw.rss_podcasts where feed_url = %s",
+                     (world["server"].base_url + world["show"].path,))
+    same_run = run(world, [*DBT_KEYS[:3], EXPORT], dbt_tests=True)
+    assert not same_run.success and not materialized(same_run) & {"marts/dim_podcasts", "exports/dim_podcasts"}
+    dbt_checks = {c.asset_check_key.name: c.passed for c in same_run.get_asset_check_evaluations()}
+    failed_test = "relationships_stg_rss__episodes_podcast_id__podcast_id__ref_stg_rss__podcasts_"
+    assert dbt_checks[failed_test] is False
+    assert "exports__dim_podcasts" not in {e.step_key for e in same_run.all_events if e.event_type_value == "STEP_START"}
+    later = run(world, [EXPORT])
+    failure = next(e for e in later.all_events if e.is_step_failure)
+    blocked_by = failure.step_failure_data.user_failure_data.metadata["blocked_by"].value
+    assert {(b["asset"], b["check"]) for b in blocked_by} == {("staging/stg_rss__episodes", failed_test)}
 
 
 def test_a_stalled_source_turns_its_freshness_red(world, small_network):
