@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 from psycopg import sql
 
-from pipelines.quality_gate import asset_graph_of, failed_blocking_checks, require_quality, upstream_blockers
+from pipelines.quality_gate import CheckStates, asset_graph_of, require_quality
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -49,21 +49,20 @@ def freshness_limit(asset_graph, key: dg.AssetKey) -> float | None:
     return window.total_seconds() if isinstance(window, timedelta) else float(window.to_timedelta().total_seconds())
 
 
-def _latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey) -> float | None:
-    event = instance.get_latest_materialization_event(key)
-    return event.timestamp if event is not None else None
+def _latest_materializations(instance: dg.DagsterInstance, keys) -> dict[dg.AssetKey, float]:
+    events = instance.get_latest_materialization_events(list(keys))
+    return {k: e.timestamp for k, e in events.items() if e is not None}
 
 
-def _check_pass_rate(instance: dg.DagsterInstance, asset_graph, key: dg.AssetKey) -> tuple[float | None, int]:
-    check_keys = list(asset_graph.get(key).check_keys)
-    if not check_keys:
-        return None, 0
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
-    done = [r for r in latest.values() if r.status.value in ("SUCCEEDED", "FAILED")]
-    if not done:
-        return None, 0
-    failed = sum(1 for r in done if r.status.value == "FAILED")
-    return (len(done) - failed) / len(done), failed
+def _check_pass_rates(instance: dg.DagsterInstance, asset_graph, keys) -> dict[dg.AssetKey, tuple[float | None, int]]:
+    """asset -> (share of its checks whose latest evaluation passed, how many failed)."""
+    check_keys = [c for k in keys for c in asset_graph.get(k).check_keys]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys) if check_keys else {}
+    done: dict[dg.AssetKey, list[bool]] = {}
+    for check_key, record in latest.items():
+        if record.status.value in ("SUCCEEDED", "FAILED"):
+            done.setdefault(check_key.asset_key, []).append(record.status.value == "SUCCEEDED")
+    return {k: (sum(v) / len(v), v.count(False)) for k, v in done.items() if v}
 
 
 def _quality_by_tenant(conn, asset: str) -> dict[str, tuple[float, float | None]]:
@@ -120,20 +119,23 @@ def sla_rows(instance: dg.DagsterInstance, asset_graph, conn, now: float | None 
     rows = []
     keys = sorted((k for k in asset_graph.get_all_asset_keys() if k.path[0] in SLA_LAYERS and k.path[-1] != "sla_status"),
                   key=lambda k: k.to_user_string())
+    states = CheckStates(instance, asset_graph)
+    materialized = _latest_materializations(instance, keys)
+    pass_rates = _check_pass_rates(instance, asset_graph, keys)
     for key in keys:
         asset = key.to_user_string()
-        last = _latest_materialization(instance, key)
+        last = materialized.get(key)
         limit = freshness_limit(asset_graph, key)
         lag = None if last is None else max(0.0, now - last)
         fresh = None if limit is None else (lag is not None and lag <= limit)
-        pass_rate, failed = _check_pass_rate(instance, asset_graph, key)
-        upstream = upstream_blockers(instance, asset_graph, key)
-        own = failed_blocking_checks(instance, asset_graph, [key])
+        pass_rate, failed = pass_rates.get(key, (None, 0))
+        upstream = states.upstream(key)
+        own = states.on([key])
         blockers = own + upstream
         latency = None
         if key.path[0] == "marts" and last is not None:
-            raw_times = [t for t in (_latest_materialization(instance, a) for a in asset_graph.get_ancestor_asset_keys(key)
-                                     if a.path[0] == "raw") if t is not None and t <= last]
+            raw_times = [materialized[a] for a in asset_graph.get_ancestor_asset_keys(key)
+                         if a.path[0] == "raw" and a in materialized and materialized[a] <= last]
             latency = last - max(raw_times) if raw_times else None
         quality = _quality_by_tenant(conn, asset) if key.path[0] == "raw" else {}
         delivered = last_delivery(conn, key.path[-1]) if key.path[0] == "raw" else {}

@@ -29,43 +29,51 @@ class Blocker:
         return f"{self.asset}: {self.check} failed ({self.reason})"
 
 
+class CheckStates:
+    """The latest evaluation of every blocking check in the graph, read from the instance once."""
+
+    def __init__(self, instance: dg.DagsterInstance, asset_graph):
+        self.asset_graph = asset_graph
+        check_keys = [k for k in asset_graph.asset_check_keys if asset_graph.get_check_spec(k).blocking]
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys) if check_keys else {}
+        self.failed: dict[dg.AssetKey, list[Blocker]] = {}
+        for check_key, record in sorted(latest.items(), key=lambda item: item[0].to_user_string()):
+            if record.status != AssetCheckExecutionRecordStatus.FAILED or record.event is None:
+                continue
+            evaluation = record.event.dagster_event.event_specific_data if record.event.dagster_event else None
+            if getattr(evaluation, "severity", dg.AssetCheckSeverity.ERROR) != dg.AssetCheckSeverity.ERROR:
+                continue
+            reason = getattr(evaluation, "description", None) or "failed"
+            self.failed.setdefault(check_key.asset_key, []).append(
+                Blocker(check_key.asset_key.to_user_string(), check_key.name, reason, record.run_id))
+
+    def on(self, keys: Iterable[dg.AssetKey]) -> list[Blocker]:
+        """Failed blocking checks on `keys` themselves."""
+        return [b for key in sorted(set(keys), key=lambda k: k.to_user_string()) for b in self.failed.get(key, [])]
+
+    def upstream(self, key: dg.AssetKey) -> list[Blocker]:
+        """Failed blocking checks on any ancestor of `key` (its own checks run after it)."""
+        if not self.failed or not self.asset_graph.has(key):
+            return []
+        return self.on(self.asset_graph.get_ancestor_asset_keys(key))
+
+
 def failed_blocking_checks(instance: dg.DagsterInstance, asset_graph, keys: Iterable[dg.AssetKey]) -> list[Blocker]:
     """Blocking checks on `keys` whose latest evaluation failed with ERROR severity."""
-    check_keys = []
-    for key in keys:
-        if not asset_graph.has(key):
-            continue
-        for check_key in asset_graph.get(key).check_keys:
-            if asset_graph.get_check_spec(check_key).blocking:
-                check_keys.append(check_key)
-    if not check_keys:
-        return []
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
-    blockers = []
-    for check_key, record in sorted(latest.items(), key=lambda item: item[0].to_user_string()):
-        if record.status != AssetCheckExecutionRecordStatus.FAILED or record.event is None:
-            continue
-        evaluation = record.event.dagster_event.event_specific_data if record.event.dagster_event else None
-        severity = getattr(evaluation, "severity", dg.AssetCheckSeverity.ERROR)
-        if severity != dg.AssetCheckSeverity.ERROR:
-            continue
-        reason = getattr(evaluation, "description", None) or "failed"
-        blockers.append(Blocker(check_key.asset_key.to_user_string(), check_key.name, reason, record.run_id))
-    return blockers
+    return CheckStates(instance, asset_graph).on(keys)
 
 
 def upstream_blockers(instance: dg.DagsterInstance, asset_graph, key: dg.AssetKey) -> list[Blocker]:
-    """Failed blocking checks on any ancestor of `key` (its own checks run after it)."""
-    if not asset_graph.has(key):
-        return []
-    return failed_blocking_checks(instance, asset_graph, asset_graph.get_ancestor_asset_keys(key))
+    """Failed blocking checks on any ancestor of `key`."""
+    return CheckStates(instance, asset_graph).upstream(key)
 
 
 def gated_keys(instance: dg.DagsterInstance, asset_graph, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, list[Blocker]]:
     """Of `keys`, those with a failed blocking check upstream, and the checks that stop them."""
+    states = CheckStates(instance, asset_graph)
     out = {}
     for key in keys:
-        blockers = upstream_blockers(instance, asset_graph, key)
+        blockers = states.upstream(key)
         if blockers:
             out[key] = blockers
     return out
