@@ -198,3 +198,15 @@ def test_metrics_endpoint_serves_every_metric_from_stored_state(demo_runs):
     assert value("processing_latency_seconds", asset="marts/mart_campaign_roi") >= 0
     assert value("report_generation_success_rate", report="exports/dim_podcasts") == 1.0
     assert value("report_generation_duration_seconds", report="exports/dim_podcasts") > 0
+
+
+def test_gated_exports_wrote_each_tenants_rows(demo_runs):
+    import csv
+
+    data_dir, *_, url = demo_runs
+    counts = dict(query(url, "select tenant_id, count(*) from marts.dim_podcasts group by 1"))
+    files = {p.stem: p for p in (data_dir / "exports" / "dim_podcasts").glob("*.csv")}
+    assert set(files) == set(counts)
+    for tenant, path in files.items():
+        rows = list(csv.DictReader(path.open()))
+        assert len(rows) == counts[tenant] and {r["tenant_id"] for r in rows} == {tenant}
