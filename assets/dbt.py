@@ -19,6 +19,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from pipelines.quality_gate import asset_graph_of, blocker_metadata, gated_keys
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -106,14 +107,28 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         """`dbt build` of the selected models: runs them, their unit tests and data tests."""
         os.environ.update(warehouse.dbt_env())
+        # The quality gate: models with a failed blocking check upstream (from an earlier run too)
+        # are left out of the build and say why; the others go on.
+        gated = gated_keys(context.instance, asset_graph_of(context), context.selected_asset_keys)
+        for key, blockers in sorted(gated.items(), key=lambda item: item[0].to_user_string()):
+            context.log.warning(f"{key.to_user_string()} not built: " + "; ".join(map(str, blockers)))
+            yield dg.AssetObservation(asset_key=key, metadata=blocker_metadata(blockers))
+        if gated and not set(context.selected_asset_keys) - set(gated):
+            return
+        exclude = ["--exclude", " ".join(sorted(_model_name(context, key) for key in gated))] if gated else []
         with warehouse.connect(autocommit=True) as conn:
-            for event in dbt.cli(["build"], context=context).stream():
+            for event in dbt.cli(["build", *exclude], context=context).stream():
                 if isinstance(event, dg.Output):
                     key = context.asset_key_for_output(event.output_name)
                     event = event.with_metadata({**event.metadata, "dagster/row_count": _row_count(conn, key)})
                 yield event
 
     return dbt_models
+
+
+def _model_name(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
+    """The dbt node name of a model's asset key (`[layer, model]`)."""
+    return key.path[-1]
 
 
 def _row_count(conn, key: dg.AssetKey) -> int:

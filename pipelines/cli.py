@@ -130,6 +130,9 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
                 run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
         with console.status("Generating the sponsor reports (every campaign and sponsor)..."):
             report_results, reports = _generate_reports(defs, instance, warehouse_url, quiet)
+        with console.status("Measuring the SLAs (freshness, completeness, checks)..."):
+            results.append(defs.resolve_job_def("sla_snapshot").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=quiet))
         elapsed = time.perf_counter() - started
     finally:
         server.stop()
@@ -270,6 +273,33 @@ def status() -> None:
                 console.print(f"  {name:45s} {count:>10,}")
         except Exception as exc:  # noqa: BLE001 - status must report, not crash
             console.print(f"[red]cannot query the warehouse:[/] {exc}")
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port of the /metrics endpoint (PODCAST_METRICS_PORT, 9108).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
+def metrics(port: int | None, host: str) -> None:
+    """Serve the platform's Prometheus metrics, read from the warehouse and the Dagster instance."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.metrics import build_registry, serve
+
+    settings = get_settings()
+    port = port or settings.metrics_port
+    if os.environ.get("DAGSTER_HOME") and settings.database_url:
+        # A deployment (docker-compose): the instance and the warehouse are configured already.
+        warehouse_url = settings.database_url
+    else:
+        warehouse_url, _ = _prepare_environment(settings)
+    instance = dg.DagsterInstance.get()
+    graph = defs.resolve_asset_graph()
+    server, thread = serve(build_registry(warehouse_url, lambda: instance, lambda: graph), port, host)
+    console.print(f"[green]✓[/] metrics on http://{host}:{port}/metrics")
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
 
 
 @main.command()

@@ -11,8 +11,11 @@ from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
 from assets.ingestion.user_agents import user_agent_patterns
 from assets.reports.assets import REPORT_ASSETS
 from assets.reports.delivery import ReportDeliveryResource
+from assets.quality import QUALITY_ASSETS, with_freshness
+from pipelines.alerts import ALERT_SENSORS
 from pipelines.checks import CHECKS
 from pipelines.jobs import JOBS
+from pipelines.json_logs import LOGGERS
 from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.reports import REPORT_JOBS, REPORT_SCHEDULES, REPORT_SENSORS
 from pipelines.schedules import SCHEDULES
@@ -46,11 +49,14 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
-            megaphone_episode_metrics_daily, build_dbt_assets(), *REPORT_ASSETS],
+    # Raw assets and marts carry the freshness SLA (assets/quality.py).
+    assets=[*dg.map_asset_specs(with_freshness, [
+        rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
+        megaphone_episode_metrics_daily, build_dbt_assets(), *QUALITY_ASSETS]), *REPORT_ASSETS],
     asset_checks=CHECKS,
     jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS],
     schedules=[*SCHEDULES, *REPORT_SCHEDULES],
-    sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS],
+    sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS],
     resources=build_resources(),
+    loggers=LOGGERS,
 )

@@ -21,8 +21,11 @@ rss_ingest_job = dg.define_asset_job(
     description="Poll every configured RSS feed into raw.rss_* (checks included).",
 )
 
+SLA_KEY = dg.AssetKey(["marts", "sla_status"])
+
 materialize_all_job = dg.define_asset_job(
-    "materialize_all", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS, MEGAPHONE_KEY, *REPORT_KEYS),
+    "materialize_all",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS, MEGAPHONE_KEY, SLA_KEY, *REPORT_KEYS),
     description="Every unpartitioned asset once: feeds, checks, dbt staging and marts.",
 )
 
@@ -51,5 +54,10 @@ conversion_events_job = dg.define_asset_job(
     description="Sync shop orders and load new pixel/vanity-visit files into raw.attribution_events.",
 )
 
-JOBS = [rss_ingest_job, materialize_all_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
+sla_snapshot_job = dg.define_asset_job(
+    "sla_snapshot", selection=dg.AssetSelection.assets(SLA_KEY),
+    description="Measure every SLA (freshness, completeness, checks, blocks) into marts.sla_status and its history.",
+)
+
+JOBS = [rss_ingest_job, materialize_all_job, sla_snapshot_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
         sponsorship_campaigns_job, conversion_events_job]

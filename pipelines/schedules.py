@@ -3,7 +3,7 @@ through eager automation conditions (the default automation sensor runs them).""
 
 import dagster as dg
 
-from pipelines.jobs import platform_catalog_job, platform_metrics_job, rss_ingest_job
+from pipelines.jobs import platform_catalog_job, platform_metrics_job, rss_ingest_job, sla_snapshot_job
 
 rss_poll_schedule = dg.ScheduleDefinition(
     name="rss_poll_every_15_minutes",
@@ -32,4 +32,12 @@ def platform_metrics_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(partition_key=day, tags={"platform_sync": "hourly"})
 
 
-SCHEDULES = [rss_poll_schedule, platform_catalog_schedule, platform_metrics_schedule]
+sla_snapshot_schedule = dg.ScheduleDefinition(
+    name="sla_snapshot_every_5_minutes",
+    job=sla_snapshot_job,
+    cron_schedule="*/5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+SCHEDULES = [rss_poll_schedule, platform_catalog_schedule, platform_metrics_schedule, sla_snapshot_schedule]

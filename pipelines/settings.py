@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     smtp_security: str = "none"          # none | starttls | ssl
     report_sender: str = "reports@podcast-analytics.invalid"
     report_webhook_secret: str | None = None
+    alert_webhook_url: str | None = None  # Slack-compatible incoming webhook for run/check failure alerts
+    metrics_port: int = 9108
+    json_log: str | None = None  # where run logs go as JSON lines: a path, stdout or stderr
 
     @property
     def pg_data_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from xml.sax.saxutils import escape, quoteattr
@@ -46,7 +47,42 @@ def description_text(parts: tuple[str, str, str]) -> str:
     return f"{first} {second} & {link}."
 
 
+QUALITY_DEFECTS = {
+    "nulls": "items lose their duration and enclosure type",
+    "duplicates": "every item is published a second time under another guid",
+    "out_of_range": "durations of 115 days",
+    "late_data": "items dated two months back appear only now",
+    "schema_drift": "the enclosure is renamed to an unknown <media> element",
+}
+LATE_ITEMS = 6
+
+
 def _item(show: Show, ep: Episode, index: int) -> str:
+    defect = show.quality_defect
+    if defect == "nulls":
+        ep = replace(ep, duration_seconds=None, enclosure_type="")
+    elif defect == "out_of_range" and ep.duration_seconds is not None:
+        ep = replace(ep, duration_seconds=9_999_999, duration_format="seconds")
+    text = _item_text(show, ep, index)
+    if defect == "nulls":
+        text = text.replace(' type=""', "")
+    elif defect == "schema_drift":
+        text = text.replace("<enclosure url=", "<media url=")
+    elif defect == "duplicates" and ep.guid:
+        text += "\n" + _item_text(show, replace(ep, guid=ep.guid + "-copy"), index)
+    return text
+
+
+def late_items(show: Show) -> list[Episode]:
+    """Items dated two months before the newest one, published only now (`late_data`)."""
+    newest = max((e for e in show.episodes if e.published and e.guid and e.defect is None), key=lambda e: e.published)
+    return [replace(newest, guid=f"{newest.guid}-late-{i}", title=f"{newest.title} (from the archive {i})",
+                    published=newest.published - timedelta(days=60 + i),
+                    enclosure_url=newest.enclosure_url.replace(".mp3", f"-late{i}.mp3") if newest.enclosure_url else None)
+            for i in range(LATE_ITEMS)]
+
+
+def _item_text(show: Show, ep: Episode, index: int) -> str:
     lines = ["<item>"]
     if ep.title is not None:
         lines.append(f"<title>{escape(ep.title)}</title>")
@@ -91,7 +127,8 @@ def render_feed(show: Show, base_url: str, encoding: str = "utf-8", padding_byte
     """The feed's XML text; the caller encodes it (the encoding is declared as given)."""
     newest = max((e.published for e in show.episodes if e.published), default=datetime(2026, 1, 1, tzinfo=timezone.utc))
     build = newest + timedelta(hours=show.version)
-    items = "\n".join(_item(show, ep, i) for i, ep in enumerate(show.episodes))
+    episodes = show.episodes + (late_items(show) if show.quality_defect == "late_data" else [])
+    items = "\n".join(_item(show, ep, i) for i, ep in enumerate(episodes))
     padding = f"<!-- {'x' * padding_bytes} -->" if padding_bytes else ""
     podcast_tags = ""
     if show.podcast20:

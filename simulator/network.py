@@ -89,6 +89,9 @@ class Show:
     feed_defect: str | None
     episodes: list[Episode] = field(default_factory=list)
     version: int = 0
+    # A data-quality defect switched on at run time (`QUALITY_DEFECTS`): the feed stays valid XML,
+    # its content goes wrong.
+    quality_defect: str | None = None
 
     @property
     def path(self) -> str:

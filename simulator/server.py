@@ -106,9 +106,20 @@ class SimulatorServer:
             for show in shows:
                 show.version += 1
 
+    def set_quality_defect(self, show: Show, kind: str | None) -> None:
+        """Switch a data-quality defect (`simulator.feeds.QUALITY_DEFECTS`) on or off for a feed:
+        the feed changes (new version), so conditional requests see it."""
+        from simulator.feeds import QUALITY_DEFECTS
+
+        if kind is not None and kind not in QUALITY_DEFECTS:
+            raise ValueError(f"unknown quality defect {kind!r}; known: {', '.join(QUALITY_DEFECTS)}")
+        with self._lock:
+            show.quality_defect = kind
+            show.version += 1
+
     def feed_body(self, show: Show) -> tuple[bytes, str, str]:
         """(body, etag, last_modified) of a show's current version, rendered once."""
-        key = (show.path, show.feed_defect or "", show.version)
+        key = (show.path, show.feed_defect or "", show.version, show.quality_defect or "")
         cached = self._cache.get(key)
         if cached:
             return cached

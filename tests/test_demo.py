@@ -144,3 +144,86 @@ def test_demo_reports_every_campaign_and_a_second_demo_reissues_them(demo_runs):
     assert len(per_campaign) == campaigns and {(n, f) for _, n, f in per_campaign} == {(1, 5)}
     files = query(url, "select file_url, size_bytes from reports.reports where format in ('html', 'pdf')")
     assert all(Path(path).stat().st_size == size > 0 for path, size in files)
+
+
+METRICS = ("ingestion_latency_ms", "ingestion_success_rate", "ingestion_errors", "feed_poll_duration_seconds",
+           "api_sync_duration_seconds", "processing_latency_seconds", "attribution_match_rate", "data_quality_score",
+           "roi_calculation_duration_seconds", "report_generation_duration_seconds", "report_generation_success_rate")
+
+
+def test_every_mart_has_its_freshness_lag_after_the_demo(demo_runs):
+    *_, url = demo_runs
+    marts = {f"marts/{p.stem}" for p in (REPO_ROOT / "dbt_project" / "models" / "marts").rglob("*.sql")}
+    rows = {a: (lag, status) for a, lag, status in query(
+        url, "select asset, freshness_lag_seconds, status from marts.sla_status where layer = 'marts'")}
+    assert marts and marts <= set(rows)
+    assert all(rows[m][0] is not None and 0 <= rows[m][0] < 3600 and rows[m][1] == "ok" for m in marts), rows
+    raw = query(url, "select count(*), count(*) filter (where freshness_ok) from marts.sla_status "
+                     "where asset = 'raw/rss_episodes'")[0]
+    assert raw[0] == 3 and raw[1] == 3  # one row per tenant, all fresh
+
+
+def test_metrics_endpoint_serves_every_metric_from_stored_state(demo_runs):
+    import time
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, env, *_, url = demo_runs
+    port = _free_port()
+    exe = Path(sys.executable).with_name("podcast-analytics")
+    server = subprocess.Popen([str(exe), "metrics", "--port", str(port)], env=env, cwd=REPO_ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.monotonic() + 120, None
+        while time.monotonic() < deadline and body is None:
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    families, samples = set(), {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            families.add(family.name)
+            samples.setdefault(s.name, []).append(s)
+    from pipelines.metrics import METRIC_NAMES
+
+    assert set(METRICS) <= set(METRIC_NAMES)
+    missing = [m for m in METRIC_NAMES if m not in families]
+    assert not missing, missing
+
+    def value(name, **labels):
+        return next(s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items()))
+
+    assert value("ingestion_latency_ms", source="rss") > 0 and value("api_sync_duration_seconds", platform="buzzsprout") > 0
+    assert value("ingestion_success_rate", source="rss") == 1.0
+    refused = query(url, "select reason_code, count(*) from quarantine.rss_feeds group by 1")
+    assert refused
+    for reason, n in refused:
+        assert value("ingestion_errors_total", source="rss", error_type=reason) >= n > 0
+    polls = query(url, "select count(*) from raw.rss_feed_fetches where duration_ms is not null")[0][0]
+    assert value("feed_poll_duration_seconds_count") == polls > 0
+    assert 0 < value("attribution_match_rate", tenant="northwind") <= 1
+    assert value("data_quality_score", asset="raw/rss_episodes", tenant="northwind") > 0.9
+    assert value("roi_calculation_duration_seconds") > 0
+    assert value("processing_latency_seconds", asset="marts/mart_campaign_roi") >= 0
+    assert value("report_generation_success_rate", report="reports/campaign_report") == 1.0
+    assert value("report_generation_duration_seconds", report="reports/campaign_report") > 0
+    assert value("report_generation_success_rate", report="exports/dim_podcasts") == 1.0
+    assert value("report_generation_duration_seconds", report="exports/dim_podcasts") > 0
+
+
+def test_gated_exports_wrote_each_tenants_rows(demo_runs):
+    import csv
+
+    data_dir, *_, url = demo_runs
+    counts = dict(query(url, "select tenant_id, count(*) from marts.dim_podcasts group by 1"))
+    files = {p.stem: p for p in (data_dir / "exports" / "dim_podcasts").glob("*.csv")}
+    assert set(files) == set(counts)
+    for tenant, path in files.items():
+        rows = list(csv.DictReader(path.open()))
+        assert len(rows) == counts[tenant] and {r["tenant_id"] for r in rows} == {tenant}

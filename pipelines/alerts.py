@@ -1,0 +1,85 @@
+"""Alerts: a failed run or a failed asset check is posted to a webhook (Slack-compatible payload:
+`text` plus `blocks`), configured with `PODCAST_ALERT_WEBHOOK_URL`. Without it the sensors skip."""
+
+import dagster as dg
+import httpx
+from dagster._core.events import DagsterEventType
+
+from pipelines.settings import get_settings
+
+MAX_CHECKS_PER_ALERT = 20
+
+
+def post_alert(url: str, payload: dict, timeout: float = 10.0) -> None:
+    """POST the payload; a webhook that refuses it raises (the sensor tick then shows the error)."""
+    response = httpx.post(url, json=payload, timeout=timeout)
+    response.raise_for_status()
+
+
+def slack_payload(title: str, lines: list[str], fields: dict[str, str]) -> dict:
+    text = f"{title}\n" + "\n".join(lines)
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900] or title}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields.items()][:10]},
+        ],
+    }
+
+
+def run_failure_payload(run: dg.DagsterRun, message: str) -> dict:
+    return slack_payload(
+        f"Run failed: {run.job_name}",
+        [message],
+        {"run_id": run.run_id, "job": run.job_name,
+         "assets": ", ".join(sorted(k.to_user_string() for k in (run.asset_selection or [])))[:500] or "all in job"},
+    )
+
+
+def check_failure_payload(evaluations: list[tuple[str, dg.AssetCheckEvaluation]]) -> dict:
+    lines = [f"• {e.asset_key.to_user_string()} / {e.check_name}: {e.description or 'failed'} (run {run_id[:8]})"
+             for run_id, e in evaluations[:MAX_CHECKS_PER_ALERT]]
+    if len(evaluations) > MAX_CHECKS_PER_ALERT:
+        lines.append(f"… and {len(evaluations) - MAX_CHECKS_PER_ALERT} more")
+    blocking = sum(1 for _, e in evaluations if e.blocking)
+    return slack_payload(f"{len(evaluations)} asset check(s) failed", lines,
+                         {"blocking": str(blocking), "assets": str(len({e.asset_key for _, e in evaluations}))})
+
+
+@dg.run_failure_sensor(
+    name="alert_on_run_failure", monitor_all_code_locations=True, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts every failed run to the alert webhook (PODCAST_ALERT_WEBHOOK_URL).",
+)
+def alert_on_run_failure(context: dg.RunFailureSensorContext):
+    url = get_settings().alert_webhook_url
+    if not url:
+        return dg.SkipReason("PODCAST_ALERT_WEBHOOK_URL is not set")
+    message = context.failure_event.message or "the run failed"
+    post_alert(url, run_failure_payload(context.dagster_run, message))
+    return None
+
+
+@dg.sensor(
+    name="alert_on_check_failure", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts asset checks that failed since the last tick to the alert webhook.",
+)
+def alert_on_check_failure(context: dg.SensorEvaluationContext):
+    records = context.instance.get_event_records(
+        dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
+                              after_cursor=int(context.cursor) if context.cursor else None),
+        limit=1000, ascending=True,
+    )
+    if not records:
+        return dg.SkipReason("no check evaluated since the last tick")
+    cursor = str(records[-1].storage_id)
+    failed = [(r.run_id, r.event_log_entry.dagster_event.event_specific_data) for r in records
+              if not r.event_log_entry.dagster_event.event_specific_data.passed]
+    url = get_settings().alert_webhook_url
+    if failed and url:
+        post_alert(url, check_failure_payload(failed))
+    context.update_cursor(cursor)
+    return dg.SkipReason(f"{len(failed)} failed check(s) " + ("posted" if url and failed else "not posted"))
+
+
+ALERT_SENSORS = [alert_on_run_failure, alert_on_check_failure]

@@ -1,0 +1,90 @@
+"""Structured logs: one JSON object per line with the run id, the job, the step, the asset and
+the tenant, for log shippers (Loki, Elasticsearch, CloudWatch).
+
+The Dagster logger `json` (in the Definitions next to the console logger) writes every run's
+log records to `PODCAST_JSON_LOG` (a file path, or `stdout` / `stderr` in containers; default
+`<data dir>/logs/dagster.jsonl`). Pass the tenant as `extra`:
+`context.log.info("...", extra={"tenant": tenant_id})`.
+"""
+
+import json
+import logging
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+_handlers: dict[str, logging.Handler] = {}
+_lock = threading.Lock()
+
+
+def _asset_of(meta: dict) -> str | None:
+    event = meta.get("dagster_event")
+    key = getattr(event, "asset_key", None) if event is not None else None
+    if key is not None:
+        return key.to_user_string()
+    step = meta.get("step_key")
+    return step.replace("__", "/") if step else None
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a Dagster log record (or any record) as one JSON line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
+
+        meta = getattr(record, LOG_RECORD_METADATA_ATTR, None) or {}
+        event = meta.get("dagster_event")
+        doc = {
+            "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "message": meta.get("orig_message") or record.getMessage(),
+            "run_id": meta.get("run_id"),
+            "job": meta.get("job_name"),
+            "step": meta.get("step_key"),
+            "asset": getattr(record, "asset", None) or _asset_of(meta),
+            "tenant": getattr(record, "tenant", None),
+            "event": getattr(event, "event_type_value", None) if event is not None else None,
+            "logger": record.name if not meta else "dagster",
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps({k: v for k, v in doc.items() if v is not None}, default=str)
+
+
+def handler_for(target: str) -> logging.Handler:
+    """One handler per target, shared by every run in the process."""
+    with _lock:
+        if target not in _handlers:
+            if target in ("stdout", "stderr"):
+                handler: logging.Handler = logging.StreamHandler(sys.stdout if target == "stdout" else sys.stderr)
+            else:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                handler = logging.FileHandler(target, encoding="utf-8")
+            handler.setFormatter(JsonFormatter())
+            _handlers[target] = handler
+        return _handlers[target]
+
+
+def default_target() -> str:
+    from pipelines.settings import get_settings
+
+    settings = get_settings()
+    return settings.json_log or str(settings.data_dir / "logs" / "dagster.jsonl")
+
+
+@dg.logger(
+    config_schema={"log_level": dg.Field(str, is_required=False, default_value="DEBUG"),
+                   "target": dg.Field(str, is_required=False, description="file path, stdout or stderr")},
+    description="JSON lines with run id, job, step, asset and tenant.",
+)
+def json_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    config = init_context.logger_config
+    logger = logging.Logger("podcast_analytics.json", level=config["log_level"].upper())
+    logger.addHandler(handler_for(config.get("target") or default_target()))
+    return logger
+
+
+LOGGERS = {"console": dg.colored_console_logger, "json": json_logger}
