@@ -137,6 +137,18 @@ from events inner join tenants on tenants.n = events.tenant_n
 """
 
 
+def load_catalog(url: str) -> None:
+    """The simulator's catalog (seed 42 feeds, ingested for real) and the user-agent patterns."""
+    network = build_network(seed=42)
+    with SimulatorServer(network) as sim:
+        truth = ground_truth(network, sim.base_url)
+        feeds = [FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]]
+        ingest_rss(url, RssSources(feeds=feeds, allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1,
+                                   max_bytes=4_000_000), batch_id="bench")
+    with psycopg.connect(url, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--downloads", type=int, default=10_000_000)
@@ -149,14 +161,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-attribution-") as tmp, \
             scratch_warehouse(args.database_url, Path(tmp)) as url:
         work = Path(tmp)
-        network = build_network(seed=42)
-        with SimulatorServer(network) as sim:
-            truth = ground_truth(network, sim.base_url)
-            feeds = [FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]]
-            ingest_rss(url, RssSources(feeds=feeds, allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1,
-                                       max_bytes=4_000_000), batch_id="bench")
-        with psycopg.connect(url, autocommit=True) as conn:
-            store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
+        load_catalog(url)
         env = {**os.environ, **dbt_env(url)}
         project = REPO_ROOT / "dbt_project"
         dbt_bin = Path(sys.executable).with_name("dbt")

@@ -23,20 +23,15 @@ import time
 from pathlib import Path
 
 import psycopg
-from attribution import ATTRIBUTION, CAMPAIGNS_SQL, CONVERSIONS_SQL, DAYS, DOWNLOADS_SQL, FIRST_DAY
+from attribution import ATTRIBUTION, CAMPAIGNS_SQL, CONVERSIONS_SQL, DAYS, DOWNLOADS_SQL, FIRST_DAY, load_catalog
 from scratch import scratch_warehouse
 
-from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
-from assets.ingestion.user_agents import read_patterns, store_patterns
 from assets.reports.content import ReportRequest, report_content
 from assets.reports.generate import generate_report
 from assets.reports.render import render_csv
 from pipelines.settings import REPO_ROOT
 from resources.report_store import ReportStoreResource
 from resources.warehouse import dbt_env
-from simulator.network import build_network
-from simulator.server import SimulatorServer
-from simulator.truth import ground_truth
 
 ROLLUPS = ["dim_podcasts", "fct_downloads_daily_by_show", "fct_downloads_daily_by_tenant"]
 
@@ -57,14 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp, \
             scratch_warehouse(args.database_url, Path(tmp)) as url:
         work = Path(tmp)
-        network = build_network(seed=42)
-        with SimulatorServer(network) as sim:
-            truth = ground_truth(network, sim.base_url)
-            feeds = [FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]]
-            ingest_rss(url, RssSources(feeds=feeds, allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1,
-                                       max_bytes=4_000_000), batch_id="bench")
-        with psycopg.connect(url, autocommit=True) as conn:
-            store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
+        load_catalog(url)
         env = {**os.environ, **dbt_env(url)}
         project = REPO_ROOT / "dbt_project"
 
