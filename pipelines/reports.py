@@ -22,7 +22,8 @@ from assets.reports.assets import (
 from assets.reports.content import ReportRequest
 from assets.reports.delivery import ReportDeliveryResource
 from assets.reports.generate import enforce_retention, generate_report
-from pipelines.gates import code_location_asset_graph, require_checks_passed, upstream_check_keys
+from pipelines.gates import require_checks_passed
+from pipelines.quality_gate import asset_graph_of
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 
@@ -138,10 +139,8 @@ def generate_report_on_demand(context: dg.OpExecutionContext, config: OnDemandRe
     start, end = config.period()
     request = ReportRequest(config.tenant_id, campaign_id=config.campaign_id, sponsor_id=config.sponsor_id,
                             period_start=start, period_end=end, template=config.template)
-    warnings = require_checks_passed(
-        context.instance,
-        upstream_check_keys(code_location_asset_graph(context),
-                            CAMPAIGN_UPSTREAM if scope == "campaign" else SPONSOR_UPSTREAM),
+    require_checks_passed(
+        context.instance, asset_graph_of(context), CAMPAIGN_UPSTREAM if scope == "campaign" else SPONSOR_UPSTREAM,
         f"on-demand {scope} report {config.tenant_id}:{config.campaign_id or config.sponsor_id}")
     report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)
     outcomes = deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id)
@@ -150,8 +149,8 @@ def generate_report_on_demand(context: dg.OpExecutionContext, config: OnDemandRe
         raise dg.Failure(
             description="report generated but not delivered: "
                         + "; ".join(f"{o.channel} to {o.target}: {o.error}" for o in failed),
-            metadata=report_metadata(report, outcomes, warnings))
-    return dg.Output(report.report_id, metadata=report_metadata(report, outcomes, warnings))
+            metadata=report_metadata(report, outcomes))
+    return dg.Output(report.report_id, metadata=report_metadata(report, outcomes))
 
 
 @dg.job(name="report_on_demand", description="One report with run config: campaign_id or sponsor_id, "

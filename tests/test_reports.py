@@ -404,7 +404,7 @@ def test_report_assets_gate_on_upstream_checks_and_show_deliveries(url, store, c
     assert not refused.success
     failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
     assert "upstream check(s) failed" in failure.step_failure_data.error.message
-    assert "marts/mart_campaign_roi:roi_recomputed_in_python" in failure.step_failure_data.user_failure_data.description
+    assert "marts/mart_campaign_roi: roi_recomputed_in_python failed" in failure.step_failure_data.user_failure_data.description
     assert query(url, "select count(*) from reports.reports where _batch_id = %s", (refused.run_id,)) == [(0,)]
 
     instance.report_runless_asset_event(dg.AssetCheckEvaluation(

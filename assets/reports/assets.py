@@ -13,7 +13,8 @@ import dagster as dg
 from assets.reports.content import FORMATS, ReportError, ReportRequest
 from assets.reports.delivery import DeliveryOutcome, ReportDeliveryResource, send_email, send_webhook
 from assets.reports.generate import GeneratedReport, generate_report
-from pipelines.gates import code_location_asset_graph, require_checks_passed, upstream_check_keys
+from pipelines.gates import require_checks_passed
+from pipelines.quality_gate import asset_graph_of
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 
@@ -72,7 +73,7 @@ def deliver(report: GeneratedReport, config: ReportConfig, delivery: ReportDeliv
     return outcomes
 
 
-def report_metadata(report: GeneratedReport, outcomes: list[DeliveryOutcome], warnings) -> dict:
+def report_metadata(report: GeneratedReport, outcomes: list[DeliveryOutcome]) -> dict:
     content = report.content
     html = [f.url for f in report.files if f.format == "html"]
     return {
@@ -90,7 +91,6 @@ def report_metadata(report: GeneratedReport, outcomes: list[DeliveryOutcome], wa
            if html else {}),
         "deliveries": dg.MetadataValue.json([{"channel": o.channel, "target": o.target, "succeeded": o.succeeded,
                                               "attempts": o.attempts, "error": o.error} for o in outcomes]),
-        "upstream_check_warnings": [f.check for f in warnings],
     }
 
 
@@ -99,8 +99,8 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
     """One report per partition of the run (one partition from a schedule; every selected one
     in a single run from a backfill)."""
     keys = list(context.partition_keys)
-    warnings = require_checks_passed(
-        context.instance, upstream_check_keys(code_location_asset_graph(context), upstream),
+    require_checks_passed(
+        context.instance, asset_graph_of(context), upstream,
         f"{scope} report{'s' if len(keys) > 1 else ''} {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}")
     start, end = config.period()
     done: dict[str, tuple[GeneratedReport, list[DeliveryOutcome]]] = {}
@@ -123,12 +123,11 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
     outcomes = [o for _, delivered in done.values() for o in delivered]
     failed = [o for o in outcomes if not o.succeeded]
     if len(done) == 1:
-        metadata = report_metadata(*next(iter(done.values())), warnings)
+        metadata = report_metadata(*next(iter(done.values())))
     else:
         metadata = {"reports": dg.MetadataValue.json({k: r.report_id for k, (r, _) in done.items()}),
                     "reused_unchanged": sum(1 for r, _ in done.values() if r.reused),
-                    "bytes": sum(f.size_bytes for r, _ in done.values() for f in r.files),
-                    "upstream_check_warnings": [f.check for f in warnings]}
+                    "bytes": sum(f.size_bytes for r, _ in done.values() for f in r.files)}
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=DELIVERY_CHECK, passed=not failed,
