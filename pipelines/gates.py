@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from pipelines.quality_gate import CheckStates, blocker_metadata
+from pipelines.quality_gate import CheckStates, raise_if_blocked
 
 
 def require_checks_passed(instance: dg.DagsterInstance, asset_graph, upstream: Iterable[dg.AssetKey],
@@ -19,11 +19,4 @@ def require_checks_passed(instance: dg.DagsterInstance, asset_graph, upstream: I
     keys = {key for key in upstream if asset_graph.has(key)}
     for key in list(keys):
         keys |= asset_graph.get_ancestor_asset_keys(key)
-    blockers = CheckStates(instance, asset_graph).on(keys)
-    if blockers:
-        raise dg.Failure(
-            description=f"{what} not generated: {len(blockers)} upstream check(s) failed: "
-                        + "; ".join(str(b) for b in blockers[:5]),
-            metadata=blocker_metadata(blockers),
-            allow_retries=False,
-        )
+    raise_if_blocked(CheckStates(instance, asset_graph).on(keys), what)

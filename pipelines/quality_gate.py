@@ -102,10 +102,14 @@ def require_quality(context: dg.AssetExecutionContext, key: dg.AssetKey | None =
     """Call first in a Python asset downstream of marts (reports, exports): raises a `Failure`
     naming the failed upstream checks, so the asset does not materialize and the UI says why."""
     key = key or context.asset_key
-    blockers = upstream_blockers(context.instance, asset_graph_of(context), key)
+    raise_if_blocked(upstream_blockers(context.instance, asset_graph_of(context), key), key.to_user_string())
+
+
+def raise_if_blocked(blockers: list[Blocker], what: str) -> None:
+    """A `Failure` naming the failed checks (description and metadata show in the UI), if any."""
     if blockers:
         raise dg.Failure(
-            description=f"{key.to_user_string()} is blocked by {len(blockers)} failed upstream check(s): "
+            description=f"{what} is blocked by {len(blockers)} failed upstream check(s): "
                         + "; ".join(str(b) for b in blockers[:5]),
             metadata=blocker_metadata(blockers),
             allow_retries=False,

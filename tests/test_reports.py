@@ -403,7 +403,7 @@ def test_report_assets_gate_on_upstream_checks_and_show_deliveries(url, store, c
     refused = run(formats=["json"])
     assert not refused.success
     failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "upstream check(s) failed" in failure.step_failure_data.error.message
+    assert "is blocked by" in failure.step_failure_data.error.message and "failed upstream check(s)" in failure.step_failure_data.error.message
     assert "marts/mart_campaign_roi: roi_recomputed_in_python failed" in failure.step_failure_data.user_failure_data.description
     assert query(url, "select count(*) from reports.reports where _batch_id = %s", (refused.run_id,)) == [(0,)]
 
