@@ -296,6 +296,13 @@ def metrics(port: int | None, host: str) -> None:
     graph = defs.resolve_asset_graph()
     server, thread = serve(build_registry(warehouse_url, lambda: instance, lambda: graph), port, host)
     console.print(f"[green]✓[/] metrics on http://{host}:{port}/metrics")
+
+    def stop_serving(*_) -> None:
+        raise KeyboardInterrupt
+
+    # Stop on SIGTERM (docker stop, a supervisor) even when started by a process that ignores it:
+    # an ignored signal is inherited across exec.
+    signal.signal(signal.SIGTERM, stop_serving)
     try:
         thread.join()
     except KeyboardInterrupt:

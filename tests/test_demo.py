@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -172,8 +173,10 @@ def test_metrics_endpoint_serves_every_metric_from_stored_state(demo_runs):
     _, env, *_, url = demo_runs
     port = _free_port()
     exe = Path(sys.executable).with_name("podcast-analytics")
+    # Started with SIGTERM ignored, as a parent that ignores it passes on: it must still stop on it.
     server = subprocess.Popen([str(exe), "metrics", "--port", str(port)], env=env, cwd=REPO_ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
     try:
         deadline, body = time.monotonic() + 120, None
         while time.monotonic() < deadline and body is None:
