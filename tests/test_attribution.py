@@ -161,15 +161,32 @@ ATTRIBUTION_TABLES = {
 }
 
 
+# Rows and conversions of the credits table, and the conversions the newest run wrote.
+WRITES = """
+    select count(*), count(distinct conversion_id),
+           count(distinct conversion_id) filter (where attributed_at = (select max(attributed_at)
+                                                                        from marts.fct_attributed_conversions))
+    from marts.fct_attributed_conversions
+"""
+
+
 def test_incremental_build_equals_a_full_rebuild(built):
     """The fixture built the last day incrementally; a run with nothing new changes nothing, and
     a full rebuild gives the same rows in every attribution table."""
     url = built["url"]
     incremental = {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()}
     assert all(incremental.values()) and len(incremental["reach"]) > 100
+    # The last day's run wrote back only the conversions whose credits it changed.
+    (rows, conversions, rewritten), = query(url, WRITES)
+    assert 0 < rewritten < conversions / 2, (rewritten, conversions)
+    runs = "select count(*) from marts.fct_attributed_conversions__runs"
+    (before,), = query(url, runs)
     dbt_build(url, built["target"], "--select", "path:models/intermediate/attribution", "path:models/marts/attribution",
               command="run")
     assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
+    assert query(url, WRITES) == [(rows, conversions, rewritten)]
+    assert query(url, runs) == [(before + 1,)]
+    removed = query(url, "select count(*) from marts.fct_attributed_conversions__removed")
     # An insertion order sent again: every day's exposures are replaced, so the rollups take the
     # path for removed rows (households recomputed whole); the numbers stay as they were.
     with psycopg.connect(url, autocommit=True) as conn:
@@ -179,6 +196,9 @@ def test_incremental_build_equals_a_full_rebuild(built):
               "path:models/marts/attribution", command="run")
     assert query(url, "select count(*) from intermediate.int_exposures__removed")[0][0] > 0
     assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
+    # Every household was recomputed and none of its credits moved: nothing written, nothing removed.
+    assert query(url, WRITES) == [(rows, conversions, rewritten)]
+    assert query(url, "select count(*) from marts.fct_attributed_conversions__removed") == removed
     dbt_build(url, built["target"], "--select", "path:models/intermediate/attribution", "path:models/marts/attribution",
               "--full-refresh", command="run")
     assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental

@@ -18,7 +18,8 @@ from simulator.logs import generate_logs
 from tests.conftest import query
 from tests.test_rss_ingest import sources_for
 
-MARTS = ("marts.fct_downloads", "intermediate.int_downloads_iab_filtered", "intermediate.int_download_windows")
+# The download marts and everything they read (with their tests): what these tests build.
+DOWNLOADS = ("--select", "+path:models/marts/downloads")
 
 
 def dbt_build(url: str, target: str, *extra: str, command: str = "build", check: bool = True):
@@ -64,20 +65,20 @@ def test_incremental_runs_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_p
     target = str(tmp_path / "target")
 
     load_days(fresh_db, landing, {date(2026, 11, 1)})
-    dbt_build(fresh_db, target)
+    dbt_build(fresh_db, target, *DOWNLOADS)
     first_rows = query(fresh_db, "select request_id, xmin::text from intermediate.int_listener_requests_screened")
 
     load_days(fresh_db, landing, all_days - {date(2026, 11, 1)})   # the next days arrive
-    dbt_build(fresh_db, target)                                      # incremental
+    dbt_build(fresh_db, target, *DOWNLOADS)                          # incremental
     incremental = snapshot(fresh_db)
     untouched = dict(query(fresh_db, "select request_id, xmin::text from intermediate.int_listener_requests_screened"))
     # Requests of the day already processed were not rewritten by the incremental run.
     assert all(untouched[request_id] == xmin for request_id, xmin in first_rows)
 
-    dbt_build(fresh_db, target)                                      # nothing new: nothing changes
+    dbt_build(fresh_db, target, *DOWNLOADS)                          # nothing new: nothing changes
     assert snapshot(fresh_db) == incremental
 
-    dbt_build(fresh_db, target, "--full-refresh")
+    dbt_build(fresh_db, target, *DOWNLOADS, "--full-refresh")
     assert snapshot(fresh_db) == incremental
     assert len(incremental["downloads"]) > 100
     # A rebuilt table gets its indexes again (the old table, renamed aside until the end of the
@@ -116,7 +117,7 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
         for log in files:
             if log != late:
                 load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), "t")
-    dbt_build(fresh_db, target)
+    dbt_build(fresh_db, target, *DOWNLOADS)
     before = dict(query(fresh_db, "select file_key, count(*) from intermediate.int_downloads_iab_filtered "
                                   "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
     assert before[shrunk.file_key] > 10 and before[emptied.file_key] > 0 and late.file_key not in before
@@ -131,7 +132,7 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
         # As if its transaction had started long before the last dbt run and committed after it.
         conn.execute("update raw.listener_events set _ingested_at = '2000-01-01' where file_key = %s", (late.file_key,))
         conn.execute("update ops.listener_log_files set loaded_at = '2000-01-01' where file_key = %s", (late.file_key,))
-    dbt_build(fresh_db, target)
+    dbt_build(fresh_db, target, *DOWNLOADS)
     incremental = snapshot(fresh_db)
     after = dict(query(fresh_db, "select file_key, count(*) from intermediate.int_downloads_iab_filtered "
                                  "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
@@ -141,5 +142,5 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
     raw_total = query(fresh_db, "select count(*) from raw.listener_events")[0][0]
     assert query(fresh_db, "select count(*) from intermediate.int_downloads_iab_filtered")[0][0] == raw_total
 
-    dbt_build(fresh_db, target, "--full-refresh")
+    dbt_build(fresh_db, target, *DOWNLOADS, "--full-refresh")
     assert snapshot(fresh_db) == incremental

@@ -223,7 +223,8 @@ def test_retry_after_of_a_rate_limit_block_is_honoured(network):
     key = Secret(api_token(network.seed, "transistor", show.tenant_id))
     with SimulatorServer(network, transistor_limit=(3, 1.0)) as sim:
         # No client-side pacing here: the server's block (429, Retry-After: 1) must be waited out.
-        policy = ApiPolicy(allow_private_hosts=True, timeout_seconds=2, wait_initial_seconds=0.01)
+        # (A generous timeout: on a busy machine a slow answer must not count as a second retry.)
+        policy = ApiPolicy(allow_private_hosts=True, timeout_seconds=30, wait_initial_seconds=0.01)
         with ApiClient(f"{sim.base_url}/transistor/v1", policy, {"x-api-key": key}) as api:
             started = time.perf_counter()
             for _ in range(4):

@@ -1,9 +1,12 @@
 {{ config(indexes=[{'columns': ['attribution_key']}, {'columns': ['campaign_id', 'attribution_model']},
                    {'columns': ['conversion_date']}, {'columns': ['attributed_at']}],
-          materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}",
-                    "{% if is_incremental() %}{{ record_and_delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key', ['conversion_date']) }}{% endif %}"],
-          post_hook=["{{ create_removed_rows_table(['conversion_date']) }}"]) }}
+          materialized='incremental', incremental_strategy='changed_rows', unique_key='attribution_key',
+          changed_rows_group='conversion_id', changed_rows_stamps=['attributed_at'],
+          removed_columns=['conversion_date'],
+          pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}", "{{ reset_run_log() }}"],
+          post_hook=["{{ create_removed_rows_table(['conversion_date']) }}",
+                     "{{ record_run({'conversions_loaded_at': '(select max(ingested_at) from ' ~ ref('int_conversions') ~ ')',
+                                     'campaigns_loaded_at': campaigns_loaded_at()}) }}"]) }}
 -- One row per conversion × attribution model × credited campaign, with the campaign's share of
 -- the conversion (shares of a conversion sum to 1 under every model; a conversion no campaign
 -- earned has one row per model with a null campaign and match_type 'unattributed').
@@ -24,21 +27,21 @@
 -- var attribution_reprocess_minutes before it too, for loads that committed late), those with
 -- exposures computed since then and a conversion at or after the earliest of them (an exposure
 -- changes no credit of an earlier conversion), and every household when campaigns or
--- placements changed.
+-- placements changed. Only the conversions whose credits came out different are written back
+-- (strategy changed_rows): `attributed_at` is when a conversion's credits last changed, and the
+-- run log (`__runs`) keeps what each run read up to.
+-- depends_on: {{ ref('int_placement_episodes') }}
 {% set models = var('attribution_models') %}
 {% if is_incremental() %}
 {% set batch = create_batch_table(this.name ~ '__batch', "
     with watermark as (
-        select coalesce(max(attributed_at), '-infinity') as attributed_at,
-               coalesce(max(conversions_loaded_at), '-infinity') as conversions_loaded_at,
-               coalesce(max(campaigns_loaded_at), '-infinity') as campaigns_loaded_at
-        from " ~ this ~ "
+        select " ~ last_run('run_at') ~ " as attributed_at,
+               " ~ last_run('conversions_loaded_at') ~ " as conversions_loaded_at,
+               " ~ last_run('campaigns_loaded_at') ~ " as campaigns_loaded_at
     ),
     campaigns_changed as (
-        select coalesce(greatest(
-            (select max(loaded_at) from " ~ ref('int_placement_episodes') ~ "),
-            (select max(ingested_at) from " ~ ref('stg_campaigns__campaigns') ~ ")
-        ) > (select campaigns_loaded_at from watermark), false) as changed
+        select coalesce((select " ~ campaigns_loaded_at() ~ ") > (select campaigns_loaded_at from watermark), false)
+            as changed
     )
     select attribution_key from " ~ ref('int_conversions') ~ "
     where ingested_at > (select conversions_loaded_at from watermark)
@@ -241,12 +244,7 @@ final as (
         rows.first_exposed_at,
         rows.last_exposed_at,
         case when rows.match_type = 'unattributed' then screened.exclusion_reason end as exclusion_reason,
-        now() as attributed_at,
-        (select max(ingested_at) from {{ ref('int_conversions') }}) as conversions_loaded_at,
-        greatest(
-            (select max(loaded_at) from {{ ref('int_placement_episodes') }}),
-            (select max(ingested_at) from {{ ref('stg_campaigns__campaigns') }})
-        ) as campaigns_loaded_at
+        now() as attributed_at
     from screened
     inner join (select * from credited union all select * from unattributed) as rows
         on rows.conversion_id = screened.conversion_id
