@@ -162,3 +162,24 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     yield {"url": url, "truth": campaign_truth(world), "world": world, "dbt": result, "target": target}
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+# The suite runs on two workers (pytest-xdist, `--dist loadgroup`, see pyproject.toml). A test
+# module is one unit of work, so its module fixtures are built once; the modules that share the
+# session's attribution warehouse are one unit too. The longest units go first, so the two
+# workers finish at about the same time.
+LONGEST_FIRST = ("tests/test_demo.py", "attribution_warehouse", "tests/test_downloads_incremental.py",
+                 "tests/test_pipeline.py", "tests/test_quality_gates.py", "tests/test_platform_dbt.py")
+
+
+def _work_unit(item: pytest.Item) -> str:
+    if "attribution_warehouse" in getattr(item, "fixturenames", ()):
+        return "attribution_warehouse"
+    return item.nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_work_unit(item)))
+    rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_work_unit(item), len(rank)))  # stable: file order otherwise

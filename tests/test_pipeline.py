@@ -21,10 +21,16 @@ def _write_sources(tmp_path, truth) -> str:
     return str(path)
 
 
-def _materialize(db_url: str, sources_file: str, selection=None) -> dg.ExecuteInProcessResult:
+# The feeds, the episode and podcast marts and every model they read (with their tests and checks).
+FEED_GRAPH = (dg.AssetSelection.assets(rss_feeds)
+              | dg.AssetSelection.assets(dg.AssetKey(["marts", "dim_episodes"]),
+                                         dg.AssetKey(["marts", "dim_podcasts"])).upstream()).materializable()
+
+
+def _materialize(db_url: str, sources_file: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [rss_feeds, build_dbt_assets(), *CHECKS],
-        selection=selection,
+        selection=FEED_GRAPH,
         resources={
             "warehouse": WarehouseResource(database_url=db_url),
             "http": HttpResource(allow_private_hosts=True),
