@@ -119,7 +119,9 @@ def build_dbt_assets() -> dg.AssetsDefinition:
             yield dg.AssetObservation(asset_key=key, metadata=blocker_metadata(blockers))
         if gated and not set(context.selected_asset_keys) - set(gated):
             return
-        exclude = ["--exclude", " ".join(sorted(_model_name(context, key) for key in gated))] if gated else []
+        # Each gated model with everything built from it (its descendants are gated as well) and
+        # every test that reads it, a relationship from a model that is built included.
+        exclude = ["--exclude", " ".join(sorted(f"{_model_name(context, key)}+" for key in gated))] if gated else []
         with warehouse.connect(autocommit=True) as conn:
             for event in dbt.cli(["build", *exclude], context=context).stream():
                 if isinstance(event, dg.Output):

@@ -164,22 +164,36 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
-# The suite runs on two workers (pytest-xdist, `--dist loadgroup`, see pyproject.toml). A test
-# module is one unit of work, so its module fixtures are built once; the modules that share the
-# session's attribution warehouse are one unit too. The longest units go first, so the two
-# workers finish at about the same time.
+# The suite runs on two workers (pytest-xdist, see pyproject.toml). A test module is one unit of
+# work, so its module fixtures are built once; the modules that share the session's attribution
+# warehouse are one unit too (SHARED_WAREHOUSE). The longest units go first, so the two workers
+# finish at about the same time.
+SHARED_WAREHOUSE = {"tests/test_attribution.py": "attribution_warehouse", "tests/test_reports.py": "attribution_warehouse"}
 LONGEST_FIRST = ("tests/test_demo.py", "attribution_warehouse", "tests/test_downloads_incremental.py",
                  "tests/test_pipeline.py", "tests/test_quality_gates.py", "tests/test_platform_dbt.py")
 
 
-def _work_unit(item: pytest.Item) -> str:
-    if "attribution_warehouse" in getattr(item, "fixturenames", ()):
-        return "attribution_warehouse"
-    return item.nodeid.split("::", 1)[0]
+def _work_unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return SHARED_WAREHOUSE.get(module, module)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(_work_unit(item)))
+        if "attribution_warehouse" in getattr(item, "fixturenames", ()) and _work_unit(item.nodeid) != "attribution_warehouse":
+            raise pytest.UsageError(f"{item.nodeid} uses attribution_warehouse: add its module to SHARED_WAREHOUSE")
     rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(_work_unit(item), len(rank)))  # stable: file order otherwise
+    items.sort(key=lambda item: rank.get(_work_unit(item.nodeid), len(rank)))  # stable: file order otherwise
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent with -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        """Like `--dist loadfile`, with the shared warehouse's modules as one unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return WorkUnitScheduling(config, log)
