@@ -44,6 +44,7 @@ def build_resources() -> dict:
             smtp_password=dg.EnvVar("PODCAST_SMTP_PASSWORD") if settings.smtp_password else None,
             smtp_security=settings.smtp_security, sender=settings.report_sender,
             webhook_secret=dg.EnvVar("PODCAST_REPORT_WEBHOOK_SECRET") if settings.report_webhook_secret else None,
+            recipients_file=str(settings.report_recipients_file) if settings.report_recipients_file else None,
         ),
     }
 

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     smtp_security: str = "none"          # none | starttls | ssl
     report_sender: str = "reports@podcast-analytics.invalid"
     report_webhook_secret: str | None = None
+    # Who gets which scheduled reports (YAML; see assets/reports/delivery.py `load_recipients`).
+    report_recipients_file: Path | None = None
     alert_webhook_url: str | None = None  # Slack-compatible incoming webhook for run/check failure alerts
     metrics_port: int = 9108
     json_log: str | None = None  # where run logs go as JSON lines: a path, stdout or stderr

@@ -457,3 +457,50 @@ def test_on_demand_and_retention_jobs(url, store, campaigns):
     assert retention.output_for_node("expire_reports") >= 2
     assert query(url, "select count(*) from reports.reports where report_id = %s and deleted_at is not null",
                  (report_id,)) == [(2,)]
+
+
+def test_scheduled_reports_go_to_the_recipients_file(url, store, smtp, webhook, instance, tmp_path):
+    """A sponsor's rule reaches its roll-up and every campaign of it; a campaign's rule reaches
+    that campaign only; another tenant's rule nobody here; a bad file stops the run up front."""
+    import yaml
+
+    port, inbox = smtp
+    hook_url, hook = webhook
+    hook.statuses[:] = []
+    tenant, sponsor, first, second = query(url, """
+        select tenant_id, sponsor_id, min(campaign_id), max(campaign_id) from marts.mart_campaign_roi
+        where is_selected_model group by 1, 2 having count(*) > 1 order by 1, 2 limit 1""")[0]
+    recipients = tmp_path / "recipients.yaml"
+    recipients.write_text(yaml.safe_dump({"recipients": [
+        {"tenant": tenant, "sponsor": sponsor, "email": ["cmo@sponsor.example"]},
+        {"tenant": tenant, "campaign": first, "email": ["cmo@sponsor.example", "buyer@agency.example"],
+         "webhook_url": hook_url},
+        {"tenant": "another-tenant", "sponsor": sponsor, "email": ["nobody@elsewhere.example"]},
+    ]}))
+    resources = _resources(url, store, smtp_host="127.0.0.1", smtp_port=port, recipients_file=str(recipients))
+    instance.add_dynamic_partitions(CAMPAIGN_PARTITIONS.name, [f"{tenant}:{first}", f"{tenant}:{second}"])
+    instance.add_dynamic_partitions(SPONSOR_PARTITIONS.name, [f"{tenant}:{sponsor}"])
+
+    def run(asset, subject):
+        return dg.materialize([asset], partition_key=f"{tenant}:{subject}", instance=instance, resources=resources,
+                              run_config={"ops": {asset.op.name: {"config": {"formats": ["html", "json"]}}}},
+                              raise_on_error=False)
+
+    sent_to = {}
+    for asset, subject in ((campaign_report, first), (campaign_report, second), (sponsor_report, sponsor)):
+        before, hooks_before = len(inbox.messages), len(hook.received)
+        result = run(asset, subject)
+        assert result.success and result.get_asset_check_evaluations()[0].passed
+        mails = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in inbox.messages[before:]]
+        sent_to[subject] = ([m["To"] for m in mails], len(hook.received) - hooks_before)
+    assert sent_to == {first: (["cmo@sponsor.example, buyer@agency.example"], 1),
+                       second: (["cmo@sponsor.example"], 0),
+                       sponsor: (["cmo@sponsor.example"], 0)}
+
+    recipients.write_text(yaml.safe_dump({"recipients": [{"tenant": tenant, "sponsor": sponsor, "email": ["not-an-address"]}]}))
+    refused = run(campaign_report, first)
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.user_failure_data.description
+    assert str(recipients) in message and "recipients.0" in message and "not-an-address" in message
+    assert query(url, "select count(*) from reports.reports where _batch_id = %s", (refused.run_id,)) == [(0,)]

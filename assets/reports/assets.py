@@ -11,7 +11,8 @@ import datetime as dt
 import dagster as dg
 
 from assets.reports.content import FORMATS, ReportError, ReportRequest
-from assets.reports.delivery import DeliveryOutcome, ReportDeliveryResource, send_email, send_webhook
+from assets.reports.delivery import (DeliveryConfigError, DeliveryOutcome, ReportDeliveryResource, send_email,
+                                     send_webhook)
 from assets.reports.generate import GeneratedReport, generate_report
 from pipelines.gates import require_checks_passed
 from pipelines.quality_gate import asset_graph_of
@@ -64,12 +65,21 @@ class ReportConfig(dg.Config):
 
 
 def deliver(report: GeneratedReport, config: ReportConfig, delivery: ReportDeliveryResource,
-            store: ReportStoreResource, warehouse_url: str, run_id: str) -> list[DeliveryOutcome]:
+            store: ReportStoreResource, warehouse_url: str, run_id: str,
+            configured_recipients: bool = True) -> list[DeliveryOutcome]:
+    """Send the report to the run's own recipients (config) and, unless told not to (an
+    on-demand report goes to whoever asked for it), to the ones the recipients file gives its
+    campaign or sponsor: one email to every address, one notice per webhook."""
+    content = report.content
+    emails, hooks = (delivery.recipients(content.tenant_id, content.sponsor_id, content.campaign_id)
+                     if configured_recipients else ([], []))
+    emails = list(dict.fromkeys([*config.email_to, *emails]))
+    hooks = list(dict.fromkeys([*([config.webhook_url] if config.webhook_url else []), *hooks]))
     outcomes = []
-    if config.email_to:
-        outcomes.append(send_email(delivery, store, warehouse_url, report, config.email_to, run_id))
-    if config.webhook_url:
-        outcomes.append(send_webhook(delivery, warehouse_url, report, config.webhook_url, run_id))
+    if emails:
+        outcomes.append(send_email(delivery, store, warehouse_url, report, emails, run_id))
+    for url in hooks:
+        outcomes.append(send_webhook(delivery, warehouse_url, report, url, run_id))
     return outcomes
 
 
@@ -102,6 +112,10 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
     require_checks_passed(
         context.instance, asset_graph_of(context), upstream,
         f"{scope} report{'s' if len(keys) > 1 else ''} {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}")
+    try:
+        report_delivery.rules()  # a bad recipients file stops the run before any report is made
+    except DeliveryConfigError as exc:
+        raise dg.Failure(description=str(exc)) from exc
     start, end = config.period()
     done: dict[str, tuple[GeneratedReport, list[DeliveryOutcome]]] = {}
     errors: dict[str, str] = {}

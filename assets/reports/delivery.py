@@ -8,17 +8,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 
 import dagster as dg
 import httpx
 import psycopg
 import stamina
-from pydantic import Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from assets.reports.generate import GeneratedReport
 from resources.report_store import ReportStoreResource
@@ -45,8 +48,72 @@ class DeliveryOutcome:
     error: str | None
 
 
+class DeliveryConfigError(Exception):
+    """The delivery settings cannot be used as they are."""
+
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class RecipientRule(BaseModel):
+    """Who gets a subject's reports: a campaign's own, or a sponsor's (its roll-up and the report
+    of every campaign it runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str
+    sponsor: str | None = None
+    campaign: str | None = None
+    email: list[str] = []
+    webhook_url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_subject_and_a_channel(self) -> RecipientRule:
+        if (self.sponsor is None) == (self.campaign is None):
+            raise ValueError("give either a sponsor or a campaign")
+        if not self.email and not self.webhook_url:
+            raise ValueError("give an email list or a webhook_url")
+        bad = [address for address in self.email if not EMAIL.fullmatch(address)]
+        if bad:
+            raise ValueError(f"not an email address: {', '.join(bad)}")
+        if self.webhook_url is not None and not self.webhook_url.startswith(("https://", "http://")):
+            raise ValueError(f"webhook_url must be an http(s) URL: {self.webhook_url}")
+        return self
+
+    def applies_to(self, tenant: str, sponsor_id: str, campaign_id: str | None) -> bool:
+        if self.tenant != tenant:
+            return False
+        return self.campaign == campaign_id if self.campaign is not None else self.sponsor == sponsor_id
+
+
+class _RecipientsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipients: list[RecipientRule] = []
+
+
+def load_recipients(path: str | Path) -> list[RecipientRule]:
+    """The recipients file (`PODCAST_REPORT_RECIPIENTS_FILE`), e.g.::
+
+        recipients:
+          - {tenant: northwind, sponsor: sp-acme, email: [marketing@acme.example]}
+          - {tenant: northwind, campaign: cmp-0001, webhook_url: https://agency.example/hooks/reports}
+
+    A file that cannot be read or has a bad entry is an error that names the file and the entry:
+    no report goes out to a guessed list."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return _RecipientsFile.model_validate(data).recipients
+    except (OSError, yaml.YAMLError) as exc:
+        raise DeliveryConfigError(f"report recipients file {path}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DeliveryConfigError(f"report recipients file {path}: {problems}") from exc
+
+
 class ReportDeliveryResource(dg.ConfigurableResource):
-    """SMTP server and webhook settings. Secrets come from the environment (`dg.EnvVar`)."""
+    """SMTP server and webhook settings, and who gets which reports (`recipients_file`, see
+    `load_recipients`). Secrets come from the environment (`dg.EnvVar`)."""
 
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -59,6 +126,16 @@ class ReportDeliveryResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=3, ge=1)
     wait_initial_seconds: float = 0.5
     wait_max_seconds: float = 10.0
+    recipients_file: str | None = None
+
+    def rules(self) -> list[RecipientRule]:
+        """The recipients file's rules (none without a file); DeliveryConfigError when it is bad."""
+        return load_recipients(self.recipients_file) if self.recipients_file else []
+
+    def recipients(self, tenant: str, sponsor_id: str, campaign_id: str | None) -> tuple[list[str], list[str]]:
+        """(email addresses, webhook URLs) the recipients file gives this subject's reports."""
+        rules = [r for r in self.rules() if r.applies_to(tenant, sponsor_id, campaign_id)]
+        return ([a for r in rules for a in r.email], [r.webhook_url for r in rules if r.webhook_url])
 
 
 def _retry(resource: ReportDeliveryResource):

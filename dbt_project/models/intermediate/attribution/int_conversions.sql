@@ -78,7 +78,17 @@ promo as (
     select distinct on (conversions.event_key)
         conversions.event_key, campaigns.campaign_id
     from conversions
+    {% if is_incremental() %}
+    -- the batch's orders' own codes, through the events' primary key (not every order's codes)
+    cross join lateral (
+        select codes.code from {{ ref('stg_conversions__discount_codes') }} as codes
+        where codes.tenant_id = conversions.tenant_id and codes.source = conversions.source
+            and codes.event_id = conversions.event_id
+        offset 0
+    ) as codes
+    {% else %}
     inner join {{ ref('stg_conversions__discount_codes') }} as codes on codes.event_key = conversions.event_key
+    {% endif %}
     inner join {{ ref('stg_campaigns__match_keys') }} as keys
         on keys.tenant_id = conversions.tenant_id and keys.key_type = 'promo_code' and keys.key_value = codes.code
     inner join campaigns
