@@ -68,6 +68,19 @@ def new_warehouse(admin_url):
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
+@pytest.fixture(autouse=True)
+def _no_dagster_instance_left_current():
+    """A Dagster instance used with `with` makes its state storage the current one for the
+    context; when its exit runs in another context (seen on the suite's workers) the old one
+    stays current after its folder is gone, and every later definitions load in that worker
+    fails on it. Nothing outlives its test."""
+    yield
+    from dagster._core.storage.defs_state import base
+
+    if base.DefsStateStorage.get() is not None:
+        base._current_storage.set(None)
+
+
 @pytest.fixture(scope="session")
 def network():
     return build_network(seed=7)
