@@ -137,6 +137,44 @@ from events inner join tenants on tenants.n = events.tenant_n
 """
 
 
+def dbt_runner(url: str, work: Path):
+    """`dbt run <extra>` on the bench warehouse, targets and logs under `work`: returns the wall
+    time and each model's own time; a failed run prints dbt's output and stops the bench."""
+    env = {**os.environ, **dbt_env(url)}
+    project = REPO_ROOT / "dbt_project"
+    dbt_bin = Path(sys.executable).with_name("dbt")
+
+    def dbt(*extra: str) -> tuple[float, dict[str, float]]:
+        started = time.perf_counter()
+        done = subprocess.run([str(dbt_bin), "run", "--project-dir", str(project), "--profiles-dir", str(project),
+                               "--target-path", str(work / "target"), "--log-path", str(work / "logs"), *extra],
+                              capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            print(done.stdout[-3000:])
+            raise SystemExit("dbt run failed")
+        results = json.loads((work / "target" / "run_results.json").read_text())["results"]
+        return time.perf_counter() - started, {r["unique_id"].rsplit(".", 1)[1]: r["execution_time"] for r in results}
+
+    return dbt
+
+
+def write_volume(url: str, downloads: int, conversions: int, campaigns: int, households: int) -> tuple[dict, int]:
+    """The synthetic downloads (over DAYS days), campaigns and conversion events. Returns the
+    parameters shared by the statements (for a later day) and the number of campaigns."""
+    common = {"households": households, "days": DAYS, "first_day": FIRST_DAY, "sponsors": 12, "campaigns": campaigns}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(DOWNLOADS_SQL, {**common, "start": 0, "stop": downloads, "day_offset": 0})
+        for statement in filter(str.strip, CAMPAIGNS_SQL.split(";")):
+            conn.execute(statement, common)
+        conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": conversions, "day_offset": 0})
+        # Loaded minutes after they happened, as in production (an incremental run re-reads
+        # what was loaded in the attribution_reprocess_minutes before its last run; stamping
+        # every event with one load time would put all of them in that window).
+        conn.execute("update raw.attribution_events set _ingested_at = occurred_at + interval '5 minutes'")
+        conn.execute("analyze")
+        return common, conn.execute("select count(*) from raw.campaigns").fetchone()[0]
+
+
 def load_catalog(url: str) -> None:
     """The simulator's catalog (seed 42 feeds, ingested for real) and the user-agent patterns."""
     network = build_network(seed=42)
@@ -160,38 +198,11 @@ def main() -> None:
     households = max(1000, args.downloads // 8)
     with tempfile.TemporaryDirectory(prefix="bench-attribution-") as tmp, \
             scratch_warehouse(args.database_url, Path(tmp)) as url:
-        work = Path(tmp)
         load_catalog(url)
-        env = {**os.environ, **dbt_env(url)}
-        project = REPO_ROOT / "dbt_project"
-        dbt_bin = Path(sys.executable).with_name("dbt")
-
-        def dbt(*extra: str) -> tuple[float, dict[str, float]]:
-            started = time.perf_counter()
-            done = subprocess.run([str(dbt_bin), "run", "--project-dir", str(project), "--profiles-dir", str(project),
-                                   "--target-path", str(work / "target"), "--log-path", str(work / "logs"), *extra],
-                                  capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                print(done.stdout[-3000:])
-                raise SystemExit("dbt run failed")
-            results = json.loads((work / "target" / "run_results.json").read_text())["results"]
-            return time.perf_counter() - started, {r["unique_id"].rsplit(".", 1)[1]: r["execution_time"] for r in results}
-
+        dbt = dbt_runner(url, Path(tmp))
         dbt("--full-refresh")  # every model once, on the catalog alone: the tables exist
-        common = {"households": households, "days": DAYS, "first_day": FIRST_DAY, "sponsors": 12,
-                  "campaigns": args.campaigns}
         started = time.perf_counter()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(DOWNLOADS_SQL, {**common, "start": 0, "stop": args.downloads, "day_offset": 0})
-            for statement in filter(str.strip, CAMPAIGNS_SQL.split(";")):
-                conn.execute(statement, common)
-            conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": args.conversions, "day_offset": 0})
-            # Loaded minutes after they happened, as in production (an incremental run re-reads
-            # what was loaded in the attribution_reprocess_minutes before its last run; stamping
-            # every event with one load time would put all of them in that window).
-            conn.execute("update raw.attribution_events set _ingested_at = occurred_at + interval '5 minutes'")
-            conn.execute("analyze")
-            campaigns = conn.execute("select count(*) from raw.campaigns").fetchone()[0]
+        common, campaigns = write_volume(url, args.downloads, args.conversions, args.campaigns, households)
         print(f"synthetic volume: {args.downloads:,} downloads, {args.conversions:,} conversion events, "
               f"{campaigns} campaigns ({time.perf_counter() - started:.0f} s to write)")
 

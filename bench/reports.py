@@ -16,22 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
-from attribution import ATTRIBUTION, CAMPAIGNS_SQL, CONVERSIONS_SQL, DAYS, DOWNLOADS_SQL, FIRST_DAY, load_catalog
+from attribution import ATTRIBUTION, dbt_runner, load_catalog, write_volume
 from scratch import scratch_warehouse
 
 from assets.reports.content import ReportRequest, report_content
 from assets.reports.generate import generate_report
 from assets.reports.render import render_csv
-from pipelines.settings import REPO_ROOT
 from resources.report_store import ReportStoreResource
-from resources.warehouse import dbt_env
 
 ROLLUPS = ["dim_podcasts", "fct_downloads_daily_by_show", "fct_downloads_daily_by_tenant"]
 
@@ -53,26 +49,9 @@ def main() -> None:
             scratch_warehouse(args.database_url, Path(tmp)) as url:
         work = Path(tmp)
         load_catalog(url)
-        env = {**os.environ, **dbt_env(url)}
-        project = REPO_ROOT / "dbt_project"
-
-        def dbt(*extra: str) -> None:
-            done = subprocess.run([str(Path(sys.executable).with_name("dbt")), "run", "--project-dir", str(project),
-                                   "--profiles-dir", str(project), "--target-path", str(work / "target"),
-                                   "--log-path", str(work / "logs"), *extra], capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                print(done.stdout[-3000:])
-                raise SystemExit("dbt run failed")
-
+        dbt = dbt_runner(url, work)
         dbt("--full-refresh")
-        common = {"households": households, "days": DAYS, "first_day": FIRST_DAY, "sponsors": 12,
-                  "campaigns": args.campaigns}
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(DOWNLOADS_SQL, {**common, "start": 0, "stop": args.downloads, "day_offset": 0})
-            for statement in filter(str.strip, CAMPAIGNS_SQL.split(";")):
-                conn.execute(statement, common)
-            conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": args.conversions, "day_offset": 0})
-            conn.execute("analyze")
+        write_volume(url, args.downloads, args.conversions, args.campaigns, households)
         started = time.perf_counter()
         dbt("--full-refresh", "--select", *ATTRIBUTION, *ROLLUPS)
         with psycopg.connect(url) as conn:
