@@ -74,12 +74,12 @@ campaigns as (
     from {{ ref('stg_campaigns__campaigns') }}
 ),
 
-promo as (
-    select distinct on (conversions.event_key)
-        conversions.event_key, campaigns.campaign_id
+codes as {% if is_incremental() %}materialized {% endif %}(
+    select conversions.event_key, codes.code
     from conversions
     {% if is_incremental() %}
-    -- the batch's orders' own codes, through the events' primary key (not every order's codes)
+    -- the batch's orders' own codes, through the events' primary key (not every order's codes),
+    -- looked up once per order before any campaign is joined
     cross join lateral (
         select codes.code from {{ ref('stg_conversions__discount_codes') }} as codes
         where codes.tenant_id = conversions.tenant_id and codes.source = conversions.source
@@ -89,6 +89,13 @@ promo as (
     {% else %}
     inner join {{ ref('stg_conversions__discount_codes') }} as codes on codes.event_key = conversions.event_key
     {% endif %}
+),
+
+promo as (
+    select distinct on (conversions.event_key)
+        conversions.event_key, campaigns.campaign_id
+    from conversions
+    inner join codes on codes.event_key = conversions.event_key
     inner join {{ ref('stg_campaigns__match_keys') }} as keys
         on keys.tenant_id = conversions.tenant_id and keys.key_type = 'promo_code' and keys.key_value = codes.code
     inner join campaigns
