@@ -143,8 +143,7 @@ def generate_report_on_demand(context: dg.OpExecutionContext, config: OnDemandRe
         context.instance, asset_graph_of(context), CAMPAIGN_UPSTREAM if scope == "campaign" else SPONSOR_UPSTREAM,
         f"on-demand {scope} report {config.tenant_id}:{config.campaign_id or config.sponsor_id}")
     report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)
-    outcomes = deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id,
-                       configured_recipients=False)
+    outcomes = deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id, rules=[])
     failed = [o for o in outcomes if not o.succeeded]
     if failed:
         raise dg.Failure(

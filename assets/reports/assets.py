@@ -11,8 +11,8 @@ import datetime as dt
 import dagster as dg
 
 from assets.reports.content import FORMATS, ReportError, ReportRequest
-from assets.reports.delivery import (DeliveryConfigError, DeliveryOutcome, ReportDeliveryResource, send_email,
-                                     send_webhook)
+from assets.reports.delivery import (DeliveryConfigError, DeliveryOutcome, RecipientRule, ReportDeliveryResource,
+                                     recipients_for, send_email, send_webhook)
 from assets.reports.generate import GeneratedReport, generate_report
 from pipelines.gates import require_checks_passed
 from pipelines.quality_gate import asset_graph_of
@@ -66,13 +66,12 @@ class ReportConfig(dg.Config):
 
 def deliver(report: GeneratedReport, config: ReportConfig, delivery: ReportDeliveryResource,
             store: ReportStoreResource, warehouse_url: str, run_id: str,
-            configured_recipients: bool = True) -> list[DeliveryOutcome]:
-    """Send the report to the run's own recipients (config) and, unless told not to (an
-    on-demand report goes to whoever asked for it), to the ones the recipients file gives its
-    campaign or sponsor: one email to every address, one notice per webhook."""
+            rules: list[RecipientRule]) -> list[DeliveryOutcome]:
+    """Send the report to the run's own recipients (config) and to the ones the recipients
+    file's `rules` give its campaign or sponsor (an on-demand report passes none: it goes to
+    whoever asked for it): one email to every address, one notice per webhook."""
     content = report.content
-    emails, hooks = (delivery.recipients(content.tenant_id, content.sponsor_id, content.campaign_id)
-                     if configured_recipients else ([], []))
+    emails, hooks = recipients_for(rules, content.tenant_id, content.sponsor_id, content.campaign_id)
     emails = list(dict.fromkeys([*config.email_to, *emails]))
     hooks = list(dict.fromkeys([*([config.webhook_url] if config.webhook_url else []), *hooks]))
     outcomes = []
@@ -113,7 +112,7 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
         context.instance, asset_graph_of(context), upstream,
         f"{scope} report{'s' if len(keys) > 1 else ''} {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}")
     try:
-        report_delivery.rules()  # a bad recipients file stops the run before any report is made
+        rules = report_delivery.rules()  # read once; a bad file stops the run before any report is made
     except DeliveryConfigError as exc:
         raise dg.Failure(description=str(exc)) from exc
     start, end = config.period()
@@ -129,7 +128,8 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
         except ReportError as exc:
             errors[key] = str(exc)
             continue
-        done[key] = (report, deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id))
+        done[key] = (report, deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id,
+                                      rules))
     if errors:
         raise dg.Failure(description=f"{len(errors)} of {len(keys)} report(s) not generated: "
                                      + "; ".join(f"{k}: {v}" for k, v in errors.items()),

@@ -132,10 +132,12 @@ class ReportDeliveryResource(dg.ConfigurableResource):
         """The recipients file's rules (none without a file); DeliveryConfigError when it is bad."""
         return load_recipients(self.recipients_file) if self.recipients_file else []
 
-    def recipients(self, tenant: str, sponsor_id: str, campaign_id: str | None) -> tuple[list[str], list[str]]:
-        """(email addresses, webhook URLs) the recipients file gives this subject's reports."""
-        rules = [r for r in self.rules() if r.applies_to(tenant, sponsor_id, campaign_id)]
-        return ([a for r in rules for a in r.email], [r.webhook_url for r in rules if r.webhook_url])
+
+def recipients_for(rules: list[RecipientRule], tenant: str, sponsor_id: str,
+                   campaign_id: str | None) -> tuple[list[str], list[str]]:
+    """(email addresses, webhook URLs) the rules give this subject's reports."""
+    matching = [r for r in rules if r.applies_to(tenant, sponsor_id, campaign_id)]
+    return ([a for r in matching for a in r.email], [r.webhook_url for r in matching if r.webhook_url])
 
 
 def _retry(resource: ReportDeliveryResource):

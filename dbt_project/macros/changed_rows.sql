@@ -73,7 +73,7 @@ inner join pg_temp.{{ changed }} as changed using ({{ group }})
   A full rebuild starts the log again (`reset_run_log()` pre-hook).
 -#}
 {% macro run_log_relation(relation) -%}
-{{ api.Relation.create(database=relation.database, schema=relation.schema, identifier=relation.identifier ~ '__runs') }}
+{{ side_relation(relation, '__runs') }}
 {%- endmacro %}
 
 {% macro reset_run_log() -%}

@@ -4,8 +4,13 @@
   of every row it deletes in `<model>__removed` (with removed_at) before deleting them, so a
   downstream incremental model can take those keys into its own batch.
 -#}
+{#- A model's side table `<model><suffix>` (its removed-rows log, its run log) beside it. -#}
+{% macro side_relation(relation, suffix) -%}
+{{ api.Relation.create(database=relation.database, schema=relation.schema, identifier=relation.identifier ~ suffix) }}
+{%- endmacro %}
+
 {% macro removed_rows_relation(relation) -%}
-{{ api.Relation.create(database=relation.database, schema=relation.schema, identifier=relation.identifier ~ '__removed') }}
+{{ side_relation(relation, '__removed') }}
 {%- endmacro %}
 
 {#- Post-hook: the side table exists from the first build on, so consumers can always read it;
