@@ -49,10 +49,10 @@ def _table_counts(warehouse_url: str) -> list[tuple[str, int]]:
 
     with psycopg.connect(warehouse_url) as conn:
         tables = conn.execute(
-            # not the side tables where incremental models log the rows they removed and their runs
+            # not the side tables where incremental models log the rows they removed, their runs
+            # and the exclusions they applied
             "select table_schema, table_name from information_schema.tables "
-            "where table_schema = any(%s) and table_name not like '%%\\_\\_removed' "
-            "and table_name not like '%%\\_\\_runs' order by 1, 2",
+            "where table_schema = any(%s) and table_name !~ '__(removed|runs|exclusions)$' order by 1, 2",
             (list(MART_SCHEMAS),),
         ).fetchall()
         return [

@@ -1,12 +1,21 @@
 {#- Downloads and distinct listeners per UTC day and the given dimensions of fct_downloads.
     Incremental by day: a run replaces the days with downloads counted or removed since its
-    last run (see changed_rows_batch). -#}
-{% macro downloads_daily_rollup(dimensions) -%}
+    last run (see changed_rows_batch). With `having`, only the groups that pass it are kept;
+    their newest stamp then says nothing of what the run read, so such a rollup keeps a run log
+    instead (see logged_rows_batch). -#}
+{% macro downloads_daily_rollup(dimensions, having=none) -%}
+{%- set logged = having is not none %}
+{%- set pre_hook = ["{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'download_date') }}{% endif %}"] %}
+{%- if logged %}{% do pre_hook.insert(0, "{{ reset_run_log() }}") %}{% endif %}
 {{ config(indexes=[{'columns': ['download_date']}],
-          materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'download_date') }}{% endif %}") }}
+          materialized='incremental', incremental_strategy='append', pre_hook=pre_hook,
+          post_hook=["{{ record_read() }}"] if logged else []) }}
+{%- if logged %}
+{%- do read_watermark(ref('fct_downloads'), 'counted_at') %}
+{%- endif %}
 {%- if is_incremental() %}
-{%- set days = changed_rows_batch(ref('fct_downloads'), 'download_date', 'counted_at', 'counted_at') %}
+{%- set days = logged_rows_batch(ref('fct_downloads'), 'download_date', 'counted_at') if logged
+               else changed_rows_batch(ref('fct_downloads'), 'download_date', 'counted_at', 'counted_at') %}
 {%- endif %}
 select
     downloads.download_date,
@@ -22,4 +31,7 @@ from {{ join_batch(days, ref('fct_downloads'), ['download_date'], 'downloads') }
 from {{ ref('fct_downloads') }} as downloads
 {%- endif %}
 group by downloads.download_date{% for dimension in dimensions %}, downloads.{{ dimension }}{% endfor %}
+{%- if logged %}
+having {{ having }}
+{%- endif %}
 {%- endmacro %}

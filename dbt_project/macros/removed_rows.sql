@@ -62,3 +62,35 @@ drop table if exists {{ removed_rows_relation(this) }}
 {% macro last_change(relation, stamp) -%}
 greatest((select max({{ stamp }}) from {{ relation }}), (select max(removed_at) from {{ removed_rows_relation(relation) }}))
 {%- endmacro %}
+
+{#-
+  A rollup that keeps only some of the groups it computes (downloads_daily_rollup with
+  `having`) cannot take its watermark from its own rows: their newest stamp may be far behind
+  what it read. It keeps a run log (record_run) instead:
+    read_watermark(relation, stamp), called in the model body before the batch is taken, notes
+      the newest change of `relation` (last_change) in `pg_temp.<model>__read`: a row stamped
+      after that note is read again by the next run, never skipped;
+    logged_rows_batch(relation, key, stamp) is changed_rows_batch since the run log's last
+      `read_up_to`;
+    record_read() (post-hook) appends the noted watermark to the run log.
+-#}
+{% macro read_watermark(relation, stamp) -%}
+{%- if execute %}
+{%- call statement('read_watermark_' ~ this.name) %}
+drop table if exists pg_temp.{{ this.name }}__read;
+create temporary table {{ this.name }}__read as select {{ last_change(relation, stamp) }} as read_up_to;
+{%- endcall %}
+{%- endif %}
+{%- endmacro %}
+
+{% macro logged_rows_batch(relation, key, stamp) -%}
+{{ return(create_batch_table(this.name ~ '__batch', "
+    select distinct " ~ key ~ " from " ~ relation ~ " where " ~ stamp ~ " > " ~ last_run('read_up_to') ~ "
+    union
+    select " ~ key ~ " from " ~ removed_rows_relation(relation) ~ "
+    where removed_at > " ~ last_run('read_up_to'))) }}
+{%- endmacro %}
+
+{% macro record_read() -%}
+{{ record_run({'read_up_to': '(select read_up_to from pg_temp.' ~ this.name ~ '__read)'}) }}
+{%- endmacro %}

@@ -1,5 +1,7 @@
 {{ downloads_daily_rollup(['tenant_id', 'listener_ip_key']) }}
-{{ config(indexes=[{'columns': ['download_date']}, {'columns': ['tenant_id', 'listener_ip_key', 'download_date']}]) }}
+{{ config(tags=['daily'], indexes=[{'columns': ['download_date']}, {'columns': ['tenant_id', 'listener_ip_key', 'download_date']}]) }}
 -- Per UTC day and household (hashed IP prefix): IAB downloads and distinct listeners (user
--- agents on the address). The listening population of the lift baseline, and the shared-address
--- screen of int_household_exclusions. Incremental by day, like the other download rollups.
+-- agents on the address). The listening population of the lift baseline: as large as the
+-- downloads themselves, so it is tagged `daily` and rebuilt with the lift mart, not with every
+-- attribution run (the shared-address screen reads int_shared_address_days). Incremental by
+-- day, like the other download rollups.

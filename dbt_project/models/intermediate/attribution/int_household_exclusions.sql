@@ -6,7 +6,7 @@
 --   datacenter_ip  conversions from a data-centre or VPN range.
 with shared as (
     select tenant_id, listener_ip_key as household_key, max(unique_listeners) as user_agents
-    from {{ ref('int_household_activity_daily') }}
+    from {{ ref('int_shared_address_days') }}
     where unique_listeners > {{ var('attribution_max_household_user_agents') }}
     group by tenant_id, listener_ip_key
 ),

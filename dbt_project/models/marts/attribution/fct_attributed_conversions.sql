@@ -4,7 +4,7 @@
           changed_rows_group='conversion_id', changed_rows_stamps=['attributed_at'],
           removed_columns=['conversion_date'],
           pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}", "{{ reset_run_log() }}"],
-          post_hook=["{{ create_removed_rows_table(['conversion_date']) }}",
+          post_hook=["{{ create_removed_rows_table(['conversion_date']) }}", "{{ record_applied_exclusions() }}",
                      "{{ record_run({'conversions_loaded_at': '(select max(ingested_at) from ' ~ ref('int_conversions') ~ ')',
                                      'campaigns_loaded_at': campaigns_loaded_at()}) }}"]) }}
 -- One row per conversion × attribution model × credited campaign, with the campaign's share of
@@ -26,8 +26,9 @@
 -- loaded or exposures removed since its last run (conversions loaded up to
 -- var attribution_reprocess_minutes before it too, for loads that committed late), those with
 -- exposures computed since then and a conversion at or after the earliest of them (an exposure
--- changes no credit of an earlier conversion), and every household when campaigns or
--- placements changed. Only the conversions whose credits came out different are written back
+-- changes no credit of an earlier conversion), those whose exclusion changed (the exclusions a
+-- run applied are kept in `__exclusions`), and every household when campaigns or placements
+-- changed. Only the conversions whose credits came out different are written back
 -- (strategy changed_rows): `attributed_at` is when a conversion's credits last changed, and the
 -- run log (`__runs`) keeps what each run read up to.
 -- depends_on: {{ ref('int_placement_episodes') }}
@@ -63,7 +64,7 @@
     select household_key from " ~ removed_rows_relation(ref('int_exposures')) ~ "
     where removed_at > (select attributed_at from watermark)
     union
-    select household_key from " ~ ref('int_household_exclusions') ~ "
+    " ~ changed_exclusions() ~ "
     union
     select attribution_key from " ~ ref('int_conversions') ~ " where (select changed from campaigns_changed)") %}
 {% endif %}
@@ -80,9 +81,7 @@ campaigns as (
 ),
 
 exclusions as (
-    select tenant_id, household_key, min(reason_code) as reason_code
-    from {{ ref('int_household_exclusions') }}
-    group by tenant_id, household_key
+    {{ household_exclusions() }}
 ),
 
 screened as (
