@@ -9,12 +9,12 @@
 {%- if logged %}{% do pre_hook.insert(0, "{{ reset_run_log() }}") %}{% endif %}
 {{ config(indexes=[{'columns': ['download_date']}],
           materialized='incremental', incremental_strategy='append', pre_hook=pre_hook,
-          post_hook=["{{ record_read() }}"] if logged else []) }}
+          post_hook=["{{ record_read(['read_up_to']) }}"] if logged else []) }}
 {%- if logged %}
-{%- do read_watermark(ref('fct_downloads'), 'counted_at') %}
+{%- do read_watermarks({'read_up_to': last_change(ref('fct_downloads'), 'counted_at')}) %}
 {%- endif %}
 {%- if is_incremental() %}
-{%- set days = logged_rows_batch(ref('fct_downloads'), 'download_date', 'counted_at') if logged
+{%- set days = logged_rows_batch(ref('fct_downloads'), 'download_date', 'counted_at', 'read_up_to') if logged
                else changed_rows_batch(ref('fct_downloads'), 'download_date', 'counted_at', 'counted_at') %}
 {%- endif %}
 select

@@ -64,33 +64,43 @@ greatest((select max({{ stamp }}) from {{ relation }}), (select max(removed_at) 
 {%- endmacro %}
 
 {#-
-  A rollup that keeps only some of the groups it computes (downloads_daily_rollup with
-  `having`) cannot take its watermark from its own rows: their newest stamp may be far behind
-  what it read. It keeps a run log (record_run) instead:
-    read_watermark(relation, stamp), called in the model body before the batch is taken, notes
-      the newest change of `relation` (last_change) in `pg_temp.<model>__read`: a row stamped
-      after that note is read again by the next run, never skipped;
-    logged_rows_batch(relation, key, stamp) is changed_rows_batch since the run log's last
-      `read_up_to`;
-    record_read() (post-hook) appends the noted watermark to the run log.
+  A model whose rows are only part of what it reads (a rollup keeping some groups, the
+  exposures of the downloads that carried an ad) cannot take its watermark from its own rows:
+  their newest stamp may be far behind what it read, and every run would read that gap again.
+  It keeps a run log (record_run) instead:
+    read_watermarks(watermarks), called in the model body before its batch is taken, notes each
+      watermark (name -> SQL expression) in `pg_temp.<model>__read`: a row stamped after that
+      note is read again by the next run, never skipped. On an incremental run it also creates
+      the run log if there is none yet (a table built before it kept one): the run then reads
+      everything once;
+    logged_rows_batch(relation, key, stamp, watermark) is changed_rows_batch since the run log's
+      last `watermark`;
+    record_read(names) (post-hook) appends the noted watermarks to the run log.
 -#}
-{% macro read_watermark(relation, stamp) -%}
+{% macro read_watermarks(watermarks) -%}
 {%- if execute %}
-{%- call statement('read_watermark_' ~ this.name) %}
+{%- call statement('read_watermarks_' ~ this.name) %}
+{%- if is_incremental() %}
+create table if not exists {{ run_log_relation(this) }} as
+    select now() as run_at{% for name in watermarks %}, null::timestamptz as {{ name }}{% endfor %} where false;
+{%- endif %}
 drop table if exists pg_temp.{{ this.name }}__read;
-create temporary table {{ this.name }}__read as select {{ last_change(relation, stamp) }} as read_up_to;
+create temporary table {{ this.name }}__read as
+select {% for name, expression in watermarks.items() %}{{ expression }} as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %};
 {%- endcall %}
 {%- endif %}
 {%- endmacro %}
 
-{% macro logged_rows_batch(relation, key, stamp) -%}
+{% macro logged_rows_batch(relation, key, stamp, watermark) -%}
 {{ return(create_batch_table(this.name ~ '__batch', "
-    select distinct " ~ key ~ " from " ~ relation ~ " where " ~ stamp ~ " > " ~ last_run('read_up_to') ~ "
+    select distinct " ~ key ~ " from " ~ relation ~ " where " ~ stamp ~ " > " ~ last_run(watermark) ~ "
     union
     select " ~ key ~ " from " ~ removed_rows_relation(relation) ~ "
-    where removed_at > " ~ last_run('read_up_to'))) }}
+    where removed_at > " ~ last_run(watermark))) }}
 {%- endmacro %}
 
-{% macro record_read() -%}
-{{ record_run({'read_up_to': '(select read_up_to from pg_temp.' ~ this.name ~ '__read)'}) }}
+{% macro record_read(names) -%}
+{%- set expressions = {} %}
+{%- for name in names %}{% do expressions.update({name: '(select ' ~ name ~ ' from pg_temp.' ~ this.name ~ '__read)'}) %}{% endfor %}
+{{- record_run(expressions) }}
 {%- endmacro %}

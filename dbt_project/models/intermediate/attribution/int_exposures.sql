@@ -1,37 +1,34 @@
 {{ config(indexes=[{'columns': ['exposure_date']}, {'columns': ['tenant_id', 'household_key']}, {'columns': ['counted_at']},
-                   {'columns': ['tenant_id', 'campaign_id']}, {'columns': ['computed_at']},
-                   {'columns': ['placements_loaded_at']}],
+                   {'columns': ['tenant_id', 'campaign_id']}, {'columns': ['computed_at']}],
           materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ sort_memory() }}", "{{ replace_batch_hook('exposure_date', ['tenant_id', 'household_key', 'exposure_date']) }}"],
-          post_hook=["{{ create_removed_rows_table(['tenant_id', 'household_key', 'exposure_date']) }}"]) }}
+          pre_hook=["{{ sort_memory() }}", "{{ reset_run_log() }}",
+                    "{{ replace_batch_hook('exposure_date', ['tenant_id', 'household_key', 'exposure_date']) }}"],
+          post_hook=["{{ create_removed_rows_table(['tenant_id', 'household_key', 'exposure_date']) }}",
+                     "{{ record_read(['downloads_read_up_to', 'placements_loaded_at']) }}"]) }}
 -- One row per ad delivered: an IAB download (fct_downloads: never an invalid one) of an episode
 -- a placement covers, on a day within the placement's dates and the campaign's flight, whose
 -- bytes reach the placement's delivery threshold (int_placement_episodes). The household is the
 -- listener's hashed IP prefix. Bytes covered are the reassembled bytes of the download window,
 -- counted from the start of the file.
 -- Incremental by day: a run replaces the days with downloads counted or removed since its last
--- run; when placements or campaigns changed, every day. The households and days of the rows it
--- replaces are kept in int_exposures__removed for the models downstream (see removed_rows).
+-- run; when placements or campaigns changed, every day. What a run read up to is in its run log
+-- (`__runs`): most downloads carry no ad, so the exposures' own stamps would lag behind (between
+-- two campaigns, every run would read again every day since the last ad). The households and
+-- days of the rows it replaces are kept in int_exposures__removed for the models downstream
+-- (see removed_rows).
+{% do read_watermarks({'downloads_read_up_to': last_change(ref('fct_downloads'), 'counted_at'),
+                       'placements_loaded_at': '(select max(loaded_at) from ' ~ ref('int_placement_episodes') ~ ')'}) %}
 {% if is_incremental() %}
 {% set downloads_rel = ref('fct_downloads') %}
 {% set days = create_batch_table(this.name ~ '__batch', "
-    with watermark as (
-        -- both read through their indexes (a scan of every exposure took seconds at 10 M)
-        select coalesce(max(counted_at), '-infinity') as counted_at,
-               coalesce(max(placements_loaded_at), '-infinity') as placements_loaded_at
-        from " ~ this ~ "
-    ),
-    placements_changed as (
-        select coalesce(max(loaded_at) > (select placements_loaded_at from watermark), false) as changed
-        from " ~ ref('int_placement_episodes') ~ "
-    )
     select download_date as exposure_date from " ~ downloads_rel ~ "
-    where counted_at > (select counted_at from watermark)
+    where counted_at > " ~ last_run('downloads_read_up_to') ~ "
     union
     select download_date from " ~ removed_rows_relation(downloads_rel) ~ "
-    where removed_at > (select counted_at from watermark)
+    where removed_at > " ~ last_run('downloads_read_up_to') ~ "
     union
-    select distinct download_date from " ~ downloads_rel ~ " where (select changed from placements_changed)") %}
+    select distinct download_date from " ~ downloads_rel ~ "
+    where (select placements_loaded_at from pg_temp." ~ this.name ~ "__read) > " ~ last_run('placements_loaded_at')) %}
 {% endif %}
 with downloads as (
     {% if is_incremental() %}
@@ -69,8 +66,7 @@ exposures as (
         downloads.bytes_covered,
         placements.delivery_threshold_bytes,
         downloads.counted_at,
-        now() as computed_at,
-        (select max(loaded_at) from {{ ref('int_placement_episodes') }}) as placements_loaded_at
+        now() as computed_at
     from downloads
     inner join placements
         on placements.tenant_id = downloads.tenant_id
