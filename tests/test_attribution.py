@@ -227,3 +227,28 @@ def test_incremental_build_equals_a_full_rebuild(built):
     dbt_build(url, built["target"], "--select", "path:models/intermediate/attribution", "path:models/marts/attribution",
               "--full-refresh", command="run")
     assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
+
+
+def test_downloads_without_an_ad_are_read_once(built):
+    """Most downloads carry no ad. A run reads their day once (the exposures' run log notes what
+    it read), not again on every later run, as a watermark taken from the exposures' own rows
+    would: they never hold the stamp of a download that made no exposure."""
+    url = built["url"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        (day,), = conn.execute(
+            "update marts.fct_downloads set counted_at = now() where download_id = ("
+            "  select min(download_id) from marts.fct_downloads as downloads where not exists ("
+            "    select 1 from intermediate.int_exposures as exposures"
+            "    where exposures.download_id = downloads.download_id)"
+            "  and downloads.download_date in (select exposure_date from intermediate.int_exposures)"
+            ") returning download_date").fetchall()
+    exposures = "select exposure_date, max(computed_at), count(*) from intermediate.int_exposures group by 1"
+    before = dict((d, (at, n)) for d, at, n in query(url, exposures))
+    hourly = ("--select", "int_exposures", "--vars", "{attribution_reprocess_minutes: 0}")
+    dbt_build(url, built["target"], *hourly, command="run")
+    read = dict((d, (at, n)) for d, at, n in query(url, exposures))
+    # the download's day was read again (same exposures, computed anew), and only that day
+    assert {d for d in read if read[d] != before[d]} == {day}
+    assert {d: n for d, (_, n) in read.items()} == {d: n for d, (_, n) in before.items()}
+    dbt_build(url, built["target"], *hourly, command="run")
+    assert dict((d, (at, n)) for d, at, n in query(url, exposures)) == read
