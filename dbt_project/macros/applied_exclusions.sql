@@ -26,10 +26,11 @@ create table if not exists {{ relation }} as {{ household_exclusions() }} limit 
 {%- endmacro %}
 
 {% macro changed_exclusions() -%}
+{%- set applied = applied_exclusions() %}
 select household_key from (
-    ({{ household_exclusions() }} except select tenant_id, household_key, reason_code from {{ applied_exclusions() }})
+    ({{ household_exclusions() }} except select tenant_id, household_key, reason_code from {{ applied }})
     union all
-    (select tenant_id, household_key, reason_code from {{ applied_exclusions() }} except {{ household_exclusions() }})
+    (select tenant_id, household_key, reason_code from {{ applied }} except {{ household_exclusions() }})
 ) as changed
 {%- endmacro %}
 

@@ -47,16 +47,26 @@ drop table if exists {{ removed_rows_relation(this) }}
   model rolled up from `relation`: the `key` values of the rows `relation` stamped (`stamp`)
   or removed (its removed-rows table) since the newest `watermark` of `this`. The model stores
   `last_change(relation, stamp)` as its `watermark` column.
+  rows_changed_since(relation, key, stamp, since, column, also) is the same since the SQL
+  expression `since`, the batch column named `column` (default: `key`), with the keys of the
+  query `also` added.
 -#}
 {% macro changed_rows_batch(relation, key, stamp, watermark) -%}
+{{ return(rows_changed_since(relation, key, stamp, "(select coalesce(max(" ~ watermark ~ "), '-infinity') from " ~ this ~ ")")) }}
+{%- endmacro %}
+
+{% macro rows_changed_since(relation, key, stamp, since, column=none, also=none) -%}
 {{ return(create_batch_table(this.name ~ '__batch', "
     with watermark as (
-        select coalesce(max(" ~ watermark ~ "), '-infinity') as changed_at from " ~ this ~ "
+        select " ~ since ~ " as changed_at
     )
-    select distinct " ~ key ~ " from " ~ relation ~ " where " ~ stamp ~ " > (select changed_at from watermark)
+    select distinct " ~ key ~ " as " ~ (column or key) ~ " from " ~ relation ~ "
+    where " ~ stamp ~ " > (select changed_at from watermark)
     union
     select " ~ key ~ " from " ~ removed_rows_relation(relation) ~ "
-    where removed_at > (select changed_at from watermark)")) }}
+    where removed_at > (select changed_at from watermark)" ~ ("
+    union
+    " ~ also if also else ""))) }}
 {%- endmacro %}
 
 {% macro last_change(relation, stamp) -%}
@@ -73,8 +83,8 @@ greatest((select max({{ stamp }}) from {{ relation }}), (select max(removed_at) 
       note is read again by the next run, never skipped. On an incremental run it also creates
       the run log if there is none yet (a table built before it kept one): the run then reads
       everything once;
-    logged_rows_batch(relation, key, stamp, watermark) is changed_rows_batch since the run log's
-      last `watermark`;
+    logged_rows_batch(relation, key, stamp, watermark, column, also) is rows_changed_since the
+      run log's last `watermark`;
     record_read(names) (post-hook) appends the noted watermarks to the run log.
 -#}
 {% macro read_watermarks(watermarks) -%}
@@ -91,12 +101,8 @@ select {% for name, expression in watermarks.items() %}{{ expression }} as {{ na
 {%- endif %}
 {%- endmacro %}
 
-{% macro logged_rows_batch(relation, key, stamp, watermark) -%}
-{{ return(create_batch_table(this.name ~ '__batch', "
-    select distinct " ~ key ~ " from " ~ relation ~ " where " ~ stamp ~ " > " ~ last_run(watermark) ~ "
-    union
-    select " ~ key ~ " from " ~ removed_rows_relation(relation) ~ "
-    where removed_at > " ~ last_run(watermark))) }}
+{% macro logged_rows_batch(relation, key, stamp, watermark, column=none, also=none) -%}
+{{ return(rows_changed_since(relation, key, stamp, last_run(watermark), column, also)) }}
 {%- endmacro %}
 
 {% macro record_read(names) -%}

@@ -19,15 +19,9 @@
 {% do read_watermarks({'downloads_read_up_to': last_change(ref('fct_downloads'), 'counted_at'),
                        'placements_loaded_at': '(select max(loaded_at) from ' ~ ref('int_placement_episodes') ~ ')'}) %}
 {% if is_incremental() %}
-{% set downloads_rel = ref('fct_downloads') %}
-{% set days = create_batch_table(this.name ~ '__batch', "
-    select download_date as exposure_date from " ~ downloads_rel ~ "
-    where counted_at > " ~ last_run('downloads_read_up_to') ~ "
-    union
-    select download_date from " ~ removed_rows_relation(downloads_rel) ~ "
-    where removed_at > " ~ last_run('downloads_read_up_to') ~ "
-    union
-    select distinct download_date from " ~ downloads_rel ~ "
+{% set days = logged_rows_batch(ref('fct_downloads'), 'download_date', 'counted_at', 'downloads_read_up_to',
+                                column='exposure_date', also="
+    select distinct download_date from " ~ ref('fct_downloads') ~ "
     where (select placements_loaded_at from pg_temp." ~ this.name ~ "__read) > " ~ last_run('placements_loaded_at')) %}
 {% endif %}
 with downloads as (
