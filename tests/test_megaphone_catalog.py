@@ -3,11 +3,16 @@ clean sync equals the simulator's catalog and names the very ids the delivery ex
 sync under faults (and resumed after an interruption) stores the same; Link headers are
 followed only to the API's own host."""
 
+import json
+import threading
 from datetime import timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from assets.ingestion.platforms.megaphone import MegaphoneClient, megaphone_api, next_link
+from assets.ingestion.platforms.paging import read_pages
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from resources.platform_http import ApiError, ApiPolicy, Secret
 from simulator.megaphone import megaphone_shows
@@ -100,7 +105,78 @@ def test_links_are_followed_to_the_api_host_only(network):
     api = megaphone_api("https://cms.megaphone.fm/api", Secret(megaphone_token(network.seed, show.tenant_id)),
                         ApiPolicy())
     client = MegaphoneClient(api, show.network_id, show.podcast_id)
+    assert client.page_after('<https://cms.megaphone.fm/api/x?page=3&per_page=7>; rel="next"') == 3
+    assert client.page_after('<https://cms.megaphone.fm/api/x?page=9>; rel="last"') is None
     with pytest.raises(ApiError) as refused:
-        next(client.episodes("https://elsewhere.example.net/api/episodes?page=2"))
+        client.page_after('<https://elsewhere.example.net/api/episodes?page=2>; rel="next"')
     assert refused.value.code == "foreign_link"
+    with pytest.raises(ApiError) as shapeless:
+        client.page_after('<https://cms.megaphone.fm/api/x?cursor=abc>; rel="next"')
+    assert shapeless.value.code == "unexpected_shape"
     api.close()
+
+
+class GrowingCatalog(ThreadingHTTPServer):
+    """A Megaphone-shaped episode list on loopback, newest first, that publishes an episode at
+    its head just before the requests numbered in `publish_before`."""
+
+    def __init__(self, size: int, publish_before: set[int]):
+        self.episodes = [f"old{n}" for n in range(size)]
+        self.publish_before, self.requests, self.published = publish_before, 0, 0
+        super().__init__(("127.0.0.1", 0), CatalogHandler)
+
+
+class CatalogHandler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (the http.server name)
+        server: GrowingCatalog = self.server
+        server.requests += 1
+        if server.requests in server.publish_before:
+            server.episodes.insert(0, f"new{server.published}")
+            server.published += 1
+        query = parse_qs(urlsplit(self.path).query)
+        page, per_page = int(query["page"][0]), int(query["per_page"][0])
+        items = server.episodes[(page - 1) * per_page:page * per_page]
+        body = json.dumps([{"id": i, "title": i} for i in items]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Total", str(len(server.episodes)))
+        if page * per_page < len(server.episodes):
+            base = f"http://127.0.0.1:{server.server_port}{urlsplit(self.path).path}"
+            self.send_header("Link", f'<{base}?page={page + 1}&per_page={per_page}>; rel="next"')
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_episodes_published_while_paging_are_found():
+    """Newest first: an episode published between two page requests pushes every later one down
+    a page. Followed naively, the Link headers repeat one episode and never show the new one;
+    the client's read checks the list again from its head and finds both new episodes."""
+    def read(how) -> tuple[list[str], GrowingCatalog]:
+        catalog = GrowingCatalog(23, publish_before={3, 5})
+        threading.Thread(target=catalog.serve_forever, daemon=True).start()
+        try:
+            api = megaphone_api(f"http://127.0.0.1:{catalog.server_port}", Secret("t"),
+                                ApiPolicy(allow_private_hosts=True, **FAST))
+            seen = [e["id"] for e in how(MegaphoneClient(api, "n", "p", per_page=5))]
+            api.close()
+        finally:
+            catalog.shutdown()
+            catalog.server_close()
+        assert catalog.published == 2 and len(catalog.episodes) == 25
+        return seen, catalog
+
+    def naively(client):
+        page = 1
+        while page is not None:
+            result = client.episodes_page(page)
+            yield from result.records
+            page = result.next_page
+
+    seen, catalog = read(naively)
+    assert not {"new0", "new1"} & set(seen) and len(seen) == 25  # two repeats in place of the new ones
+    seen, catalog = read(lambda client: (e for records, _ in read_pages(client.episodes_page, lambda e: e["id"])
+                                         for e in records))
+    assert set(seen) == set(catalog.episodes)

@@ -9,17 +9,19 @@ Megaphone has no metrics API: downloads come from the delivery exports
 (`assets/ingestion/megaphone_export.py`), keyed by the same podcast and episode ids, and the
 catalog gives those episodes the guid, title, date and media URL they are matched to feed items
 by. The `Link` header is followed only to the API's own host (the token goes with every
-request); the cursor holds the next page's address, so an interrupted sync resumes there.
+request). Episodes published during a sync shift the newest-first pages; the list is read with
+`paging.read_pages`, which finds what the shift hid, and its position goes into the cursor, so
+an interrupted sync resumes there.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from assets.ingestion.platforms.base import Platform, PlatformConfig, Rejected, ShowConfig, ShowSync, Stream, timestamp
+from assets.ingestion.platforms.paging import ListCursor, Page, read_pages
 from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret, credential_from_env
 
 MAX_PER_PAGE = 500
@@ -53,18 +55,25 @@ class MegaphoneClient:
             raise ApiError("foreign_link", f"next page link points to {target.netloc or 'a relative address'}")
         return href
 
-    def episodes(self, start: str | None = None) -> Iterator[tuple[list[Any], str | None]]:
-        """(episodes, the next page's address or None) for every page, from `start` (an address a
-        previous page linked to) or the first page."""
-        url: str | None = self.same_host(start) if start else self.path
-        params: dict[str, Any] | None = None if start else {"page": 1, "per_page": self.per_page}
-        while url is not None:
-            response = self.api.get(url, params)
-            if not isinstance(response.data, list):
-                raise ApiError("unexpected_shape", "episodes did not return an array", response.status_code)
-            following = next_link(response.headers.get("link"))
-            url, params = (self.same_host(following) if following else None), None
-            yield response.data, url
+    def page_after(self, link_header: str | None) -> int | None:
+        """The number of the page the `Link` header's `rel="next"` points to (None: the last page),
+        followed only on the API's own host."""
+        following = next_link(link_header)
+        if following is None:
+            return None
+        page = parse_qs(urlsplit(self.same_host(following)).query).get("page", [""])[0]
+        if not page.isdigit():
+            raise ApiError("unexpected_shape", f"next page link has no page number: {following}")
+        return int(page)
+
+    def episodes_page(self, page: int) -> Page:
+        """One page of the podcast's episodes, newest first, with the list's total (`X-Total`)."""
+        response = self.api.get(self.path, {"page": page, "per_page": self.per_page})
+        if not isinstance(response.data, list):
+            raise ApiError("unexpected_shape", "episodes did not return an array", response.status_code)
+        total = response.headers.get("x-total")
+        return Page(response.data, self.page_after(response.headers.get("link")),
+                    int(total) if total and total.isdigit() else None)
 
 
 # -- configuration, validation and sync -----------------------------------------------------
@@ -95,6 +104,10 @@ class MegaphoneConfig(PlatformConfig):
 
 def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
+
+
+def _episode_id(item: Any) -> str | None:
+    return str(item["id"]) if isinstance(item, dict) and item.get("id") else None
 
 
 def episode_rows(network_id: str, podcast_id: str, items: list[Any]) -> tuple[list[dict[str, Any]], list[Rejected]]:
@@ -146,7 +159,9 @@ class Megaphone(Platform):
         job.stats.resumed += bool(resume)
         client: MegaphoneClient = job.client
         show: MegaphoneShow = job.show
-        for items, following in client.episodes(resume["next"] if resume else None):
+        # (a cursor saved by an earlier version holds a page address instead: read the list again)
+        position = ListCursor.from_json(resume.get("list")) if resume else None
+        for items, after in read_pages(client.episodes_page, _episode_id, position):
             rows, rejected = episode_rows(show.network_id, show.podcast_id, items)
-            job.store("episodes", rows, rejected, {"window": None, "sync_id": job.sync_id, "next": following,
-                                                   "complete": following is None})
+            job.store("episodes", rows, rejected, {"window": None, "sync_id": job.sync_id,
+                                                   "list": after and after.as_json(), "complete": after is None})
