@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from assets.ingestion.platforms.base import Platform, PlatformConfig, Rejected, ShowConfig, ShowSync, Stream, timestamp
-from assets.ingestion.platforms.paging import ListCursor, Page, read_pages
+from assets.ingestion.platforms.paging import ListCursor, Page, id_key, read_pages
 from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret, credential_from_env
 
 MAX_PER_PAGE = 500
@@ -106,10 +106,6 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def _episode_id(item: Any) -> str | None:
-    return str(item["id"]) if isinstance(item, dict) and item.get("id") else None
-
-
 def episode_rows(network_id: str, podcast_id: str, items: list[Any]) -> tuple[list[dict[str, Any]], list[Rejected]]:
     rows, rejected = [], []
     for position, item in enumerate(items):
@@ -161,7 +157,7 @@ class Megaphone(Platform):
         show: MegaphoneShow = job.show
         # (a cursor saved by an earlier version holds a page address instead: read the list again)
         position = ListCursor.from_json(resume.get("list")) if resume else None
-        for items, after in read_pages(client.episodes_page, _episode_id, position):
+        for items, after in read_pages(client.episodes_page, id_key, position):
             rows, rejected = episode_rows(show.network_id, show.podcast_id, items)
             job.store("episodes", rows, rejected, {"window": None, "sync_id": job.sync_id,
                                                    "list": after and after.as_json(), "complete": after is None})

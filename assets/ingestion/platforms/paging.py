@@ -59,6 +59,11 @@ class ListCursor:
         return cls(**saved) if saved else cls()
 
 
+def id_key(record: Any) -> str | None:
+    """The usual key of a listed record: its `id`, as text (None when it has none)."""
+    return str(record["id"]) if isinstance(record, dict) and record.get("id") else None
+
+
 def _first_key(keys: list[str | None]) -> str | None:
     return next((k for k in keys if k is not None), None)
 

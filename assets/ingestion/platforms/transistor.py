@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from assets.ingestion.platforms.base import (
     Platform, PlatformConfig, Rejected, ShowConfig, ShowSync, Stream, count, int_or_none, timestamp,
 )
-from assets.ingestion.platforms.paging import ListCursor, Page, read_pages
+from assets.ingestion.platforms.paging import ListCursor, Page, id_key, read_pages
 from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret, credential_from_env
 
 MAX_PER_PAGE = 100
@@ -160,10 +160,6 @@ def download_rows(episodes: list[Any], start: date, end: date) -> tuple[list[dic
     return rows, rejected
 
 
-def _resource_id(item: Any) -> str | None:
-    return str(item["id"]) if isinstance(item, dict) and item.get("id") else None
-
-
 class Transistor(Platform):
     name = "transistor"
     source_column = "show_id"
@@ -191,7 +187,7 @@ class Transistor(Platform):
             if resume != "done":
                 job.stats.resumed += bool(resume)
                 position = ListCursor.from_json(resume.get("list")) if resume else None
-                for resources, after in read_pages(client.episodes_page, _resource_id, position):
+                for resources, after in read_pages(client.episodes_page, id_key, position):
                     rows, rejected = episode_rows(resources)
                     job.store("episodes", rows, rejected, {"window": None, "sync_id": job.sync_id,
                                                            "list": after and after.as_json(), "complete": after is None})
@@ -207,7 +203,7 @@ class Transistor(Platform):
             chunk_end = min(job.end, chunk_start + timedelta(days=job.config.chunk_days - 1))
             next_chunk = chunk_end + timedelta(days=1)
             for episodes, after in read_pages(
-                lambda page: client.episode_downloads_page(chunk_start, chunk_end, page), _resource_id, position,
+                lambda page: client.episode_downloads_page(chunk_start, chunk_end, page), id_key, position,
             ):
                 rows, rejected = download_rows(episodes, chunk_start, chunk_end)
                 job.store("downloads", rows, rejected, {
