@@ -4,7 +4,8 @@
   autovacuum's next round; the run after a rebuild would plan its batch lookups blind (at 10 M
   downloads the first hourly run after a rebuild scanned tables it reads through indexes).
   Such a table gets them at once: a sample of rows, not a pass over the table. A table that has
-  statistics (an incremental run appended to it) is left to autovacuum.
+  statistics (an incremental run appended to it) is left to autovacuum. For a view it renders
+  nothing, which dbt skips.
 -#}
 {% macro analyze_new_table() -%}
 {%- if config.get('materialized') in ('table', 'incremental') -%}
@@ -16,7 +17,5 @@ begin
     end if;
 end
 $analyze$
-{%- else -%}
-select 1
 {%- endif %}
 {%- endmacro %}

@@ -76,18 +76,22 @@ inner join pg_temp.{{ changed }} as changed using ({{ group }})
 {{ side_relation(relation, '__runs') }}
 {%- endmacro %}
 
+{#- (A hook that renders nothing is skipped by dbt: no statement on incremental runs.) -#}
 {% macro reset_run_log() -%}
 {% if not is_incremental() -%}
 drop table if exists {{ run_log_relation(this) }}
-{%- else -%}
-select 1
 {%- endif %}
 {%- endmacro %}
 
-{% macro record_run(watermarks) -%}
+{#- The run log of `this`, with a column per watermark name, if it has none yet. -#}
+{% macro create_run_log(names) -%}
 create table if not exists {{ run_log_relation(this) }} as
-    select now() as run_at{% for name, expression in watermarks.items() %}, null::timestamptz as {{ name }}{% endfor %}
-    where false;
+    select now() as run_at{% for name in names %}, null::timestamptz as {{ name }}{% endfor %}
+    where false
+{%- endmacro %}
+
+{% macro record_run(watermarks) -%}
+{{ create_run_log(watermarks.keys()) }};
 insert into {{ run_log_relation(this) }}
 select now(){% for name, expression in watermarks.items() %}, {{ expression }}{% endfor %};
 delete from {{ run_log_relation(this) }}

@@ -91,8 +91,7 @@ greatest((select max({{ stamp }}) from {{ relation }}), (select max(removed_at) 
 {%- if execute %}
 {%- call statement('read_watermarks_' ~ this.name) %}
 {%- if is_incremental() %}
-create table if not exists {{ run_log_relation(this) }} as
-    select now() as run_at{% for name in watermarks %}, null::timestamptz as {{ name }}{% endfor %} where false;
+{{ create_run_log(watermarks.keys()) }};
 {%- endif %}
 drop table if exists pg_temp.{{ this.name }}__read;
 create temporary table {{ this.name }}__read as
