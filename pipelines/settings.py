@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = None  # Slack-compatible incoming webhook for run/check failure alerts
     metrics_port: int = 9108
     json_log: str | None = None  # where run logs go as JSON lines: a path, stdout or stderr
+    # Unattended operation (pipelines/schedules.py): how often feeds are polled, and how often the
+    # automation sensor evaluates the dbt models' and reports' automation conditions.
+    rss_poll_cron: str = "*/15 * * * *"
+    automation_interval_seconds: int = 30
 
     @property
     def pg_data_dir(self) -> Path:
