@@ -95,3 +95,57 @@ def test_the_read_only_role_reads_marts_and_reports_and_nothing_else(fresh_db):
     finally:
         with psycopg.connect(fresh_db, autocommit=True) as owner:
             owner.execute(f'drop role if exists "{reader}"')
+
+
+def test_quarantined_share_judges_each_tenants_current_items_not_the_newest_batch(fresh_db):
+    """One broken feed polled last (its batch is mostly refused items) is the quarantine doing its
+    work; a tenant whose items are mostly refused fails; once fixed, it passes again."""
+    from pipelines.checks.quality import SUITES, evaluate
+
+    suite = SUITES["rss_episodes"]
+    rule = "quarantined_share(quarantine.rss_episodes)"
+
+    def load(rows, at, batch):
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.cursor().executemany(
+                "insert into raw.rss_episodes (tenant_id, feed_url, guid, guid_source, title, published_at, "
+                "enclosure_url, enclosure_type, content_hash, _ingested_at, _first_seen_at, _batch_id) "
+                "values (%s, %s, %s, 'guid', 'An episode', %s::timestamptz - interval '1 day', "
+                "'https://cdn.example/' || %s || '.mp3', 'audio/mpeg', md5(%s || %s::text), %s, %s, %s) "
+                "on conflict (tenant_id, feed_url, guid) do update set content_hash = excluded.content_hash, "
+                "_ingested_at = excluded._ingested_at, _batch_id = excluded._batch_id",
+                [(t, f, g, at, g, g, at, at, at, batch) for t, f, g in rows])
+
+    def refuse(rows, at, batch):
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.cursor().executemany(
+                "insert into quarantine.rss_episodes (tenant_id, feed_url, item_key, reason_code, guid, "
+                "_ingested_at, _batch_id) values (%s, %s, %s, 'missing_enclosure', %s, %s, %s)",
+                [(t, f, g, g, at, batch) for t, f, g in rows])
+
+    def judged():
+        passed, outcomes, rows = evaluate(fresh_db, suite)
+        per_tenant = {r["tenant_id"]: (r["passed"], r["details"]["bad_rows"], r["details"]["rows"])
+                      for r in rows if r["check_name"] == rule}
+        return outcomes[rule]["success"], per_tenant
+
+    feeds = [f"https://feeds.example/{n}.xml" for n in range(4)]
+    items = [("acme", feed, f"{n}-{i}") for n, feed in enumerate(feeds) for i in range(10)]
+    load(items, "2026-01-01 00:00+00", "poll-1")
+    load([("other", "https://feeds.example/o.xml", f"o-{i}") for i in range(10)], "2026-01-01 00:00+00", "poll-1")
+    # The newest batch: feed 3 only, 2 new items loaded and 8 refused (80 % of that batch).
+    broken = [("acme", feeds[3], f"3-new-{i}") for i in range(10)]
+    load(broken[:2], "2026-01-02 00:00+00", "poll-2")
+    refuse(broken[2:], "2026-01-02 00:00+00", "poll-2")
+    success, per_tenant = judged()
+    assert success and per_tenant["acme"] == (True, 8, 50) and per_tenant["other"] == (True, 0, 10)
+
+    # A later poll refuses 30 items that were valid before: 38 of the tenant's 50 items are refused.
+    refuse(items[:30], "2026-01-03 00:00+00", "poll-3")
+    success, per_tenant = judged()
+    assert not success and per_tenant["acme"] == (False, 38, 50) and per_tenant["other"] == (True, 0, 10)
+
+    # They are fixed and loaded again: back to the broken feed's 8.
+    load(items[:30], "2026-01-04 00:00+00", "poll-4")
+    success, per_tenant = judged()
+    assert success and per_tenant["acme"] == (True, 8, 50)

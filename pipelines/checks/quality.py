@@ -3,7 +3,7 @@
 One table-driven definition per raw table (`SUITES`): its natural key (no duplicates), the fields
 that must be filled (completeness), value ranges, the exact column set (schema drift), late rows
 (an event that arrives well after its time) and, where the loader quarantines, the share of a
-batch that was refused. GX validates the whole table through its SQL data source (no rows pulled
+tenant's current records that was refused. GX validates the whole table through its SQL data source (no rows pulled
 into Python) and decides pass or fail; the same rules, rendered as SQL predicates, give each
 tenant's score. Every rule's result, per tenant, is appended to `ops.quality_results` (history).
 
@@ -23,7 +23,7 @@ from pipelines.checks.rss_quality import validate_table
 from resources.warehouse import ConnectionParts, WarehouseResource
 
 COMPLETENESS = 0.9     # the SLA: > 90 % of required fields filled
-QUARANTINE_LIMIT = 0.25  # a batch with more than 25 % of its records refused is a broken source (sources
+QUARANTINE_LIMIT = 0.25  # a tenant with more than 25 % of its current items refused has a broken source (sources
 # refuse a few per cent in normal operation: the simulated network plants about 10 %)
 QUARANTINE_MIN_ROWS = 5
 INGESTION = ("_ingested_at", "_source", "_batch_id")
@@ -250,15 +250,31 @@ def _late_query(suite: TableSuite, rule: Rule, grouped: bool) -> str:
 
 
 def _quarantine_query(suite: TableSuite, rule: Rule, grouped: bool) -> str:
+    """The `quarantined_share` rule: per tenant, the share of the items its feeds offer now that
+    are refused (in the quarantine table and not loaded since), over every feed of the tenant.
+
+    An item counts once (whatever its reasons): refused when the quarantine holds it and the raw
+    table has no row for it, or only one older than its refusal (it was valid once and a later
+    poll refused it); valid when its raw row is newer (it was fixed). Total = the tenant's loaded
+    items plus those only ever refused. The rule fails for a tenant with at least
+    `QUARANTINE_MIN_ROWS` refused items making up more than `QUARANTINE_LIMIT` of the total: a
+    broken source, or a loader that refuses what it should take. It judges the current state,
+    not the newest batch: a poll that stored only one broken feed's items would be judged on that
+    feed alone, and one feed refusing most of its items is the quarantine working, not a failure.
+    `grouped` gives (tenant, refused, total) per tenant; otherwise the failing tenants."""
     q = rule.quarantine_table
     base = (f"with rows_ as (select * from {{batch}}), "
-            f"newest as (select _batch_id from (select _batch_id, _ingested_at from rows_ union all "
-            f"select _batch_id, _ingested_at from {q}) as x order by _ingested_at desc limit 1), "
-            f"refused as (select tenant_id, count(*) as n from {q} where _batch_id = (select _batch_id from newest) "
-            f"group by 1), loaded as (select tenant_id, count(*) as n from rows_ "
-            f"where _batch_id = (select _batch_id from newest) group by 1) "
-            f"select tenant_id, refused.n as bad, refused.n + coalesce(loaded.n, 0) as total "
-            f"from refused left join loaded using (tenant_id)")
+            f"refused_items as (select tenant_id, feed_url, item_key, max(guid) as guid, "
+            f"max(_ingested_at) as refused_at from {q} group by 1, 2, 3), "
+            f"refused as (select r.tenant_id, "
+            f"count(*) filter (where b.guid is null or b._ingested_at < r.refused_at) as bad, "
+            f"count(*) filter (where b.guid is null) as only_refused "
+            f"from refused_items as r left join rows_ as b on b.tenant_id = r.tenant_id "
+            f"and b.feed_url = r.feed_url and b.guid = r.guid group by 1), "
+            f"loaded as (select tenant_id, count(*) as n from rows_ group by 1) "
+            f"select tenant_id, coalesce(refused.bad, 0) as bad, "
+            f"coalesce(loaded.n, 0) + coalesce(refused.only_refused, 0) as total "
+            f"from loaded full join refused using (tenant_id)")
     return base if grouped else (f"select * from ({base}) as t where bad >= {QUARANTINE_MIN_ROWS} "
                                  f"and bad > {QUARANTINE_LIMIT} * total")
 
@@ -288,7 +304,7 @@ def build_suite(suite: TableSuite):
                                               description=f"late rows ({rule.event_time} over {rule.max_lag} behind)")
         else:
             exp = e.UnexpectedRowsExpectation(unexpected_rows_query=_quarantine_query(suite, rule, grouped=False),
-                                              description=f"share of the batch refused into {rule.quarantine_table}")
+                                              description=f"share of the tenant's current items refused into {rule.quarantine_table}")
         exp.meta = meta
         out.add_expectation(exp)
     return out
