@@ -208,3 +208,19 @@ create table if not exists quarantine.user_agent_patterns (
     _ingested_at  timestamptz not null default now(),
     primary key (pattern_set, ordinal)
 );
+
+-- Timings and outcomes the metrics endpoint reports (append-only, one row per operation):
+-- report_generation, roi_calculation, chart_render, report_delivery, delivery_attempt,
+-- alert_delivery. `subject`: campaign or sponsor id, chart or alert name; `detail`: scope or channel.
+create table if not exists ops.operation_timings (
+    timing_id    bigint generated always as identity primary key,
+    operation    text             not null,
+    tenant_id    text,
+    subject      text,
+    detail       text,
+    outcome      text             not null check (outcome in ('success', 'reused', 'failure')),
+    seconds      double precision not null check (seconds >= 0),
+    recorded_at  timestamptz      not null default now(),
+    _batch_id    text
+);
+create index if not exists operation_timings_idx on ops.operation_timings (operation, recorded_at);
