@@ -19,7 +19,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from pipelines.quality_gate import asset_graph_of, blocker_metadata, gated_keys
+from pipelines.quality_gate import DAILY_CRON, DAILY_TAG, asset_graph_of, blocker_metadata, gated_keys
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -68,7 +68,6 @@ def dbt_project() -> DbtProject:
     return project
 
 
-DAILY_CRON = "30 4 * * *"  # after the night's late data (Apple ~2 days, Megaphone final by 04:30 UTC)
 
 
 class LayeredTranslator(DagsterDbtTranslator):
@@ -86,7 +85,7 @@ class LayeredTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(
             key=dg.AssetKey([layer, props["name"]]),
             group_name=layer,
-            automation_condition=(dg.AutomationCondition.on_cron(DAILY_CRON) if "daily" in props.get("tags", [])
+            automation_condition=(dg.AutomationCondition.on_cron(DAILY_CRON) if DAILY_TAG in props.get("tags", [])
                                   else dg.AutomationCondition.eager()),
         ).merge_attributes(kinds={"postgres"})
 

@@ -18,7 +18,7 @@ from pipelines.jobs import JOBS
 from pipelines.json_logs import LOGGERS
 from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.reports import REPORT_JOBS, REPORT_SCHEDULES, REPORT_SENSORS
-from pipelines.schedules import SCHEDULES
+from pipelines.schedules import AUTOMATION_SENSORS, SCHEDULES
 from pipelines.sensors import SENSORS
 from pipelines.settings import get_settings
 from resources.http import HttpResource
@@ -57,7 +57,7 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS],
     schedules=[*SCHEDULES, *REPORT_SCHEDULES],
-    sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS],
+    sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS, *AUTOMATION_SENSORS],
     resources=build_resources(),
     loggers=LOGGERS,
 )

@@ -1,14 +1,24 @@
-"""The quality gate: an asset does not run while a blocking check upstream of it has failed.
+"""The quality gate: an asset does not run while a blocking check upstream of it has failed, and
+what leaves the platform (reports) also not while an asset it reads is not current.
 
 Dagster's own blocking checks stop the assets downstream of a failed check *in the same run*
 only; a later run (a schedule, automation, a report on cron) would build on the bad data. The
 gate reads the latest evaluation of every blocking check on the asset's ancestors from the
 Dagster instance (GX suites on raw tables, dbt tests, Python checks) and names those that failed.
 The dbt op leaves the gated models out of `dbt build`; Python assets call `require_quality`.
+
+A mart can also be wrong without any failed check: when a model build fails, dbt skips its
+descendants and every mart keeps the previous run's rows. `BuildStates` finds those from the
+instance's asset records: an asset whose latest materialization attempt failed (or was skipped
+after its last materialization), and an asset older than an asset it reads (data arrived that it
+has not taken in yet). Models tagged `daily` are rebuilt once a day, so they are behind only when
+their input arrived before the latest daily tick and they were not rebuilt since.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +36,8 @@ class Blocker:
     run_id: str
 
     def __str__(self) -> str:
+        if self.check in (FAILED_BUILD, BEHIND_INPUT):
+            return f"{self.asset} is not current: {self.reason}"
         return f"{self.asset}: {self.check} failed ({self.reason})"
 
 
@@ -58,14 +70,82 @@ class CheckStates:
         return self.on(self.asset_graph.get_ancestor_asset_keys(key))
 
 
-def failed_blocking_checks(instance: dg.DagsterInstance, asset_graph, keys: Iterable[dg.AssetKey]) -> list[Blocker]:
-    """Blocking checks on `keys` whose latest evaluation failed with ERROR severity."""
-    return CheckStates(instance, asset_graph).on(keys)
+DAILY_TAG = "daily"
+DAILY_CRON = "30 4 * * *"  # after the night's late data (Apple ~2 days, Megaphone final by 04:30 UTC)
+FAILED_BUILD = "latest_build_failed"
+BEHIND_INPUT = "older_than_its_input"
 
 
-def upstream_blockers(instance: dg.DagsterInstance, asset_graph, key: dg.AssetKey) -> list[Blocker]:
-    """Failed blocking checks on any ancestor of `key`."""
-    return CheckStates(instance, asset_graph).upstream(key)
+class BuildStates:
+    """Whether the latest build of each asset is current, from the instance's asset records.
+
+    Judged for assets built from others (not sources), unpartitioned, that Dagster has seen
+    materialized: one never built by Dagster (a warehouse built by hand) is not judged.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, asset_graph, keys: Iterable[dg.AssetKey],
+                 now: float | None = None):
+        self.instance = instance
+        self.asset_graph = asset_graph
+        self.keys = sorted({k for k in keys if asset_graph.has(k)}, key=lambda k: k.to_user_string())
+        wanted = {*self.keys, *(p for k in self.keys for p in asset_graph.get(k).parent_keys)}
+        self.entries = {r.asset_entry.asset_key: r.asset_entry for r in instance.get_asset_records(list(wanted))}
+        self.now = time.time() if now is None else now
+
+    def _materialized(self, key: dg.AssetKey):
+        entry = self.entries.get(key)
+        return entry.last_materialization_record if entry else None
+
+    def blockers(self) -> list[Blocker]:
+        from dagster._utils.schedules import get_latest_completed_cron_tick
+
+        daily_tick = get_latest_completed_cron_tick(
+            DAILY_CRON, dt.datetime.fromtimestamp(self.now, tz=dt.timezone.utc), "UTC").timestamp()
+        out = []
+        for key in self.keys:
+            node = self.asset_graph.get(key)
+            last = self._materialized(key)
+            if not node.parent_keys or node.is_partitioned or last is None:
+                continue
+            entry = self.entries[key]
+            attempts = [r for r in (entry.last_failed_to_materialize_record, entry.last_skipped_materialize_record)
+                        if r is not None and r.storage_id > last.storage_id]
+            if attempts:
+                failed = max(attempts, key=lambda r: r.storage_id)
+                out.append(Blocker(key.to_user_string(), FAILED_BUILD,
+                                   f"its latest build (run {failed.run_id[:8]}) did not materialize it; it still "
+                                   f"holds the rows of run {last.run_id[:8]}", failed.run_id))
+                continue
+            newer = []
+            for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
+                record = self._materialized(parent)
+                if record is None or record.storage_id <= last.storage_id:
+                    continue
+                if DAILY_TAG in (node.tags or {}) and not (record.timestamp < daily_tick and last.timestamp < daily_tick):
+                    continue  # arrived since the daily build's tick: taken in at the next one
+                newer.append((parent, record))
+            if newer:
+                parent, record = newer[0]
+                out.append(Blocker(key.to_user_string(), BEHIND_INPUT,
+                                   f"built before {parent.to_user_string()} was updated (run {record.run_id[:8]})"
+                                   + (f" and {len(newer) - 1} more input(s)" if len(newer) > 1 else ""),
+                                   last.run_id))
+        return out
+
+    def worth_waiting(self, blockers: list[Blocker]) -> bool:
+        """Every blocker is an asset that will be current soon: one behind its input (automation
+        rebuilds it), or one whose failed build a queued or running run is redoing."""
+        if not blockers:
+            return False
+        for blocker in blockers:
+            if blocker.check == BEHIND_INPUT:
+                continue
+            entry = self.entries.get(dg.AssetKey.from_user_string(blocker.asset))
+            run_id = entry.last_planned_materialization_run_id if entry else None
+            run = self.instance.get_run_by_id(run_id) if run_id else None
+            if blocker.check != FAILED_BUILD or run is None or run.is_finished:
+                return False
+        return True
 
 
 def gated_keys(instance: dg.DagsterInstance, asset_graph, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, list[Blocker]]:
@@ -99,10 +179,14 @@ def blocker_metadata(blockers: list[Blocker]) -> dict[str, dg.MetadataValue]:
 
 
 def require_quality(context: dg.AssetExecutionContext, key: dg.AssetKey | None = None) -> None:
-    """Call first in a Python asset downstream of marts (reports, exports): raises a `Failure`
-    naming the failed upstream checks, so the asset does not materialize and the UI says why."""
+    """Call first in a Python asset downstream of marts (exports): raises a `Failure` naming the
+    failed upstream checks and the upstream assets that are not current (BuildStates), so the
+    asset does not materialize and the UI says why."""
     key = key or context.asset_key
-    raise_if_blocked(upstream_blockers(context.instance, asset_graph_of(context), key), key.to_user_string())
+    graph = asset_graph_of(context)
+    ancestors = graph.get_ancestor_asset_keys(key) if graph.has(key) else set()
+    raise_if_blocked(CheckStates(context.instance, graph).on(ancestors)
+                     + BuildStates(context.instance, graph, ancestors).blockers(), key.to_user_string())
 
 
 def raise_if_blocked(blockers: list[Blocker], what: str) -> None:

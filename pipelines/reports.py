@@ -22,7 +22,7 @@ from assets.reports.assets import (
 from assets.reports.content import ReportRequest
 from assets.reports.delivery import ReportDeliveryResource
 from assets.reports.generate import enforce_retention, generate_report
-from pipelines.gates import require_checks_passed
+from pipelines.gates import require_current_upstream
 from pipelines.quality_gate import asset_graph_of
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
@@ -120,7 +120,8 @@ def weekly_sponsor_reports(context: dg.ScheduleEvaluationContext):
     keys = context.instance.get_dynamic_partitions(SPONSOR_PARTITIONS.name)
     if not keys:
         return dg.SkipReason("no sponsor partitions yet")
-    return [dg.RunRequest(run_key=f"weekly:{key}:{today}", partition_key=key) for key in keys]
+    return [dg.RunRequest(run_key=f"weekly:{key}:{today}", partition_key=key, tags={"report_cadence": "weekly"})
+            for key in keys]
 
 
 class OnDemandReportConfig(ReportConfig):
@@ -139,7 +140,7 @@ def generate_report_on_demand(context: dg.OpExecutionContext, config: OnDemandRe
     start, end = config.period()
     request = ReportRequest(config.tenant_id, campaign_id=config.campaign_id, sponsor_id=config.sponsor_id,
                             period_start=start, period_end=end, template=config.template)
-    require_checks_passed(
+    require_current_upstream(
         context.instance, asset_graph_of(context), CAMPAIGN_UPSTREAM if scope == "campaign" else SPONSOR_UPSTREAM,
         f"on-demand {scope} report {config.tenant_id}:{config.campaign_id or config.sponsor_id}")
     report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)

@@ -1,16 +1,34 @@
-"""Schedules: feeds every 15 minutes, platform APIs hourly. dbt models follow their upstream
-through eager automation conditions (the default automation sensor runs them)."""
+"""How the platform runs unattended: what starts each piece of work.
+
+- Sources: feeds every 15 minutes (`PODCAST_RSS_POLL_CRON`), platform catalogs and metrics
+  hourly, sponsorships and shop orders hourly; access-log, conversion and Megaphone export files
+  by sensors as they land (pipelines/sensors.py, pipelines/megaphone_sensor.py).
+- Everything built from them (dbt staging, intermediate and marts, and the report partitions)
+  follows through its automation condition, evaluated by `automation`, an automation-condition
+  sensor that is on by default: a model runs when an upstream asset was updated (eager), the
+  whole-period models tagged `daily` once a day, and a report partition when a mart it reads
+  was rebuilt or the partition is new.
+- Reports are delivered to their recipients only by the report schedules (pipelines/reports.py);
+  a refresh by automation registers the files and sends nothing.
+- The SLA snapshot every 5 minutes.
+"""
 
 import dagster as dg
 
-from pipelines.jobs import platform_catalog_job, platform_metrics_job, rss_ingest_job, sla_snapshot_job
+from pipelines.jobs import (
+    conversion_events_job, platform_catalog_job, platform_metrics_job, rss_ingest_job, sla_snapshot_job,
+    sponsorship_campaigns_job,
+)
+from pipelines.settings import get_settings
+
+RUNNING = dg.DefaultScheduleStatus.RUNNING
 
 rss_poll_schedule = dg.ScheduleDefinition(
     name="rss_poll_every_15_minutes",
     job=rss_ingest_job,
-    cron_schedule="*/15 * * * *",
+    cron_schedule=get_settings().rss_poll_cron,
     execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=RUNNING,
 )
 
 platform_catalog_schedule = dg.ScheduleDefinition(
@@ -18,13 +36,13 @@ platform_catalog_schedule = dg.ScheduleDefinition(
     job=platform_catalog_job,
     cron_schedule="5 * * * *",
     execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=RUNNING,
 )
 
 
 @dg.schedule(
     name="platform_metrics_hourly", job=platform_metrics_job, cron_schedule="20 * * * *",
-    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC", default_status=RUNNING,
 )
 def platform_metrics_schedule(context: dg.ScheduleEvaluationContext):
     """Every hour, today's partition: its run re-reads each platform's look-back window."""
@@ -32,12 +50,41 @@ def platform_metrics_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(partition_key=day, tags={"platform_sync": "hourly"})
 
 
+sponsorship_schedule = dg.ScheduleDefinition(
+    name="sponsorships_hourly",
+    job=sponsorship_campaigns_job,
+    cron_schedule="10 * * * *",
+    execution_timezone="UTC",
+    default_status=RUNNING,
+    description="Sponsors, campaigns and placements from the sponsorship API and the insertion-order folder.",
+)
+
+conversions_schedule = dg.ScheduleDefinition(
+    name="conversions_hourly",
+    job=conversion_events_job,
+    cron_schedule="40 * * * *",
+    execution_timezone="UTC",
+    default_status=RUNNING,
+    description="Shop orders changed since the last sync (files that land are loaded by their sensor at once).",
+)
+
 sla_snapshot_schedule = dg.ScheduleDefinition(
     name="sla_snapshot_every_5_minutes",
     job=sla_snapshot_job,
     cron_schedule="*/5 * * * *",
     execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=RUNNING,
 )
 
-SCHEDULES = [rss_poll_schedule, platform_catalog_schedule, platform_metrics_schedule, sla_snapshot_schedule]
+automation = dg.AutomationConditionSensorDefinition(
+    "automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=get_settings().automation_interval_seconds,
+    description="Builds dbt models and report partitions when what they read was updated (their "
+                "automation conditions); on by default, so a deployment needs no click.",
+)
+
+SCHEDULES = [rss_poll_schedule, platform_catalog_schedule, platform_metrics_schedule, sponsorship_schedule,
+             conversions_schedule, sla_snapshot_schedule]
+AUTOMATION_SENSORS = [automation]

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # automation sensor evaluates the dbt models' and reports' automation conditions.
     rss_poll_cron: str = "*/15 * * * *"
     automation_interval_seconds: int = 30
+    # A report whose marts a running build is about to bring up to date waits this long for it.
+    report_wait_for_builds_seconds: float = 1800.0
 
     @property
     def pg_data_dir(self) -> Path:

@@ -54,6 +54,7 @@ class ExportFile:
     relative: str   # under the export root: the ledger's key
     size: int
     version: str    # what the store says identifies this version (ETag, md5, or size + mtime)
+    modified: float | None = None  # when the store last wrote it (epoch seconds), where it says
 
 
 @dataclass
@@ -87,6 +88,21 @@ def _version(info: dict[str, Any]) -> str:
     return f"{info.get('size')}:{stamp}"
 
 
+def _modified(info: dict[str, Any]) -> float | None:
+    """The store's modification time as epoch seconds (local `mtime`, S3 `LastModified`, GCS `updated`)."""
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("updated")
+    if isinstance(stamp, (int, float)):
+        return float(stamp)
+    if isinstance(stamp, datetime):
+        return stamp.timestamp()
+    if isinstance(stamp, str):
+        try:
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
 def scan_exports(fs: fsspec.AbstractFileSystem, root: str) -> list[ExportDay]:
     """Every (tenant, network, day) with export files under `root`, finalized or not."""
     if not fs.exists(root):
@@ -110,7 +126,7 @@ def scan_exports(fs: fsspec.AbstractFileSystem, root: str) -> list[ExportDay]:
         if marker:
             entry.finalized = True
         else:
-            entry.files.append(ExportFile(path, relative, int(info.get("size") or 0), _version(info)))
+            entry.files.append(ExportFile(path, relative, int(info.get("size") or 0), _version(info), _modified(info)))
     return [d for _, d in sorted(days.items()) if d.files]
 
 

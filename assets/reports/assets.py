@@ -9,13 +9,15 @@ run (single-run backfill policy): one gate, one process, one report per partitio
 import datetime as dt
 
 import dagster as dg
+from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG
 
 from assets.reports.content import FORMATS, ReportError, ReportRequest
 from assets.reports.delivery import (DeliveryConfigError, DeliveryOutcome, RecipientRule, ReportDeliveryResource,
                                      recipients_for, send_email, send_webhook)
 from assets.reports.generate import GeneratedReport, generate_report
-from pipelines.gates import require_checks_passed
+from pipelines.gates import require_current_upstream
 from pipelines.quality_gate import asset_graph_of
+from pipelines.settings import get_settings
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 
@@ -33,6 +35,9 @@ CAMPAIGN_UPSTREAM = [*(dg.AssetKey(["marts", name]) for name in (
 SPONSOR_UPSTREAM = [dg.AssetKey(["marts", name]) for name in ("mart_sponsor_roi", "mart_campaign_roi",
                                                                 "fct_attributed_conversions")]
 DELIVERY_CHECK = "deliveries_succeeded"
+# A report partition is made again when a mart it reads was rebuilt, and made when it is new
+# (once no mart it reads is missing or being built). Runs started this way deliver nothing.
+REFRESH = dg.AutomationCondition.eager()
 
 
 def partition_key(tenant_id: str, subject_id: str) -> str:
@@ -108,13 +113,16 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
     """One report per partition of the run (one partition from a schedule; every selected one
     in a single run from a backfill)."""
     keys = list(context.partition_keys)
-    require_checks_passed(
+    require_current_upstream(
         context.instance, asset_graph_of(context), upstream,
-        f"{scope} report{'s' if len(keys) > 1 else ''} {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}")
+        f"{scope} report{'s' if len(keys) > 1 else ''} {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}",
+        wait_seconds=get_settings().report_wait_for_builds_seconds, log=context.log)
     try:
         rules = report_delivery.rules()  # read once; a bad file stops the run before any report is made
     except DeliveryConfigError as exc:
         raise dg.Failure(description=str(exc)) from exc
+    if context.run.tags.get(AUTOMATION_CONDITION_TAG) == "true":
+        rules = []  # a refresh because the marts changed: registered, not sent (schedules send)
     start, end = config.period()
     done: dict[str, tuple[GeneratedReport, list[DeliveryOutcome]]] = {}
     errors: dict[str, str] = {}
@@ -154,7 +162,7 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
 
 @dg.asset(
     key=CAMPAIGN_REPORT, partitions_def=CAMPAIGN_PARTITIONS, deps=CAMPAIGN_UPSTREAM, group_name="reports",
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=REFRESH,
     kinds={"python", "pdf", "html"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=CAMPAIGN_REPORT,
                                    description="Every configured delivery (email, webhook) of the report succeeded.")],
@@ -168,7 +176,7 @@ def campaign_report(context: dg.AssetExecutionContext, config: ReportConfig, war
 
 @dg.asset(
     key=SPONSOR_REPORT, partitions_def=SPONSOR_PARTITIONS, deps=SPONSOR_UPSTREAM, group_name="reports",
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=REFRESH,
     kinds={"python", "pdf", "html"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=SPONSOR_REPORT,
                                    description="Every configured delivery (email, webhook) of the report succeeded.")],

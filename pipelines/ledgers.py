@@ -1,0 +1,60 @@
+"""What the loaders have already stored, read from their own ledgers (`ops.listener_log_files`,
+`ops.campaign_files`, `ops.megaphone_export_files`).
+
+The file sensors decide "new" from these tables, not from a cursor of their own: a file the demo,
+a manual run, a backfill or an earlier sensor tick loaded is in the ledger, whoever launched it,
+so a sensor started later (`dev` after `demo`, a daemon restarted with an empty cursor) requests
+nothing twice, and no sensor state grows with the number of files ever seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psycopg
+
+LEDGERS = {
+    # ledger -> (key column, size column or null)
+    "listener_logs": "select file_key, size_bytes, extract(epoch from loaded_at) from ops.listener_log_files",
+    "conversions": "select file_key, null::bigint, extract(epoch from loaded_at) from ops.campaign_files "
+                   "where kind in ('pixel', 'vanity')",
+    "megaphone": "select file_path, size_bytes, extract(epoch from loaded_at) from ops.megaphone_export_files",
+}
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A ledger row: the size the loader read (when it keeps one) and when it stored the file."""
+
+    size: int | None
+    loaded_at: float
+
+
+def read_ledger(warehouse_url: str, ledger: str) -> dict[str, Stored]:
+    """Every file of `ledger`; empty when the warehouse has no such table yet (never bootstrapped)."""
+    with psycopg.connect(warehouse_url) as conn:
+        table = LEDGERS[ledger].split(" from ")[1].split()[0]
+        if conn.execute("select to_regclass(%s)", (table,)).fetchone()[0] is None:
+            return {}
+        return {key: Stored(size, float(loaded)) for key, size, loaded in conn.execute(LEDGERS[ledger])}
+
+
+def needs_load(stored: Stored | None, size: int, mtime: float | None) -> bool:
+    """A file needs a load when the ledger does not hold it, holds another size, or the file was
+    modified after it was stored (a rewrite of the same size). The loader compares checksums, so
+    a file only touched is read and found unchanged, once: the run key below stops a second
+    request for the same (name, size, time)."""
+    if stored is None:
+        return True
+    if stored.size is not None and stored.size != size:
+        return True
+    return mtime is not None and mtime > stored.loaded_at
+
+
+def run_key(prefix: str, files: Iterable[tuple]) -> str:
+    """A run key for a set of file versions: the same files in the same versions ask once."""
+    digest = hashlib.sha256(json.dumps(sorted(files), default=str).encode()).hexdigest()[:16]
+    return f"{prefix}:{digest}"
