@@ -1,11 +1,18 @@
 """Alerts: a failed run or a failed asset check is posted to a webhook (Slack-compatible payload:
-`text` plus `blocks`), configured with `PODCAST_ALERT_WEBHOOK_URL`. Without it the sensors skip."""
+`text` plus `blocks`), configured with `PODCAST_ALERT_WEBHOOK_URL`. Without it the sensors skip.
+
+Each post is timed into `ops.operation_timings`: the POST itself (`delivery_attempt`, integration
+`alert_webhook`) and, once accepted, how long after the failure it went out (`alert_delivery`)."""
+
+import time
 
 import dagster as dg
 import httpx
 from dagster._core.events import DagsterEventType
 
+from pipelines.metrics import Timing, record_timings
 from pipelines.settings import get_settings
+from resources.warehouse import WarehouseResource
 
 MAX_CHECKS_PER_ALERT = 20
 
@@ -14,6 +21,26 @@ def post_alert(url: str, payload: dict, timeout: float = 10.0) -> None:
     """POST the payload; a webhook that refuses it raises (the sensor tick then shows the error)."""
     response = httpx.post(url, json=payload, timeout=timeout)
     response.raise_for_status()
+
+
+def post_timed(warehouse_url: str, url: str, payload: dict, alert: str, failed_at: list[float]) -> None:
+    """`post_alert`, recording the attempt and, when accepted, the latency from each failure
+    (`failed_at`: epoch seconds) to the webhook's answer."""
+    started = time.perf_counter()
+    try:
+        post_alert(url, payload)
+    except Exception:
+        record_timings(warehouse_url, [Timing("delivery_attempt", time.perf_counter() - started, "failure",
+                                              subject=alert, detail="alert_webhook"),
+                                       Timing("alert_delivery", time.perf_counter() - started, "failure",
+                                              subject=alert, detail="alert_webhook")])
+        raise
+    posted = time.time()
+    record_timings(warehouse_url, [
+        Timing("delivery_attempt", time.perf_counter() - started, "success", subject=alert, detail="alert_webhook"),
+        *(Timing("alert_delivery", max(0.0, posted - when), "success", subject=alert, detail="alert_webhook")
+          for when in failed_at),
+    ])
 
 
 def slack_payload(title: str, lines: list[str], fields: dict[str, str]) -> dict:
@@ -51,12 +78,15 @@ def check_failure_payload(evaluations: list[tuple[str, dg.AssetCheckEvaluation]]
     name="alert_on_run_failure", monitor_all_code_locations=True, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Posts every failed run to the alert webhook (PODCAST_ALERT_WEBHOOK_URL).",
 )
-def alert_on_run_failure(context: dg.RunFailureSensorContext):
+def alert_on_run_failure(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
     url = get_settings().alert_webhook_url
     if not url:
         return dg.SkipReason("PODCAST_ALERT_WEBHOOK_URL is not set")
     message = context.failure_event.message or "the run failed"
-    post_alert(url, run_failure_payload(context.dagster_run, message))
+    record = context.instance.get_run_record_by_id(context.dagster_run.run_id)
+    failed_at = record.end_time if record is not None else None  # when the run was marked failed
+    post_timed(warehouse.url(), url, run_failure_payload(context.dagster_run, message), "run_failure",
+               [failed_at] if failed_at is not None else [])
     return None
 
 
@@ -64,7 +94,7 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext):
     name="alert_on_check_failure", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Posts asset checks that failed since the last tick to the alert webhook.",
 )
-def alert_on_check_failure(context: dg.SensorEvaluationContext):
+def alert_on_check_failure(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     records = context.instance.get_event_records(
         dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
                               after_cursor=int(context.cursor) if context.cursor else None),
@@ -73,11 +103,12 @@ def alert_on_check_failure(context: dg.SensorEvaluationContext):
     if not records:
         return dg.SkipReason("no check evaluated since the last tick")
     cursor = str(records[-1].storage_id)
-    failed = [(r.run_id, r.event_log_entry.dagster_event.event_specific_data) for r in records
-              if not r.event_log_entry.dagster_event.event_specific_data.passed]
+    failed_records = [r for r in records if not r.event_log_entry.dagster_event.event_specific_data.passed]
+    failed = [(r.run_id, r.event_log_entry.dagster_event.event_specific_data) for r in failed_records]
     url = get_settings().alert_webhook_url
     if failed and url:
-        post_alert(url, check_failure_payload(failed))
+        post_timed(warehouse.url(), url, check_failure_payload(failed), "check_failure",
+                   [r.event_log_entry.timestamp for r in failed_records])
     context.update_cursor(cursor)
     return dg.SkipReason(f"{len(failed)} failed check(s) " + ("posted" if url and failed else "not posted"))
 

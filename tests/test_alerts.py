@@ -5,10 +5,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
+import psycopg
 import pytest
 
 from pipelines.alerts import alert_on_check_failure, alert_on_run_failure
 from pipelines.settings import get_settings
+from resources.warehouse import WarehouseResource
 
 
 @pytest.fixture
@@ -37,6 +39,11 @@ def webhook(monkeypatch):
 
 
 @pytest.fixture
+def warehouse(new_warehouse):
+    return new_warehouse("t_alert_wh")
+
+
+@pytest.fixture
 def instance(new_warehouse):
     """A Dagster instance on PostgreSQL storage, as deployed (event log cursors are storage ids)."""
     from pipelines.cli import psycopg2_url
@@ -44,6 +51,12 @@ def instance(new_warehouse):
     url = psycopg2_url(new_warehouse("t_alerts"))
     with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as instance:
         yield instance
+
+
+def timings(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select operation, subject, detail, outcome, seconds from ops.operation_timings "
+                            "order by timing_id").fetchall()
 
 
 @dg.asset
@@ -68,12 +81,13 @@ def run_failure_event(instance, run_id):
     return record.event_log_entry.dagster_event
 
 
-def test_failed_run_and_failed_check_are_posted_once(webhook, instance):
+def test_failed_run_and_failed_check_are_posted_once(webhook, instance, warehouse):
+    resources = {"warehouse": WarehouseResource(database_url=warehouse)}
     failed = dg.materialize([breaks], instance=instance, raise_on_error=False)
     assert not failed.success
     failure = run_failure_event(instance, failed.run_id)
     context = dg.build_run_status_sensor_context(
-        sensor_name="alert_on_run_failure", dagster_instance=instance,
+        sensor_name="alert_on_run_failure", dagster_instance=instance, resources=resources,
         dagster_run=instance.get_run_by_id(failed.run_id), dagster_event=failure).for_run_failure()
     alert_on_run_failure(context)
     assert len(webhook) == 1
@@ -85,13 +99,41 @@ def test_failed_run_and_failed_check_are_posted_once(webhook, instance):
 
     checked = dg.materialize([counted, never_negative], instance=instance)
     assert checked.success  # a non-blocking check: the run goes on, the alert goes out
-    sensor_context = dg.build_sensor_context(instance=instance)
+    sensor_context = dg.build_sensor_context(instance=instance, resources=resources)
     alert_on_check_failure(sensor_context)
     assert len(webhook) == 2
     assert "counted / never_negative: 3 negative counts" in webhook[1]["json"]["text"]
     # The cursor moved past it: the next tick posts nothing.
-    alert_on_check_failure(dg.build_sensor_context(instance=instance, cursor=sensor_context.cursor))
+    alert_on_check_failure(dg.build_sensor_context(instance=instance, cursor=sensor_context.cursor,
+                                                   resources=resources))
     assert len(webhook) == 2
+    # Each post is one attempt of the alert_webhook integration, and one latency per failure alerted.
+    rows = timings(warehouse)
+    assert [(op, subject, detail, outcome) for op, subject, detail, outcome, _ in rows] == [
+        ("delivery_attempt", "run_failure", "alert_webhook", "success"),
+        ("alert_delivery", "run_failure", "alert_webhook", "success"),
+        ("delivery_attempt", "check_failure", "alert_webhook", "success"),
+        ("alert_delivery", "check_failure", "alert_webhook", "success"),
+    ]
+    assert all(seconds >= 0 for *_, seconds in rows)
+
+
+def test_a_refused_alert_is_recorded_as_a_failed_attempt(monkeypatch, instance, warehouse):
+    monkeypatch.setenv("PODCAST_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/closed")  # nothing listens on port 9
+    get_settings.cache_clear()
+    try:
+        result = dg.materialize([breaks], instance=instance, raise_on_error=False)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="alert_on_run_failure", dagster_instance=instance,
+            resources={"warehouse": WarehouseResource(database_url=warehouse)},
+            dagster_run=instance.get_run_by_id(result.run_id),
+            dagster_event=run_failure_event(instance, result.run_id)).for_run_failure()
+        with pytest.raises(Exception):  # noqa: B017 (the tick shows the connection error)
+            alert_on_run_failure(context)
+    finally:
+        get_settings.cache_clear()
+    assert [(op, outcome) for op, _, _, outcome, _ in timings(warehouse)] == [
+        ("delivery_attempt", "failure"), ("alert_delivery", "failure")]
 
 
 def test_without_a_webhook_nothing_is_posted(monkeypatch, instance):
@@ -102,6 +144,7 @@ def test_without_a_webhook_nothing_is_posted(monkeypatch, instance):
         failure = run_failure_event(instance, result.run_id)
         context = dg.build_run_status_sensor_context(
             sensor_name="alert_on_run_failure", dagster_instance=instance,
+            resources={"warehouse": WarehouseResource(database_url="postgresql://unused/unused")},
             dagster_run=instance.get_run_by_id(result.run_id), dagster_event=failure).for_run_failure()
         assert isinstance(alert_on_run_failure(context), dg.SkipReason)
     finally:

@@ -11,6 +11,7 @@ import json
 import re
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -24,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from assets.reports.generate import GeneratedReport
+from pipelines.metrics import Timing, record_timings
 from resources.report_store import ReportStoreResource
 
 ATTACHED = {"pdf": "application/pdf",
@@ -157,18 +159,32 @@ def _record(warehouse_url: str, report_id: str, channel: str, target: str, attem
 
 def _attempts(resource, warehouse_url, report, channel, target, send, batch_id) -> DeliveryOutcome:
     attempt_no = 0
+    content = report.content
+    timings: list[Timing] = []
+
+    def timed(outcome: str, seconds: float) -> Timing:
+        return Timing("delivery_attempt", seconds, outcome, content.tenant_id, report.report_id, f"report_{channel}")
+
+    started = time.perf_counter()
     try:
         for attempt in _retry(resource):
             with attempt:
                 attempt_no += 1
+                attempt_started = time.perf_counter()
                 try:
                     send()
                 except (_Transient, DeliveryFailed) as exc:
+                    timings.append(timed("failure", time.perf_counter() - attempt_started))
                     _record(warehouse_url, report.report_id, channel, target, attempt_no, str(exc), batch_id)
                     raise
+                timings.append(timed("success", time.perf_counter() - attempt_started))
                 _record(warehouse_url, report.report_id, channel, target, attempt_no, None, batch_id)
     except (_Transient, DeliveryFailed) as exc:
+        record_timings(warehouse_url, [*timings, Timing("report_delivery", time.perf_counter() - started, "failure",
+                                                        content.tenant_id, report.report_id, channel)], batch_id)
         return DeliveryOutcome(channel, target, False, attempt_no, str(exc))
+    record_timings(warehouse_url, [*timings, Timing("report_delivery", time.perf_counter() - started, "success",
+                                                    content.tenant_id, report.report_id, channel)], batch_id)
     return DeliveryOutcome(channel, target, True, attempt_no, None)
 
 

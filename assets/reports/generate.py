@@ -12,6 +12,7 @@ import psycopg
 
 from assets.reports.content import FORMATS, ReportContent, ReportError, ReportRequest, report_content
 from assets.reports.render import fingerprint, render
+from pipelines.metrics import Timing, record_timings
 from resources.report_store import ReportStoreResource
 
 
@@ -68,10 +69,33 @@ def generate_report(warehouse_url: str, store: ReportStoreResource, request: Rep
     import time
 
     started = time.perf_counter()
+    timings: list[Timing] = []
+    scope = "campaign" if request.campaign_id is not None else "sponsor"
+    subject = request.campaign_id if scope == "campaign" else request.sponsor_id
+    try:
+        report = _generate(warehouse_url, store, request, formats, batch_id, now, started, timings)
+    except Exception:
+        timings.append(Timing("report_generation", time.perf_counter() - started, "failure", request.tenant_id,
+                              subject, scope))
+        record_timings(warehouse_url, timings, batch_id)
+        raise
+    timings.append(Timing("report_generation", report.seconds, "reused" if report.reused else "success",
+                          request.tenant_id, subject, scope))
+    record_timings(warehouse_url, timings, batch_id)
+    return report
+
+
+def _generate(warehouse_url: str, store: ReportStoreResource, request: ReportRequest, formats: list[str],
+              batch_id: str | None, now: dt.datetime | None, started: float, timings: list[Timing]) -> GeneratedReport:
+    import time
+
     formats = validate_formats(formats)
     now = now or dt.datetime.now(dt.UTC)
+    read_started = time.perf_counter()
     with psycopg.connect(warehouse_url) as conn:
         content = report_content(conn, request, today=now.date())
+    timings.append(Timing("roi_calculation", time.perf_counter() - read_started, "success", content.tenant_id,
+                          content.subject_id, content.scope))
     content_sha256 = fingerprint(content, request.template, formats)
     expires = now + dt.timedelta(days=store.retention_days)
     existing = _reissue(warehouse_url, store, content, content_sha256, now, expires)
@@ -84,6 +108,8 @@ def generate_report(warehouse_url: str, store: ReportStoreResource, request: Rep
         from assets.reports.charts import draw_charts
 
         charts = draw_charts(content, request.template)
+        timings.extend(Timing("chart_render", c.seconds, "success", content.tenant_id, c.name, content.scope)
+                       for c in charts)
     rendered = render(content, charts, request.template, formats, now)
 
     report_id = f"{content.subject_id}-{request.template}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
