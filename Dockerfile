@@ -1,5 +1,5 @@
-# One image for the three Dagster services of docker-compose.yml: the code server
-# (user_code), the webserver and the daemon. Build from the repository root.
+# One image for the Dagster services of docker-compose.yml: the code server (user_code), the
+# webserver, the daemon and the metrics endpoint. Build from the repository root.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -25,6 +25,8 @@ RUN pip install .
 # it is missing, so no `dbt parse` step is needed here.
 COPY dagster.yaml ${DAGSTER_HOME}/dagster.yaml
 COPY deploy/workspace.docker.yaml deploy/workspace.docker.yaml
+# The metrics service times the shipped dashboards' SQL (analytics_query_latency_seconds).
+COPY deploy/grafana/dashboards/ deploy/grafana/dashboards/
 
 # Run unprivileged; dbt writes target/ and logs/ inside the project folder.
 RUN useradd --system --uid 10001 --home-dir /opt/dagster --shell /usr/sbin/nologin dagster \
