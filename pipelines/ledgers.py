@@ -16,12 +16,14 @@ from dataclasses import dataclass
 
 import psycopg
 
-LEDGERS = {
-    # ledger -> (key column, size column or null)
-    "listener_logs": "select file_key, size_bytes, extract(epoch from loaded_at) from ops.listener_log_files",
-    "conversions": "select file_key, null::bigint, extract(epoch from loaded_at) from ops.campaign_files "
-                   "where kind in ('pixel', 'vanity')",
-    "megaphone": "select file_path, size_bytes, extract(epoch from loaded_at) from ops.megaphone_export_files",
+LEDGERS = {  # ledger -> (table, query of (key, size or null, loaded at))
+    "listener_logs": ("ops.listener_log_files",
+                      "select file_key, size_bytes, extract(epoch from loaded_at) from ops.listener_log_files"),
+    "conversions": ("ops.campaign_files",
+                    "select file_key, null::bigint, extract(epoch from loaded_at) from ops.campaign_files "
+                    "where kind in ('pixel', 'vanity')"),
+    "megaphone": ("ops.megaphone_export_files",
+                  "select file_path, size_bytes, extract(epoch from loaded_at) from ops.megaphone_export_files"),
 }
 
 
@@ -36,10 +38,10 @@ class Stored:
 def read_ledger(warehouse_url: str, ledger: str) -> dict[str, Stored]:
     """Every file of `ledger`; empty when the warehouse has no such table yet (never bootstrapped)."""
     with psycopg.connect(warehouse_url) as conn:
-        table = LEDGERS[ledger].split(" from ")[1].split()[0]
+        table, statement = LEDGERS[ledger]
         if conn.execute("select to_regclass(%s)", (table,)).fetchone()[0] is None:
             return {}
-        return {key: Stored(size, float(loaded)) for key, size, loaded in conn.execute(LEDGERS[ledger])}
+        return {key: Stored(size, float(loaded)) for key, size, loaded in conn.execute(statement)}
 
 
 def needs_load(stored: Stored | None, size: int, mtime: float | None) -> bool:

@@ -239,23 +239,35 @@ def test_truth_is_internally_consistent(side):
                if r["pricing_model"] == "cpm")  # a CPM buy capped at its budget
 
 
-def test_conversion_files_sensor_requests_new_files_once(side, monkeypatch):
+def test_conversion_files_sensor_requests_what_the_ledger_lacks(fresh_db, side, monkeypatch):
     import dagster as dg
 
     from pipelines import settings as settings_module
     from pipelines.sensors import conversion_files_sensor
+    from resources.warehouse import WarehouseResource
 
     monkeypatch.setenv("PODCAST_CONVERSION_LANDING_DIR", str(side["root"] / "conversions"))
     monkeypatch.setenv("PODCAST_LOG_SETTLE_SECONDS", "0")
+
+    def tick():
+        context = dg.build_sensor_context(resources={"warehouse": WarehouseResource(database_url=fresh_db)})
+        result = conversion_files_sensor(context)
+        assert context.cursor is None
+        return result
+
     settings_module.get_settings.cache_clear()
     try:
-        first = conversion_files_sensor(dg.build_sensor_context())
+        first = tick()
         assert isinstance(first, dg.RunRequest)
-        files = int(first.tags["conversion_files"])
-        assert files == sum(1 for _ in (side["root"] / "conversions").rglob("*.jsonl*"))
-        context = dg.build_sensor_context()
-        conversion_files_sensor(context)
-        again = conversion_files_sensor(dg.build_sensor_context(cursor=context.cursor))
-        assert isinstance(again, dg.SkipReason)
+        files = sorted((side["root"] / "conversions").rglob("*.jsonl*"))
+        assert int(first.tags["conversion_files"]) == len(files) > 0
+        # Loaded by a run the sensor did not start (the demo's): nothing is asked again.
+        _sync(fresh_db, side, "demo")
+        assert isinstance(tick(), dg.SkipReason)
+        # One file rewritten after it was loaded: that file alone.
+        files[0].write_bytes(files[0].read_bytes())
+        again = tick()
+        assert isinstance(again, dg.RunRequest) and again.tags["conversion_files"] == "1"
+        assert again.run_key != first.run_key
     finally:
         settings_module.get_settings.cache_clear()

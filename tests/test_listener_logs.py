@@ -204,26 +204,39 @@ def test_half_written_files_are_not_read(fresh_db, tmp_path):
     assert query(fresh_db, "select count(*) from raw.listener_events") == [(2000,)]
 
 
-def test_sensor_requests_each_day_once_and_survives_restarts(log_truth, monkeypatch, tmp_path):
+def test_sensor_requests_what_the_ledger_lacks_and_keeps_no_cursor(fresh_db, log_truth, monkeypatch, tmp_path):
+    """'New' comes from the loader's ledger, not from the sensor: files loaded by any run (the
+    demo's, a manual one) are not requested again, a sensor with no state asks nothing twice, and
+    a new or rewritten file asks for its own day only."""
     landing, _ = log_truth
     monkeypatch.setenv("PODCAST_LOG_LANDING_DIR", str(landing))
     from pipelines.settings import get_settings
+    from resources.warehouse import WarehouseResource
+
+    def tick():
+        context = dg.build_sensor_context(resources={"warehouse": WarehouseResource(database_url=fresh_db)})
+        result = listener_log_files_sensor(context)
+        assert context.cursor is None
+        return result
 
     get_settings.cache_clear()
     try:
-        first = listener_log_files_sensor(dg.build_sensor_context())
+        first = tick()
         keys = sorted({r.partition_key for r in first})
-        assert keys[:2] == ["2026-11-01", "2026-11-02"]
-        context = dg.build_sensor_context(cursor=None)
-        listener_log_files_sensor(context)
-        cursor = context.cursor
-        restarted = listener_log_files_sensor(dg.build_sensor_context(cursor=cursor))
-        assert isinstance(restarted, dg.SkipReason)
+        assert keys[:2] == [d.isoformat() for d in DAYS]
+        assert tick()[0].run_key == first[0].run_key  # the same files ask with the same run key
+        _load_all(fresh_db, landing)                  # loaded by a run the sensor did not start
+        assert isinstance(tick(), dg.SkipReason)
         new = landing / "northwind" / "access-northwind-2026-11-09.log"
         new.write_text('cdn.x:443 198.51.100.7 - - [09/Nov/2026:10:00:01 +0000] "GET /a.mp3 HTTP/1.1" 200 10 "-" "ua"\n')
         os.utime(new, (time.time() - 3600,) * 2)
-        after = listener_log_files_sensor(dg.build_sensor_context(cursor=cursor))
-        assert [r.partition_key for r in after] == ["2026-11-09"]
+        assert [r.partition_key for r in tick()] == ["2026-11-09"]
+        _load_all(fresh_db, landing, batch="b2")
+        assert isinstance(tick(), dg.SkipReason)
+        with new.open("a") as handle:              # the same file grows: its day again, nothing else
+            handle.write('cdn.x:443 198.51.100.8 - - [09/Nov/2026:11:00:01 +0000] "GET /a.mp3 HTTP/1.1" 200 10 "-" "ua"\n')
+        os.utime(new, (time.time() - 3600,) * 2)
+        assert [r.partition_key for r in tick()] == ["2026-11-09"]
         new.unlink()
     finally:
         get_settings.cache_clear()
