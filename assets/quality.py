@@ -1,8 +1,8 @@
 """SLA snapshot, freshness policies and gated exports.
 
 `marts/sla_status` measures each promise per asset (and tenant where the data has tenants):
-freshness lag from the asset's last materialization in the Dagster instance against its freshness
-policy, completeness and the data-quality score from `ops.quality_results`, the pass rate of its
+freshness lag in the data's own time (the newest accepted event of the sources it is built from,
+see `sla_rows`) against its freshness policy, completeness and the data-quality score from `ops.quality_results`, the pass rate of its
 checks, what blocks it, ingestion success (feed polls) and processing latency (raw → mart). The
 current rows replace `marts.sla_status`; every snapshot is appended to `ops.sla_status_history`.
 
@@ -18,7 +18,8 @@ from pathlib import Path
 import dagster as dg
 from psycopg import sql
 
-from pipelines.quality_gate import CheckStates, asset_graph_of, require_quality
+from assets.freshness import newest_event_times, source_of
+from pipelines.quality_gate import BuildStates, CheckStates, asset_graph_of, require_quality
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -81,23 +82,6 @@ def _quality_by_tenant(conn, asset: str) -> dict[str, tuple[float, float | None]
     return out
 
 
-def last_delivery(conn, table: str) -> dict[str, float]:
-    """tenant -> when the source last delivered (epoch seconds): for feeds, the last poll the
-    host answered (200 or 304); for other raw tables, the newest row stored."""
-    if table.startswith("rss_"):
-        query = sql.SQL("select tenant_id, extract(epoch from max(fetched_at)) from raw.rss_feed_fetches "
-                        "where outcome in ('fetched', 'not_modified') group by 1")
-    else:
-        columns = {r[0] for r in conn.execute("select column_name from information_schema.columns "
-                                              "where table_schema = 'raw' and table_name = %s", (table,))}
-        if "_ingested_at" not in columns:
-            return {}
-        tenant = sql.Identifier("tenant_id") if "tenant_id" in columns else sql.Literal("-")
-        query = sql.SQL("select {}, extract(epoch from max(_ingested_at)) from {} group by 1").format(
-            tenant, sql.Identifier("raw", table))
-    return {t: float(v) for t, v in conn.execute(query) if v is not None}
-
-
 def _feed_success_rate(conn) -> dict[str, float]:
     rows = conn.execute(
         "select tenant_id, avg(case when outcome in ('fetched', 'not_modified') "
@@ -107,13 +91,18 @@ def _feed_success_rate(conn) -> dict[str, float]:
 
 
 def sla_rows(instance: dg.DagsterInstance, asset_graph, conn, now: float | None = None) -> list[dict]:
-    """The SLA snapshot of every raw asset and mart in the graph.
+    """The SLA snapshot of every raw asset and mart in the graph, per tenant.
 
-    Freshness lag: for raw tables, since the source last delivered (per tenant); for marts, since
-    the last materialization (the event → mart path: a mart is as fresh as its last build)."""
+    Freshness is measured in the data's own time (assets/freshness.py): for a raw table, since the
+    newest accepted event of its source for the tenant; for a mart, since the older of its last
+    build and the newest accepted event of each source it is built from (a mart is no fresher
+    than the stalest source it reads, nor than its last build). What blocks an asset: a failed
+    blocking check on it or upstream, or an upstream asset (or itself) whose latest build failed
+    or that is older than an input (quality_gate.BuildStates), each named."""
     now = time.time() if now is None else now
     snapshot_at = datetime.fromtimestamp(now, tz=timezone.utc)
     feed_success = _feed_success_rate(conn)
+    newest = {key: when.timestamp() for key, when in newest_event_times(conn, snapshot_at).items()}
     rows = []
     keys = sorted((k for k in asset_graph.get_all_asset_keys() if k.path[0] in SLA_LAYERS and k.path[-1] != "sla_status"),
                   key=lambda k: k.to_user_string())
@@ -124,28 +113,30 @@ def sla_rows(instance: dg.DagsterInstance, asset_graph, conn, now: float | None 
         asset = key.to_user_string()
         last = materialized.get(key)
         limit = freshness_limit(asset_graph, key)
-        lag = None if last is None else max(0.0, now - last)
-        fresh = None if limit is None else (lag is not None and lag <= limit)
         pass_rate, failed = pass_rates.get(key, (None, 0))
-        upstream = states.upstream(key)
+        ancestors = asset_graph.get_ancestor_asset_keys(key)
+        upstream = states.on(ancestors) + BuildStates(instance, asset_graph, [*ancestors, key], now).blockers()
         own = states.on([key])
         blockers = own + upstream
         latency = None
         if key.path[0] == "marts" and last is not None:
-            raw_times = [materialized[a] for a in asset_graph.get_ancestor_asset_keys(key)
+            raw_times = [materialized[a] for a in ancestors
                          if a.path[0] == "raw" and a in materialized and materialized[a] <= last]
             latency = last - max(raw_times) if raw_times else None
         quality = _quality_by_tenant(conn, asset) if key.path[0] == "raw" else {}
-        delivered = last_delivery(conn, key.path[-1]) if key.path[0] == "raw" else {}
-        for tenant in sorted(set(quality) | set(delivered)) or ["-"]:
+        sources = ({source_of(key.path[-1])} if key.path[0] == "raw"
+                   else {source_of(a.path[-1]) for a in ancestors if a.path[0] == "raw"}) - {None}
+        data_times: dict[str, list[float]] = {}
+        for (source, tenant), when in newest.items():
+            if source in sources:
+                data_times.setdefault(tenant, []).append(when)
+        for tenant in sorted(set(quality) | set(data_times)) or ["-"]:
             score, completeness = quality.get(tenant, (None, None))
-            if key.path[0] == "raw":
-                arrived = delivered.get(tenant)
-                lag = None if arrived is None else max(0.0, now - arrived)
-                fresh = None if limit is None else (lag is not None and lag <= limit)
-                when = arrived
-            else:
-                when = last
+            when = min(data_times[tenant]) if tenant in data_times else None
+            if key.path[0] != "raw":
+                when = last if when is None else (None if last is None else min(when, last))
+            lag = None if when is None else max(0.0, now - when)
+            fresh = None if limit is None else (lag is not None and lag <= limit)
             success = feed_success.get(tenant) if key.path[-1].startswith("rss_") else None
             if own or failed:
                 status = "failing"
