@@ -166,7 +166,8 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def grafana_sql(raw: str, start: datetime, end: datetime, tenants: list[str]) -> str:
     """A panel's SQL as Grafana sends it: `$__timeFilter(x)`, `$__timeFrom()`, `$__timeTo()` for
-    the range, `$tenant` / `${tenant}` for every tenant (the variable's "All")."""
+    the range, `$tenant` / `${tenant}` for every tenant and `${tenant:regex}` as `.*` (the
+    variable's "All")."""
     out, rest = [], raw
     while (match := GRAFANA_TIME_FILTER.search(rest)) is not None:
         depth, i = 1, match.end()
@@ -180,6 +181,7 @@ def grafana_sql(raw: str, start: datetime, end: datetime, tenants: list[str]) ->
     text = text.replace("$__timeFrom()", f"'{start.isoformat()}'::timestamptz")
     text = text.replace("$__timeTo()", f"'{end.isoformat()}'::timestamptz")
     quoted = ", ".join("'" + t.replace("'", "''") + "'" for t in tenants) or "''"
+    text = text.replace("${tenant:regex}", ".*")
     return re.sub(r"\$\{tenant(:[a-z]+)?\}|\$tenant\b", quoted, text)
 
 

@@ -240,3 +240,38 @@ def test_dockerfile_installs_the_project_from_repository_files():
         assert not any(fnmatch.fnmatch(source.rstrip("/"), p) for p in ignored), source
     home = PurePosixPath(dockerfile_env()["DAGSTER_HOME"])
     assert ("dagster.yaml", home / "dagster.yaml") in copies
+
+
+def test_compose_mounts_a_feed_list_that_loads_and_documents_its_variables():
+    from assets.ingestion.rss_ingest import load_sources
+
+    services = compose()["services"]
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name in ("user_code", "daemon", "webserver"):
+        service = services[name]
+        environment = service["environment"]
+        mounts = {target: source for source, target, *_ in (v.rsplit(":", 2) if v.count(":") >= 2 else (*v.split(":"), "")
+                                                             for v in service["volumes"])}
+        sources_file = environment["PODCAST_SOURCES_FILE"]
+        host = mounts[sources_file]
+        default = re.fullmatch(r"\$\{PODCAST_SOURCES_HOST_FILE:-(.+)\}", host)[1]
+        assert load_sources(ROOT / default).feeds == []  # the shipped example polls nothing, and polls cleanly
+        recipients = re.fullmatch(r"\$\{PODCAST_RECIPIENTS_HOST_FILE:-(.+)\}", mounts[environment[
+            "PODCAST_REPORT_RECIPIENTS_FILE"]])[1]
+        assert yaml.safe_load((ROOT / recipients).read_text()) == {"recipients": []}
+        assert "podcast_data:/opt/dagster/data" in service["volumes"]
+    for variable in re.findall(r"\$\{(\w+)", text):   # every variable compose reads is documented at the top
+        assert re.search(rf"^#.*\b{variable}\b", text, re.M), variable
+    # The daemon and the code server load the same definitions; nothing switches sensors off.
+    assert "pipelines.definitions" in services["user_code"]["command"]
+    assert "workspace.docker.yaml" in services["daemon"]["command"]
+    assert "sensor" not in " ".join(str(v) for v in services["daemon"].get("environment", {}).values()).lower()
+
+
+def test_docker_compose_config_accepts_the_file():
+    docker_compose = shutil.which("docker-compose")
+    if docker_compose is None:  # Debian's docker-compose package; the checks above always run
+        return
+    result = subprocess.run([docker_compose, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
