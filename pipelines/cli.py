@@ -1,13 +1,25 @@
-"""`podcast-analytics`: run the demo, the Dagster UI, and look after the embedded services."""
+"""`podcast-analytics`: run the demo, the Dagster UI, dbt, and look after the embedded services.
+
+Expected failures (a bad `DATABASE_URL`, a server that does not answer, a malformed or missing
+YAML file, a busy port, a second demo on the same data directory) end with one line on stderr
+and a non-zero exit, never a traceback.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -15,30 +27,139 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.settings import REPO_ROOT, Settings, get_settings
+from resources.warehouse import WarehouseError, psycopg2_url  # noqa: F401 - psycopg2_url is part of this module's API
 
-console = Console()
+console = Console(highlight=False, soft_wrap=True)
 MART_SCHEMAS = ("raw", "quarantine", "staging", "marts")
+DEMO_TAG = "podcast-analytics/demo"
 
 
-def psycopg2_url(url: str) -> str:
-    scheme, rest = url.split("://", 1)
-    return ("postgresql+psycopg2" if scheme in ("postgres", "postgresql") else scheme) + "://" + rest
+class CliError(click.ClickException):
+    """An expected failure: one line on stderr, exit status 1."""
 
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(f"error: {self.message}", err=True)
+
+
+class _Main(click.Group):
+    """Turns the expected failures of every command into one line (`CliError`)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except WarehouseError as exc:
+            raise CliError(str(exc)) from None
+
+
+# --- settings and configuration files -------------------------------------------------------------
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "setting"
+        name = name if name in ("DATABASE_URL", "DAGSTER_PG_URL") else f"PODCAST_{name}"
+        raise CliError(f"{name}={first.get('input')!r}: {first['msg']}") from None
+
+
+def _yaml_document(path: Path, variable: str):
+    """The YAML file named by `variable`, parsed, and its node tree (for line numbers)."""
+    import yaml
+
+    if not path.exists():
+        raise CliError(f"{variable}: {path} does not exist")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{variable}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CliError(f"{variable}: {where}: malformed YAML ({problem})") from None
+
+
+def _line_of(node, loc: tuple) -> int:
+    """The line (1-based) of the YAML node at a validation error's location, or of its nearest parent."""
+    import yaml
+
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((value for key, value in node.value if key.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _validation_error(variable: str, path: Path, root, exc, prefix: tuple = ()) -> CliError:
+    first = exc.errors()[0]
+    loc = (*prefix, *first["loc"])
+    field = ".".join(map(str, loc)) or "document"
+    return CliError(f"{variable}: {path}, line {_line_of(root, loc)}: {field}: {first['msg']}")
+
+
+def _check_config_files(settings: Settings) -> None:
+    """Read the feed list and the recipients file when they are set: one line naming the file
+    and the line of the first problem."""
+    from pydantic import ValidationError
+
+    if settings.sources_file is not None:
+        from assets.ingestion.rss_ingest import RssSources
+
+        data, root = _yaml_document(settings.sources_file, "PODCAST_SOURCES_FILE")
+        if not isinstance(data, dict):
+            raise CliError(f"PODCAST_SOURCES_FILE: {settings.sources_file}, line 1: expected a mapping with `rss:`")
+        try:
+            RssSources.model_validate(data.get("rss") or {})
+        except ValidationError as exc:
+            raise _validation_error("PODCAST_SOURCES_FILE", settings.sources_file, root, exc, ("rss",)) from None
+    if settings.report_recipients_file is not None:
+        from assets.reports.delivery import DeliveryConfigError, load_recipients
+
+        path = settings.report_recipients_file
+        _, root = _yaml_document(path, "PODCAST_REPORT_RECIPIENTS_FILE")
+        try:
+            load_recipients(path)
+        except DeliveryConfigError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise _validation_error("PODCAST_REPORT_RECIPIENTS_FILE", path, root, exc.__cause__) from None
+            raise CliError(f"PODCAST_REPORT_RECIPIENTS_FILE: {exc}") from None
+
+
+# --- the warehouse and the Dagster instance -------------------------------------------------------
 
 def _prepare_environment(settings: Settings) -> tuple[str, str]:
-    """Start/attach the warehouse, bootstrap it and point Dagster at it. Returns both URLs."""
-    from resources.warehouse import bootstrap, resolve_urls
+    """Start/attach the warehouse, bootstrap it and point Dagster at it. Returns both URLs (the
+    Dagster one in the psycopg2 form dagster-postgres needs)."""
+    from resources.warehouse import prepare_storage
 
-    warehouse_url, dagster_url = resolve_urls(
-        settings.database_url, settings.data_dir, settings.warehouse_db, settings.dagster_db
-    )
-    bootstrap(warehouse_url)
+    try:
+        warehouse_url, dagster_url = prepare_storage(
+            settings.database_url, settings.dagster_pg_url, settings.data_dir, settings.warehouse_db,
+            settings.dagster_db)
+    except WarehouseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the embedded server's start fails in many ways
+        where = "DATABASE_URL" if settings.database_url else f"the embedded PostgreSQL in {settings.pg_data_dir}"
+        raise WarehouseError(f"cannot start {where}: {' '.join(str(exc).split())[:300]}") from None
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    # dagster-postgres needs the psycopg2 driver (SQLAlchemy 2.1 defaults to psycopg 3).
-    os.environ.setdefault("DAGSTER_PG_URL", psycopg2_url(settings.dagster_pg_url or dagster_url))
+    # dagster-postgres needs the psycopg2 driver (SQLAlchemy 2.1 defaults to psycopg 3), also when
+    # DAGSTER_PG_URL is given in the ordinary postgresql:// form; child processes inherit this.
+    os.environ["DAGSTER_PG_URL"] = dagster_url
     os.environ.setdefault("PODCAST_DATA_DIR", str(settings.data_dir))
     return warehouse_url, dagster_url
 
@@ -62,81 +183,277 @@ def _table_counts(warehouse_url: str) -> list[tuple[str, int]]:
         ]
 
 
-def run_demo(settings: Settings, seed: int = 42) -> dict:
+def _logs_dir(settings: Settings) -> Path:
+    path = settings.data_dir / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _quiet_libraries(settings: Settings) -> Path:
+    """Library warnings (Dagster's beta and preview notes, GX's, platformdirs') and library log
+    records go to `<data dir>/logs/cli.log`, not the console; child processes (dbt) ignore
+    Python warnings. Returns the file."""
+    target = _logs_dir(settings) / "cli.log"
+    handler = logging.FileHandler(target, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+    for name in ("py.warnings", "stamina", ""):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        if name:
+            logger.propagate = False
+    logging.getLogger().setLevel(logging.WARNING)
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    with contextlib.suppress(ImportError):  # retries are counted in the fetch log; their notes go to the file
+        import stamina.instrumentation
+
+        stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.LoggingOnRetryHook])
+    return target
+
+
+# --- the demo -------------------------------------------------------------------------------------
+
+class _DemoLock:
+    """One demo per data directory: an exclusive lock on `<data dir>/demo.lock` holding the pid."""
+
+    def __init__(self, data_dir: Path):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / "demo.lock"
+        self.handle = open(self.path, "a+")  # noqa: SIM115 - held for the life of the demo
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            pid = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            raise CliError(f"another demo (pid {pid}) is running on {data_dir}: wait for it, stop it "
+                           f"(kill {pid}) or give this one its own PODCAST_DATA_DIR") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.truncate(0)
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the simulator's server binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise CliError(f"port {port} on 127.0.0.1 is in use: the simulator serves the feeds there; "
+                           f"set PODCAST_SIMULATOR_PORT to a free port") from None
+
+
+class _Cleanup:
+    """What the demo started, stopped on SIGTERM/SIGINT: the simulator, dbt and other child
+    processes, and the embedded PostgreSQL when this demo started it."""
+
+    def __init__(self, settings: Settings, lock: _DemoLock):
+        self.settings = settings
+        self.lock = lock
+        self.server = None
+        self.started_postgres = False
+        self.out = sys.stdout
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame) -> None:  # noqa: ANN001 - signal handler
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        name = signal.Signals(signum).name
+        with contextlib.suppress(Exception):
+            self.out.write(f"{name}: stopping the demo\n")
+            self.out.flush()
+        self.stop_everything()
+        os._exit(128 + signum)
+
+    def stop_everything(self) -> None:
+        import psutil
+
+        if self.server is not None:
+            stopper = threading.Thread(target=self.server.stop, daemon=True)
+            stopper.start()
+            stopper.join(timeout=5)
+            with contextlib.suppress(Exception):
+                self.server._httpd.server_close()  # noqa: SLF001 - free the port even mid-request
+        children = psutil.Process().children(recursive=True)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.terminate()
+        _, alive = psutil.wait_procs(children, timeout=5)
+        for child in alive:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        if self.started_postgres:
+            from resources.warehouse import stop_embedded_server
+
+            with contextlib.suppress(Exception):
+                stop_embedded_server(self.settings.pg_data_dir)
+        self.lock.release()
+
+
+class _Phases:
+    """One line per phase on the console (a spinner meanwhile on a terminal); what the libraries
+    print while it runs (dbt's log lines) goes to the dbt log file."""
+
+    def __init__(self, dbt_log: Path):
+        self.dbt_log = dbt_log
+        console.file = sys.stdout  # the console, not the log file stdout is redirected to meanwhile
+
+    @contextlib.contextmanager
+    def run(self, doing: str) -> Iterator[dict]:
+        outcome: dict = {}
+        started = time.perf_counter()
+        with console.status(doing), open(self.dbt_log, "a", encoding="utf-8") as log, \
+                contextlib.redirect_stdout(log):
+            yield outcome
+        seconds = time.perf_counter() - started
+        failed = outcome.get("failed") or []
+        mark = "[red]✗[/]" if failed else "[green]✓[/]"
+        console.print(f"{mark} {outcome.get('line', doing)} ({seconds:.0f} s)")
+        for line in failed:
+            console.print(f"    [red]{line}[/]")
+
+
+def _failure_lines(results) -> list[str]:
+    """One line per failed run: its job, id and first error."""
+    lines = []
+    for result in results:
+        if result.success:
+            continue
+        errors = [e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")]
+        first = next((e for e in errors if e.event_type_value == "STEP_FAILURE"), errors[0] if errors else None)
+        message = ""
+        if first is not None:
+            data = first.event_specific_data
+            error = getattr(data, "error", None)
+            message = (getattr(error, "message", None) or first.message or "").strip().splitlines()[0][:200]
+            if first.step_key:
+                message = f"{first.step_key}: {message}"
+        lines.append(f"run {result.run_id[:8]} ({result.job_def.name}) failed: {message or 'see the JSON log'}")
+    return lines
+
+
+def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None) -> dict:
     """Generate the sample network, serve it, materialize every asset once. Returns a summary."""
+    from resources.warehouse import embedded_server_url
+
+    dbt_log = _logs_dir(settings) / "dbt.log"
+    phases = _Phases(dbt_log)
+
+    embedded = not settings.database_url
+    with phases.run("Starting the warehouse (embedded PostgreSQL unless DATABASE_URL is set)...") as phase:
+        was_running = embedded and embedded_server_url(settings.pg_data_dir) is not None
+        if cleanup is not None:
+            cleanup.started_postgres = embedded and not was_running
+        warehouse_url, dagster_url = _prepare_environment(settings)
+        from resources.warehouse import describe_url
+
+        where = (f"embedded PostgreSQL in {settings.pg_data_dir} ({'running' if was_running else 'started'})"
+                 if embedded else describe_url(warehouse_url))
+        phase["line"] = f"warehouse ready: {where}; Dagster storage {describe_url(dagster_url)}"
+
     import dagster as dg
 
     from assets.ingestion.listener_logs_load import discover
     from simulator.__main__ import (
-        DEMO_LOG_DAYS, simulator_credentials, write_campaign_files, write_log_files, write_network_files,
+        DEMO_LOG_DAYS, simulator_credentials, write_campaign_files, write_log_files, write_megaphone_files,
+        write_network_files,
     )
     from simulator.network import build_network
     from simulator.server import SimulatorServer
 
-    with console.status("Starting the warehouse (embedded PostgreSQL unless DATABASE_URL is set)..."):
-        warehouse_url, _ = _prepare_environment(settings)
-    console.print("[green]✓[/] warehouse ready")
-
     sources = settings.simulator_dir / "sources.yaml"
-    truth = write_network_files(settings.simulator_dir, seed=seed, port=settings.simulator_port)
-    os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
-    for name, value in simulator_credentials(sources).items():
-        os.environ.setdefault(name, value)
-    console.print(f"[green]✓[/] simulated network: {len(truth['feeds'])} feeds, {len(truth['episodes'])} episodes")
+    with phases.run("Generating the simulated network...") as phase:
+        truth = write_network_files(settings.simulator_dir, seed=seed, port=settings.simulator_port)
+        os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
+        phase["line"] = f"simulated network: {len(truth['feeds'])} feeds, {len(truth['episodes'])} episodes"
 
     landing = settings.resolved_log_landing_dir()
-    log_truth = write_log_files(truth, landing, settings.simulator_dir, seed=seed)
-    console.print(f"[green]✓[/] access logs: {log_truth['lines']:,} lines over {len(DEMO_LOG_DAYS)} days in {landing}")
+    with phases.run("Writing the access logs...") as phase:
+        log_truth = write_log_files(truth, landing, settings.simulator_dir, seed=seed)
+        phase["line"] = f"access logs: {log_truth['lines']:,} lines over {len(DEMO_LOG_DAYS)} days in {landing}"
 
-    world = write_campaign_files(truth, settings.simulator_dir, settings.resolved_conversion_landing_dir(),
-                                 settings.resolved_insertion_order_dir(), seed=seed)
-    for name, value in simulator_credentials(sources).items():
-        os.environ.setdefault(name, value)
-    console.print(f"[green]✓[/] sponsorships: {len(world.campaigns)} campaigns, "
-                  f"{sum(1 for e in world.events if e.is_conversion)} conversions (truth in campaign_truth.json)")
-
-    from simulator.__main__ import write_megaphone_files
+    with phases.run("Writing the sponsorships and conversions...") as phase:
+        world = write_campaign_files(truth, settings.simulator_dir, settings.resolved_conversion_landing_dir(),
+                                     settings.resolved_insertion_order_dir(), seed=seed)
+        for name, value in simulator_credentials(sources).items():
+            os.environ.setdefault(name, value)
+        phase["line"] = (f"sponsorships: {len(world.campaigns)} campaigns, "
+                         f"{sum(1 for e in world.events if e.is_conversion)} conversions "
+                         f"(truth in campaign_truth.json)")
 
     megaphone_root = settings.resolved_megaphone_export_url()
-    megaphone = write_megaphone_files(build_network(seed=seed), megaphone_root, settings.simulator_dir)
-    console.print(f"[green]✓[/] Megaphone exports: {megaphone['files']} finalized daily files in {megaphone_root}")
+    with phases.run("Writing the Megaphone exports...") as phase:
+        megaphone = write_megaphone_files(build_network(seed=seed), megaphone_root, settings.simulator_dir)
+        phase["line"] = f"Megaphone exports: {megaphone['files']} finalized daily files in {megaphone_root}"
 
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    server = SimulatorServer(build_network(seed=seed), port=settings.simulator_port).start()
-    server.attach_campaigns(world)
+    # Step logs go to the JSON log (dagster.yaml's handler); the console shows the phases only.
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    tags = {DEMO_TAG: str(os.getpid())}
+    with phases.run("Starting the simulator...") as phase:
+        try:
+            server = SimulatorServer(build_network(seed=seed), port=settings.simulator_port)
+        except OSError as exc:
+            raise CliError(f"cannot serve the simulator on 127.0.0.1:{settings.simulator_port} ({exc.strerror}): "
+                           f"set PODCAST_SIMULATOR_PORT to a free port") from None
+        if cleanup is not None:
+            cleanup.server = server
+        server.start()
+        server.attach_campaigns(world)
+        phase["line"] = f"simulator serving the feeds and platform APIs on {server.base_url}"
     try:
-        from pipelines.definitions import defs
+        with phases.run("Loading the code location...") as phase:
+            from pipelines.definitions import defs
 
-        instance = dg.DagsterInstance.get()
+            instance = dg.DagsterInstance.get()
+            phase["line"] = "code location loaded"
         started = time.perf_counter()
         results = []
-        log_job = defs.resolve_job_def("load_listener_logs")
+
+        def execute(job: str, **kwargs):
+            result = defs.resolve_job_def(job).execute_in_process(
+                instance=instance, raise_on_error=False, tags=tags, **{"run_config": quiet, **kwargs})
+            results.append(result)
+            return result
+
         days = sorted({f.log_date.isoformat() for f in discover(landing, settle_seconds=0)})
-        for day in days:
-            with console.status(f"Loading access logs of {day}..."):
-                config = {**quiet, "ops": {"listener_logs": {"config": {"settle_seconds": 0}}}}
-                results.append(log_job.execute_in_process(
-                    instance=instance, partition_key=day, raise_on_error=False, run_config=config))
-        for day in DEMO_LOG_DAYS:
-            with console.status(f"Loading the Megaphone exports of {day}..."):
-                results.append(defs.resolve_job_def("load_megaphone_exports").execute_in_process(
-                    instance=instance, partition_key=day.isoformat(), raise_on_error=False, run_config=quiet))
-        with console.status("Syncing platform API metrics (Buzzsprout, Transistor, Podbean, Simplecast, Spotify, Apple)..."):
-            results.append(defs.resolve_job_def("platform_metrics").execute_in_process(
-                instance=instance, partition_key=DEMO_LOG_DAYS[-1].isoformat(), raise_on_error=False,
-                run_config=quiet))
-        with console.status("Materializing every asset (feeds → raw → checks → dbt staging → marts)..."):
-            results.append(defs.resolve_job_def("materialize_all").execute_in_process(
-                instance=instance, raise_on_error=False,
-                run_config={**quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}}))
-        with console.status("Generating the sponsor reports (every campaign and sponsor)..."):
-            report_results, reports = _generate_reports(defs, instance, warehouse_url, quiet)
-        with console.status("Measuring the SLAs (freshness, completeness, checks)..."):
-            results.append(defs.resolve_job_def("sla_snapshot").execute_in_process(
-                instance=instance, raise_on_error=False, run_config=quiet))
+        with phases.run("Loading the access logs...") as phase:
+            config = {**quiet, "ops": {"listener_logs": {"config": {"settle_seconds": 0}}}}
+            runs = [execute("load_listener_logs", partition_key=day, run_config=config) for day in days]
+            phase.update(line=f"access logs loaded: {len(days)} days", failed=_failure_lines(runs))
+        with phases.run("Loading the Megaphone exports...") as phase:
+            runs = [execute("load_megaphone_exports", partition_key=day.isoformat()) for day in DEMO_LOG_DAYS]
+            phase.update(line=f"Megaphone exports loaded: {len(DEMO_LOG_DAYS)} days", failed=_failure_lines(runs))
+        with phases.run("Syncing platform API metrics (Buzzsprout, Transistor, Podbean, Simplecast, Spotify, "
+                        "Apple)...") as phase:
+            runs = [execute("platform_metrics", partition_key=DEMO_LOG_DAYS[-1].isoformat())]
+            phase.update(line="platform API metrics synced", failed=_failure_lines(runs))
+        with phases.run("Materializing every asset (feeds → raw → checks → dbt staging → marts)...") as phase:
+            runs = [execute("materialize_all", run_config={
+                **quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}})]
+            phase.update(line=f"every asset materialized (dbt's log: {dbt_log})", failed=_failure_lines(runs))
+        with phases.run("Generating the sponsor reports (every campaign and sponsor)...") as phase:
+            report_results, reports = _generate_reports(defs, instance, warehouse_url, quiet, tags)
+            phase.update(line=f"reports: {reports['campaign_reports']} campaigns, {reports['sponsor_reports']} "
+                              f"sponsors", failed=_failure_lines(report_results))
+        with phases.run("Measuring the SLAs (freshness, completeness, checks)...") as phase:
+            runs = [execute("sla_snapshot")]
+            phase.update(line="SLA snapshot in marts.sla_status", failed=_failure_lines(runs))
         elapsed = time.perf_counter() - started
     finally:
         server.stop()
+        if cleanup is not None:
+            cleanup.server = None
 
     checks = [
         e.event_specific_data
@@ -147,17 +464,38 @@ def run_demo(settings: Settings, seed: int = 42) -> dict:
     summary = {
         "success": all(r.success for r in [*results, *report_results]),
         "run_id": ", ".join(r.run_id[:8] for r in results),
+        "runs": len(results) + len(report_results),
         "seconds": round(elapsed, 1),
         "checks_passed": sum(1 for c in checks if c.passed),
         "checks_failed": [c.asset_check_key.to_user_string() for c in checks if not c.passed],
         "tables": _table_counts(warehouse_url),
         "warehouse_url": warehouse_url,
         "reports": reports,
+        "report_to_open": _report_to_open(warehouse_url),
+        "dbt_log": str(dbt_log),
+        "json_log": _json_log_target(),
     }
     return summary
 
 
-def _generate_reports(defs, instance, warehouse_url: str, run_config: dict) -> tuple[list, dict]:
+def _json_log_target() -> str:
+    from pipelines.json_logs import default_target
+
+    return default_target()
+
+
+def _report_to_open(warehouse_url: str) -> str | None:
+    """The HTML file of the newest sponsor report (else campaign report) in the registry."""
+    import psycopg
+
+    with psycopg.connect(warehouse_url) as conn:
+        row = conn.execute(
+            "select file_url from reports.reports where format = 'html' and deleted_at is null "
+            "order by (scope = 'sponsor') desc, generated_at desc, report_id limit 1").fetchone()
+    return row[0] if row else None
+
+
+def _generate_reports(defs, instance, warehouse_url: str, run_config: dict, tags: dict) -> tuple[list, dict]:
     """Register a report partition for every campaign and sponsor in the marts and materialize
     in one run per job (every format), as a backfill of every partition does. Returns the runs
     and what was written."""
@@ -165,7 +503,6 @@ def _generate_reports(defs, instance, warehouse_url: str, run_config: dict) -> t
 
     from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS
     from pipelines.reports import report_subjects
-    from pipelines.settings import get_settings
 
     campaigns, sponsors = report_subjects(warehouse_url)
     campaign_keys = [f"{tenant}:{campaign}" for tenant, campaign, *_ in campaigns]
@@ -181,7 +518,7 @@ def _generate_reports(defs, instance, warehouse_url: str, run_config: dict) -> t
         # One run over every partition, as a backfill runs it (single-run backfill policy).
         run = defs.resolve_job_def(job).execute_in_process(
             instance=instance, raise_on_error=False, run_config=run_config,
-            tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+            tags={**tags, ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
         results.append(run)
         generated[job] = len(keys) if run.success else 0
     return results, {"campaigns": len(campaign_keys), "sponsors": len(sponsors),
@@ -205,11 +542,14 @@ def _print_summary(summary: dict, settings: Settings) -> None:
     console.print(f"Reports: {reports['campaign_reports']} of {reports['campaigns']} campaigns and "
                   f"{reports['sponsor_reports']} of {reports['sponsors']} sponsors (HTML, PDF, CSV, XLSX, JSON) "
                   f"in {reports['where']}, registered in reports.reports")
+    if summary.get("report_to_open"):
+        console.print(f"Open a report: {summary['report_to_open']}")
     console.print(f"Database: {summary['warehouse_url']}")
+    console.print(f"Logs: runs as JSON lines in {summary['json_log']}, dbt in {summary['dbt_log']}")
     console.print(f"Dagster UI: run `podcast-analytics dev`, then open http://127.0.0.1:{settings.ui_port}")
 
 
-@click.group()
+@click.group(cls=_Main)
 def main() -> None:
     """Podcast analytics and sponsorship attribution platform."""
 
@@ -218,16 +558,27 @@ def main() -> None:
 @click.option("--seed", default=42, show_default=True, help="Seed of the simulated network.")
 def demo(seed: int) -> None:
     """Run everything on the embedded defaults and print a summary."""
-    settings = get_settings()
-    summary = run_demo(settings, seed=seed)
-    _print_summary(summary, settings)
+    settings = _settings()
+    lock = _DemoLock(settings.data_dir)
+    cleanup = _Cleanup(settings, lock)
+    cleanup.install()
+    try:
+        _quiet_libraries(settings)
+        _check_config_files(settings)
+        _check_port_free(settings.simulator_port)
+        summary = run_demo(settings, seed=seed, cleanup=cleanup)
+        _print_summary(summary, settings)
+    finally:
+        lock.release()
     sys.exit(0 if summary["success"] else 1)
 
 
 @main.command()
 def dev() -> None:
     """The Dagster UI (`dagster dev -w workspace.yaml`) with the simulator serving the feeds."""
-    settings = get_settings()
+    settings = _settings()
+    _quiet_libraries(settings)
+    _check_config_files(settings)
     _prepare_environment(settings)
     sources = settings.resolved_sources_file()
     simulator = None
@@ -236,6 +587,7 @@ def dev() -> None:
             from simulator.__main__ import write_network_files
 
             write_network_files(settings.simulator_dir, seed=42, port=settings.simulator_port)
+        _check_port_free(settings.simulator_port)
         simulator = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--sources", str(sources)])
         os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
         from simulator.__main__ import simulator_credentials
@@ -254,26 +606,219 @@ def dev() -> None:
             simulator.wait(timeout=10)
 
 
+# --- status -----------------------------------------------------------------------------------------
+
+def _dagster_instance(settings: Settings, warehouse_url: str):
+    """The Dagster instance the demo and `dev` use, without starting anything."""
+    import dagster as dg
+
+    from resources.warehouse import ensure_dagster_database, with_database
+
+    dagster_url = settings.dagster_pg_url or with_database(warehouse_url, settings.dagster_db)
+    ensure_dagster_database(warehouse_url, dagster_url, explicit=bool(settings.dagster_pg_url))
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["DAGSTER_PG_URL"] = psycopg2_url(dagster_url)
+    return dg.DagsterInstance.get()
+
+
+def _ago(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    seconds = max(0, time.time() - timestamp)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _status_of_runs(instance) -> None:
+    records = instance.get_run_records(limit=8)
+    console.print(f"Last runs ({len(records)}):" if records else "Last runs: none yet")
+    for record in records:
+        run = record.dagster_run
+        started = record.start_time or (record.create_timestamp.timestamp() if record.create_timestamp else None)
+        colour = {"SUCCESS": "green", "FAILURE": "red", "CANCELED": "red"}.get(run.status.value, "yellow")
+        console.print(f"  {run.run_id[:8]}  {run.job_name:32s} [{colour}]{run.status.value:9s}[/] {_ago(started)}")
+
+
+def _status_of_checks(instance, graph) -> None:
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    keys = list(graph.asset_check_keys)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys) if keys else {}
+    failed = sorted((key.to_user_string(), record) for key, record in latest.items()
+                    if record.status == AssetCheckExecutionRecordStatus.FAILED)
+    console.print(f"Checks: {len(latest)} of {len(keys)} evaluated, {len(failed)} failing")
+    for name, record in failed:
+        evaluation = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event else None
+        reason = " ".join((getattr(evaluation, "description", None) or "failed").split())[:160]
+        console.print(f"  [red]✗[/] {name}: {reason} (run {record.run_id[:8]})")
+
+
+def _status_of_slas(warehouse_url: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(warehouse_url) as conn:
+            rows = conn.execute(
+                "select asset, tenant_id, status, freshness_lag_seconds, freshness_limit_seconds, blocked_by, "
+                "snapshot_at from marts.sla_status order by status = 'ok', asset, tenant_id").fetchall()
+    except psycopg.Error:
+        rows = []
+    if not rows:
+        console.print("SLAs: no snapshot yet (job sla_snapshot)")
+        return
+    bad = [r for r in rows if r[2] != "ok"]
+    snapshot = max(r[6] for r in rows)
+    console.print(f"SLAs (snapshot {_ago(snapshot.timestamp())}): {len(rows) - len(bad)} of {len(rows)} ok, "
+                  f"{len(bad)} stale, failing or blocked")
+    for asset, tenant, state, lag, limit, blocked_by, _ in bad[:20]:
+        lag_text = f"{lag / 60:.0f} min behind, limit {limit / 60:.0f} min" if lag is not None and limit else "no data"
+        suffix = f"; blocked by {blocked_by}" if blocked_by else ""
+        console.print(f"  [yellow]{state}[/] {asset} ({tenant}): {lag_text}{suffix}")
+    if len(bad) > 20:
+        console.print(f"  … and {len(bad) - 20} more (marts.sla_status)")
+
+
+def _status_of_automation(instance, defs) -> None:
+    from dagster._core.scheduler.instigation import InstigatorStatus
+    from dagster._daemon.controller import get_daemon_statuses
+
+    statuses = get_daemon_statuses(instance, instance.get_required_daemon_types(), heartbeat_tolerance_seconds=60)
+    live = [t for t, s in statuses.items() if s.healthy]
+    if len(live) == len(statuses) and statuses:
+        console.print(f"Daemon: running ({len(live)} daemons with a heartbeat in the last minute)")
+    elif live:
+        console.print(f"Daemon: partly running ({', '.join(sorted(set(statuses) - set(live)))} without a heartbeat)")
+    else:
+        console.print("Daemon: not running (schedules and sensors do not tick; `podcast-analytics dev` starts it)")
+    stored = {state.name: state.status for state in instance.all_instigator_state()}
+
+    def effective(name: str, default) -> str:
+        status = stored.get(name)
+        if status in (InstigatorStatus.RUNNING, InstigatorStatus.STOPPED):
+            return status.value.lower()
+        return "running" if default is not None and default.value == "RUNNING" else "stopped"
+
+    for kind, items in (("Schedules", defs.schedules or []), ("Sensors", defs.sensors or [])):
+        states = {item.name: effective(item.name, getattr(item, "default_status", None)) for item in items}
+        on = sorted(n for n, s in states.items() if s == "running")
+        console.print(f"{kind}: {len(on)} of {len(states)} on" + (f" ({', '.join(on)})" if on else ""))
+
+
 @main.command()
 def status() -> None:
-    """Where things are and what the warehouse holds."""
-    from resources.warehouse import embedded_server_url, with_database
+    """Where things are, what the warehouse holds, the last runs, failing checks, stale assets,
+    and whether the daemon, schedules and sensors are on."""
+    from resources.warehouse import connect_checked, embedded_server_url, with_database
 
-    settings = get_settings()
+    settings = _settings()
+    _quiet_libraries(settings)
     if settings.database_url:
+        connect_checked(settings.database_url, "DATABASE_URL").close()
         url = settings.database_url
-        console.print(f"Warehouse: DATABASE_URL ({url.split('@')[-1]})")
+        from resources.warehouse import describe_url
+
+        console.print(f"Warehouse: DATABASE_URL ({describe_url(url)})")
     else:
         admin = embedded_server_url(settings.pg_data_dir)
         console.print(f"Embedded PostgreSQL in {settings.pg_data_dir}: {'running' if admin else 'stopped'}")
         url = with_database(admin, settings.warehouse_db) if admin else None
     console.print(f"Feed list: {settings.resolved_sources_file()}")
-    if url:
-        try:
-            for name, count in _table_counts(url):
-                console.print(f"  {name:45s} {count:>10,}")
-        except Exception as exc:  # noqa: BLE001 - status must report, not crash
-            console.print(f"[red]cannot query the warehouse:[/] {exc}")
+    if not url:
+        return
+    try:
+        for name, count in _table_counts(url):
+            console.print(f"  {name:45s} {count:>10,}")
+    except Exception as exc:  # noqa: BLE001 - status must report, not crash
+        console.print(f"[red]cannot query the warehouse:[/] {' '.join(str(exc).split())}")
+        return
+    _status_of_slas(url)
+    instance = _dagster_instance(settings, url)
+    from pipelines.definitions import defs
+
+    _status_of_runs(instance)
+    _status_of_checks(instance, defs.resolve_asset_graph())
+    _status_of_automation(instance, defs)
+
+
+# --- dbt ----------------------------------------------------------------------------------------------
+
+def _dbt_environment(settings: Settings) -> tuple[dict[str, str], Path]:
+    """The environment dbt runs in against the platform's warehouse (the embedded server's socket
+    included), with its logs and artifacts under the data directory."""
+    from assets.dbt import dbt_executable
+    from resources.warehouse import dbt_env
+
+    warehouse_url, _ = _prepare_environment(settings)
+    target = settings.data_dir / "dbt" / "target"
+    target.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **dbt_env(warehouse_url),
+           "DBT_PROFILES_DIR": str(settings.dbt_project_dir), "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+           "DBT_LOG_PATH": str(_logs_dir(settings)), "DBT_TARGET_PATH": str(target),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    return env, dbt_executable()
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dbt(args: tuple[str, ...]) -> None:
+    """Run dbt against the platform's warehouse: `podcast-analytics dbt -- build --full-refresh`.
+
+    Artifacts go to `<data dir>/dbt/target`, dbt's log to `<data dir>/logs/dbt.log`."""
+    settings = _settings()
+    _quiet_libraries(settings)
+    if not args:
+        raise CliError("give dbt's arguments after --, e.g. `podcast-analytics dbt -- build --full-refresh`")
+    env, executable = _dbt_environment(settings)
+    result = subprocess.run([str(executable), *args], env=env, cwd=settings.dbt_project_dir, check=False)
+    sys.exit(result.returncode)
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True, help="Port of the documentation site.")
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the site after generating it.")
+def docs(port: int, serve: bool) -> None:
+    """Generate dbt's documentation (lineage, columns, tests) from the warehouse and serve it."""
+    settings = _settings()
+    _quiet_libraries(settings)
+    env, executable = _dbt_environment(settings)
+    target = Path(env["DBT_TARGET_PATH"])
+    generate = [str(executable), "docs", "generate", "--quiet"]
+    generated = subprocess.run(generate, env=env, cwd=settings.dbt_project_dir, check=False, capture_output=True)
+    if generated.returncode != 0:
+        # Some tests read the warehouse while they compile: before the first build, the site is
+        # made without compiled SQL (lineage, columns, descriptions and the catalog are complete).
+        console.print("models not built yet: generating the docs without compiled SQL")
+        generated = subprocess.run([*generate, "--no-compile"], env=env, cwd=settings.dbt_project_dir,
+                                   check=False, capture_output=True)
+    if generated.returncode != 0 or not (target / "index.html").exists():
+        raise CliError(f"dbt docs generate failed (exit {generated.returncode}); dbt's log: "
+                       f"{_logs_dir(settings) / 'dbt.log'}")
+    console.print(f"[green]✓[/] dbt docs in {target / 'index.html'}")
+    if not serve:
+        return
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(target))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        raise CliError(f"cannot serve the docs on 127.0.0.1:{port} ({exc.strerror}): choose another --port") from None
+
+    def stop_serving(*_) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_serving)
+    console.print(f"serving on http://127.0.0.1:{port} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
 
 
 @main.command()
@@ -286,11 +831,14 @@ def metrics(port: int | None, host: str) -> None:
     from pipelines.definitions import defs
     from pipelines.metrics import build_registry, serve
 
-    settings = get_settings()
+    settings = _settings()
+    _quiet_libraries(settings)
     port = port or settings.metrics_port
     if os.environ.get("DAGSTER_HOME") and settings.database_url:
         # A deployment (docker-compose): the instance and the warehouse are configured already.
         warehouse_url = settings.database_url
+        if os.environ.get("DAGSTER_PG_URL"):
+            os.environ["DAGSTER_PG_URL"] = psycopg2_url(os.environ["DAGSTER_PG_URL"])
     else:
         warehouse_url, _ = _prepare_environment(settings)
     instance = dg.DagsterInstance.get()
@@ -315,7 +863,7 @@ def stop() -> None:
     """Stop the embedded PostgreSQL server."""
     from resources.warehouse import stop_embedded_server
 
-    settings = get_settings()
+    settings = _settings()
     stopped = stop_embedded_server(settings.pg_data_dir)
     console.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
 

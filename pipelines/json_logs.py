@@ -1,9 +1,11 @@
 """Structured logs: one JSON object per line with the run id, the job, the step, the asset and
 the tenant, for log shippers (Loki, Elasticsearch, CloudWatch).
 
-The Dagster logger `json` (in the Definitions next to the console logger) writes every run's
-log records to `PODCAST_JSON_LOG` (a file path, or `stdout` / `stderr` in containers; default
-`<data dir>/logs/dagster.jsonl`). Pass the tenant as `extra`:
+Every run of the instance writes its log records to `PODCAST_JSON_LOG` (a file path, or `stdout`
+/ `stderr` in containers; default `<data dir>/logs/dagster.jsonl`) through `JsonLinesHandler`,
+which `dagster.yaml` attaches to the instance (`python_logs`): runs started by the demo, the UI,
+schedules and sensors alike. The Dagster logger `json` (in the Definitions next to the console
+logger) does the same for a run whose config names it. Pass the tenant as `extra`:
 `context.log.info("...", extra={"tenant": tenant_id})`.
 """
 
@@ -73,6 +75,21 @@ def default_target() -> str:
 
     settings = get_settings()
     return settings.json_log or str(settings.data_dir / "logs" / "dagster.jsonl")
+
+
+class JsonLinesHandler(logging.Handler):
+    """The instance's handler (`dagster.yaml`, `python_logs.dagster_handler_config`): each record
+    as a JSON line to `target`, else `PODCAST_JSON_LOG`, else `<data dir>/logs/dagster.jsonl`."""
+
+    def __init__(self, target: str | None = None, level: int | str = logging.DEBUG):
+        super().__init__(level)
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            handler_for(self.target or default_target()).handle(record)
+        except Exception:  # noqa: BLE001 - logging must never fail a run
+            self.handleError(record)
 
 
 @dg.logger(

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import dagster as dg
 import psycopg
+from dagster_postgres import DagsterPostgresStorage
 from psycopg import sql
 
 # Event tables that become hypertables when TimescaleDB is present: table -> time column.
@@ -87,6 +88,109 @@ def dbt_env(url: str) -> dict[str, str]:
 def with_database(url: str, dbname: str) -> str:
     parts = urlsplit(url)
     return parts._replace(path="/" + dbname).geturl()
+
+
+class WarehouseError(Exception):
+    """An expected failure to reach or prepare a database, stated in one line."""
+
+
+PG_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+def psycopg2_url(url: str) -> str:
+    """The URL Dagster's storage is given: dagster-postgres needs the psycopg2 driver, and
+    SQLAlchemy 2.1 picks psycopg 3 for a plain `postgresql://` URL (its LISTEN/NOTIFY then fails
+    with `syntax error at or near "$1"`). Plain and psycopg 3 forms become `postgresql+psycopg2://`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in PG_SCHEMES:
+        return url
+    return "postgresql+psycopg2://" + rest
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy-style URL (`postgresql+psycopg2://`) as libpq reads it (`postgresql://`)."""
+    scheme, sep, rest = url.partition("://")
+    return "postgresql://" + rest if sep and scheme in PG_SCHEMES else url
+
+
+def describe_url(url: str) -> str:
+    """Where a URL points, without its password: `user@host:port/db`."""
+    try:
+        p = ConnectionParts.from_url(libpq_url(url))
+    except ValueError:
+        return "an unreadable URL"
+    where = p.host if p.host.startswith("/") else f"{p.host}:{p.port}"
+    return f"{p.user}@{where}/{p.dbname}"
+
+
+def check_url(url: str, variable: str) -> None:
+    """Refuse a URL that is not a PostgreSQL URL, naming the variable it came from."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in PG_SCHEMES:
+        raise WarehouseError(f"{variable} is not a PostgreSQL URL (postgresql://user:password@host:5432/database): "
+                             f"scheme {scheme + '://' if sep else 'missing'}")
+    try:
+        ConnectionParts.from_url(libpq_url(url))
+    except ValueError as exc:
+        raise WarehouseError(f"{variable} cannot be read: {exc}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text.removeprefix("connection failed: ")
+
+
+def connect_checked(url: str, variable: str, autocommit: bool = True) -> psycopg.Connection:
+    """A connection, or a WarehouseError saying in one line why there is none."""
+    check_url(url, variable)
+    try:
+        return psycopg.connect(libpq_url(url), autocommit=autocommit, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise WarehouseError(f"cannot connect to {describe_url(url)} ({variable}): {_one_line(exc)}") from None
+
+
+def ensure_dagster_database(warehouse_url: str, dagster_url: str, explicit: bool) -> None:
+    """Make sure Dagster's storage database exists. Beside the warehouse (no DAGSTER_PG_URL) it is
+    created when the warehouse's role may (CREATEDB); otherwise the error says what to create or set."""
+    variable = "DAGSTER_PG_URL" if explicit else "DATABASE_URL"
+    check_url(dagster_url, variable)
+    try:
+        psycopg.connect(libpq_url(dagster_url), connect_timeout=10).close()
+        return
+    except psycopg.errors.InvalidCatalogName:
+        pass
+    except psycopg.Error as exc:
+        if "does not exist" not in str(exc):
+            raise WarehouseError(f"cannot connect to Dagster's storage at {describe_url(dagster_url)} ({variable}): "
+                                 f"{_one_line(exc)}") from None
+    dbname = ConnectionParts.from_url(libpq_url(dagster_url)).dbname
+    admin = warehouse_url if not explicit else with_database(libpq_url(dagster_url), "postgres")
+    try:
+        with connect_checked(admin, variable) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+    except (psycopg.Error, WarehouseError) as exc:
+        reason = _one_line(exc)
+        user = ConnectionParts.from_url(libpq_url(dagster_url)).user
+        raise WarehouseError(
+            f'database "{dbname}" for Dagster\'s storage does not exist at {describe_url(dagster_url)} and cannot be '
+            f"created ({reason}): create it (createdb -O {user} {dbname}) or set DAGSTER_PG_URL to an existing database"
+        ) from None
+
+
+def prepare_storage(database_url: str | None, dagster_pg_url: str | None, data_dir: Path,
+                    warehouse_db: str, dagster_db: str) -> tuple[str, str]:
+    """The CLI's start: (warehouse URL, Dagster storage URL in the psycopg2 form), both databases
+    reachable and the warehouse bootstrapped; WarehouseError with one line otherwise."""
+    if database_url:
+        check_url(database_url, "DATABASE_URL")
+        connect_checked(database_url, "DATABASE_URL").close()
+    warehouse_url, dagster_url = resolve_urls(database_url, data_dir, warehouse_db, dagster_db)
+    ensure_dagster_database(warehouse_url, dagster_pg_url or dagster_url, explicit=bool(dagster_pg_url))
+    try:
+        bootstrap(warehouse_url)
+    except psycopg.Error as exc:
+        raise WarehouseError(f"cannot prepare the warehouse {describe_url(warehouse_url)}: {_one_line(exc)}") from None
+    return warehouse_url, psycopg2_url(dagster_pg_url or dagster_url)
 
 
 def embedded_server(pg_dir: Path):
@@ -198,6 +302,23 @@ def bootstrap(url: str) -> dict[str, object]:
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('podcast_analytics.bootstrap'))")
     return {"timescaledb": bool(hypertables), "hypertables": hypertables}
+
+
+class PostgresStorage(DagsterPostgresStorage):
+    """Dagster's run, event and schedule storage (`dagster.yaml`), as dagster-postgres's own but
+    taking `DAGSTER_PG_URL` in any PostgreSQL form (`postgresql://`, `postgres://`, psycopg 3): the
+    webserver and the daemon read the variable as the deployment sets it."""
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):  # noqa: ANN001, ANN206 - Dagster's signature
+        from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+
+        return cls(
+            inst_data=inst_data,
+            postgres_url=psycopg2_url(pg_url_from_config(config_value)),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -19,23 +19,15 @@ def test_packages_import_from_the_installed_project():
         assert Path(module.__file__).resolve().is_relative_to(REPO_ROOT), module.__file__
 
 
-def test_definitions_load_fast_and_form_one_graph():
-    def load() -> tuple[float, bool]:
-        out = subprocess.run(
-            [sys.executable, "-c",
-             "import time, sys; t = time.perf_counter(); from pipelines.definitions import defs; "
-             "print(time.perf_counter() - t); print('great_expectations' in sys.modules)"],
-            capture_output=True, text=True, check=True, cwd=REPO_ROOT,
-        )
-        seconds, gx_loaded = out.stdout.split()
-        return float(seconds), gx_loaded == "True"
-
-    # The first load in a fresh checkout also runs `dbt parse` (no manifest yet); every later
-    # load (webserver, daemon, each run worker) reuses the manifest, and that is what must be fast.
-    first_seconds, _ = load()
-    assert first_seconds < 60
-    seconds, gx_loaded = load()
-    assert seconds < 10 and not gx_loaded  # GX is imported lazily, inside the check
+def test_definitions_load_without_great_expectations_and_form_one_graph():
+    # How fast the definitions load is measured by bench/definitions_load.py (against `import
+    # dagster` in the same run), not asserted here: a busy machine is not a slow code location.
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; from pipelines.definitions import defs; "
+         "print('great_expectations' in sys.modules)"],
+        capture_output=True, text=True, check=True, cwd=REPO_ROOT,
+    )
+    assert out.stdout.split()[-1] == "False"  # GX is imported lazily, inside the check
 
     from pipelines.definitions import defs
 

@@ -1,0 +1,183 @@
+"""The CLI a person uses: expected failures are one line and a non-zero exit (no traceback), and
+`dbt` / `docs` run dbt against the platform's warehouse."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from resources.warehouse import with_database
+from tests.conftest import REPO_ROOT, query
+
+EXE = Path(sys.executable).with_name("podcast-analytics")
+UNSET = ("DATABASE_URL", "DAGSTER_HOME", "DAGSTER_PG_URL", "PODCAST_SOURCES_FILE", "PODCAST_REPORT_RECIPIENTS_FILE",
+         "PODCAST_DATA_DIR", "PODCAST_DAGSTER_DB")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args, data_dir: Path, timeout: float = 600, **variables) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    env.update({"PODCAST_DATA_DIR": str(data_dir), "PODCAST_SIMULATOR_PORT": str(_free_port()), "COLUMNS": "200",
+                **{k: str(v) for k, v in variables.items()}})
+    return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                          timeout=timeout)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The failure's single line on stderr (and no traceback anywhere)."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_database_url_that_is_not_postgresql(tmp_path):
+    line = one_line_error(run_cli("demo", data_dir=tmp_path, DATABASE_URL="mysql://u:p@db.internal/warehouse"))
+    assert "DATABASE_URL is not a PostgreSQL URL" in line and "mysql://" in line
+
+
+def test_database_url_with_an_unreadable_port(tmp_path):
+    line = one_line_error(run_cli("status", data_dir=tmp_path, DATABASE_URL="postgresql://u@localhost:54x/db"))
+    assert line.startswith("error: DATABASE_URL cannot be read")
+
+
+def test_unreachable_server(tmp_path):
+    port = _free_port()  # nothing listens there
+    line = one_line_error(run_cli("demo", data_dir=tmp_path, DATABASE_URL=f"postgresql://u:secret@127.0.0.1:{port}/wh"))
+    assert f"cannot connect to u@127.0.0.1:{port}/wh (DATABASE_URL)" in line and "refused" in line.lower()
+    assert "secret" not in line
+
+
+def test_unreachable_dagster_storage(tmp_path, admin_url):
+    port = _free_port()
+    line = one_line_error(run_cli("dbt", "--", "debug", data_dir=tmp_path, DATABASE_URL=admin_url,
+                                  DAGSTER_PG_URL=f"postgresql://u@127.0.0.1:{port}/dagster"))
+    assert f"u@127.0.0.1:{port}/dagster (DAGSTER_PG_URL)" in line
+
+
+def test_bad_setting_names_the_variable(tmp_path):
+    line = one_line_error(run_cli("demo", data_dir=tmp_path, PODCAST_SIMULATOR_PORT="eighty"))
+    assert line.startswith("error: PODCAST_SIMULATOR_PORT='eighty'")
+
+
+def test_missing_sources_file(tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    line = one_line_error(run_cli("demo", data_dir=tmp_path, PODCAST_SOURCES_FILE=missing))
+    assert line == f"error: PODCAST_SOURCES_FILE: {missing} does not exist"
+
+
+def test_malformed_sources_file_names_the_line(tmp_path):
+    path = tmp_path / "sources.yaml"
+    path.write_text("rss:\n  timeout_seconds: 10\n  feeds:\n    - {tenant_id: acme, url: https://x.example/f.xml\n")
+    line = one_line_error(run_cli("demo", data_dir=tmp_path, PODCAST_SOURCES_FILE=path))
+    assert line.startswith(f"error: PODCAST_SOURCES_FILE: {path}, line 5: malformed YAML")
+
+
+def test_invalid_sources_entry_names_the_line(tmp_path):
+    path = tmp_path / "sources.yaml"
+    path.write_text("rss:\n  timeout_seconds: 10\n  feeds:\n    - {tenant_id: acme, url: https://x.example/f.xml}\n"
+                    "    - {tenant_id: acme}\n")
+    line = one_line_error(run_cli("dev", data_dir=tmp_path, PODCAST_SOURCES_FILE=path))
+    assert line.startswith(f"error: PODCAST_SOURCES_FILE: {path}, line 5: rss.feeds.1.url")
+
+
+def test_malformed_and_invalid_recipients_file(tmp_path):
+    path = tmp_path / "recipients.yaml"
+    path.write_text("recipients:\n  - {tenant: northwind, sponsor: sp-acme, email: [a@acme.example]\n")
+    line = one_line_error(run_cli("demo", data_dir=tmp_path, PODCAST_REPORT_RECIPIENTS_FILE=path))
+    assert line.startswith(f"error: PODCAST_REPORT_RECIPIENTS_FILE: {path}, line 3: malformed YAML")
+    path.write_text("recipients:\n  - {tenant: northwind, sponsor: sp-acme, email: [a@acme.example]}\n"
+                    "  - {tenant: northwind, email: [b@acme.example]}\n")
+    line = one_line_error(run_cli("demo", data_dir=tmp_path, PODCAST_REPORT_RECIPIENTS_FILE=path))
+    assert line.startswith(f"error: PODCAST_REPORT_RECIPIENTS_FILE: {path}, line 3: recipients.1")
+
+
+def test_busy_simulator_port(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = one_line_error(run_cli("demo", data_dir=tmp_path, PODCAST_SIMULATOR_PORT=port))
+    assert line == (f"error: port {port} on 127.0.0.1 is in use: the simulator serves the feeds there; "
+                    f"set PODCAST_SIMULATOR_PORT to a free port")
+
+
+@pytest.fixture
+def role_without_createdb(admin_url):
+    """A log-in role that owns a warehouse database but may not create databases."""
+    role, dbname = f"r_{uuid.uuid4().hex[:8]}", f"w_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create role {} login password 'pw' nocreatedb").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(dbname), sql.Identifier(role)))
+    parts = psycopg.conninfo.conninfo_to_dict(admin_url)
+    host = parts.get("host") or "localhost"
+    yield f"postgresql://{role}:pw@/{dbname}?host={host}&port={parts.get('port', 5432)}", role, dbname
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))
+        conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+
+
+def test_dagster_database_that_cannot_be_created_says_what_to_do(tmp_path, role_without_createdb):
+    url, role, _ = role_without_createdb
+    storage = f"dagster_{uuid.uuid4().hex[:8]}"
+    line = one_line_error(run_cli("dbt", "--", "debug", data_dir=tmp_path, DATABASE_URL=url,
+                                  PODCAST_DAGSTER_DB=storage))
+    assert f'database "{storage}" for Dagster\'s storage does not exist' in line
+    assert f"createdb -O {role} {storage}" in line and "DAGSTER_PG_URL" in line
+
+
+@pytest.fixture(scope="module")
+def cli_warehouse(admin_url, tmp_path_factory):
+    """A warehouse database and a Dagster storage name of its own on the test server."""
+    dbname, storage = f"t_cli_{uuid.uuid4().hex[:8]}", f"dagster_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+    yield with_database(admin_url, dbname), storage, tmp_path_factory.mktemp("cli-data")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for name in (dbname, storage):
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def test_dbt_runs_against_the_warehouse_and_creates_dagsters_database(cli_warehouse, admin_url):
+    url, storage, data_dir = cli_warehouse
+    result = run_cli("dbt", "--", "debug", data_dir=data_dir, DATABASE_URL=url, PODCAST_DAGSTER_DB=storage)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All checks passed!" in result.stdout
+    dbname = urlsplit(url).path.lstrip("/")
+    assert f"database: {dbname}" in result.stdout  # the warehouse, not profiles.yml's default
+    # Dagster's storage beside the warehouse, created because the role may (the test server's superuser).
+    assert query(admin_url, "select 1 from pg_database where datname = %s", (storage,)) == [(1,)]
+    listed = run_cli("dbt", "--", "ls", "--resource-type", "model", "--select", "stg_rss__episodes",
+                     "--output", "name", "--quiet", data_dir=data_dir, DATABASE_URL=url, PODCAST_DAGSTER_DB=storage)
+    assert listed.returncode == 0 and listed.stdout.split() == ["stg_rss__episodes"], listed.stdout + listed.stderr
+    assert (data_dir / "logs" / "dbt.log").stat().st_size > 0  # dbt's log under the data directory
+    failed = run_cli("dbt", "--", "ls", "--select", "no_such_model+", "--no-partial-parse", "--warn-error",
+                     data_dir=data_dir, DATABASE_URL=url, PODCAST_DAGSTER_DB=storage)
+    assert failed.returncode != 0  # dbt's exit status is the command's
+
+
+def test_docs_generate_without_serving(cli_warehouse):
+    url, storage, data_dir = cli_warehouse
+    result = run_cli("docs", "--no-serve", data_dir=data_dir, DATABASE_URL=url, PODCAST_DAGSTER_DB=storage)
+    assert result.returncode == 0, result.stdout + result.stderr
+    target = data_dir / "dbt" / "target"
+    assert f"dbt docs in {target / 'index.html'}" in result.stdout
+    assert (target / "index.html").stat().st_size > 0
+    catalog = (target / "catalog.json").read_text()
+    assert '"source.podcast_analytics.' in catalog  # the warehouse's tables, read from the server
