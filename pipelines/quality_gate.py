@@ -107,14 +107,11 @@ class BuildStates:
             last = self._materialized(key)
             if not node.parent_keys or node.is_partitioned or last is None:
                 continue
-            entry = self.entries[key]
-            attempts = [r for r in (entry.last_failed_to_materialize_record, entry.last_skipped_materialize_record)
-                        if r is not None and r.storage_id > last.storage_id]
-            if attempts:
-                failed = max(attempts, key=lambda r: r.storage_id)
+            attempt = self._unfinished_attempt(key, last.storage_id)
+            if attempt is not None:
                 out.append(Blocker(key.to_user_string(), FAILED_BUILD,
-                                   f"its latest build (run {failed.run_id[:8]}) did not materialize it; it still "
-                                   f"holds the rows of run {last.run_id[:8]}", failed.run_id))
+                                   f"its latest build (run {attempt[:8]}) did not materialize it; it still "
+                                   f"holds the rows of run {last.run_id[:8]}", attempt))
                 continue
             newer = []
             for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
@@ -132,20 +129,23 @@ class BuildStates:
                                    last.run_id))
         return out
 
+    def _unfinished_attempt(self, key: dg.AssetKey, since_storage_id: int) -> str | None:
+        """The run of a build planned after the last materialization that ended without it
+        (failed, skipped by dbt after an upstream error, or gated), or None. A run still queued
+        or running is not judged yet."""
+        planned = self.instance.get_latest_planned_materialization_info(key)
+        if planned is None or planned.storage_id <= since_storage_id:
+            return None
+        run_id = planned.run_id
+        run = self.instance.get_run_by_id(run_id)
+        if run is None or not run.is_finished:
+            return None
+        return run_id
+
     def worth_waiting(self, blockers: list[Blocker]) -> bool:
-        """Every blocker is an asset that will be current soon: one behind its input (automation
-        rebuilds it), or one whose failed build a queued or running run is redoing."""
-        if not blockers:
-            return False
-        for blocker in blockers:
-            if blocker.check == BEHIND_INPUT:
-                continue
-            entry = self.entries.get(dg.AssetKey.from_user_string(blocker.asset))
-            run_id = entry.last_planned_materialization_run_id if entry else None
-            run = self.instance.get_run_by_id(run_id) if run_id else None
-            if blocker.check != FAILED_BUILD or run is None or run.is_finished:
-                return False
-        return True
+        """Every blocker goes away by itself: an asset behind its input, which automation (or the
+        run already rebuilding it) brings up to date. A failed build needs someone."""
+        return bool(blockers) and all(b.check == BEHIND_INPUT for b in blockers)
 
 
 def gated_keys(instance: dg.DagsterInstance, asset_graph, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, list[Blocker]]:
