@@ -261,9 +261,11 @@ def _quarantine_query(suite: TableSuite, rule: Rule, grouped: bool) -> str:
     broken source, or a loader that refuses what it should take. It judges the current state,
     not the newest batch: a poll that stored only one broken feed's items would be judged on that
     feed alone, and one feed refusing most of its items is the quarantine working, not a failure.
-    `grouped` gives (tenant, refused, total) per tenant; otherwise the failing tenants."""
+    `grouped` gives (tenant, refused, total) per tenant; otherwise the failing tenants. GX puts the
+    table in place of `{batch}` without an alias when a query joins, and PostgreSQL before 16
+    refuses a subquery without one: the query names it."""
     q = rule.quarantine_table
-    base = (f"with rows_ as (select * from {{batch}}), "
+    base = (f"with rows_ as (select * from {{batch}} as batch_), "
             f"refused_items as (select tenant_id, feed_url, item_key, max(guid) as guid, "
             f"max(_ingested_at) as refused_at from {q} group by 1, 2, 3), "
             f"refused as (select r.tenant_id, "
