@@ -19,7 +19,8 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from pipelines.quality_gate import DAILY_CRON, DAILY_TAG, asset_graph_of, blocker_metadata, gated_keys
+from assets.automation import DAILY, DAILY_TAG, ON_NEW_DATA
+from pipelines.quality_gate import asset_graph_of, blocker_metadata, gated_keys
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -72,8 +73,8 @@ def dbt_project() -> DbtProject:
 
 class LayeredTranslator(DagsterDbtTranslator):
     """Models are keyed `[layer, model]` and grouped by their layer folder. They follow their
-    upstream eagerly, except models tagged `daily` (whole-period statistics such as campaign
-    lift), which are rebuilt once a day after their upstream has updated."""
+    upstream when its data changes (assets/automation.py), except models tagged `daily`
+    (whole-period statistics such as campaign lift), rebuilt once a day after their upstream."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -85,8 +86,7 @@ class LayeredTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(
             key=dg.AssetKey([layer, props["name"]]),
             group_name=layer,
-            automation_condition=(dg.AutomationCondition.on_cron(DAILY_CRON) if DAILY_TAG in props.get("tags", [])
-                                  else dg.AutomationCondition.eager()),
+            automation_condition=DAILY if DAILY_TAG in props.get("tags", []) else ON_NEW_DATA,
         ).merge_attributes(kinds={"postgres"})
 
 

@@ -11,7 +11,8 @@ A mart can also be wrong without any failed check: when a model build fails, dbt
 descendants and every mart keeps the previous run's rows. `BuildStates` finds those from the
 instance's asset records: an asset whose latest materialization attempt failed (or was skipped
 after its last materialization), and an asset older than an asset it reads (data arrived that it
-has not taken in yet). Models tagged `daily` are rebuilt once a day, so they are behind only when
+has not taken in yet, judged by data version: a source materialized again with the same rows
+is no news). Models tagged `daily` are rebuilt once a day, so they are behind only when
 their input arrived before the latest daily tick and they were not rebuilt since.
 """
 
@@ -23,7 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG, get_input_data_version_tag
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from assets.automation import DAILY_CRON, DAILY_TAG
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,6 @@ class CheckStates:
         return self.on(self.asset_graph.get_ancestor_asset_keys(key))
 
 
-DAILY_TAG = "daily"
-DAILY_CRON = "30 4 * * *"  # after the night's late data (Apple ~2 days, Megaphone final by 04:30 UTC)
 FAILED_BUILD = "latest_build_failed"
 BEHIND_INPUT = "older_than_its_input"
 
@@ -116,7 +118,7 @@ class BuildStates:
             newer = []
             for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
                 record = self._materialized(parent)
-                if record is None or record.storage_id <= last.storage_id:
+                if record is None or record.storage_id <= last.storage_id or _consumed(last, parent, record):
                     continue
                 if DAILY_TAG in (node.tags or {}) and not (record.timestamp < daily_tick and last.timestamp < daily_tick):
                     continue  # arrived since the daily build's tick: taken in at the next one
@@ -146,6 +148,14 @@ class BuildStates:
         """Every blocker goes away by itself: an asset behind its input, which automation (or the
         run already rebuilding it) brings up to date. A failed build needs someone."""
         return bool(blockers) and all(b.check == BEHIND_INPUT for b in blockers)
+
+
+def _consumed(child, parent: dg.AssetKey, parent_record) -> bool:
+    """The child's build read the data version the parent has now (a source materialized again
+    with the same rows, e.g. a feed poll that stored nothing new, keeps its version)."""
+    consumed = (child.asset_materialization.tags or {}).get(get_input_data_version_tag(parent))
+    current = (parent_record.asset_materialization.tags or {}).get(DATA_VERSION_TAG)
+    return consumed is not None and consumed == current
 
 
 def gated_keys(instance: dg.DagsterInstance, asset_graph, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, list[Blocker]]:

@@ -11,6 +11,7 @@ import datetime as dt
 import dagster as dg
 from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG
 
+from assets.automation import ON_NEW_DATA
 from assets.reports.content import FORMATS, ReportError, ReportRequest
 from assets.reports.delivery import (DeliveryConfigError, DeliveryOutcome, RecipientRule, ReportDeliveryResource,
                                      recipients_for, send_email, send_webhook)
@@ -37,7 +38,7 @@ SPONSOR_UPSTREAM = [dg.AssetKey(["marts", name]) for name in ("mart_sponsor_roi"
 DELIVERY_CHECK = "deliveries_succeeded"
 # A report partition is made again when a mart it reads was rebuilt, and made when it is new
 # (once no mart it reads is missing or being built). Runs started this way deliver nothing.
-REFRESH = dg.AutomationCondition.eager()
+REFRESH = ON_NEW_DATA
 
 
 def partition_key(tenant_id: str, subject_id: str) -> str:

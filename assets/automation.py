@@ -1,0 +1,29 @@
+"""The automation conditions the `automation` sensor evaluates (pipelines/schedules.py).
+
+`ON_NEW_DATA` is Dagster's `eager()` with one change: an upstream asset counts as updated when
+its data version changed, not whenever it was materialized. Sources that store nothing new (a
+feed poll where every feed answered 304 or unchanged) report the same data version, so a poll
+every 15 minutes does not rebuild the models, marts and reports built from it. Assets that
+report no version of their own get a new one at every materialization (Dagster derives it from
+the run), so for them this is `eager()` itself.
+
+Models tagged `daily` (whole-period statistics such as campaign lift) are built once a day after
+the night's late data instead.
+"""
+
+import dagster as dg
+
+AC = dg.AutomationCondition
+
+DAILY_TAG = "daily"
+DAILY_CRON = "30 4 * * *"  # after the night's late data (Apple ~2 days, Megaphone final by 04:30 UTC)
+
+ON_NEW_DATA = (
+    AC.in_latest_time_window()
+    & (AC.newly_missing() | AC.any_deps_match(AC.data_version_changed())).since_last_handled()
+    & ~AC.any_deps_missing()
+    & ~AC.any_deps_in_progress()
+    & ~AC.in_progress()
+).with_label("eager_on_new_data")
+
+DAILY = AC.on_cron(DAILY_CRON)
