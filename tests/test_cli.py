@@ -181,3 +181,40 @@ def test_docs_generate_without_serving(cli_warehouse):
     assert (target / "index.html").stat().st_size > 0
     catalog = (target / "catalog.json").read_text()
     assert '"source.podcast_analytics.' in catalog  # the warehouse's tables, read from the server
+
+
+def test_dagster_yaml_takes_a_plain_postgresql_url_and_logs_json_lines(tmp_path, cli_warehouse, admin_url):
+    """As the webserver and the daemon read it: the repository's dagster.yaml, DAGSTER_PG_URL in the
+    plain form (dagster-postgres then gets the psycopg2 driver: its NOTIFY fails under psycopg 3),
+    and every run's records as JSON lines in PODCAST_JSON_LOG."""
+    import json
+    import shutil
+
+    _, storage, _ = cli_warehouse
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname = %s", (storage,)).fetchone():
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(storage)))
+    plain = with_database(admin_url, storage)
+    assert plain.startswith("postgresql://")
+    script = (
+        "import dagster as dg\n"
+        "@dg.op\ndef one(context): context.log.info('counted one', extra={'tenant': 'acme'}); return 1\n"
+        "@dg.job\ndef tiny(): one()\n"
+        "instance = dg.DagsterInstance.get()\n"
+        "print(instance.event_log_storage.postgres_url.split('://')[0])\n"
+        "print(tiny.execute_in_process(instance=instance).run_id)\n")
+    target = tmp_path / "runs.jsonl"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": plain, "PODCAST_JSON_LOG": str(target)}
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True,
+                            env=env, cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scheme, run_id = result.stdout.split()[-2:]
+    assert scheme == "postgresql+psycopg2"
+    assert query(plain, "select status from runs where run_id = %s", (run_id,)) == [("SUCCESS",)]
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    counted = next(line for line in lines if line["message"] == "counted one")
+    assert counted["run_id"] == run_id and counted["tenant"] == "acme" and counted["step"] == "one"
+    assert {"PIPELINE_START", "STEP_START", "PIPELINE_SUCCESS"} <= {line.get("event") for line in lines}

@@ -1,4 +1,6 @@
-"""End to end: `podcast-analytics demo` twice in a fresh data directory, then `status` and `stop`."""
+"""End to end: `podcast-analytics demo` twice in a fresh data directory, then `status` and `stop`.
+
+No test here asserts how long anything takes: the timeouts only catch a hang."""
 
 import json
 import os
@@ -12,6 +14,10 @@ import pytest
 
 from tests.conftest import REPO_ROOT, query
 
+# Two demos in the module's fixture, each a few minutes on a busy machine: the first test to use
+# it pays for both.
+pytestmark = pytest.mark.timeout(3600)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -21,7 +27,7 @@ def _free_port() -> int:
 
 def _cli(*args, env):
     exe = Path(sys.executable).with_name("podcast-analytics")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=540)
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=1500)
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +104,128 @@ def test_second_demo_changes_no_row_counts_and_uses_conditional_get(demo_runs):
 
 
 def test_status_and_stop(demo_runs):
-    _, env, *_ = demo_runs
+    _, env, *_, url = demo_runs
     status = _cli("status", env=env)
     assert status.returncode == 0 and "running" in status.stdout and "marts.dim_episodes" in status.stdout
+    dagster_url = url.replace("/podcast?", "/dagster?")
+    newest = query(dagster_url, "select run_id, pipeline_name from runs order by create_timestamp desc limit 1")[0]
+    assert f"{newest[0][:8]}  {newest[1]}" in status.stdout  # the last runs
+    assert "Checks: " in status.stdout and ", 0 failing" in status.stdout
+    not_ok = query(url, "select count(*) from marts.sla_status where status <> 'ok'")[0][0]
+    assert f"{not_ok} stale, failing or blocked" in status.stdout
+    assert "Daemon: not running" in status.stdout  # the demo runs in-process; no daemon heartbeat
+    assert "Schedules: " in status.stdout and "Sensors: " in status.stdout
+    assert "rss_poll_every_15_minutes" in status.stdout or "Schedules: 0 of" in status.stdout
+
+
+def test_demo_console_shows_phases_and_a_summary_not_library_output(demo_runs):
+    data_dir, _, first, second, url = demo_runs
+    for run in (first, second):
+        assert "Traceback" not in run.stdout + run.stderr
+        assert run.stderr.strip() == "", run.stderr[-2000:]  # no library warnings, no dbt lines, no step logs
+        phases = [line for line in run.stdout.splitlines() if line.startswith(("✓ ", "✗ "))]
+        assert len(phases) >= 10 and all(line.startswith("✓ ") for line in phases), phases
+        assert "START sql" not in run.stdout and "Running with dbt" not in run.stdout
+    dbt_log = data_dir / "logs" / "dbt.log"
+    assert "START sql" in dbt_log.read_text()  # dbt's own lines went to the file
+    opened = next(line for line in first.stdout.splitlines() if line.startswith("Open a report: "))
+    report = Path(opened.removeprefix("Open a report: "))
+    assert report.suffix == ".html" and report.stat().st_size > 0
+    assert query(url, "select count(*) from reports.reports where file_url = %s", (str(report),)) == [(1,)]
+    assert "Dagster UI: run `podcast-analytics dev`, then open http://127.0.0.1:" in first.stdout
+
+
+def test_demo_writes_the_json_run_log(demo_runs):
+    data_dir, *_, url = demo_runs
+    lines = [json.loads(line) for line in (data_dir / "logs" / "dagster.jsonl").read_text().splitlines()]
+    runs = {r for (r,) in query(url.replace("/podcast?", "/dagster?"), "select run_id from runs")}
+    logged = {line["run_id"] for line in lines if line.get("run_id")}
+    assert runs and runs <= logged  # every run of both demos
+    assert any(line.get("event") == "ASSET_MATERIALIZATION" and line.get("asset") == "marts/dim_episodes"
+               for line in lines)
+
+
+def _reader(process: subprocess.Popen):
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _wait_for_line(lines, text: str, seen: list, timeout: float) -> str:
+    import queue
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        seen.append(line)
+        if text in line:
+            return line
+    pytest.fail(f"no line with {text!r} (a hang, or the demo ended): {''.join(seen)[-3000:]}")
+
+
+def test_a_second_demo_on_the_same_data_is_refused_and_sigterm_stops_everything(tmp_path):
+    import time
+
+    import psutil
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME", "DAGSTER_PG_URL", "PODCAST_SOURCES_FILE")}
+    env.update(PODCAST_DATA_DIR=str(tmp_path), PODCAST_SIMULATOR_PORT=str(port), COLUMNS="200", PYTHONUNBUFFERED="1")
+    exe = Path(sys.executable).with_name("podcast-analytics")
+    demo = subprocess.Popen([str(exe), "demo"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines, seen = _reader(demo), []
+        _wait_for_line(lines, "warehouse ready: embedded PostgreSQL", seen, timeout=600)
+        second = _cli("demo", env={**env, "PODCAST_SIMULATOR_PORT": str(_free_port())})
+        assert second.returncode != 0 and "Traceback" not in second.stdout + second.stderr
+        assert second.stderr.strip() == (f"error: another demo (pid {demo.pid}) is running on {tmp_path}: wait for "
+                                         f"it, stop it (kill {demo.pid}) or give this one its own PODCAST_DATA_DIR")
+        _wait_for_line(lines, f"simulator serving the feeds and platform APIs on http://127.0.0.1:{port}", seen,
+                       timeout=600)
+        postmaster = int((tmp_path / "pg" / "postmaster.pid").read_text().split()[0])
+        assert psutil.pid_exists(postmaster)
+        time.sleep(2)  # into the next phase (loading the code location)
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)  # a bound on waiting, generous: it stops within seconds
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode != 0
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + 30
+    while alive(postmaster) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not alive(postmaster)  # the PostgreSQL this demo started is stopped
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))  # the simulator's port is free
+    # The lock went with it: a new demo is not refused (it stops at the busy port we now hold).
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        third = _cli("demo", env={**env, "PODCAST_SIMULATOR_PORT": str(busy.getsockname()[1])})
+    assert "is in use" in third.stderr and "another demo" not in third.stderr
 
 
 def test_download_checks_pass_on_the_demo_and_catch_a_lost_download(demo_runs, monkeypatch):
