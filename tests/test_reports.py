@@ -497,6 +497,14 @@ def test_scheduled_reports_go_to_the_recipients_file(url, store, smtp, webhook, 
                        second: (["cmo@sponsor.example"], 0),
                        sponsor: (["cmo@sponsor.example"], 0)}
 
+    # A refresh started by automation (the marts changed) registers the report and sends nothing.
+    before, hooks_before = len(inbox.messages), len(hook.received)
+    refresh = dg.materialize([campaign_report], partition_key=f"{tenant}:{first}", instance=instance,
+                             resources=resources, tags={"dagster/from_automation_condition": "true"},
+                             run_config={"ops": {campaign_report.op.name: {"config": {"formats": ["html"]}}}})
+    assert refresh.success and (len(inbox.messages), len(hook.received)) == (before, hooks_before)
+    assert query(url, "select count(*) from reports.reports where _batch_id = %s", (refresh.run_id,)) == [(1,)]
+
     recipients.write_text(yaml.safe_dump({"recipients": [{"tenant": tenant, "sponsor": sponsor, "email": ["not-an-address"]}]}))
     refused = run(campaign_report, first)
     assert not refused.success
