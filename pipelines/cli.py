@@ -285,7 +285,9 @@ class _Cleanup:
             stopper.join(timeout=5)
             with contextlib.suppress(Exception):
                 self.server._httpd.server_close()  # noqa: SLF001 - free the port even mid-request
-        children = psutil.Process().children(recursive=True)
+        # dbt and any other child; not a PostgreSQL server (stopped below, the fast way)
+        children = [child for child in psutil.Process().children(recursive=True)
+                    if _process_name(child) not in ("postgres", "postmaster", "pg_ctl")]
         for child in children:
             with contextlib.suppress(psutil.Error):
                 child.terminate()
@@ -299,6 +301,13 @@ class _Cleanup:
             with contextlib.suppress(Exception):
                 stop_embedded_server(self.settings.pg_data_dir)
         self.lock.release()
+
+
+def _process_name(process) -> str:
+    try:
+        return process.name()
+    except Exception:  # noqa: BLE001 - gone or not ours to read
+        return ""
 
 
 class _Phases:
@@ -864,6 +873,7 @@ def stop() -> None:
     from resources.warehouse import stop_embedded_server
 
     settings = _settings()
+    _quiet_libraries(settings)
     stopped = stop_embedded_server(settings.pg_data_dir)
     console.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
 
