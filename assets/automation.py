@@ -25,9 +25,17 @@ DAILY_CRON = "30 4 * * *"  # after the night's late data (Apple ~2 days, Megapho
 # good. Missing models upstream still hold a model back.
 SOURCES = dg.AssetSelection.key_prefixes(["raw"], ["quarantine"], ["ops"])
 
+# As `any_deps_updated()`, with a new data version in place of a new materialization: a parent
+# updated by a run that also built this asset is no news, and a parent requested on this tick
+# brings its descendants into the same run (the whole affected graph is one dbt build).
+NEW_DATA_UPSTREAM = AC.any_deps_match(
+    (AC.data_version_changed() & ~AC.executed_with_root_target()).with_label("new_data_without_root")
+    | AC.will_be_requested()
+).with_label("any_deps_have_new_data")
+
 ON_NEW_DATA = (
     AC.in_latest_time_window()
-    & (AC.newly_missing() | AC.any_deps_match(AC.data_version_changed())).since_last_handled()
+    & (AC.newly_missing() | NEW_DATA_UPSTREAM).since_last_handled()
     & ~AC.any_deps_missing().ignore(SOURCES)
     & ~AC.any_deps_in_progress()
     & ~AC.in_progress()

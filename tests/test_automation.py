@@ -24,6 +24,11 @@ def eager_model():
     return None
 
 
+@dg.asset(deps=[model], automation_condition=ON_NEW_DATA)
+def mart():
+    return None
+
+
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1)
 
 
@@ -45,10 +50,10 @@ def eager_rollup():
 def test_models_follow_new_data_not_every_materialization():
     """A source materialized again with the same data version (a poll that stored nothing new)
     starts nothing; a new version starts the model. Plain `eager` would rebuild on both."""
-    defs = dg.Definitions(assets=[source, model, eager_model])
+    defs = dg.Definitions(assets=[source, model, eager_model, mart])
     with dg.instance_for_test() as instance:
         VERSION["value"] = "1"
-        assert dg.materialize([source, model, eager_model], instance=instance).success
+        assert dg.materialize([source, model, eager_model, mart], instance=instance).success
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert result.total_requested == 0
 
@@ -61,6 +66,12 @@ def test_models_follow_new_data_not_every_materialization():
         assert dg.materialize([source], instance=instance).success
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
         assert result.get_requested_partitions(model.key) == {None}
+        assert result.get_requested_partitions(mart.key) == {None}  # the chain in one request
+
+        # That run built both: the model's new version is no news to the mart on the next tick.
+        assert dg.materialize([model, mart], instance=instance).success
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+        assert result.total_requested == 0
 
 
 def test_a_late_day_of_a_partitioned_source_is_news():

@@ -209,7 +209,8 @@ def test_dagster_yaml_uses_postgres_from_env_and_passes_the_schema():
     from dagster._serdes import ConfigurableClassData
 
     config = load_yaml("dagster.yaml")
-    assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+    assert config["storage"] == {"custom": {"module": "resources.warehouse", "class": "PostgresStorage",
+                                            "config": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}}
     assert config["telemetry"] == {"enabled": False}
     assert config["run_monitoring"]["enabled"] is True
 
