@@ -23,21 +23,15 @@ from pipelines.settings import get_settings
 
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 
-rss_poll_schedule = dg.ScheduleDefinition(
-    name="rss_poll_every_15_minutes",
-    job=rss_ingest_job,
-    cron_schedule=get_settings().rss_poll_cron,
-    execution_timezone="UTC",
-    default_status=RUNNING,
-)
 
-platform_catalog_schedule = dg.ScheduleDefinition(
-    name="platform_catalog_hourly",
-    job=platform_catalog_job,
-    cron_schedule="5 * * * *",
-    execution_timezone="UTC",
-    default_status=RUNNING,
-)
+def on_cron(name: str, job, cron: str, description: str | None = None) -> dg.ScheduleDefinition:
+    """A job on a UTC cron, on by default."""
+    return dg.ScheduleDefinition(name=name, job=job, cron_schedule=cron, execution_timezone="UTC",
+                                 default_status=RUNNING, description=description)
+
+
+rss_poll_schedule = on_cron("rss_poll_every_15_minutes", rss_ingest_job, get_settings().rss_poll_cron)
+platform_catalog_schedule = on_cron("platform_catalog_hourly", platform_catalog_job, "5 * * * *")
 
 
 @dg.schedule(
@@ -50,31 +44,13 @@ def platform_metrics_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(partition_key=day, tags={"platform_sync": "hourly"})
 
 
-sponsorship_schedule = dg.ScheduleDefinition(
-    name="sponsorships_hourly",
-    job=sponsorship_campaigns_job,
-    cron_schedule="10 * * * *",
-    execution_timezone="UTC",
-    default_status=RUNNING,
-    description="Sponsors, campaigns and placements from the sponsorship API and the insertion-order folder.",
-)
-
-conversions_schedule = dg.ScheduleDefinition(
-    name="conversions_hourly",
-    job=conversion_events_job,
-    cron_schedule="40 * * * *",
-    execution_timezone="UTC",
-    default_status=RUNNING,
-    description="Shop orders changed since the last sync (files that land are loaded by their sensor at once).",
-)
-
-sla_snapshot_schedule = dg.ScheduleDefinition(
-    name="sla_snapshot_every_5_minutes",
-    job=sla_snapshot_job,
-    cron_schedule="*/5 * * * *",
-    execution_timezone="UTC",
-    default_status=RUNNING,
-)
+sponsorship_schedule = on_cron(
+    "sponsorships_hourly", sponsorship_campaigns_job, "10 * * * *",
+    "Sponsors, campaigns and placements from the sponsorship API and the insertion-order folder.")
+conversions_schedule = on_cron(
+    "conversions_hourly", conversion_events_job, "40 * * * *",
+    "Shop orders changed since the last sync (files that land are loaded by their sensor at once).")
+sla_snapshot_schedule = on_cron("sla_snapshot_every_5_minutes", sla_snapshot_job, "*/5 * * * *")
 
 automation = dg.AutomationConditionSensorDefinition(
     "automation",

@@ -171,6 +171,8 @@ def test_new_data_reaches_marts_and_reports_with_nobody_launching_a_run(deployme
         select distinct on (campaign_id) campaign_id, content_sha256 from reports.reports
         where scope = 'campaign' and format = 'html' order by campaign_id, generated_at desc"""))
 
+    downloads_before = query(url, "select count(*) from marts.fct_downloads where download_date = %s", (NEW_DAY,))[0][0]
+
     started = time.time()
     show = network.shows[0]
     episode = next(e for e in show.episodes if e.title)
