@@ -46,11 +46,8 @@ def test_waiting_work_grows_to_the_limit():
         with lock:
             running -= 1
 
-    started = time.perf_counter()
     map_adaptive(wait, list(range(160)), limit=32, initial=4)
-    elapsed = time.perf_counter() - started
-    assert peak == 32
-    assert elapsed < 160 * 0.05 / 8  # far quicker than four or eight threads could be
+    assert peak == 32  # how much sooner that finishes is a timing: bench/, not a test on a busy machine
 
 
 def test_growth_rule():
