@@ -107,6 +107,10 @@ def sla_rows(instance: dg.DagsterInstance, asset_graph, conn, now: float | None 
     keys = sorted((k for k in asset_graph.get_all_asset_keys() if k.path[0] in SLA_LAYERS and k.path[-1] != "sla_status"),
                   key=lambda k: k.to_user_string())
     states = CheckStates(instance, asset_graph)
+    # Every asset's build state, judged once: each is judged against its own parents only.
+    builds: dict[str, list] = {}
+    for blocker in BuildStates(instance, asset_graph, asset_graph.get_all_asset_keys(), now).blockers():
+        builds.setdefault(blocker.asset, []).append(blocker)
     materialized = _latest_materializations(instance, keys)
     pass_rates = _check_pass_rates(instance, asset_graph, keys)
     for key in keys:
@@ -115,7 +119,8 @@ def sla_rows(instance: dg.DagsterInstance, asset_graph, conn, now: float | None 
         limit = freshness_limit(asset_graph, key)
         pass_rate, failed = pass_rates.get(key, (None, 0))
         ancestors = asset_graph.get_ancestor_asset_keys(key)
-        upstream = states.on(ancestors) + BuildStates(instance, asset_graph, [*ancestors, key], now).blockers()
+        upstream = states.on(ancestors) + [b for a in sorted({*ancestors, key}, key=lambda k: k.to_user_string())
+                                           for b in builds.get(a.to_user_string(), [])]
         own = states.on([key])
         blockers = own + upstream
         latency = None
