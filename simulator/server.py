@@ -72,6 +72,9 @@ class SimulatorServer:
         )
         self._thread: threading.Thread | None = None
         self.campaign_apis = None  # the sponsorship and shop APIs, once `attach_campaigns` is called
+        # A 304 may carry no validators (RFC 9110 only says SHOULD; python's http.server and some
+        # feed hosts send none): False makes every 304 bare.
+        self.validators_on_304 = True
 
     def attach_campaigns(self, world):
         """Serve the sponsorship API and the sponsors' shops of a `simulator.campaigns.CampaignWorld`."""
@@ -236,13 +239,14 @@ class SimulatorServer:
 
             def _feed(self, show: Show) -> None:
                 body, etag, last_modified = sim.feed_body(show)
+                not_modified = {"ETag": etag, "Last-Modified": last_modified} if sim.validators_on_304 else {}
                 if self.headers.get("If-None-Match") == etag:
-                    return self._send(304, headers={"ETag": etag, "Last-Modified": last_modified})
+                    return self._send(304, headers=not_modified)
                 since = self.headers.get("If-Modified-Since")
                 if since and not self.headers.get("If-None-Match"):
                     try:
                         if parsedate_to_datetime(since) >= parsedate_to_datetime(last_modified):
-                            return self._send(304, headers={"ETag": etag, "Last-Modified": last_modified})
+                            return self._send(304, headers=not_modified)
                     except (TypeError, ValueError):
                         pass
                 headers = {"ETag": etag, "Last-Modified": last_modified}

@@ -108,3 +108,34 @@ def test_changed_feed_is_refetched_and_upserted(fresh_db):
     assert stats.episodes_written == 1  # only the edited item is rewritten
     title = query(fresh_db, "select title from raw.rss_episodes where guid = %s", (show.episodes[0].guid,))
     assert title == [("A corrected title",)]
+
+
+def test_a_304_without_validators_keeps_the_next_poll_conditional(fresh_db):
+    """RFC 9110 lets a 304 carry no ETag or Last-Modified: the validators of the last 200 stay in
+    use, so every poll after the first is conditional, not every other one."""
+    network = build_network(seed=12, tenants=1, shows_per_tenant=3, feed_defects=False)
+    with SimulatorServer(network) as sim:
+        sim.validators_on_304 = False
+        sources = sources_for(ground_truth(network, sim.base_url))
+        first = ingest_rss(fresh_db, sources, batch_id="a")
+        polls = [ingest_rss(fresh_db, sources, batch_id=b) for b in ("b", "c", "d")]
+    assert first.outcomes["fetched"] == 3
+    assert [(p.outcomes["fetched"], p.outcomes["not_modified"], p.bytes_downloaded) for p in polls] == [(0, 3, 0)] * 3
+
+
+def test_a_tenant_adding_a_feed_another_tenant_polls_gets_its_rows(fresh_db):
+    """Validators belong to the tenant that stored the feed: a second tenant's first poll of the
+    same URL is unconditional and stores the feed under that tenant."""
+    network = build_network(seed=13, tenants=1, shows_per_tenant=2, feed_defects=False, item_defect_rate=0.0)
+    with SimulatorServer(network) as sim:
+        truth = ground_truth(network, sim.base_url)
+        sources = sources_for(truth)
+        ingest_rss(fresh_db, sources, batch_id="a")
+        shared = sources.feeds[0].url
+        both = sources.model_copy(update={"feeds": [*sources.feeds, FeedSource(tenant_id="second", url=shared)]})
+        stats = ingest_rss(fresh_db, both, batch_id="b")
+    assert (stats.outcomes["fetched"], stats.outcomes["not_modified"]) == (1, 2)
+    owner = sources.feeds[0].tenant_id
+    rows = dict(query(fresh_db, "select tenant_id, count(*) from raw.rss_episodes where feed_url = %s group by 1",
+                      (shared,)))
+    assert rows["second"] == rows[owner] == sum(1 for e in truth["episodes"] if e["feed_url"] == shared and e["valid"]) > 0

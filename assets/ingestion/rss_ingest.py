@@ -92,29 +92,37 @@ class IngestStats:
         }
 
 
-def previous_validators(conn: psycopg.Connection, urls: list[str]) -> dict[str, tuple[str | None, str | None]]:
-    """ETag / Last-Modified of the last successful poll of each feed."""
+def previous_validators(conn: psycopg.Connection, feeds: list[FeedSource]
+                        ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    """(tenant, feed URL) -> the ETag / Last-Modified to send on its next poll.
+
+    Per tenant: a tenant that adds a feed another tenant already polls has stored nothing of it
+    yet, so it must not send the other tenant's validators (a 304 would leave it with nothing).
+    The validators are those of the tenant's last 200 for the feed, or of a later 304 that carried
+    new ones; a 304 without validators (RFC 9110 allows it) keeps the earlier ones, so a server
+    that omits them on 304 still gets a conditional request every poll."""
     rows = conn.execute(
         """
-        select distinct on (feed_url) feed_url, etag, last_modified
+        select distinct on (tenant_id, feed_url) tenant_id, feed_url, etag, last_modified
         from raw.rss_feed_fetches
-        where feed_url = any(%s) and outcome in ('fetched', 'not_modified')
-        order by feed_url, fetched_at desc
+        where feed_url = any(%s)
+          and (outcome = 'fetched' or (outcome = 'not_modified' and (etag is not null or last_modified is not null)))
+        order by tenant_id, feed_url, fetched_at desc
         """,
-        (urls,),
+        ([f.url for f in feeds],),
     ).fetchall()
-    return {url: (etag, last_modified) for url, etag, last_modified in rows}
+    return {(tenant, url): (etag, last_modified) for tenant, url, etag, last_modified in rows}
 
 
 def poll_feeds(
-    sources: RssSources, policy: FetchPolicy, validators: dict[str, tuple[str | None, str | None]],
+    sources: RssSources, policy: FetchPolicy, validators: dict[tuple[str, str], tuple[str | None, str | None]],
     concurrency: int,
 ) -> list[FeedOutcome]:
     """Fetch and parse every feed, up to `concurrency` at a time (fewer while more threads would
     only contend for the CPU: see map_adaptive), in feed-list order."""
 
     def one(fetcher: Fetcher, source: FeedSource) -> FeedOutcome:
-        etag, last_modified = validators.get(source.url, (None, None))
+        etag, last_modified = validators.get((source.tenant_id, source.url), (None, None))
         result = fetcher.fetch(source.url, etag, last_modified)
         outcome = FeedOutcome(source, result)
         if result.ok:
@@ -240,8 +248,7 @@ def ingest_rss(
     policy = FetchPolicy(**{**base.__dict__, **overrides})
     concurrency = sources.concurrency or default_concurrency
     with psycopg.connect(warehouse_url) as conn:
-        urls = [s.url for s in sources.feeds]
-        validators = {} if force_refetch else previous_validators(conn, urls)
+        validators = {} if force_refetch else previous_validators(conn, sources.feeds)
         outcomes = poll_feeds(sources, policy, validators, concurrency)
         stats = store_outcomes(conn, outcomes, batch_id)
         conn.commit()
