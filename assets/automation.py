@@ -2,11 +2,11 @@
 
 `ON_NEW_DATA` is Dagster's `eager()` with two changes. An upstream asset counts as updated when
 its data version changed, not whenever it was materialized; and a source that Dagster has not
-materialized (or a day of a partitioned source) does not count as missing. Sources that store nothing new (a
-feed poll where every feed answered 304 or unchanged) report the same data version, so a poll
-every 15 minutes does not rebuild the models, marts and reports built from it. Assets that
-report no version of their own get a new one at every materialization (Dagster derives it from
-the run), so for them this is `eager()` itself.
+materialized (or a missing day of a partitioned source) does not hold anything back. Sources
+that store nothing new (a feed poll where every feed answered 304 or unchanged) report the same
+data version, so a poll every 15 minutes does not rebuild the models, marts and reports built
+from it. Assets that report no version of their own get a new one at every materialization
+(Dagster derives it from the run): for them any materialization is news, as with `eager()`.
 
 Models tagged `daily` (whole-period statistics such as campaign lift) are built once a day after
 the night's late data instead.

@@ -7,9 +7,9 @@ Judged over the assets it reads and everything upstream of them, from the Dagste
 - an asset whose latest build failed or was skipped, so it still holds an earlier run's rows, or
   that is older than an asset it reads (quality_gate.BuildStates).
 Each is named in the failure. While every reason is one that goes away by itself (an asset behind
-its input, which automation rebuilds; a failed build that a queued or running run is redoing),
-the gate waits (up to `wait_seconds`) instead of failing a scheduled report that happens to start
-between a feed poll and the model build that follows it.
+its input, which automation rebuilds; a build still running is not judged failed yet), the gate
+waits (up to `wait_seconds`) instead of failing a scheduled report that happens to start between
+a feed poll and the model build that follows it. A failed build fails the report at once.
 """
 
 from __future__ import annotations

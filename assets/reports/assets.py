@@ -36,9 +36,6 @@ CAMPAIGN_UPSTREAM = [*(dg.AssetKey(["marts", name]) for name in (
 SPONSOR_UPSTREAM = [dg.AssetKey(["marts", name]) for name in ("mart_sponsor_roi", "mart_campaign_roi",
                                                                 "fct_attributed_conversions")]
 DELIVERY_CHECK = "deliveries_succeeded"
-# A report partition is made again when a mart it reads was rebuilt, and made when it is new
-# (once no mart it reads is missing or being built). Runs started this way deliver nothing.
-REFRESH = ON_NEW_DATA
 
 
 def partition_key(tenant_id: str, subject_id: str) -> str:
@@ -123,7 +120,9 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
     except DeliveryConfigError as exc:
         raise dg.Failure(description=str(exc)) from exc
     if context.run.tags.get(AUTOMATION_CONDITION_TAG) == "true":
-        rules = []  # a refresh because the marts changed: registered, not sent (schedules send)
+        # Automation (ON_NEW_DATA) makes a partition again when a mart it reads has new data, and
+        # makes a new one: registered, not sent (the report schedules send).
+        rules = []
     start, end = config.period()
     done: dict[str, tuple[GeneratedReport, list[DeliveryOutcome]]] = {}
     errors: dict[str, str] = {}
@@ -163,7 +162,7 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
 
 @dg.asset(
     key=CAMPAIGN_REPORT, partitions_def=CAMPAIGN_PARTITIONS, deps=CAMPAIGN_UPSTREAM, group_name="reports",
-    backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=REFRESH,
+    backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=ON_NEW_DATA,
     kinds={"python", "pdf", "html"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=CAMPAIGN_REPORT,
                                    description="Every configured delivery (email, webhook) of the report succeeded.")],
@@ -177,7 +176,7 @@ def campaign_report(context: dg.AssetExecutionContext, config: ReportConfig, war
 
 @dg.asset(
     key=SPONSOR_REPORT, partitions_def=SPONSOR_PARTITIONS, deps=SPONSOR_UPSTREAM, group_name="reports",
-    backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=REFRESH,
+    backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=ON_NEW_DATA,
     kinds={"python", "pdf", "html"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=SPONSOR_REPORT,
                                    description="Every configured delivery (email, webhook) of the report succeeded.")],
