@@ -155,8 +155,22 @@ create table if not exists raw.listener_events (
     primary key (file_key, line_no, event_time)
 );
 alter table raw.listener_events add column if not exists ip_datacenter boolean not null default false;
+-- The size of the whole object as the log states it (S3 `Object Size`, a `Content-Range` total,
+-- a CDN's object-size field); null where the format does not say.
+alter table raw.listener_events add column if not exists object_size bigint;
 create index if not exists listener_events_date_idx on raw.listener_events (log_date, tenant_id);
 create index if not exists listener_events_time_idx on raw.listener_events (event_time);
+
+-- The media host(s) each tenant's log source serves, from the `listener_logs:` section of
+-- sources.yaml: a request logged without a host (S3, plain `combined`) is matched to an episode
+-- by its path among these hosts' enclosures.
+create table if not exists raw.listener_log_sources (
+    tenant_id    text not null,
+    media_host   text not null,
+    _ingested_at timestamptz not null default now(),
+    _batch_id    text,
+    primary key (tenant_id, media_host)
+);
 
 -- Lines that could not be read, with the reason; addresses in the line are hashed.
 create table if not exists quarantine.listener_events (
