@@ -718,6 +718,16 @@ def _status_of_automation(instance, defs) -> None:
         console.print(f"{kind}: {len(on)} of {len(states)} on" + (f" ({', '.join(on)})" if on else ""))
 
 
+def _status_of_user_agents(settings: Settings) -> None:
+    from assets.ingestion.user_agents import pattern_source
+
+    source = pattern_source(settings)
+    if source.built_in:
+        console.print(f"[yellow]User agents: WARNING: {source.describe()}[/]")
+    else:
+        console.print(f"User agents: {source.describe()}")
+
+
 @main.command()
 def status() -> None:
     """Where things are, what the warehouse holds, the last runs, failing checks, stale assets,
@@ -737,6 +747,7 @@ def status() -> None:
         console.print(f"Embedded PostgreSQL in {settings.pg_data_dir}: {'running' if admin else 'stopped'}")
         url = with_database(admin, settings.warehouse_db) if admin else None
     console.print(f"Feed list: {settings.resolved_sources_file()}")
+    _status_of_user_agents(settings)
     if not url:
         return
     try:
@@ -865,6 +876,43 @@ def metrics(port: int | None, host: str) -> None:
         thread.join()
     except KeyboardInterrupt:
         server.shutdown()
+
+
+@main.group("user-agents")
+def user_agents() -> None:
+    """The user-agent patterns (OPAWG user-agents-v2) that tell listeners from bots."""
+
+
+@user_agents.command("update")
+@click.option("--from", "source", default=None, metavar="URL-OR-DIRECTORY",
+              help="Base URL laid out as the upstream repository (src/*.json, schemas/patterns.schema.json), or a "
+                   "directory of the files (default: github.com/opawg/user-agents-v2).")
+def user_agents_update(source: str | None) -> None:
+    """Download OPAWG's pattern files, validate them against the schema and store them with their
+    version under the data dir; the next materialization of raw/user_agent_patterns loads them.
+    An invalid file is refused (one line) and the stored copy is kept."""
+    settings = _settings()
+    console.print(update_user_agents(settings, source))
+
+
+def update_user_agents(settings: Settings, source: str | None) -> str:
+    """`user-agents update`: the line it prints, or `CliError` naming what was refused."""
+    from assets.ingestion.user_agents import OPAWG_URL, PatternUpdateError, stored_version, update_patterns
+
+    store = settings.resolved_user_agent_store_dir()
+    try:
+        manifest, changed = update_patterns(source, store)
+    except (PatternUpdateError, OSError) as exc:
+        kept = stored_version(store)
+        keeping = f"the stored copy (version {kept['id']}) is kept" if kept else "nothing is stored"
+        message = str(exc) if isinstance(exc, PatternUpdateError) else f"{exc.strerror or exc}: {exc.filename or ''}"
+        raise CliError(f"user-agents update from {source or OPAWG_URL}: {message}; {keeping}") from None
+    entries = sum(v["entries"] or 0 for v in manifest["files"].values())
+    label = f"commit {manifest['commit'][:12]}" if manifest.get("commit") else f"version {manifest['id']}"
+    verb = "stored" if changed else "unchanged, already stored"
+    note = ("" if settings.user_agent_patterns_dir is None else
+            f" (PODCAST_USER_AGENT_PATTERNS_DIR={settings.user_agent_patterns_dir} still takes precedence)")
+    return f"OPAWG user agents {label}: {entries} entries {verb} in {store / 'current'}{note}"
 
 
 @main.command()

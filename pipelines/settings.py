@@ -33,7 +33,11 @@ class Settings(BaseSettings):
     log_settle_seconds: float = 10.0
     megaphone_export_url: str | None = None
     ip_hash_secret: str | None = None
-    user_agent_patterns_dir: Path = REPO_ROOT / "resources" / "user_agents"
+    # User-agent patterns (OPAWG user-agents-v2 files): a folder that overrides everything, else the
+    # copy `podcast-analytics user-agents update` stored (under the data dir unless this says where),
+    # else the small built-in list (a WARN check says so).
+    user_agent_patterns_dir: Path | None = None
+    user_agent_store_dir: Path | None = None
     datacenter_ranges_file: Path | None = None
     conversion_landing_dir: Path | None = None
     insertion_order_dir: Path | None = None
@@ -71,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return self.data_dir / "dagster_home"
+
+    def resolved_user_agent_store_dir(self) -> Path:
+        """Where `podcast-analytics user-agents update` keeps the OPAWG files and their version."""
+        return self.user_agent_store_dir or self.data_dir / "user_agents"
 
     def resolved_log_landing_dir(self) -> Path:
         """Where access logs are dropped: one folder per tenant."""

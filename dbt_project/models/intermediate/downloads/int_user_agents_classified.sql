@@ -3,12 +3,19 @@
     two drops deadlocked.) -#}
 {{ config(indexes=[{'columns': ['user_agent']}],
           materialized='table') }}
--- One row per distinct user agent: the OPAWG deterministic match (bots, apps, libraries,
--- browsers, first pattern wins), the device, and the IAB rules that override it: malformed
--- agents and Apple Watch duplicates are dropped, self-declared robots are bots unless a
--- podcast app pattern claimed them.
+-- One row per distinct user agent: OPAWG's deterministic match as its README gives it (newlines
+-- removed; bots, apps, libraries, browsers, the first pattern in file order wins), the device
+-- (first devices pattern, for agents that are not bots), and the IAB rules around it: malformed
+-- agents and Apple Watch duplicates are dropped whatever matched; an agent no pattern matched
+-- that calls itself a robot (bot, crawler, spider, scraper) is a bot. The text rule never
+-- overrides a pattern: a phone named "CUBOT" running Chrome is a browser.
 with agents as (
     select distinct user_agent from {{ ref('int_log_file_user_agents') }}
+),
+
+cleaned as (
+    select user_agent, regexp_replace(user_agent, '[\r\n]', '', 'g') as match_agent
+    from agents
 ),
 
 patterns as (
@@ -17,23 +24,24 @@ patterns as (
 
 matched as (
     select
-        agents.user_agent,
+        cleaned.user_agent,
         entity.pattern_set,
         entity.entity_name,
         device.entity_name as device_name,
         device.category as device_category
-    from agents
+    from cleaned
     left join lateral (
         select p.pattern_set, p.entity_name
         from patterns as p
-        where p.match_priority is not null and agents.user_agent ~ p.pattern
+        where p.match_priority is not null and cleaned.match_agent ~ p.pattern
         order by p.match_priority, p.ordinal
         limit 1
     ) as entity on true
     left join lateral (
         select p.entity_name, p.category
         from patterns as p
-        where p.pattern_set = 'devices' and agents.user_agent ~ p.pattern
+        where p.pattern_set = 'devices' and entity.pattern_set is distinct from 'bots'
+            and cleaned.match_agent ~ p.pattern
         order by p.ordinal
         limit 1
     ) as device on true
@@ -48,10 +56,11 @@ final as (
                 then 'watch'
             when pattern_set = 'bots' then 'bot'
             when pattern_set = 'apps' then 'app'
-            -- self-declared robots are bots even when they otherwise look like a browser
-            when user_agent ~* '(bot\y|crawler|spider|scraper)' then 'bot'
             when pattern_set = 'libraries' then 'library'
             when pattern_set = 'browsers' then 'browser'
+            -- no pattern matched: an agent that declares itself a robot is one (not the CUBOT
+            -- phone brand, which Android players and libraries OPAWG does not list carry)
+            when user_agent ~* '((?<!cu)bot\y|crawler|spider|scraper)' then 'bot'
             else 'unknown'
         end as agent_type,
         coalesce(entity_name, 'Unknown') as agent_name,
