@@ -8,7 +8,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DAGSTER_HOME=/opt/dagster/home \
     PODCAST_DATA_DIR=/opt/dagster/data \
-    PODCAST_DBT_PROJECT_DIR=/opt/dagster/app/dbt_project
+    PODCAST_DBT_PROJECT_DIR=/opt/dagster/app/dbt_project \
+    PODCAST_USER_AGENT_STORE_DIR=/opt/dagster/user_agents
 
 WORKDIR /opt/dagster/app
 
@@ -20,6 +21,12 @@ COPY resources/ resources/
 COPY simulator/ simulator/
 COPY dbt_project/ dbt_project/
 RUN pip install .
+
+# OPAWG's user-agent patterns (github.com/opawg/user-agents-v2), validated and stored with their
+# commit in the image, outside the data volume (a volume would hide a newer image's copy). The
+# build fails if they cannot be downloaded or are invalid; without them the platform would count
+# most bots as listeners. `podcast-analytics user-agents update` in a container refreshes them.
+RUN podcast-analytics user-agents update
 
 # Instance config and the compose workspace; the code itself parses the dbt manifest when
 # it is missing, so no `dbt parse` step is needed here.

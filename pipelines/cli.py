@@ -381,6 +381,9 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
     from simulator.network import build_network
     from simulator.server import SimulatorServer
 
+    with phases.run("Choosing the user-agent patterns...") as phase:
+        phase["line"] = _demo_user_agents(settings)
+
     sources = settings.simulator_dir / "sources.yaml"
     with phases.run("Generating the simulated network...") as phase:
         truth = write_network_files(settings.simulator_dir, seed=seed, port=settings.simulator_port)
@@ -485,6 +488,26 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
         "json_log": _json_log_target(),
     }
     return summary
+
+
+# OPAWG's files beside the repository (a development checkout and the CI keep `../shared` there).
+DEMO_OPAWG_DIR = REPO_ROOT.parent / "shared" / "realdata" / "user_agents"
+
+
+def _demo_user_agents(settings: Settings) -> str:
+    """The demo counts with OPAWG's patterns when it can without the network: when nothing is
+    configured or stored and `../shared/realdata/user_agents` is beside the repository, it is
+    stored as `user-agents update --from` that directory would. Returns the phase's line."""
+    from assets.ingestion.user_agents import pattern_source
+
+    source = pattern_source(settings)
+    if source.built_in and settings.user_agent_patterns_dir is None and DEMO_OPAWG_DIR.is_dir():
+        try:
+            update_user_agents(settings, str(DEMO_OPAWG_DIR))
+        except CliError as exc:
+            return f"user-agent patterns: WARNING: {exc.message}; the built-in list is used"
+        source = pattern_source(settings)
+    return f"user-agent patterns: {'WARNING: ' if source.built_in else ''}{source.describe()}"
 
 
 def _json_log_target() -> str:

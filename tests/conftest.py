@@ -20,6 +20,12 @@ from simulator.truth import ground_truth
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+# User agents are classified with OPAWG's real pattern files when `../shared` is beside the
+# repository (as in the CI), in the tests' own loads and in every asset run (the setting).
+OPAWG_PATTERNS = SHARED / "realdata" / "user_agents"
+UA_PATTERNS = OPAWG_PATTERNS if OPAWG_PATTERNS.is_dir() else REPO_ROOT / "resources" / "user_agents"
+if OPAWG_PATTERNS.is_dir():
+    os.environ.setdefault("PODCAST_USER_AGENT_PATTERNS_DIR", str(OPAWG_PATTERNS))
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +158,7 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
                     load_file(conn, log, IpHasher.for_tenant(ATTRIBUTION_SECRET, log.tenant_id), "logs", datacenters)
 
     with psycopg.connect(url, autocommit=True) as conn:
-        store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "t")
+        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     load_logs({log.log_date for log in files} - {last_day})
 
     world = generate_campaigns(truth, logs, ATTRIBUTION_SEED)

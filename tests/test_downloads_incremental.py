@@ -15,7 +15,7 @@ from assets.ingestion.user_agents import read_patterns, store_patterns
 from pipelines.settings import REPO_ROOT
 from resources.warehouse import dbt_env
 from simulator.logs import generate_logs
-from tests.conftest import query
+from tests.conftest import UA_PATTERNS, query
 from tests.test_rss_ingest import sources_for
 
 # The download marts and everything they read (with their tests): what these tests build.
@@ -58,7 +58,7 @@ def load_days(url, landing, days):
 def test_incremental_runs_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_path):
     ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
-        store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "t")
+        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
     generate_logs(truth, landing, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)], seed=9, listeners_per_tenant=30)
     all_days = {f.log_date for f in discover(landing, settle_seconds=0)}
@@ -103,7 +103,7 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
     run that started later all end up exactly as a full rebuild has them."""
     ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
-        store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "t")
+        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
     days = [date(2026, 11, 1), date(2026, 11, 2)]
     generate_logs(truth, landing, days, seed=11, listeners_per_tenant=30)
