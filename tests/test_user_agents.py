@@ -128,7 +128,7 @@ def _dbt(url: str, target: Path, *args: str) -> subprocess.CompletedProcess:
 def _agents_to_classify() -> list[str]:
     agents = {ua for name in (*ENTITY_SETS, "devices") for e in opawg_entries(name) for ua in e.get("examples", [])}
     simulated = {*APPS, *BOTS, WATCH, *(s.format(n=n) for s in SHARED_AGENTS for n in (10, 11))}
-    return sorted(agents | simulated | set(CUBOT_AGENTS) | {"Mystery Crawler 1.0", "-", "Podcasts/1.0\nCFNetwork"})
+    return sorted(agents | simulated | set(CUBOT_AGENTS) | {"Mystery Crawler 1.0", "-", "Antenna\nPod/3.4.0"})
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +208,8 @@ def test_cubot_phones_are_not_bots(classified):
 def test_self_declared_robots_and_newlines_when_no_pattern_matched(classified):
     assert classified["Mystery Crawler 1.0"][:2] == ["bot", "Unknown"]
     assert classified["-"][0] == "malformed"
-    # OPAWG removes newlines before matching: the agent is still Apple Podcasts.
-    assert classified["Podcasts/1.0\nCFNetwork"][:2] == ["app", "Apple Podcasts"]
+    # OPAWG removes newlines before matching: the agent is still AntennaPod.
+    assert classified["Antenna\nPod/3.4.0"][:2] == ["app", "AntennaPod"]
 
 
 def test_simulated_agents_classify_as_the_simulator_truth_says(classified):
