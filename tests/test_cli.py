@@ -16,11 +16,11 @@ import pytest
 from psycopg import sql
 
 from resources.warehouse import with_database
-from tests.conftest import REPO_ROOT, query
+from tests.conftest import OPAWG_PATTERNS, REPO_ROOT, query
 
 EXE = Path(sys.executable).with_name("podcast-analytics")
 UNSET = ("DATABASE_URL", "DAGSTER_HOME", "DAGSTER_PG_URL", "PODCAST_SOURCES_FILE", "PODCAST_REPORT_RECIPIENTS_FILE",
-         "PODCAST_DATA_DIR", "PODCAST_DAGSTER_DB")
+         "PODCAST_DATA_DIR", "PODCAST_DAGSTER_DB", "PODCAST_USER_AGENT_PATTERNS_DIR", "PODCAST_USER_AGENT_STORE_DIR")
 
 
 def _free_port() -> int:
@@ -218,3 +218,119 @@ def test_dagster_yaml_takes_a_plain_postgresql_url_and_logs_json_lines(tmp_path,
     counted = next(line for line in lines if line["message"] == "counted one")
     assert counted["run_id"] == run_id and counted["tenant"] == "acme" and counted["step"] == "one"
     assert {"PIPELINE_START", "STEP_START", "PIPELINE_SUCCESS"} <= {line.get("event") for line in lines}
+
+
+# --- user-agents update -------------------------------------------------------------------------------
+
+@pytest.fixture
+def opawg_server():
+    """OPAWG's files served over loopback in the upstream repository's layout (`<base>/src/*.json`,
+    `<base>/schemas/patterns.schema.json`) under /opawg, and the same with a bots.json that breaks
+    the schema under /broken. Yields the base URL and the paths requested."""
+    import functools
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    files = {f"src/{name}.json": next(OPAWG_PATTERNS.glob(f"*__{name}.json")).read_bytes()
+             for name in ("bots", "apps", "libraries", "browsers", "devices", "referrers")}
+    files["schemas/patterns.schema.json"] = next(OPAWG_PATTERNS.glob("*__patterns.schema.json")).read_bytes()
+    broken = json.loads(files["src/bots.json"])
+    broken["entries"][0]["examples"] = "atc/1.0"  # OPAWG's schema: examples is an array of strings
+    routes = {**{f"/opawg/{k}": v for k, v in files.items()}, **{f"/broken/{k}": v for k, v in files.items()},
+              "/broken/src/bots.json": json.dumps(broken).encode()}
+    requested: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            requested.append(self.path)
+            body = routes.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=functools.partial(server.serve_forever, poll_interval=0.05), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requested
+    server.shutdown()
+    server.server_close()
+
+
+def test_user_agents_update_over_http_then_refusals_keep_the_stored_copy(tmp_path, opawg_server):
+    import hashlib
+    import json
+
+    base, requested = opawg_server
+    status = run_cli("status", data_dir=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "User agents: WARNING: the built-in list" in status.stdout and "user-agents update" in status.stdout
+
+    result = run_cli("user-agents", "update", "--from", f"{base}/opawg", data_dir=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    current = tmp_path / "user_agents" / "current"
+    version = json.loads((current / "VERSION.json").read_text())
+    assert result.stdout.strip() == (f"OPAWG user agents version {version['id']}: "
+                                     f"{sum(f['entries'] or 0 for f in version['files'].values())} entries stored in {current}")
+    assert version["source"] == f"{base}/opawg" and version["commit"] is None
+    assert len(requested) == 7 and all(path.startswith("/opawg/") for path in requested)
+    for name in ("bots", "apps", "libraries", "browsers", "devices"):
+        served = next(OPAWG_PATTERNS.glob(f"*__{name}.json")).read_bytes()
+        assert (current / f"{name}.json").read_bytes() == served
+        assert version["files"][f"{name}.json"]["sha256"] == hashlib.sha256(served).hexdigest()
+    status = run_cli("status", data_dir=tmp_path)
+    assert f"User agents: OPAWG user-agents-v2 version {version['id']}" in status.stdout
+    assert "WARNING" not in status.stdout
+
+    stored = sorted((p.relative_to(tmp_path), p.read_bytes()) for p in (tmp_path / "user_agents").rglob("*") if p.is_file())
+    line = one_line_error(run_cli("user-agents", "update", "--from", f"{base}/broken", data_dir=tmp_path))
+    assert line == (f"error: user-agents update from {base}/broken: bots.json: entries[0].examples: "
+                    f"'atc/1.0' is not of type 'array'; the stored copy (version {version['id']}) is kept")
+    line = one_line_error(run_cli("user-agents", "update", "--from", f"{base}/missing", data_dir=tmp_path))
+    assert line.startswith(f"error: user-agents update from {base}/missing: {base}/missing/src/bots.json: http_404")
+    line = one_line_error(run_cli("user-agents", "update", "--from", str(tmp_path / "nowhere"), data_dir=tmp_path))
+    assert "is neither an http(s) URL nor a directory" in line
+    assert sorted((p.relative_to(tmp_path), p.read_bytes()) for p in (tmp_path / "user_agents").rglob("*")
+                  if p.is_file()) == stored
+
+    # The same files from a directory are the same version: nothing changes.
+    again = run_cli("user-agents", "update", "--from", str(OPAWG_PATTERNS), data_dir=tmp_path)
+    assert again.returncode == 0 and "unchanged, already stored" in again.stdout, again.stdout + again.stderr
+    assert sorted((p.relative_to(tmp_path), p.read_bytes()) for p in (tmp_path / "user_agents").rglob("*")
+                  if p.is_file()) == stored
+
+
+def test_user_agents_update_from_a_directory_without_a_store_names_what_is_missing(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "bots.json").write_text('{"entries": [{"name": "B", "pattern": "^B/"}]}')
+    line = one_line_error(run_cli("user-agents", "update", "--from", str(tmp_path), data_dir=tmp_path / "data"))
+    assert line == (f"error: user-agents update from {tmp_path}: {tmp_path} has no apps.json, libraries.json, "
+                    f"browsers.json, devices.json; nothing is stored")
+    assert not (tmp_path / "data" / "user_agents").exists()
+
+
+def test_the_demo_stores_opawgs_files_from_beside_the_repository(tmp_path, monkeypatch):
+    """`../shared/realdata/user_agents` (where the CI keeps it) is stored as an update would, once;
+    a configured folder is left alone."""
+    from pipelines.cli import DEMO_OPAWG_DIR, _demo_user_agents
+    from pipelines.settings import Settings
+
+    monkeypatch.delenv("PODCAST_USER_AGENT_PATTERNS_DIR", raising=False)
+    assert DEMO_OPAWG_DIR == OPAWG_PATTERNS
+    settings = Settings(data_dir=tmp_path)
+    line = _demo_user_agents(settings)
+    assert line.startswith("user-agent patterns: OPAWG user-agents-v2 version ") and "WARNING" not in line
+    assert f"from {OPAWG_PATTERNS}" in line
+    stored = sorted(p.stat().st_mtime_ns for p in (tmp_path / "user_agents").rglob("*") if p.is_file())
+    assert _demo_user_agents(settings) == line
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "user_agents").rglob("*") if p.is_file()) == stored
+    configured = Settings(data_dir=tmp_path / "other", user_agent_patterns_dir=tmp_path / "mine")
+    assert _demo_user_agents(configured) == f"user-agent patterns: the pattern files in {tmp_path / 'mine'} " \
+                                            f"(PODCAST_USER_AGENT_PATTERNS_DIR)"
+    assert not (tmp_path / "other").exists()
