@@ -327,17 +327,21 @@ def store_opawg(files: dict[str, bytes], store_dir: Path, source: str, commit: s
 PATTERNS_KEY = dg.AssetKey(["raw", "user_agent_patterns"])
 
 
-@dg.asset(
-    key=PATTERNS_KEY, group_name="raw", kinds={"python", "postgres"},
-    description="User-agent patterns (bots, apps, libraries, browsers, devices) used by IAB counting: "
-                "PODCAST_USER_AGENT_PATTERNS_DIR, else the OPAWG copy `podcast-analytics user-agents update` "
-                "stored, else the built-in list.",
+@dg.multi_asset(
+    name="raw__user_agent_patterns",  # the op name @asset gave it
+    specs=[dg.AssetSpec(
+        PATTERNS_KEY, group_name="raw", kinds={"python", "postgres"},
+        description="User-agent patterns (bots, apps, libraries, browsers, devices) used by IAB counting: "
+                    "PODCAST_USER_AGENT_PATTERNS_DIR, else the OPAWG copy `podcast-analytics user-agents update` "
+                    "stored, else the built-in list.")],
     check_specs=[dg.AssetCheckSpec(
         SOURCE_CHECK, asset=PATTERNS_KEY,
         description="The patterns are OPAWG's (stored by `podcast-analytics user-agents update`) or a configured "
                     "folder, not the small built-in list that counts most real bots as listeners.")],
+    # The check judges the load it comes with: selectable with the asset, or the asset alone.
+    can_subset=True,
 )
-def user_agent_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def user_agent_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     source = pattern_source()
     rows = read_patterns(source.folder)
     warehouse.bootstrap()
@@ -346,14 +350,17 @@ def user_agent_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseR
     version = source.version or {}
     if source.built_in:
         context.log.warning(f"user-agent patterns: {source.describe()}")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=PATTERNS_KEY,
         metadata={
             "dagster/row_count": sum(v for k, v in counts.items() if k != "quarantined"),
             "source_dir": str(source.folder), "pattern_origin": source.origin,
             "opawg_version": version.get("id") or "", "opawg_commit": version.get("commit") or "",
             **{f"patterns_{k}": v for k, v in counts.items()},
         },
-        check_results=[dg.AssetCheckResult(
-            check_name=SOURCE_CHECK, passed=not source.built_in, severity=dg.AssetCheckSeverity.WARN,
-            description=source.describe(), metadata={"pattern_origin": source.origin})],
     )
+    if dg.AssetCheckKey(PATTERNS_KEY, SOURCE_CHECK) in context.selected_asset_check_keys:
+        yield dg.AssetCheckResult(
+            asset_key=PATTERNS_KEY, check_name=SOURCE_CHECK, passed=not source.built_in,
+            severity=dg.AssetCheckSeverity.WARN, description=source.describe(),
+            metadata={"pattern_origin": source.origin})
