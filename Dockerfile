@@ -25,8 +25,10 @@ RUN pip install .
 # OPAWG's user-agent patterns (github.com/opawg/user-agents-v2), validated and stored with their
 # commit in the image, outside the data volume (a volume would hide a newer image's copy). The
 # build fails if they cannot be downloaded or are invalid; without them the platform would count
-# most bots as listeners. `podcast-analytics user-agents update` in a container refreshes them.
-RUN podcast-analytics user-agents update
+# most bots as listeners. The layer is cached: `--build-arg OPAWG_REFRESH=$(date +%F)` fetches
+# the newest list; `podcast-analytics user-agents update` in a running container refreshes its copy.
+ARG OPAWG_REFRESH=""
+RUN echo "OPAWG refresh: ${OPAWG_REFRESH:-cached}" && podcast-analytics user-agents update
 
 # Instance config and the compose workspace; the code itself parses the dbt manifest when
 # it is missing, so no `dbt parse` step is needed here.
