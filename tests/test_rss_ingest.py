@@ -313,3 +313,28 @@ def test_undefined_entity_feed_recovers_degraded_and_quarantine_keeps_history(fr
     history = query(fresh_db, "select _batch_id, event, reason_code from quarantine.rss_history order by history_id")
     assert history == [("a", "quarantined", "malformed_xml"), ("b", "cleared", "malformed_xml"),
                        ("d", "quarantined", "malformed_xml"), ("e", "cleared", "malformed_xml")]
+
+
+def test_degraded_flag_and_bigint_lengths_reach_staging_and_dim_episodes(fresh_db, tmp_path):
+    """Through dbt: a recovered feed's episodes are `parse_degraded` in stg_rss__episodes and
+    dim_episodes, and an enclosure length of 3 GB (≥ 2³¹) is kept whole, not failed or wrapped."""
+    from tests.test_downloads_incremental import dbt_build
+
+    real = (REALDATA / "feeds" / "Podcastindex-org__podcast-namespace__example.xml").read_bytes()
+    body = _with_undefined_entity(real).replace(b'length="43200000"', b'length="3000000000"')
+    publish(tmp_path / "example.xml", body, 1_700_000_000)
+    publish(tmp_path / "clean.xml", (REALDATA / "feeds" / "rbren__rss-parser__narro.rss").read_bytes(), 1_700_000_000)
+    with http_server(tmp_path) as (base, _):
+        ingest_rss(fresh_db, loopback_sources(FeedSource(tenant_id="t1", url=f"{base}/example.xml"),
+                                              FeedSource(tenant_id="t1", url=f"{base}/clean.xml")), batch_id="a")
+    dbt_build(fresh_db, str(tmp_path / "target"), "--select", "+dim_episodes", "--indirect-selection", "cautious")
+    stg = query(fresh_db, "select feed_url like '%%example.xml', parse_degraded, count(*), max(enclosure_length_bytes) "
+                          "from staging.stg_rss__episodes group by 1, 2 order by 1")
+    assert [(r[0], r[1]) for r in stg] == [(False, False), (True, True)]
+    assert stg[1][2] == 3 and stg[1][3] == 3_000_000_000
+    dim = query(fresh_db, "select parse_degraded, enclosure_length_bytes, is_explicit, explicit_source "
+                          "from marts.dim_episodes where enclosure_url = 'https://example.com/file-03.mp3'")
+    assert dim == [(True, 3_000_000_000, True, "episode")]  # explicit `Yes` read in any case
+    podcasts = query(fresh_db, "select parse_degraded, cardinality(parse_warnings) > 0 from staging.stg_rss__podcasts "
+                               "order by feed_url")
+    assert podcasts == [(False, False), (True, True)]

@@ -25,6 +25,8 @@ renamed as (
         lower(btrim(itunes_complete)) = 'yes' as is_complete,
         lower(btrim(itunes_block)) = 'yes' as is_blocked,
         episode_count as valid_episode_count,
+        parse_degraded,
+        coalesce(parse_warnings, array[]::text[]) as parse_warnings,
         _ingested_at as ingested_at,
         _batch_id as batch_id
     from source
