@@ -338,3 +338,48 @@ def test_degraded_flag_and_bigint_lengths_reach_staging_and_dim_episodes(fresh_d
     podcasts = query(fresh_db, "select parse_degraded, cardinality(parse_warnings) > 0 from staging.stg_rss__podcasts "
                                "order by feed_url")
     assert podcasts == [(False, False), (True, True)]
+
+
+def test_simulated_real_shapes_are_stored_as_their_truth_says(fresh_db):
+    """The simulator's real-world shapes all on, 304s without validators too: zero and bogus
+    lengths, `Yes`/`No` explicit, an undefined entity in two feeds, two feeds shared by a second
+    tenant. Every stored value is what `shapes_truth` says, for every tenant; the second poll is
+    one bare 304 per URL and changes nothing."""
+    from simulator.feeds import FeedShapes, shapes_truth
+
+    shapes = FeedShapes(zero_length_rate=0.3, bogus_length_rate=0.05, uppercase_explicit=True,
+                        undefined_entity_feeds=2, shared_feeds=2)
+    network = build_network(seed=15, tenants=2, shows_per_tenant=3, feed_defects=False)
+    with SimulatorServer(network) as sim:
+        sim.shapes = shapes
+        sim.validators_on_304 = False
+        truth = ground_truth(network, sim.base_url)
+        shaped = shapes_truth(network, sim.base_url, shapes)
+        sources = sources_for(truth)
+        sources = sources.model_copy(update={"feeds": [
+            *sources.feeds, *(FeedSource(tenant_id=t, url=u) for t, u in shaped["shared_sources"])]})
+        first = ingest_rss(fresh_db, sources, batch_id="a")
+        second = ingest_rss(fresh_db, sources, batch_id="b")
+        served = sum(sim.requests.values())
+    assert first.requests == second.requests == len(network.shows) == 6 and served == 12
+    assert first.degraded_feeds == 2 + sum(1 for t, u in shaped["shared_sources"] if u in shaped["degraded_feeds"])
+    assert (second.outcomes["not_modified"], second.episodes_written, second.bytes_downloaded) == (8, 0, 0)
+    owners = {f["feed_url"]: f["tenant_id"] for f in truth["feeds"]}
+    expected = {}
+    for e in (e for e in truth["episodes"] if e["valid"]):
+        want = shaped["episodes"][(e["feed_url"], e["guid"])]
+        row = (want["title"], want["enclosure_length"], want["explicit_raw"], want["parse_degraded"])
+        expected[(e["tenant_id"], e["feed_url"], e["guid"])] = row
+        for tenant, url in shaped["shared_sources"]:
+            if url == e["feed_url"]:
+                expected[(tenant, url, e["guid"])] = row
+    stored = {(t, u, g): tuple(rest) for t, u, g, *rest in query(
+        fresh_db, "select tenant_id, feed_url, guid, title, enclosure_length, explicit_raw, parse_degraded "
+                  "from raw.rss_episodes")}
+    assert stored == expected
+    lengths = [row[1] for row in expected.values()]
+    assert lengths.count(None) > 10 and lengths.count(1) > 0
+    assert {row[2] for row in expected.values()} >= {"Yes", "No"}
+    assert {url for (_, url, _), row in expected.items() if row[3]} == set(shaped["degraded_feeds"])
+    shared_url = shaped["shared_sources"][0][1]
+    assert {tenant for tenant, url, _ in expected if url == shared_url} == {owners[shared_url], shaped["shared_sources"][0][0]}
