@@ -335,7 +335,7 @@ def test_degraded_flag_and_bigint_lengths_reach_staging_and_dim_episodes(fresh_d
     dim = query(fresh_db, "select parse_degraded, enclosure_length_bytes, is_explicit, explicit_source "
                           "from marts.dim_episodes where enclosure_url = 'https://example.com/file-03.mp3'")
     assert dim == [(True, 3_000_000_000, True, "episode")]  # explicit `Yes` read in any case
-    podcasts = query(fresh_db, "select parse_degraded, cardinality(parse_warnings) > 0 from staging.stg_rss__podcasts "
+    podcasts = query(fresh_db, "select parse_degraded, jsonb_array_length(parse_warnings) > 0 from staging.stg_rss__podcasts "
                                "order by feed_url")
     assert podcasts == [(False, False), (True, True)]
 
