@@ -11,7 +11,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from simulator.feeds import render_feed
+from simulator.feeds import NO_SHAPES, render_feed
 from simulator.network import Network, Show
 from simulator.platforms import FAULT_KINDS, PlatformApis
 
@@ -75,6 +75,8 @@ class SimulatorServer:
         # A 304 may carry no validators (RFC 9110 only says SHOULD; python's http.server and some
         # feed hosts send none): False makes every 304 bare.
         self.validators_on_304 = True
+        # Real feed shapes (`simulator.feeds.FeedShapes`, truth in `shapes_truth`): none by default.
+        self.shapes = NO_SHAPES
 
     def attach_campaigns(self, world):
         """Serve the sponsorship API and the sponsors' shops of a `simulator.campaigns.CampaignWorld`."""
@@ -122,14 +124,15 @@ class SimulatorServer:
 
     def feed_body(self, show: Show) -> tuple[bytes, str, str]:
         """(body, etag, last_modified) of a show's current version, rendered once."""
-        key = (show.path, show.feed_defect or "", show.version, show.quality_defect or "")
+        key = (show.path, show.feed_defect or "", show.version, show.quality_defect or "", self.shapes)
         cached = self._cache.get(key)
         if cached:
             return cached
         defect = show.feed_defect
         encoding = {"wrong_encoding": "utf-8", "latin1": "iso-8859-1"}.get(defect or "", "utf-8")
         text = render_feed(show, self.base_url, encoding=encoding,
-                           padding_bytes=OVERSIZED_BYTES if defect == "oversized" else 0)
+                           padding_bytes=OVERSIZED_BYTES if defect == "oversized" else 0, shapes=self.shapes,
+                           entity=show.path in self.shapes.entity_shows(self.network))
         if defect == "malformed_xml":
             text = text[: int(len(text) * 0.6)]
         if defect == "entity_bomb":

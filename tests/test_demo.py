@@ -100,7 +100,11 @@ def test_second_demo_changes_no_row_counts_and_uses_conditional_get(demo_runs):
         by_run.setdefault(batch, {})[outcome] = n
     assert len(by_run) == 2
     fetched_first, later = sorted(by_run.values(), key=lambda d: -d.get("fetched", 0))
-    assert later.get("fetched", 0) == 0 and later["not_modified"] == fetched_first["fetched"]
+    # A feed quarantined for what its body says is judged again on a full fetch every poll.
+    rejected = query(url, "select count(*) from quarantine.rss_feeds where reason_code in "
+                          "('malformed_xml', 'xml_entities_forbidden', 'not_a_feed')")[0][0]
+    assert rejected == 3
+    assert later.get("fetched", 0) == rejected and later["not_modified"] == fetched_first["fetched"] - rejected
 
 
 def test_status_and_stop(demo_runs):

@@ -203,3 +203,87 @@ def test_fast_path_agrees_with_feedparser_on_real_feeds():
             assert {k: a[k] for k in IDENTITY_FIELDS} == {k: b[k] for k in IDENTITY_FIELDS}, path.name
             compared += 1
     assert compared > 900
+
+
+# --- recovery of XML that is not well-formed (the default) -------------------------------------
+
+BROKEN_ITEM = (
+    "<item><title>Caf&eacute; &amp; R&D&nbsp;live</title><guid>b1</guid>"
+    '<enclosure url="https://cdn.example.com/b.mp3?a=1&b=2" length="3000000000" type="audio/mpeg"/>'
+    "<itunes:explicit>Yes</itunes:explicit><itunes:image href=\"https://img.example.com/b.jpg\"/>"
+    "<itunes:season>2</itunes:season><itunes:episode>14</itunes:episode>"
+    '<podcast:transcript url="https://x/b.vtt" type="text/vtt"/><podcast:transcript url="https://x/b.srt" type="application/srt"/>'
+    '<podcast:chapters url="https://x/b.json" type="application/json+chapters"/></item>'
+)
+
+
+def test_undefined_entities_are_recovered_with_itunes_and_podcasting20_fields():
+    """feedparser alone drops `Yes` (it only knows lowercase `yes`), the item image, season and
+    episode of a broken feed; the tolerant capture keeps them and marks the records degraded."""
+    result = parse_feed(_rss(BROKEN_ITEM + f"<item><title>ok</title><guid>b2</guid>{ENCLOSURE}</item>"), "https://e/f")
+    assert result.feed_error is None and result.degraded
+    assert any("undefined entity" in w for w in result.warnings)
+    first = result.episodes[0]
+    assert {k: first[k] for k in ("title", "explicit_raw", "image_url", "season_number", "episode_number",
+                                  "chapters_url", "enclosure_url", "enclosure_length", "parse_degraded")} == {
+        "title": "Café & R&D live", "explicit_raw": "Yes", "image_url": "https://img.example.com/b.jpg",
+        "season_number": 2, "episode_number": 14, "chapters_url": "https://x/b.json",
+        "enclosure_url": "https://cdn.example.com/b.mp3?a=1&b=2", "enclosure_length": 3_000_000_000,
+        "parse_degraded": True,
+    }
+    assert [t["url"] for t in first["transcripts"]] == ["https://x/b.vtt", "https://x/b.srt"]
+    assert parse_explicit(first["explicit_raw"]) is True
+    assert [e["guid"] for e in result.episodes] == ["b1", "b2"]
+    assert result.podcast["parse_degraded"] is True and result.podcast["parse_warnings"] == result.warnings
+
+
+def test_strict_xml_quarantines_what_recovery_keeps():
+    result = parse_feed(_rss(BROKEN_ITEM), "https://e/f", strict_xml=True)
+    assert result.feed_error.reason_code == "malformed_xml" and result.episodes == []
+
+
+def test_well_formed_feeds_are_not_degraded():
+    result = parse_feed(_rss(f"<item><title>A</title><guid>a</guid>{ENCLOSURE}</item>"), "https://e/f")
+    assert not result.degraded and result.episodes[0]["parse_degraded"] is False
+
+
+@pytest.mark.parametrize("strict_xml", [False, True])
+def test_entity_declarations_are_refused_in_recovery_too(strict_xml):
+    external = _rss("<item><title>&x;</title><guid>a</guid></item>",
+                    '<!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>')
+    result = parse_feed(external, "https://e/f", strict_xml=strict_xml)
+    assert result.feed_error.reason_code == "xml_entities_forbidden" and result.episodes == []
+
+
+def test_an_external_dtd_is_never_read():
+    """A reference to an entity of an external DTD is skipped: expat has no handler to read the
+    DTD, so nothing is fetched."""
+    item = f"<item><title>A &ext; B</title><guid>a</guid>{ENCLOSURE}</item>"
+    body = _rss(item, '<!DOCTYPE rss SYSTEM "http://127.0.0.1:9/evil.dtd">')
+    result = parse_feed(body, "https://e/f")
+    assert result.feed_error is None and result.episodes[0]["title"] == "A B"
+
+
+def test_real_malformed_feeds_are_recovered():
+    """PHP warnings printed before the feed (canal: a UTF-8 WordPress feed) and a feed missing its
+    <channel> element (bc-sample-bad) give their items, decoded as declared, marked degraded."""
+    folder = SHARED / "realdata" / "feeds_malformed"
+    canal = parse_feed((folder / "Tombarr__podcast-feed-parser__canal.xml").read_bytes(), "https://e/canal")
+    assert canal.feed_error is None and canal.degraded and len(canal.episodes) == 8 and not canal.rejected
+    assert canal.episodes[0]["title"] == "#7 – Gerenciamento de Projetos – Muito mais que uma certificação"
+    assert {e["explicit_raw"] for e in canal.episodes} == {"clean"}
+    assert all(e["parse_degraded"] and e["enclosure_length"] > 0 for e in canal.episodes)
+    bad = parse_feed((folder / "Tombarr__podcast-feed-parser__bc-sample-bad.xml").read_bytes(), "https://e/bc")
+    assert bad.feed_error is None and bad.degraded and len(bad.episodes) == 4
+    assert bad.episodes[0]["explicit_raw"] == "no" and bad.episodes[0]["image_url"].endswith(".png")
+    assert [parse_feed(p.read_bytes(), "https://e/x", strict_xml=True).feed_error.reason_code
+            for p in sorted(folder.glob("*.xml"))] == ["malformed_xml", "malformed_xml"]
+
+
+@pytest.mark.parametrize(("raw", "length"), [
+    ("3000000000", 3_000_000_000), (str(2**31), 2**31), ("28882931", 28_882_931), ("0", None), ("", None),
+    ("-5", None), ("12.5", None), (str(2**63), None),
+])
+def test_enclosure_length_is_bigint(raw, length):
+    item = f'<item><title>A</title><guid>a</guid><enclosure url="https://c/a.mp3" length="{raw}" type="audio/mpeg"/></item>'
+    assert parse_feed(_rss(item), "https://e/f").episodes[0]["enclosure_length"] == length

@@ -14,11 +14,11 @@ from resources.warehouse import WarehouseResource
 RAW_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=1), warn_window=timedelta(minutes=30))
 
 RSS_TABLES = {
-    ("raw", "rss_feed_fetches"): "Every poll of every feed: status, validators, bytes, time, error.",
+    ("raw", "rss_feed_fetches"): "Every poll of every (tenant, feed): status, validators, parse options, bytes, time, error.",
     ("raw", "rss_podcasts"): "One row per configured feed: the channel as last parsed.",
     ("raw", "rss_episodes"): "One row per valid item (tenant, feed, guid), upserted on that key.",
-    ("quarantine", "rss_feeds"): "Feeds that could not be used, with the reason.",
-    ("quarantine", "rss_episodes"): "Items that failed validation, with the reason and the item.",
+    ("quarantine", "rss_feeds"): "Feeds that cannot be used now, with the reason (every change: quarantine.rss_history).",
+    ("quarantine", "rss_episodes"): "Items that fail validation now, with the reason and the item (history: quarantine.rss_history).",
 }
 
 
@@ -46,7 +46,8 @@ class RssPollConfig(dg.Config):
 def rss_feeds(
     context: dg.AssetExecutionContext, config: RssPollConfig, warehouse: WarehouseResource, http: HttpResource
 ):
-    """Poll every feed of sources.yaml (conditional GET, bounded concurrency) and upsert it."""
+    """Poll every feed URL of sources.yaml once (conditional GET when safe for every tenant listing
+    it, bounded concurrency), fan it out to those tenants and upsert it."""
     path = Path(config.sources_file) if config.sources_file else get_settings().resolved_sources_file()
     sources = load_sources(path)
     warehouse.bootstrap()
@@ -64,6 +65,7 @@ def rss_feeds(
                 metadata.update(stats.as_metadata())
             elif key == ("quarantine", "rss_feeds"):
                 metadata["quarantined_this_poll"] = dict(stats.feed_errors)
+                metadata["quarantine_changes"] = dict(stats.quarantine_changes)
             elif key == ("quarantine", "rss_episodes"):
                 metadata["quarantined_this_poll"] = dict(stats.item_rejections)
             elif key == ("raw", "rss_episodes"):

@@ -1,9 +1,19 @@
 """Poll feeds and store what they say: the I/O around the pure parser.
 
-`ingest_rss` is what the Dagster asset, the benchmark and the tests call: it reads the
-conditional-GET validators of the previous polls, fetches every feed concurrently, parses the
-bytes off the event loop, and writes fetch log, podcasts, episodes and quarantine rows in one
-transaction (a crash leaves no half-written poll behind, so a 304 never hides unloaded data).
+`ingest_rss` is what the Dagster asset, the benchmark and the tests call: it decides per URL
+whether a conditional GET is safe, fetches every distinct URL once (however many tenants list
+it), parses it once, fans the result out to every tenant that lists it, and writes fetch log,
+podcasts, episodes and quarantine rows in one transaction (a crash leaves no half-written poll
+behind, so a 304 never hides unloaded data).
+
+A conditional GET is sent for a URL only when a 304 is as good as a download for every tenant
+that lists it: each has stored the feed (its last 200, or a later 304 that carried validators),
+all hold the same validators, parsed with today's parse options, and none has the feed in
+quarantine. Otherwise the request is unconditional: a tenant that just added a feed another
+tenant polls gets the body (not a 304 that would leave it empty), a change of parse options
+re-parses the feed, and a quarantined feed is judged again on its current content. Refetching
+costs one download in those cases; keeping bodies to serve them from storage would cost a copy
+of every feed in the warehouse for a saving that only occurs when the configuration changes.
 """
 
 from __future__ import annotations
@@ -20,9 +30,13 @@ import psycopg
 import yaml
 from pydantic import BaseModel, Field
 
-from assets.ingestion.rss_parse import ParsedFeed, content_hash, parse_feed
+from assets.ingestion.rss_parse import ParsedFeed, Rejection, content_hash, parse_feed
 from resources.adaptive_pool import map_adaptive
 from resources.http import Fetcher, FetchPolicy, FetchResult
+
+
+# Raised when the parser's rules change what a body gives: stored bodies are then parsed again.
+PARSER_REVISION = 2
 
 
 class FeedSource(BaseModel):
@@ -40,7 +54,16 @@ class RssSources(BaseModel):
     max_bytes: int | None = None
     max_redirects: int | None = None
     concurrency: int | None = None
-    strict_xml: bool = True
+    # False (the default): XML that is not well-formed is recovered, as feedparser and podcast
+    # apps do, and its feed and episodes are marked `parse_degraded`; true quarantines it as
+    # `malformed_xml`. Entity declarations and truncated documents are refused either way.
+    strict_xml: bool = False
+
+    def parse_options(self) -> str:
+        """A fingerprint of everything that changes how a body is parsed: stored with every fetch,
+        a different one forces an unconditional request (a 304 would keep the old parse)."""
+        options = {"strict_xml": self.strict_xml, "parser_revision": PARSER_REVISION}
+        return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_sources(path: Path) -> RssSources:
@@ -76,10 +99,16 @@ class IngestStats:
     podcasts_written: int = 0
     episodes_written: int = 0
     bytes_downloaded: int = 0
+    requests: int = 0  # distinct URLs fetched: one per URL however many tenants list it
+    degraded_feeds: int = 0
+    quarantine_changes: Counter = field(default_factory=Counter)  # history events of this poll
 
     def as_metadata(self) -> dict[str, Any]:
         return {
             "feeds_polled": self.feeds,
+            "requests": self.requests,
+            "feeds_parsed_degraded": self.degraded_feeds,
+            "quarantine_changes": dict(self.quarantine_changes),
             "fetched": self.outcomes["fetched"],
             "not_modified": self.outcomes["not_modified"],
             "errors": self.outcomes["error"],
@@ -92,46 +121,77 @@ class IngestStats:
         }
 
 
-def previous_validators(conn: psycopg.Connection, feeds: list[FeedSource]
-                        ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
-    """(tenant, feed URL) -> the ETag / Last-Modified to send on its next poll.
+def distinct_sources(feeds: list[FeedSource]) -> list[FeedSource]:
+    """The feed list without repeated (tenant, URL) pairs, in list order."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for feed in feeds:
+        if (feed.tenant_id, feed.url) not in seen:
+            seen.add((feed.tenant_id, feed.url))
+            unique.append(feed)
+    return unique
 
-    Per tenant: a tenant that adds a feed another tenant already polls has stored nothing of it
-    yet, so it must not send the other tenant's validators (a 304 would leave it with nothing).
-    The validators are those of the tenant's last 200 for the feed, or of a later 304 that carried
-    new ones; a 304 without validators (RFC 9110 allows it) keeps the earlier ones, so a server
+
+def conditional_validators(conn: psycopg.Connection, feeds: list[FeedSource], parse_options: str
+                           ) -> dict[str, tuple[str | None, str | None]]:
+    """Feed URL -> the ETag / Last-Modified to send on its next poll; a URL that is absent is
+    fetched unconditionally (see the module docstring for when).
+
+    A tenant's validators are those of its last 200 for the feed, or of a later 304 that carried
+    new ones: a 304 without validators (RFC 9110 allows it) keeps the earlier ones, so a server
     that omits them on 304 still gets a conditional request every poll."""
-    rows = conn.execute(
-        """
-        select distinct on (tenant_id, feed_url) tenant_id, feed_url, etag, last_modified
-        from raw.rss_feed_fetches
-        where feed_url = any(%s)
-          and (outcome = 'fetched' or (outcome = 'not_modified' and (etag is not null or last_modified is not null)))
-        order by tenant_id, feed_url, fetched_at desc
-        """,
-        ([f.url for f in feeds],),
-    ).fetchall()
-    return {(tenant, url): (etag, last_modified) for tenant, url, etag, last_modified in rows}
+    urls = sorted({f.url for f in feeds})
+    state = {
+        (tenant, url): (etag, last_modified, options)
+        for tenant, url, etag, last_modified, options in conn.execute(
+            """
+            select distinct on (tenant_id, feed_url) tenant_id, feed_url, etag, last_modified, parse_options
+            from raw.rss_feed_fetches
+            where feed_url = any(%s)
+              and (outcome = 'fetched' or (outcome = 'not_modified' and (etag is not null or last_modified is not null)))
+            order by tenant_id, feed_url, fetched_at desc, fetch_id desc
+            """,
+            (urls,),
+        ).fetchall()
+    }
+    quarantined = set(conn.execute(
+        "select distinct tenant_id, feed_url from quarantine.rss_feeds where feed_url = any(%s)", (urls,)).fetchall())
+    tenants: dict[str, list[str]] = {}
+    for feed in feeds:
+        tenants.setdefault(feed.url, []).append(feed.tenant_id)
+    validators = {}
+    for url, listed_by in tenants.items():
+        held = {state.get((tenant, url)) for tenant in listed_by}
+        if len(held) != 1 or any((tenant, url) in quarantined for tenant in listed_by):
+            continue
+        (current,) = held
+        if current is None or current[2] != parse_options or (current[0] is None and current[1] is None):
+            continue
+        validators[url] = (current[0], current[1])
+    return validators
 
 
 def poll_feeds(
-    sources: RssSources, policy: FetchPolicy, validators: dict[tuple[str, str], tuple[str | None, str | None]],
+    sources: RssSources, policy: FetchPolicy, validators: dict[str, tuple[str | None, str | None]],
     concurrency: int,
 ) -> list[FeedOutcome]:
-    """Fetch and parse every feed, up to `concurrency` at a time (fewer while more threads would
-    only contend for the CPU: see map_adaptive), in feed-list order."""
+    """Fetch and parse every distinct URL once, up to `concurrency` at a time (fewer while more
+    threads would only contend for the CPU: see map_adaptive), and give each (tenant, URL) of the
+    feed list its outcome, in feed-list order. Tenants listing one URL share its fetch and parse."""
+    feeds = distinct_sources(sources.feeds)
+    urls = list(dict.fromkeys(f.url for f in feeds))
 
-    def one(fetcher: Fetcher, source: FeedSource) -> FeedOutcome:
-        etag, last_modified = validators.get((source.tenant_id, source.url), (None, None))
-        result = fetcher.fetch(source.url, etag, last_modified)
-        outcome = FeedOutcome(source, result)
-        if result.ok:
-            outcome.content_sha256 = hashlib.sha256(result.body).hexdigest()
-            outcome.parsed = parse_feed(result.body, source.url, result.headers.get("content-type"), sources.strict_xml)
-        return outcome
+    def one(fetcher: Fetcher, url: str) -> tuple[FetchResult, ParsedFeed | None, str | None]:
+        etag, last_modified = validators.get(url, (None, None))
+        result = fetcher.fetch(url, etag, last_modified)
+        if not result.ok:
+            return result, None, None
+        parsed = parse_feed(result.body, url, result.headers.get("content-type"), sources.strict_xml)
+        return result, parsed, hashlib.sha256(result.body).hexdigest()
 
     with Fetcher(policy, pool_size=concurrency) as fetcher:
-        return map_adaptive(lambda source: one(fetcher, source), sources.feeds, concurrency, "feed-poll")
+        done = dict(zip(urls, map_adaptive(lambda url: one(fetcher, url), urls, concurrency, "feed-poll")))
+    return [FeedOutcome(feed, *done[feed.url]) for feed in feeds]
 
 
 def _sql(name: str) -> str:
@@ -142,14 +202,15 @@ PODCAST_COLUMNS = (
     "tenant_id", "feed_url", "final_url", "title", "link", "description_html", "language", "author",
     "owner_name", "owner_email", "image_url", "itunes_type", "explicit_raw", "categories",
     "podcast_guid", "medium", "new_feed_url", "itunes_complete", "itunes_block", "generator",
-    "updated_raw", "episode_count", "content_hash", "payload", "_batch_id",
+    "updated_raw", "episode_count", "parse_degraded", "parse_warnings", "content_hash", "payload", "_batch_id",
 )
 EPISODE_COLUMNS = (
     "tenant_id", "feed_url", "guid", "guid_source", "feed_position", "title", "itunes_title", "link",
     "description_html", "description_text", "published_raw", "published_at", "duration_raw",
     "duration_seconds", "explicit_raw", "itunes_episode_type", "season_raw", "season_number",
     "episode_raw", "episode_number", "enclosure_url", "enclosure_length", "enclosure_type",
-    "image_url", "transcripts", "chapters_url", "chapters_type", "content_hash", "payload", "_batch_id",
+    "image_url", "transcripts", "chapters_url", "chapters_type", "parse_degraded", "content_hash", "payload",
+    "_batch_id",
 )
 JSON_COLUMNS = {"payload", "transcripts"}
 
@@ -158,22 +219,33 @@ def _row(record: dict[str, Any], columns: tuple[str, ...]) -> tuple:
     return tuple(json.dumps(record.get(c), default=str) if c in JSON_COLUMNS else record.get(c) for c in columns)
 
 
-def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_id: str) -> IngestStats:
+def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_id: str,
+                   parse_options: str | None = None) -> IngestStats:
     """Write one poll in the current transaction (the caller commits)."""
     stats = IngestStats(feeds=len(outcomes))
-    fetch_rows, podcast_rows, episode_rows, feed_q, item_q = [], [], [], [], []
+    fetch_rows, podcast_rows, episode_rows = [], [], []
+    # (tenant, url) -> {reason: (detail, evidence)} for every feed whose state this poll knows
+    # (fetched or failed; a 304 leaves the state as it was), and the same per item for every feed
+    # that parsed.
+    feed_state: dict[tuple[str, str], dict[str, tuple[str | None, str | None]]] = {}
+    item_state: dict[tuple[str, str], dict[tuple[str, str], Rejection]] = {}
+    counted: set[int] = set()
     for o in outcomes:
         f = o.fetch
+        key = (o.source.tenant_id, o.source.url)
         stats.outcomes[o.outcome] += 1
-        stats.bytes_downloaded += len(f.body or b"")
+        if id(f) not in counted:  # tenants sharing a URL share its one request
+            counted.add(id(f))
+            stats.requests += 1
+            stats.bytes_downloaded += len(f.body or b"")
         fetch_rows.append((
             o.source.tenant_id, o.source.url, f.final_url, f.fetched_at, o.outcome, f.status_code,
             f.etag, f.last_modified, len(f.body) if f.body is not None else None, f.duration_ms,
-            f.attempts, f.error_code, f.error, o.content_sha256, batch_id,
+            f.attempts, f.error_code, f.error, o.content_sha256, parse_options, batch_id,
         ))
         if f.error_code:
             stats.feed_errors[f.error_code] += 1
-            feed_q.append((o.source.tenant_id, o.source.url, f.error_code, f.error, None, batch_id))
+            feed_state[key] = {f.error_code: (f.error, None)}
             continue
         parsed = o.parsed
         if parsed is None:
@@ -182,8 +254,11 @@ def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_
             err = parsed.feed_error
             stats.feed_errors[err.reason_code] += 1
             evidence = (f.body or b"")[:2048].decode("utf-8", errors="replace")
-            feed_q.append((o.source.tenant_id, o.source.url, err.reason_code, err.detail, evidence, batch_id))
+            feed_state[key] = {err.reason_code: (err.detail, evidence)}
             continue
+        feed_state[key] = {}
+        item_state[key] = {}
+        stats.degraded_feeds += parsed.degraded
         podcast = dict(parsed.podcast, tenant_id=o.source.tenant_id, feed_url=o.source.url,
                        final_url=f.final_url, _batch_id=batch_id)
         podcast["content_hash"] = content_hash({k: v for k, v in podcast.items() if k != "_batch_id"})
@@ -194,16 +269,13 @@ def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_
             episode_rows.append(_row(record, EPISODE_COLUMNS))
         for rej in parsed.rejected:
             stats.item_rejections[rej.reason_code] += 1
-            item_q.append((
-                o.source.tenant_id, o.source.url, rej.item_key, rej.reason_code, rej.guid, rej.title,
-                rej.detail, json.dumps(rej.payload, default=str), batch_id,
-            ))
+            item_state[key][(rej.item_key, rej.reason_code)] = rej
 
     with conn.cursor() as cur:
         with cur.copy(
             "copy raw.rss_feed_fetches (tenant_id, feed_url, final_url, fetched_at, outcome, status_code, "
-            "etag, last_modified, bytes, duration_ms, attempts, error_code, error, content_sha256, _batch_id) "
-            "from stdin"
+            "etag, last_modified, bytes, duration_ms, attempts, error_code, error, content_sha256, "
+            "parse_options, _batch_id) from stdin"
         ) as copy:
             for row in fetch_rows:
                 copy.write_row(row)
@@ -221,17 +293,67 @@ def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_
         stats.podcasts_written = cur.rowcount
         cur.execute(upsert_episodes)
         stats.episodes_written = cur.rowcount
-        cur.executemany(
-            "insert into quarantine.rss_feeds (tenant_id, feed_url, reason_code, detail, evidence, _batch_id) "
-            "values (%s, %s, %s, %s, %s, %s) on conflict do nothing",
-            feed_q,
-        )
-        cur.executemany(
-            "insert into quarantine.rss_episodes (tenant_id, feed_url, item_key, reason_code, guid, title, "
-            "detail, payload, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-            item_q,
-        )
+        _store_quarantine(cur, feed_state, item_state, batch_id, stats)
     return stats
+
+
+def _store_quarantine(cur: psycopg.Cursor, feed_state: dict, item_state: dict, batch_id: str,
+                      stats: IngestStats) -> None:
+    """Make quarantine.rss_feeds / rss_episodes say what this poll found for the feeds it knows
+    the state of, and append every change to quarantine.rss_history.
+
+    A feed that parses leaves feed quarantine, and its items' quarantine becomes exactly the items
+    it rejected this time (a fixed item leaves it). Rows that stay are left untouched, so polling
+    the same content again changes nothing."""
+    urls = sorted({url for _, url in feed_state})
+    current_feeds = {
+        (tenant, url, reason) for tenant, url, reason in cur.execute(
+            "select tenant_id, feed_url, reason_code from quarantine.rss_feeds where feed_url = any(%s)",
+            (urls,)).fetchall()
+        if (tenant, url) in feed_state
+    }
+    current_items = {
+        (tenant, url, item_key, reason): detail for tenant, url, item_key, reason, detail in cur.execute(
+            "select tenant_id, feed_url, item_key, reason_code, detail from quarantine.rss_episodes "
+            "where feed_url = any(%s)", (sorted({url for _, url in item_state}),)).fetchall()
+        if (tenant, url) in item_state
+    }
+    wanted_feeds = {(t, u, reason): value for (t, u), reasons in feed_state.items() for reason, value in reasons.items()}
+    wanted_items = {(t, u, key, reason): rej for (t, u), items in item_state.items() for (key, reason), rej in items.items()}
+    history = []
+    gone_feeds = sorted(current_feeds - wanted_feeds.keys())
+    new_feeds = sorted(wanted_feeds.keys() - current_feeds)
+    gone_items = sorted(current_items.keys() - wanted_items.keys())
+    new_items = sorted(wanted_items.keys() - current_items.keys())
+    cur.executemany(
+        "delete from quarantine.rss_feeds where tenant_id = %s and feed_url = %s and reason_code = %s", gone_feeds)
+    history += [(t, u, None, "cleared", reason, None, batch_id) for t, u, reason in gone_feeds]
+    cur.executemany(
+        "insert into quarantine.rss_feeds (tenant_id, feed_url, reason_code, detail, evidence, _batch_id) "
+        "values (%s, %s, %s, %s, %s, %s)",
+        [(t, u, reason, *wanted_feeds[(t, u, reason)], batch_id) for t, u, reason in new_feeds],
+    )
+    history += [(t, u, None, "quarantined", reason, wanted_feeds[(t, u, reason)][0], batch_id) for t, u, reason in new_feeds]
+    cur.executemany(
+        "delete from quarantine.rss_episodes where tenant_id = %s and feed_url = %s and item_key = %s "
+        "and reason_code = %s", gone_items)
+    history += [(t, u, key, "cleared", reason, current_items[(t, u, key, reason)], batch_id)
+                for t, u, key, reason in gone_items]
+    item_rows = []
+    for t, u, key, reason in new_items:
+        rej = wanted_items[(t, u, key, reason)]
+        item_rows.append((t, u, key, reason, rej.guid, rej.title, rej.detail, json.dumps(rej.payload, default=str), batch_id))
+        history.append((t, u, key, "quarantined", reason, rej.detail, batch_id))
+    cur.executemany(
+        "insert into quarantine.rss_episodes (tenant_id, feed_url, item_key, reason_code, guid, title, "
+        "detail, payload, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        item_rows,
+    )
+    cur.executemany(
+        "insert into quarantine.rss_history (tenant_id, feed_url, item_key, event, reason_code, detail, _batch_id) "
+        "values (%s, %s, %s, %s, %s, %s, %s)", history)
+    stats.quarantine_changes.update(
+        f"{'item' if key else 'feed'}_{event}" for _, _, key, event, _, _, _ in history)
 
 
 def ingest_rss(
@@ -247,9 +369,10 @@ def ingest_rss(
     }
     policy = FetchPolicy(**{**base.__dict__, **overrides})
     concurrency = sources.concurrency or default_concurrency
+    parse_options = sources.parse_options()
     with psycopg.connect(warehouse_url) as conn:
-        validators = {} if force_refetch else previous_validators(conn, sources.feeds)
+        validators = {} if force_refetch else conditional_validators(conn, sources.feeds, parse_options)
         outcomes = poll_feeds(sources, policy, validators, concurrency)
-        stats = store_outcomes(conn, outcomes, batch_id)
+        stats = store_outcomes(conn, outcomes, batch_id, parse_options)
         conn.commit()
     return stats

@@ -4,6 +4,11 @@ feedparser does the forgiving work (encoding detection, dates, HTML sanitizing).
 what podcast analytics needs (several `podcast:transcript` tags, the text of
 `podcast:season name=...`, the literal `itunes:explicit`), so a second expat pass over the
 decoded document keeps every child element of the channel and of each item as it came.
+XML that is not well-formed is recovered by default, as feedparser and podcast apps do: a
+tolerant tokenizer (`capture_tolerant`) rebuilds the same element capture, so a feed with one
+undefined entity keeps its iTunes and Podcasting 2.0 tags, and its records are marked
+`parse_degraded` with the parser's warnings. Entity declarations are refused before any
+parsing, in every mode (XXE / entity expansion), and a truncated document is never recovered.
 Nothing here does I/O.
 """
 
@@ -51,6 +56,9 @@ class ParsedFeed:
     rejected: list[Rejection] = field(default_factory=list)
     feed_error: Rejection | None = None
     warnings: list[str] = field(default_factory=list)
+    # True when the document was not well-formed and was recovered: its records may miss what
+    # the broken part held (stored as `parse_degraded` on the feed and on each of its episodes).
+    degraded: bool = False
 
 
 # --- scalar parsers -------------------------------------------------------------------------
@@ -117,6 +125,21 @@ def parse_positive_int(value: str | None) -> int | None:
         return None
     text = value.strip()
     if text.isdigit() and 0 < int(text) < 2**31:
+        return int(text)
+    return None
+
+
+MAX_LENGTH = 2**63 - 1  # bigint: enclosures of 2 GiB and more are real (video, long shows)
+
+
+def parse_length(value: str | None) -> int | None:
+    """Bytes from an enclosure `length`: a positive integer up to bigint. `0`, empty, negative
+    and non-numeric values are unknown (None); which positive values are plausible for the
+    media is decided downstream (`int_episode_media`), not here."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.isdigit() and 0 < int(text) <= MAX_LENGTH:
         return int(text)
     return None
 
@@ -273,6 +296,9 @@ class _Capture:
 
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+# The encoding an XML declaration names, wherever it is (PHP warnings may precede it): without a
+# Content-Type charset feedparser assumes ISO-8859-1 for a broken document, which garbles UTF-8.
+_DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
 
 def _run_expat(data: bytes, encoding: str | None) -> _Capture | None:
@@ -299,6 +325,69 @@ def capture_bytes(body: bytes) -> _Capture | None:
     """Run expat on the bytes as they came (declared encoding); None unless well-formed and
     in an encoding expat knows natively (UTF-8/16, ISO-8859-1, ASCII)."""
     return _run_expat(body, None)
+
+
+_TOKEN = re.compile(
+    r"<!\[CDATA\[(?P<cdata>.*?)(?:\]\]>|\Z)"
+    r"|<!--.*?(?:-->|\Z)"
+    r"|<\?.*?(?:\?>|\Z)"
+    r"|<!(?:[^>\[]|\[[^\]]*\])*>"
+    r"|</\s*(?P<end>[^\s>]+)\s*>"
+    r"|<(?P<start>[A-Za-z_][\w:.\-]*)(?P<attrs>(?:\s+[^\s=/>]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?)*)\s*(?P<empty>/?)>"
+    r"|(?P<text>[^<]+|<)",
+    re.S,
+)
+_ATTR = re.compile(r"""([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
+_ROOTS = ("rss", "feed", "rdf")
+
+
+def capture_tolerant(text: str) -> tuple[_Capture, bool]:
+    """The element capture of a document that is not well-formed, and whether its root element
+    was closed (False: the document is truncated).
+
+    A forgiving tokenizer drives the same `_Capture` as expat: anything before the root element
+    is skipped (PHP warnings printed ahead of the feed), entity references are decoded as HTML
+    does (an undefined `&nbsp;` or a bare `&` keeps its text, an unknown name stays as written),
+    an end tag closes the elements left open inside it and a stray end tag is ignored. It never
+    resolves a declared entity or fetches anything: documents declaring entities are refused
+    before parsing (`has_entity_declarations`)."""
+    capture = _Capture()
+    stack: list[str] = []
+    started = closed = False
+    for match in _TOKEN.finditer(text):
+        start, end = match.group("start"), match.group("end")
+        if start:
+            if not started:
+                if start.rsplit(":", 1)[-1].lower() not in _ROOTS:
+                    continue
+                started = True
+            elif not stack:
+                continue  # content after the root element
+            attrs = {}
+            for name, dq, sq, bare in _ATTR.findall(match.group("attrs") or ""):
+                attrs[name] = html.unescape(dq or sq or bare)
+            capture.start(start, attrs)
+            if match.group("empty"):
+                capture.end(start)
+            else:
+                stack.append(start)
+        elif end:
+            if end in stack:
+                while stack:
+                    tag = stack.pop()
+                    capture.end(tag)
+                    if tag == end:
+                        break
+                closed = closed or not stack
+        elif stack:
+            cdata = match.group("cdata")
+            if cdata is not None:
+                capture.data(cdata)
+            elif match.group("text"):
+                capture.data(html.unescape(match.group("text")))
+    while stack:
+        capture.end(stack.pop())
+    return capture, closed
 
 
 def _first(elements: list[dict[str, Any]], tag: str) -> dict[str, Any] | None:
@@ -341,7 +430,7 @@ def decode_document(body: bytes, encoding: str | None) -> str:
 
 
 def parse_feed(
-    body: bytes, feed_url: str, content_type: str | None = None, strict_xml: bool = True,
+    body: bytes, feed_url: str, content_type: str | None = None, strict_xml: bool = False,
     fast_path: bool = True,
 ) -> ParsedFeed:
     """Parse a fetched feed. A feed-level problem sets `feed_error`; item problems go to `rejected`.
@@ -383,10 +472,26 @@ def parse_feed(
         if strict_xml:
             result.feed_error = Rejection("malformed_xml", f"{type(bozo).__name__}: {bozo}")
             return result
+        declared = _DECLARED_ENCODING.search(body[:4096])
+        encoding = declared.group(1).decode("ascii") if declared else parsed.get("encoding")
+        capture, closed = capture_tolerant(decode_document(body, encoding))
+        if not closed:
+            # A cut-off transfer, not an authoring slip: recovering it would store a partial
+            # feed and a half-written last item as if they were the publisher's.
+            result.feed_error = Rejection(
+                "malformed_xml", f"document ends before its root element closes (truncated): {type(bozo).__name__}: {bozo}")
+            return result
+        result.degraded = True
         result.warnings.append(f"recovered from {type(bozo).__name__}: {bozo}")
-
-    capture = capture_elements(decode_document(body, parsed.get("encoding")))
-    if capture is None or len(capture.items) != len(parsed.entries):
+        if capture.root == "rss" and capture._container_depth is not None:
+            result.podcast = _podcast_record(_channel_basics(capture.channel, feed_url), capture.channel,
+                                             parsed.get("version") or "rss20", parsed.get("encoding"))
+            entries = [(_item_basics(raw, feed_url), raw) for raw in capture.items]
+            return _collect(result, entries)
+    else:
+        text = decode_document(body, parsed.get("encoding"))
+        capture = capture_elements(text) or capture_tolerant(text)[0]
+    if len(capture.items) != len(parsed.entries):
         result.warnings.append("raw element capture unavailable; using feedparser values only")
         capture = None
     channel_raw = capture.channel if capture else []
@@ -402,7 +507,7 @@ def parse_feed(
 def _collect(result: ParsedFeed, entries: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> ParsedFeed:
     seen_guids: set[str] = set()
     for position, (basics, raw) in enumerate(entries):
-        record, rejection = _episode_record(basics, raw, position)
+        record, rejection = _episode_record(basics, raw, position, result.degraded)
         if rejection is None and record["guid"] in seen_guids:
             rejection = Rejection("duplicate_guid", f"guid {record['guid']!r} already used by an earlier item")
         if rejection is not None:
@@ -415,6 +520,8 @@ def _collect(result: ParsedFeed, entries: list[tuple[dict[str, Any], list[dict[s
         seen_guids.add(record["guid"])
         result.episodes.append(record)
     result.podcast["episode_count"] = len(result.episodes)
+    result.podcast["parse_degraded"] = result.degraded
+    result.podcast["parse_warnings"] = list(result.warnings)
     return result
 
 
@@ -533,7 +640,8 @@ def _item_basics(raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
     }
 
 
-def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position: int) -> tuple[dict[str, Any], Rejection | None]:
+def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position: int, degraded: bool = False
+                    ) -> tuple[dict[str, Any], Rejection | None]:
     enclosure_el = _first(raw, "enclosure") or _first(raw, "media:content")
     if enclosure_el is not None:
         enc = enclosure_el["attrs"]
@@ -578,12 +686,13 @@ def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position:
         "episode_raw": episode_raw,
         "episode_number": parse_positive_int(episode_raw),
         "enclosure_url": enclosure_url,
-        "enclosure_length": parse_positive_int(str(enclosure_length)) if enclosure_length is not None else None,
+        "enclosure_length": parse_length(enclosure_length),
         "enclosure_type": enclosure_type,
         "image_url": _attr(raw, "itunes:image", "href"),
         "transcripts": transcripts,
         "chapters_url": chapters.get("url"),
         "chapters_type": chapters.get("type"),
+        "parse_degraded": degraded,
     }
     if enclosure_url is None:
         return record, Rejection("missing_enclosure", "item has no enclosure URL")

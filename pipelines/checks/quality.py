@@ -104,7 +104,7 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
               "description_text published_raw published_at duration_raw duration_seconds explicit_raw "
               "itunes_episode_type season_raw season_number episode_raw episode_number enclosure_url "
               "enclosure_length enclosure_type image_url transcripts chapters_url chapters_type content_hash payload "
-              "_first_seen_at"),
+              "parse_degraded _first_seen_at"),
         key=("tenant_id", "feed_url", "guid"),
         required=("title", "enclosure_url", "enclosure_type", "published_at"),
         ranges={"duration_seconds": (0, 2 * DAY), "enclosure_length": (0, 10**10)},
@@ -121,13 +121,13 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
         "rss_podcasts",
         _cols("tenant_id feed_url final_url title link description_html language author owner_name owner_email "
               "image_url itunes_type explicit_raw categories podcast_guid medium new_feed_url itunes_complete "
-              "itunes_block generator updated_raw episode_count content_hash payload"),
+              "itunes_block generator updated_raw episode_count content_hash payload parse_degraded parse_warnings"),
         key=("tenant_id", "feed_url"), required=("title",), ranges={"episode_count": COUNT},
     ),
     TableSuite(
         "rss_feed_fetches",
         _cols("fetch_id tenant_id feed_url final_url fetched_at outcome status_code etag last_modified bytes "
-              "duration_ms attempts error_code error content_sha256"),
+              "duration_ms attempts error_code error content_sha256 parse_options"),
         key=("fetch_id",), required=("outcome",), ranges={"bytes": COUNT, "duration_ms": (0, 3_600_000)},
     ),
     TableSuite(

@@ -126,6 +126,30 @@ create table if not exists quarantine.rss_episodes (
     primary key (tenant_id, feed_url, item_key, reason_code)
 );
 
+-- Feed polling for many tenants and real servers (one request per URL, fanned out to tenants).
+-- The parse options a fetch was parsed with: a conditional GET is only sent when they are unchanged.
+alter table raw.rss_feed_fetches add column if not exists parse_options text;
+create index if not exists rss_feed_fetches_tenant_feed_idx on raw.rss_feed_fetches (tenant_id, feed_url, fetched_at desc);
+-- Feeds recovered from XML that is not well-formed: the parser's warnings, and a flag on the feed
+-- and on each of its episodes (their values may miss what the broken part held).
+alter table raw.rss_podcasts add column if not exists parse_degraded boolean not null default false;
+alter table raw.rss_podcasts add column if not exists parse_warnings text[];
+alter table raw.rss_episodes add column if not exists parse_degraded boolean not null default false;
+-- quarantine.rss_feeds / rss_episodes hold the current state (a feed that recovers leaves them);
+-- this append-only log keeps every change: when a feed or an item entered or left quarantine.
+create table if not exists quarantine.rss_history (
+    history_id     bigint generated always as identity primary key,
+    tenant_id      text not null,
+    feed_url       text not null,
+    item_key       text,            -- null: the feed itself
+    event          text not null check (event in ('quarantined', 'cleared')),
+    reason_code    text not null,
+    detail         text,
+    recorded_at    timestamptz not null default now(),
+    _batch_id      text
+);
+create index if not exists rss_history_feed_idx on quarantine.rss_history (tenant_id, feed_url, recorded_at);
+
 -- One row per request in a hosting/CDN access log. Client addresses are stored only as keyed
 -- hashes (per-tenant salt): the address, and the listener prefix (IPv4 address or IPv6 /64).
 create table if not exists raw.listener_events (

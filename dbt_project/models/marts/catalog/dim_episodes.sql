@@ -80,6 +80,7 @@ normalized as (
         {%- endfor %}
         coalesce(platform_ids.platform_episode_ids, '{}'::jsonb) as platform_episode_ids,
         coalesce(platform_ids.platforms, array[]::text[]) as platforms,
+        coalesce(episodes.parse_degraded, false) as parse_degraded,
         episodes.ingested_at
     from episodes
     inner join podcasts on podcasts.podcast_id = episodes.podcast_id

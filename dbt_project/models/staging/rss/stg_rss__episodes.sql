@@ -25,12 +25,13 @@ renamed as (
         season_number,
         episode_number,
         enclosure_url,
-        enclosure_length as enclosure_length_bytes,
+        enclosure_length::bigint as enclosure_length_bytes,
         lower(btrim(enclosure_type)) as enclosure_type,
         image_url,
         transcripts,
         chapters_url,
         chapters_type,
+        parse_degraded,
         _ingested_at as ingested_at,
         _batch_id as batch_id
     from source

@@ -25,6 +25,8 @@ renamed as (
         lower(btrim(itunes_complete)) = 'yes' as is_complete,
         lower(btrim(itunes_block)) = 'yes' as is_blocked,
         episode_count as valid_episode_count,
+        parse_degraded,
+        to_jsonb(coalesce(parse_warnings, array[]::text[])) as parse_warnings,  -- jsonb: dbt unit-test fixtures cannot cast to arrays
         _ingested_at as ingested_at,
         _batch_id as batch_id
     from source
