@@ -21,12 +21,49 @@
 -- the larger of the last two is used; each must pass the same plausibility test. `unknown`
 -- otherwise: then only a window holding a complete rangeless `200` counts (the whole-file rule,
 -- see int_downloads_iab_filtered).
--- Incremental: every episode's size is computed again each run, but only the rows whose size
--- changed (or new episodes) are written, stamped `sized_at`, so int_downloads_iab_filtered
+-- Incremental: a run sizes again the episodes with requests screened since the last run
+-- (`screened_through`, the newest screened or removed stamp it read) or with new feed facts,
+-- from all their requests (read through the episode index); every episode when requests were
+-- removed since (a file loaded again or emptied: its evidence may be gone). `sized_at` moves
+-- only when an episode's size, source or threshold changed, so int_downloads_iab_filtered
 -- re-measures only the windows of those episodes.
+{% set screened_relation = ref('int_listener_requests_screened') %}
+{% if is_incremental() %}
+{% set touched = create_batch_table('media_sizes__episodes', "
+    with watermark as (
+        select coalesce(max(screened_through), '-infinity') as screened_through from " ~ this ~ "
+    )
+    select distinct episode_id from " ~ screened_relation ~ "
+    where screened_at > (select screened_through from watermark) and episode_id is not null
+    union
+    select media.episode_id from " ~ ref('int_episode_media') ~ " as media
+    left join " ~ this ~ " as previous on previous.episode_id = media.episode_id
+    where previous.episode_id is null
+        or (previous.tenant_id, previous.podcast_id, previous.media_key, previous.enclosure_length_bytes, previous.duration_seconds)
+            is distinct from (media.tenant_id, media.podcast_id, media.media_key, media.enclosure_length_bytes, media.duration_seconds)
+        or exists (
+            select 1 from " ~ removed_rows_relation(screened_relation) ~ "
+            where removed_at > (select screened_through from watermark)
+        )") %}
+{% endif %}
 with media as (
-    select tenant_id, episode_id, podcast_id, media_key, enclosure_length_bytes, duration_seconds
-    from {{ ref('int_episode_media') }}
+    select media.tenant_id, media.episode_id, media.podcast_id, media.media_key, media.enclosure_length_bytes,
+        media.duration_seconds
+    from {{ ref('int_episode_media') }} as media
+    {% if is_incremental() %}
+    where media.episode_id in (select episode_id from {{ touched }})
+    {% endif %}
+),
+
+screened as (
+    select screened.episode_id, screened.method, screened.status, screened.bytes_sent, screened.range_start,
+        screened.range_end, screened.object_size
+    {% if is_incremental() %}
+    from {{ join_batch(touched, screened_relation, ['episode_id'], 'screened') }}
+    {% else %}
+    from {{ screened_relation }} as screened
+    {% endif %}
+    where screened.episode_id is not null
 ),
 
 evidence as (
@@ -39,8 +76,7 @@ evidence as (
         max(coalesce(range_end, range_start + bytes_sent - 1)) filter (
             where method = 'GET' and status = 206 and range_start is not null and bytes_sent > 0
         ) + 1 as log_range_bound
-    from {{ ref('int_listener_requests_screened') }}
-    where episode_id is not null
+    from screened
     group by 1
 ),
 
@@ -124,11 +160,11 @@ final as (
 )
 
 {% set size_columns = ['media_size_bytes', 'size_source', 'iab_threshold_bytes', 'media_key'] %}
-{% set evidence_columns = ['enclosure_length_bytes', 'duration_seconds', 'log_object_size', 'log_complete_bytes', 'log_range_bound'] %}
 {% if is_incremental() %}
--- Rows whose evidence changed are written again; `sized_at` moves only when the size did.
+-- The touched episodes are written again; `sized_at` moves only when the size did.
 select
     final.*,
+    {{ last_change(screened_relation, 'screened_at') }} as screened_through,
     case
         when previous.episode_id is not null
             and ({% for c in size_columns %}previous.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %})
@@ -138,10 +174,7 @@ select
     end as sized_at
 from final
 left join {{ this }} as previous on previous.episode_id = final.episode_id
-where previous.episode_id is null
-    or ({% for c in size_columns + evidence_columns %}previous.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %})
-        is distinct from ({% for c in size_columns + evidence_columns %}final.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %})
 {% else %}
-select final.*, now() as sized_at
+select final.*, (select max(screened_at) from {{ screened_relation }}) as screened_through, now() as sized_at
 from final
 {% endif %}
