@@ -21,52 +21,29 @@
 -- the larger of the last two is used; each must pass the same plausibility test. `unknown`
 -- otherwise: then only a window holding a complete rangeless `200` counts (the whole-file rule,
 -- see int_downloads_iab_filtered).
--- Incremental: a run sizes again the episodes with requests screened since the last run
--- (`screened_through`, the newest screened or removed stamp it read) or with new feed facts,
--- from all their requests (read through the episode index); every episode when requests were
--- removed since (a file loaded again or emptied: its evidence may be gone). `sized_at` moves
--- only when an episode's size, source or threshold changed, so int_downloads_iab_filtered
--- re-measures only the windows of those episodes.
+-- Incremental: the evidence is a set of maxima, so a run folds the requests screened since its
+-- last run (`screened_through`, the newest screened or removed stamp it read) into the stored
+-- evidence and sizes again the episodes they belong to, and those whose feed facts changed;
+-- when requests were removed since (a file loaded again or emptied: its evidence may be gone)
+-- it reads every request again. `sized_at` moves only when an episode's size, source or
+-- threshold changed, so int_downloads_iab_filtered re-measures only those episodes' windows.
 {% set screened_relation = ref('int_listener_requests_screened') %}
-{% if is_incremental() %}
-{% set touched = create_batch_table('media_sizes__episodes', "
-    with watermark as (
-        select coalesce(max(screened_through), '-infinity') as screened_through from " ~ this ~ "
-    )
-    select distinct episode_id from " ~ screened_relation ~ "
-    where screened_at > (select screened_through from watermark) and episode_id is not null
-    union
-    select media.episode_id from " ~ ref('int_episode_media') ~ " as media
-    left join " ~ this ~ " as previous on previous.episode_id = media.episode_id
-    where previous.episode_id is null
-        or (previous.tenant_id, previous.podcast_id, previous.media_key, previous.enclosure_length_bytes, previous.duration_seconds)
-            is distinct from (media.tenant_id, media.podcast_id, media.media_key, media.enclosure_length_bytes, media.duration_seconds)
-        or exists (
-            select 1 from " ~ removed_rows_relation(screened_relation) ~ "
-            where removed_at > (select screened_through from watermark)
-        )") %}
+{% set folding = false %}
+{% if is_incremental() and execute %}
+{#- The watermark as a literal: compared with a subquery, the planner cannot tell the new
+    requests from the whole table and scans it all. -#}
+{% set watermark = "'" ~ run_query("select coalesce(max(screened_through), '-infinity')::text from " ~ this).columns[0].values()[0] ~ "'::timestamptz" %}
+{% set removed = run_query("select exists (select 1 from " ~ removed_rows_relation(screened_relation)
+    ~ " where removed_at > " ~ watermark ~ ")").columns[0].values()[0] %}
+{% set folding = not removed %}
 {% endif %}
-with media as (
-    select media.tenant_id, media.episode_id, media.podcast_id, media.media_key, media.enclosure_length_bytes,
-        media.duration_seconds
-    from {{ ref('int_episode_media') }} as media
-    {% if is_incremental() %}
-    where media.episode_id in (select episode_id from {{ touched }})
-    {% endif %}
-),
-
-screened as (
-    select screened.episode_id, screened.method, screened.status, screened.bytes_sent, screened.range_start,
-        screened.range_end, screened.object_size
-    {% if is_incremental() %}
-    from {{ join_batch(touched, screened_relation, ['episode_id'], 'screened') }}
-    {% else %}
-    from {{ screened_relation }} as screened
-    {% endif %}
-    where screened.episode_id is not null
-),
-
-evidence as (
+{% if folding %}
+{% set new_requests = create_batch_table('media_sizes__requests', "
+    select episode_id, method, status, bytes_sent, range_start, range_end, object_size
+    from " ~ screened_relation ~ "
+    where screened_at > " ~ watermark ~ " and episode_id is not null") %}
+{% endif %}
+with new_evidence as (
     select
         episode_id,
         max(object_size) filter (where status in (200, 206, 304) and object_size > 0) as log_object_size,
@@ -76,8 +53,39 @@ evidence as (
         max(coalesce(range_end, range_start + bytes_sent - 1)) filter (
             where method = 'GET' and status = 206 and range_start is not null and bytes_sent > 0
         ) + 1 as log_range_bound
-    from screened
+    {% if folding %}
+    from {{ new_requests }}
+    {% else %}
+    from {{ screened_relation }}
+    where episode_id is not null
+    {% endif %}
     group by 1
+),
+
+media as (
+    select media.tenant_id, media.episode_id, media.podcast_id, media.media_key, media.enclosure_length_bytes,
+        media.duration_seconds
+    from {{ ref('int_episode_media') }} as media
+    {% if folding %}
+    left join {{ this }} as previous on previous.episode_id = media.episode_id
+    where media.episode_id in (select episode_id from new_evidence)
+        or previous.episode_id is null
+        or (previous.tenant_id, previous.podcast_id, previous.media_key, previous.enclosure_length_bytes, previous.duration_seconds)
+            is distinct from (media.tenant_id, media.podcast_id, media.media_key, media.enclosure_length_bytes, media.duration_seconds)
+    {% endif %}
+),
+
+evidence as (
+    select
+        media.episode_id,
+        {% for column in ['log_object_size', 'log_complete_bytes', 'log_range_bound'] %}
+        {% if folding %}greatest(new_evidence.{{ column }}, previous.{{ column }}){% else %}new_evidence.{{ column }}{% endif %} as {{ column }}{% if not loop.last %},{% endif %}
+        {% endfor %}
+    from media
+    left join new_evidence on new_evidence.episode_id = media.episode_id
+    {% if folding %}
+    left join {{ this }} as previous on previous.episode_id = media.episode_id
+    {% endif %}
 ),
 
 candidates as (
