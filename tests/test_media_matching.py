@@ -323,7 +323,8 @@ def test_bogus_length_does_not_make_one_byte_a_download(warehouse):
 def test_sizes_learned_later_remeasure_earlier_windows(fresh_db, tmp_path):
     """A size learned from a later file re-measures the windows of the episode already counted
     (incremental runs equal a full rebuild): a 1-byte request first unknown_file_size, then
-    below_threshold once a complete download tells the file's size."""
+    below_threshold once a complete download tells the file's size, and unknown_file_size again
+    when that file is loaded again without the download."""
     store_agent_patterns(fresh_db)
     feeds, landing = tmp_path / "feeds", tmp_path / "landing" / "bogus"
     feeds.mkdir()
@@ -345,6 +346,17 @@ def test_sizes_learned_later_remeasure_earlier_windows(fresh_db, tmp_path):
     assert sorted(r for _, _, r in reasons(fresh_db, "bogus")) == ["below_threshold", "counted"]
     dbt_build(fresh_db, target, *DOWNLOADS)          # nothing new: nothing changes
     assert snapshot(fresh_db) == incremental
+    dbt_build(fresh_db, target, *DOWNLOADS, "--full-refresh")
+    assert snapshot(fresh_db) == incremental
+
+    # The file that told the size is loaded again without that request: the evidence is gone.
+    (landing / "bogus-2026-11-03.log").write_text(log_line(
+        "81.2.69.31", at("2026-11-03 08:00:00"), "/one_heard.mp3", 206, 1, OVERCAST, "cdn.bogus.example", "bytes=0-0"))
+    load_logs(fresh_db, landing.parent, {"bogus/bogus-2026-11-03.log"})
+    dbt_build(fresh_db, target, *DOWNLOADS)
+    incremental = snapshot(fresh_db)
+    assert sorted(r for _, _, r in reasons(fresh_db, "bogus")) == ["unknown_file_size", "unknown_file_size"]
+    assert query(fresh_db, "select size_source from intermediate.int_media_sizes") == [("unknown",)]
     dbt_build(fresh_db, target, *DOWNLOADS, "--full-refresh")
     assert snapshot(fresh_db) == incremental
 
