@@ -85,7 +85,7 @@ def test_incremental_runs_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_p
     # rebuild, must not keep their names and leave the new one without them).
     indexes = dict(query(fresh_db, "select tablename, count(*) from pg_indexes where schemaname in "
                                    "('intermediate', 'marts') group by tablename"))
-    assert indexes["fct_downloads"] == 4 and indexes["int_listener_requests_screened"] == 4
+    assert indexes["fct_downloads"] == 4 and indexes["int_listener_requests_screened"] == 5
     assert indexes["int_downloads_iab_filtered"] == 4 and indexes["int_episode_media"] == 1
 
     # The request-level data tests check the rows of the last run: a duplicate written with the

@@ -2,16 +2,21 @@
 {{ config(indexes=[{'columns': ['tenant_id', 'media_key']}],
           materialized='table') }}
 -- One row per tenant and media file (host + path of the enclosure, measurement prefixes and
--- query removed), with the bytes a download must cover under IAB v2.3: the ID3 header plus one
--- minute of audio (from size and duration), or the whole file when shorter or unknown.
+-- query removed), with the episode it belongs to and what the feed says of its size and
+-- duration. The size a download is measured against is decided in int_media_sizes (the feed's
+-- `length` when it is plausible, else what the logs say); requests logged without a host are
+-- matched through int_media_paths.
 with episodes as (
     select
         episode_id,
         podcast_id,
         tenant_id,
-        enclosure_length_bytes,
+        -- bigint: real feeds carry lengths of 2^31 and more.
+        enclosure_length_bytes::bigint as enclosure_length_bytes,
         duration_seconds,
-        {{ enclosure_media_key('enclosure_url') }} as media_key
+        {{ enclosure_media_key('enclosure_url') }} as media_key,
+        {{ enclosure_media_host('enclosure_url') }} as media_host,
+        {{ enclosure_media_path('enclosure_url') }} as media_path
     from {{ ref('stg_rss__episodes') }}
 ),
 
@@ -26,18 +31,12 @@ final as (
     select
         tenant_id,
         media_key,
+        media_host,
+        media_path,
         episode_id,
         podcast_id,
         enclosure_length_bytes,
-        duration_seconds,
-        case
-            when enclosure_length_bytes is null then null
-            when duration_seconds is null or duration_seconds < 60 then enclosure_length_bytes
-            else least(
-                enclosure_length_bytes,
-                {{ var('iab_id3_allowance_bytes') }} + ceil(enclosure_length_bytes * 60.0 / duration_seconds)::bigint
-            )
-        end as iab_threshold_bytes
+        duration_seconds
     from ranked
     where media_rank = 1
 )

@@ -12,12 +12,15 @@ renamed as (
         line_no,
         lower(host) as host,
         path,
-        lower(coalesce(host, '')) || path as media_key,
+        -- Host + path, the key feed enclosures are matched on; null when the format logs no host
+        -- (S3, plain combined...): such requests are matched by path (int_media_paths).
+        lower(host) || path as media_key,
         upper(method) as method,
         status,
         bytes_sent,
         range_start,
         range_end,
+        object_size,
         ip_hash,
         ip_prefix_hash as listener_ip_key,
         ip_version,
