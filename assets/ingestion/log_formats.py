@@ -275,9 +275,21 @@ class W3CFormat(LogFormat):
                       range_value, url_decoded(agent), url_decoded(referer), _dash(row.get("c-country")))
 
     def parse_batch(self, lines):
-        if self.realtime or any(line.startswith("#") for line in lines) or not self.fields:
-            return super().parse_batch(lines)  # headers change the mapping as the lines go
-        return read_batch(lines, self._fields, self._line)
+        """Runs of data lines through the batch reader, header lines read in between (a `#Fields`
+        line changes the columns of the lines after it)."""
+        if self.realtime:
+            return super().parse_batch(lines)
+        frames, bad_lines, start = [], [], 0
+        for end in [*(i for i, line in enumerate(lines) if line.startswith("#")), len(lines)]:
+            if end > start:
+                run = lines[start:end]
+                events, bad = read_batch(run, self._fields, self._line) if self.fields else super().parse_batch(run)
+                frames.append(events.with_columns(pl.col("index") + start))
+                bad_lines += [(i + start, b) for i, b in bad]
+            if end < len(lines):
+                self._header(lines[end])
+            start = end + 1
+        return (pl.concat(frames) if frames else pl.DataFrame(schema=EVENT_SCHEMA)), bad_lines
 
     def _fields(self, lines: pl.DataFrame) -> pl.DataFrame:
         n = len(self.fields)
