@@ -430,3 +430,18 @@ def test_simulated_real_formats_load_every_request_once(fresh_db, generated_form
                            "and range_start is null", (cloudfront,)) == [(0,)]
     assert query(fresh_db, "select count(*) filter (where host is not null), count(*) filter (where range_start is not null) "
                            "from raw.listener_events where tenant_id = %s", (combined,)) == [(0, 0)]
+
+
+def test_dbt_screens_status_0_as_bad_status(fresh_db, tmp_path):
+    """The `000` of a client that left is stored as status 0; IAB v2.3 counts 200/206 only, and
+    the real dbt model screens it as `bad_status` (the 200 beside it passes that rule)."""
+    from tests.test_downloads_incremental import dbt_build
+
+    folder = tmp_path / "northwind"
+    folder.mkdir()
+    line = 'media.x:443 198.51.100.7 - - [01/Nov/2026:10:00:0{n} +0000] "GET /a.mp3 HTTP/1.1" {s} {b} "-" "Overcast/3.0" "-"'
+    (folder / "access-2026-11-01.log").write_text(line.format(n=1, s="000", b=0) + "\n" + line.format(n=2, s=200, b=9) + "\n")
+    _load(fresh_db, tmp_path, "b1")
+    dbt_build(fresh_db, str(tmp_path / "target"), "--select", "+int_listener_requests_screened", command="run")
+    assert query(fresh_db, "select status, screen_reason from intermediate.int_listener_requests_screened "
+                           "order by line_no") == [(0, "bad_status"), (200, "unmatched_media")]
