@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     # A log file whose refused share (malformed or unknown lines; not non-download operations) is above
     # this fails the blocking check `listener_log_files_refused_share`.
     log_refused_limit: float = 0.01
+    log_refused_min_lines: int = 3  # ...once this many lines are refused (or nothing of the file loaded)
     megaphone_export_url: str | None = None
     ip_hash_secret: str | None = None
     user_agent_patterns_dir: Path = REPO_ROOT / "resources" / "user_agents"

@@ -324,13 +324,23 @@ def test_a_fully_refused_file_fails_the_check_naming_file_and_format_and_a_clean
     assert not again.passed               # the bad batch itself still fails when it is judged
 
 
-def test_the_limit_is_a_share(fresh_db, tmp_path):
-    """The fastly sample refuses 1 line of 6: above 1 %, within 20 %."""
+def test_the_limit_is_a_share_with_a_floor_of_lines(fresh_db, tmp_path):
+    """The fastly sample refuses 1 line of 6: above 1 %, within 20 %; one torn line in a small
+    file is under the floor of refused lines."""
     _land(tmp_path, next((REALDATA / "fastly").iterdir()))
     _load(fresh_db, tmp_path, "b1")
     with psycopg.connect(fresh_db) as conn:
-        assert not judge(conn, 0.01).passed
-        assert judge(conn, 0.2).passed
+        assert not judge(conn, 0.01, min_lines=1).passed
+        assert judge(conn, 0.2, min_lines=1).passed
+        assert judge(conn, 0.01, min_lines=3).passed
+
+
+def test_a_file_of_one_refused_line_fails_whatever_the_floor(fresh_db, tmp_path):
+    _land(tmp_path, REALDATA / "combined" / "Protonk__Show-Analytics__README.md.log")
+    _load(fresh_db, tmp_path, "b1")
+    with psycopg.connect(fresh_db) as conn:
+        result = judge(conn, 0.01, min_lines=3)
+    assert not result.passed and "bad_ip 1" in result.description
 
 
 def test_request_table_suite_judges_the_batch_it_loads(fresh_db, tmp_path):

@@ -11,6 +11,12 @@ Refused = malformed or unknown lines (every quarantine reason but `not_a_downloa
 lines that claim to be requests (loaded + refused). Non-download operations are left out of both:
 an S3 bucket's log holds console and upload calls in normal operation (19 of the 94 lines of the
 real JSPirates sample), which say nothing about whether the loader reads the file right.
+
+A file fails when its share is above the limit and at least `log_refused_min_lines` (default 3)
+of its lines are refused, or when nothing of it loaded at all (a file of one unreadable line
+fails too). The floor keeps a small file from failing on one torn line: the last file of a day
+holds a few hundred lines, and one damaged write in it is 0.3 % of a day's traffic but can be
+above 1 % of that file.
 """
 
 
@@ -34,6 +40,11 @@ class FileVerdict:
     loaded: int
     refused: int
     reasons: dict[str, int]
+
+    def fails(self, limit: float, min_lines: int) -> bool:
+        if self.refused and not self.loaded:
+            return True
+        return self.share > limit and self.refused >= min_lines
 
     @property
     def share(self) -> float:
@@ -70,9 +81,9 @@ def batch_files(conn: psycopg.Connection, batch_id: str | None = None) -> tuple[
 
 
 def judge(conn: psycopg.Connection, limit: float, batch_id: str | None = None,
-          accepted: list[str] | None = None) -> dg.AssetCheckResult:
+          accepted: list[str] | None = None, min_lines: int = 3) -> dg.AssetCheckResult:
     batch, files = batch_files(conn, batch_id)
-    failing = [f for f in files if f.share > limit]
+    failing = [f for f in files if f.fails(limit, min_lines)]
     accepted_text = ", ".join(accepted or accepted_formats())
     if failing:
         description = (f"{len(failing)} of {len(files)} log file(s) above the {100 * limit:g} % refused limit: "
@@ -83,7 +94,7 @@ def judge(conn: psycopg.Connection, limit: float, batch_id: str | None = None,
         passed=not failing, severity=dg.AssetCheckSeverity.ERROR, description=description[:4000],
         metadata={
             "batch_id": batch or "none", "files": len(files), "failing_files": len(failing),
-            "refused_limit": limit,
+            "refused_limit": limit, "refused_min_lines": min_lines,
             "failing": dg.MetadataValue.json([{"file_key": f.file_key, "format": f.format, "loaded": f.loaded,
                                                "refused": f.refused, "reasons": f.reasons} for f in failing[:100]]),
             "formats_accepted": accepted_text,
@@ -101,7 +112,8 @@ def listener_log_files_refused_share(context: dg.AssetCheckExecutionContext,
     settings = get_settings()
     mappings = load_log_sources(settings.resolved_sources_file()).mappings()
     with psycopg.connect(warehouse.url()) as conn:
-        return judge(conn, settings.log_refused_limit, context.op_execution_context.run_id, accepted_formats(mappings))
+        return judge(conn, settings.log_refused_limit, context.op_execution_context.run_id, accepted_formats(mappings),
+                     settings.log_refused_min_lines)
 
 
 LOG_CHECKS = [listener_log_files_refused_share]
