@@ -455,3 +455,19 @@ def test_dbt_screens_status_0_as_bad_status(fresh_db, tmp_path):
     dbt_build(fresh_db, str(tmp_path / "target"), "--select", "+int_listener_requests_screened", command="run")
     assert query(fresh_db, "select status, screen_reason from intermediate.int_listener_requests_screened "
                            "order by line_no") == [(0, "bad_status"), (200, "unmatched_media")]
+
+
+def test_demo_log_files_can_switch_a_tenant_and_name_its_media_hosts(truth, tmp_path):
+    from simulator.__main__ import write_log_files
+
+    tenant = sorted({e["tenant_id"] for e in truth["episodes"]})[0]
+    (tmp_path / "sources.yaml").write_text("rss: {feeds: []}\n")
+    default = write_log_files(truth, tmp_path / "a", tmp_path, seed=3, days=[date(2026, 11, 1)])
+    switched = write_log_files(truth, tmp_path / "b", tmp_path, seed=3, days=[date(2026, 11, 1)],
+                               log_formats={tenant: "combined"})
+    assert switched["downloads"] == default["downloads"]  # the same requests, the same truth
+    assert {p.name.split("-")[0] for p in (tmp_path / "b" / tenant).iterdir()} == {"access"}
+    config = load_log_sources(tmp_path / "sources.yaml")
+    hosts = {e["enclosure_url_normalized"].split("/")[2] for e in truth["episodes"]
+             if e["tenant_id"] == tenant and e.get("enclosure_url_normalized")}
+    assert [(s.tenant_id, sorted(s.media_hosts)) for s in config.sources] == [(tenant, sorted(hosts))]
