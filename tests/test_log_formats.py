@@ -471,3 +471,26 @@ def test_demo_log_files_can_switch_a_tenant_and_name_its_media_hosts(truth, tmp_
     hosts = {e["enclosure_url_normalized"].split("/")[2] for e in truth["episodes"]
              if e["tenant_id"] == tenant and e.get("enclosure_url_normalized")}
     assert [(s.tenant_id, sorted(s.media_hosts)) for s in config.sources] == [(tenant, sorted(hosts))]
+
+
+S3_LINE = ('79a5 media [06/Feb/2019:00:00:38 +0000] 192.0.2.3 - 3E57 {op} ep/1.mp3 "GET /ep/1.mp3 HTTP/1.1" {status} - '
+           '{sent} 52428800 70 10 "-" "{agent}" - s9lz= SigV4 ECDHE - media.example.com TLSv1.2 - -{tail}')
+
+
+@pytest.mark.parametrize("line", [
+    S3_LINE.format(op="REST.GET.OBJECT", status=206, sent=2, agent="Überpod/1.0", tail=""),
+    S3_LINE.format(op="REST.GET.OBJECT", status=200, sent=9, agent="ua", tail=" us-east-1 \x00"),
+    S3_LINE.format(op="REST.GET.OBJECT", status=200, sent=9, agent="ua", tail=' "a b" [c d]'),
+    S3_LINE.format(op="REST.GET.OBJECT", status="000", sent="-", agent="ua", tail=""),
+    S3_LINE.format(op="REST.HEAD.OBJECT", status=200, sent="-", agent='a \\"quoted\\" ua', tail=""),
+    S3_LINE.format(op="REST.COPY.OBJECT_GET", status=200, sent=9, agent="ua", tail=""),
+    S3_LINE.format(op="WEBSITE.GET.OBJECT", status=206, sent=99999999999999999999, agent="ua", tail=""),
+    S3_LINE.format(op="REST.GET.OBJECT", status=200, sent=9, agent="ua", tail="").replace(" - s9lz= SigV4 ECDHE - media.example.com TLSv1.2 - -", ' "x y" s9lz= SigV4 ECDHE - media.example.com'),
+])
+def test_s3_edge_lines_agree(line):
+    fmt, slow = detect_format([line]), detect_format([line])
+    fast_events, fast_bad = fmt.parse_batch([line] * 2)
+    slow_events, slow_bad = _per_line(slow, [line] * 2)
+    assert fmt.name == "s3"
+    assert fast_events.sort("index").to_dicts() == slow_events.to_dicts()
+    assert [(i, b.reason_code) for i, b in sorted(fast_bad, key=lambda x: x[0])] == [(i, b.reason_code) for i, b in slow_bad]

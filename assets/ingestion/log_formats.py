@@ -59,7 +59,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from assets.ingestion.listener_logs_parse import (
     COMBINED,
     EVENT_SCHEMA,
-    PRINTABLE_ASCII,
     STRICT_CLF_TIME,
     BadLine,
     _event,
@@ -161,8 +160,8 @@ S3_BATCH = (
     rf'^{_T} {_T} \[(?P<time>[ -\\^-~]*)\] (?P<ip>{_T}) {_T} {_T} (?P<op>(?:REST|WEBSITE)\.(?:GET|HEAD)\.OBJECT) {_T} '
     rf'"[A-Z]+ (?P<target>[!#-\[\]-~]+) [!#-\[\]-~]+" (?P<status>[0-9]{{3}}) {_T} (?P<bytes>[0-9]{{1,18}}|-) '
     rf'(?P<object_size>[0-9]{{1,18}}|-) {_T} {_T} "(?P<referer>{_Q})" "(?P<agent>{_Q})" {_T}'
-    rf'(?: {_T} {_T} {_T} {_T} (?P<host>{_T})(?: .*)?)?$'
-)
+    rf'(?: {_T} {_T} {_T} {_T} (?P<host>{_T})(?: [^\x00]*)?)?$'
+)  # printable ASCII up to the Host Header (fields after it are ignored, but a NUL is not)
 
 
 class S3Format(LogFormat):
@@ -195,8 +194,7 @@ class S3Format(LogFormat):
 
 
 def _s3_fields(lines: pl.DataFrame) -> pl.DataFrame:
-    printable = lines.filter(pl.col("line").str.contains(PRINTABLE_ASCII))
-    fields = printable.select("index", pl.col("line").str.extract_groups(S3_BATCH).alias("f")).unnest("f")
+    fields = lines.select("index", pl.col("line").str.extract_groups(S3_BATCH).alias("f")).unnest("f")
     fields = fields.filter(pl.col("ip").is_not_null())
     return fields.select(
         "index", "ip", "target", "status", "referer",
