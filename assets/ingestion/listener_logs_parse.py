@@ -13,9 +13,12 @@ line to the per-line parser, which decides its values or its quarantine reason. 
 formats real hosts write (S3, CloudFront, JSON-lines through a field mapping...) live in
 `log_formats.py` and are built from the same `_event` and `read_batch`.
 
-Status `000` (CloudFront, Akamai: the client closed the connection before any response) is
-stored as status 0 by every parser: it is a logged request, and IAB v2.3 counts only `200`/`206`
-responses, so dbt screens it as `bad_status`. Only GET and HEAD are requests for a file: any
+Status `000` is stored as status 0, with the bytes the line states, by every parser (the per-line
+one and the batch reader alike): it is a logged request, and whether it counts is the screening's
+call. CloudFront writes it when the viewer left before any response (nothing sent); for Akamai,
+IAB v2.3 §5.5.2 step 1.3 reads it as a 206 that ended prematurely, counted only if it passes every
+other filter. Today's dbt screening excludes status 0 as `bad_status` (it counts 200 and 206
+only). Only GET and HEAD are requests for a file: any
 other method is refused as `not_a_download` (not as a malformed line).
 """
 
@@ -163,7 +166,7 @@ def _event(time, ip, method, host, target, status, bytes_sent, range_value, agen
            object_size=None) -> dict:
     """The event of one logged request, in the loader's columns; `BadLine` when it is not one.
 
-    Status 0 is the `000` of a client that left before any response (stored; dbt screens it)."""
+    Status 0 is a logged `000` (stored with its bytes; the dbt screening decides)."""
     if method not in DOWNLOAD_METHODS:
         raise BadLine("not_a_download", f"method {str(method)[:20]} is not a GET or HEAD of a file")
     if not _is_ip(ip):

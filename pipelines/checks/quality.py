@@ -139,8 +139,8 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
               "range_start range_end ip_hash ip_prefix_hash ip_version ip_datacenter user_agent referer country "
               "object_size"),
         key=("file_key", "line_no", "event_time"), required=("user_agent",),
-        # status 0: the `000` CloudFront and Akamai log when the client left before any response
-        # (stored; IAB v2.3 counts only 200/206, and dbt screens it as bad_status)
+        # status 0: a logged `000` (CloudFront: the viewer left before any response; Akamai: a 206
+        # cut short), stored as a request; the dbt screening decides whether it counts
         ranges={"status": (0, 599), "bytes_sent": COUNT, "ip_version": (4, 6), "object_size": COUNT},
         regex={"method": "^(GET|HEAD)$"},
         late=("event_time", LATE_LAG),
