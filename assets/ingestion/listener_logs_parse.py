@@ -382,14 +382,24 @@ def numbered_lines(lines: list[str]) -> pl.DataFrame:
 def read_batch(lines: list[str], batch_fields, parse_one) -> tuple[pl.DataFrame, list[tuple[int, BadLine]]]:
     """Events of a batch: the lines `batch_fields` captures whose every value `_events` reads as
     `parse_one` would, read by polars; every other line by `parse_one` (value or quarantine
-    reason). `parse_one` returning None skips a line (a W3C header)."""
+    reason). `parse_one` returning None skips a line (a W3C header). `batch_fields` may also
+    refuse lines itself (`refusal_code`, `refusal_detail`), where `parse_one` would refuse them
+    with that very reason and detail (an S3 operation that is no download)."""
     numbered = numbered_lines(lines)
-    events = _events(batch_fields(numbered)).with_columns(plain_ip=pl.col("ip").str.contains(PLAIN_IP))
+    fields = batch_fields(numbered)
+    refused: list[tuple[int, BadLine]] = []
+    if "refusal_code" in fields.columns:
+        refusals = fields.filter(pl.col("refusal_code").is_not_null())
+        refused = [(i, BadLine(code, detail)) for i, code, detail
+                   in refusals.select("index", "refusal_code", "refusal_detail").iter_rows()]
+        fields = fields.filter(pl.col("refusal_code").is_null()).drop("refusal_code", "refusal_detail")
+    events = _events(fields).with_columns(plain_ip=pl.col("ip").str.contains(PLAIN_IP))
     other_addresses = [ip for ip in events.filter(~pl.col("plain_ip"))["ip"].unique() if _is_ip(ip)]
     valid_ip = pl.col("plain_ip") | pl.col("ip").is_in(other_addresses)
     events = events.filter(pl.col("readable") & valid_ip).drop("readable", "plain_ip")
-    unread = numbered.filter(~pl.col("index").is_in(events["index"].implode()))["index"]
-    parsed, bad_lines = [], []
+    done = pl.concat([events["index"], pl.Series([i for i, _ in refused], dtype=pl.Int64)])
+    unread = numbered.filter(~pl.col("index").is_in(done.implode()))["index"]
+    parsed, bad_lines = [], refused
     for index in unread:
         try:
             event = parse_one(lines[index])
@@ -398,6 +408,7 @@ def read_batch(lines: list[str], batch_fields, parse_one) -> tuple[pl.DataFrame,
             continue
         if event is not None:
             parsed.append({"index": index, **event})
+    bad_lines.sort(key=lambda item: item[0])
     return pl.concat([events, pl.DataFrame(parsed, schema=EVENT_SCHEMA)]), bad_lines
 
 
