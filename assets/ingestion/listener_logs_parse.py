@@ -100,9 +100,7 @@ class IpHasher:
     def redact(self, line: str) -> str:
         """A damaged line as it may be kept in quarantine: every address-like token hashed."""
         def replace(match: re.Match) -> str:
-            try:
-                ipaddress.ip_address(match.group(0))
-            except ValueError:
+            if parse_address(match.group(0)) is None:  # cached: the same addresses recur
                 return match.group(0)
             return "ip:" + self.digest(match.group(0))[:16]
 
