@@ -16,7 +16,7 @@ import pytest
 
 from assets.ingestion.listener_logs import listener_logs
 from assets.ingestion.listener_logs_load import discover, load_file
-from assets.ingestion.listener_logs_parse import IpHasher, parse_combined_line, parse_lines
+from assets.ingestion.listener_logs_parse import BadLine, IpHasher, parse_combined_line, parse_lines
 from assets.ingestion.log_formats import LogFormat, detect_format, load_log_sources
 from pipelines.checks.log_files import judge
 from pipelines.checks.quality import SUITES, evaluate
@@ -496,3 +496,38 @@ def test_s3_edge_lines_agree(line):
     assert fmt.name == "s3"
     assert fast_events.sort("index").to_dicts() == slow_events.to_dicts()
     assert [(i, b.reason_code) for i, b in sorted(fast_bad, key=lambda x: x[0])] == [(i, b.reason_code) for i, b in slow_bad]
+
+
+def test_bunny_fastly_json_and_akamai_ds2_lines():
+    bunny_line = ("HIT|206|1730455200123|2|412|198.51.100.0|-|https://media.example.b-cdn.net/ep/1.mp3?aid=x|DE|"
+                  "Podcasts/1680.5 |x| CFNetwork|322b688bd63fb63f2babe9de30a5d262|DE")
+    bunny = detect_format([bunny_line])
+    event = bunny.parse_line(bunny_line)
+    assert bunny.name == "bunny"
+    assert (event["host"], event["path"], event["query"], event["status"], event["bytes_sent"]) == (
+        "media.example.b-cdn.net", "/ep/1.mp3", "aid=x", 206, 2)
+    assert event["user_agent"] == "Podcasts/1680.5 |x| CFNetwork"  # a `|` inside the agent is kept
+    assert event["event_time"] == datetime(2024, 11, 1, 10, 0, 0, 123000, tzinfo=timezone.utc)
+
+    fastly = json.dumps({"timestamp": "2024-08-09T18:22:17+0000", "client_ip": "2a02:1::5", "geo_country": "germany",
+                         "host": "op3.example", "url": "/e/ep.mp3?x=1", "request_method": "GET",
+                         "request_user_agent": "Overcast/3.0", "response_status": 200, "response_body_size": 5000})
+    fmt = detect_format([fastly])
+    event = fmt.parse_line(fastly)
+    assert fmt.name == "json:fastly_json"
+    assert (event["host"], event["path"], event["query"], event["bytes_sent"], event["event_time"]) == (
+        "op3.example", "/e/ep.mp3", "x=1", 5000, datetime(2024, 8, 9, 18, 22, 17, tzinfo=timezone.utc))
+
+    ds2 = json.dumps({"reqTimeSec": "1730455200.250", "cliIP": "198.51.100.9", "reqMethod": "GET", "reqHost": "dl.example",
+                      "reqPath": "/ep/2.mp3", "queryStr": "-", "statusCode": "206", "bytes": "5023",
+                      "range": "37334-42356", "objSize": "9000000", "UA": "AntennaPod/3.4.0"})
+    fmt = detect_format([ds2])
+    event = fmt.parse_line(ds2)
+    assert fmt.name == "json:akamai_ds2_json"
+    assert (event["path"], event["query"], event["range_start"], event["range_end"], event["object_size"]) == (
+        "/ep/2.mp3", None, 37334, 42356, 9_000_000)
+
+    worker = json.dumps({**CLOUDFLARE, "WorkerSubrequest": True})
+    with pytest.raises(BadLine) as refused:
+        detect_format([worker]).parse_line(worker)
+    assert refused.value.reason_code == "not_a_download"
