@@ -477,10 +477,13 @@ def judged_batch(conn: psycopg.Connection, suite: TableSuite, run_id: str | None
     return row[0] if row else None
 
 
-def _tenants(conn: psycopg.Connection, suite: TableSuite, batch_id: str | None = None) -> list[str]:
+def _tenants(conn: psycopg.Connection, suite: TableSuite) -> list[str]:
+    """The table's tenants (a batch-scoped suite too: a tenant with no rows in the batch judged
+    scores 1, so every run records the same tenants)."""
     if not suite.tenant_column:
         return ["-"]
-    query = sql.SQL("select distinct {} from {}").format(sql.Identifier(suite.tenant_column), _rows(suite, batch_id))
+    query = sql.SQL("select distinct {} from {}").format(sql.Identifier(suite.tenant_column),
+                                                        sql.Identifier("raw", suite.table))
     try:
         found = sorted(r[0] for r in conn.execute(query))
     except psycopg.Error:
@@ -505,7 +508,7 @@ def evaluate(url: str, suite: TableSuite, run_id: str | None = None) -> tuple[bo
                                 lambda: build_suite(suite))
     outcomes = _gx_outcomes(result)
     with psycopg.connect(url) as conn:
-        tenants = _tenants(conn, suite, batch_id)
+        tenants = _tenants(conn, suite)
         measures = _tenant_measures(conn, suite, batch_id)
         rows = quality_rows(suite, outcomes, measures, tenants)
         record_results(conn, "/".join(["raw", suite.table]), suite.check_name, run_id, rows)
