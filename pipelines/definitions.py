@@ -14,6 +14,7 @@ from assets.reports.delivery import ReportDeliveryResource
 from assets.quality import QUALITY_ASSETS, with_freshness
 from pipelines.alerts import ALERT_SENSORS
 from pipelines.checks import CHECKS
+from pipelines.checks.log_files import LOG_CHECKS
 from pipelines.jobs import JOBS
 from pipelines.json_logs import LOGGERS
 from pipelines.megaphone_sensor import megaphone_export_sensor
@@ -54,7 +55,7 @@ defs = dg.Definitions(
     assets=[*dg.map_asset_specs(with_freshness, [
         rss_feeds, user_agent_patterns, listener_logs, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
         megaphone_episode_metrics_daily, build_dbt_assets(), *QUALITY_ASSETS]), *REPORT_ASSETS],
-    asset_checks=CHECKS,
+    asset_checks=[*CHECKS, *LOG_CHECKS],
     jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS],
     schedules=[*SCHEDULES, *REPORT_SCHEDULES],
     sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS, *AUTOMATION_SENSORS],

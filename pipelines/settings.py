@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     simulator_port: int = 8765
     log_landing_dir: Path | None = None
     log_settle_seconds: float = 10.0
+    # A log file whose refused share (malformed or unknown lines; not non-download operations) is above
+    # this fails the blocking check `listener_log_files_refused_share`.
+    log_refused_limit: float = 0.01
+    log_refused_min_lines: int = 3  # ...once this many lines are refused (or nothing of the file loaded)
     megaphone_export_url: str | None = None
     ip_hash_secret: str | None = None
     # User-agent patterns (OPAWG user-agents-v2 files): a folder that overrides everything, else the

@@ -74,12 +74,27 @@ DEMO_LOG_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
 SHARED_IP_USER_AGENTS = 12  # the demo logs hold one shared address (an office NAT) per tenant
 
 
-def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: list[date] = DEMO_LOG_DAYS) -> dict:
+def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: list[date] = DEMO_LOG_DAYS,
+                    log_formats: dict[str, str] | None = None) -> dict:
     """Write the network's access logs into the landing folder (replacing earlier demo logs)
-    and their ground truth (IAB downloads per episode and day) to out_dir/logs_truth.json."""
+    and their ground truth (IAB downloads per episode and day) to out_dir/logs_truth.json.
+
+    `log_formats` (tenant -> `s3`, `cloudfront`, `combined`...) switches tenants to the shapes
+    real hosts write (the requests and the truth stay the same); each switched tenant's media
+    hosts go to the `listener_logs:` section of out_dir/sources.yaml, for logs without a host."""
     if landing.exists():
         shutil.rmtree(landing)
-    generated = truth_document(generate_logs(truth, landing, days, seed=seed, shared_ip_user_agents=SHARED_IP_USER_AGENTS))
+    generated = truth_document(generate_logs(truth, landing, days, seed=seed, shared_ip_user_agents=SHARED_IP_USER_AGENTS,
+                                             formats=log_formats))
+    if log_formats:
+        sources_file = out_dir / "sources.yaml"
+        document = (yaml.safe_load(sources_file.read_text()) if sources_file.exists() else None) or {}
+        hosts: dict[str, set[str]] = {}
+        for ep in truth["episodes"]:
+            if ep["tenant_id"] in log_formats and ep.get("enclosure_url_normalized"):
+                hosts.setdefault(ep["tenant_id"], set()).add(ep["enclosure_url_normalized"].split("://", 1)[1].split("/", 1)[0])
+        document["listener_logs"] = {"sources": [{"tenant_id": t, "media_hosts": sorted(h)} for t, h in sorted(hosts.items())]}
+        sources_file.write_text(yaml.safe_dump(document, sort_keys=False))
     # The files the truth describes: a check applies it only to a warehouse holding exactly these.
     generated["file_sha256"] = sorted(file_sha256(p) for p in landing.rglob("*") if p.is_file())
     (out_dir / "datacenters.txt").write_text("# data-centre ranges of the simulated network\n" + "\n".join(DATACENTER_CIDRS) + "\n")

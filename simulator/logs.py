@@ -3,15 +3,23 @@
 Listening is generated as sessions whose outcome is known by construction (a full download, a
 range-request listen, a partial play under the one-minute threshold, a repeat inside or outside
 24 hours, a bot, an Apple Watch duplicate, a data-centre or implausibly busy IP...). Each session
-becomes the requests a CDN would log, written in two real shapes: nginx/Apache `vhost_combined`
-with the Range header appended, and a JSON-lines CDN export with its own column names. The
-ground truth counts the sessions meant to count, per episode and UTC day, with the rolling
+becomes the requests a CDN would log, written by default in two real shapes: nginx/Apache
+`vhost_combined` with the Range header appended, and a JSON-lines CDN export with its own column
+names. A tenant can be switched (`formats=`) to the shapes real hosts write, modelled on the lines
+in `../shared/realdata/logs/`: AWS S3 server access logs (current layout with the Host Header;
+no Range field; Object Size; non-download operations such as `REST.GET.ACL`, `REST.PUT.PART`,
+`REST.COPY.OBJECT_GET` mixed in), CloudFront standard logs (33 fields with `sc-content-len` and
+the range fields, URL-encoded agents, a few `000` lines of clients that left before any
+response) and plain `combined` (no host, no Range). Lines that are not requests (other
+operations, `000`) are drawn from a generator of their own and are no requests of the truth;
+the requests, and so the truth, are the same in every format. The ground truth counts the sessions meant to count, per episode and UTC day, with the rolling
 24-hour first-touch window of IAB v2.3.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import ipaddress
 import json
 import random
@@ -59,6 +67,7 @@ class Request:
     range_start: int | None = None
     range_end: int | None = None
     bytes_sent: int = 0
+    object_size: int | None = None  # the file's size (S3 `Object Size`)
     referer: str = "-"
     country: str | None = None
     # Added after the main generation (a shared household): draws no damage from the main
@@ -72,7 +81,9 @@ class LogTruth:
     unmatched_downloads: Counter = field(default_factory=Counter)  # (tenant, host+path, day)
     sessions: Counter = field(default_factory=Counter)  # kind -> sessions
     damaged_lines: int = 0
-    lines: int = 0
+    lines: int = 0  # every line written but W3C header lines
+    non_download_lines: int = 0  # S3 operations that are not a GET/HEAD of an object
+    closed_lines: int = 0  # CloudFront `000`: the client left before any response (stored, never counted)
     # Every counted download window (IAB unit: listener prefix + user agent + episode, rolling
     # 24 h from the first request that is not a 0-1 probe), in generation order.
     windows: list[DownloadWindow] = field(default_factory=list)
@@ -157,8 +168,11 @@ def _ranges(total: int, upto: int, rng: random.Random) -> list[tuple[int, int]]:
 
 def generate_logs(truth_doc: dict[str, Any], out_dir: Path, days: list[date], seed: int = 1,
                   listeners_per_tenant: int = 120, damaged_rate: float = 0.004,
-                  shared_ip_user_agents: int = 0) -> LogTruth:
+                  shared_ip_user_agents: int = 0, formats: dict[str, str] | None = None) -> LogTruth:
     """Write access logs for `days` under out_dir/<tenant>/ and return the ground truth.
+
+    `formats` switches tenants to another log format (`LOG_FORMATS`); the others keep the
+    default: `vhost_combined` and `cdn_json` for every other tenant.
 
     `shared_ip_user_agents` > 0 adds, per tenant, one shared address (an office or campus NAT)
     behind which that many distinct apps each download whole episodes every day: downloads that
@@ -197,7 +211,8 @@ def generate_logs(truth_doc: dict[str, Any], out_dir: Path, days: list[date], se
                               days, shared_ip_user_agents)
         for r in requests:
             truth.household_agents.setdefault((tenant, household_prefix(r.ip)), set()).add(r.user_agent)
-        _write(rng, truth, out_dir / tenant, tenant, requests, days, damaged_rate, use_json=(t_index % 2 == 1))
+        fmt = (formats or {}).get(tenant) or ("cdn_json" if t_index % 2 == 1 else "vhost_combined")
+        _write(rng, truth, out_dir / tenant, tenant, requests, days, damaged_rate, fmt, seed)
     return truth
 
 
@@ -224,14 +239,14 @@ def _emit_listen(rng, requests, ep, ip, ua, start, upto, use_ranges, v6) -> None
     total = ep["enclosure_length"]
     query = rng.choice(("", "", "?aid=rss_feed", "?source=feed&v=2"))
     if not use_ranges:
-        requests.append(Request(start, ip, ua, host, path + query, status=200, bytes_sent=upto))
+        requests.append(Request(start, ip, ua, host, path + query, status=200, bytes_sent=upto, object_size=total))
         return
     t = start
     for lo, hi in _ranges(total, upto, rng):
         hi = min(hi, total - 1)
         client_ip = _same_prefix_v6(rng, ip) if v6 and rng.random() < 0.3 else ip
         requests.append(Request(t, client_ip, ua, host, path + query, status=206,
-                                range_start=lo, range_end=hi, bytes_sent=hi - lo + 1))
+                                range_start=lo, range_end=hi, bytes_sent=hi - lo + 1, object_size=total))
         t += timedelta(seconds=rng.randint(1, 20))
 
 
@@ -267,7 +282,7 @@ def _session(rng, truth, requests, tenant, ep, ip, v6, ua, start) -> None:
     elif roll < 0.86:  # HEAD / 304 / 404 / 416 and 0-1 probes that never continue
         host, path = _enclosure_parts(ep)
         kind = rng.choice(("head", "304", "404", "probe"))
-        req = Request(start, ip, ua, host, path)
+        req = Request(start, ip, ua, host, path, object_size=ep["enclosure_length"])
         if kind == "head":
             req.method, req.status = "HEAD", 200
         elif kind == "304":
@@ -308,7 +323,8 @@ def _shared_household(side, truth, requests, tenant, episodes, days, agents) -> 
             used.add((ua, ep["enclosure_url_normalized"]))
             start = midnight + timedelta(minutes=side.randint(30, 20 * 60))
             host, path = _enclosure_parts(ep)
-            request = Request(start, ip, ua, host, path, status=200, bytes_sent=ep["enclosure_length"], extra=True)
+            request = Request(start, ip, ua, host, path, status=200, bytes_sent=ep["enclosure_length"], extra=True,
+                              object_size=ep["enclosure_length"])
             requests.append(request)
             _count(truth, tenant, ep, start, "shared_ip")
             _record_window(truth, tenant, ep, ip, ua, [request])
@@ -321,7 +337,7 @@ def _noise(rng, truth, requests, tenant, episodes, midnight, t_index) -> None:
         host, path = _enclosure_parts(ep)
         when = midnight + timedelta(minutes=rng.randint(30, 1380))
         requests.append(Request(when, _household_ip(rng, False), rng.choice(BOTS), host, path,
-                                bytes_sent=ep["enclosure_length"]))
+                                bytes_sent=ep["enclosure_length"], object_size=ep["enclosure_length"]))
         truth.sessions["bot"] += 1
     for _ in range(20):
         ep = rng.choice(episodes)
@@ -329,20 +345,23 @@ def _noise(rng, truth, requests, tenant, episodes, midnight, t_index) -> None:
         network = ipaddress.ip_network(rng.choice(DATACENTER_CIDRS))
         ip = str(network[rng.randint(1, network.num_addresses - 2)])
         when = midnight + timedelta(minutes=rng.randint(30, 1380))
-        requests.append(Request(when, ip, rng.choice(APPS), host, path, bytes_sent=ep["enclosure_length"]))
+        requests.append(Request(when, ip, rng.choice(APPS), host, path, bytes_sent=ep["enclosure_length"],
+                                object_size=ep["enclosure_length"]))
         truth.sessions["datacenter"] += 1
     busy = _household_ip(rng, False)
     for i in range(BUSY_IP_DOWNLOADS):
         ep = episodes[i % len(episodes)]
         host, path = _enclosure_parts(ep)
         when = midnight + timedelta(minutes=30 + i * 5)
-        requests.append(Request(when, busy, APPS[i % 3], host, path, bytes_sent=ep["enclosure_length"]))
+        requests.append(Request(when, busy, APPS[i % 3], host, path, bytes_sent=ep["enclosure_length"],
+                                object_size=ep["enclosure_length"]))
     truth.sessions["busy_ip"] += BUSY_IP_DOWNLOADS
     for i in range(5):  # media that no feed lists: counted as unmatched downloads
         host = f"cdn.{tenant}.example.com"
         path = f"/retired/old-episode-{t_index}-{i}.mp3"
         when = midnight + timedelta(hours=2 + i)
-        requests.append(Request(when, _household_ip(rng, False), APPS[0], host, path, bytes_sent=9_000_000))
+        requests.append(Request(when, _household_ip(rng, False), APPS[0], host, path, bytes_sent=9_000_000,
+                                object_size=9_000_000))
         truth.unmatched_downloads[(tenant, host + path, when.date().isoformat())] += 1
 
 
@@ -372,8 +391,100 @@ DAMAGE = (
 )
 
 
-def _write(rng, truth, folder: Path, tenant: str, requests: list[Request], days, damaged_rate, use_json) -> None:
+def _plain_combined_line(r: Request) -> str:
+    stamp = r.time.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return (f'{r.ip} - - [{stamp}] "{r.method} {r.path} HTTP/1.1" {r.status} {r.bytes_sent} '
+            f'"{r.referer}" "{r.user_agent}"')
+
+
+S3_OWNER = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
+S3_ERRORS = {403: "AccessDenied", 404: "NoSuchKey", 416: "InvalidRange"}
+# Lines of a bucket's log that are no download (console, uploads, copies), as in the JSPirates log.
+S3_OTHER_OPERATIONS = (
+    ("REST.GET.ACL", "GET", "?acl", "S3Console/0.4"),
+    ("REST.PUT.PART", "PUT", "?partNumber=2&uploadId=x", "aws-sdk-java/1.4.5"),
+    ("REST.COPY.OBJECT_GET", "PUT", "", "aws-cli/2.15.0"),
+    ("REST.GET.BUCKET", "GET", "?prefix=", "S3Console/0.4"),
+)
+
+
+def _stable_id(*parts: Any) -> str:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest().upper()
+
+
+def _s3_request_id(r: Request) -> str:
+    return _stable_id(r.time, r.ip, r.path, r.range_start, r.user_agent)
+
+
+def _s3_line(r: Request, bucket: str) -> str:
+    """The current 27-field layout (Host Header = the media host the client asked, virtual-hosted
+    style: the Request-URI is the enclosure's path)."""
+    stamp = r.time.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    key = r.path.split("?", 1)[0].lstrip("/")
+    sent = str(r.bytes_sent) if r.bytes_sent else "-"
+    size = str(r.object_size) if r.object_size is not None and r.status < 400 else "-"
+    return (f'{S3_OWNER} {bucket} [{stamp}] {r.ip} - {_s3_request_id(r)} REST.{r.method}.OBJECT {key} '
+            f'"{r.method} {r.path} HTTP/1.1" {r.status} {S3_ERRORS.get(r.status, "-")} {sent} {size} 41 12 '
+            f'"{r.referer}" "{r.user_agent}" - aGVsbG8= - TLS_AES_128_GCM_SHA256 - {r.host} TLSv1.3 - - us-east-1')
+
+
+def _s3_other_line(rng: random.Random, when: datetime, bucket: str, host: str, key: str) -> str:
+    operation, method, query, agent = rng.choice(S3_OTHER_OPERATIONS)
+    stamp = when.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return (f'{S3_OWNER} {bucket} [{stamp}] 10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)} '
+            f'arn:aws:iam::123456789012:user/publisher {rng.getrandbits(64):016X} {operation} {key} '
+            f'"{method} /{key}{query} HTTP/1.1" 200 - 1024 - 30 10 "-" "{agent}" - aGVsbG8= SigV4 '
+            f'TLS_AES_128_GCM_SHA256 AuthHeader {host} TLSv1.3 - - us-east-1')
+
+
+CLOUDFRONT_FIELDS = ("date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) "
+                     "cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header "
+                     "cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher "
+                     "x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port "
+                     "time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start "
+                     "sc-range-end").split()
+CLOUDFRONT_HEADER_BYTES = 412  # response headers, which sc-bytes includes
+
+
+def _cf_encode(value: str) -> str:
+    return value.replace("%", "%25").replace(" ", "%20").replace("\t", "%09").replace('"', "%22")
+
+
+def _cloudfront_line(r: Request, distribution: str, closed: bool = False) -> str:
+    """A 33-field standard log line; `closed`: the client left before any response (`000`)."""
+    path, _, query = r.path.partition("?")
+    body = 0 if closed else r.bytes_sent
+    values = [
+        r.time.strftime("%Y-%m-%d"), r.time.strftime("%H:%M:%S"), "FRA56-P1",
+        str(body + (0 if closed else CLOUDFRONT_HEADER_BYTES)), r.ip, r.method, distribution, path,
+        "000" if closed else str(r.status), _cf_encode(r.referer), _cf_encode(r.user_agent), query or "-", "-",
+        "Error" if closed else "Hit", f"{_s3_request_id(r)}==", r.host, "https", "180", "0.120", "-", "TLSv1.3",
+        "TLS_AES_128_GCM_SHA256", "Error" if closed else "Hit", "HTTP/2.0", "-", "-", "443", "0.010",
+        "ClientHungUpRequest" if closed else "Hit", "audio/mpeg", "-" if closed else str(body),
+        "-" if closed or r.range_start is None else str(r.range_start),
+        "-" if closed or r.range_end is None else str(r.range_end),
+    ]
+    return "\t".join(values)
+
+
+DAMAGE = (
+    lambda line: line[: len(line) // 2],                     # truncated write
+    lambda line: "\x00\x00\x00" + line[5:],                   # garbage bytes
+    lambda line: line.replace('"', "", 2),                    # broken quoting
+    lambda line: "-",                                          # placeholder line
+)
+LOG_FORMATS = ("vhost_combined", "cdn_json", "combined", "s3", "cloudfront")
+
+
+def _write(rng, truth, folder: Path, tenant: str, requests: list[Request], days, damaged_rate, fmt: str,
+           seed: int = 1) -> None:
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; one of {', '.join(LOG_FORMATS)}")
     folder.mkdir(parents=True, exist_ok=True)
+    # Lines that are no request (other S3 operations, CloudFront 000s) come from a generator of
+    # their own: the main one, and so every other tenant's traffic, stays as in the default formats.
+    extras = random.Random(f"{seed}:{tenant}:{fmt}")
+    bucket, distribution = f"{tenant}-media", f"d{_stable_id(tenant).lower()[:13]}.cloudfront.net"
     by_day: dict[date, list[Request]] = {}
     for r in requests:
         by_day.setdefault(r.time.date(), []).append(r)
@@ -381,18 +492,37 @@ def _write(rng, truth, folder: Path, tenant: str, requests: list[Request], days,
         rows.sort(key=lambda r: r.time)
         lines = []
         for r in rows:
-            line = _json_line(r) if use_json else _combined_line(r)
+            if fmt == "s3" and extras.random() < 0.03:
+                key = r.path.split("?", 1)[0].lstrip("/")
+                lines.append(_s3_other_line(extras, r.time, bucket, r.host, key))
+                truth.non_download_lines += 1
+            if fmt == "cloudfront" and extras.random() < 0.01:
+                lines.append(_cloudfront_line(r, distribution, closed=True))
+                truth.closed_lines += 1
+            line = {"cdn_json": _json_line, "vhost_combined": _combined_line, "combined": _plain_combined_line,
+                    "s3": lambda r: _s3_line(r, bucket),
+                    "cloudfront": lambda r: _cloudfront_line(r, distribution)}[fmt](r)
             lines.append(line)
             if not r.extra and rng.random() < damaged_rate:
                 # A damaged extra line (a torn write, bytes from another stream): the requests
                 # themselves all stay readable, so the download truth is exact.
-                lines.append(rng.choice(DAMAGE)(line))
+                damage = rng.choice(DAMAGE)
+                if fmt == "cloudfront" and damage is DAMAGE[2]:  # no quotes to break in a TSV line
+                    damage = DAMAGE[0]
+                lines.append(damage(line))
                 truth.damaged_lines += 1
         truth.lines += len(lines)
+        if fmt == "cloudfront":
+            lines = ["#Version: 1.0", "#Fields: " + " ".join(CLOUDFRONT_FIELDS), *lines]
         text = "\n".join(lines) + "\n"
-        if use_json:
+        if fmt == "cdn_json":
             name = f"cdn-export-{tenant}-{day.isoformat()}.jsonl.gz"
             (folder / name).write_bytes(gzip.compress(text.encode(), mtime=0))
+        elif fmt == "cloudfront":
+            (folder / f"{distribution.split('.')[0].upper()}.{day.isoformat()}-00.{tenant}.gz").write_bytes(
+                gzip.compress(text.encode(), mtime=0))
+        elif fmt == "s3":
+            (folder / f"{day.isoformat()}-00-00-00-{tenant.upper()}").write_text(text)
         elif day.day % 2:
             (folder / f"access-{tenant}-{day.isoformat()}.log.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
         else:
@@ -412,4 +542,6 @@ def truth_document(truth: LogTruth) -> dict[str, Any]:
         "sessions": dict(truth.sessions),
         "damaged_lines": truth.damaged_lines,
         "lines": truth.lines,
+        "non_download_lines": truth.non_download_lines,
+        "closed_lines": truth.closed_lines,
     }

@@ -353,7 +353,8 @@ def test_a_file_of_damaged_lines_is_quarantined_whole(fresh_db, tmp_path):
     path.write_text("".join(f"damaged line {n} {'x' * 80}\n" for n in range(120_000)))
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         result = load_file(conn, discover(tmp_path, settle_seconds=0, now=time.time() + 60)[0], HASHER, "b1")
-    assert (result.rows, dict(result.quarantined)) == (0, {"unparseable_line": 120_000})
+    # no line has a known shape: the file is refused whole, each line saying so
+    assert (result.rows, dict(result.quarantined), result.format) == (0, {"unknown_format": 120_000}, "unknown")
     assert query(fresh_db, "select count(*), count(distinct line_no), min(line_no), max(line_no) "
                            "from quarantine.listener_events") == [(120_000, 120_000, 1, 120_000)]
     assert query(fresh_db, "select rows_loaded, rows_quarantined from ops.listener_log_files") == [(0, 120_000)]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.ingestion.listener_logs_load import discover, load_file
+from assets.ingestion.listener_logs_load import discover, load_file, store_log_sources
 from assets.ingestion.listener_logs_parse import IpHasher
+from assets.ingestion.log_formats import load_log_sources
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -19,6 +20,7 @@ LOG_KEYS = [dg.AssetKey(["raw", "listener_events"]), dg.AssetKey(["quarantine", 
 class LogLoadConfig(dg.Config):
     landing_dir: str | None = None
     settle_seconds: float | None = None
+    sources_file: str | None = None  # the `listener_logs:` section: media hosts, JSON field mappings
 
 
 @dg.multi_asset(
@@ -38,7 +40,9 @@ class LogLoadConfig(dg.Config):
     ],
 )
 def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, warehouse: WarehouseResource):
-    """Load the day's log files that are complete and not loaded in this exact version yet."""
+    """Load the day's log files that are complete and not loaded in this exact version yet, each in
+    the format detected from its first lines, and store each tenant's media hosts from the
+    `listener_logs:` section of sources.yaml."""
     settings = get_settings()
     landing = Path(config.landing_dir) if config.landing_dir else settings.resolved_log_landing_dir()
     settle = settings.log_settle_seconds if config.settle_seconds is None else config.settle_seconds
@@ -46,17 +50,25 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     files = [f for f in discover(landing, settle) if f.log_date == day]
     secret = settings.resolved_ip_hash_secret()
     datacenters = settings.datacenter_networks()
+    log_sources = load_log_sources(Path(config.sources_file) if config.sources_file else settings.resolved_sources_file())
+    mappings = log_sources.mappings()
     warehouse.bootstrap()
     outcomes: Counter = Counter()
     quarantined: Counter = Counter()
     rows = 0
+    formats: Counter = Counter()
     with warehouse.connect(autocommit=True) as conn:
+        store_log_sources(conn, log_sources.sources, context.run_id)
         for log in files:
-            result = load_file(conn, log, IpHasher.for_tenant(secret, log.tenant_id), context.run_id, datacenters)
+            result = load_file(conn, log, IpHasher.for_tenant(secret, log.tenant_id), context.run_id, datacenters,
+                               mappings)
             outcomes[result.status] += 1
             rows += result.rows
             quarantined.update(result.quarantined)
-            context.log.info(f"{log.file_key}: {result.status}, {result.rows} rows, {sum(result.quarantined.values())} quarantined")
+            if result.format:
+                formats[result.format] += 1
+            context.log.info(f"{log.file_key}: {result.status} as {result.format or '-'}, {result.rows} rows, "
+                             f"{sum(result.quarantined.values())} quarantined")
         total = conn.execute("select count(*) from raw.listener_events where log_date = %s", (day,)).fetchone()[0]
         ledger = conn.execute("select count(*) from ops.listener_log_files where log_date = %s", (day,)).fetchone()[0]
         bad = conn.execute(
@@ -68,6 +80,7 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     yield dg.MaterializeResult(asset_key=LOG_KEYS[0], metadata={
         "dagster/row_count": total, "files_loaded": outcomes["loaded"], "files_unchanged": outcomes["unchanged"],
         "files_incomplete": outcomes["incomplete"], "rows_loaded_this_run": rows,
+        "formats_this_run": dict(formats),
     })
     yield dg.MaterializeResult(asset_key=LOG_KEYS[1], metadata={
         "dagster/row_count": bad, "quarantined_this_run": dict(quarantined),

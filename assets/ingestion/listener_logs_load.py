@@ -21,17 +21,23 @@ import polars as pl
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 
-from assets.ingestion.listener_logs_parse import IpAddress, IpHasher, detect_format, parse_address, parse_lines
+from assets.ingestion.listener_logs_parse import IpAddress, IpHasher, parse_address
+from assets.ingestion.log_formats import JsonMapping, LogFormat, LogSource, detect_format
 
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".inprogress", ".crdownload")
 EVENT_COLUMNS = (
     "tenant_id", "event_time", "log_date", "file_key", "line_no", "host", "path", "query", "method",
     "status", "bytes_sent", "range_start", "range_end", "ip_hash", "ip_prefix_hash", "ip_version",
-    "ip_datacenter", "user_agent", "referer", "country", "_source", "_batch_id",
+    "ip_datacenter", "user_agent", "referer", "country", "object_size", "_source", "_batch_id",
 )
 COPY_EVENTS = f"copy raw.listener_events ({', '.join(EVENT_COLUMNS)}) from stdin (format csv)"
 BLOCK_BYTES = 2 << 20  # some 8k lines: PostgreSQL ingests one batch while the next is parsed
+
+
+def parse_lines(fmt: LogFormat, lines: list[str]):
+    """Events and refused lines of one batch of a file, in the file's format."""
+    return fmt.parse_batch(lines)
 
 
 class IncompleteFile(Exception):
@@ -52,6 +58,7 @@ class LogFile:
 class FileLoad:
     file_key: str
     status: str  # loaded | unchanged | incomplete
+    format: str | None = None
     rows: int = 0
     quarantined: Counter = field(default_factory=Counter)
 
@@ -160,12 +167,12 @@ class ClientAddresses:
 
 
 def copy_payload(events: pl.DataFrame, line_numbers: Sequence[int], addresses: ClientAddresses, log: LogFile,
-                 fmt: str, batch_id: str) -> bytes:
+                 source: str, batch_id: str) -> bytes:
     """The rows of `raw.listener_events` for a batch of parsed events, as COPY csv."""
     rows = events.join(addresses.including(events["ip"]), on="ip", how="left").with_columns(
         tenant_id=pl.lit(log.tenant_id), log_date=pl.lit(log.log_date), file_key=pl.lit(log.file_key),
         line_no=pl.lit(pl.Series(line_numbers, dtype=pl.Int64)).gather("index"),
-        _source=pl.lit(fmt), _batch_id=pl.lit(batch_id),
+        _source=pl.lit(source), _batch_id=pl.lit(batch_id),
     )
     return rows.select(EVENT_COLUMNS).write_csv(include_header=False).encode()
 
@@ -202,10 +209,14 @@ class QuarantineSpool:
 
 def load_file(
     conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list | None = None,
+    mappings: dict[str, JsonMapping] | None = None,
 ) -> FileLoad:
     """Load one file unless this very content is already loaded; replace an older version.
 
-    Data-centre membership is decided here, while the clear address is still in hand."""
+    The format is detected from the file's first lines (`mappings`: the JSON field mappings of
+    sources.yaml, besides the built-in ones) and recorded in the ledger; a file in no known
+    format has every line refused as `unknown_format`. Data-centre membership is decided here,
+    while the clear address is still in hand."""
     sha = file_sha256(log.path)
     previous = conn.execute(
         "select sha256 from ops.listener_log_files where file_key = %s", (log.file_key,)
@@ -214,7 +225,7 @@ def load_file(
         return FileLoad(log.file_key, "unchanged")
     result = FileLoad(log.file_key, "loaded")
     quarantine = QuarantineSpool()
-    fmt: str | None = None
+    fmt: LogFormat | None = None
     try:
         with conn.transaction(), conn.cursor() as cur, quarantine:
             cur.execute("delete from raw.listener_events where file_key = %s", (log.file_key,))
@@ -224,13 +235,13 @@ def load_file(
                 for numbers, lines in read_batches(log.path):
                     if not lines:
                         continue
-                    fmt = fmt or detect_format(lines[0])
+                    fmt = fmt or detect_format(lines, mappings)
                     events, bad_lines = parse_lines(fmt, lines)
                     for index, bad in bad_lines:
                         result.quarantined[bad.reason_code] += 1
                         quarantine.append((log.tenant_id, log.file_key, numbers[index], bad.reason_code, bad.detail,
                                            hasher.redact(lines[index]).replace("\x00", "\\0")[:4000], batch_id))
-                    copy.write(copy_payload(events, numbers, addresses, log, fmt, batch_id))
+                    copy.write(copy_payload(events, numbers, addresses, log, fmt.name, batch_id))
                     result.rows += events.height
             quarantine.copy_into(cur)
             cur.execute(
@@ -242,9 +253,25 @@ def load_file(
                     format = excluded.format, rows_loaded = excluded.rows_loaded,
                     rows_quarantined = excluded.rows_quarantined, loaded_at = now(), _batch_id = excluded._batch_id
                 """,
-                (log.file_key, log.tenant_id, log.log_date, fmt or "empty", log.size, sha, result.rows,
+                (log.file_key, log.tenant_id, log.log_date, fmt.name if fmt else "empty", log.size, sha, result.rows,
                  quarantine.count, batch_id),
             )
     except IncompleteFile:
         return FileLoad(log.file_key, "incomplete")
+    result.format = fmt.name if fmt else "empty"
     return result
+
+
+def store_log_sources(conn: psycopg.Connection, sources: list[LogSource], batch_id: str) -> int:
+    """Write each configured tenant's media hosts to `raw.listener_log_sources`, replacing that
+    tenant's rows (a host dropped from the config goes). Hosts are stored lower-case, as the
+    loader stores request hosts. Tenants the config does not name are left as they are."""
+    rows = 0
+    with conn.transaction(), conn.cursor() as cur:
+        for source in sources:
+            hosts = sorted({h.strip().lower() for h in source.media_hosts if h.strip()})
+            cur.execute("delete from raw.listener_log_sources where tenant_id = %s", (source.tenant_id,))
+            cur.executemany("insert into raw.listener_log_sources (tenant_id, media_host, _batch_id) values (%s, %s, %s)",
+                            [(source.tenant_id, host, batch_id) for host in hosts])
+            rows += len(hosts)
+    return rows

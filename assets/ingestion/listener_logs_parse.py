@@ -1,15 +1,25 @@
 """Pure parsing of hosting/CDN access logs into listener events (no I/O).
 
-Two shapes are read: nginx/Apache `vhost_combined` (`host:port ip - - [time] "GET /path
-HTTP/1.1" status bytes "referer" "agent"`), optionally followed by the Range header in quotes,
-and a JSON-lines CDN export (`ts`, `c_ip`, `cs_method`, `cs_host`, `cs_uri`, `sc_status`,
+Two shapes are read here: nginx/Apache `vhost_combined` (`host:port ip - - [time] "GET /path
+HTTP/1.1" status bytes "referer" "agent"`) and plain `combined` (the same without the host),
+optionally followed by the Range header in quotes, and a JSON-lines CDN export (`ts`, `c_ip`, `cs_method`, `cs_host`, `cs_uri`, `sc_status`,
 `sc_bytes`, `cs_range`, `cs_user_agent`, `cs_referer`, `geo_country`). Client addresses are
 replaced by keyed hashes before anything leaves this module: the full address, and the prefix
 that identifies a listener under IAB v2.3 (the IPv4 address, or the IPv6 /64).
 
 The per-line parsers define what a line means. `parse_lines` reads a whole batch at once with
 polars, but only the lines whose every value it reads exactly as they would; it hands any other
-line to the per-line parser, which decides its values or its quarantine reason.
+line to the per-line parser, which decides its values or its quarantine reason. The other
+formats real hosts write (S3, CloudFront, JSON-lines through a field mapping...) live in
+`log_formats.py` and are built from the same `_event` and `read_batch`.
+
+Status `000` is stored as status 0, with the bytes the line states, by every parser (the per-line
+one and the batch reader alike): it is a logged request, and whether it counts is the screening's
+call. CloudFront writes it when the viewer left before any response (nothing sent); for Akamai,
+IAB v2.3 §5.5.2 step 1.3 reads it as a 206 that ended prematurely, counted only if it passes every
+other filter. Today's dbt screening excludes status 0 as `bad_status` (it counts 200 and 206
+only). Only GET and HEAD are requests for a file: any
+other method is refused as `not_a_download` (not as a malformed line).
 """
 
 from __future__ import annotations
@@ -35,6 +45,13 @@ COMBINED = re.compile(
     r'(?P<status>\d{3})\s+(?P<bytes>\d+|-)\s+"(?P<referer>[^"]*)"\s+"(?P<agent>[^"]*)"'
     r'(?:\s+"(?P<range>[^"]*)")?\s*$'
 )
+# COMBINED with any token in the address slot: a line of the right shape whose address is not one
+# (masked `X.X.X.X`, a host name) is refused as `bad_ip`, not as an unreadable line.
+COMBINED_ANY_ADDRESS = re.compile(
+    r'^(?P<ip>[^\s\["]+)\s+\S+\s+\S+\s+\[(?P<time>[^\]]+)\]\s+"(?P<method>[A-Z]{3,10})\s+\S+\s+HTTP/[0-9.]+"\s+'
+    r'\d{3}\s+(?:\d+|-)\s+"[^"]*"\s+"[^"]*"(?:\s+"[^"]*")?\s*$'
+)
+DOWNLOAD_METHODS = ("GET", "HEAD")
 CLF_TIME = re.compile(r"^(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 # An IPv6 address as `ipaddress` writes it, when that is all eight groups: lowercase, no leading
@@ -83,9 +100,7 @@ class IpHasher:
     def redact(self, line: str) -> str:
         """A damaged line as it may be kept in quarantine: every address-like token hashed."""
         def replace(match: re.Match) -> str:
-            try:
-                ipaddress.ip_address(match.group(0))
-            except ValueError:
+            if parse_address(match.group(0)) is None:  # cached: the same addresses recur
                 return match.group(0)
             return "ip:" + self.digest(match.group(0))[:16]
 
@@ -145,26 +160,37 @@ def _is_ip(value: str) -> bool:
 BIGINT_MAX = (1 << 63) - 1
 
 
-def _event(time, ip, method, host, target, status, bytes_sent, range_value, agent, referer, country) -> dict:
+def _event(time, ip, method, host, target, status, bytes_sent, range_value, agent, referer, country,
+           object_size=None) -> dict:
+    """The event of one logged request, in the loader's columns; `BadLine` when it is not one.
+
+    Status 0 is a logged `000` (stored with its bytes; the dbt screening decides)."""
+    if method not in DOWNLOAD_METHODS:
+        raise BadLine("not_a_download", f"method {str(method)[:20]} is not a GET or HEAD of a file")
     if not _is_ip(ip):
         raise BadLine("bad_ip", f"not an IP address: {str(ip)[:60]!r}")
     path, _, query = target.partition("?")
     start, end = parse_range(range_value)
-    if not 100 <= status <= 999:
+    if not (status == 0 or 100 <= status <= 999):
         raise BadLine("bad_value", f"HTTP status {status} out of range")
-    if not 0 <= bytes_sent <= BIGINT_MAX or max(start or 0, end or 0) > BIGINT_MAX:
-        raise BadLine("bad_value", "byte count or range out of range")
+    if (not 0 <= bytes_sent <= BIGINT_MAX or max(start or 0, end or 0) > BIGINT_MAX
+            or not 0 <= (object_size or 0) <= BIGINT_MAX):
+        raise BadLine("bad_value", "byte count, range or object size out of range")
     return {
         "event_time": time, "ip": ip, "method": method, "host": (host or "").lower() or None,
         "path": path, "query": query or None, "status": status, "bytes_sent": bytes_sent,
         "range_start": start, "range_end": end, "user_agent": agent or None,
         "referer": None if referer in (None, "", "-") else referer, "country": country,
+        "object_size": object_size,
     }
 
 
 def parse_combined_line(line: str) -> dict:
     m = COMBINED.match(line)
     if not m:
+        shaped = COMBINED_ANY_ADDRESS.match(line)
+        if shaped and not _is_ip(shaped.group("ip")):
+            raise BadLine("bad_ip", f"not an IP address: {shaped.group('ip')[:60]!r}")
         raise BadLine("unparseable_line", "does not match the combined log format")
     g = m.groupdict()
     return _event(
@@ -216,7 +242,7 @@ EVENT_SCHEMA = {
     "index": pl.Int64, "event_time": pl.Datetime("us", "UTC"), "ip": pl.String, "method": pl.String,
     "host": pl.String, "path": pl.String, "query": pl.String, "status": pl.Int64, "bytes_sent": pl.Int64,
     "range_start": pl.Int64, "range_end": pl.Int64, "user_agent": pl.String, "referer": pl.String,
-    "country": pl.String,
+    "country": pl.String, "object_size": pl.Int64,
 }
 
 # On printable ASCII, polars' regex engine reads \s, \S and \d, and so the whole COMBINED
@@ -336,26 +362,55 @@ def _events(fields: pl.DataFrame) -> pl.DataFrame:
         range_start=byte_range.struct.field("start").cast(pl.Int64),
         range_end=_none_if(byte_range.struct.field("end"), "").cast(pl.Int64),
         user_agent=_none_if(pl.col("agent"), ""), referer=_none_if(pl.col("referer"), "", "-"), country="country",
-        readable=pl.col("event_time").is_not_null() & pl.col("bytes_sent").is_not_null() & simple_range,
+        object_size=pl.col("object_size") if "object_size" in fields.columns else pl.lit(None, dtype=pl.Int64),
+        # status 1-99 and other methods are the per-line parser's to refuse
+        readable=pl.col("event_time").is_not_null() & pl.col("bytes_sent").is_not_null() & simple_range
+        & ((pl.col("status").cast(pl.Int64) == 0) | (pl.col("status").cast(pl.Int64) >= 100))
+        & pl.col("method").is_in(DOWNLOAD_METHODS),
     )
 
 
 BATCH_FIELDS = {"combined": _combined_fields, "cdn_json": _cdn_json_fields}
 
 
-def parse_lines(fmt: str, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, BadLine]]]:
-    """Events of a batch of lines, each with the position of its line as `index`, and the lines
-    that cannot be read, by position. The same as `parse_line` on each line, only faster."""
-    numbered = pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index("index").cast({"index": pl.Int64})
-    events = _events(BATCH_FIELDS[fmt](numbered)).with_columns(plain_ip=pl.col("ip").str.contains(PLAIN_IP))
+def numbered_lines(lines: list[str]) -> pl.DataFrame:
+    return pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index("index").cast({"index": pl.Int64})
+
+
+def read_batch(lines: list[str], batch_fields, parse_one) -> tuple[pl.DataFrame, list[tuple[int, BadLine]]]:
+    """Events of a batch: the lines `batch_fields` captures whose every value `_events` reads as
+    `parse_one` would, read by polars; every other line by `parse_one` (value or quarantine
+    reason). `parse_one` returning None skips a line (a W3C header). `batch_fields` may also
+    refuse lines itself (`refusal_code`, `refusal_detail`), where `parse_one` would refuse them
+    with that very reason and detail (an S3 operation that is no download)."""
+    numbered = numbered_lines(lines)
+    fields = batch_fields(numbered)
+    refused: list[tuple[int, BadLine]] = []
+    if "refusal_code" in fields.columns:
+        refusals = fields.filter(pl.col("refusal_code").is_not_null())
+        refused = [(i, BadLine(code, detail)) for i, code, detail
+                   in refusals.select("index", "refusal_code", "refusal_detail").iter_rows()]
+        fields = fields.filter(pl.col("refusal_code").is_null()).drop("refusal_code", "refusal_detail")
+    events = _events(fields).with_columns(plain_ip=pl.col("ip").str.contains(PLAIN_IP))
     other_addresses = [ip for ip in events.filter(~pl.col("plain_ip"))["ip"].unique() if _is_ip(ip)]
     valid_ip = pl.col("plain_ip") | pl.col("ip").is_in(other_addresses)
     events = events.filter(pl.col("readable") & valid_ip).drop("readable", "plain_ip")
-    unread = numbered.filter(~pl.col("index").is_in(events["index"].implode()))["index"]
-    parsed, bad_lines = [], []
+    done = pl.concat([events["index"], pl.Series([i for i, _ in refused], dtype=pl.Int64)])
+    unread = numbered.filter(~pl.col("index").is_in(done.implode()))["index"]
+    parsed, bad_lines = [], refused
     for index in unread:
         try:
-            parsed.append({"index": index, **parse_line(fmt, lines[index])})
+            event = parse_one(lines[index])
         except BadLine as bad:
             bad_lines.append((index, bad))
+            continue
+        if event is not None:
+            parsed.append({"index": index, **event})
+    bad_lines.sort(key=lambda item: item[0])
     return pl.concat([events, pl.DataFrame(parsed, schema=EVENT_SCHEMA)]), bad_lines
+
+
+def parse_lines(fmt: str, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, BadLine]]]:
+    """Events of a batch of lines, each with the position of its line as `index`, and the lines
+    that cannot be read, by position. The same as `parse_line` on each line, only faster."""
+    return read_batch(lines, BATCH_FIELDS[fmt], functools.partial(parse_line, fmt))

@@ -4,7 +4,9 @@ One table-driven definition per raw table (`SUITES`): its natural key (no duplic
 that must be filled (completeness), value ranges, the exact column set (schema drift), late rows
 (an event that arrives well after its time) and, where the loader quarantines, the share of a
 tenant's current records that was refused. GX validates the whole table through its SQL data source (no rows pulled
-into Python) and decides pass or fail; the same rules, rendered as SQL predicates, give each
+into Python) and decides pass or fail; a suite marked `batch_scoped` (the request log) validates only the batch
+its run loaded (its `_batch_id`; the newest batch when no run is given), so one bad row fails the run that loaded
+it and not every later one; the same rules, rendered as SQL predicates, give each
 tenant's score. Every rule's result, per tenant, is appended to `ops.quality_results` (history).
 
 GX is imported inside the check only: it costs seconds at import and the code location must load fast.
@@ -60,6 +62,7 @@ class TableSuite:
     late_filter: str | None = None  # further condition on a late row (SQL over the row `b`)
     quarantine: str | None = None  # quarantine table of the same source, with tenant_id and _batch_id
     tenant_column: str | None = "tenant_id"
+    batch_scoped: bool = False  # judge the rows of one `_batch_id` (the run's), not the whole table
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -133,11 +136,16 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
     TableSuite(
         "listener_events",
         _cols("tenant_id event_time log_date file_key line_no host path query method status bytes_sent "
-              "range_start range_end ip_hash ip_prefix_hash ip_version ip_datacenter user_agent referer country"),
+              "range_start range_end ip_hash ip_prefix_hash ip_version ip_datacenter user_agent referer country "
+              "object_size"),
         key=("file_key", "line_no", "event_time"), required=("user_agent",),
-        ranges={"status": (100, 599), "bytes_sent": COUNT, "ip_version": (4, 6)},
+        # status 0: a logged `000` (CloudFront: the viewer left before any response; Akamai: a 206
+        # cut short), stored as a request; the dbt screening decides whether it counts
+        ranges={"status": (0, 599), "bytes_sent": COUNT, "ip_version": (4, 6), "object_size": COUNT},
+        regex={"method": "^(GET|HEAD)$"},
         late=("event_time", LATE_LAG),
         late_filter="b.event_time < b.log_date - interval '1 day'",
+        batch_scoped=True,
     ),
     TableSuite("user_agent_patterns", (*"pattern_set ordinal name pattern category source_file".split(),
                                        "_ingested_at", "_batch_id"),
@@ -236,6 +244,22 @@ for _suite in [
 
 
 # --- the suite in GX ------------------------------------------------------------------------------
+
+def validate_query(sqlalchemy_url: str, name: str, query: str, suite_factory) -> Any:
+    """`validate_table` for the rows of a query (a batch-scoped suite's batch)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url)
+    try:
+        asset = source.add_query_asset(name=name, query=query)
+        batch = asset.add_batch_definition_whole_table("whole_query").get_batch()
+        return batch.validate(context.suites.add(suite_factory()))
+    finally:
+        source.get_execution_engine().engine.dispose()  # no pooled connection outlives the check
+
 
 def _late_query(suite: TableSuite, rule: Rule, grouped: bool) -> str:
     """Late rows of the table's newest batch; `grouped` gives (tenant, late, rows) per tenant."""
@@ -337,9 +361,11 @@ def _gx_outcomes(result) -> dict[str, dict[str, Any]]:
 
 # --- per-tenant scores in SQL ------------------------------------------------------------------------
 
-def _tenant_measures(conn: psycopg.Connection, suite: TableSuite) -> dict[str, dict[str, tuple[int, int]]]:
-    """rule -> tenant -> (bad rows, rows) for the rules that have a row-level measure."""
-    table = sql.Identifier("raw", suite.table)
+def _tenant_measures(conn: psycopg.Connection, suite: TableSuite,
+                     batch_id: str | None = None) -> dict[str, dict[str, tuple[int, int]]]:
+    """rule -> tenant -> (bad rows, rows) for the rules that have a row-level measure (over the
+    rows of `batch_id` for a batch-scoped suite)."""
+    table = _rows(suite, batch_id)
     tenant = sql.Identifier(suite.tenant_column) if suite.tenant_column else sql.Literal("-")
     out: dict[str, dict[str, tuple[int, int]]] = {}
     present = {r[0] for r in conn.execute(
@@ -377,7 +403,7 @@ def _tenant_measures(conn: psycopg.Connection, suite: TableSuite) -> dict[str, d
         if rule.kind in ("late", "quarantine") and (suite.tenant_column or rule.kind == "late"):
             query = (_late_query if rule.kind == "late" else _quarantine_query)(suite, rule, grouped=True)
             try:
-                rows = conn.execute(query.replace("{batch}", f"raw.{suite.table}")).fetchall()
+                rows = conn.execute(query.replace("{batch}", table.as_string(conn))).fetchall()
             except psycopg.Error:
                 conn.rollback()
                 continue
@@ -434,7 +460,26 @@ def record_results(conn: psycopg.Connection, asset: str, check_name: str, run_id
         )
 
 
+def _rows(suite: TableSuite, batch_id: str | None) -> sql.Composable:
+    """The rows a suite judges, as a FROM item: the table, or one batch of it."""
+    if not suite.batch_scoped:
+        return sql.Identifier("raw", suite.table)
+    return sql.SQL("(select * from {} where _batch_id = {}) as batch_rows").format(
+        sql.Identifier("raw", suite.table), sql.Literal(batch_id or ""))
+
+
+def judged_batch(conn: psycopg.Connection, suite: TableSuite, run_id: str | None) -> str | None:
+    """The batch a batch-scoped suite judges: the run's own, else the newest one in the table."""
+    if run_id is not None:
+        return run_id
+    row = conn.execute(sql.SQL("select _batch_id from {} order by _ingested_at desc limit 1").format(
+        sql.Identifier("raw", suite.table))).fetchone()
+    return row[0] if row else None
+
+
 def _tenants(conn: psycopg.Connection, suite: TableSuite) -> list[str]:
+    """The table's tenants (a batch-scoped suite too: a tenant with no rows in the batch judged
+    scores 1, so every run records the same tenants)."""
     if not suite.tenant_column:
         return ["-"]
     query = sql.SQL("select distinct {} from {}").format(sql.Identifier(suite.tenant_column),
@@ -448,13 +493,23 @@ def _tenants(conn: psycopg.Connection, suite: TableSuite) -> list[str]:
 
 
 def evaluate(url: str, suite: TableSuite, run_id: str | None = None) -> tuple[bool, dict[str, Any], list[dict]]:
-    """Validate the table with GX in the database, score it per tenant, record the results."""
-    result = validate_table(ConnectionParts.from_url(url).sqlalchemy_url(), "raw", suite.table,
-                            lambda: build_suite(suite))
+    """Validate the table (a batch-scoped suite: the run's batch) with GX in the database, score
+    it per tenant, record the results."""
+    batch_id = None
+    if suite.batch_scoped:
+        with psycopg.connect(url) as conn:
+            batch_id = judged_batch(conn, suite, run_id)
+            query = sql.SQL("select * from {} where _batch_id = {}").format(
+                sql.Identifier("raw", suite.table), sql.Literal(batch_id or "")).as_string(conn)
+        result = validate_query(ConnectionParts.from_url(url).sqlalchemy_url(), f"raw.{suite.table}", query,
+                                lambda: build_suite(suite))
+    else:
+        result = validate_table(ConnectionParts.from_url(url).sqlalchemy_url(), "raw", suite.table,
+                                lambda: build_suite(suite))
     outcomes = _gx_outcomes(result)
     with psycopg.connect(url) as conn:
         tenants = _tenants(conn, suite)
-        measures = _tenant_measures(conn, suite)
+        measures = _tenant_measures(conn, suite, batch_id)
         rows = quality_rows(suite, outcomes, measures, tenants)
         record_results(conn, "/".join(["raw", suite.table]), suite.check_name, run_id, rows)
     return bool(result.success), outcomes, rows
