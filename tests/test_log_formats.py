@@ -442,21 +442,24 @@ def test_simulated_real_formats_load_every_request_once(fresh_db, generated_form
                            "from raw.listener_events where tenant_id = %s", (combined,)) == [(0, 0)]
 
 
-def test_dbt_screens_status_0_as_bad_status(fresh_db, tmp_path):
-    """A `000` stored as status 0 reaches the real dbt screening, which today counts 200/206 only
-    and excludes it as `bad_status` (the 200 beside it passes that rule). IAB v2.3 §5.5.2 step
-    1.3 reads Akamai's `000` as a 206 cut short, counted if it passes every other filter: if the
-    screening adopts that, this expectation changes with it."""
+def test_dbt_screens_status_0_as_a_206_cut_short(fresh_db, tmp_path):
+    """A `000` stored as status 0 reaches the real dbt screening as IAB v2.3 §5.5.2 step 1.3 reads
+    Akamai's `000`: a 206 that ended prematurely, counted only if it passes every other filter. It
+    is not `bad_status`: one that sent no byte is `no_bytes`, one that sent bytes goes on to the
+    media match (here none: `unmatched_media`, as for the 200 beside it); a 4xx stays `bad_status`."""
     from tests.test_downloads_incremental import dbt_build
 
     folder = tmp_path / "northwind"
     folder.mkdir()
     line = 'media.x:443 198.51.100.7 - - [01/Nov/2026:10:00:0{n} +0000] "GET /a.mp3 HTTP/1.1" {s} {b} "-" "Overcast/3.0" "-"'
-    (folder / "access-2026-11-01.log").write_text(line.format(n=1, s="000", b=0) + "\n" + line.format(n=2, s=200, b=9) + "\n")
+    lines = [line.format(n=1, s="000", b=0), line.format(n=2, s="000", b=5000), line.format(n=3, s=200, b=9),
+             line.format(n=4, s=404, b=9)]
+    (folder / "access-2026-11-01.log").write_text("\n".join(lines) + "\n")
     _load(fresh_db, tmp_path, "b1")
     dbt_build(fresh_db, str(tmp_path / "target"), "--select", "+int_listener_requests_screened", command="run")
-    assert query(fresh_db, "select status, screen_reason from intermediate.int_listener_requests_screened "
-                           "order by line_no") == [(0, "bad_status"), (200, "unmatched_media")]
+    assert query(fresh_db, "select status, unplaced_bytes, screen_reason from intermediate.int_listener_requests_screened "
+                           "order by line_no") == [(0, 0, "no_bytes"), (0, 5000, "unmatched_media"),
+                                                   (200, 0, "unmatched_media"), (404, 0, "bad_status")]
 
 
 def test_demo_log_files_can_switch_a_tenant_and_name_its_media_hosts(truth, tmp_path):

@@ -17,6 +17,9 @@
 -- logged without its range (S3, plain combined, GCS...) cannot be placed: its body bytes are
 -- `unplaced_bytes`, summed toward the threshold (int_downloads_iab_filtered). A 206 of at
 -- most 2 bytes without a range is taken for the `bytes=0-1` probe it almost always is.
+-- Status 0 (a CDN's `000`): IAB v2.3 reads Akamai's `000` as a 206 that ended prematurely, to
+-- be counted only if it passes every filter; it is screened as a 206 (its bytes count, placed
+-- by its range when logged, else unplaced).
 -- depends_on: {{ source('listener_log_ledger', 'listener_log_files') }}
 {% if is_incremental() %}
 {% set pending_files = create_batch_table('requests_screened__files', pending_log_files()) %}
@@ -52,14 +55,14 @@ joined as (
         agents.agent_name,
         agents.device_category,
         agents.platform,
-        case when requests.range_start is not null or requests.status <> 206 then
+        case when requests.range_start is not null or requests.status not in (0, 206) then
             coalesce(requests.range_start, 0) end as byte_from,
-        case when requests.range_start is not null or requests.status <> 206 then
+        case when requests.range_start is not null or requests.status not in (0, 206) then
             coalesce(requests.range_start, 0) + greatest(requests.bytes_sent, 0) - 1 end as byte_to,
-        case when requests.range_start is null and requests.status = 206 then
+        case when requests.range_start is null and requests.status in (0, 206) then
             greatest(requests.bytes_sent, 0) else 0 end as unplaced_bytes,
         coalesce(requests.range_start = 0 and requests.range_end = 1, false)
-            or (requests.range_start is null and requests.status = 206 and requests.bytes_sent <= 2) as is_probe,
+            or (requests.range_start is null and requests.status in (0, 206) and requests.bytes_sent between 1 and 2) as is_probe,
         (requests.event_time at time zone 'UTC')::date as event_date,
         now() as screened_at,
         md5(requests.tenant_id || '|' || requests.listener_ip_key || '|' || requests.user_agent || '|'
@@ -80,7 +83,7 @@ final as (
             when method = 'HEAD' then 'head'
             when method <> 'GET' then 'non_get'
             when status = 304 then 'status_304'
-            when status not in (200, 206) then 'bad_status'
+            when status not in (0, 200, 206) then 'bad_status'
             when agent_type = 'malformed' then 'malformed_ua'
             when agent_type = 'bot' then 'bot'
             when agent_type = 'watch' then 'watchos_dup'
