@@ -251,6 +251,28 @@ def _check_port_free(port: int) -> None:
                            f"set PODCAST_SIMULATOR_PORT to a free port") from None
 
 
+def _resignal_if_interrupted(result) -> None:
+    """Dagster maps SIGTERM/SIGINT to its own handler while a run executes in process: the run
+    fails as interrupted and the demo's handler never sees the signal. Deliver it again, now
+    that the demo's handler is back, so a signal during a run stops the demo as at any other
+    time."""
+    def interrupted(error) -> bool:
+        while error is not None:
+            if error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+                return True
+            error = error.cause
+        return False
+
+    if result.success:
+        return
+    for event in result.all_events:
+        if (event.is_step_failure or event.is_run_failure) and interrupted(
+                getattr(event.event_specific_data, "error", None)):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(60)  # the handler exits the process
+            return
+
+
 class _Cleanup:
     """What the demo started, stopped on SIGTERM/SIGINT: the simulator, dbt and other child
     processes, and the embedded PostgreSQL when this demo started it."""
@@ -378,6 +400,7 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
         DEMO_LOG_DAYS, simulator_credentials, write_campaign_files, write_log_files, write_megaphone_files,
         write_network_files,
     )
+    from simulator.feeds import FeedShapes
     from simulator.network import build_network
     from simulator.server import SimulatorServer
 
@@ -420,6 +443,10 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
                            f"set PODCAST_SIMULATOR_PORT to a free port") from None
         if cleanup is not None:
             cleanup.server = server
+        # Two shapes of real feed hosts that leave every count as it is: `itunes:explicit` written
+        # `Yes`/`Clean`, and 304 answers without ETag/Last-Modified (as python's http.server sends).
+        server.shapes = FeedShapes(uppercase_explicit=True)
+        server.validators_on_304 = False
         server.start()
         server.attach_campaigns(world)
         phase["line"] = f"simulator serving the feeds and platform APIs on {server.base_url}"
@@ -435,6 +462,7 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
         def execute(job: str, **kwargs):
             result = defs.resolve_job_def(job).execute_in_process(
                 instance=instance, raise_on_error=False, tags=tags, **{"run_config": quiet, **kwargs})
+            _resignal_if_interrupted(result)
             results.append(result)
             return result
 
@@ -551,6 +579,7 @@ def _generate_reports(defs, instance, warehouse_url: str, run_config: dict, tags
         run = defs.resolve_job_def(job).execute_in_process(
             instance=instance, raise_on_error=False, run_config=run_config,
             tags={**tags, ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+        _resignal_if_interrupted(run)
         results.append(run)
         generated[job] = len(keys) if run.success else 0
     return results, {"campaigns": len(campaign_keys), "sponsors": len(sponsors),

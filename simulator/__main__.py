@@ -72,10 +72,15 @@ def campaign_credentials(sources_file: Path) -> dict[str, str]:
 
 DEMO_LOG_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
 SHARED_IP_USER_AGENTS = 12  # the demo logs hold one shared address (an office NAT) per tenant
+# The demo's tenants log as real hosts do: northwind's S3 bucket (server access logs: no range,
+# the object's size), riverbend's CloudFront distribution (standard logs with ranges), summit's
+# nginx in its default `combined` format (no host, no range). The tests' own warehouses keep the
+# formats the loader read first (vhost_combined with the Range header, a JSON CDN export).
+DEMO_LOG_FORMATS = {"northwind": "s3", "riverbend": "cloudfront", "summit": "combined"}
 
 
 def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: list[date] = DEMO_LOG_DAYS,
-                    log_formats: dict[str, str] | None = None) -> dict:
+                    log_formats: dict[str, str] | None = DEMO_LOG_FORMATS) -> dict:
     """Write the network's access logs into the landing folder (replacing earlier demo logs)
     and their ground truth (IAB downloads per episode and day) to out_dir/logs_truth.json.
 

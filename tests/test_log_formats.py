@@ -467,7 +467,7 @@ def test_demo_log_files_can_switch_a_tenant_and_name_its_media_hosts(truth, tmp_
 
     tenant = sorted({e["tenant_id"] for e in truth["episodes"]})[0]
     (tmp_path / "sources.yaml").write_text("rss: {feeds: []}\n")
-    default = write_log_files(truth, tmp_path / "a", tmp_path, seed=3, days=[date(2026, 11, 1)])
+    default = write_log_files(truth, tmp_path / "a", tmp_path, seed=3, days=[date(2026, 11, 1)], log_formats={})
     switched = write_log_files(truth, tmp_path / "b", tmp_path, seed=3, days=[date(2026, 11, 1)],
                                log_formats={tenant: "combined"})
     assert switched["downloads"] == default["downloads"]  # the same requests, the same truth

@@ -199,13 +199,19 @@ def parse_combined_line(line: str) -> dict:
     )
 
 
-def parse_cdn_json_line(line: str) -> dict:
+def json_object(line: str) -> dict:
+    """The JSON object a JSON-lines log line holds, or why it holds none."""
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         raise BadLine("unparseable_line", f"invalid JSON: {exc.msg}") from exc
     if not isinstance(row, dict):
         raise BadLine("unparseable_line", "JSON value is not an object")
+    return row
+
+
+def parse_cdn_json_line(line: str) -> dict:
+    row = json_object(line)
     if any(isinstance(value, str) and "\x00" in value for value in row.values()):
         raise BadLine("nul_bytes", "a JSON string holds an escaped NUL")
     missing = [k for k in ("ts", "c_ip", "cs_method", "cs_uri", "sc_status") if row.get(k) in (None, "")]

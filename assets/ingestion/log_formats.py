@@ -46,7 +46,6 @@ import csv
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,7 @@ from assets.ingestion.listener_logs_parse import (
     BadLine,
     _event,
     _none_if,
+    json_object,
     parse_clf_time,
     parse_line,
     parse_lines,
@@ -480,14 +480,14 @@ class BunnyFormat(LogFormat):
 
 # --- JSON lines through a named field mapping ------------------------------------------------------
 
-@dataclass(frozen=True)
-class JsonMapping:
-    """Which JSON key holds each of the loader's fields. Dotted keys reach into objects
-    (`RequestHeaders.range`). `uri` is the path with its query; `path` + `query` where the log
-    splits them. `only`: a line whose key holds another value is `not_a_download` (Cloudflare's
-    `ClientRequestSource` other than `eyeball`)."""
+class JsonMappingConfig(BaseModel):
+    """Which JSON key holds each of the loader's fields, as sources.yaml names a mapping. Dotted
+    keys reach into objects (`RequestHeaders.range`). `uri` is the path with its query; `path` +
+    `query` where the log splits them. `only`: a line whose key holds another value is
+    `not_a_download` (Cloudflare's `ClientRequestSource` other than `eyeball`)."""
 
-    name: str
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     time: str
     ip: str
     status: str
@@ -502,22 +502,34 @@ class JsonMapping:
     user_agent: str | None = None
     referer: str | None = None
     country: str | None = None
-    only: dict[str, list[Any]] = field(default_factory=dict)
+    only: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_a_path(self) -> JsonMappingConfig:
+        if not (self.uri or self.path):
+            raise ValueError("a mapping names `uri` (path with query) or `path`")
+        return self
+
+
+class JsonMapping(JsonMappingConfig):
+    """A mapping with its name (`json:<name>` in the ledger)."""
+
+    name: str
 
     def required(self) -> list[str]:
         return [k.split(".")[0] for k in (self.time, self.ip, self.status, self.uri or self.path) if k]
 
 
 BUILTIN_MAPPINGS = {m.name: m for m in [
-    JsonMapping("cloudflare_http_requests", time="EdgeStartTimestamp", ip="ClientIP", status="EdgeResponseStatus",
+    JsonMapping(name="cloudflare_http_requests", time="EdgeStartTimestamp", ip="ClientIP", status="EdgeResponseStatus",
                 uri="ClientRequestURI", method="ClientRequestMethod", host="ClientRequestHost",
                 bytes="EdgeResponseBodyBytes", range="RequestHeaders.range", user_agent="ClientRequestUserAgent",
                 referer="ClientRequestReferer", country="ClientCountry",
                 only={"ClientRequestSource": ["eyeball"], "WorkerSubrequest": [False]}),
-    JsonMapping("fastly_json", time="timestamp", ip="client_ip", status="response_status", uri="url",
+    JsonMapping(name="fastly_json", time="timestamp", ip="client_ip", status="response_status", uri="url",
                 method="request_method", host="host", bytes="response_body_size", user_agent="request_user_agent",
                 referer="request_referer", country="geo_country"),
-    JsonMapping("akamai_ds2_json", time="reqTimeSec", ip="cliIP", status="statusCode", path="reqPath",
+    JsonMapping(name="akamai_ds2_json", time="reqTimeSec", ip="cliIP", status="statusCode", path="reqPath",
                 query="queryStr", method="reqMethod", host="reqHost", bytes="bytes", range="range",
                 object_size="objSize", user_agent="UA", referer="referer", country="country"),
 ]}
@@ -552,12 +564,7 @@ class JsonMappedFormat(LogFormat):
 
     def parse_line(self, line: str) -> dict:
         m = self.mapping
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadLine("unparseable_line", f"invalid JSON: {exc.msg}") from exc
-        if not isinstance(row, dict):
-            raise BadLine("unparseable_line", "JSON value is not an object")
+        row = json_object(line)
         for key, allowed in m.only.items():
             value = _lookup(row, key)
             if value is not None and value not in allowed:
@@ -685,32 +692,6 @@ class LogSource(BaseModel):
 
     tenant_id: str
     media_hosts: list[str] = Field(default_factory=list)
-
-
-class JsonMappingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    time: str
-    ip: str
-    status: str
-    uri: str | None = None
-    path: str | None = None
-    query: str | None = None
-    method: str | None = None
-    host: str | None = None
-    bytes: str | None = None
-    range: str | None = None
-    object_size: str | None = None
-    user_agent: str | None = None
-    referer: str | None = None
-    country: str | None = None
-    only: dict[str, list[Any]] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _has_a_path(self) -> JsonMappingConfig:
-        if not (self.uri or self.path):
-            raise ValueError("a mapping names `uri` (path with query) or `path`")
-        return self
 
 
 class ListenerLogSources(BaseModel):
