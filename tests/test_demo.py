@@ -88,8 +88,10 @@ def test_demo_downloads_equal_the_iab_ground_truth(demo_runs):
             "head", "status_304", "bad_status", "unmatched_media"} <= set(reasons)
     assert reasons["bot"] == logs["sessions"]["bot"] and reasons["high_volume_ip"] == logs["sessions"]["busy_ip"]
     # Requests for files no feed lists: by host + path, or (summit logs no host) by path alone.
-    unmatched = query(url, "select exclusion_reason, tenant_id, media_key, path from intermediate.int_downloads_iab_filtered "
-                           "where exclusion_reason in ('unmatched_media', 'unmatched_media_path')")
+    unmatched = query(url, "select f.exclusion_reason, f.tenant_id, f.media_key, s.path "
+                           "from intermediate.int_downloads_iab_filtered f "
+                           "join intermediate.int_listener_requests_screened s using (request_id) "
+                           "where f.exclusion_reason in ('unmatched_media', 'unmatched_media_path')")
     assert {(reason, tenant) for reason, tenant, _, _ in unmatched} == {
         ("unmatched_media", "northwind"), ("unmatched_media", "riverbend"), ("unmatched_media_path", "summit")}
     assert {(tenant, key or path) for _, tenant, key, path in unmatched} == {
