@@ -1,5 +1,7 @@
-"""Access logs into `raw.listener_events`: a daily-partitioned asset fed by a sensor."""
+"""Access logs into `raw.listener_events`: a daily-partitioned asset fed by a sensor; and the
+tenants' media hosts into `raw.listener_log_sources`."""
 
+import hashlib
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -86,3 +88,26 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
         "dagster/row_count": bad, "quarantined_this_run": dict(quarantined),
     })
     yield dg.MaterializeResult(asset_key=LOG_KEYS[2], metadata={"dagster/row_count": ledger})
+
+
+LOG_SOURCES_KEY = dg.AssetKey(["raw", "listener_log_sources"])
+
+
+@dg.asset(
+    key=LOG_SOURCES_KEY, group_name="raw", kinds={"python", "postgres"},
+    automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+    description="The media host(s) each tenant's log source serves (the `listener_logs:` section of "
+                "sources.yaml): requests logged without a host match episodes by path among them.",
+)
+def listener_log_sources(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Store the configured media hosts (each log load stores them too). Its data version is the
+    hosts themselves, so the models that match by path rebuild only when the hosts change."""
+    log_sources = load_log_sources(get_settings().resolved_sources_file())
+    warehouse.bootstrap()
+    with warehouse.connect(autocommit=True) as conn:
+        store_log_sources(conn, log_sources.sources, context.run_id)
+        rows = conn.execute("select tenant_id, media_host from raw.listener_log_sources order by 1, 2").fetchall()
+    version = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+    return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={
+        "dagster/row_count": len(rows), "tenants": len({tenant for tenant, _ in rows}),
+    })
