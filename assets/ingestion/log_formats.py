@@ -148,6 +148,13 @@ def _int(value: str, what: str) -> int:
     return int(value)
 
 
+def _status(value: str, what: str = "HTTP status") -> int:
+    """A logged HTTP status: three digits (`000` included)."""
+    if len(value) != 3:
+        raise BadLine("bad_value", f"HTTP status {value[:20]!r}")
+    return _int(value, what)
+
+
 # --- AWS S3 server access log ---------------------------------------------------------------------
 
 S3_TOKEN = re.compile(r'\[[^\]]*\]|"(?:[^"\\]|\\.)*"|\S+')
@@ -178,15 +185,13 @@ class S3Format(LogFormat):
         request = _unquoted(tokens[8]).split(" ")
         if len(request) != 3 or not tokens[8].startswith('"'):
             raise BadLine("unparseable_line", f"unreadable Request-URI {tokens[8][:80]!r}")
-        status = tokens[9]
-        if len(status) != 3:
-            raise BadLine("bad_value", f"HTTP status {status[:20]!r}")
+        status = _status(tokens[9])
         sent = 0 if tokens[11] == "-" else _int(tokens[11], "Bytes Sent")
         size = None if tokens[12] == "-" else _int(tokens[12], "Object Size")
         host = _dash(tokens[22]) if len(tokens) > 22 else None
         return _event(
             parse_clf_time(tokens[2][1:-1]), tokens[3], download.group(1), host, request[1],
-            _int(status, "HTTP status"), sent, None, _dash(_unquoted(tokens[16])), _unquoted(tokens[15]), None, size,
+            status, sent, None, _dash(_unquoted(tokens[16])), _unquoted(tokens[15]), None, size,
         )
 
     def parse_batch(self, lines):
@@ -255,9 +260,7 @@ class W3CFormat(LogFormat):
                 stamp = datetime.strptime(f"{row['date']} {row['time']}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
         except (ValueError, OverflowError, OSError) as exc:
             raise BadLine("bad_timestamp", f"unreadable time {row.get('date', '')} {row.get('time', row.get('timestamp'))}"[:120]) from exc
-        status = row["sc-status"]
-        if len(status) != 3:
-            raise BadLine("bad_value", f"HTTP status {status[:20]!r}")
+        status = _status(row["sc-status"])
         sent = _int(row.get("sc-bytes") or "0", "sc-bytes") if _dash(row.get("sc-bytes")) else 0
         content = _dash(row.get("sc-content-len"))
         if content is not None:
@@ -274,7 +277,7 @@ class W3CFormat(LogFormat):
             target = row["cs-uri-stem"] + (f"?{query}" if query else "")
         agent = _dash(row.get("cs(User-Agent)", row.get("cs-user-agent")))
         referer = _dash(row.get("cs(Referer)", row.get("cs-referer")))
-        return _event(stamp, row["c-ip"], row["cs-method"], host, target, _int(status, "HTTP status"), sent,
+        return _event(stamp, row["c-ip"], row["cs-method"], host, target, status, sent,
                       range_value, url_decoded(agent), url_decoded(referer), _dash(row.get("c-country")))
 
     def parse_batch(self, lines):
@@ -390,9 +393,7 @@ class AkamaiLdsFormat(LogFormat):
             stamp = datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
         except ValueError as exc:
             raise BadLine("bad_timestamp", f"unreadable time {day[:12]} {clock[:10]}") from exc
-        if len(status) != 3:
-            raise BadLine("bad_value", f"HTTP status {status[:20]!r}")
-        return _event(stamp, ip, method, None, uri, _int(status, "HTTP status"), _int(sent, "sc-bytes"), None,
+        return _event(stamp, ip, method, None, uri, _status(status), _int(sent, "sc-bytes"), None,
                       url_decoded(_dash(_unquoted(values[9]))), url_decoded(_dash(_unquoted(values[8]))), None)
 
 
@@ -448,9 +449,8 @@ class FastlySyslogCsvFormat(LogFormat):
         ip, stamp, path, sent, status, agent = values[:6]
         if not (stamp.startswith("[") and stamp.endswith("]")):
             raise BadLine("bad_timestamp", f"unreadable time {stamp[:40]!r}")
-        if len(status) != 3:
-            raise BadLine("bad_value", f"HTTP status {status[:20]!r}")
-        return _event(parse_clf_time(stamp[1:-1]), ip, "GET", None, path, _int(status, "status"), _int(sent, "bytes"),
+        status_code = _status(status, "status")
+        return _event(parse_clf_time(stamp[1:-1]), ip, "GET", None, path, status_code, _int(sent, "bytes"),
                       None, _dash(agent), None, _dash(values[10]))
 
 
@@ -470,11 +470,10 @@ class BunnyFormat(LogFormat):
         status, millis, sent, ip, referer, url = values[1], values[2], values[3], values[5], values[6], values[7]
         agent = "|".join(values[9:-2])
         parts = urlsplit(url)
-        if len(status) != 3:
-            raise BadLine("bad_value", f"HTTP status {status[:20]!r}")
+        status_code = _status(status, "status")
         stamp = datetime.fromtimestamp(_int(millis, "timestamp") / 1000, tz=timezone.utc)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        return _event(stamp, ip, "GET", parts.hostname, target or "/", _int(status, "status"), _int(sent, "bytes"),
+        return _event(stamp, ip, "GET", parts.hostname, target or "/", status_code, _int(sent, "bytes"),
                       None, _dash(agent), referer, _dash(values[-1]))
 
 
