@@ -42,10 +42,17 @@ MAX_FILE_BYTES = 8 * 1024 * 1024  # the largest OPAWG file (apps) is ~160 kB
 SOURCE_CHECK = "opawg_patterns_in_use"
 
 
+def named_json(folders, stem: str) -> list[Path]:
+    """The files of `folders` named `<stem>.json`, or with any prefix ending in `__` or `-`
+    (`opawg__user-agents-v2__bots.json`), sorted."""
+    return sorted(p for where in folders if where.is_dir() for p in where.glob(f"*{stem}.json")
+                  if p.name == f"{stem}.json" or p.name.endswith((f"__{stem}.json", f"-{stem}.json")))
+
+
 def find_pattern_files(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for name in PATTERN_SETS:
-        matches = sorted(p for p in folder.glob(f"*{name}.json") if p.name == f"{name}.json" or p.name.endswith(f"__{name}.json") or p.name.endswith(f"-{name}.json"))
+        matches = named_json([folder], name)
         if matches:
             files[name] = matches[0]
     missing = [n for n in PATTERN_SETS[:4] if n not in files]
@@ -233,9 +240,7 @@ def read_opawg_dir(folder: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     wanted = {name: name for name in (*PATTERN_SETS, "referrers")} | {"schema": "patterns.schema"}
     for key, stem in wanted.items():
-        candidates = sorted(p for where in {base, folder, folder / "schemas"} if where.is_dir()
-                            for p in where.glob(f"*{stem}.json")
-                            if p.name == f"{stem}.json" or p.name.endswith((f"__{stem}.json", f"-{stem}.json")))
+        candidates = named_json({base, folder, folder / "schemas"}, stem)
         if not candidates:
             continue
         if candidates[0].stat().st_size > MAX_FILE_BYTES:
