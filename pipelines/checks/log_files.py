@@ -38,8 +38,11 @@ class FileVerdict:
     tenant_id: str
     format: str
     loaded: int
-    refused: int
-    reasons: dict[str, int]
+    reasons: dict[str, int]  # refused lines by quarantine reason
+
+    @property
+    def refused(self) -> int:
+        return sum(self.reasons.values())
 
     def fails(self, limit: float, min_lines: int) -> bool:
         if self.refused and not self.loaded:
@@ -73,10 +76,9 @@ def batch_files(conn: psycopg.Connection, batch_id: str | None = None) -> tuple[
         """, (batch_id,)).fetchall()
     files: dict[str, FileVerdict] = {}
     for key, tenant, fmt, loaded, reason, n in rows:
-        verdict = files.setdefault(key, FileVerdict(key, tenant, fmt, int(loaded), 0, {}))
+        verdict = files.setdefault(key, FileVerdict(key, tenant, fmt, int(loaded), {}))
         if reason is not None and reason not in NOT_REFUSALS:
             verdict.reasons[reason] = int(n)
-            files[key] = FileVerdict(key, tenant, fmt, int(loaded), verdict.refused + int(n), verdict.reasons)
     return batch_id, list(files.values())
 
 
