@@ -120,7 +120,7 @@ window_facts as (
         -- The whole-file rule, for a file of unknown size: a 200 without a range, of at least the
         -- smallest plausible size (an aborted 200 logs the few bytes it sent).
         coalesce(window_requests.complete_bytes >= coalesce(sizes.min_plausible_bytes,
-            ceil({{ var('media_min_bitrate_bps') }} * 60 / 8.0)), false) as has_complete_response
+            {{ smallest_plausible_bytes('null') }}), false) as has_complete_response
     from window_requests
     left join coverage on coverage.window_id = window_requests.window_id
     left join sizes on sizes.episode_id = window_requests.episode_id

@@ -109,7 +109,7 @@ judged as (
             and case
                 when duration_seconds > 0 then {{ size }} * 8.0 / duration_seconds
                     between {{ var('media_min_bitrate_bps') }} and {{ var('media_max_bitrate_bps') }}
-                else {{ size }} >= {{ var('media_min_bitrate_bps') }} * 60 / 8
+                else {{ size }} >= {{ smallest_plausible_bytes('duration_seconds') }}
             end,
             false
         ) as {{ name }}_plausible{% if not loop.last %},{% endif %}
@@ -143,9 +143,7 @@ final as (
         log_range_bound,
         size_source,
         media_size_bytes,
-        -- The smallest plausible file: the lowest bitrate over the duration (or one minute).
-        ceil({{ var('media_min_bitrate_bps') }} / 8.0
-            * case when duration_seconds > 0 then duration_seconds else 60 end)::bigint as min_plausible_bytes,
+        {{ smallest_plausible_bytes('duration_seconds') }} as min_plausible_bytes,
         case
             when media_size_bytes is null then null
             when duration_seconds is null or duration_seconds < 60 then media_size_bytes
