@@ -1,6 +1,6 @@
 """The dbt project as Dagster assets: one translator, one cached project, one `dbt build`."""
 
-
+import contextlib
 import fcntl
 import functools
 import os
@@ -25,6 +25,7 @@ from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 LAYERS = ("staging", "intermediate", "marts")
+DBT_POOL = "dbt"
 
 
 def dbt_executable() -> Path:
@@ -102,10 +103,17 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         project=project,
         dagster_dbt_translator=TRANSLATOR,
         name="dbt_models",
+        # One build at a time per instance (dagster.yaml: concurrency.pools.default_limit): two
+        # builds of the same models deadlocked in their table swaps; the second now waits.
+        pool=DBT_POOL,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         """`dbt build` of the selected models: runs them, their unit tests and data tests."""
-        os.environ.update(warehouse.dbt_env())
+        # dbt's sessions: named podcast-analytics/dbt, with their lock and statement timeouts
+        # (PGOPTIONS, read by libpq in dbt's process only: set around its start, not for this process).
+        session = warehouse.dbt_env()
+        session_options = session.pop("PGOPTIONS")
+        os.environ.update(session)
         # A run of some models tests those models, not every test that reads one of them: a
         # relationship from an unselected model may point at a table not built yet (dbt's eager
         # default ran it and failed the run). The whole graph still runs every test.
@@ -121,14 +129,31 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         # Each gated model with everything built from it (its descendants are gated as well) and
         # every test that reads it, a relationship from a model that is built included.
         exclude = ["--exclude", " ".join(sorted(f"{_model_name(context, key)}+" for key in gated))] if gated else []
+        with _environ(PGOPTIONS=session_options):
+            invocation = dbt.cli(["build", *exclude], context=context)
         with warehouse.connect(autocommit=True) as conn:
-            for event in dbt.cli(["build", *exclude], context=context).stream():
+            for event in invocation.stream():
                 if isinstance(event, dg.Output):
                     key = context.asset_key_for_output(event.output_name)
                     event = event.with_metadata({**event.metadata, "dagster/row_count": _row_count(conn, key)})
                 yield event
 
     return dbt_models
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    """Variables set for what starts inside the block (a child process), restored after it."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _model_name(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:

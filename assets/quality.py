@@ -188,7 +188,7 @@ def store_sla(conn, rows: list[dict]) -> None:
                 "ingestion success and processing latency. History in ops.sla_status_history.",
 )
 def sla_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    warehouse.bootstrap()
+    warehouse.require_schema()
     with warehouse.connect() as conn:
         rows = sla_rows(context.instance, asset_graph_of(context), conn)
         store_sla(conn, rows)

@@ -139,15 +139,15 @@ def _check_config_files(settings: Settings) -> None:
 
 # --- the warehouse and the Dagster instance -------------------------------------------------------
 
-def _prepare_environment(settings: Settings) -> tuple[str, str]:
-    """Start/attach the warehouse, bootstrap it and point Dagster at it. Returns both URLs (the
-    Dagster one in the psycopg2 form dagster-postgres needs)."""
+def _prepare_environment(settings: Settings) -> tuple[str, str, object]:
+    """Start/attach the warehouse, apply its schema migrations and point Dagster at it. Returns
+    both URLs (the Dagster one in the psycopg2 form dagster-postgres needs) and the migration."""
     from resources.warehouse import prepare_storage
 
     try:
-        warehouse_url, dagster_url = prepare_storage(
+        warehouse_url, dagster_url, migration = prepare_storage(
             settings.database_url, settings.dagster_pg_url, settings.data_dir, settings.warehouse_db,
-            settings.dagster_db)
+            settings.dagster_db, lock_timeout=settings.pg_lock_timeout)
     except WarehouseError:
         raise
     except Exception as exc:  # noqa: BLE001 - the embedded server's start fails in many ways
@@ -161,7 +161,7 @@ def _prepare_environment(settings: Settings) -> tuple[str, str]:
     # DAGSTER_PG_URL is given in the ordinary postgresql:// form; child processes inherit this.
     os.environ["DAGSTER_PG_URL"] = dagster_url
     os.environ.setdefault("PODCAST_DATA_DIR", str(settings.data_dir))
-    return warehouse_url, dagster_url
+    return warehouse_url, dagster_url, migration
 
 
 def _table_counts(warehouse_url: str) -> list[tuple[str, int]]:
@@ -241,14 +241,45 @@ class _DemoLock:
             self.handle.close()
 
 
-def _check_port_free(port: int) -> None:
+def _port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the simulator's server binds
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
-            raise CliError(f"port {port} on 127.0.0.1 is in use: the simulator serves the feeds there; "
-                           f"set PODCAST_SIMULATOR_PORT to a free port") from None
+            return True
+    return False
+
+
+def choose_port(port: int, explicit: bool, variable: str, serves: str) -> int:
+    """`port` when it is free on 127.0.0.1. When it is taken (a second demo on this machine, with its
+    own data directory): a free port the system picks, unless `variable` set this one, which
+    ends in one line naming the conflict."""
+    if not _port_in_use(port):
+        return port
+    if explicit:
+        raise CliError(f"port {port} on 127.0.0.1 is in use: {serves}; set {variable} to a free port")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+PORTS = {"simulator_port": ("PODCAST_SIMULATOR_PORT", "the simulator serves the feeds there"),
+         "ui_port": ("PODCAST_UI_PORT", "the Dagster UI serves there")}
+
+
+def _with_free_ports(settings: Settings, *names: str) -> Settings:
+    """The settings with these ports (`PORTS`) free (`choose_port`), saying which moved."""
+    ports = {}
+    for name in names:
+        variable, serves = PORTS[name]
+        wanted = getattr(settings, name)
+        chosen = choose_port(wanted, name in settings.model_fields_set, variable, serves)
+        if chosen != wanted:
+            console.print(f"port {wanted} is in use (another demo?): {serves.split(' serves')[0]} uses {chosen} "
+                          f"({variable} chooses)")
+            ports[name] = chosen
+    return settings.model_copy(update=ports) if ports else settings
 
 
 def _resignal_if_interrupted(result) -> None:
@@ -386,12 +417,13 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
         was_running = embedded and embedded_server_url(settings.pg_data_dir) is not None
         if cleanup is not None:
             cleanup.started_postgres = embedded and not was_running
-        warehouse_url, dagster_url = _prepare_environment(settings)
+        warehouse_url, dagster_url, migration = _prepare_environment(settings)
         from resources.warehouse import describe_url
 
         where = (f"embedded PostgreSQL in {settings.pg_data_dir} ({'running' if was_running else 'started'})"
                  if embedded else describe_url(warehouse_url))
-        phase["line"] = f"warehouse ready: {where}; Dagster storage {describe_url(dagster_url)}"
+        phase["line"] = (f"warehouse ready: {where}, {migration.describe()}; "
+                         f"Dagster storage {describe_url(dagster_url)}")
 
     import dagster as dg
 
@@ -626,7 +658,7 @@ def demo(seed: int) -> None:
     try:
         _quiet_libraries(settings)
         _check_config_files(settings)
-        _check_port_free(settings.simulator_port)
+        settings = _with_free_ports(settings, "simulator_port")
         summary = run_demo(settings, seed=seed, cleanup=cleanup)
         _print_summary(summary, settings)
     finally:
@@ -640,15 +672,21 @@ def dev() -> None:
     settings = _settings()
     _quiet_libraries(settings)
     _check_config_files(settings)
+    settings = _with_free_ports(settings, "ui_port")
     _prepare_environment(settings)
     sources = settings.resolved_sources_file()
     simulator = None
     if sources == settings.simulator_dir / "sources.yaml":
+        import yaml
+
         if not sources.exists():
             from simulator.__main__ import write_network_files
 
             write_network_files(settings.simulator_dir, seed=42, port=settings.simulator_port)
-        _check_port_free(settings.simulator_port)
+        port = yaml.safe_load(sources.read_text())["simulator"]["port"]
+        if _port_in_use(port):
+            raise CliError(f"port {port} on 127.0.0.1 is in use: the simulator serves the feeds of {sources} there; "
+                           f"stop what uses it or run `podcast-analytics demo` again to write them for a free port")
         simulator = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--sources", str(sources)])
         os.environ.setdefault("PODCAST_SOURCES_FILE", str(sources))
         from simulator.__main__ import simulator_credentials
@@ -817,6 +855,37 @@ def status() -> None:
     _status_of_automation(instance, defs)
 
 
+# --- schema migrations --------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--new", "new_message", metavar="MESSAGE", default=None,
+              help="Write the next revision file (resources/migrations/versions/NNNN_<message>.py) instead.")
+def migrate(new_message: str | None) -> None:
+    """Apply the warehouse's schema migrations (resources/migrations/versions/, Alembic) and print
+    the revision it is at and the revisions applied. Asset runs never change the schema: they stop
+    with one line until this has run."""
+    from resources.schema import migrate as apply_migrations
+    from resources.schema import new_revision
+    from resources.warehouse import connect_checked, describe_url, resolve_urls
+
+    settings = _settings()
+    _quiet_libraries(settings)
+    if new_message is not None:
+        path = new_revision(new_message)
+        console.print(f"new revision {path}: add its idempotent statements, then run `podcast-analytics migrate`")
+        return
+    if settings.database_url:
+        connect_checked(settings.database_url, "DATABASE_URL").close()
+    try:
+        warehouse_url, _ = resolve_urls(settings.database_url, settings.data_dir, settings.warehouse_db,
+                                        settings.dagster_db)
+    except Exception as exc:  # noqa: BLE001 - the embedded server's start fails in many ways
+        raise WarehouseError(f"cannot start the embedded PostgreSQL in {settings.pg_data_dir}: "
+                             f"{' '.join(str(exc).split())[:300]}") from None
+    migration = apply_migrations(warehouse_url, lock_timeout=settings.pg_lock_timeout)
+    console.print(f"warehouse {describe_url(warehouse_url)}: {migration.describe()}")
+
+
 # --- dbt ----------------------------------------------------------------------------------------------
 
 def _dbt_environment(settings: Settings) -> tuple[dict[str, str], Path]:
@@ -825,7 +894,7 @@ def _dbt_environment(settings: Settings) -> tuple[dict[str, str], Path]:
     from assets.dbt import dbt_executable
     from resources.warehouse import dbt_env
 
-    warehouse_url, _ = _prepare_environment(settings)
+    warehouse_url, _, _ = _prepare_environment(settings)
     target = settings.data_dir / "dbt" / "target"
     target.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **dbt_env(warehouse_url),
@@ -912,7 +981,7 @@ def metrics(port: int | None, host: str) -> None:
         if os.environ.get("DAGSTER_PG_URL"):
             os.environ["DAGSTER_PG_URL"] = psycopg2_url(os.environ["DAGSTER_PG_URL"])
     else:
-        warehouse_url, _ = _prepare_environment(settings)
+        warehouse_url, _, _ = _prepare_environment(settings)
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
     server, thread = serve(build_registry(warehouse_url, lambda: instance, lambda: graph), port, host)

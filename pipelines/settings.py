@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DURATION_PATTERN = r"^[0-9]+(ms|s|min|h|d)?$"  # as resources.warehouse.DURATION_PATTERN
 
 
 class Settings(BaseSettings):
@@ -26,6 +27,12 @@ class Settings(BaseSettings):
     data_dir: Path = REPO_ROOT / ".data"
     warehouse_db: str = "podcast"
     dagster_db: str = "dagster"
+    # The platform's own sessions (assets, checks, migrations) wait at most this long for a lock and
+    # run a statement at most this long (a big log load's COPY is one statement); dbt's sessions
+    # wait longer for a lock, outlasting a reader's query on a mart they swap (readers: 60 s).
+    pg_lock_timeout: str = Field(default="30s", pattern=DURATION_PATTERN)
+    pg_statement_timeout: str = Field(default="2h", pattern=DURATION_PATTERN)
+    dbt_lock_timeout: str = Field(default="2min", pattern=DURATION_PATTERN)
     sources_file: Path | None = None
     dbt_project_dir: Path = REPO_ROOT / "dbt_project"
     simulator_port: int = 8765

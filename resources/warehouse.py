@@ -10,18 +10,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources as importlib_resources
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 import dagster as dg
 import psycopg
 from dagster_postgres import DagsterPostgresStorage
 from psycopg import sql
+from pydantic import Field
 
 # Event tables that become hypertables when TimescaleDB is present: table -> time column.
 HYPERTABLES: dict[str, str] = {
@@ -85,6 +87,33 @@ def dbt_env(url: str) -> dict[str, str]:
     }
 
 
+# A PostgreSQL duration as the settings and the resource take it: `30s`, `2min`, `2h`, `500ms`,
+# `0` (no limit); validated because it becomes part of a connection's `options`.
+DURATION_PATTERN = r"^[0-9]+(ms|s|min|h|d)?$"
+PLATFORM_APPLICATION_NAME = "podcast-analytics"
+DBT_APPLICATION_NAME = "podcast-analytics/dbt"
+
+
+def session_options(lock_timeout: str, statement_timeout: str) -> str:
+    """libpq `options` (also PGOPTIONS) that give a session its lock and statement timeouts."""
+    for value in (lock_timeout, statement_timeout):
+        if not re.fullmatch(DURATION_PATTERN, value):
+            raise WarehouseError(f"{value!r} is not a duration (30s, 2min, 2h, 500ms, 0)")
+    return f"-c lock_timeout={lock_timeout} -c statement_timeout={statement_timeout}"
+
+
+def session_url(url: str, application_name: str, lock_timeout: str, statement_timeout: str) -> str:
+    """`url` with the session's name (pg_stat_activity, the server log) and timeouts as libpq
+    parameters: every connection opened from it carries them."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "application_name"]
+    own = session_options(lock_timeout, statement_timeout)
+    options = " ".join(v for k, v in query if k == "options")
+    query = [(k, v) for k, v in query if k != "options"]
+    query += [("application_name", application_name), ("options", f"{options} {own}".strip())]
+    return parts._replace(query=urlencode(query, quote_via=quote)).geturl()
+
+
 def with_database(url: str, dbname: str) -> str:
     parts = urlsplit(url)
     return parts._replace(path="/" + dbname).geturl()
@@ -135,7 +164,8 @@ def check_url(url: str, variable: str) -> None:
         raise WarehouseError(f"{variable} cannot be read: {exc}") from None
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An error's text on one line (libpq's own prefix dropped)."""
     text = " ".join(str(exc).split())
     return text.removeprefix("connection failed: ")
 
@@ -146,7 +176,7 @@ def connect_checked(url: str, variable: str, autocommit: bool = True) -> psycopg
     try:
         return psycopg.connect(libpq_url(url), autocommit=autocommit, connect_timeout=10)
     except psycopg.Error as exc:
-        raise WarehouseError(f"cannot connect to {describe_url(url)} ({variable}): {_one_line(exc)}") from None
+        raise WarehouseError(f"cannot connect to {describe_url(url)} ({variable}): {one_line(exc)}") from None
 
 
 def ensure_dagster_database(warehouse_url: str, dagster_url: str, explicit: bool) -> None:
@@ -162,14 +192,14 @@ def ensure_dagster_database(warehouse_url: str, dagster_url: str, explicit: bool
     except psycopg.Error as exc:
         if "does not exist" not in str(exc):
             raise WarehouseError(f"cannot connect to Dagster's storage at {describe_url(dagster_url)} ({variable}): "
-                                 f"{_one_line(exc)}") from None
+                                 f"{one_line(exc)}") from None
     dbname = ConnectionParts.from_url(libpq_url(dagster_url)).dbname
     admin = warehouse_url if not explicit else with_database(libpq_url(dagster_url), "postgres")
     try:
         with connect_checked(admin, variable) as conn:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
     except (psycopg.Error, WarehouseError) as exc:
-        reason = _one_line(exc)
+        reason = one_line(exc)
         user = ConnectionParts.from_url(libpq_url(dagster_url)).user
         raise WarehouseError(
             f'database "{dbname}" for Dagster\'s storage does not exist at {describe_url(dagster_url)} and cannot be '
@@ -178,19 +208,19 @@ def ensure_dagster_database(warehouse_url: str, dagster_url: str, explicit: bool
 
 
 def prepare_storage(database_url: str | None, dagster_pg_url: str | None, data_dir: Path,
-                    warehouse_db: str, dagster_db: str) -> tuple[str, str]:
-    """The CLI's start: (warehouse URL, Dagster storage URL in the psycopg2 form), both databases
-    reachable and the warehouse bootstrapped; WarehouseError with one line otherwise."""
+                    warehouse_db: str, dagster_db: str, lock_timeout: str = "30s") -> tuple[str, str, object]:
+    """The CLI's start: (warehouse URL, Dagster storage URL in the psycopg2 form, the migration
+    applied), both databases reachable and the warehouse at the code's schema revision;
+    WarehouseError with one line otherwise."""
+    from resources.schema import migrate
+
     if database_url:
         check_url(database_url, "DATABASE_URL")
         connect_checked(database_url, "DATABASE_URL").close()
     warehouse_url, dagster_url = resolve_urls(database_url, data_dir, warehouse_db, dagster_db)
     ensure_dagster_database(warehouse_url, dagster_pg_url or dagster_url, explicit=bool(dagster_pg_url))
-    try:
-        bootstrap(warehouse_url)
-    except psycopg.Error as exc:
-        raise WarehouseError(f"cannot prepare the warehouse {describe_url(warehouse_url)}: {_one_line(exc)}") from None
-    return warehouse_url, psycopg2_url(dagster_pg_url or dagster_url)
+    migration = migrate(warehouse_url, lock_timeout=lock_timeout)
+    return warehouse_url, psycopg2_url(dagster_pg_url or dagster_url), migration
 
 
 def embedded_server(pg_dir: Path):
@@ -290,18 +320,12 @@ def enable_timescale(conn: psycopg.Connection) -> list[str]:
     return converted
 
 
-def bootstrap(url: str) -> dict[str, object]:
-    """Create schemas and raw tables (idempotent); use TimescaleDB when the server has it."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(hashtext('podcast_analytics.bootstrap'))")
-        try:
-            conn.execute(bootstrap_sql())
-            hypertables: list[str] = []
-            if timescale_available(conn):
-                hypertables = enable_timescale(conn)
-        finally:
-            conn.execute("select pg_advisory_unlock(hashtext('podcast_analytics.bootstrap'))")
-    return {"timescaledb": bool(hypertables), "hypertables": hypertables}
+def bootstrap(url: str):
+    """The schema at the code's revision: `resources.schema.migrate` (the name tests and benches
+    use for a new database)."""
+    from resources.schema import migrate
+
+    return migrate(url)
 
 
 class PostgresStorage(DagsterPostgresStorage):
@@ -322,15 +346,26 @@ class PostgresStorage(DagsterPostgresStorage):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The analytical PostgreSQL. `database_url` wins; otherwise the embedded server is used."""
+    """The analytical PostgreSQL. `database_url` wins; otherwise the embedded server is used.
+
+    Connections opened from `url()` are named `podcast-analytics:<op>` (the asset or check that
+    opened them) and carry the lock and statement timeouts; dbt's are named
+    `podcast-analytics/dbt` and wait longer for a lock (a reader's query on a mart it swaps)."""
 
     database_url: str | None = None
     data_dir: str | None = None
     warehouse_db: str = "podcast"
     dagster_db: str = "dagster"
+    lock_timeout: str = Field(default="30s", pattern=DURATION_PATTERN)
+    statement_timeout: str = Field(default="2h", pattern=DURATION_PATTERN)
+    dbt_lock_timeout: str = Field(default="2min", pattern=DURATION_PATTERN)
+
+    def base_url(self) -> str:
+        """The database's URL without the session parameters."""
+        return resolve_urls(self.database_url, self.data_dir, self.warehouse_db, self.dagster_db)[0]
 
     def url(self) -> str:
-        return resolve_urls(self.database_url, self.data_dir, self.warehouse_db, self.dagster_db)[0]
+        return session_url(self.base_url(), _application_name(), self.lock_timeout, self.statement_timeout)
 
     @contextlib.contextmanager
     def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
@@ -338,13 +373,29 @@ class WarehouseResource(dg.ConfigurableResource):
             yield conn
 
     def parts(self) -> ConnectionParts:
-        return ConnectionParts.from_url(self.url())
+        return ConnectionParts.from_url(self.base_url())
 
     def dbt_env(self) -> dict[str, str]:
-        return dbt_env(self.url())
+        """The variables dbt's profile reads, its session name and (PGOPTIONS) its timeouts."""
+        return {**dbt_env(self.base_url()), "PODCAST_PG_APPLICATION_NAME": DBT_APPLICATION_NAME,
+                "PGOPTIONS": session_options(self.dbt_lock_timeout, self.statement_timeout)}
 
-    def bootstrap(self) -> dict[str, object]:
-        return bootstrap(self.url())
+    def require_schema(self) -> None:
+        """Stop with one line unless the warehouse is at the code's schema revision (one query per
+        process): asset runs check the schema, they never change it."""
+        from resources.schema import require_schema
+
+        require_schema(self.base_url())
+
+
+def _application_name() -> str:
+    """`podcast-analytics:<op>` inside an asset or check, `podcast-analytics` elsewhere."""
+    from dagster._core.execution.context.compute import current_execution_context
+
+    context = current_execution_context.get()
+    if context is None:
+        return PLATFORM_APPLICATION_NAME
+    return f"{PLATFORM_APPLICATION_NAME}:{context.op_execution_context.op.name}"[:63]
 
 
 _resolved: dict[tuple, tuple[str, str]] = {}

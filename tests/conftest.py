@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from resources.warehouse import bootstrap, embedded_server, stop_embedded_server, with_database
+from resources.schema import migrate
+from resources.warehouse import embedded_server, stop_embedded_server, with_database
 from simulator.network import build_network
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
@@ -42,12 +43,12 @@ def admin_url():
 
 @pytest.fixture
 def fresh_db(admin_url):
-    """A new, bootstrapped warehouse database; dropped afterwards."""
+    """A new warehouse database at the code's schema revision (migrated); dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = with_database(admin_url, name)
-    bootstrap(url)
+    migrate(url)
     yield url
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
@@ -55,7 +56,7 @@ def fresh_db(admin_url):
 
 @pytest.fixture(scope="module")
 def new_warehouse(admin_url):
-    """Bootstrapped databases made on demand (`new_warehouse("t_prefix")`), dropped when the
+    """Migrated databases made on demand (`new_warehouse("t_prefix")`), dropped when the
     test module ends."""
     created: list[str] = []
 
@@ -65,7 +66,7 @@ def new_warehouse(admin_url):
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         created.append(name)
         url = with_database(admin_url, name)
-        bootstrap(url)
+        migrate(url)
         return url
 
     yield make
@@ -142,7 +143,7 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = with_database(admin_url, name)
-    bootstrap(url)
+    migrate(url)
     datacenters = [ipaddress.ip_network(c) for c in DATACENTER_CIDRS]
 
     ingest_rss(url, sources_for(truth), batch_id="rss")

@@ -1,17 +1,19 @@
-"""Warehouse bootstrap: idempotent schemas and tables; TimescaleDB hypertables when present."""
+"""The warehouse's schema (migrations): schemas and tables; TimescaleDB hypertables when present;
+the read-only role."""
 
 import psycopg
 import pytest
 
-from resources.warehouse import ConnectionParts, bootstrap, timescale_available
+from resources.schema import migrate
+from resources.warehouse import ConnectionParts, timescale_available
 from tests.conftest import query
 
 SCHEMAS = {"raw", "quarantine", "staging", "intermediate", "marts", "reports", "ops"}
 
 
-def test_bootstrap_is_idempotent(fresh_db):
-    bootstrap(fresh_db)
-    bootstrap(fresh_db)
+def test_migrate_is_idempotent(fresh_db):
+    assert migrate(fresh_db).applied == []  # the fixture migrated it
+    assert migrate(fresh_db).applied == []
     schemas = {r[0] for r in query(fresh_db, "select schema_name from information_schema.schemata")}
     assert SCHEMAS <= schemas
     tables = set(query(fresh_db, "select table_schema, table_name from information_schema.tables where table_schema in ('raw', 'quarantine')"))
@@ -50,8 +52,6 @@ def test_timescaledb_hypertables(fresh_db):
         available = timescale_available(conn)
     if not available:
         pytest.skip("TimescaleDB extension is not installed on this PostgreSQL server")
-    info = bootstrap(fresh_db)
-    assert info["timescaledb"] and "raw.rss_feed_fetches" in info["hypertables"]
     rows = query(fresh_db, "select hypertable_schema || '.' || hypertable_name from timescaledb_information.hypertables")
     assert ("raw.rss_feed_fetches",) in rows and ("raw.listener_events",) in rows
     jobs = {r[0] for r in query(fresh_db, "select proc_name from timescaledb_information.jobs "
@@ -81,7 +81,7 @@ def test_the_read_only_role_reads_marts_and_reports_and_nothing_else(fresh_db):
     script = REPO_ROOT / "deploy" / "initdb" / "20-readers.sh"
     subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True, timeout=60)
     try:
-        bootstrap(fresh_db)
+        migrate(fresh_db)
         with psycopg.connect(fresh_db, autocommit=True) as owner:  # as a dbt run would, afterwards
             owner.execute("create table marts.built_later as select 42 as answer")
             owner.execute("insert into raw.sponsors (tenant_id, sponsor_id, name, _source, _ingested_at) "

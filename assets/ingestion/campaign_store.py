@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from resources.warehouse import bootstrap
+from resources.schema import require_schema
 
 META_COLUMNS = ("_source", "_batch_id", "_ingested_at")
 
@@ -28,10 +28,9 @@ class Invalid(Exception):
 
 
 def ensure_campaign_tables(url: str) -> None:
-    """Create the sponsorship tables if missing: they are part of the warehouse bootstrap
-    (campaigns.sql, campaigns_ops.sql), which also makes raw.attribution_events a hypertable
-    when TimescaleDB is present."""
-    bootstrap(url)
+    """The sponsorship tables (campaigns.sql, campaigns_ops.sql) come with the schema migrations:
+    stop with one line unless the warehouse is at the code's revision."""
+    require_schema(url)
 
 
 def _jsonable(value: Any) -> Any:

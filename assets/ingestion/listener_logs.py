@@ -54,7 +54,7 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     datacenters = settings.datacenter_networks()
     log_sources = load_log_sources(Path(config.sources_file) if config.sources_file else settings.resolved_sources_file())
     mappings = log_sources.mappings()
-    warehouse.bootstrap()
+    warehouse.require_schema()
     outcomes: Counter = Counter()
     quarantined: Counter = Counter()
     rows = 0
@@ -103,7 +103,7 @@ def listener_log_sources(context: dg.AssetExecutionContext, warehouse: Warehouse
     """Store the configured media hosts (each log load stores them too). Its data version is the
     hosts themselves, so the models that match by path rebuild only when the hosts change."""
     log_sources = load_log_sources(get_settings().resolved_sources_file())
-    warehouse.bootstrap()
+    warehouse.require_schema()
     with warehouse.connect(autocommit=True) as conn:
         store_log_sources(conn, log_sources.sources, context.run_id)
         rows = conn.execute("select tenant_id, media_host from raw.listener_log_sources order by 1, 2").fetchall()

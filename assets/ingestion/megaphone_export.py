@@ -334,7 +334,7 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
     fs, root = export_filesystem(config.export_url or settings.resolved_megaphone_export_url())
     day = date.fromisoformat(context.partition_key)
     exports = [e for e in scan_exports(fs, root) if e.day == day]
-    warehouse.bootstrap()
+    warehouse.require_schema()
     ensure_platform_tables(warehouse.url())
     loads: list[DayLoad] = []
     waiting = [e.key for e in exports if not e.finalized]

@@ -50,7 +50,7 @@ def rss_feeds(
     it, bounded concurrency), fan it out to those tenants and upsert it."""
     path = Path(config.sources_file) if config.sources_file else get_settings().resolved_sources_file()
     sources = load_sources(path)
-    warehouse.bootstrap()
+    warehouse.require_schema()
     stats = ingest_rss(
         warehouse.url(), sources, batch_id=context.run_id, default_policy=http.policy(),
         default_concurrency=http.concurrency, force_refetch=config.force_refetch,

@@ -43,7 +43,7 @@ def _count(warehouse: WarehouseResource, table: str) -> int:
 def sponsorship_campaigns(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Sync the sponsorship API (changes since the last sync) and load new insertion orders."""
     settings = get_settings()
-    warehouse.bootstrap()
+    warehouse.require_schema()
     sources = load_campaign_sources(settings.resolved_sources_file())
     stats = sync_campaigns(warehouse.url(), sources, settings.resolved_insertion_order_dir(), context.run_id)
     for key in CAMPAIGN_KEYS[:3]:
@@ -69,7 +69,7 @@ def sponsorship_campaigns(context: dg.AssetExecutionContext, warehouse: Warehous
 def conversion_events(context: dg.AssetExecutionContext, config: ConversionLoadConfig, warehouse: WarehouseResource):
     """Orders changed since the last sync, and pixel/vanity files not loaded in this version."""
     settings = get_settings()
-    warehouse.bootstrap()
+    warehouse.require_schema()
     sources = load_campaign_sources(settings.resolved_sources_file())
     settle = settings.log_settle_seconds if config.settle_seconds is None else config.settle_seconds
     stats = sync_conversions(warehouse.url(), sources, settings.resolved_conversion_landing_dir(),

@@ -349,7 +349,7 @@ PATTERNS_KEY = dg.AssetKey(["raw", "user_agent_patterns"])
 def user_agent_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     source = pattern_source()
     rows = read_patterns(source.folder)
-    warehouse.bootstrap()
+    warehouse.require_schema()
     with warehouse.connect(autocommit=True) as conn:
         counts = store_patterns(conn, rows, context.run_id)
     version = source.version or {}

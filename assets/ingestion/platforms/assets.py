@@ -65,7 +65,7 @@ def _catalog_asset(platform: Platform, stream: Stream) -> dg.AssetsDefinition:
     @dg.asset(key=stream_key(stream), group_name="raw", kinds={"python", "postgres"}, description=stream.description)
     def _asset(context: dg.AssetExecutionContext, config: PlatformSyncConfig, warehouse: WarehouseResource):
         sources = _sources(config)
-        warehouse.bootstrap()
+        warehouse.require_schema()
         stats = sync_platform(warehouse.url(), sources, platform.name, batch_id=context.run_id, streams={stream.name},
                               sync_id=_sync_id(context))
         return _finish(context, platform, stream, stats, warehouse)
@@ -86,7 +86,7 @@ def _daily_asset(platform: Platform, stream: Stream) -> dg.AssetsDefinition:
         end = window.end.date() - timedelta(days=1)
         lookback = platform_config.lookback_days if platform_config else 0
         start: date = window.start.date() - timedelta(days=lookback)
-        warehouse.bootstrap()
+        warehouse.require_schema()
         stats = sync_platform(warehouse.url(), sources, platform.name, batch_id=context.run_id, start=start, end=end,
                               streams={stream.name}, sync_id=_sync_id(context))
         return _finish(context, platform, stream, stats, warehouse, window=f"{start}..{end}")

@@ -14,7 +14,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import yaml
 from pydantic import BaseModel, create_model
 
@@ -27,7 +26,7 @@ from assets.ingestion.platforms.simplecast import Simplecast
 from assets.ingestion.platforms.spotify import Spotify
 from assets.ingestion.platforms.transistor import Transistor
 from resources.platform_http import ApiClient
-from resources.warehouse import platform_sql
+from resources.schema import require_schema
 
 # Every platform the sync knows, by name. A platform module adds its `Platform` here.
 PLATFORMS: dict[str, Platform] = {
@@ -52,14 +51,9 @@ def load_platform_sources(path: Path) -> Any:
 
 
 def ensure_platform_tables(url: str) -> None:
-    """Create the platform tables if they are missing (resources/sql/platforms*.sql)."""
-    ddl = platform_sql()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(hashtext('podcast_analytics.bootstrap'))")
-        try:
-            conn.execute(ddl)
-        finally:
-            conn.execute("select pg_advisory_unlock(hashtext('podcast_analytics.bootstrap'))")
+    """The platform tables (resources/sql/platforms*.sql) come with the schema migrations: stop
+    with one line unless the warehouse is at the code's revision."""
+    require_schema(url)
 
 
 def sync_platform(

@@ -1,0 +1,162 @@
+"""The warehouse's schema as versioned migrations (Alembic, `resources/migrations/versions/`).
+
+`podcast-analytics migrate`, the demo and `dev` apply them (`migrate`); asset runs never issue
+DDL, they only compare the warehouse's revision with the code's (`require_schema`, cached per
+process) and stop with one line when they differ. A new revision is one file
+(`new_revision`, or `podcast-analytics migrate --new "what it does"`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from resources.warehouse import WarehouseError, describe_url, libpq_url, one_line
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Taken by every `migrate` on its database (resources/migrations/env.py).
+MIGRATION_LOCK = "hashtext('podcast_analytics.migrate')"
+MIGRATE_APPLICATION_NAME = "podcast-analytics/migrate"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What `migrate` did: the revision before and after, and the revisions applied in order."""
+
+    before: str | None
+    after: str | None
+    applied: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if not self.applied:
+            return f"schema at {self.after} (head), nothing to apply"
+        start = f"from {self.before}" if self.before else "from an empty or pre-migration warehouse"
+        return f"schema at {self.after} (head), {start}: applied {', '.join(self.applied)}"
+
+
+def _config(script_location: Path | None = None, connection=None):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(script_location or MIGRATIONS_DIR))
+    # Revision files are named <revision>_<slug>.py (0003_listener_events_codec.py).
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _script(script_location: Path | None = None):
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config(script_location))
+
+
+@functools.cache
+def head_revision(script_location: Path | None = None) -> str:
+    """The revision this code expects (the single head of `versions/`)."""
+    heads = _script(script_location).get_heads()
+    if len(heads) != 1:
+        raise WarehouseError(f"the migrations have {len(heads)} heads ({', '.join(sorted(heads))}): "
+                             "give the newer revision `down_revision` = the older head")
+    return heads[0]
+
+
+def current_revision(conn: psycopg.Connection) -> str | None:
+    """The warehouse's revision; None before the first `migrate` (no alembic_version table)."""
+    exists = conn.execute("select to_regclass('public.alembic_version') is not null").fetchone()[0]
+    if not exists:
+        return None
+    row = conn.execute("select version_num from public.alembic_version").fetchone()
+    return row[0] if row else None
+
+
+def run_script(statements: str) -> None:
+    """Run SQL text (several statements, `do $$ ... $$` blocks, no parameters) inside the current
+    revision's transaction. Through psycopg itself: SQLAlchemy's text() would read `:name` as a
+    bind parameter."""
+    from alembic import op
+
+    op.get_bind().connection.driver_connection.execute(statements)
+
+
+def migrate(url: str, lock_timeout: str = "30s", script_location: Path | None = None) -> Migration:
+    """Apply every revision the warehouse at `url` lacks. Its sessions wait at most `lock_timeout`
+    for a table (a load's COPY, a reader's transaction) and then stop with one line, instead of
+    queueing every later query of that table behind them; nothing of the interrupted revision stays."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util import CommandError
+
+    def connect() -> psycopg.Connection:
+        return psycopg.connect(libpq_url(url), connect_timeout=10, application_name=MIGRATE_APPLICATION_NAME,
+                               options=f"-c lock_timeout={lock_timeout}")
+
+    engine = sa.create_engine("postgresql+psycopg://", creator=connect, poolclass=sa.pool.NullPool)
+    target = head_revision(script_location)
+    before = None
+    try:
+        with engine.connect() as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
+            connection.commit()
+            command.upgrade(_config(script_location, connection), "head")
+            after = MigrationContext.configure(connection).get_current_revision()
+            connection.commit()
+    except sa.exc.DBAPIError as exc:
+        reason = one_line(exc.orig or exc)
+        if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+            reason += (f" (another session held a table for more than lock_timeout {lock_timeout}: "
+                       f"the revision was rolled back; run `podcast-analytics migrate` again when it is free)")
+        raise WarehouseError(f"cannot migrate {describe_url(url)} from {before or 'none'} to {target}: {reason}") from None
+    except CommandError as exc:
+        raise WarehouseError(f"cannot migrate {describe_url(url)}: {one_line(exc)} (warehouse schema at "
+                             f"{before}, this code knows revisions up to {target})") from None
+    finally:
+        engine.dispose()
+    script = _script(script_location)
+    applied = [] if before == after else [
+        rev.revision for rev in reversed(list(script.iterate_revisions(after, before)))]
+    _checked.discard(_database_key(url))
+    return Migration(before=before, after=after, applied=applied)
+
+
+_checked: set[tuple] = set()
+
+
+def _database_key(url: str) -> tuple:
+    info = psycopg.conninfo.conninfo_to_dict(libpq_url(url))
+    return tuple(info.get(k) for k in ("host", "port", "dbname", "user"))
+
+
+def require_schema(url: str, script_location: Path | None = None) -> None:
+    """Stop with one line unless the warehouse is at the code's revision. One query, once per
+    process and database: what asset runs do instead of DDL."""
+    key = _database_key(url)
+    if key in _checked:
+        return
+    expected = head_revision(script_location)
+    try:
+        with psycopg.connect(libpq_url(url), connect_timeout=10) as conn:
+            current = current_revision(conn)
+    except psycopg.Error as exc:
+        raise WarehouseError(f"cannot read the schema revision of {describe_url(url)}: {one_line(exc)}") from None
+    if current != expected:
+        raise WarehouseError(f"warehouse schema at {current or 'none'}, code expects {expected}: "
+                             f"run `podcast-analytics migrate`")
+    _checked.add(key)
+
+
+def new_revision(message: str, script_location: Path | None = None) -> Path:
+    """Write the next revision file (`<NNNN>_<slug>.py`, after the current head) and return it."""
+    from alembic import command
+
+    location = script_location or MIGRATIONS_DIR
+    head = _script(location).get_current_head()
+    number = int(head) + 1 if head and head.isdigit() else 1
+    script = command.revision(_config(location), message=message, rev_id=f"{number:04d}")
+    head_revision.cache_clear()
+    return Path(script.path)
