@@ -106,9 +106,11 @@ def migrate(url: str, lock_timeout: str = "30s", script_location: Path | None = 
             command.upgrade(_config(script_location, connection), "head")
             after = MigrationContext.configure(connection).get_current_revision()
             connection.commit()
-    except sa.exc.DBAPIError as exc:
-        reason = one_line(exc.orig or exc)
-        if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        # SQLAlchemy wraps the driver's error; a revision's script (`run_script`) raises it as is
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+        reason = one_line(cause)
+        if isinstance(cause, psycopg.errors.LockNotAvailable):
             reason += (f" (another session held a table for more than lock_timeout {lock_timeout}: "
                        f"the revision was rolled back; run `podcast-analytics migrate` again when it is free)")
         raise WarehouseError(f"cannot migrate {describe_url(url)} from {before or 'none'} to {target}: {reason}") from None
