@@ -334,3 +334,33 @@ def test_the_demo_stores_opawgs_files_from_beside_the_repository(tmp_path, monke
     assert _demo_user_agents(configured) == f"user-agent patterns: the pattern files in {tmp_path / 'mine'} " \
                                             f"(PODCAST_USER_AGENT_PATTERNS_DIR)"
     assert not (tmp_path / "other").exists()
+
+
+def test_a_second_demo_moves_off_a_taken_default_port_and_refuses_a_taken_chosen_one(tmp_path, admin_url):
+    """Two demos on one machine: the second (its own data directory) serves on a free port when
+    the default is taken; a port set explicitly and taken is one line naming the variable. The
+    embedded PostgreSQL of each data directory listens on its own socket, so two run side by side."""
+    from pipelines.cli import CliError, choose_port
+    from resources.warehouse import embedded_server, stop_embedded_server
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        moved = choose_port(port, explicit=False, variable="PODCAST_SIMULATOR_PORT", serves="the simulator serves there")
+        assert moved != port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", moved))
+        with pytest.raises(CliError) as refused:
+            choose_port(port, explicit=True, variable="PODCAST_SIMULATOR_PORT", serves="the simulator serves there")
+    assert refused.value.message == (f"port {port} on 127.0.0.1 is in use: the simulator serves there; "
+                                     f"set PODCAST_SIMULATOR_PORT to a free port")
+    assert choose_port(port, explicit=True, variable="PODCAST_SIMULATOR_PORT", serves="") == port  # free again
+
+    second = embedded_server(tmp_path / "pg")
+    try:
+        url = second.get_uri("postgres")
+        assert query(url, "select current_setting('data_directory')") == [(str(tmp_path / "pg"),)]
+        assert query(admin_url, "select current_setting('data_directory')") != [(str(tmp_path / "pg"),)]
+    finally:
+        stop_embedded_server(tmp_path / "pg")
