@@ -281,7 +281,8 @@ def bootstrap_sql() -> str:
     """The warehouse's own tables (bootstrap.sql), the sponsorship side's (campaigns.sql, and its
     cursors and file ledger in campaigns_ops.sql), the quality and SLA tables (quality.sql), the
     report registry (reports.sql) and every platform's (`platform_sql`): the dbt models read them
-    whether or not a sync has run yet. Then the read-only role's grants (readers.sql)."""
+    whether or not a sync has run yet. Then the read-only role's grants (readers.sql). The baseline
+    migration runs it."""
     folder = importlib_resources.files("resources").joinpath("sql")
     names = ("bootstrap.sql", "campaigns.sql", "campaigns_ops.sql", "quality.sql", "reports.sql")
     return "\n".join([*(folder.joinpath(name).read_text() for name in names), platform_sql(),

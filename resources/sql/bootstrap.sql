@@ -1,5 +1,5 @@
--- Schemas and raw/quarantine tables of the warehouse. Every statement is idempotent:
--- the bootstrap runs before every ingestion and on every `podcast-analytics` start.
+-- Schemas and raw/quarantine tables of the warehouse, applied by the baseline migration
+-- (resources/migrations/versions/0001_baseline.py); every statement is idempotent. A change is a new revision.
 create schema if not exists raw;
 create schema if not exists quarantine;
 create schema if not exists staging;
