@@ -53,9 +53,9 @@ def safe_path(root, *parts) -> Path:
         text = str(part)
         if (not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text
                 or Path(text).is_absolute()):
-            raise InvalidIdentifier(f"path part {text!r} under {str(base)!r} is not a plain file or folder name")
+            raise InvalidIdentifier(f"path part {text!r} under {str(root)!r} is not a plain file or folder name")
     resolved_root = base.resolve()
     path = base.joinpath(*map(str, parts))
     if not path.resolve().is_relative_to(resolved_root):
-        raise InvalidIdentifier(f"path {str(path)!r} leaves its root {str(resolved_root)!r}")
+        raise InvalidIdentifier(f"path {str(path)!r} leaves its root {str(root)!r}")
     return path
