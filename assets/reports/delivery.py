@@ -115,7 +115,8 @@ def load_recipients(path: str | Path) -> list[RecipientRule]:
         raise DeliveryConfigError(f"report recipients file {path}: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DeliveryConfigError(f"report recipients file {path}: {problems}") from exc
+        # from None: pydantic's own message quotes the input (a webhook URL with its credentials)
+        raise DeliveryConfigError(f"report recipients file {path}: {problems}") from None
 
 
 class ReportDeliveryResource(dg.ConfigurableResource):
