@@ -19,6 +19,7 @@ import dagster as dg
 from psycopg import sql
 
 from assets.freshness import newest_event_times, source_of
+from pipelines.identifiers import InvalidIdentifier, safe_path, validate_identifier
 from pipelines.quality_gate import BuildStates, CheckStates, asset_graph_of, require_quality
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
@@ -200,8 +201,23 @@ def sla_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     })
 
 
+def _export_columns(conn, mart: str) -> sql.Composable:
+    """The mart's columns for a spreadsheet: a text cell starting with a formula trigger (`=`,
+    `+`, `-`, `@`, tab, carriage return) gets a leading single quote (OWASP's CSV injection
+    guidance); other types are written as they are."""
+    columns = conn.execute("select column_name, data_type from information_schema.columns "
+                           "where table_schema = 'marts' and table_name = %s order by ordinal_position",
+                           (mart,)).fetchall()
+    text_types = {"text", "character varying", "character"}
+    return sql.SQL(", ").join(
+        sql.SQL("case when {c} ~ '^[-=+@\\t\\r]' then '''' || {c} else {c} end as {c}").format(c=sql.Identifier(name))
+        if kind in text_types else sql.Identifier(name) for name, kind in columns)
+
+
 def mart_export(mart: str) -> dg.AssetsDefinition:
-    """A CSV export per tenant of `marts.<mart>`, stopped by the quality gate."""
+    """A CSV export per tenant of `marts.<mart>`, stopped by the quality gate. The file is
+    `<exports>/<mart>/<tenant id>.csv`: a tenant id that is not a valid identifier (it would be
+    a path) is refused and named, the other tenants are written."""
     mart_key = dg.AssetKey(["marts", mart])
 
     @dg.asset(key=["exports", mart], deps=[mart_key], group_name="exports", kinds={"python", "csv"},
@@ -211,20 +227,27 @@ def mart_export(mart: str) -> dg.AssetsDefinition:
         folder = Path(get_settings().data_dir) / "exports" / mart
         folder.mkdir(parents=True, exist_ok=True)
         table = sql.Identifier("marts", mart)
-        written = {}
+        written, refused = {}, {}
         with warehouse.connect() as conn:
+            columns = _export_columns(conn, mart)
             tenants = [r[0] for r in conn.execute(sql.SQL("select distinct tenant_id from {} order by 1").format(table))]
             for tenant in tenants:
-                copy = sql.SQL("copy (select * from {} where tenant_id = {} order by 1, 2) to stdout "
-                               "with (format csv, header)").format(table, sql.Literal(tenant))
-                path = folder / f"{tenant}.csv"
+                try:
+                    path = safe_path(folder, f"{validate_identifier('tenant id', tenant)}.csv")
+                except InvalidIdentifier as exc:
+                    refused[str(tenant)] = str(exc)
+                    context.log.error(f"export of marts.{mart} for tenant {tenant!r} refused: {exc}")
+                    continue
+                copy = sql.SQL("copy (select {} from {} where tenant_id = {} order by 1, 2) to stdout "
+                               "with (format csv, header)").format(columns, table, sql.Literal(tenant))
                 with path.open("wb") as out, conn.cursor().copy(copy) as stream:
                     for chunk in stream:
                         out.write(chunk)
                 written[tenant] = conn.execute(sql.SQL("select count(*) from {} where tenant_id = %s").format(table),
                                                (tenant,)).fetchone()[0]
         return dg.MaterializeResult(metadata={"dagster/row_count": sum(written.values()),
-                                              "rows_by_tenant": dg.MetadataValue.json(written), "folder": str(folder)})
+                                              "rows_by_tenant": dg.MetadataValue.json(written),
+                                              "refused_tenants": dg.MetadataValue.json(refused), "folder": str(folder)})
 
     return _export
 

@@ -2,7 +2,10 @@
 `text` plus `blocks`), configured with `PODCAST_ALERT_WEBHOOK_URL`. Without it the sensors skip.
 
 Each post is timed into `ops.operation_timings`: the POST itself (`delivery_attempt`, integration
-`alert_webhook`) and, once accepted, how long after the failure it went out (`alert_delivery`)."""
+`alert_webhook`) and, once accepted, how long after the failure it went out (`alert_delivery`).
+
+The webhook URL stays in the environment: an error about a post names it redacted, and every URL
+in an alert's text is redacted before it is posted (`pipelines.redaction`)."""
 
 import time
 
@@ -11,16 +14,25 @@ import httpx
 from dagster._core.events import DagsterEventType
 
 from pipelines.metrics import Timing, record_timings
+from pipelines.redaction import redact_text
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 MAX_CHECKS_PER_ALERT = 20
 
 
+class AlertNotPosted(Exception):
+    """The alert webhook could not be reached or refused the alert (its URL redacted)."""
+
+
 def post_alert(url: str, payload: dict, timeout: float = 10.0) -> None:
-    """POST the payload; a webhook that refuses it raises (the sensor tick then shows the error)."""
-    response = httpx.post(url, json=payload, timeout=timeout)
-    response.raise_for_status()
+    """POST the payload; a webhook that refuses it raises AlertNotPosted, whose message (shown
+    on the sensor tick) names the URL redacted and keeps no chained error that would quote it."""
+    try:
+        response = httpx.post(url, json=payload, timeout=timeout)
+        response.raise_for_status()
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise AlertNotPosted(redact_text(f"alert webhook: {type(exc).__name__}: {exc}", url)) from None
 
 
 def post_timed(warehouse_url: str, url: str, payload: dict, alert: str, failed_at: list[float]) -> None:
@@ -44,6 +56,8 @@ def post_timed(warehouse_url: str, url: str, payload: dict, alert: str, failed_a
 
 
 def slack_payload(title: str, lines: list[str], fields: dict[str, str]) -> dict:
+    title, lines = redact_text(title), [redact_text(line) for line in lines]
+    fields = {k: redact_text(v) for k, v in fields.items()}
     text = f"{title}\n" + "\n".join(lines)
     return {
         "text": text,

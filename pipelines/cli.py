@@ -593,14 +593,14 @@ def _generate_reports(defs, instance, warehouse_url: str, run_config: dict, tags
     and what was written."""
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS
+    from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS, valid_partition_key
     from pipelines.reports import report_subjects
 
     campaigns, sponsors = report_subjects(warehouse_url)
     campaign_keys = [f"{tenant}:{campaign}" for tenant, campaign, *_ in campaigns]
     for partitions, keys in ((CAMPAIGN_PARTITIONS, campaign_keys), (SPONSOR_PARTITIONS, sponsors)):
-        known = set(instance.get_dynamic_partitions(partitions.name))
-        instance.add_dynamic_partitions(partitions.name, [k for k in keys if k not in known])
+        known = set(instance.get_dynamic_partitions(partitions.name))  # ids that would be paths: never partitions
+        instance.add_dynamic_partitions(partitions.name, [k for k in keys if k not in known and valid_partition_key(k)])
     results, generated = [], {}
     for job, partitions in (("campaign_reports", CAMPAIGN_PARTITIONS), ("sponsor_reports", SPONSOR_PARTITIONS)):
         keys = instance.get_dynamic_partitions(partitions.name)
@@ -613,7 +613,7 @@ def _generate_reports(defs, instance, warehouse_url: str, run_config: dict, tags
             tags={**tags, ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
         _resignal_if_interrupted(run)
         results.append(run)
-        generated[job] = len(keys) if run.success else 0
+        generated[job] = len(run.get_asset_materialization_events())  # a partition that failed fails alone
     return results, {"campaigns": len(campaign_keys), "sponsors": len(sponsors),
                      "campaign_reports": generated["campaign_reports"], "sponsor_reports": generated["sponsor_reports"],
                      "where": get_settings().resolved_reports_url()}

@@ -17,7 +17,7 @@ import psycopg
 
 from assets.reports.assets import (
     CAMPAIGN_PARTITIONS, CAMPAIGN_REPORT, CAMPAIGN_UPSTREAM, SPONSOR_PARTITIONS, SPONSOR_REPORT, SPONSOR_UPSTREAM,
-    ReportConfig, deliver, partition_key, report_metadata,
+    ReportConfig, deliver, partition_key, report_metadata, valid_partition_key,
 )
 from assets.reports.content import ReportRequest
 from assets.reports.delivery import ReportDeliveryResource
@@ -65,19 +65,39 @@ def campaigns_due(campaigns: Iterable[tuple], today: dt.date, cadence: str) -> l
     return due
 
 
+def partition_changes(wanted: list[str], have: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """(keys to add, keys to remove, refused keys): a wanted key is added when both its ids are
+    valid identifiers (an id that would be a path is never a partition); a key we have is
+    removed when it is no longer wanted (its subject left the marts) or is not valid."""
+    refused = sorted({k for k in wanted if not valid_partition_key(k)})
+    valid = [k for k in wanted if k not in refused]
+    return ([k for k in valid if k not in have], sorted(have - set(valid)), refused)
+
+
 @dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds a report partition for every campaign and sponsor in marts.mart_campaign_roi.")
+           description="Keeps a report partition for every campaign and sponsor in marts.mart_campaign_roi: adds "
+                       "new ones, removes those that left the mart, refuses ids that are not valid identifiers.")
 def report_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     campaigns, sponsors = report_subjects(warehouse.url())
     wanted_campaigns = [partition_key(t, c) for t, c, *_ in campaigns]
     have_campaigns = set(context.instance.get_dynamic_partitions(CAMPAIGN_PARTITIONS.name))
     have_sponsors = set(context.instance.get_dynamic_partitions(SPONSOR_PARTITIONS.name))
-    new_campaigns = [k for k in wanted_campaigns if k not in have_campaigns]
-    new_sponsors = [k for k in sponsors if k not in have_sponsors]
-    if not new_campaigns and not new_sponsors:
-        return dg.SkipReason(f"{len(wanted_campaigns)} campaign and {len(sponsors)} sponsor partitions up to date")
-    return dg.SensorResult(dynamic_partitions_requests=[
-        CAMPAIGN_PARTITIONS.build_add_request(new_campaigns), SPONSOR_PARTITIONS.build_add_request(new_sponsors)])
+    if not campaigns:  # no mart yet, or an empty one: never a reason to drop every partition
+        have_campaigns, have_sponsors = set(), set()
+    add_campaigns, drop_campaigns, bad_campaigns = partition_changes(wanted_campaigns, have_campaigns)
+    add_sponsors, drop_sponsors, bad_sponsors = partition_changes(sponsors, have_sponsors)
+    refused = bad_campaigns + bad_sponsors
+    if refused:
+        context.log.warning(f"{len(refused)} report partition(s) refused, their ids are not valid identifiers: "
+                            + ", ".join(map(repr, refused[:10])))
+    if not (add_campaigns or drop_campaigns or add_sponsors or drop_sponsors):
+        return dg.SkipReason(f"{len(wanted_campaigns) - len(bad_campaigns)} campaign and "
+                             f"{len(sponsors) - len(bad_sponsors)} sponsor partitions up to date"
+                             + (f"; {len(refused)} refused (invalid ids)" if refused else ""))
+    requests = [CAMPAIGN_PARTITIONS.build_add_request(add_campaigns), SPONSOR_PARTITIONS.build_add_request(add_sponsors)]
+    requests += [r for keys, r in ((drop_campaigns, CAMPAIGN_PARTITIONS.build_delete_request(drop_campaigns)),
+                                   (drop_sponsors, SPONSOR_PARTITIONS.build_delete_request(drop_sponsors))) if keys]
+    return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
 campaign_reports_job = dg.define_asset_job(
@@ -165,9 +185,13 @@ def expire_reports(context: dg.OpExecutionContext, warehouse: WarehouseResource,
                    report_store: ReportStoreResource) -> dg.Output:
     result = enforce_retention(warehouse.url(), report_store)
     context.log.info(f"{result.expired_files} report files expired ({result.removed_files} removed)")
+    if result.refused_files:
+        context.log.warning(f"{len(result.refused_files)} expired report file(s) registered outside the report store "
+                            f"{report_store.root()} were not deleted: {', '.join(result.refused_files[:5])}")
     return dg.Output(result.expired_files, metadata={
         "expired_files": result.expired_files, "removed_files": result.removed_files,
-        "kept_files": result.kept_files, "retention_days": report_store.retention_days})
+        "kept_files": result.kept_files, "retention_days": report_store.retention_days,
+        "refused_files": dg.MetadataValue.json(list(result.refused_files))})
 
 
 @dg.job(name="report_retention", description="Enforce the report retention (30 days by default).")

@@ -3,7 +3,13 @@ dynamic partition (`<tenant>:<campaign id>`, `<tenant>:<sponsor id>`) that
 `report_partitions_sensor` keeps in step with the marts. A materialization writes every format,
 registers the files in reports.reports and, when configured, delivers them; it refuses to run
 when an upstream check's latest evaluation failed. A backfill of many partitions runs as one
-run (single-run backfill policy): one gate, one process, one report per partition."""
+run (single-run backfill policy): one gate, one process, one report per partition.
+
+A partition is the unit that fails: each one that is made is materialized on its own (an
+`AssetMaterialization` with its metadata) whatever happens to the others; one that cannot be
+made (an invalid key, any error while reading, drawing, rendering or storing) is named with its
+error and fails the run after the others are done, and one whose campaign or sponsor left the
+marts is skipped with a message (the partitions sensor removes it)."""
 
 
 import datetime as dt
@@ -12,11 +18,12 @@ import dagster as dg
 from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG
 
 from assets.automation import ON_NEW_DATA
-from assets.reports.content import FORMATS, ReportError, ReportRequest
+from assets.reports.content import FORMATS, ReportError, ReportRequest, SubjectNotFound
 from assets.reports.delivery import (DeliveryConfigError, DeliveryOutcome, RecipientRule, ReportDeliveryResource,
                                      recipients_for, send_email, send_webhook)
 from assets.reports.generate import GeneratedReport, generate_report
 from pipelines.gates import require_current_upstream
+from pipelines.identifiers import is_valid_identifier
 from pipelines.quality_gate import asset_graph_of
 from pipelines.settings import get_settings
 from resources.report_store import ReportStoreResource
@@ -42,10 +49,16 @@ def partition_key(tenant_id: str, subject_id: str) -> str:
     return f"{tenant_id}:{subject_id}"
 
 
-def split_partition_key(key: str) -> tuple[str, str]:
+def valid_partition_key(key: str) -> bool:
     tenant, sep, subject = key.partition(":")
-    if not sep or not tenant or not subject:
-        raise ReportError(f"report partition {key!r} is not '<tenant>:<id>'")
+    return bool(sep) and is_valid_identifier(tenant) and is_valid_identifier(subject)
+
+
+def split_partition_key(key: str) -> tuple[str, str]:
+    if not valid_partition_key(key):
+        raise ReportError(f"report partition {key!r} is not '<tenant>:<id>' with two valid identifiers "
+                          "(letters, digits, '.', '_' or '-', starting with a letter or digit)")
+    tenant, _, subject = key.partition(":")
     return tenant, subject
 
 
@@ -126,6 +139,7 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
     start, end = config.period()
     done: dict[str, tuple[GeneratedReport, list[DeliveryOutcome]]] = {}
     errors: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     for key in keys:
         try:
             tenant, subject = split_partition_key(key)
@@ -133,35 +147,42 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
                                     sponsor_id=subject if scope == "sponsor" else None,
                                     period_start=start, period_end=end, template=config.template)
             report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)
+            outcomes = deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id, rules)
+        except SubjectNotFound as exc:
+            skipped[key] = str(exc)
+            context.log.warning(f"{scope} report {key} skipped: {exc}")
+            continue
         except ReportError as exc:
             errors[key] = str(exc)
+            context.log.error(f"{scope} report {key} not generated: {exc}")
             continue
-        done[key] = (report, deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id,
-                                      rules))
+        except Exception as exc:  # one partition's failure (a chart, a file, the store) never stops the others
+            errors[key] = f"{type(exc).__name__}: {exc}"
+            context.log.exception(f"{scope} report {key} not generated")
+            continue
+        done[key] = (report, outcomes)
+        yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key,
+                                      metadata=report_metadata(report, outcomes))
+    summary = {"generated": len(done), "not_generated": dg.MetadataValue.json(errors),
+               "skipped_subject_gone": dg.MetadataValue.json(skipped)}
     if errors:
-        raise dg.Failure(description=f"{len(errors)} of {len(keys)} report(s) not generated: "
-                                     + "; ".join(f"{k}: {v}" for k, v in errors.items()),
-                         metadata={"generated": len(done), "not_generated": dg.MetadataValue.json(errors)})
+        raise dg.Failure(description=f"{len(errors)} of {len(keys)} report(s) not generated "
+                                     f"({len(done)} generated, {len(skipped)} skipped): "
+                                     + "; ".join(f"{k}: {v}" for k, v in errors.items()), metadata=summary)
     outcomes = [o for _, delivered in done.values() for o in delivered]
     failed = [o for o in outcomes if not o.succeeded]
-    if len(done) == 1:
-        metadata = report_metadata(*next(iter(done.values())))
-    else:
-        metadata = {"reports": dg.MetadataValue.json({k: r.report_id for k, (r, _) in done.items()}),
-                    "reused_unchanged": sum(1 for r, _ in done.values() if r.reused),
-                    "bytes": sum(f.size_bytes for r, _ in done.values() for f in r.files)}
-    yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=DELIVERY_CHECK, passed=not failed,
         severity=dg.AssetCheckSeverity.WARN,
         description=("; ".join(f"{o.channel} to {o.target}: {o.error} after {o.attempts} attempt(s)" for o in failed)
                      or (f"{len(outcomes)} delivery(ies) succeeded" if outcomes else "no delivery configured")),
-        metadata={"deliveries": len(outcomes), "failed": len(failed)},
+        metadata={"deliveries": len(outcomes), "failed": len(failed), **summary},
     )
 
 
 @dg.asset(
     key=CAMPAIGN_REPORT, partitions_def=CAMPAIGN_PARTITIONS, deps=CAMPAIGN_UPSTREAM, group_name="reports",
+    output_required=False,  # each partition made is an AssetMaterialization of its own
     backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=ON_NEW_DATA,
     kinds={"python", "pdf", "html"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=CAMPAIGN_REPORT,
@@ -176,6 +197,7 @@ def campaign_report(context: dg.AssetExecutionContext, config: ReportConfig, war
 
 @dg.asset(
     key=SPONSOR_REPORT, partitions_def=SPONSOR_PARTITIONS, deps=SPONSOR_UPSTREAM, group_name="reports",
+    output_required=False,  # each partition made is an AssetMaterialization of its own
     backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=ON_NEW_DATA,
     kinds={"python", "pdf", "html"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset=SPONSOR_REPORT,

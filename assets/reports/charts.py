@@ -4,6 +4,7 @@ about a second, and the code location must load fast)."""
 
 from __future__ import annotations
 
+import html
 import io
 import time
 from collections import defaultdict
@@ -32,8 +33,11 @@ def _pyplot():
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    # Names of shows, sponsors and campaigns are text, never math or TeX: `Big $$ Energy` is drawn
+    # as written instead of failing the chart (and with it the report).
     plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "figure.dpi": 100})
+                         "axes.spines.right": False, "figure.dpi": 100, "text.parse_math": False,
+                         "text.usetex": False})
     return plt
 
 
@@ -45,7 +49,7 @@ def _finish(plt, fig, name: str, title: str) -> Chart:
     plt.close(fig)
     text = svg.getvalue()
     text = text[text.index("<svg"):]  # inline: no XML declaration or doctype
-    text = text.replace("<svg ", f'<svg role="img" aria-label="{title}" data-chart="{name}" ', 1)
+    text = text.replace("<svg ", f'<svg role="img" aria-label="{html.escape(title)}" data-chart="{name}" ', 1)
     return Chart(name, title, text, png.getvalue())
 
 

@@ -12,12 +12,19 @@ from decimal import Decimal
 
 import psycopg
 
+from pipelines.identifiers import InvalidIdentifier, validate_identifier
+
 TEMPLATES = ("standard", "summary")
 FORMATS = ("html", "pdf", "csv", "xlsx", "json")
 
 
 class ReportError(ValueError):
     """A report that cannot be produced as asked (unknown campaign, template or format, bad range)."""
+
+
+class SubjectNotFound(ReportError):
+    """The campaign (or the sponsor's every campaign) is not in the marts (any more): there is
+    nothing to report, which a scheduled run records as skipped, not as a failure."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,12 @@ class ReportRequest:
     def __post_init__(self):
         if (self.campaign_id is None) == (self.sponsor_id is None):
             raise ReportError("a report is for exactly one campaign or one sponsor")
+        try:  # ids name the report's folder and files
+            validate_identifier("tenant id", self.tenant_id)
+            validate_identifier(*(("campaign id", self.campaign_id) if self.campaign_id is not None
+                                  else ("sponsor id", self.sponsor_id)))
+        except InvalidIdentifier as exc:
+            raise ReportError(str(exc)) from exc
         if self.template not in TEMPLATES:
             raise ReportError(f"unknown template {self.template!r}; known: {', '.join(TEMPLATES)}")
         if self.period_start and self.period_end and self.period_start > self.period_end:
@@ -117,7 +130,7 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
         "from marts.mart_campaign_roi where tenant_id = %s and campaign_id = %s and is_selected_model",
         (tenant, campaign)).fetchone()
     if head is None:
-        raise ReportError(f"campaign {tenant}/{campaign} is not in marts.mart_campaign_roi")
+        raise SubjectNotFound(f"campaign {tenant}/{campaign} is not in marts.mart_campaign_roi")
     (sponsor_id, sponsor_name, category, name, model, pricing, budget, currency, flight_start, flight_end,
      window, impressions, reach, frequency, conversions, conversion_rate, revenue, cost, net_profit, roi, roas,
      cpa, cpm, payback) = head
@@ -201,7 +214,7 @@ def sponsor_content(conn: psycopg.Connection, request: ReportRequest, today: dt.
         where tenant_id = %(t)s and sponsor_id = %(s)s and is_selected_model
         order by flight_start, campaign_id""", {"t": tenant, "s": sponsor})
     if not campaigns.rows:
-        raise ReportError(f"sponsor {tenant}/{sponsor} has no campaign in marts.mart_campaign_roi")
+        raise SubjectNotFound(f"sponsor {tenant}/{sponsor} has no campaign in marts.mart_campaign_roi")
     by_model = _fetch(conn, "roi_by_model", "All campaigns under every attribution model", """
         select attribution_model, campaigns, impressions, conversions, revenue, cost, net_profit, roi, roas,
                cpa, effective_cpm

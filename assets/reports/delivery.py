@@ -1,7 +1,11 @@
 """Sending a generated report: by email over SMTP (HTML body, PDF and XLSX attached) and to a
 webhook (a JSON notice with the files' URLs and checksums, signed with HMAC-SHA256 when a
 secret is configured). Both retry with backoff and jitter (stamina); every attempt is a row of
-`reports.deliveries`, so failures stay visible after the run."""
+`reports.deliveries`, so failures stay visible after the run.
+
+A webhook URL is used as configured and stored, logged and reported only redacted
+(`pipelines.redaction`): its credentials stay in the configuration. Text from the data (a
+campaign's name in the subject) never reaches an e-mail header with a line break in it."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from assets.reports.generate import GeneratedReport
 from pipelines.metrics import Timing, record_timings
+from pipelines.redaction import redact_text, redact_url
 from resources.report_store import ReportStoreResource
 
 ATTACHED = {"pdf": "application/pdf",
@@ -79,7 +84,7 @@ class RecipientRule(BaseModel):
         if bad:
             raise ValueError(f"not an email address: {', '.join(bad)}")
         if self.webhook_url is not None and not self.webhook_url.startswith(("https://", "http://")):
-            raise ValueError(f"webhook_url must be an http(s) URL: {self.webhook_url}")
+            raise ValueError(f"webhook_url must be an http(s) URL: {redact_url(self.webhook_url)}")
         return self
 
     def applies_to(self, tenant: str, sponsor_id: str, campaign_id: str | None) -> bool:
@@ -110,7 +115,8 @@ def load_recipients(path: str | Path) -> list[RecipientRule]:
         raise DeliveryConfigError(f"report recipients file {path}: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DeliveryConfigError(f"report recipients file {path}: {problems}") from exc
+        # from None: pydantic's own message quotes the input (a webhook URL with its credentials)
+        raise DeliveryConfigError(f"report recipients file {path}: {problems}") from None
 
 
 class ReportDeliveryResource(dg.ConfigurableResource):
@@ -188,11 +194,23 @@ def _attempts(resource, warehouse_url, report, channel, target, send, batch_id) 
     return DeliveryOutcome(channel, target, True, attempt_no, None)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def header_text(text: str) -> str:
+    """Text from the data made fit for an e-mail header: line breaks and other control
+    characters become one space (no header can be injected), at most 200 characters."""
+    return _CONTROL.sub(" ", text).strip()[:200]
+
+
 def email_message(resource: ReportDeliveryResource, store: ReportStoreResource, report: GeneratedReport,
                   recipients: list[str]) -> EmailMessage:
+    bad = [address for address in recipients if not EMAIL.fullmatch(address)]
+    if bad:
+        raise DeliveryFailed(f"not an email address: {', '.join(map(repr, bad))}")
     content = report.content
     message = EmailMessage()
-    message["Subject"] = f"{content.title} ({content.period_start} to {content.period_end})"
+    message["Subject"] = header_text(f"{content.title} ({content.period_start} to {content.period_end})")
     message["From"] = resource.sender
     message["To"] = ", ".join(recipients)
     message["Message-ID"] = make_msgid(domain="podcast-analytics.invalid")
@@ -214,7 +232,11 @@ def email_message(resource: ReportDeliveryResource, store: ReportStoreResource, 
 
 def send_email(resource: ReportDeliveryResource, store: ReportStoreResource, warehouse_url: str,
                report: GeneratedReport, recipients: list[str], batch_id: str | None = None) -> DeliveryOutcome:
-    message = email_message(resource, store, report, recipients)
+    try:
+        message = email_message(resource, store, report, recipients)
+    except DeliveryFailed as exc:
+        _record(warehouse_url, report.report_id, "email", header_text(", ".join(recipients)), 1, str(exc), batch_id)
+        return DeliveryOutcome("email", header_text(", ".join(recipients)), False, 1, str(exc))
 
     def send() -> None:
         try:
@@ -272,11 +294,13 @@ def send_webhook(resource: ReportDeliveryResource, warehouse_url: str, report: G
         try:
             response = httpx.post(url, content=body, headers=headers, timeout=resource.timeout_seconds,
                                   follow_redirects=False)
+        except httpx.InvalidURL as exc:  # messages may quote the URL: redacted
+            raise DeliveryFailed(redact_text(f"webhook: {type(exc).__name__}: {exc}", url)) from None
         except httpx.HTTPError as exc:
-            raise _Transient(f"webhook: {type(exc).__name__}: {exc}") from exc
+            raise _Transient(redact_text(f"webhook: {type(exc).__name__}: {exc}", url)) from None
         if response.status_code in RETRYABLE_STATUS:
             raise _Transient(f"webhook answered {response.status_code}")
         if not 200 <= response.status_code < 300:
             raise DeliveryFailed(f"webhook answered {response.status_code}")
 
-    return _attempts(resource, warehouse_url, report, "webhook", url, send, batch_id)
+    return _attempts(resource, warehouse_url, report, "webhook", redact_url(url), send, batch_id)

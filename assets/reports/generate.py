@@ -113,10 +113,10 @@ def _generate(warehouse_url: str, store: ReportStoreResource, request: ReportReq
     rendered = render(content, charts, request.template, formats, now)
 
     report_id = f"{content.subject_id}-{request.template}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    folder = f"{content.tenant_id}/{content.scope}/{content.subject_id}"
     stored = []
-    for file in rendered:
-        url = store.write(f"{folder}/{report_id}{file.suffix}", file.data)
+    for file in rendered:  # ids were validated by the request; the store checks the path stays under its root
+        url = store.write("/".join((content.tenant_id, content.scope, content.subject_id, f"{report_id}{file.suffix}")),
+                          file.data)
         stored.append(StoredFile(file.format, file.part, url, len(file.data), hashlib.sha256(file.data).hexdigest()))
     with psycopg.connect(warehouse_url) as conn:
         conn.cursor().executemany(
@@ -156,21 +156,26 @@ class RetentionResult:
     expired_files: int
     removed_files: int       # files that were still there (the others were already gone)
     kept_files: int
+    refused_files: tuple[str, ...] = ()   # registered URLs outside the report store: never deleted
 
 
 def enforce_retention(warehouse_url: str, store: ReportStoreResource, now: dt.datetime | None = None) -> RetentionResult:
     """Remove every report file past its expiry and mark its registry row deleted. Running it
-    again changes nothing; a file already gone is recorded as deleted all the same."""
+    again changes nothing; a file already gone is recorded as deleted all the same. A registered
+    URL outside the report store is never deleted: it stays in the registry, undeleted, and is
+    returned in `refused_files` (every run names it again until someone looks)."""
     now = now or dt.datetime.now(dt.UTC)
     with psycopg.connect(warehouse_url) as conn:
         expired = conn.execute(
             "select report_id, format, part, file_url from reports.reports "
             "where deleted_at is null and expires_at <= %s order by expires_at for update skip locked", (now,)
         ).fetchall()
-        removed = sum(1 for *_, url in expired if store.delete(url))
+        refused = tuple(url for *_, url in expired if not store.contains(url))
+        deletable = [row for row in expired if row[3] not in refused]
+        removed = sum(1 for *_, url in deletable if store.delete(url))
         conn.cursor().executemany(
             "update reports.reports set deleted_at = %s where report_id = %s and format = %s and part = %s",
-            [(now, report_id, fmt, part) for report_id, fmt, part, _ in expired],
+            [(now, report_id, fmt, part) for report_id, fmt, part, _ in deletable],
         )
         kept = conn.execute("select count(*) from reports.reports where deleted_at is null").fetchone()[0]
-    return RetentionResult(len(expired), removed, kept)
+    return RetentionResult(len(expired), removed, kept, refused)

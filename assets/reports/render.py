@@ -3,7 +3,12 @@ a PDF of the same content (fpdf2, charts as images), one CSV file per table, an 
 with a sheet per table, and JSON.
 
 Data files carry the marts' values unrounded: decimals as written by PostgreSQL (JSON holds them
-as strings, so no digit is lost to floating point), dates in ISO format."""
+as strings, so no digit is lost to floating point), dates in ISO format.
+
+Names come from sponsors, insertion orders and feeds, so spreadsheet files never let text act as
+a formula (OWASP's CSV injection guidance): in CSV a text cell starting with `=`, `+`, `-`, `@`,
+a tab or a carriage return is prefixed with a single quote; in XLSX every cell is typed
+explicitly (text as a string with Excel's quote prefix, numbers as numbers, never a formula)."""
 
 from __future__ import annotations
 
@@ -44,6 +49,19 @@ def _plain(value):
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return value
+
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """A text cell made safe for a spreadsheet: prefixed with `'` when it starts with a formula
+    trigger (numbers are not text and keep their sign)."""
+    return f"'{text}" if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def _csv_cell(value):
+    return spreadsheet_text(value) if isinstance(value, str) else _plain(value)
 
 
 def display(value) -> str:
@@ -89,7 +107,7 @@ def render_csv(content: ReportContent) -> list[RenderedFile]:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(table.columns)
-        writer.writerows([_plain(v) for v in row] for row in table.rows)
+        writer.writerows([_csv_cell(v) for v in row] for row in table.rows)
         files.append(RenderedFile("csv", table.name, f".{table.name}.csv", out.getvalue().encode()))
     return files
 
@@ -125,6 +143,25 @@ def render_json(content: ReportContent, generated_at: dt.datetime) -> bytes:
     return json.dumps(_document(content, generated_at), indent=2, ensure_ascii=False).encode()
 
 
+def _typed_row(sheet, values) -> list:
+    """openpyxl cells for one row, typed explicitly: a string is always a string cell (openpyxl
+    would make `=…` a formula), quote-prefixed when it starts with a formula trigger so that
+    editing it in Excel keeps it text; numbers, dates and booleans keep their own types."""
+    from openpyxl.cell.cell import Cell
+
+    cells = []
+    for value in values:
+        if isinstance(value, str):
+            cell = Cell(sheet)
+            cell._value, cell.data_type = value, "s"  # noqa: SLF001 (set without openpyxl's formula guess)
+            if value.startswith(FORMULA_TRIGGERS):
+                cell.quotePrefix = True
+        else:
+            cell = Cell(sheet, value=value)
+        cells.append(cell)
+    return cells
+
+
 def render_xlsx(content: ReportContent, generated_at: dt.datetime) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -132,21 +169,21 @@ def render_xlsx(content: ReportContent, generated_at: dt.datetime) -> bytes:
     book = Workbook()
     summary = book.active
     summary.title = "summary"
-    summary.append([content.title])
+    summary.append(_typed_row(summary, [content.title]))
     summary["A1"].font = Font(bold=True, size=14)
-    summary.append([content.subtitle])
-    summary.append(["generated at", generated_at.isoformat()])
+    summary.append(_typed_row(summary, [content.subtitle]))
+    summary.append(_typed_row(summary, ["generated at", generated_at.isoformat()]))
     for label, value in (*content.facts, *[(f"data: {k}", v) for k, v in content.freshness.items()], *content.kpis):
-        summary.append([label, value])
+        summary.append(_typed_row(summary, [label, value]))
     summary.column_dimensions["A"].width = 28
     summary.column_dimensions["B"].width = 48
     for table in content.tables.values():
         sheet = book.create_sheet(table.name[:31])
-        sheet.append(list(table.columns))
+        sheet.append(_typed_row(sheet, table.columns))
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for row in table.rows:
-            sheet.append(list(row))
+            sheet.append(_typed_row(sheet, row))
         sheet.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)
