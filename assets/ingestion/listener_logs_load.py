@@ -141,12 +141,19 @@ def content_chunks(path: Path, size: int | None = None) -> Iterator[bytes]:
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-        read, lines = 0, 0
-        try:
-            while chunk := stream.read(size or BLOCK_BYTES):
-                read += len(chunk)
-                lines += chunk.count(b"\n")
-                yield chunk
+        size = size or BLOCK_BYTES
+        read, lines, pending, held = 0, 0, [], 0
+        try:  # read1: what a damaged stream gives before it breaks is counted
+            while piece := stream.read1(size):
+                read += len(piece)
+                lines += piece.count(b"\n")
+                pending.append(piece)
+                held += len(piece)
+                if held >= size:
+                    yield b"".join(pending)
+                    pending, held = [], 0
+            if pending:
+                yield b"".join(pending)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise UnreadableFile("unreadable_gzip", f"the gzip stream breaks after {read} bytes of content "
                                  f"({lines} lines): {exc}; the whole file is refused", lines + 1) from exc
