@@ -10,13 +10,17 @@ files repeated under further dates until the count is reached), then prints:
       build after one more hour of events, as a share of the full one;
   (d) p95 latency of five typical BI queries on the daily rollups.
 
+`--parts memory` measures the loader's peak RSS on hostile inputs instead: one file of 5 M
+distinct IPv6 client addresses and one file holding a 256 MB line, each against the loader on a
+small file in the same run (the baseline), as a ratio and in MiB (target: under 1 GiB).
+
 `--formats default,s3,cloudfront` repeats (a) and (b) with every tenant's logs written as S3
 access logs, then as CloudFront standard logs (the same requests; each run has its own
 warehouse and its own plain-COPY baseline of the rows it loaded). (c) and (d) run for the
 default formats only.
 
     python bench/ingest.py [--lines 10000000] [--database-url URL] [--parts all|load]
-                           [--formats default,s3,cloudfront]
+                           [--formats default,s3,cloudfront] [--parts memory [--addresses 5000000]]
 """
 
 from __future__ import annotations
@@ -178,15 +182,72 @@ def measure(url: str, work: Path, landing: Path, parts: str, label: str = "defau
             print(f"(d) {name}: p95 {timings[int(len(timings) * 0.95) - 1]:.1f} ms (target < 200 ms)")
 
 
+def hostile_line(n: int) -> bytes:
+    """A good combined line from the n-th distinct IPv6 address (the /64 changes too)."""
+    return (f'cdn.x:443 2001:db8:{n >> 16:x}:{n & 0xffff:x}::{n % 251 + 1:x} - - [01/Nov/2026:'
+            f'{n // 3600 % 24:02}:{n // 60 % 60:02}:{n % 60:02} +0000] "GET /show/ep-{n % 97}.mp3 HTTP/1.1" '
+            f'206 {n % 9000 + 2} "-" "AppleCoreMedia/1.0" "bytes=0-"\n').encode()
+
+
+def peak_rss(url: str, landing: Path) -> tuple[dict, float]:
+    """Load every file under `landing` in a fresh process: its output and peak RSS in MiB."""
+    out = subprocess.run([sys.executable, "-c", LOADER, url, str(landing)], capture_output=True, text=True, check=True)
+    loader = json.loads(out.stdout.strip().splitlines()[-1])
+    return loader, loader["max_rss_kib"] / 1024
+
+
+def measure_memory(database_url: str | None, addresses: int) -> None:
+    """Peak RSS of the loader on hostile inputs against the loader on a small file."""
+    work = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    try:
+        write_lines(work / "small" / "northwind" / "small-2026-11-01.log", (hostile_line(n) for n in range(10_000)))
+        many = work / "many" / "northwind" / "many-2026-11-01.log"
+        write_lines(many, (hostile_line(n) for n in range(addresses)))
+        long = work / "long" / "northwind" / "long-2026-11-01.log"
+        long.parent.mkdir(parents=True)
+        with open(long, "wb") as handle:
+            handle.writelines(hostile_line(n) for n in range(1000))
+            for _ in range(256):
+                handle.write(b"x" * (1 << 20))
+            handle.write(b"\n")
+            handle.writelines(hostile_line(n) for n in range(1000, 2000))
+        with scratch_warehouse(database_url, work) as url:
+            small, baseline = peak_rss(url, work / "small")
+            print(f"(m) loader peak RSS, {small['rows']:,} rows of a small file (baseline): {baseline:,.0f} MiB")
+            loaded, mib = peak_rss(url, work / "many")
+            print(f"(m) {addresses:,} distinct IPv6 addresses in one file ({many.stat().st_size / 1e6:,.0f} MB, "
+                  f"{loaded['rows']:,} rows in {loaded['seconds']:.0f} s): peak RSS {mib:,.0f} MiB = "
+                  f"{mib / baseline:.2f}x the baseline (target < 1024 MiB)")
+            loaded, mib = peak_rss(url, work / "long")
+            with psycopg.connect(url) as conn:
+                refused = conn.execute("select reason_code, count(*) from quarantine.listener_events "
+                                       "where file_key like 'northwind/long-%' group by 1").fetchall()
+            print(f"(m) one line of 256 MiB between 2,000 good lines ({loaded['rows']:,} rows loaded, quarantined "
+                  f"{dict(refused)}): peak RSS {mib:,.0f} MiB = {mib / baseline:.2f}x the baseline (target < 1024 MiB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_lines(path: Path, lines) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.writelines(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=10_000_000)
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--parts", choices=("all", "load"), default="all",
-                        help="load: only (a) and (b), the loader against plain COPY")
+    parser.add_argument("--parts", choices=("all", "load", "memory"), default="all",
+                        help="load: only (a) and (b), the loader against plain COPY; memory: peak RSS on hostile inputs")
+    parser.add_argument("--addresses", type=int, default=5_000_000,
+                        help="--parts memory: distinct client addresses in the many-addresses file")
     parser.add_argument("--formats", default="default",
                         help="comma-separated: default (vhost_combined + cdn_json), s3, cloudfront, combined")
     args = parser.parse_args()
+    if args.parts == "memory":
+        measure_memory(args.database_url, args.addresses)
+        return
 
     for log_format in args.formats.split(","):
         work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))

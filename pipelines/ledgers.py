@@ -13,26 +13,41 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 import psycopg
 
-LEDGERS = {  # ledger -> (table, query of (key, size or null, loaded at))
-    "listener_logs": ("ops.listener_log_files",
-                      "select file_key, size_bytes, extract(epoch from loaded_at) from ops.listener_log_files"),
+LEDGERS = {  # ledger -> (table, query of (key, size or null, loaded at, state, log date or null))
+    # state: `current` (the row stands for the file as stored), `stale` (a duplicate whose original
+    # is no longer loaded with its content: it must be loaded now), `deleted` (the file left)
+    "listener_logs": ("ops.listener_log_files", """
+        select f.file_key, f.size_bytes, extract(epoch from f.loaded_at),
+               case when f.status = 'deleted' then 'deleted'
+                    when f.status = 'duplicate' and not exists (
+                        select 1 from ops.listener_log_files o
+                        where o.file_key = f.duplicate_of and o.status = 'loaded' and o.sha256 = f.sha256) then 'stale'
+                    else 'current' end,
+               f.log_date
+        from ops.listener_log_files f"""),
     "conversions": ("ops.campaign_files",
-                    "select file_key, null::bigint, extract(epoch from loaded_at) from ops.campaign_files "
-                    "where kind in ('pixel', 'vanity')"),
+                    "select file_key, null::bigint, extract(epoch from loaded_at), 'current', null::date "
+                    "from ops.campaign_files where kind in ('pixel', 'vanity')"),
     "megaphone": ("ops.megaphone_export_files",
-                  "select file_path, size_bytes, extract(epoch from loaded_at) from ops.megaphone_export_files"),
+                  "select file_path, size_bytes, extract(epoch from loaded_at), 'current', null::date "
+                  "from ops.megaphone_export_files"),
 }
 
 
 @dataclass(frozen=True)
 class Stored:
-    """A ledger row: the size the loader read (when it keeps one) and when it stored the file."""
+    """A ledger row: the size the loader read (when it keeps one), when it stored the file, and
+    whether the row still stands for the file (`current`), must be loaded again (`stale`) or
+    records a file that left (`deleted`); the log date, for the log ledger."""
 
     size: int | None
     loaded_at: float
+    state: str = "current"
+    log_date: date | None = None
 
 
 def read_ledger(warehouse_url: str, ledger: str) -> dict[str, Stored]:
@@ -41,15 +56,17 @@ def read_ledger(warehouse_url: str, ledger: str) -> dict[str, Stored]:
         table, statement = LEDGERS[ledger]
         if conn.execute("select to_regclass(%s)", (table,)).fetchone()[0] is None:
             return {}
-        return {key: Stored(size, float(loaded)) for key, size, loaded in conn.execute(statement)}
+        return {key: Stored(size, float(loaded), state, day)
+                for key, size, loaded, state, day in conn.execute(statement)}
 
 
 def needs_load(stored: Stored | None, size: int, mtime: float | None) -> bool:
-    """A file needs a load when the ledger does not hold it, holds another size, or the file was
-    modified after it was stored (a rewrite of the same size). The loader compares checksums, so
-    a file only touched is read and found unchanged, once: the run key below stops a second
-    request for the same (name, size, time)."""
-    if stored is None:
+    """A file needs a load when the ledger does not hold it as it is now: no row, a row of a file
+    that left or of a duplicate whose original went, another size, or the file was modified after
+    it was stored (a rewrite of the same size). The loader compares checksums, so a file only
+    touched is read and found unchanged, once: the run key below stops a second request for the
+    same (name, size, time)."""
+    if stored is None or stored.state != "current":
         return True
     if stored.size is not None and stored.size != size:
         return True
@@ -57,6 +74,7 @@ def needs_load(stored: Stored | None, size: int, mtime: float | None) -> bool:
 
 
 def run_key(prefix: str, files: Iterable[tuple]) -> str:
-    """A run key for a set of file versions: the same files in the same versions ask once."""
+    """A run key for a set of file versions (with the ledger's state of each, where the request
+    comes from it): the same files in the same versions ask once."""
     digest = hashlib.sha256(json.dumps(sorted(files), default=str).encode()).hexdigest()[:16]
     return f"{prefix}:{digest}"

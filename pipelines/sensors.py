@@ -2,14 +2,14 @@
 
 "New" is what the loader's own ledger does not hold in this version (pipelines/ledgers.py), so a
 file loaded by the demo, a manual run or a backfill is never requested again, and the sensors keep
-no cursor: nothing in them grows with the files seen. A run key per (files, sizes, times) keeps
-a file that is still loading, or failed to load, from being requested on every tick; it is asked
-again when it changes.
+no cursor: nothing in them grows with the files seen. A run key per (files, sizes, times, and the
+ledger's time of each) keeps a file that is still loading, or failed to load, from being requested
+on every tick; it is asked again when it or its ledger row changes.
 """
 
 import dagster as dg
 
-from assets.ingestion.listener_logs_load import discover
+from assets.ingestion.listener_logs_load import discover, present
 from pipelines.jobs import conversion_events_job, listener_logs_job
 from pipelines.ledgers import needs_load, read_ledger, run_key
 from pipelines.settings import get_settings
@@ -19,24 +19,27 @@ from resources.warehouse import WarehouseResource
 @dg.sensor(job=listener_logs_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def listener_log_files_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     """Request a load for every day with a complete log file the ledger does not hold as it is
-    now (new, rewritten, grown); files still being written (partial names, or modified within
-    the settle time) are left for a later tick."""
+    now (new, rewritten, grown, or a duplicate whose original went), and for every day with a
+    loaded file that left the landing folder (its rows are removed); files still being written
+    (partial names, or modified within the settle time) are left for a later tick."""
     settings = get_settings()
-    ready = discover(settings.resolved_log_landing_dir(), settings.log_settle_seconds)
+    landing = settings.resolved_log_landing_dir()
+    ready = discover(landing, settings.log_settle_seconds)
     stored = read_ledger(warehouse.url(), "listener_logs")
     by_day: dict[str, list] = {}
     for log in ready:
-        if needs_load(stored.get(log.file_key), log.size, log.mtime):
-            by_day.setdefault(log.log_date.isoformat(), []).append(log)
+        row = stored.get(log.file_key)
+        if needs_load(row, log.size, log.mtime):
+            by_day.setdefault(log.log_date.isoformat(), []).append(
+                (log.file_key, log.size, log.mtime, row.loaded_at if row else None))
+    for key, row in stored.items():
+        if row.state != "deleted" and row.log_date is not None and present(landing, key) is False:
+            by_day.setdefault(row.log_date.isoformat(), []).append((key, "gone", row.loaded_at))
     if not by_day:
         return dg.SkipReason(f"every log file is loaded ({len(ready)} found, {len(stored)} in the ledger)")
     return [
-        dg.RunRequest(
-            partition_key=day,
-            run_key=run_key(day, ((f.file_key, f.size, f.mtime) for f in logs)),
-            tags={"log_files": str(len(logs))},
-        )
-        for day, logs in sorted(by_day.items())
+        dg.RunRequest(partition_key=day, run_key=run_key(day, files), tags={"log_files": str(len(files))})
+        for day, files in sorted(by_day.items())
     ]
 
 

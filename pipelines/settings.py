@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # this fails the blocking check `listener_log_files_refused_share`.
     log_refused_limit: float = 0.01
     log_refused_min_lines: int = 3  # ...once this many lines are refused (or nothing of the file loaded)
+    # What bounds the log loader's memory: a longer line is quarantined as `line_too_long` (its
+    # first KiB kept) without being held whole; at most this many client addresses cached per file.
+    log_max_line_bytes: int = 64 << 10
+    log_address_cache_size: int = 500_000
     megaphone_export_url: str | None = None
     ip_hash_secret: str | None = None
     # User-agent patterns (OPAWG user-agents-v2 files): a folder that overrides everything, else the

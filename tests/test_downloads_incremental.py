@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from assets.ingestion.listener_logs_load import discover, load_file
+from assets.ingestion.listener_logs_load import discover, forget_missing, load_file
 from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
@@ -111,6 +111,7 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
     plain = [f for f in files if f.path.suffix == ".log" and f.log_date == days[1]]
     shrunk, emptied = plain[0], plain[1]
     late = next(f for f in files if f.log_date == days[1] and f not in (shrunk, emptied))
+    gone = next(f for f in files if f not in (shrunk, emptied, late))
     target = str(tmp_path / "target")
 
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -121,11 +122,14 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
     before = dict(query(fresh_db, "select file_key, count(*) from intermediate.int_downloads_iab_filtered "
                                   "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
     assert before[shrunk.file_key] > 10 and before[emptied.file_key] > 0 and late.file_key not in before
+    assert before[gone.file_key] > 0
 
     lines = shrunk.path.read_text().splitlines(keepends=True)
     shrunk.path.write_text("".join(lines[: len(lines) // 3]))
     emptied.path.write_text("this is not a log line\n")
+    gone.path.unlink()  # deleted from the landing folder: its rows go, and so do its downloads
     with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert forget_missing(conn, landing, gone.log_date, "t") == [gone.file_key]
         for log in discover(landing, settle_seconds=0):
             if log.file_key in (shrunk.file_key, emptied.file_key, late.file_key):
                 assert load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), "t").status == "loaded"
@@ -138,7 +142,7 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
                                  "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
     shrunk_rows = query(fresh_db, "select count(*) from raw.listener_events where file_key = %s", (shrunk.file_key,))
     assert after[shrunk.file_key] == shrunk_rows[0][0] < before[shrunk.file_key] and shrunk_rows[0][0] > 600
-    assert emptied.file_key not in after and after[late.file_key] > 10
+    assert emptied.file_key not in after and gone.file_key not in after and after[late.file_key] > 10
     raw_total = query(fresh_db, "select count(*) from raw.listener_events")[0][0]
     assert query(fresh_db, "select count(*) from intermediate.int_downloads_iab_filtered")[0][0] == raw_total
 

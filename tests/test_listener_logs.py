@@ -195,13 +195,16 @@ def test_half_written_files_are_not_read(fresh_db, tmp_path):
     os.utime(cut, (time.time() - 3600,) * 2)
     ready = discover(tmp_path, settle_seconds=30)
     assert [f.file_key for f in ready] == ["northwind/access-northwind-2026-11-03.log.gz"]
-    results = _load_all(fresh_db, tmp_path)
-    assert [r.status for r in results] == ["incomplete"]
+    results = _load_all(fresh_db, tmp_path)  # settled yet cut short: refused whole, saying why
+    assert [r.status for r in results] == ["refused"]
     assert query(fresh_db, "select count(*) from raw.listener_events") == [(0,)]
+    assert query(fresh_db, "select reason_code from quarantine.listener_events") == [("unreadable_gzip",)]
+    assert [r.status for r in _load_all(fresh_db, tmp_path)] == ["unchanged"]  # that version is not tried again
     cut.write_bytes(gzip.compress((line * 2000).encode()))                       # the writer finished
     os.utime(cut, (time.time() - 3600,) * 2)
     assert [r.status for r in _load_all(fresh_db, tmp_path)] == ["loaded"]
     assert query(fresh_db, "select count(*) from raw.listener_events") == [(2000,)]
+    assert query(fresh_db, "select count(*) from quarantine.listener_events") == [(0,)]
 
 
 def test_sensor_requests_what_the_ledger_lacks_and_keeps_no_cursor(fresh_db, log_truth, monkeypatch, tmp_path):

@@ -247,7 +247,7 @@ def test_batch_reader_agrees_on_generated_lines_and_reads_most_of_them(generated
     landing, _, formats = generated_formats
     seen = Counter()
     for path in sorted(p for p in landing.rglob("*") if p.is_file()):
-        for _, lines in read_batches(path):
+        for _, lines, _ in read_batches(path):
             fmt = detect_format(lines)
             total, per_line = _compare(lines)
             seen[fmt.name] += 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.ingestion.listener_logs_load import discover, load_file, store_log_sources
+from assets.ingestion.listener_logs_load import LoadLimits, discover, forget_missing, load_file, store_log_sources
 from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.log_formats import load_log_sources
 from pipelines.settings import get_settings
@@ -37,14 +37,17 @@ class LogLoadConfig(dg.Config):
         dg.AssetSpec(LOG_KEYS[1], group_name="quarantine", kinds={"python", "postgres"},
                      description="Log lines that could not be read, with the reason (addresses hashed)."),
         dg.AssetSpec(LOG_KEYS[2], group_name="raw", kinds={"python", "postgres"},
-                     description="The loader's ledger: one row per loaded log file (checksum, rows, load time); "
-                                 "the incremental dbt models find the files to screen in it."),
+                     description="The loader's ledger: one row per log file (checksum of the content loaded, "
+                                 "status: loaded, duplicate, refused or deleted; rows, load time); the "
+                                 "incremental dbt models find the files to screen in it."),
     ],
 )
 def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, warehouse: WarehouseResource):
-    """Load the day's log files that are complete and not loaded in this exact version yet, each in
-    the format detected from its first lines, and store each tenant's media hosts from the
-    `listener_logs:` section of sources.yaml."""
+    """Load the day's log files that are complete and whose content is not loaded yet, each in the
+    format detected from its first lines; remove the rows of the day's files that left the landing
+    folder; and store each tenant's media hosts from the `listener_logs:` section of sources.yaml.
+    Each file is its own transaction: a file refused, or changing while read, leaves the others
+    stored."""
     settings = get_settings()
     landing = Path(config.landing_dir) if config.landing_dir else settings.resolved_log_landing_dir()
     settle = settings.log_settle_seconds if config.settle_seconds is None else config.settle_seconds
@@ -52,6 +55,7 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     files = [f for f in discover(landing, settle) if f.log_date == day]
     secret = settings.resolved_ip_hash_secret()
     datacenters = settings.datacenter_networks()
+    limits = LoadLimits.from_settings()
     log_sources = load_log_sources(Path(config.sources_file) if config.sources_file else settings.resolved_sources_file())
     mappings = log_sources.mappings()
     warehouse.require_schema()
@@ -61,13 +65,16 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     formats: Counter = Counter()
     with warehouse.connect(autocommit=True) as conn:
         store_log_sources(conn, log_sources.sources, context.run_id)
+        gone = forget_missing(conn, landing, day, context.run_id)
+        for file_key in gone:
+            context.log.info(f"{file_key}: left the landing folder, its rows removed")
         for log in files:
             result = load_file(conn, log, IpHasher.for_tenant(secret, log.tenant_id), context.run_id, datacenters,
-                               mappings)
+                               mappings, limits)
             outcomes[result.status] += 1
             rows += result.rows
             quarantined.update(result.quarantined)
-            if result.format:
+            if result.format and result.status == "loaded":
                 formats[result.format] += 1
             context.log.info(f"{log.file_key}: {result.status} as {result.format or '-'}, {result.rows} rows, "
                              f"{sum(result.quarantined.values())} quarantined")
@@ -77,11 +84,14 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
             "select count(*) from quarantine.listener_events q join ops.listener_log_files f using (file_key) "
             "where f.log_date = %s", (day,)
         ).fetchone()[0]
-    if outcomes["incomplete"]:
-        context.log.warning(f"{outcomes['incomplete']} file(s) end mid-stream and were left for a later run")
+    if outcomes["changing"]:
+        context.log.warning(f"{outcomes['changing']} file(s) changed while read, twice: left for a later run")
+    if outcomes["refused"]:
+        context.log.warning(f"{outcomes['refused']} file(s) refused as unreadable (see quarantine.listener_events)")
     yield dg.MaterializeResult(asset_key=LOG_KEYS[0], metadata={
         "dagster/row_count": total, "files_loaded": outcomes["loaded"], "files_unchanged": outcomes["unchanged"],
-        "files_incomplete": outcomes["incomplete"], "rows_loaded_this_run": rows,
+        "files_duplicate": outcomes["duplicate"], "files_refused": outcomes["refused"],
+        "files_changing": outcomes["changing"], "files_deleted": len(gone), "rows_loaded_this_run": rows,
         "formats_this_run": dict(formats),
     })
     yield dg.MaterializeResult(asset_key=LOG_KEYS[1], metadata={

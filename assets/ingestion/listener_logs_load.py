@@ -1,6 +1,13 @@
-"""Load access-log files into `raw.listener_events`: discovery, the per-file ledger, and a
-streamed COPY inside one transaction per file (memory stays bounded whatever the file size,
-and a load killed half-way leaves nothing behind)."""
+"""Load access-log files into `raw.listener_events`: discovery, the per-file ledger keyed by
+content, and a streamed COPY inside one transaction per file (memory stays bounded whatever the
+input: file size, line length, distinct addresses; a load killed half-way leaves nothing behind).
+
+The ledger (`ops.listener_log_files`) holds one row per file name, with the checksum of the
+content actually loaded (decompressed: `x.log` and its rotation `x.log.gz` have one checksum)
+and a status: `loaded`; `duplicate` (the content of another file of the tenant that is loaded:
+its rows are not loaded again); `refused` (a gzip that cannot be read, with a quarantined line
+saying why; the checksum is then of the file's bytes, so that version is not tried again);
+`deleted` (the file left the landing folder: its rows were removed)."""
 
 from __future__ import annotations
 
@@ -12,10 +19,11 @@ import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 import psycopg
@@ -23,6 +31,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from assets.ingestion.listener_logs_parse import IpAddress, IpHasher, parse_address
 from assets.ingestion.log_formats import JsonMapping, LogFormat, LogSource, detect_format
+from pipelines.settings import get_settings
 
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".inprogress", ".crdownload")
@@ -40,10 +49,6 @@ def parse_lines(fmt: LogFormat, lines: list[str]):
     return fmt.parse_batch(lines)
 
 
-class IncompleteFile(Exception):
-    """The file ends mid-stream (a gzip member cut short): not ready, try again later."""
-
-
 @dataclass(frozen=True)
 class LogFile:
     path: Path
@@ -53,14 +58,20 @@ class LogFile:
     size: int
     mtime: float
 
+    @property
+    def landing(self) -> Path:
+        """The landing folder the file was found in."""
+        return self.path.parents[len(Path(self.file_key).parts) - 1]
+
 
 @dataclass
 class FileLoad:
     file_key: str
-    status: str  # loaded | unchanged | incomplete
+    status: str  # loaded | unchanged | duplicate | refused | changing
     format: str | None = None
     rows: int = 0
     quarantined: Counter = field(default_factory=Counter)
+    address_cache_peak: int = 0  # the most client addresses the load held at once
 
 
 def discover(landing: Path, settle_seconds: float, now: float | None = None) -> list[LogFile]:
@@ -90,47 +101,171 @@ def discover(landing: Path, settle_seconds: float, now: float | None = None) -> 
     return found
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+GZIP_MAGIC = b"\x1f\x8b"
+EVIDENCE_BYTES = 1024  # what a line over the length limit keeps in quarantine
 
 
-def read_blocks(path: Path) -> Iterator[str]:
-    """The text of a plain or gzip file, streamed in blocks of whole lines (about BLOCK_BYTES
-    each, without the last newline). Bytes that are not UTF-8 are replaced (the line then
-    usually fails to parse and is quarantined); a newline is never part of a multi-byte
-    character, so decoding a block decodes each of its lines alike."""
-    opener = gzip.open if path.suffix == ".gz" else open
+class UnreadableFile(Exception):
+    """The file's bytes are not what they claim to be: a gzip stream cut short or corrupt."""
+
+    def __init__(self, reason_code: str, detail: str, line_no: int):
+        super().__init__(f"{reason_code}: {detail}")
+        self.reason_code = reason_code
+        self.detail = detail
+        self.line_no = line_no
+
+
+class FileChanged(Exception):
+    """The file was written to while it was read: what was read is no version of it."""
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """What bounds the loader's memory whatever the input: the longest line read (a longer one is
+    quarantined as `line_too_long`) and the client addresses cached per file."""
+
+    max_line_bytes: int = 64 << 10
+    address_cache: int = 500_000
+
+    @classmethod
+    def from_settings(cls) -> LoadLimits:
+        settings = get_settings()
+        return cls(settings.log_max_line_bytes, settings.log_address_cache_size)
+
+
+def content_chunks(path: Path, size: int | None = None) -> Iterator[bytes]:
+    """The content of a file in chunks: decompressed when it starts with gzip's magic bytes,
+    whatever its name (a `.gz` of plain text is read as text, a gzip named `.log` decompressed).
+    A gzip stream cut short or corrupt raises `UnreadableFile` (with the line it broke in)."""
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        size = size or BLOCK_BYTES
+        read, lines, pending, held = 0, 0, [], 0
+        try:  # read1: what a damaged stream gives before it breaks is counted
+            while piece := stream.read1(size):
+                read += len(piece)
+                lines += piece.count(b"\n")
+                pending.append(piece)
+                held += len(piece)
+                if held >= size:
+                    yield b"".join(pending)
+                    pending, held = [], 0
+            if pending:
+                yield b"".join(pending)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise UnreadableFile("unreadable_gzip", f"the gzip stream breaks after {read} bytes of content "
+                                 f"({lines} lines): {exc}; the whole file is refused", lines + 1) from exc
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """One version of a file: the checksum of its content (decompressed), or, when the content
+    cannot be read, of its bytes (`unreadable` then says why); and its size and time on disk."""
+
+    sha256: str
+    content_bytes: int
+    size: int
+    mtime_ns: int
+    inode: int
+    unreadable: UnreadableFile | None = None
+
+    def same_file(self, path: Path) -> bool:
+        stat = path.stat()
+        return (stat.st_size, stat.st_mtime_ns, stat.st_ino) == (self.size, self.mtime_ns, self.inode)
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    stat = path.stat()
+    digest, read, unreadable = hashlib.sha256(), 0, None
     try:
-        with opener(path, "rb") as handle:
-            rest = b""
-            while chunk := handle.read(BLOCK_BYTES):
-                block = rest + chunk
-                end = block.rfind(b"\n")
-                if end >= 0:
-                    yield block[:end].decode("utf-8", errors="replace")
-                rest = block[end + 1:]
-            if rest:
-                yield rest.decode("utf-8", errors="replace")
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise IncompleteFile(f"{path.name}: {exc}") from exc
+        for chunk in content_chunks(path, 1 << 20):
+            digest.update(chunk)
+            read += len(chunk)
+    except UnreadableFile as exc:
+        unreadable, digest, read = exc, hashlib.sha256(), 0
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return Fingerprint(digest.hexdigest(), read, stat.st_size, stat.st_mtime_ns, stat.st_ino, unreadable)
 
 
-def read_batches(path: Path) -> Iterator[tuple[Sequence[int], list[str]]]:
-    """(line numbers, lines) of the lines that are not blank, without their line ending."""
+def file_sha256(path: Path) -> str:
+    """The checksum the ledger keeps for a file: of its content, decompressed."""
+    return fingerprint(path).sha256
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than the limit: its first bytes (the evidence kept) and its length."""
+
+    prefix: bytes
+    length: int
+
+
+def read_blocks(chunks: Iterable[bytes], max_line_bytes: int) -> Iterator[bytes | LongLine]:
+    """The content in blocks of whole lines (a chunk's worth each, without the last newline),
+    and, between them, each line that outgrows `max_line_bytes` before its newline comes, as a
+    `LongLine`: such a line is never held whole, whatever its length."""
+    rest, long_line = b"", None
+    for chunk in chunks:
+        if long_line is not None:
+            end = chunk.find(b"\n")
+            if end < 0:
+                long_line = LongLine(long_line.prefix, long_line.length + len(chunk))
+                continue
+            yield LongLine(long_line.prefix, long_line.length + end)
+            long_line, chunk = None, chunk[end + 1:]
+        block = rest + chunk
+        end = block.rfind(b"\n")
+        if end >= 0:
+            yield block[:end]
+        rest = block[end + 1:]
+        if len(rest) > max_line_bytes:
+            long_line, rest = LongLine(rest[:EVIDENCE_BYTES], len(rest)), b""
+    if long_line is not None:
+        yield long_line
+    elif rest:
+        yield rest
+
+
+class Batch(NamedTuple):
+    numbers: Sequence[int]            # the line number of each line
+    lines: list[str]                  # the lines that are not blank, without their line ending
+    too_long: list[tuple[int, bytes, int]]  # (line number, first bytes, length) of lines over the limit
+
+
+def read_batches(source: Path | Iterable[bytes], max_line_bytes: int | None = None) -> Iterator[Batch]:
+    """The lines of a file (or of its content's chunks) in batches. A line longer than
+    `max_line_bytes` is not among the lines but in `too_long`. Bytes that are not UTF-8 are
+    replaced (the line then usually fails to parse and is quarantined); a newline is never part
+    of a multi-byte character, so decoding a block decodes each of its lines alike."""
+    limit = LoadLimits.from_settings().max_line_bytes if max_line_bytes is None else max_line_bytes
+    chunks = content_chunks(source) if isinstance(source, Path) else source
     first = 1
-    for text in read_blocks(path):
+    for block in read_blocks(chunks, limit):
+        if isinstance(block, LongLine):
+            yield Batch([], [], [(first, block.prefix, block.length)])
+            first += 1
+            continue
+        text = block.decode("utf-8", errors="replace")
         lines = text.split("\n")
+        too_long: list[tuple[int, bytes, int]] = []
+        if len(block) > limit and (not text.isascii() or max(map(len, lines)) > limit):
+            too_long = [(first + i, line[:EVIDENCE_BYTES], len(line))  # bytes, as the limit counts them
+                        for i, line in enumerate(block.split(b"\n")) if len(line) > limit]
         if "\r" in text:
             lines = [line.rstrip("\r") for line in lines]
-        if all(map(str.strip, lines)):
-            yield range(first, first + len(lines)), lines
+        if too_long:
+            dropped = {number - first for number, _, _ in too_long}
+            kept = [i for i, line in enumerate(lines) if i not in dropped and line.strip()]
+            yield Batch([first + i for i in kept], [lines[i] for i in kept], too_long)
+        elif all(map(str.strip, lines)):
+            yield Batch(range(first, first + len(lines)), lines, [])
         else:
             kept = [i for i, line in enumerate(lines) if line.strip()]
-            yield [first + i for i in kept], [lines[i] for i in kept]
+            yield Batch([first + i for i in kept], [lines[i] for i in kept], [])
         first += len(lines)
 
 
@@ -142,23 +277,30 @@ def in_networks(address: IpAddress, networks: list) -> bool:
 
 class ClientAddresses:
     """Hash, prefix hash, IP version and data-centre membership of the client addresses of one
-    file, each worked out once (listeners repeat)."""
+    file, each worked out once (listeners repeat). At most `limit` addresses are kept: when a
+    batch would go past it, the cache starts again from that batch's addresses, so a file of
+    millions of distinct addresses takes no more memory than one of a few."""
 
     SCHEMA = {"ip": pl.String, "ip_hash": pl.String, "ip_prefix_hash": pl.String, "ip_version": pl.Int16,
               "ip_datacenter": pl.Boolean}
 
-    def __init__(self, hasher: IpHasher, datacenters: list):
+    def __init__(self, hasher: IpHasher, datacenters: list, limit: int = LoadLimits.address_cache):
         self.hasher = hasher
         self.datacenters = datacenters
+        self.limit = limit
         self.known = pl.DataFrame(schema=self.SCHEMA)
+        self.largest = 0  # the most addresses held at once
 
     def including(self, ips: pl.Series) -> pl.DataFrame:
-        """The addresses seen so far, `ips` among them."""
+        """The addresses kept, `ips` among them."""
         distinct = ips.unique()
-        new = distinct.filter(~distinct.is_in(self.known["ip"].implode())).to_list()
-        if new:
-            described = zip(*(self._describe(ip) for ip in new))
-            self.known = pl.concat([self.known, pl.DataFrame([new, *described], schema=self.SCHEMA)])
+        new = distinct.filter(~distinct.is_in(self.known["ip"].implode()))
+        if self.known.height + new.len() > self.limit:
+            self.known, new = pl.DataFrame(schema=self.SCHEMA), distinct
+        if new.len():
+            described = zip(*(self._describe(ip) for ip in new.to_list()))
+            self.known = pl.concat([self.known, pl.DataFrame([new.to_list(), *described], schema=self.SCHEMA)])
+        self.largest = max(self.largest, self.known.height)
         return self.known
 
     def _describe(self, ip: str) -> tuple[str, str, int, bool]:
@@ -207,32 +349,157 @@ class QuarantineSpool:
                 copy.write_row(pickle.load(self._spool))
 
 
+LEDGER_UPSERT = """
+    insert into ops.listener_log_files as f (file_key, tenant_id, log_date, format, size_bytes, sha256, rows_loaded,
+        rows_quarantined, status, reason, duplicate_of, _batch_id)
+    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    on conflict (file_key) do update set tenant_id = excluded.tenant_id, log_date = excluded.log_date,
+        format = excluded.format, size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
+        rows_loaded = excluded.rows_loaded, rows_quarantined = excluded.rows_quarantined, status = excluded.status,
+        reason = excluded.reason, duplicate_of = excluded.duplicate_of, loaded_at = now(), _batch_id = excluded._batch_id
+"""
+
+
+def lock_tenant(cur: psycopg.Cursor, tenant_id: str) -> None:
+    """Serialize the ledger decisions of one tenant's files (which content is loaded where) for
+    the rest of the transaction: two runs never both load one content."""
+    cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"listener_logs:{tenant_id}",))
+
+
+def forget(cur: psycopg.Cursor, file_key: str, reason: str, batch_id: str) -> None:
+    """Remove what a file stored (its events and quarantined lines); its ledger row says why."""
+    cur.execute("delete from raw.listener_events where file_key = %s", (file_key,))
+    cur.execute("delete from quarantine.listener_events where file_key = %s", (file_key,))
+    cur.execute(
+        "update ops.listener_log_files set status = 'deleted', reason = %s, duplicate_of = null, rows_loaded = 0, "
+        "rows_quarantined = 0, loaded_at = now(), _batch_id = %s where file_key = %s",
+        (reason, batch_id, file_key),
+    )
+
+
+def present(landing: Path, file_key: str) -> bool | None:
+    """Whether the file is in the landing folder; None when its tenant's folder is not there at
+    all (a share not mounted is no deletion)."""
+    if not (landing / file_key.split("/", 1)[0]).is_dir():
+        return None
+    return (landing / file_key).is_file()
+
+
+def forget_missing(conn: psycopg.Connection, landing: Path, log_date: date, batch_id: str) -> list[str]:
+    """Remove the rows of the day's files that left the landing folder (deleted, renamed, rotated
+    to another name), and record each as `deleted` in the ledger."""
+    rows = conn.execute("select file_key, tenant_id from ops.listener_log_files "
+                        "where log_date = %s and status <> 'deleted' order by 1", (log_date,)).fetchall()
+    gone = []
+    for file_key, tenant_id in rows:
+        if present(landing, file_key) is False:
+            with conn.transaction(), conn.cursor() as cur:
+                lock_tenant(cur, tenant_id)
+                forget(cur, file_key, "the file left the landing folder", batch_id)
+            gone.append(file_key)
+    return gone
+
+
 def load_file(
     conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list | None = None,
-    mappings: dict[str, JsonMapping] | None = None,
+    mappings: dict[str, JsonMapping] | None = None, limits: LoadLimits | None = None,
 ) -> FileLoad:
-    """Load one file unless this very content is already loaded; replace an older version.
+    """Load one file unless its content is already loaded, under this name or (for the same
+    tenant) under another one; replace an older version. A file written to while it was read is
+    read again, once; if it changes again it is left for a later run (`changing`), nothing of the
+    read stored. A gzip that cannot be read is refused whole, with a quarantined line saying why.
 
     The format is detected from the file's first lines (`mappings`: the JSON field mappings of
     sources.yaml, besides the built-in ones) and recorded in the ledger; a file in no known
     format has every line refused as `unknown_format`. Data-centre membership is decided here,
     while the clear address is still in hand."""
-    sha = file_sha256(log.path)
-    previous = conn.execute(
-        "select sha256 from ops.listener_log_files where file_key = %s", (log.file_key,)
-    ).fetchone()
-    if previous and previous[0] == sha:
-        return FileLoad(log.file_key, "unchanged")
+    limits = limits or LoadLimits.from_settings()
+    for _ in range(2):
+        try:
+            return _load_version(conn, log, hasher, batch_id, datacenters or [], mappings, limits)
+        except FileChanged:
+            continue
+    return FileLoad(log.file_key, "changing")
+
+
+def _load_version(conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list,
+                  mappings: dict[str, JsonMapping] | None, limits: LoadLimits) -> FileLoad:
+    version = fingerprint(log.path)
+    with conn.transaction(), conn.cursor() as cur:
+        lock_tenant(cur, log.tenant_id)
+        if _is_current(cur, log, version):
+            return FileLoad(log.file_key, "unchanged")
+        if version.unreadable is not None:
+            return _refuse(cur, log, version, hasher, batch_id)
+        original = None
+        if version.content_bytes:
+            original = cur.execute(
+                "select file_key, format from ops.listener_log_files where tenant_id = %s and sha256 = %s "
+                "and status = 'loaded' and file_key <> %s order by loaded_at limit 1",
+                (log.tenant_id, version.sha256, log.file_key),
+            ).fetchone()
+        if original and present(log.landing, original[0]):
+            forget(cur, log.file_key, "", batch_id)
+            cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, original[1], version.size,
+                                        version.sha256, 0, 0, "duplicate", f"the content of {original[0]}",
+                                        original[0], batch_id))
+            return FileLoad(log.file_key, "duplicate", original[1])
+        if original:  # loaded under a name that is gone: this file takes its place
+            forget(cur, original[0], f"the file left the landing folder; its content is {log.file_key} now", batch_id)
+        return _copy_rows(cur, log, version, hasher, batch_id, datacenters, mappings, limits)
+
+
+def _is_current(cur: psycopg.Cursor, log: LogFile, version: Fingerprint) -> bool:
+    """Whether the ledger holds this file in this version: loaded or refused as it is, or a
+    duplicate of a file that is still loaded with this content and still there."""
+    row = cur.execute("select sha256, status, duplicate_of from ops.listener_log_files where file_key = %s",
+                      (log.file_key,)).fetchone()
+    if row is None or row[0] != version.sha256 or row[1] == "deleted":
+        return False
+    if row[1] != "duplicate":
+        return True
+    original = cur.execute("select 1 from ops.listener_log_files where file_key = %s and status = 'loaded' "
+                           "and sha256 = %s", (row[2], version.sha256)).fetchone()
+    return original is not None and bool(present(log.landing, row[2]))
+
+
+def _refuse(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, hasher: IpHasher, batch_id: str) -> FileLoad:
+    """Replace whatever the file stored by one quarantined line saying why it cannot be read."""
+    problem = version.unreadable
+    forget(cur, log.file_key, "", batch_id)
+    cur.execute(f"insert into quarantine.listener_events ({QuarantineSpool.COLUMNS}) values (%s, %s, %s, %s, %s, %s, %s)",
+                (log.tenant_id, log.file_key, problem.line_no, problem.reason_code, problem.detail, None, batch_id))
+    cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, "unreadable", version.size, version.sha256,
+                                0, 1, "refused", problem.detail, None, batch_id))
+    return FileLoad(log.file_key, "refused", "unreadable", quarantined=Counter({problem.reason_code: 1}))
+
+
+def _copy_rows(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, hasher: IpHasher, batch_id: str,
+               datacenters: list, mappings: dict[str, JsonMapping] | None, limits: LoadLimits) -> FileLoad:
+    """Replace the file's rows by those of its content, read once more and checked to be the
+    version fingerprinted (`FileChanged` otherwise, which rolls the transaction back)."""
     result = FileLoad(log.file_key, "loaded")
-    quarantine = QuarantineSpool()
     fmt: LogFormat | None = None
-    try:
-        with conn.transaction(), conn.cursor() as cur, quarantine:
-            cur.execute("delete from raw.listener_events where file_key = %s", (log.file_key,))
-            cur.execute("delete from quarantine.listener_events where file_key = %s", (log.file_key,))
-            addresses = ClientAddresses(hasher, datacenters or [])
+    digest = hashlib.sha256()
+
+    def hashed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            digest.update(chunk)
+            yield chunk
+
+    cur.execute("delete from raw.listener_events where file_key = %s", (log.file_key,))
+    cur.execute("delete from quarantine.listener_events where file_key = %s", (log.file_key,))
+    addresses = ClientAddresses(hasher, datacenters, limits.address_cache)
+    with QuarantineSpool() as quarantine:
+        try:
             with cur.copy(COPY_EVENTS, writer=QueuedLibpqWriter(cur)) as copy:
-                for numbers, lines in read_batches(log.path):
+                for numbers, lines, too_long in read_batches(hashed(content_chunks(log.path)), limits.max_line_bytes):
+                    for line_no, prefix, length in too_long:
+                        result.quarantined["line_too_long"] += 1
+                        evidence = hasher.redact(prefix.decode("utf-8", errors="replace")).replace("\x00", "\\0")
+                        quarantine.append((log.tenant_id, log.file_key, line_no, "line_too_long",
+                                           f"a line of {length} bytes, over the limit of {limits.max_line_bytes}; "
+                                           f"its first {len(prefix)} bytes are kept", evidence, batch_id))
                     if not lines:
                         continue
                     fmt = fmt or detect_format(lines, mappings)
@@ -243,22 +510,15 @@ def load_file(
                                            hasher.redact(lines[index]).replace("\x00", "\\0")[:4000], batch_id))
                     copy.write(copy_payload(events, numbers, addresses, log, fmt.name, batch_id))
                     result.rows += events.height
-            quarantine.copy_into(cur)
-            cur.execute(
-                """
-                insert into ops.listener_log_files as f (file_key, tenant_id, log_date, format, size_bytes, sha256,
-                    rows_loaded, rows_quarantined, _batch_id)
-                values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-                on conflict (file_key) do update set sha256 = excluded.sha256, size_bytes = excluded.size_bytes,
-                    format = excluded.format, rows_loaded = excluded.rows_loaded,
-                    rows_quarantined = excluded.rows_quarantined, loaded_at = now(), _batch_id = excluded._batch_id
-                """,
-                (log.file_key, log.tenant_id, log.log_date, fmt.name if fmt else "empty", log.size, sha, result.rows,
-                 quarantine.count, batch_id),
-            )
-    except IncompleteFile:
-        return FileLoad(log.file_key, "incomplete")
-    result.format = fmt.name if fmt else "empty"
+        except UnreadableFile as exc:  # it read whole a moment ago
+            raise FileChanged(log.file_key) from exc
+        if digest.hexdigest() != version.sha256 or not version.same_file(log.path):
+            raise FileChanged(log.file_key)
+        quarantine.copy_into(cur)
+        result.format = fmt.name if fmt else "empty"
+        result.address_cache_peak = addresses.largest
+        cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, result.format, version.size,
+                                    version.sha256, result.rows, quarantine.count, "loaded", None, None, batch_id))
     return result
 
 
