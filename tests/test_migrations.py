@@ -20,7 +20,8 @@ from tests.conftest import REPO_ROOT, query
 from tests.test_cli import run_cli
 
 HEAD = head_revision()
-REVISIONS = ["0001", "0002"]
+REVISIONS = sorted(path.name[:4] for path in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py"))
+NEXT = f"{int(HEAD) + 1:04d}"
 
 
 @pytest.fixture
@@ -52,14 +53,14 @@ def test_migrate_applies_each_revision_once_and_says_so(empty_db, tmp_path):
     assert HEAD == REVISIONS[-1]
     first = run_cli("migrate", data_dir=tmp_path, DATABASE_URL=empty_db)
     assert first.returncode == 0, first.stderr
-    assert "schema at 0002 (head), from an empty or pre-migration warehouse: applied 0001, 0002" in first.stdout
+    assert f"schema at {HEAD} (head), from an empty or pre-migration warehouse: applied {', '.join(REVISIONS)}" in first.stdout
     catalog = _catalog(empty_db)
     assert len(catalog) > 300
     assert query(empty_db, "select version_num from alembic_version") == [(HEAD,)]
 
     again = run_cli("migrate", data_dir=tmp_path, DATABASE_URL=empty_db)
     assert again.returncode == 0, again.stderr
-    assert "schema at 0002 (head), nothing to apply" in again.stdout
+    assert f"schema at {HEAD} (head), nothing to apply" in again.stdout
     assert _catalog(empty_db) == catalog
 
 
@@ -99,7 +100,7 @@ def test_asset_runs_refuse_a_warehouse_at_another_revision_with_one_line(empty_d
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("update alembic_version set version_num = '0001'")
     assert run().endswith(f"warehouse schema at 0001, code expects {HEAD}: run `podcast-analytics migrate`")
-    assert migrate(empty_db).applied == ["0002"]
+    assert migrate(empty_db).applied == REVISIONS[1:]
     require_schema(empty_db)  # and at the head, the check passes (and is cached for this process)
 
 
@@ -133,7 +134,7 @@ def test_reader_roles_get_statement_and_idle_transaction_timeouts(empty_db, admi
         with psycopg.connect(empty_db, autocommit=True) as conn:
             conn.execute("delete from alembic_version")
             conn.execute("insert into alembic_version values ('0001')")
-        assert migrate(empty_db).applied == ["0002"]
+        assert migrate(empty_db).applied == REVISIONS[1:]
         settings = dict(query(admin_url, """
             select r.rolname, s.setconfig from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
             where s.setdatabase = 0 and r.rolname = any(%s)""", (["podcast_reader", role],)))
@@ -151,15 +152,15 @@ def test_a_new_revision_is_one_file(tmp_path, fresh_db):
     location = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
     path = new_revision("Example table for reports", script_location=location)
-    assert path == location / "versions" / "0003_example_table_for_reports.py"
+    assert path == location / "versions" / f"{NEXT}_example_table_for_reports.py"
     text = path.read_text()
-    assert "revision = '0003'" in text and "down_revision = '0002'" in text
+    assert f"revision = '{NEXT}'" in text and f"down_revision = '{HEAD}'" in text
     path.write_text(text.replace("-- the statements of this revision",
                                  "create table if not exists ops.example (example_id integer primary key);"))
-    assert head_revision(location) == "0003"
-    assert migrate(fresh_db, script_location=location).applied == ["0003"]
+    assert head_revision(location) == NEXT
+    assert migrate(fresh_db, script_location=location).applied == [NEXT]
     assert query(fresh_db, "select to_regclass('ops.example') is not null") == [(True,)]
-    with pytest.raises(WarehouseError, match=f"warehouse schema at 0003, code expects {HEAD}: run"):
+    with pytest.raises(WarehouseError, match=f"warehouse schema at {NEXT}, code expects {HEAD}: run"):
         require_schema(fresh_db)
 
 

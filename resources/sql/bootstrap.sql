@@ -222,14 +222,6 @@ create table if not exists ops.listener_log_files (
     loaded_at         timestamptz not null default now(),
     _batch_id         text
 );
--- The ledger is keyed by content: sha256 is the checksum of the content loaded (decompressed).
--- status: loaded | duplicate (the content of `duplicate_of`, a loaded file of the same tenant;
--- nothing loaded) | refused (unreadable gzip; sha256 of the file's bytes, one quarantined line)
--- | deleted (the file left the landing folder; its rows were removed). reason says why.
-alter table ops.listener_log_files add column if not exists status text not null default 'loaded';
-alter table ops.listener_log_files add column if not exists reason text;
-alter table ops.listener_log_files add column if not exists duplicate_of text;
-create index if not exists listener_log_files_content_idx on ops.listener_log_files (tenant_id, sha256);
 
 -- User-agent patterns in the OPAWG user-agents-v2 shape (bots, apps, libraries, browsers, devices).
 create table if not exists raw.user_agent_patterns (
