@@ -36,7 +36,7 @@ def build_resources() -> dict:
             warehouse_db=settings.warehouse_db,
             dagster_db=settings.dagster_db,
         ),
-        "http": HttpResource(),
+        "http": HttpResource(deadline_seconds=settings.http_deadline_seconds),
         "dbt": dbt_resource(),
         "report_store": ReportStoreResource(base_url=settings.resolved_reports_url(),
                                             retention_days=settings.report_retention_days),

@@ -53,6 +53,7 @@ class RssSources(BaseModel):
     max_attempts: int | None = None
     max_bytes: int | None = None
     max_redirects: int | None = None
+    deadline_seconds: float | None = None
     concurrency: int | None = None
     # False (the default): XML that is not well-formed is recovered, as feedparser and podcast
     # apps do, and its feed and episodes are marked `parse_degraded`; true quarantines it as
@@ -364,7 +365,8 @@ def ingest_rss(
     base = default_policy or FetchPolicy()
     overrides = {
         k: getattr(sources, k)
-        for k in ("allow_private_hosts", "timeout_seconds", "max_attempts", "max_bytes", "max_redirects")
+        for k in ("allow_private_hosts", "timeout_seconds", "max_attempts", "max_bytes", "max_redirects",
+                  "deadline_seconds")
         if getattr(sources, k) is not None
     }
     policy = FetchPolicy(**{**base.__dict__, **overrides})
