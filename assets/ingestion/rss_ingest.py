@@ -36,7 +36,7 @@ from resources.http import Fetcher, FetchPolicy, FetchResult
 
 
 # Raised when the parser's rules change what a body gives: stored bodies are then parsed again.
-PARSER_REVISION = 2
+PARSER_REVISION = 3
 
 
 class FeedSource(BaseModel):
