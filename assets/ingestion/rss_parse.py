@@ -181,6 +181,16 @@ def valid_http_url(value: str | None) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and " " not in value
 
 
+def _join(base: str, link: str | None) -> str | None:
+    """`link` resolved against the feed's URL; as written when it cannot be (`safe_url` judges it)."""
+    if not link:
+        return None
+    try:
+        return urljoin(base, link)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return link
+
+
 def safe_url(value: str | None, where: str, warnings: Warnings) -> str | None:
     """`value` unless it names a scheme other than http(s): `javascript:`, `data:`, `file:`...
     would run or read something where the link is shown or followed (null, with a warning).
@@ -694,7 +704,7 @@ def _channel_basics(raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
     link = _text(raw, "link")
     return {
         "title": _text(raw, "title"),
-        "link": urljoin(feed_url, link) if link else None,
+        "link": _join(feed_url, link),
         "description_html": _text(raw, "description") or _text(raw, "itunes:summary") or _text(raw, "itunes:subtitle"),
         "language": _text(raw, "language"),
         "author": _text(raw, "managingEditor") or _text(raw, "dc:creator"),
@@ -761,7 +771,7 @@ def _item_basics(raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
     published_raw = _text(raw, "pubDate") or _text(raw, "dc:date")
     return {
         "title": _text(raw, "title"),
-        "link": urljoin(feed_url, link) if link else None,
+        "link": _join(feed_url, link),
         "description_html": _text(raw, "description") or _text(raw, "content:encoded") or _text(raw, "itunes:summary"),
         "published_raw": published_raw,
         "published": parse_date_struct(published_raw) if published_raw else None,
