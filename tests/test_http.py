@@ -257,3 +257,42 @@ def test_every_resolved_address_is_checked_before_connecting(server):
         result = fetcher.fetch(f"http://feed.rebind.test:{port}/ok")
     assert result.error_code == "private_address" and "127.0.0.1" in result.error
     assert resolver.lookups == 1 and Misbehaving.hits.get("/ok", 0) == before
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """HTTPS on loopback with a self-signed certificate for `feed.rebind.test` (trusted through
+    SSL_CERT_FILE by the test using it); records the server name each handshake asked for."""
+    import ssl
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=feed.rebind.test",
+                    "-addext", "subjectAltName=DNS:feed.rebind.test", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1], cert, names
+    httpd.shutdown()
+
+
+def test_a_pinned_https_connection_still_names_and_verifies_the_host(tls_server, monkeypatch):
+    """Connecting to the resolved address keeps TLS about the name: SNI carries it and the
+    certificate is checked against it (a name the certificate does not hold is refused)."""
+    port, cert, names = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    resolver = Resolver(["127.0.0.1"])
+    policy = FetchPolicy(allow_private_hosts=True, timeout_seconds=2.0, max_attempts=1)
+    with Fetcher(policy, resolve=resolver) as fetcher:
+        ok = fetcher.fetch(f"https://feed.rebind.test:{port}/echo-host")
+        wrong = fetcher.fetch(f"https://other.rebind.test:{port}/echo-host")
+    assert ok.ok and ok.body == f"feed.rebind.test:{port}".encode()
+    assert names[:2] == ["feed.rebind.test", "other.rebind.test"]
+    assert wrong.error_code == "connection_error" and "CERTIFICATE_VERIFY_FAILED" in wrong.error
