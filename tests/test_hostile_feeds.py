@@ -68,6 +68,9 @@ ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {
                                 rss(TWO_ITEMS, encoding="iso-8859-1").encode()),
     "/ok/stray-bytes.xml": (200, {"Content-Type": "application/rss+xml"},
                             rss(TWO_ITEMS).encode().replace(b"one", b"o\xffne")),
+    "/ok/char-refs.xml": (200, {"Content-Type": "application/rss+xml"},
+                          rss(item("a", "nul &#0; surrogate &#xD800; &#55296; beyond &#x110000; fine &#233;")
+                              + item("b", "b & c")).encode()),
     "/ok/unsafe-urls.xml": (200, {"Content-Type": "application/rss+xml"},
                             rss(UNSAFE_URLS, "<link>javascript:alert(1)</link>").encode()),
     # Bodies that are refused.
@@ -98,6 +101,7 @@ STORED = {  # path -> (episodes stored, item rejections, warning expected in par
     "/ok/nul-title.xml": (2, 0, "NUL or surrogate characters removed"),
     "/ok/declared-latin1.xml": (2, 0, "declared iso-8859-1 but the bytes are UTF-8: read as UTF-8"),
     "/ok/stray-bytes.xml": (2, 0, "declared UTF-8 but 1 byte sequence(s) are not UTF-8: replaced with U+FFFD"),
+    "/ok/char-refs.xml": (2, 0, "recovered from SAXParseException"),
     "/ok/unsafe-urls.xml": (1, 1, "item link: URL with scheme 'javascript' dropped"),
 }
 REFUSED = {
@@ -232,6 +236,8 @@ def test_text_is_stored_as_written_whatever_the_encoding_said(polled):
     assert titles[base + "/ok/declared-latin1.xml#a"] == "Caf\u00e9 \u2013 one"
     assert titles[base + "/ok/declared-latin1.xml#b"] == "Na\u00efve two"
     assert titles[base + "/ok/stray-bytes.xml#a"] == "Caf\u00e9 \u2013 o\ufffdne"  # the rest still UTF-8
+    # References to characters no text may hold (which crashed feedparser's recovery) read as U+FFFD.
+    assert titles[base + "/ok/char-refs.xml#a"] == "nul \ufffd surrogate \ufffd \ufffd beyond \ufffd fine \u00e9"
     utf16 = query(url, "select guid, title from raw.rss_episodes where feed_url = %s order by guid", (base + "/ok/utf16.xml",))
     utf8 = query(url, "select guid, title from raw.rss_episodes where feed_url = %s and tenant_id = 't1' order by guid",
                  (base + "/ok/example.xml",))

@@ -508,6 +508,20 @@ def has_entity_declarations(body: bytes, content_type: str | None = None) -> boo
     return False
 
 
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,16})|([0-9]{1,20}));")
+
+
+def _storable_char_refs(body: bytes) -> bytes:
+    """Character references to what no text may hold (NUL, surrogates, beyond U+10FFFF) as U+FFFD:
+    expat refuses them, feedparser's recovery crashes on them (a surrogate cannot be encoded)."""
+    def replace(match: re.Match) -> bytes:
+        hexa, decimal = match.groups()
+        code = int(hexa, 16) if hexa else int(decimal)
+        return b"&#xFFFD;" if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else match.group(0)
+
+    return _CHAR_REF.sub(replace, body) if b"&#" in body else body
+
+
 _SINGLE_BYTE = {"iso-8859-1", "iso8859-1", "iso_8859-1", "latin-1", "latin1", "l1", "windows-1252", "cp1252",
                 "us-ascii", "ascii", "iso-8859-15", "latin-9"}
 _UTF8 = {"utf-8", "utf8"}
@@ -590,8 +604,9 @@ def parse_feed(
     if capture is not None and capture.root == "rss" and capture._container_depth is not None:
         result.podcast = _podcast_record(_channel_basics(capture.channel, feed_url), capture.channel, "rss20", "utf-8")
         entries = [(_item_basics(raw, feed_url), raw) for raw in capture.items]
-        return _collect(result, entries)
+        return _collect(result, entries, from_expat=True)
 
+    body = _storable_char_refs(body)
     headers = {"content-location": feed_url}
     if content_type:
         headers["content-type"] = content_type
@@ -642,11 +657,15 @@ def parse_feed(
     return _collect(result, entries)
 
 
-def _collect(result: ParsedFeed, entries: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> ParsedFeed:
+def _collect(result: ParsedFeed, entries: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+             from_expat: bool = False) -> ParsedFeed:
+    """Records and rejections from the entries. Values expat read from the bytes need no scrubbing:
+    it refuses NUL and surrogates, even as character references."""
     notes = Warnings()
     seen_guids: set[str] = set()
     for position, (basics, raw) in enumerate(entries):
-        basics, raw = scrub(basics, notes), scrub(raw, notes)
+        if not from_expat:
+            basics, raw = scrub(basics, notes), scrub(raw, notes)
         record, rejection = _episode_record(basics, raw, position, result.degraded, notes)
         if rejection is None and record["guid"] in seen_guids:
             rejection = Rejection("duplicate_guid", f"guid {record['guid']!r} already used by an earlier item")
