@@ -239,7 +239,7 @@ class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport over a `GuardedBackend` (no proxy: connections go to checked addresses)."""
 
     def __init__(self, policy: FetchPolicy, limits: httpx.Limits, resolve: Callable[..., list] = socket.getaddrinfo):
-        super().__init__(limits=limits)
+        # HTTPTransport's own __init__ only builds `_pool`, from options this pool does not need.
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
             max_connections=limits.max_connections,
