@@ -28,7 +28,6 @@ import codecs
 import hashlib
 import json
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
@@ -39,7 +38,7 @@ import psycopg
 import yaml
 from pydantic import BaseModel, Field
 
-from assets.ingestion.rss_parse import ParsedFeed, Rejection, content_hash, parse_feed
+from assets.ingestion.rss_parse import UNSTORABLE, ParsedFeed, Rejection, content_hash, parse_feed
 from resources.adaptive_pool import map_adaptive
 from resources.http import Fetcher, FetchPolicy, FetchResult
 
@@ -240,16 +239,13 @@ def _row(record: dict[str, Any], columns: tuple[str, ...]) -> tuple:
     return tuple(json.dumps(record.get(c), default=str) if c in JSON_COLUMNS else record.get(c) for c in columns)
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
 def pg_text(value: str | None, limit: int | None = None) -> str | None:
     """Text PostgreSQL accepts: no NUL, no lone surrogate (error messages and evidence quote
     whatever the server sent)."""
     if value is None:
         return None
     value = value[:limit] if limit else value
-    return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+    return UNSTORABLE.sub("\ufffd", value) if UNSTORABLE.search(value) else value
 
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
@@ -275,6 +271,7 @@ class _FeedWrite:
     feed_state: dict[str, tuple[str | None, str | None]] | None = None
     item_state: dict[tuple[str, str], Rejection] | None = None
     episodes_seen: int = 0
+    item_rejections: Counter = field(default_factory=Counter)
     degraded: bool = False
 
 
@@ -307,6 +304,7 @@ def _feed_write(o: FeedOutcome, batch_id: str, parse_options: str | None) -> _Fe
         record = dict(episode, tenant_id=o.source.tenant_id, feed_url=o.source.url, _batch_id=batch_id)
         unit.episode_rows.append(_row(record, EPISODE_COLUMNS))
     for rej in parsed.rejected:
+        unit.item_rejections[rej.reason_code] += 1
         unit.item_state[(rej.item_key, rej.reason_code)] = rej
     return unit
 
@@ -365,8 +363,7 @@ def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_
             stats.feed_errors[reason] += 1
         stats.degraded_feeds += unit.degraded
         stats.episodes_seen += unit.episodes_seen
-        for _, reason in unit.item_state or {}:
-            stats.item_rejections[reason] += 1
+        stats.item_rejections.update(unit.item_rejections)
     return stats
 
 

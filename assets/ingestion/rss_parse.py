@@ -207,16 +207,16 @@ def safe_url(value: str | None, where: str, warnings: Warnings) -> str | None:
     return value
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # what PostgreSQL text and jsonb refuse
 
 
 def scrub(value: Any, warnings: Warnings) -> Any:
     """`value` (text, or dicts and lists of it) without the characters PostgreSQL text and
     jsonb refuse: NUL and lone surrogates."""
     if isinstance(value, str):
-        if _UNSTORABLE.search(value):
+        if UNSTORABLE.search(value):
             warnings.add("NUL or surrogate characters removed", value)
-            return _UNSTORABLE.sub("", value)
+            return UNSTORABLE.sub("", value)
         return value
     if isinstance(value, dict):
         return {scrub(k, warnings): scrub(v, warnings) for k, v in value.items()}
@@ -234,7 +234,7 @@ class Warnings:
 
     def add(self, kind: str, example: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        self.examples.setdefault(kind, _UNSTORABLE.sub("", example)[:80])
+        self.examples.setdefault(kind, UNSTORABLE.sub("", example)[:80])
 
     def lines(self) -> list[str]:
         return [f"{kind} ({n}x, first {self.examples[kind]!r})" for kind, n in self.counts.items()]
