@@ -39,7 +39,7 @@ def build_resources() -> dict:
             statement_timeout=settings.pg_statement_timeout,
             dbt_lock_timeout=settings.dbt_lock_timeout,
         ),
-        "http": HttpResource(),
+        "http": HttpResource(deadline_seconds=settings.http_deadline_seconds),
         "dbt": dbt_resource(),
         "report_store": ReportStoreResource(base_url=settings.resolved_reports_url(),
                                             retention_days=settings.report_retention_days),

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # Unattended operation (pipelines/schedules.py): how often feeds are polled, and how often the
     # automation sensor evaluates the dbt models' and reports' automation conditions.
     rss_poll_cron: str = "*/15 * * * *"
+    # The most one HTTP fetch of a source may take, redirects and retries included (a server
+    # trickling its answer is cut off; sources.yaml's `rss.deadline_seconds` overrides it for feeds).
+    http_deadline_seconds: float = 60.0
     automation_interval_seconds: int = 30
     # A report whose marts a running build is about to bring up to date waits this long for it.
     report_wait_for_builds_seconds: float = 1800.0

@@ -1,8 +1,17 @@
-"""HTTP fetching for hostile sources: timeouts, retries that honour Retry-After, size caps,
-manual redirects with a limit, and a URL guard against non-http(s) schemes and private hosts.
+"""HTTP fetching for hostile sources: timeouts, a total deadline per fetch, retries that honour
+Retry-After, size caps, manual redirects with a limit, and a guard against non-http(s) schemes
+and private hosts.
 
 httpx only retries connection set-up; retries here go through `stamina`, whose backoff hook
 lets a server's `Retry-After` decide the wait.
+
+httpx's timeouts bound each network operation, not a request: a server sending one byte every
+few seconds never trips them. The fetcher's connections go through `GuardedBackend`, an httpcore
+network backend that gives every read, write and connect at most the time left before the
+fetch's deadline. The same backend resolves the host once, refuses it if any address it
+resolves to is private, and connects to those checked addresses: a second lookup (DNS
+rebinding) cannot send the connection elsewhere. TLS still names the host (SNI and certificate
+checks), and the Host header is the URL's.
 """
 
 from __future__ import annotations
@@ -10,13 +19,16 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import socket
+import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import dagster as dg
+import httpcore
 import httpx
 import stamina
 
@@ -57,6 +69,9 @@ class FetchPolicy:
     max_retry_after_seconds: float = 30.0
     max_bytes: int = 10 * 1024 * 1024
     max_redirects: int = 5
+    # The most one fetch may take, redirects and retries included: a server that trickles its
+    # answer is cut off (`deadline_exceeded`) however often it sends a byte.
+    deadline_seconds: float = 60.0
     allow_private_hosts: bool = False
     allowed_hosts: tuple[str, ...] = ()  # exact host names exempt from the private-address rule
     allowed_schemes: tuple[str, ...] = ("http", "https")
@@ -112,25 +127,126 @@ def _is_public(address: str) -> bool:
     )
 
 
-def check_url(url: str, policy: FetchPolicy) -> None:
-    """Refuse schemes other than http(s) and, unless allowed, hosts resolving to private ranges."""
-    parts = urlsplit(url)
+def check_target(url: str, policy: FetchPolicy) -> SplitResult:
+    """Refuse schemes other than http(s) and URLs without a usable host (no network access)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number in range)
+        httpx.URL(url).host  # noqa: B018 (raises on a host IDNA refuses)
+    except (ValueError, httpx.InvalidURL) as exc:  # IDNA errors are ValueErrors too
+        raise FetchError("invalid_url", f"{url[:200]!r} is not a valid URL: {exc}") from exc
     if parts.scheme.lower() not in policy.allowed_schemes:
         raise FetchError("scheme_not_allowed", f"scheme {parts.scheme or '(none)'!r} is not allowed")
     if not parts.hostname:
-        raise FetchError("invalid_url", f"no host in {url!r}")
-    if policy.allow_private_hosts or parts.hostname.lower() in policy.allowed_hosts:
-        return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+        raise FetchError("invalid_url", f"no host in {url[:200]!r}")
+    return parts
+
+
+def resolve_checked(host: str, port: int, policy: FetchPolicy,
+                    resolve: Callable[..., list] = socket.getaddrinfo) -> list[str]:
+    """The addresses `host` resolves to, in resolver order, once every one of them is allowed:
+    public, unless the policy allows private hosts or exempts this host by name."""
+    guarded = not (policy.allow_private_hosts or host.lower() in policy.allowed_hosts)
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise FetchError("dns_error", f"cannot resolve {parts.hostname}: {exc}") from exc
-    for info in infos:
-        if not _is_public(info[4][0]):
-            raise FetchError(
-                "private_address", f"{parts.hostname} resolves to non-public address {info[4][0]}"
-            )
+        infos = resolve(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        if guarded:
+            raise FetchError("dns_error", f"cannot resolve {host}: {exc}") from exc
+        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if guarded:
+        for address in addresses:
+            if not _is_public(address):
+                raise FetchError("private_address", f"{host} resolves to non-public address {address}")
+    return addresses
+
+
+def check_url(url: str, policy: FetchPolicy) -> None:
+    """Refuse schemes other than http(s) and, unless allowed, hosts resolving to private ranges.
+
+    For clients that connect by name afterwards; the feed fetcher checks the addresses it
+    connects to instead (`GuardedBackend`)."""
+    parts = check_target(url, policy)
+    resolve_checked(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80), policy)
+
+
+# The monotonic time by which the fetch running in this thread must end (`Fetcher.fetch` sets
+# it; the fetcher's requests are blocking calls, each in one thread).
+_deadline = threading.local()
+
+
+def _bounded(timeout: float | None) -> float | None:
+    """`timeout` shortened to the time left before this thread's deadline; past it, the fetch
+    ends with `deadline_exceeded`."""
+    at = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    remaining = at - time.monotonic()
+    if remaining <= 0:
+        raise FetchError("deadline_exceeded", f"no complete answer within {_deadline.seconds:g}s")
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+class _GuardedStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None, timeout: float | None = None
+                  ) -> httpcore.NetworkStream:
+        return _GuardedStream(self._inner.start_tls(ssl_context, server_hostname, _bounded(timeout)))
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """httpcore's blocking backend, connecting only to addresses `resolve_checked` allowed and
+    keeping every network operation within the fetch's deadline (see the module docstring)."""
+
+    def __init__(self, policy: FetchPolicy, resolve: Callable[..., list] = socket.getaddrinfo):
+        self.policy = policy
+        self.resolve = resolve
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options=None) -> httpcore.NetworkStream:
+        failure: Exception | None = None
+        for address in resolve_checked(host, port, self.policy, self.resolve):
+            try:
+                return _GuardedStream(self._inner.connect_tcp(address, port, _bounded(timeout), local_address,
+                                                              socket_options))
+            except httpcore.ConnectError as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"{host} resolves to no address")
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options=None):
+        raise httpcore.ConnectError("unix sockets are not used for feeds")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport over a `GuardedBackend` (no proxy: connections go to checked addresses)."""
+
+    def __init__(self, policy: FetchPolicy, limits: httpx.Limits, resolve: Callable[..., list] = socket.getaddrinfo):
+        # HTTPTransport's own __init__ only builds `_pool`, from options this pool does not need.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(policy, resolve),
+        )
 
 
 def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
@@ -203,15 +319,32 @@ class Fetcher:
     gives the same bounded concurrency.
     """
 
-    def __init__(self, policy: FetchPolicy, client: httpx.Client | None = None, pool_size: int = 64):
+    def __init__(self, policy: FetchPolicy, client: httpx.Client | None = None, pool_size: int = 64,
+                 resolve: Callable[..., list] = socket.getaddrinfo):
         self.policy = policy
         self._own_client = client is None
+        # A client from outside connects by name: its URLs are checked by a lookup of their own.
+        self._check = check_url if client is not None else check_target
+        limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
         self.client = client or FeedClient(
             timeout=httpx.Timeout(policy.timeout_seconds, connect=policy.connect_timeout_seconds),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+            transport=GuardedTransport(policy, limits, resolve),
+            event_hooks={"response": [self._check_location]},
         )
+
+    def _check_location(self, response: httpx.Response) -> None:
+        """Refuse a redirect to an unusable URL with its reason, before httpx reads the Location
+        itself (it builds the next request even when not following, and fails on such URLs)."""
+        location = response.headers.get("location")
+        if response.status_code not in REDIRECT_STATUS or not location:
+            return
+        try:
+            target = urljoin(str(response.request.url), location)
+        except ValueError as exc:
+            raise FetchError("invalid_url", f"redirect to {location[:200]!r}: {exc}", response.status_code) from exc
+        check_target(target, self.policy)
 
     def close(self) -> None:
         if self._own_client:
@@ -226,7 +359,7 @@ class Fetcher:
     def _once(self, url: str, headers: dict[str, str]) -> FetchResult:
         current = url
         for _ in range(self.policy.max_redirects + 1):
-            check_url(current, self.policy)
+            self._check(current, self.policy)
             try:
                 with self.client.stream("GET", current, headers=headers) as response:
                     status = response.status_code
@@ -236,7 +369,10 @@ class Fetcher:
                         location = response.headers.get("location")
                         if not location:
                             raise FetchError("bad_redirect", f"{status} without Location", status)
-                        current = urljoin(current, location)
+                        try:
+                            current = urljoin(current, location)
+                        except ValueError as exc:
+                            raise FetchError("invalid_url", f"redirect to {location[:200]!r}: {exc}", status) from exc
                         continue
                     if status in RETRYABLE_STATUS:
                         raise _Retryable(
@@ -256,7 +392,10 @@ class Fetcher:
                     result.body = _read_capped(response, self.policy.max_bytes)
                     return result
             except httpx.TimeoutException as exc:
+                _bounded(None)  # past the deadline: deadline_exceeded, not a timeout to retry
                 raise _Retryable("timeout", f"{type(exc).__name__} after {self.policy.timeout_seconds}s") from exc
+            except httpx.InvalidURL as exc:
+                raise FetchError("invalid_url", f"{current[:200]!r} is not a valid URL: {exc}") from exc
             except httpx.TransportError as exc:
                 raise _Retryable("connection_error", f"{type(exc).__name__}: {exc}") from exc
         raise FetchError("too_many_redirects", f"more than {self.policy.max_redirects} redirects")
@@ -265,7 +404,8 @@ class Fetcher:
         if not isinstance(exc, _Retryable):
             return False
         if exc.retry_after is not None:
-            return min(exc.retry_after, self.policy.max_retry_after_seconds)
+            wait = min(exc.retry_after, self.policy.max_retry_after_seconds)
+            return wait if wait < _deadline.at - time.monotonic() else False
         return True
 
     def _retry(self, url: str, headers: dict[str, str], first: _Retryable) -> tuple[FetchResult, int]:
@@ -278,7 +418,7 @@ class Fetcher:
             for attempt in stamina.retry_context(
                 on=self._backoff,
                 attempts=self.policy.max_attempts,
-                timeout=self.policy.retry_budget_seconds,
+                timeout=min(self.policy.retry_budget_seconds, max(0.0, _deadline.at - time.monotonic())),
                 wait_initial=self.policy.wait_initial_seconds,
                 wait_max=self.policy.wait_max_seconds,
                 wait_jitter=self.policy.wait_initial_seconds,
@@ -287,6 +427,7 @@ class Fetcher:
                     if pending is not None:
                         failed, pending = pending, None
                         raise failed
+                    _bounded(None)
                     attempts += 1
                     return self._once(url, headers), attempts
         except (FetchError, _Retryable) as exc:
@@ -304,6 +445,7 @@ class Fetcher:
         started = time.perf_counter()
         attempts = 1
         result: FetchResult
+        _deadline.at, _deadline.seconds = time.monotonic() + self.policy.deadline_seconds, self.policy.deadline_seconds
         try:
             try:
                 result = self._once(url, headers)
@@ -315,6 +457,8 @@ class Fetcher:
                 url=url, final_url=url, status_code=exc.status_code,
                 error_code=exc.code, error=exc.detail,
             )
+        finally:
+            _deadline.at = None
         result.attempts = attempts
         result.duration_ms = (time.perf_counter() - started) * 1000
         return result
@@ -327,6 +471,7 @@ class HttpResource(dg.ConfigurableResource):
     max_attempts: int = 3
     max_bytes: int = 10 * 1024 * 1024
     max_redirects: int = 5
+    deadline_seconds: float = 60.0  # PODCAST_HTTP_DEADLINE_SECONDS in the deployed definitions
     concurrency: int = 32
     allow_private_hosts: bool = False
 
@@ -336,6 +481,7 @@ class HttpResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             max_bytes=self.max_bytes,
             max_redirects=self.max_redirects,
+            deadline_seconds=self.deadline_seconds,
             allow_private_hosts=self.allow_private_hosts,
         )
         base.update({k: v for k, v in overrides.items() if v is not None})

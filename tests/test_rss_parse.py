@@ -287,3 +287,75 @@ def test_real_malformed_feeds_are_recovered():
 def test_enclosure_length_is_bigint(raw, length):
     item = f'<item><title>A</title><guid>a</guid><enclosure url="https://c/a.mp3" length="{raw}" type="audio/mpeg"/></item>'
     assert parse_feed(_rss(item), "https://e/f").episodes[0]["enclosure_length"] == length
+
+
+# --- hostile encodings and values (issue 15) ---------------------------------------------------
+
+BOMB = '<!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+
+
+@pytest.mark.parametrize(("codec", "declared"), [
+    ("utf-32", "utf-32"), ("utf-32-le", "utf-32"), ("utf-32-be", "utf-32"), ("utf-16", "utf-16"),
+    ("utf-16-le", "utf-16"), ("utf-16-be", "utf-16"), ("utf-7", "utf-7"), ("cp037", "cp037"),
+])
+def test_entity_declarations_are_refused_in_every_encoding(codec, declared):
+    text = _rss(f"<item><title>&b;</title>{ENCLOSURE}</item>", BOMB).decode().replace('encoding="utf-8"', f'encoding="{declared}"')
+    result = parse_feed(text.encode(codec), "https://example.com/f", "application/rss+xml")
+    assert result.feed_error is not None and result.feed_error.reason_code == "xml_entities_forbidden"
+
+
+def test_a_utf8_feed_declared_latin1_is_read_as_utf8_with_a_warning():
+    body = _rss(f"<item><guid>g</guid><title>Caf\u00e9 \u2013 \u00fcber</title>{ENCLOSURE}</item>").replace(b"utf-8", b"ISO-8859-1")
+    for content_type in (None, "application/rss+xml; charset=iso-8859-1"):
+        result = parse_feed(body, "https://example.com/f", content_type)
+        assert result.episodes[0]["title"] == "Caf\u00e9 \u2013 \u00fcber"
+        assert result.warnings == ["declared iso-8859-1 but the bytes are UTF-8: read as UTF-8"]
+
+
+def test_real_latin1_is_left_to_its_declaration():
+    body = _rss(f"<item><guid>g</guid><title>Caf\u00e9</title>{ENCLOSURE}</item>").decode()
+    result = parse_feed(body.replace("utf-8", "iso-8859-1").encode("latin-1"), "https://example.com/f")
+    assert result.episodes[0]["title"] == "Caf\u00e9" and result.warnings == []
+
+
+def test_stray_bytes_in_utf8_become_replacement_characters_with_a_warning():
+    body = _rss(f"<item><guid>g</guid><title>Caf\u00e9 \x01X</title>{ENCLOSURE}</item>").replace(b"\x01X", b"\xc3\x28")
+    result = parse_feed(body, "https://example.com/f")
+    assert result.episodes[0]["title"] == "Caf\u00e9 \ufffd("
+    assert result.warnings == ["declared UTF-8 but 1 byte sequence(s) are not UTF-8: replaced with U+FFFD"]
+
+
+def test_windows_1252_declared_utf8_is_read_as_windows_1252():
+    body = _rss(f"<item><guid>g</guid><title>\u201cCaf\u00e9\u201d</title>{ENCLOSURE}</item>").decode().encode("cp1252")
+    result = parse_feed(body, "https://example.com/f")
+    assert result.episodes[0]["title"] == "\u201cCaf\u00e9\u201d"
+    assert result.warnings == ["declared UTF-8 but the bytes are not UTF-8: read as windows-1252"]
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", " JavaScript:alert(1)", "\tjavascript:alert(1)",
+                                 "data:text/html,x", "vbscript:msgbox", "file:///etc/passwd", "http://[::1"])
+def test_non_http_urls_are_dropped_on_both_paths(url):
+    escaped = url.replace("&", "&amp;").replace("<", "&lt;")
+    items = (f'<item><guid>g</guid><title>T</title><link>{escaped}</link><itunes:image href="{escaped}"/>'
+             f'<podcast:chapters url="{escaped}" type="application/json"/>{ENCLOSURE}</item>')
+    for fast_path in (True, False):
+        result = parse_feed(_rss(items), "https://example.com/f", fast_path=fast_path)
+        episode = result.episodes[0]
+        assert not episode["link"] and (episode["image_url"], episode["chapters_url"]) == (None, None)
+        assert len([w for w in result.warnings if "dropped" in w]) >= 2  # feedparser empties a link it cannot resolve
+
+
+def test_relative_and_http_urls_are_kept():
+    items = f'<item><guid>g</guid><title>T</title><link>/ep/1</link><itunes:image href="https://e.com/i.jpg"/>{ENCLOSURE}</item>'
+    episode = parse_feed(_rss(items), "https://example.com/f").episodes[0]
+    assert (episode["link"], episode["image_url"]) == ("https://example.com/ep/1", "https://e.com/i.jpg")
+
+
+def test_nul_characters_never_reach_a_record():
+    import json
+
+    body = _rss(f"<item><guid>g\x00</guid><title>A\x00B</title>{ENCLOSURE}</item>", "").replace(b"<title>T", b"<title>T\x00")
+    result = parse_feed(body, "https://example.com/f")
+    assert "\x00" not in json.dumps([result.podcast, result.episodes], default=str).replace("\\u0000", "\x00")
+    assert (result.episodes[0]["guid"], result.episodes[0]["title"], result.podcast["title"]) == ("g", "AB", "T")
+    assert any(w.startswith("NUL or surrogate characters removed") for w in result.warnings)

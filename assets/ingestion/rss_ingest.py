@@ -6,6 +6,12 @@ it), parses it once, fans the result out to every tenant that lists it, and writ
 podcasts, episodes and quarantine rows in one transaction (a crash leaves no half-written poll
 behind, so a 304 never hides unloaded data).
 
+A feed is the unit that fails, never the poll: an error fetching or parsing one URL becomes its
+quarantine reason (`fetch_failed`, `parse_failed`), and rows the database refuses only cost
+their own feed. The poll is written in one go inside a savepoint; should that fail, each
+(tenant, feed) is written in a savepoint of its own, and one that fails again is quarantined as
+`store_failed` with the database's message while the others are stored.
+
 A conditional GET is sent for a URL only when a 304 is as good as a download for every tenant
 that lists it: each has stored the feed (its last 200, or a later 304 that carried validators),
 all hold the same validators, parsed with today's parse options, and none has the feed in
@@ -18,8 +24,10 @@ of every feed in the warehouse for a saving that only occurs when the configurat
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
@@ -30,13 +38,15 @@ import psycopg
 import yaml
 from pydantic import BaseModel, Field
 
-from assets.ingestion.rss_parse import ParsedFeed, Rejection, content_hash, parse_feed
+from assets.ingestion.rss_parse import UNSTORABLE, ParsedFeed, Rejection, content_hash, parse_feed
 from resources.adaptive_pool import map_adaptive
 from resources.http import Fetcher, FetchPolicy, FetchResult
 
 
+log = logging.getLogger(__name__)
+
 # Raised when the parser's rules change what a body gives: stored bodies are then parsed again.
-PARSER_REVISION = 2
+PARSER_REVISION = 3
 
 
 class FeedSource(BaseModel):
@@ -53,6 +63,7 @@ class RssSources(BaseModel):
     max_attempts: int | None = None
     max_bytes: int | None = None
     max_redirects: int | None = None
+    deadline_seconds: float | None = None
     concurrency: int | None = None
     # False (the default): XML that is not well-formed is recovered, as feedparser and podcast
     # apps do, and its feed and episodes are marked `parse_degraded`; true quarantines it as
@@ -183,10 +194,19 @@ def poll_feeds(
 
     def one(fetcher: Fetcher, url: str) -> tuple[FetchResult, ParsedFeed | None, str | None]:
         etag, last_modified = validators.get(url, (None, None))
-        result = fetcher.fetch(url, etag, last_modified)
+        try:
+            result = fetcher.fetch(url, etag, last_modified)
+        except Exception as exc:  # one URL's surprise is its own failure, not the poll's
+            log.exception("fetching %s failed", url)
+            return FetchResult(url=url, final_url=url, status_code=None, error_code="fetch_failed",
+                               error=f"{type(exc).__name__}: {exc}"), None, None
         if not result.ok:
             return result, None, None
-        parsed = parse_feed(result.body, url, result.headers.get("content-type"), sources.strict_xml)
+        try:
+            parsed = parse_feed(result.body, url, result.headers.get("content-type"), sources.strict_xml)
+        except Exception as exc:
+            log.exception("parsing %s failed", url)
+            parsed = ParsedFeed(feed_error=Rejection("parse_failed", f"{type(exc).__name__}: {exc}"))
         return result, parsed, hashlib.sha256(result.body).hexdigest()
 
     with Fetcher(policy, pool_size=concurrency) as fetcher:
@@ -219,86 +239,165 @@ def _row(record: dict[str, Any], columns: tuple[str, ...]) -> tuple:
     return tuple(json.dumps(record.get(c), default=str) if c in JSON_COLUMNS else record.get(c) for c in columns)
 
 
+def pg_text(value: str | None, limit: int | None = None) -> str | None:
+    """Text PostgreSQL accepts: no NUL, no lone surrogate (error messages and evidence quote
+    whatever the server sent)."""
+    if value is None:
+        return None
+    value = value[:limit] if limit else value
+    return UNSTORABLE.sub("\ufffd", value) if UNSTORABLE.search(value) else value
+
+
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def evidence(body: bytes, limit: int = 2048) -> str:
+    """The start of a refused body as storable text: in the UTF-16/32 its byte-order mark names,
+    else UTF-8 (what is not UTF-8, binary included, shows as U+FFFD)."""
+    codec = next((name for bom, name in _BOMS if body.startswith(bom)), "utf-8")
+    return pg_text(body[:limit].decode(codec, errors="replace"))
+
+
+@dataclass
+class _FeedWrite:
+    """What one (tenant, feed) of a poll writes: its fetch-log row, podcast and episode rows, and
+    its quarantine state (None where the poll learnt nothing: a 304 leaves it as it was)."""
+
+    outcome: str
+    fetch_row: tuple
+    podcast_rows: list[tuple] = field(default_factory=list)
+    episode_rows: list[tuple] = field(default_factory=list)
+    feed_state: dict[str, tuple[str | None, str | None]] | None = None
+    item_state: dict[tuple[str, str], Rejection] | None = None
+    episodes_seen: int = 0
+    item_rejections: Counter = field(default_factory=Counter)
+    degraded: bool = False
+
+
+def _feed_write(o: FeedOutcome, batch_id: str, parse_options: str | None) -> _FeedWrite:
+    f = o.fetch
+    fetch_row = (
+        o.source.tenant_id, o.source.url, pg_text(f.final_url), f.fetched_at, o.outcome, f.status_code,
+        pg_text(f.etag), pg_text(f.last_modified), len(f.body) if f.body is not None else None, f.duration_ms,
+        f.attempts, f.error_code, pg_text(f.error), o.content_sha256, parse_options, batch_id,
+    )
+    unit = _FeedWrite(o.outcome, fetch_row)
+    if f.error_code:
+        unit.feed_state = {f.error_code: (pg_text(f.error), None)}
+        return unit
+    parsed = o.parsed
+    if parsed is None:
+        return unit
+    if parsed.feed_error is not None:
+        err = parsed.feed_error
+        unit.feed_state = {err.reason_code: (pg_text(err.detail), evidence(f.body or b""))}
+        return unit
+    unit.feed_state, unit.item_state = {}, {}
+    unit.degraded = parsed.degraded
+    podcast = dict(parsed.podcast, tenant_id=o.source.tenant_id, feed_url=o.source.url,
+                   final_url=f.final_url, _batch_id=batch_id)
+    podcast["content_hash"] = content_hash({k: v for k, v in podcast.items() if k != "_batch_id"})
+    unit.podcast_rows.append(_row(podcast, PODCAST_COLUMNS))
+    unit.episodes_seen = len(parsed.episodes)
+    for episode in parsed.episodes:
+        record = dict(episode, tenant_id=o.source.tenant_id, feed_url=o.source.url, _batch_id=batch_id)
+        unit.episode_rows.append(_row(record, EPISODE_COLUMNS))
+    for rej in parsed.rejected:
+        unit.item_rejections[rej.reason_code] += 1
+        unit.item_state[(rej.item_key, rej.reason_code)] = rej
+    return unit
+
+
+def _failed_write(unit: _FeedWrite, exc: Exception) -> _FeedWrite:
+    """`unit` as a failure to store: logged, quarantined as `store_failed`, nothing else kept."""
+    row = unit.fetch_row
+    detail = pg_text(f"{type(exc).__name__}: {exc}", 2000)
+    fetch_row = (*row[:4], "error", row[5], None, None, *row[8:11], "store_failed", detail, *row[13:])
+    return _FeedWrite("error", fetch_row, feed_state={"store_failed": (detail, None)})
+
+
 def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_id: str,
                    parse_options: str | None = None) -> IngestStats:
-    """Write one poll in the current transaction (the caller commits)."""
+    """Write one poll in the current transaction (the caller commits): all feeds at once, or,
+    should that fail, feed by feed (see the module docstring)."""
     stats = IngestStats(feeds=len(outcomes))
-    fetch_rows, podcast_rows, episode_rows = [], [], []
-    # (tenant, url) -> {reason: (detail, evidence)} for every feed whose state this poll knows
-    # (fetched or failed; a 304 leaves the state as it was), and the same per item for every feed
-    # that parsed.
-    feed_state: dict[tuple[str, str], dict[str, tuple[str | None, str | None]]] = {}
-    item_state: dict[tuple[str, str], dict[tuple[str, str], Rejection]] = {}
-    counted: set[int] = set()
-    for o in outcomes:
-        f = o.fetch
-        key = (o.source.tenant_id, o.source.url)
-        stats.outcomes[o.outcome] += 1
-        if id(f) not in counted:  # tenants sharing a URL share its one request
-            counted.add(id(f))
-            stats.requests += 1
-            stats.bytes_downloaded += len(f.body or b"")
-        fetch_rows.append((
-            o.source.tenant_id, o.source.url, f.final_url, f.fetched_at, o.outcome, f.status_code,
-            f.etag, f.last_modified, len(f.body) if f.body is not None else None, f.duration_ms,
-            f.attempts, f.error_code, f.error, o.content_sha256, parse_options, batch_id,
-        ))
-        if f.error_code:
-            stats.feed_errors[f.error_code] += 1
-            feed_state[key] = {f.error_code: (f.error, None)}
-            continue
-        parsed = o.parsed
-        if parsed is None:
-            continue
-        if parsed.feed_error is not None:
-            err = parsed.feed_error
-            stats.feed_errors[err.reason_code] += 1
-            evidence = (f.body or b"")[:2048].decode("utf-8", errors="replace")
-            feed_state[key] = {err.reason_code: (err.detail, evidence)}
-            continue
-        feed_state[key] = {}
-        item_state[key] = {}
-        stats.degraded_feeds += parsed.degraded
-        podcast = dict(parsed.podcast, tenant_id=o.source.tenant_id, feed_url=o.source.url,
-                       final_url=f.final_url, _batch_id=batch_id)
-        podcast["content_hash"] = content_hash({k: v for k, v in podcast.items() if k != "_batch_id"})
-        podcast_rows.append(_row(podcast, PODCAST_COLUMNS))
-        stats.episodes_seen += len(parsed.episodes)
-        for episode in parsed.episodes:
-            record = dict(episode, tenant_id=o.source.tenant_id, feed_url=o.source.url, _batch_id=batch_id)
-            episode_rows.append(_row(record, EPISODE_COLUMNS))
-        for rej in parsed.rejected:
-            stats.item_rejections[rej.reason_code] += 1
-            item_state[key][(rej.item_key, rej.reason_code)] = rej
-
+    units = [_feed_write(o, batch_id, parse_options) for o in outcomes]
     with conn.cursor() as cur:
-        with cur.copy(
-            "copy raw.rss_feed_fetches (tenant_id, feed_url, final_url, fetched_at, outcome, status_code, "
-            "etag, last_modified, bytes, duration_ms, attempts, error_code, error, content_sha256, "
-            "parse_options, _batch_id) from stdin"
-        ) as copy:
-            for row in fetch_rows:
-                copy.write_row(row)
-        cur.execute("create temp table tmp_rss_podcasts (like raw.rss_podcasts including defaults) on commit drop")
-        cur.execute("create temp table tmp_rss_episodes (like raw.rss_episodes including defaults) on commit drop")
-        for table, columns, rows in (
-            ("tmp_rss_podcasts", PODCAST_COLUMNS, podcast_rows),
-            ("tmp_rss_episodes", EPISODE_COLUMNS, episode_rows),
-        ):
-            with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        upsert_podcasts, upsert_episodes = [s for s in _sql("rss_upsert.sql").split(";") if s.strip()]
-        cur.execute(upsert_podcasts)
-        stats.podcasts_written = cur.rowcount
-        cur.execute(upsert_episodes)
-        stats.episodes_written = cur.rowcount
-        _store_quarantine(cur, feed_state, item_state, batch_id, stats)
+        cur.execute("create temp table if not exists tmp_rss_podcasts (like raw.rss_podcasts including defaults) "
+                    "on commit drop")
+        cur.execute("create temp table if not exists tmp_rss_episodes (like raw.rss_episodes including defaults) "
+                    "on commit drop")
+        try:
+            with conn.transaction():
+                written = _write(cur, units, batch_id)
+        except Exception as exc:
+            log.warning("storing the poll in one go failed (%s): storing feed by feed", exc)
+            written = []
+            for i, unit in enumerate(units):
+                try:
+                    with conn.transaction():
+                        written.append(_write(cur, [unit], batch_id))
+                except Exception as unit_exc:
+                    log.exception("storing %s for %s failed", unit.fetch_row[1], unit.fetch_row[0])
+                    units[i] = _failed_write(unit, unit_exc)
+                    try:
+                        with conn.transaction():
+                            written.append(_write(cur, [units[i]], batch_id))
+                    except Exception:  # not even its failure can be stored (its tenant id or URL)
+                        log.exception("recording the failure of %s failed", unit.fetch_row[1])
+        else:
+            written = [written]
+    for podcasts, episodes, changes in written:
+        stats.podcasts_written += podcasts
+        stats.episodes_written += episodes
+        stats.quarantine_changes.update(changes)
+    counted: set[int] = set()
+    for o, unit in zip(outcomes, units):
+        stats.outcomes[unit.outcome] += 1
+        if id(o.fetch) not in counted:  # tenants sharing a URL share its one request
+            counted.add(id(o.fetch))
+            stats.requests += 1
+            stats.bytes_downloaded += len(o.fetch.body or b"")
+        for reason in unit.feed_state or {}:
+            stats.feed_errors[reason] += 1
+        stats.degraded_feeds += unit.degraded
+        stats.episodes_seen += unit.episodes_seen
+        stats.item_rejections.update(unit.item_rejections)
     return stats
 
 
+def _write(cur: psycopg.Cursor, units: list[_FeedWrite], batch_id: str) -> tuple[int, int, Counter]:
+    """Write `units`; (podcasts written, episodes written, quarantine changes)."""
+    with cur.copy(
+        "copy raw.rss_feed_fetches (tenant_id, feed_url, final_url, fetched_at, outcome, status_code, "
+        "etag, last_modified, bytes, duration_ms, attempts, error_code, error, content_sha256, "
+        "parse_options, _batch_id) from stdin"
+    ) as copy:
+        for unit in units:
+            copy.write_row(unit.fetch_row)
+    cur.execute("truncate tmp_rss_podcasts, tmp_rss_episodes")
+    for table, columns, rows in (
+        ("tmp_rss_podcasts", PODCAST_COLUMNS, [r for u in units for r in u.podcast_rows]),
+        ("tmp_rss_episodes", EPISODE_COLUMNS, [r for u in units for r in u.episode_rows]),
+    ):
+        with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
+    upsert_podcasts, upsert_episodes = [s for s in _sql("rss_upsert.sql").split(";") if s.strip()]
+    cur.execute(upsert_podcasts)
+    podcasts = cur.rowcount
+    cur.execute(upsert_episodes)
+    episodes = cur.rowcount
+    feed_state = {(u.fetch_row[0], u.fetch_row[1]): u.feed_state for u in units if u.feed_state is not None}
+    item_state = {(u.fetch_row[0], u.fetch_row[1]): u.item_state for u in units if u.item_state is not None}
+    changes: Counter = Counter()
+    _store_quarantine(cur, feed_state, item_state, batch_id, changes)
+    return podcasts, episodes, changes
+
+
 def _store_quarantine(cur: psycopg.Cursor, feed_state: dict, item_state: dict, batch_id: str,
-                      stats: IngestStats) -> None:
+                      changes: Counter) -> None:
     """Make quarantine.rss_feeds / rss_episodes say what this poll found for the feeds it knows
     the state of, and append every change to quarantine.rss_history.
 
@@ -352,8 +451,7 @@ def _store_quarantine(cur: psycopg.Cursor, feed_state: dict, item_state: dict, b
     cur.executemany(
         "insert into quarantine.rss_history (tenant_id, feed_url, item_key, event, reason_code, detail, _batch_id) "
         "values (%s, %s, %s, %s, %s, %s, %s)", history)
-    stats.quarantine_changes.update(
-        f"{'item' if key else 'feed'}_{event}" for _, _, key, event, _, _, _ in history)
+    changes.update(f"{'item' if key else 'feed'}_{event}" for _, _, key, event, _, _, _ in history)
 
 
 def ingest_rss(
@@ -364,7 +462,8 @@ def ingest_rss(
     base = default_policy or FetchPolicy()
     overrides = {
         k: getattr(sources, k)
-        for k in ("allow_private_hosts", "timeout_seconds", "max_attempts", "max_bytes", "max_redirects")
+        for k in ("allow_private_hosts", "timeout_seconds", "max_attempts", "max_bytes", "max_redirects",
+                  "deadline_seconds")
         if getattr(sources, k) is not None
     }
     policy = FetchPolicy(**{**base.__dict__, **overrides})
@@ -372,6 +471,7 @@ def ingest_rss(
     parse_options = sources.parse_options()
     with psycopg.connect(warehouse_url) as conn:
         validators = {} if force_refetch else conditional_validators(conn, sources.feeds, parse_options)
+        conn.commit()  # no transaction is held open while the feeds are fetched
         outcomes = poll_feeds(sources, policy, validators, concurrency)
         stats = store_outcomes(conn, outcomes, batch_id, parse_options)
         conn.commit()

@@ -8,8 +8,15 @@ XML that is not well-formed is recovered by default, as feedparser and podcast a
 tolerant tokenizer (`capture_tolerant`) rebuilds the same element capture, so a feed with one
 undefined entity keeps its iTunes and Podcasting 2.0 tags, and its records are marked
 `parse_degraded` with the parser's warnings. Entity declarations are refused before any
-parsing, in every mode (XXE / entity expansion), and a truncated document is never recovered.
-Nothing here does I/O.
+parsing, in every mode (XXE / entity expansion), in whatever encoding the document is written,
+and a truncated document is never recovered.
+
+Hostile or careless values never reach storage as they came: a declared encoding the bytes
+contradict is corrected (UTF-8 declared as ISO-8859-1, stray bytes in declared UTF-8) with a
+warning instead of garbling every accented letter; characters PostgreSQL cannot store (NUL,
+lone surrogates) are removed; a link, image, transcript or chapters URL with a scheme other
+than http(s) (`javascript:`, `data:`, `vbscript:`, `file:`...) is stored as null. Each of these
+adds a line to the feed's `parse_warnings`. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ BENIGN_BOZO = (
     feedparser.CharacterEncodingUnknown,
     feedparser.NonXMLContentType,
 )
-ENTITY_MARKERS = (b"<!ENTITY", "<!ENTITY".encode("utf-16-le"), "<!ENTITY".encode("utf-16-be"))
+ENTITY_MARKERS = tuple("<!ENTITY".encode(codec) for codec in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
 MAX_TEXT = 20_000
 
 
@@ -172,6 +179,65 @@ def valid_http_url(value: str | None) -> bool:
         return False
     parts = urlsplit(value)
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and " " not in value
+
+
+def _join(base: str, link: str | None) -> str | None:
+    """`link` resolved against the feed's URL; as written when it cannot be (`safe_url` judges it)."""
+    if not link:
+        return None
+    try:
+        return urljoin(base, link)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return link
+
+
+def safe_url(value: str | None, where: str, warnings: Warnings) -> str | None:
+    """`value` unless it names a scheme other than http(s): `javascript:`, `data:`, `file:`...
+    would run or read something where the link is shown or followed (null, with a warning).
+    Relative references are kept as they are."""
+    if value is None:
+        return None
+    try:
+        scheme = urlsplit(value).scheme  # browsers' rules: leading blanks, tabs and newlines ignored
+    except ValueError:
+        scheme = "(unreadable)"
+    if scheme and scheme.lower() not in ("http", "https"):
+        warnings.add(f"{where}: URL with scheme {scheme[:20]!r} dropped", value)
+        return None
+    return value
+
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # what PostgreSQL text and jsonb refuse
+
+
+def scrub(value: Any, warnings: Warnings) -> Any:
+    """`value` (text, or dicts and lists of it) without the characters PostgreSQL text and
+    jsonb refuse: NUL and lone surrogates."""
+    if isinstance(value, str):
+        if UNSTORABLE.search(value):
+            warnings.add("NUL or surrogate characters removed", value)
+            return UNSTORABLE.sub("", value)
+        return value
+    if isinstance(value, dict):
+        return {scrub(k, warnings): scrub(v, warnings) for k, v in value.items()}
+    if isinstance(value, list) or type(value) is tuple:
+        return type(value)(scrub(v, warnings) for v in value)
+    return value
+
+
+class Warnings:
+    """Parse warnings counted by kind, one line each in `parse_warnings` (with the first value)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, str] = {}
+
+    def add(self, kind: str, example: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.examples.setdefault(kind, UNSTORABLE.sub("", example)[:80])
+
+    def lines(self) -> list[str]:
+        return [f"{kind} ({n}x, first {self.examples[kind]!r})" for kind, n in self.counts.items()]
 
 
 def struct_to_utc(value) -> datetime | None:
@@ -414,8 +480,91 @@ def _attr(elements: list[dict[str, Any]], tag: str, name: str) -> str | None:
 # --- feed parsing ---------------------------------------------------------------------------
 
 
-def has_entity_declarations(body: bytes) -> bool:
-    return any(marker in body for marker in ENTITY_MARKERS)
+_EBCDIC_XML = b"\x4c\x6f\xa7\x94"  # "<?xm" in EBCDIC, which feedparser detects and decodes
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
+
+
+def _charset(content_type: str | None) -> str | None:
+    match = _CHARSET.search(content_type or "")
+    return match.group(1) if match else None
+
+
+def has_entity_declarations(body: bytes, content_type: str | None = None) -> bool:
+    """Whether the document declares entities, in any encoding a parser here would read it in:
+    UTF-8, UTF-16 and UTF-32 (either byte order; every ASCII-compatible encoding spells the
+    markup as UTF-8 does) by its bytes; any other encoding its XML declaration or Content-Type
+    names (UTF-7, EBCDIC...) by the decoded text."""
+    if any(marker in body for marker in ENTITY_MARKERS):
+        return True
+    declared = _DECLARED_ENCODING.search(body[:4096])
+    candidates = [declared.group(1).decode("ascii") if declared else None, _charset(content_type),
+                  "cp037" if body.startswith(_EBCDIC_XML) else None]
+    for encoding in filter(None, candidates):
+        try:
+            if "<!ENTITY".encode(encoding) != b"<!ENTITY" and "<!ENTITY" in body.decode(encoding, errors="ignore"):
+                return True
+        except LookupError:
+            continue
+    return False
+
+
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,16})|([0-9]{1,20}));")
+
+
+def _storable_char_refs(body: bytes) -> bytes:
+    """Character references to what no text may hold (NUL, surrogates, beyond U+10FFFF) as U+FFFD:
+    expat refuses them, feedparser's recovery crashes on them (a surrogate cannot be encoded)."""
+    def replace(match: re.Match) -> bytes:
+        hexa, decimal = match.groups()
+        code = int(hexa, 16) if hexa else int(decimal)
+        return b"&#xFFFD;" if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else match.group(0)
+
+    return _CHAR_REF.sub(replace, body) if b"&#" in body else body
+
+
+_SINGLE_BYTE = {"iso-8859-1", "iso8859-1", "iso_8859-1", "latin-1", "latin1", "l1", "windows-1252", "cp1252",
+                "us-ascii", "ascii", "iso-8859-15", "latin-9"}
+_UTF8 = {"utf-8", "utf8"}
+_UNICODE_PREFIXES = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\x00<", b"<\x00", _EBCDIC_XML)
+_DECLARATION_ENCODING = re.compile(r"""(<\?xml[^>]*encoding\s*=\s*["'])[A-Za-z0-9._-]+""")
+
+
+def repair_encoding(body: bytes, content_type: str | None) -> tuple[bytes, str | None, str | None]:
+    """The document as UTF-8 when its declared encoding contradicts its bytes, the Content-Type
+    to read it with, and a warning saying what was corrected (None: left as it came).
+
+    - Declared ISO-8859-1/windows-1252/ASCII, but the bytes are valid UTF-8 with multi-byte
+      characters: UTF-8 (read as declared, every accented letter would become two).
+    - Declared UTF-8 (or nothing: XML's default) with bytes that are not UTF-8: where the rest is
+      UTF-8, the stray sequences become U+FFFD; where no character is UTF-8, the document is
+      windows-1252, as most such feeds are.
+    Other declared encodings, and UTF-16/32 or EBCDIC documents, are read by their decoders."""
+    if body.isascii() or body.startswith(_UNICODE_PREFIXES):
+        return body, content_type, None
+    declared = _DECLARED_ENCODING.search(body[:4096])
+    names = {n.lower() for n in (declared.group(1).decode("ascii") if declared else None, _charset(content_type)) if n}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        if not names & _SINGLE_BYTE:
+            return body, content_type, None
+        warning = f"declared {sorted(names & _SINGLE_BYTE)[0]} but the bytes are UTF-8: read as UTF-8"
+    elif names <= _UTF8:
+        text = body.decode("utf-8", errors="replace")
+        invalid = text.count("\ufffd") - body.count("\ufffd".encode())
+        if any(ord(ch) > 127 and ch != "\ufffd" for ch in text):
+            warning = f"declared UTF-8 but {invalid} byte sequence(s) are not UTF-8: replaced with U+FFFD"
+        else:
+            text = body.decode("windows-1252", errors="replace")
+            warning = "declared UTF-8 but the bytes are not UTF-8: read as windows-1252"
+    else:
+        return body, content_type, None
+    repaired = _DECLARATION_ENCODING.sub(r"\1utf-8", text, count=1).encode("utf-8")
+    if content_type and _charset(content_type):
+        content_type = _CHARSET.sub("charset=utf-8", content_type)
+    return repaired, content_type, warning
 
 
 def decode_document(body: bytes, encoding: str | None) -> str:
@@ -441,19 +590,23 @@ def parse_feed(
     flattens. Both paths build records with the same code.
     """
     result = ParsedFeed()
-    if has_entity_declarations(body):
+    if has_entity_declarations(body, content_type):
         result.feed_error = Rejection("xml_entities_forbidden", "document declares XML entities (possible entity expansion attack)")
         return result
     if body[:1].isspace() and body.lstrip()[:5] == b"<?xml":
         # Whitespace before the XML declaration: common, harmless, but not well-formed.
         result.warnings.append("leading whitespace before the XML declaration removed")
         body = body.lstrip()
+    body, content_type, repaired = repair_encoding(body, content_type)
+    if repaired:
+        result.warnings.append(repaired)
     capture = capture_bytes(body) if fast_path else None
     if capture is not None and capture.root == "rss" and capture._container_depth is not None:
         result.podcast = _podcast_record(_channel_basics(capture.channel, feed_url), capture.channel, "rss20", "utf-8")
         entries = [(_item_basics(raw, feed_url), raw) for raw in capture.items]
-        return _collect(result, entries)
+        return _collect(result, entries, from_expat=True)
 
+    body = _storable_char_refs(body)
     headers = {"content-location": feed_url}
     if content_type:
         headers["content-type"] = content_type
@@ -504,10 +657,16 @@ def parse_feed(
     return _collect(result, entries)
 
 
-def _collect(result: ParsedFeed, entries: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> ParsedFeed:
+def _collect(result: ParsedFeed, entries: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+             from_expat: bool = False) -> ParsedFeed:
+    """Records and rejections from the entries. Values expat read from the bytes need no scrubbing:
+    it refuses NUL and surrogates, even as character references."""
+    notes = Warnings()
     seen_guids: set[str] = set()
     for position, (basics, raw) in enumerate(entries):
-        record, rejection = _episode_record(basics, raw, position, result.degraded)
+        if not from_expat:
+            basics, raw = scrub(basics, notes), scrub(raw, notes)
+        record, rejection = _episode_record(basics, raw, position, result.degraded, notes)
         if rejection is None and record["guid"] in seen_guids:
             rejection = Rejection("duplicate_guid", f"guid {record['guid']!r} already used by an earlier item")
         if rejection is not None:
@@ -519,9 +678,14 @@ def _collect(result: ParsedFeed, entries: list[tuple[dict[str, Any], list[dict[s
             continue
         seen_guids.add(record["guid"])
         result.episodes.append(record)
-    result.podcast["episode_count"] = len(result.episodes)
-    result.podcast["parse_degraded"] = result.degraded
-    result.podcast["parse_warnings"] = list(result.warnings)
+    podcast = scrub(result.podcast, notes)
+    for name in ("link", "image_url", "new_feed_url"):
+        podcast[name] = safe_url(podcast[name], f"channel {name}", notes)
+    result.warnings = scrub([*result.warnings, *notes.lines()], Warnings())
+    podcast["episode_count"] = len(result.episodes)
+    podcast["parse_degraded"] = result.degraded
+    podcast["parse_warnings"] = list(result.warnings)
+    result.podcast = podcast
     return result
 
 
@@ -559,7 +723,7 @@ def _channel_basics(raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
     link = _text(raw, "link")
     return {
         "title": _text(raw, "title"),
-        "link": urljoin(feed_url, link) if link else None,
+        "link": _join(feed_url, link),
         "description_html": _text(raw, "description") or _text(raw, "itunes:summary") or _text(raw, "itunes:subtitle"),
         "language": _text(raw, "language"),
         "author": _text(raw, "managingEditor") or _text(raw, "dc:creator"),
@@ -626,7 +790,7 @@ def _item_basics(raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
     published_raw = _text(raw, "pubDate") or _text(raw, "dc:date")
     return {
         "title": _text(raw, "title"),
-        "link": urljoin(feed_url, link) if link else None,
+        "link": _join(feed_url, link),
         "description_html": _text(raw, "description") or _text(raw, "content:encoded") or _text(raw, "itunes:summary"),
         "published_raw": published_raw,
         "published": parse_date_struct(published_raw) if published_raw else None,
@@ -640,8 +804,9 @@ def _item_basics(raw: list[dict[str, Any]], feed_url: str) -> dict[str, Any]:
     }
 
 
-def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position: int, degraded: bool = False
-                    ) -> tuple[dict[str, Any], Rejection | None]:
+def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position: int, degraded: bool = False,
+                    notes: Warnings | None = None) -> tuple[dict[str, Any], Rejection | None]:
+    notes = notes if notes is not None else Warnings()
     enclosure_el = _first(raw, "enclosure") or _first(raw, "media:content")
     if enclosure_el is not None:
         enc = enclosure_el["attrs"]
@@ -664,6 +829,7 @@ def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position:
         {k: e["attrs"].get(k) for k in ("url", "type", "language", "rel") if e["attrs"].get(k)}
         for e in _all(raw, "podcast:transcript")
     ] or basics["transcripts"]
+    transcripts = [t for t in transcripts if safe_url(t.get("url"), "item transcript url", notes) is not None]
     chapters = (_first(raw, "podcast:chapters") or {}).get("attrs") or basics["chapters"]
     description_html = basics["description_html"]
     record: dict[str, Any] = {
@@ -672,7 +838,7 @@ def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position:
         "feed_position": position,
         "title": title,
         "itunes_title": itunes_title,
-        "link": basics["link"],
+        "link": safe_url(basics["link"], "item link", notes),
         "description_html": description_html,
         "description_text": html_to_text(description_html),
         "published_raw": basics["published_raw"],
@@ -688,9 +854,9 @@ def _episode_record(basics: dict[str, Any], raw: list[dict[str, Any]], position:
         "enclosure_url": enclosure_url,
         "enclosure_length": parse_length(enclosure_length),
         "enclosure_type": enclosure_type,
-        "image_url": _attr(raw, "itunes:image", "href"),
+        "image_url": safe_url(_attr(raw, "itunes:image", "href"), "item image_url", notes),
         "transcripts": transcripts,
-        "chapters_url": chapters.get("url"),
+        "chapters_url": safe_url(chapters.get("url"), "item chapters_url", notes),
         "chapters_type": chapters.get("type"),
         "parse_degraded": degraded,
     }
