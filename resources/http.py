@@ -17,12 +17,13 @@ checks), and the Host header is the URL's.
 from __future__ import annotations
 
 import email.utils
+import contextlib
 import ipaddress
 import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import SplitResult, urljoin, urlsplit
@@ -173,6 +174,18 @@ def check_url(url: str, policy: FetchPolicy) -> None:
 # The monotonic time by which the fetch running in this thread must end (`Fetcher.fetch` sets
 # it; the fetcher's requests are blocking calls, each in one thread).
 _deadline = threading.local()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every network operation of this thread inside the block ends within `seconds` in total
+    (`deadline_exceeded` past it), whatever each read's own timeout (a server that sends a byte
+    every few seconds never trips a read timeout)."""
+    _deadline.at, _deadline.seconds = time.monotonic() + seconds, seconds
+    try:
+        yield
+    finally:
+        _deadline.at = None
 
 
 def _bounded(timeout: float | None) -> float | None:
@@ -445,20 +458,18 @@ class Fetcher:
         started = time.perf_counter()
         attempts = 1
         result: FetchResult
-        _deadline.at, _deadline.seconds = time.monotonic() + self.policy.deadline_seconds, self.policy.deadline_seconds
-        try:
+        with deadline(self.policy.deadline_seconds):
             try:
-                result = self._once(url, headers)
-            except _Retryable as first:
-                result, attempts = self._retry(url, headers, first)
-        except (FetchError, _Retryable) as exc:
-            attempts = exc.attempts or attempts
-            result = FetchResult(
-                url=url, final_url=url, status_code=exc.status_code,
-                error_code=exc.code, error=exc.detail,
-            )
-        finally:
-            _deadline.at = None
+                try:
+                    result = self._once(url, headers)
+                except _Retryable as first:
+                    result, attempts = self._retry(url, headers, first)
+            except (FetchError, _Retryable) as exc:
+                attempts = exc.attempts or attempts
+                result = FetchResult(
+                    url=url, final_url=url, status_code=exc.status_code,
+                    error_code=exc.code, error=exc.detail,
+                )
         result.attempts = attempts
         result.duration_ms = (time.perf_counter() - started) * 1000
         return result

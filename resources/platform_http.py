@@ -27,7 +27,8 @@ import httpx
 import stamina
 
 from resources.http import (
-    RETRYABLE_STATUS, FetchError, FetchPolicy, _read_capped, _Retryable, check_url, parse_retry_after,
+    RETRYABLE_STATUS, FetchError, FetchPolicy, GuardedTransport, _bounded, _read_capped, _Retryable, check_target, deadline,
+    parse_retry_after,
 )
 
 USER_AGENT = "podcast-analytics/0.1 (+platform sync)"
@@ -80,9 +81,12 @@ class ApiPolicy:
     rate_limit_requests: int | None = None  # at most this many requests ...
     rate_limit_seconds: float = 1.0          # ... per this many seconds (client-side pacing)
     allow_private_hosts: bool = False
+    # One request (one attempt) ends within this, however slowly the server trickles its answer.
+    deadline_seconds: float = 120.0
 
     def fetch_policy(self) -> FetchPolicy:
-        return FetchPolicy(max_bytes=self.max_bytes, allow_private_hosts=self.allow_private_hosts)
+        return FetchPolicy(max_bytes=self.max_bytes, allow_private_hosts=self.allow_private_hosts,
+                           deadline_seconds=self.deadline_seconds)
 
 
 @dataclass
@@ -175,7 +179,9 @@ class ApiClient:
             timeout=httpx.Timeout(policy.timeout_seconds, connect=policy.connect_timeout_seconds),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
-            limits=httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency),
+            # Connections go only to the addresses checked (one lookup per connection, no rebinding).
+            transport=GuardedTransport(policy.fetch_policy(), httpx.Limits(
+                max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency)),
             auth=auth,
         )
 
@@ -196,36 +202,47 @@ class ApiClient:
         return headers
 
     def _once(self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str]) -> ApiResponse:
-        check_url(url, self.policy.fetch_policy())
+        check_target(url, self.policy.fetch_policy())
         if self._limiter is not None:
             waited = self._limiter.acquire()
             with self._stats_lock:
                 self.stats.wait_seconds += waited
         with self._stats_lock:
             self.stats.requests += 1
-        try:
-            with self._slots, self._exchange(url, params, headers) as response:
-                status = response.status_code
-                if status in RETRYABLE_STATUS:
-                    raise _Retryable(f"http_{status}", f"server answered {status}", status,
-                                     parse_retry_after(response.headers.get("retry-after")))
-                if status == 304:
-                    return ApiResponse(status, None, dict(response.headers))
-                if status >= 300:
-                    raise ApiError(f"http_{status}", f"server answered {status}{_error_excerpt(response)}", status)
-                body = _read_capped(response, self.policy.max_bytes)
-                response_headers = dict(response.headers)
-        except FetchError as exc:
-            raise ApiError(exc.code, exc.detail, exc.status_code) from exc
-        except httpx.TimeoutException as exc:
-            raise _Retryable("timeout", f"{type(exc).__name__} after {self.policy.timeout_seconds}s") from exc
-        except httpx.TransportError as exc:
-            raise _Retryable("connection_error", type(exc).__name__) from exc
+        with self._slots, deadline(self.policy.deadline_seconds):
+            body, status, response_headers = self._read(url, params, headers)
+        if status == 304 or body is None:
+            return ApiResponse(status, None, response_headers)
         try:
             data = json.loads(body)
         except ValueError as exc:  # a body cut short in transit, or an error page
             raise _Retryable("invalid_json", f"{len(body)} bytes that are not JSON ({exc.msg})", status) from exc
         return ApiResponse(status, data, response_headers)
+
+    def _read(self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str]
+              ) -> tuple[bytes | None, int, dict[str, str]]:
+        """One exchange within the request's deadline: the body (None for a 304), status, headers."""
+        try:
+            with self._exchange(url, params, headers) as response:
+                status = response.status_code
+                if status in RETRYABLE_STATUS:
+                    raise _Retryable(f"http_{status}", f"server answered {status}", status,
+                                     parse_retry_after(response.headers.get("retry-after")))
+                if status == 304:
+                    return None, status, dict(response.headers)
+                if status >= 300:
+                    raise ApiError(f"http_{status}", f"server answered {status}{_error_excerpt(response)}", status)
+                return _read_capped(response, self.policy.max_bytes), status, dict(response.headers)
+        except FetchError as exc:
+            raise ApiError(exc.code, exc.detail, exc.status_code) from exc
+        except httpx.TimeoutException as exc:
+            try:
+                _bounded(None)  # past the deadline: deadline_exceeded, not a timeout to retry
+            except FetchError as late:
+                raise ApiError(late.code, late.detail) from exc
+            raise _Retryable("timeout", f"{type(exc).__name__} after {self.policy.timeout_seconds}s") from exc
+        except httpx.TransportError as exc:
+            raise _Retryable("connection_error", type(exc).__name__) from exc
 
     @contextlib.contextmanager
     def _exchange(self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str]) -> Iterator[httpx.Response]:

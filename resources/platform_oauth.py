@@ -29,7 +29,9 @@ from typing import Any, Literal
 
 import httpx
 
-from resources.http import RETRYABLE_STATUS, FetchError, _read_capped, _Retryable, check_url, parse_retry_after
+from resources.http import (
+    RETRYABLE_STATUS, FetchError, GuardedTransport, _read_capped, _Retryable, check_target, deadline, parse_retry_after,
+)
 from resources.platform_http import USER_AGENT, ApiError, ApiPolicy, Secret, credential_from_env
 
 MAX_AUTH_BODY_BYTES = 65536
@@ -168,6 +170,7 @@ class OAuthClientCredentials(RenewableTokenAuth):
         self._http = httpx.Client(
             timeout=httpx.Timeout(policy.timeout_seconds, connect=policy.connect_timeout_seconds),
             follow_redirects=False, headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            transport=GuardedTransport(policy.fetch_policy(), httpx.Limits(max_connections=2)),
         )
 
     def close(self) -> None:
@@ -180,7 +183,7 @@ class OAuthClientCredentials(RenewableTokenAuth):
         return text
 
     def _obtain(self) -> Token:
-        check_url(self.token_url, self.policy.fetch_policy())
+        check_target(self.token_url, self.policy.fetch_policy())
         fields = {"grant_type": "client_credentials", **self.extra_fields}
         auth: httpx.Auth | None = None
         if self.client_auth == "basic":
@@ -190,7 +193,8 @@ class OAuthClientCredentials(RenewableTokenAuth):
         self.token_requests += 1
         requested = time.monotonic()
         try:
-            with self._http.stream("POST", self.token_url, data=fields, auth=auth) as response:
+            with deadline(self.policy.deadline_seconds), self._http.stream("POST", self.token_url, data=fields,
+                                                                            auth=auth) as response:
                 status = response.status_code
                 if status in RETRYABLE_STATUS:
                     raise _Retryable(f"token_http_{status}", f"token endpoint answered {status}", status,

@@ -296,3 +296,24 @@ def test_a_pinned_https_connection_still_names_and_verifies_the_host(tls_server,
     assert ok.ok and ok.body == f"feed.rebind.test:{port}".encode()
     assert names[:2] == ["feed.rebind.test", "other.rebind.test"]
     assert wrong.error_code == "connection_error" and "CERTIFICATE_VERIFY_FAILED" in wrong.error
+
+
+def test_platform_api_requests_have_a_deadline_and_checked_addresses(server):
+    """The hosting-platform clients share the feed fetcher's transport: a trickling API answer
+    ends at the request's deadline (not retried), and a private address is refused unless the
+    policy allows it, before anything is sent."""
+    from resources.platform_http import ApiClient, ApiError, ApiPolicy
+
+    policy = ApiPolicy(allow_private_hosts=True, timeout_seconds=0.5, deadline_seconds=0.8, max_attempts=3,
+                       wait_initial_seconds=0.05, wait_max_seconds=0.1)
+    before = Misbehaving.hits.get("/trickle", 0)
+    with ApiClient(server, policy) as client, pytest.raises(ApiError) as cut:
+        client.get("/trickle")
+    assert (cut.value.code, cut.value.detail) == ("deadline_exceeded", "no complete answer within 0.8s")
+    assert Misbehaving.hits.get("/trickle", 0) == before + 1
+
+    before = Misbehaving.hits.get("/ok", 0)
+    with ApiClient(server, ApiPolicy(timeout_seconds=0.5, max_attempts=1)) as client, pytest.raises(ApiError) as refused:
+        client.get("/ok")
+    assert refused.value.code == "private_address" and "127.0.0.1" in refused.value.detail
+    assert Misbehaving.hits.get("/ok", 0) == before
