@@ -23,3 +23,7 @@ create table if not exists ops.campaign_files (
     loaded_at    timestamptz not null default now(),
     primary key (file_key)
 );
+-- A file that could not be read (whole, or past a point: a broken gzip stream, a workbook that
+-- does not open) is recorded with the reason, so the same bytes are not retried on every run.
+alter table ops.campaign_files add column if not exists refused_reason text;
+alter table ops.campaign_files add column if not exists refused_detail text;
