@@ -146,22 +146,22 @@ def upsert(conn: psycopg.Connection, table: str, keys: Sequence[str], rows: Iter
 
 
 def store(conn: psycopg.Connection, table: str, keys: Sequence[str], rows: list[dict[str, Any]],
-          refuse: Callable[[dict[str, Any], Invalid], None], update: bool = True) -> int:
+          refuse: Callable[[int, Invalid], None], update: bool = True) -> int:
     """`upsert` of a batch; when the database refuses a row of it (a value out of a column's
-    range, a check constraint), the batch is stored row by row and each refused row goes to
-    `refuse` with the reason `rejected_by_database`. Runs inside the caller's transaction."""
+    range, a check constraint), the batch is stored row by row and each refused row's index goes
+    to `refuse` with the reason `rejected_by_database`. Runs inside the caller's transaction."""
     try:
         with conn.transaction():
             return upsert(conn, table, keys, rows, update)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError):
         pass
     changed = 0
-    for row in rows:
+    for i, row in enumerate(rows):
         try:
             with conn.transaction():
                 changed += upsert(conn, table, keys, [row], update)
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-            refuse(row, Invalid("rejected_by_database", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
+            refuse(i, Invalid("rejected_by_database", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
     return changed
 
 

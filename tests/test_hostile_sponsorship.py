@@ -1,0 +1,448 @@
+"""Hostile and faulty sponsorship inputs, generated here and run through the real assets: every
+bad record is quarantined with its reason, every unreadable file is refused in the ledger with
+its reason, and the other records, files and tenants of the same run are stored; a re-run
+changes nothing. Then each loader (conversion files, insertion orders, a platform sync) is
+killed with SIGKILL part-way in a subprocess and run again: rows stored plus records quarantined
+equal the input, nothing twice."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from psycopg import sql
+from pydantic import ValidationError
+
+from assets.ingestion.campaigns import load_campaign_sources, sync_campaigns
+from assets.ingestion.conversions import MAX_RECORD_BYTES, sync_conversions
+from assets.ingestion.platforms.sync import PlatformSources, load_platform_sources, sync_platform
+from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
+from pipelines import settings as settings_module
+from resources.warehouse import WarehouseResource
+from simulator.platforms import platform_sources
+from tests.conftest import REPO_ROOT, query
+
+SECRET = "hostile-test-secret"
+SPONSOR = "sp-acme"
+
+
+def pixel(n: int, **changes) -> dict:
+    line = {"event_id": f"ev-{n}", "advertiser_id": SPONSOR, "event": "purchase", "ts": "2026-11-03T10:00:00Z",
+            "ip": "203.0.113.5", "ua": "Mozilla/5.0", "value": "12.50", "currency": "USD",
+            "page_url": "https://shop.example/p?utm_campaign=acme"}
+    line.update(changes)
+    return {k: v for k, v in line.items() if v is not ...}
+
+
+# Hostile pixel lines (the text of the line) and the reason each is quarantined with.
+HOSTILE_PIXELS = [
+    (json.dumps(pixel(900, ua="Mozi\x00lla")), "invalid_text"),
+    (json.dumps(pixel(901, ua={"name": "Mozilla"})), "invalid_type"),
+    (json.dumps(pixel(902, currency=["USD"])), "invalid_type"),
+    (json.dumps(pixel(903, advertiser_id="../../x")), "invalid_identifier"),
+    (json.dumps(pixel(904, event_id=...)), "missing_id"),
+    (json.dumps(pixel(905, ts="2026-13-45T25:00:00Z")), "invalid_timestamp"),
+    (json.dumps(pixel(906, value=float("nan"))), "invalid_number"),        # `NaN`, as Python writes it
+    (json.dumps(pixel(907, value="Infinity")), "invalid_number"),
+    (json.dumps(pixel(908, value=1e20)), "rejected_by_database"),          # over numeric(14, 2)
+    (json.dumps(pixel(909, page_url=5)), "invalid_record"),
+    ('{"event_id": "ev-910", "advertiser_id"', "invalid_json"),
+    (json.dumps([pixel(911)]), "invalid_json"),
+    ("[" * 100_000, "invalid_json"),                                       # nesting deeper than the parser goes
+    (json.dumps(pixel(912, ua="x" * (MAX_RECORD_BYTES + 10))), "record_too_large"),
+]
+
+
+def write_jsonl(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+
+
+def insertion_order(campaign_id: str, placements: list[list[str]], **fields) -> str:
+    head = {"Advertiser": "Acme", "Advertiser ID": SPONSOR, "Campaign ID": campaign_id, "Campaign": "Fall push",
+            "Flight Start": "2026-11-01", "Flight End": "2026-11-30", "Budget": "$10,000", "Pricing": "Flat",
+            "Flat Fee": "10000", "Promo Codes": "ACME10", **fields}
+    rows = [[k, v] for k, v in head.items()]
+    rows.append(["Placement ID", "Feed URL", "Episode GUID", "Position", "Insertion", "Start", "End", "Ad Offset s",
+                 "Ad Length s"])
+    rows += placements
+    return "\n".join(",".join(f'"{c}"' for c in row) for row in rows) + "\n"
+
+
+def placement(pid: str, feed: str = "https://feeds.example/show.xml", offset: str = "0") -> list[str]:
+    return [pid, feed, "", "Pre-roll", "Dynamic", "2026-11-01", "2026-11-30", offset, "30"]
+
+
+# -- the sponsorship API: a loopback server serving hostile records ---------------------------
+
+def api_records(tenant: str) -> dict[str, list]:
+    campaign = {"id": f"cmp-{tenant}-api", "sponsor_id": f"sp-{tenant}-api", "name": "API campaign",
+                "budget": {"amount": "5000.00", "currency": "USD"}, "flight": {"start": "2026-11-01", "end": "2026-11-30"},
+                "pricing": {"model": "flat_fee", "flat_fee": "5000"}, "promo_codes": ["API5"],
+                "updated_at": "2026-11-01T00:00:00Z"}
+    return {
+        "sponsors": [
+            {"id": f"sp-{tenant}-api", "name": "API sponsor", "updated_at": "2026-11-01T00:00:00Z"},
+            {"id": "../../etc", "name": "Traversal"},
+            {"id": f"sp-{tenant}-obj", "name": {"en": "Object"}},
+            "not an object",
+        ],
+        "campaigns": [
+            campaign,
+            {**campaign, "id": f"cmp-{tenant}-num", "promo_codes": [5]},
+            {**campaign, "id": f"cmp-{tenant}-dict", "promo_codes": {"code": "X"}},
+            {**campaign, "id": f"cmp-{tenant}-nul", "name": "Fall\x00push"},
+            {**campaign, "id": f"cmp-{tenant}-noname", "name": None},
+            {**campaign, "id": f"cmp-{tenant}-ts", "updated_at": "yesterday"},
+            {**campaign, "id": f"cmp-{tenant}-inf", "budget": {"amount": "Infinity"}},
+            {**campaign, "id": "../../x"},
+        ],
+        "placements": [
+            {"id": f"pl-{tenant}-api", "campaign_id": f"cmp-{tenant}-api", "show": {"feed_url": "https://feeds.example/a.xml"},
+             "position": "mid", "insertion": "dynamic", "start_date": "2026-11-01", "end_date": "2026-11-30",
+             "ad": {"offset_seconds": 600, "duration_seconds": 60}},
+            {"id": "../x", "campaign_id": f"cmp-{tenant}-api", "show": {"feed_url": "https://feeds.example/a.xml"},
+             "position": "mid", "insertion": "dynamic", "start_date": "2026-11-01", "end_date": "2026-11-30",
+             "ad": {"offset_seconds": 600, "duration_seconds": 60}},
+        ],
+    }
+
+
+API_REASONS = {"sponsors": ["invalid_identifier", "invalid_type", "invalid_type"],
+               "campaigns": ["invalid_type", "invalid_type", "invalid_text", "missing_field", "invalid_timestamp",
+                             "invalid_number", "invalid_identifier"],
+               "placements": ["invalid_identifier"]}
+
+
+class SponsorshipApi(BaseHTTPRequestHandler):
+    """`Bearer good` is tenant `hq`'s token; `Bearer broken` gets a body that is not JSON."""
+
+    def do_GET(self):  # noqa: N802 (the standard library's name)
+        stream = self.path.split("?")[0].strip("/")
+        token = self.headers.get("Authorization", "")
+        if token == "Bearer broken":
+            body = b"<html>gateway error</html>"
+        else:
+            body = json.dumps({"data": api_records("hq")[stream], "next_cursor": None}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        return None
+
+
+@pytest.fixture(scope="module")
+def api_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SponsorshipApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, new_warehouse, api_url):
+    """One warehouse, after two runs of both sponsorship assets over the hostile inputs."""
+    root = tmp_path_factory.mktemp("hostile")
+    landing, io = root / "conversions", root / "io"
+    good = [json.dumps(pixel(n)) for n in range(40)]
+    # The hostile lines first, then valid ones: the lines after a bad one are read.
+    write_jsonl(landing / "hq" / "pixel-a-hostile.jsonl", [line for line, _ in HOSTILE_PIXELS]
+                + [json.dumps(pixel(n)) for n in range(40, 60)])
+    write_jsonl(landing / "hq" / "pixel-b-after.jsonl", good)
+    whole = gzip.compress(("\n".join(json.dumps(pixel(n)) for n in range(100, 400)) + "\n").encode())
+    (landing / "hq" / "pixel-c-truncated.jsonl.gz").write_bytes(whole[: len(whole) * 2 // 3])
+    (landing / "hq" / "pixel-d-not-gzip.jsonl.gz").write_bytes(b'{"event_id": "plain text under a .gz name"}\n')
+    write_jsonl(landing / "other" / "vanity-a.jsonl", [json.dumps(
+        {"visit_id": f"v-{n}", "sponsor_id": SPONSOR, "ts": "2026-11-03T10:00:00Z", "host": "acme.fm", "path": "/pod",
+         "client_ip": "198.51.100.7"}) for n in range(10)])
+    write_jsonl(landing / "bad tenant!" / "pixel-a.jsonl", good[:3])
+
+    (io / "hq").mkdir(parents=True)
+    (io / "hq" / "IO_a_good.csv").write_text(insertion_order("cmp-good", [placement("pl-g1"), placement("pl-g2")]))
+    (io / "hq" / "IO_b_traversal.csv").write_text(insertion_order("../../x", [placement("pl-t1")]))
+    (io / "hq" / "IO_c_nul.csv").write_text(insertion_order("cmp-nul", [placement("pl-n1")], Campaign="Fall\x00push"))
+    (io / "hq" / "IO_d_nan.csv").write_text(insertion_order("cmp-nan", [], Budget="NaN"))
+    (io / "hq" / "IO_e_rows.csv").write_text(insertion_order("cmp-rows", [
+        placement("pl-r1"), placement(".."), placement("pl-r3", feed="https://x\x00y"), placement("pl-r4", offset="abc"),
+        placement("pl-r5")]))
+    (io / "hq" / "IO_f_broken.xlsx").write_bytes(b"PK\x03\x04 this is not a workbook")
+    (io / "bad tenant!").mkdir()
+    (io / "bad tenant!" / "IO_x.csv").write_text(insertion_order("cmp-x", []))
+
+    (root / "sources.yaml").write_text(yaml.safe_dump({"sponsorships": {
+        "base_url": api_url, "allow_private_hosts": True,
+        "tenants": [{"tenant_id": "hq", "token_env": "HOSTILE_API_TOKEN_HQ"},
+                    {"tenant_id": "down", "token_env": "HOSTILE_API_TOKEN_DOWN"}]}}))
+    url = new_warehouse("t_hostile")
+    runs = []
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {"PODCAST_SOURCES_FILE": root / "sources.yaml", "PODCAST_INSERTION_ORDER_DIR": io,
+                            "PODCAST_CONVERSION_LANDING_DIR": landing, "PODCAST_LOG_SETTLE_SECONDS": 0,
+                            "PODCAST_IP_HASH_SECRET": SECRET, "HOSTILE_API_TOKEN_HQ": "good",
+                            "HOSTILE_API_TOKEN_DOWN": "broken"}.items():
+            env.setenv(name, str(value))
+        settings_module.get_settings.cache_clear()
+        try:
+            for _ in range(2):
+                result = dg.materialize(SPONSORSHIP_ASSETS, resources={"warehouse": WarehouseResource(database_url=url)},
+                                        raise_on_error=False)
+                runs.append({"result": result, "snapshot": snapshot(url)})
+        finally:
+            settings_module.get_settings.cache_clear()
+    return {"url": url, "runs": runs}
+
+
+def snapshot(url: str) -> dict[str, list]:
+    return {
+        "events": query(url, "select tenant_id, source, event_id, gross_revenue, user_agent, xmin::text "
+                             "from raw.attribution_events order by 1, 2, 3"),
+        "quarantine": query(url, "select tenant_id, source, record_key, reason_code from quarantine.campaign_records "
+                                 "order by 1, 2, 3, 4"),
+        "campaigns": query(url, "select campaign_id, xmin::text from raw.campaigns order by 1"),
+        "placements": query(url, "select placement_id, campaign_id from raw.placements order by 1"),
+        "sponsors": query(url, "select sponsor_id from raw.sponsors order by 1"),
+        "files": query(url, "select file_key, rows, quarantined, refused_reason from ops.campaign_files order by 1"),
+    }
+
+
+def reasons(url: str, source: str, prefix: str) -> dict[str, str]:
+    return dict(query(url, "select record_key, reason_code from quarantine.campaign_records "
+                           "where source = %s and record_key like %s", (source, prefix + "%")))
+
+
+def test_each_hostile_pixel_line_is_quarantined_with_its_reason_and_the_rest_is_stored(hostile):
+    url = hostile["url"]
+    got = reasons(url, "pixel", "pixel/hq/pixel-a-hostile.jsonl:")
+    expected = {f"pixel/hq/pixel-a-hostile.jsonl:{n}": reason for n, (_, reason) in enumerate(HOSTILE_PIXELS, start=1)}
+    assert got == expected
+    # The valid lines after the hostile ones in the same file, and the later files, are stored.
+    stored = {r[0] for r in query(url, "select event_id from raw.attribution_events where tenant_id = 'hq'")}
+    assert {f"ev-{n}" for n in range(60)} <= stored
+    assert not stored & {f"ev-{n}" for n in range(900, 913)}
+    assert query(url, "select count(*) from raw.attribution_events where tenant_id = 'other' and source = 'vanity'") == [(10,)]
+    # The quarantined NUL line is kept as evidence (the NUL shown as U+FFFD), without the address.
+    evidence = query(url, "select payload from quarantine.campaign_records where record_key = %s",
+                     ("pixel/hq/pixel-a-hostile.jsonl:1",))[0][0]
+    assert evidence["ua"] == "Mozi\ufffdlla" and "ip" not in evidence
+    files = {r[0]: r[1:] for r in hostile["runs"][0]["snapshot"]["files"]}
+    assert files["pixel/hq/pixel-a-hostile.jsonl"] == (20, len(HOSTILE_PIXELS), None)
+    assert files["pixel/hq/pixel-b-after.jsonl"] == (40, 0, None)
+
+
+def test_unreadable_gzip_is_refused_in_the_ledger_after_the_lines_before_the_break(hostile):
+    url = hostile["url"]
+    files = {r[0]: r[1:] for r in hostile["runs"][0]["snapshot"]["files"]}
+    rows, bad, reason = files["pixel/hq/pixel-c-truncated.jsonl.gz"]
+    assert reason == "unreadable_file" and 0 < rows < 300 and bad <= 1
+    stored = query(url, "select count(*) from raw.attribution_events where event_id like 'ev-1__' or event_id like 'ev-2__' "
+                        "or event_id like 'ev-3__'")[0][0]
+    assert stored == rows
+    assert files["pixel/hq/pixel-d-not-gzip.jsonl.gz"] == (0, 0, "unreadable_file")
+    assert reasons(url, "pixel", "pixel/hq/pixel-d") == {"pixel/hq/pixel-d-not-gzip.jsonl.gz": "unreadable_file"}
+
+
+def test_a_tenant_folder_that_is_not_an_identifier_is_quarantined_unread(hostile):
+    url = hostile["url"]
+    assert query(url, "select source, reason_code from quarantine.campaign_records where tenant_id = 'bad tenant!' "
+                      "order by 1") == [("insertion_order", "invalid_identifier"), ("pixel", "invalid_identifier")]
+    assert query(url, "select count(*) from raw.attribution_events where tenant_id = 'bad tenant!'") == [(0,)]
+    assert query(url, "select count(*) from raw.campaigns where campaign_id = 'cmp-x'") == [(0,)]
+
+
+def test_hostile_insertion_orders_are_refused_per_file_and_per_row(hostile):
+    url = hostile["url"]
+    assert reasons(url, "insertion_order", "IO_") == {
+        "IO_b_traversal.csv:campaign": "invalid_identifier",
+        "IO_c_nul.csv:campaign": "invalid_text",
+        "IO_d_nan.csv:campaign": "invalid_number",
+        "IO_e_rows.csv:row13": "invalid_identifier",
+        "IO_e_rows.csv:row14": "invalid_text",
+        "IO_e_rows.csv:row15": "invalid_number",
+        "IO_f_broken.xlsx": "unreadable_file",
+    }
+    campaigns = {r[0] for r in query(url, "select campaign_id from raw.campaigns where _source = 'insertion_order'")}
+    assert campaigns == {"cmp-good", "cmp-rows"}
+    assert query(url, "select placement_id from raw.placements where _source = 'insertion_order' order by 1") == [
+        ("pl-g1",), ("pl-g2",), ("pl-r1",), ("pl-r5",)]
+    files = {r[0]: r[1:] for r in hostile["runs"][0]["snapshot"]["files"]}
+    assert files["insertion_order/hq/IO_e_rows.csv"] == (3, 3, None)
+    assert files["insertion_order/hq/IO_f_broken.xlsx"] == (0, 1, "unreadable_file")
+
+
+def test_hostile_api_records_are_quarantined_and_a_broken_tenant_fails_alone(hostile):
+    url = hostile["url"]
+    for stream, expected in API_REASONS.items():
+        got = query(url, "select reason_code from quarantine.campaign_records where source = 'sponsorship_api' "
+                         "and record_key like %s order by reason_code", (stream + "/%",))
+        assert [r[0] for r in got] == sorted(expected), stream
+    assert query(url, "select sponsor_id from raw.sponsors where _source = 'sponsorship_api'") == [("sp-hq-api",)]
+    assert query(url, "select campaign_id, promo_codes from raw.campaigns where _source = 'sponsorship_api'") == [
+        ("cmp-hq-api", ["API5"])]
+    assert query(url, "select placement_id from raw.placements where _source = 'sponsorship_api'") == [("pl-hq-api",)]
+    # Tenant `down` answered with a body that is not JSON: the campaign step fails naming it, after
+    # storing tenant hq and the insertion orders; the conversion step succeeds.
+    result = hostile["runs"][0]["result"]
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["sponsorship_campaigns"]
+    assert "down/sponsorship_api" in failures[0].event_specific_data.error.message
+    assert [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"] == ["conversion_events"]
+
+
+def test_a_rerun_on_the_same_input_changes_nothing(hostile):
+    first, second = (run["snapshot"] for run in hostile["runs"])
+    assert first == second  # the same rows, untouched (xmin), the same quarantine and ledger
+    materialized = [e for e in hostile["runs"][1]["result"].all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    events = next(e for e in materialized if e.asset_key == dg.AssetKey(["raw", "attribution_events"]))
+    metadata = events.event_specific_data.materialization.metadata
+    assert metadata["changed_this_run"].value == 0 and metadata["files_loaded"].value == 0
+
+
+def test_ids_in_sources_yaml_must_be_identifiers(tmp_path):
+    bad = tmp_path / "sources.yaml"
+    bad.write_text(yaml.safe_dump({"sponsorships": {"base_url": "http://x", "tenants": [
+        {"tenant_id": "../../etc", "token_env": "T"}]}}))
+    with pytest.raises(ValidationError, match="invalid tenant id '../../etc'"):
+        load_campaign_sources(bad)
+    bad.write_text(yaml.safe_dump({"shops": {"stores": [
+        {"tenant_id": "hq", "sponsor_id": "a/b", "store": "s", "base_url": "http://x", "token_env": "T"}]}}))
+    with pytest.raises(ValidationError, match="invalid sponsor id 'a/b'"):
+        load_campaign_sources(bad)
+    bad.write_text(yaml.safe_dump({"platforms": {"buzzsprout": {"base_url": "http://x", "shows": [
+        {"tenant_id": "t 1", "podcast_id": 1, "token_env": "T"}]}}}))
+    with pytest.raises(ValidationError, match="invalid tenant id 't 1'"):
+        load_platform_sources(bad)
+
+
+# -- kill and re-run ----------------------------------------------------------------------------
+
+KILLER = """
+import json, os, signal, sys
+args = json.loads(sys.argv[1])
+calls = {"n": 0}
+def stop(*_):
+    calls["n"] += 1
+    if calls["n"] >= args["kill_at"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def run_killed(body: str, **args) -> subprocess.CompletedProcess:
+    """Run `body` (which calls a loader with the hook `stop`) in a new Python process, which
+    kills itself with SIGKILL at the `kill_at`-th call of the hook."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", KILLER + body, json.dumps(args, default=str)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    return result
+
+
+def test_a_killed_conversion_load_rerun_stores_every_line_once(new_warehouse, tmp_path):
+    url = new_warehouse("t_kill")
+    landing = tmp_path / "conversions"
+    lines = [json.dumps(pixel(n)) for n in range(300)]
+    for n in range(0, 300, 25):
+        lines[n] = json.dumps(pixel(n, ts="not a time"))
+    write_jsonl(landing / "hq" / "pixel-1.jsonl", lines[:150])
+    write_jsonl(landing / "hq" / "pixel-2.jsonl.gz", lines[150:])
+    run_killed("""
+from assets.ingestion import conversions
+from assets.ingestion.campaigns import CampaignSources
+conversions.BATCH_ROWS = 40
+conversions.sync_conversions(args["url"], CampaignSources(), __import__("pathlib").Path(args["landing"]),
+                             b"k", [], "killed", on_batch=stop)
+""", url=url, landing=landing, kill_at=6)
+    # Killed inside the sixth batch: the first file (four batches) and one batch of the second
+    # (190 lines) stored, the second file not in the ledger.
+    assert query(url, "select count(*) from raw.attribution_events")[0][0] + \
+        query(url, "select count(*) from quarantine.campaign_records")[0][0] == 190
+    assert query(url, "select file_key from ops.campaign_files") == [("pixel/hq/pixel-1.jsonl",)]
+
+    stats = sync_conversions(url, load_campaign_sources(tmp_path / "none.yaml"), landing, b"k", [], "rerun")
+    assert stats.files_loaded == 1 and stats.files_unchanged == 1
+    events = query(url, "select count(*), count(distinct event_id) from raw.attribution_events")[0]
+    quarantined = query(url, "select count(*), count(distinct record_key) from quarantine.campaign_records")[0]
+    assert events == (288, 288) and quarantined == (12, 12)
+    assert events[0] + quarantined[0] == len(lines)
+
+
+def test_a_killed_insertion_order_load_rerun_stores_every_file_once(new_warehouse, tmp_path):
+    url = new_warehouse("t_kill")
+    io = tmp_path / "io"
+    (io / "hq").mkdir(parents=True)
+    for n in range(8):
+        rows = [placement(f"pl-{n}-{k}") for k in range(25)] + [placement(f"pl-{n}-bad", offset="x")]
+        (io / "hq" / f"IO_{n}.csv").write_text(insertion_order(f"cmp-{n}", rows))
+    run_killed("""
+from assets.ingestion.campaigns import CampaignSources, sync_campaigns
+sync_campaigns(args["url"], CampaignSources(), __import__("pathlib").Path(args["io"]), "killed", on_unit=stop)
+""", url=url, io=io, kill_at=4)
+    assert query(url, "select count(*) from raw.campaigns") == [(3,)]
+    assert query(url, "select count(*) from ops.campaign_files") == [(3,)]
+
+    stats = sync_campaigns(url, load_campaign_sources(tmp_path / "none.yaml"), io, "rerun")
+    assert stats.files_loaded == 5 and stats.files_unchanged == 3
+    assert query(url, "select count(*), count(distinct campaign_id) from raw.campaigns")[0] == (8, 8)
+    placements = query(url, "select count(*) from raw.placements")[0][0]
+    quarantined = query(url, "select count(*) from quarantine.campaign_records")[0][0]
+    assert (placements, quarantined) == (8 * 25, 8)
+
+
+WINDOW = (date(2026, 10, 30), date(2026, 11, 1))
+
+
+def test_a_killed_platform_sync_rerun_matches_an_uninterrupted_one(new_warehouse, simulator):
+    section, environ = platform_sources(simulator.network, simulator.base_url)
+    section = {"allow_private_hosts": True, "buzzsprout": section["buzzsprout"]}
+    sources = PlatformSources.model_validate(section)
+    clean_url, url = new_warehouse("t_kill"), new_warehouse("t_kill")
+    clean = sync_platform(clean_url, sources, "buzzsprout", "clean", *WINDOW, environ=environ)
+    assert clean.units > 4 and not clean.failed_sources
+
+    run_killed("""
+from datetime import date
+from assets.ingestion.platforms.sync import PlatformSources, sync_platform
+sources = PlatformSources.model_validate(args["section"])
+sync_platform(args["url"], sources, "buzzsprout", "killed", date(2026, 10, 30), date(2026, 11, 1),
+              environ=args["environ"], checkpoint=stop)
+""", url=url, section=section, environ=environ, kill_at=clean.units // 2)
+    tables = ("raw.buzzsprout_episodes", "raw.buzzsprout_episode_downloads_daily", "quarantine.platform_records")
+
+    def content(database: str) -> dict[str, list]:
+        """Each table's rows without the load's bookkeeping columns."""
+        out = {}
+        for table in tables:
+            schema, name = table.split(".")
+            columns = [r[0] for r in query(database, "select column_name from information_schema.columns where "
+                                                     "table_schema = %s and table_name = %s and column_name not in "
+                                                     "('_batch_id', '_ingested_at') order by ordinal_position",
+                                           (schema, name))]
+            out[table] = query(database, sql.SQL("select {} from {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema, name)))
+        return out
+
+    expected = content(clean_url)
+    assert 0 < sum(map(len, content(url).values())) < sum(map(len, expected.values()))
+    resumed = sync_platform(url, sources, "buzzsprout", "killed", *WINDOW, environ=environ)
+    assert not resumed.failed_sources and resumed.units < clean.units
+    got = content(url)
+    for table in tables:
+        assert len(got[table]) == len(set(map(repr, got[table]))), table  # nothing twice
+        assert sorted(got[table], key=repr) == sorted(expected[table], key=repr), table
