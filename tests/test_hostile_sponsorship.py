@@ -446,3 +446,49 @@ sync_platform(args["url"], sources, "buzzsprout", "killed", date(2026, 10, 30), 
     for table in tables:
         assert len(got[table]) == len(set(map(repr, got[table]))), table  # nothing twice
         assert sorted(got[table], key=repr) == sorted(expected[table], key=repr), table
+
+
+# -- Megaphone exports ---------------------------------------------------------------------------
+
+def test_hostile_megaphone_lines_are_quarantined_and_a_bad_tenant_folder_fails_alone(new_warehouse, network, tmp_path):
+    from assets.ingestion.megaphone_export import MAX_LINE_BYTES, megaphone_episode_metrics_daily
+    from simulator.megaphone import export_path, marker_path, megaphone_shows, write_megaphone_exports
+
+    day = date(2026, 11, 1)
+    root = str(tmp_path / "megaphone")
+    truth = write_megaphone_exports(network, root, [day])
+    show = megaphone_shows(network)[0]
+    path = Path(export_path(root, show.tenant_id, show.network_id, day))
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    record = {"podcast_id": show.podcast_id, "episode_id": "e\x00x",
+              "created_at": "2026-11-01T10:00:00Z", "ip": "203.0.113.9", "user_agent": "x"}
+    hostile = [json.dumps(record).encode(),                                  # NUL in an id
+               b'{"episode_id": "' + b"a" * (MAX_LINE_BYTES + 10) + b'"}',    # over the line limit
+               b"[" * 100_000,                                               # nested deeper than the parser goes
+               b'{"ip": "203.0.113.9", "episode_id": "raw\x00nul"}']          # a raw NUL: not JSON
+    path.write_bytes(gzip.compress(b"\n".join(lines + hostile) + b"\n"))
+    first = len(lines) + 1
+    # A tenant folder whose name is not an identifier, finalized like the others.
+    bad = Path(root) / "bad tenant!" / show.network_id
+    bad.mkdir(parents=True)
+    (bad / path.name).write_bytes(path.read_bytes())
+    (bad / Path(marker_path(root, "x", "y", day)).name).write_text("")
+
+    url = new_warehouse("t_hostile")
+    result = dg.materialize([megaphone_episode_metrics_daily], partition_key=day.isoformat(),
+                            resources={"warehouse": WarehouseResource(database_url=url)}, raise_on_error=False,
+                            run_config={"ops": {megaphone_episode_metrics_daily.op.name: {"config": {"export_url": root}}}})
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"bad tenant!/{show.network_id}/{day}: InvalidIdentifier" in failure.event_specific_data.error.message
+    stored = {tuple(r[:5]): r[5] for r in query(url, "select tenant_id, network_id, podcast_id, episode_id, metric_date, "
+                                                     "downloads from raw.megaphone_episode_metrics_daily")}
+    assert stored == {k: v["downloads"] for k, v in truth["metrics"].items()}
+    got = dict(query(url, "select record_key, reason_code from quarantine.platform_records where platform = 'megaphone' "
+                          "and record_key like %s", (f"{path.name}:%",)))
+    name = path.name
+    assert {k: got.get(k) for k in (f"{name}:{first + n}" for n in range(4))} == {
+        f"{name}:{first}": "invalid_text", f"{name}:{first + 1}": "record_too_large", f"{name}:{first + 2}": "not_json",
+        f"{name}:{first + 3}": "not_json"}
+    evidence = query(url, "select payload from quarantine.platform_records where record_key = %s",
+                     (f"{name}:{first + 3}",))[0][0]
+    assert "\ufffd" in evidence["line"] and "203.0.113.9" not in evidence["line"]

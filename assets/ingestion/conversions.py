@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
@@ -238,25 +238,30 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, bytes, size) of each line of a binary stream, holding at most `limit` bytes
+    of a line in memory: a longer line is skipped to its end and given as None with its size."""
+    line_no = 0
+    while line := stream.readline(limit + 1):
+        line_no += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            size = len(line)
+            while rest := stream.readline(_CHUNK):
+                size += len(rest)
+                if rest.endswith(b"\n"):
+                    break
+            yield line_no, None, size
+            continue
+        yield line_no, line, len(line)
+
+
 def read_lines(path: Path, limit: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, bytes | None, int]]:
-    """(line number, bytes, size) of each line of a JSON-lines file, gzip decompressed as it is
-    read: memory holds one line of at most `limit` bytes, whatever the file expands to. A longer
-    line is skipped to its end and given as None with its size. Raises EOFError, OSError or
+    """`bounded_lines` of a JSON-lines file, gzip decompressed as it is read: memory holds one
+    line of at most `limit` bytes, whatever the file expands to. Raises EOFError, OSError or
     zlib.error where a gzip stream cannot be read further."""
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as stream:
-        line_no = 0
-        while line := stream.readline(limit + 1):
-            line_no += 1
-            if len(line) > limit and not line.endswith(b"\n"):
-                size = len(line)
-                while rest := stream.readline(_CHUNK):
-                    size += len(rest)
-                    if rest.endswith(b"\n"):
-                        break
-                yield line_no, None, size
-                continue
-            yield line_no, line, len(line)
+        yield from bounded_lines(stream, limit)
 
 
 # Called inside each batch's transaction once its rows are written (tests stop a load there).
