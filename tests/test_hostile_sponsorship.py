@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from datetime import date
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -126,14 +127,32 @@ API_REASONS = {"sponsors": ["invalid_identifier", "invalid_type", "invalid_type"
                "placements": ["invalid_identifier"]}
 
 
+def shop_orders() -> list:
+    order = {"id": 1001, "name": "#1001", "created_at": "2026-11-03T10:00:00-05:00", "updated_at": "2026-11-03T10:00:00-05:00",
+             "total_price": "40.00", "currency": "USD", "discount_codes": [{"code": "ACME10"}],
+             "client_details": {"browser_ip": "203.0.113.5", "user_agent": "Mozilla/5.0"}, "customer": {"id": 7}}
+    return [order,
+            {**order, "id": 1002, "discount_codes": [{"code": 10}]},        # a number where a code is text
+            {**order, "id": 1003, "currency": "US\x00D"},
+            {**order, "id": 1004, "total_price": "NaN"},
+            {**order, "id": 1005, "created_at": "03/11/2026"},
+            ["not", "an", "order"]]
+
+
+SHOP_REASONS = ["invalid_number", "invalid_record", "invalid_text", "invalid_timestamp", "invalid_type"]
+
+
 class SponsorshipApi(BaseHTTPRequestHandler):
-    """`Bearer good` is tenant `hq`'s token; `Bearer broken` gets a body that is not JSON."""
+    """The sponsorship API and a shop. `good` is the token of tenant `hq` and of the first shop;
+    `broken` gets a body that is not JSON."""
 
     def do_GET(self):  # noqa: N802 (the standard library's name)
         stream = self.path.split("?")[0].strip("/")
-        token = self.headers.get("Authorization", "")
-        if token == "Bearer broken":
+        token = self.headers.get("Authorization") or self.headers.get("X-Shopify-Access-Token", "")
+        if token.removeprefix("Bearer ") == "broken":
             body = b"<html>gateway error</html>"
+        elif stream.endswith("orders.json"):
+            body = json.dumps({"orders": shop_orders()}).encode()
         else:
             body = json.dumps({"data": api_records("hq")[stream], "next_cursor": None}).encode()
         self.send_response(200)
@@ -186,10 +205,15 @@ def hostile(tmp_path_factory, new_warehouse, api_url):
     (io / "bad tenant!").mkdir()
     (io / "bad tenant!" / "IO_x.csv").write_text(insertion_order("cmp-x", []))
 
-    (root / "sources.yaml").write_text(yaml.safe_dump({"sponsorships": {
-        "base_url": api_url, "allow_private_hosts": True,
-        "tenants": [{"tenant_id": "hq", "token_env": "HOSTILE_API_TOKEN_HQ"},
-                    {"tenant_id": "down", "token_env": "HOSTILE_API_TOKEN_DOWN"}]}}))
+    (root / "sources.yaml").write_text(yaml.safe_dump({
+        "sponsorships": {"base_url": api_url, "allow_private_hosts": True,
+                         "tenants": [{"tenant_id": "hq", "token_env": "HOSTILE_API_TOKEN_HQ"},
+                                     {"tenant_id": "down", "token_env": "HOSTILE_API_TOKEN_DOWN"}]},
+        "shops": {"allow_private_hosts": True, "stores": [
+            {"tenant_id": "down", "sponsor_id": SPONSOR, "store": "broken-shop", "base_url": api_url,
+             "token_env": "HOSTILE_API_TOKEN_DOWN"},
+            {"tenant_id": "hq", "sponsor_id": SPONSOR, "store": "acme-shop", "base_url": api_url,
+             "token_env": "HOSTILE_API_TOKEN_HQ"}]}}))
     url = new_warehouse("t_hostile")
     runs = []
     with pytest.MonkeyPatch.context() as env:
@@ -297,13 +321,25 @@ def test_hostile_api_records_are_quarantined_and_a_broken_tenant_fails_alone(hos
         ("cmp-hq-api", ["API5"])]
     assert query(url, "select placement_id from raw.placements where _source = 'sponsorship_api'") == [("pl-hq-api",)]
     # Tenant `down` answered with a body that is not JSON: the campaign step fails naming it, after
-    # storing tenant hq and the insertion orders; the conversion step succeeds.
+    # storing tenant hq and the insertion orders.
     result = hostile["runs"][0]["result"]
     assert not result.success
-    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert [e.step_key for e in failures] == ["sponsorship_campaigns"]
-    assert "down/sponsorship_api" in failures[0].event_specific_data.error.message
-    assert [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"] == ["conversion_events"]
+    failures = {e.step_key: e.event_specific_data.error.message for e in result.all_events
+                if e.event_type_value == "STEP_FAILURE"}
+    assert "1 source(s) failed to sync: down/sponsorship_api: " in failures["sponsorship_campaigns"]
+
+
+def test_hostile_shop_orders_are_quarantined_and_a_broken_shop_fails_alone(hostile):
+    url = hostile["url"]
+    got = query(url, "select reason_code from quarantine.campaign_records where source = 'shop_orders' order by 1")
+    assert [r[0] for r in got] == SHOP_REASONS
+    assert query(url, "select event_id, gross_revenue, discount_codes from raw.attribution_events "
+                      "where source = 'shop_orders'") == [("1001", Decimal("40.00"), ["ACME10"])]
+    # The shop listed first answered with a body that is not JSON: the conversion step fails naming
+    # it, after the other shop's orders and every pixel file are stored.
+    failures = {e.step_key: e.event_specific_data.error.message for e in hostile["runs"][0]["result"].all_events
+                if e.event_type_value == "STEP_FAILURE"}
+    assert "1 source(s) failed to sync: down/broken-shop: " in failures["conversion_events"]
 
 
 def test_a_rerun_on_the_same_input_changes_nothing(hostile):

@@ -116,7 +116,8 @@ def parse_pixel(tenant: str, line: dict[str, Any], addresses: Addresses, batch_i
     value = parse_money(line.get("value"), "value", required=False)
     return {
         "tenant_id": tenant, "source": "pixel", "event_id": str(line["event_id"]),
-        "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc), "sponsor_id": identifier("sponsor id", line["advertiser_id"]),
+        "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc),
+        "sponsor_id": identifier("sponsor id", line["advertiser_id"]),
         "event_type": kind, "updated_at": None, **addresses.fields(line.get("ip")), "user_agent": line.get("ua"),
         "customer_key": None, "order_id": line.get("order_id"), "gross_revenue": value,
         "refunded_amount": Decimal("0.00"), "currency": line.get("currency"), "discount_codes": [],
@@ -135,7 +136,8 @@ def parse_vanity(tenant: str, line: dict[str, Any], addresses: Addresses, batch_
     url = normalize_vanity(f"{line['host']}{line.get('path') or ''}")
     return {
         "tenant_id": tenant, "source": "vanity", "event_id": str(line["visit_id"]),
-        "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc), "sponsor_id": identifier("sponsor id", line["sponsor_id"]) if line.get("sponsor_id") else "",
+        "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc),
+        "sponsor_id": identifier("sponsor id", line["sponsor_id"]) if line.get("sponsor_id") else "",
         "event_type": "vanity_visit", "updated_at": None, **addresses.fields(line.get("client_ip")),
         "user_agent": line.get("user_agent"), "customer_key": None, "order_id": None, "gross_revenue": None,
         "refunded_amount": Decimal("0.00"), "currency": None, "discount_codes": [], "landing_url": f"https://{url}",
