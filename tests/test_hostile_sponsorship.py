@@ -528,3 +528,30 @@ def test_hostile_megaphone_lines_are_quarantined_and_a_bad_tenant_folder_fails_a
     evidence = query(url, "select payload from quarantine.platform_records where record_key = %s",
                      (f"{name}:{first + 3}",))[0][0]
     assert "\ufffd" in evidence["line"] and "203.0.113.9" not in evidence["line"]
+
+
+def test_a_platform_record_with_a_nul_is_quarantined_and_the_rest_of_its_unit_stored(new_warehouse):
+    from assets.ingestion.platforms.base import ShowSync, SyncStats, no_checkpoint
+    from assets.ingestion.platforms.buzzsprout import Buzzsprout, BuzzsproutConfig, BuzzsproutShow
+
+    url = new_warehouse("t_hostile")
+    config = BuzzsproutConfig(base_url="http://127.0.0.1:9", shows=[])
+    show = BuzzsproutShow(tenant_id="acme", podcast_id="p1", token_env="UNUSED")
+    job = ShowSync(Buzzsprout(), url, config, show, None, frozenset({"episodes"}), None, None, "batch-1", "sync-1",
+                   SyncStats(), no_checkpoint)
+
+    def episode(eid, title, payload):
+        return {"episode_id": eid, "guid": f"g{eid}", "title": title, "audio_url": None, "published_at": None,
+                "duration_seconds": 60, "episode_number": None, "season_number": None, "payload": payload}
+
+    try:
+        for _ in range(2):  # the same unit twice: the same rows and quarantine, nothing twice
+            job.store("episodes", [episode("1", "One", {"a": 1}), episode("2", "T\x00wo", {"a": 2}),
+                                   episode("3", "Three", {"note": "x\x00y"})], [], {"n": 1})
+    finally:
+        job.close()
+    assert query(url, "select episode_id, title from raw.buzzsprout_episodes") == [("1", "One")]
+    assert query(url, "select record_key, reason_code, payload->>'title', payload->'payload'->>'note' "
+                      "from quarantine.platform_records order by 1") == [
+        ("2", "invalid_text", "T\ufffdwo", None), ("3", "invalid_text", "Three", "x\ufffdy")]
+    assert job.cursor("episodes") == {"n": 1} and job.stats.units == 2
