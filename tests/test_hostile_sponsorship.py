@@ -25,7 +25,7 @@ import yaml
 from psycopg import sql
 from pydantic import ValidationError
 
-from assets.ingestion.campaigns import load_campaign_sources, sync_campaigns
+from assets.ingestion.campaigns import MAX_IO_ROWS, load_campaign_sources, sync_campaigns
 from assets.ingestion.conversions import MAX_RECORD_BYTES, sync_conversions
 from assets.ingestion.platforms.sync import PlatformSources, load_platform_sources, sync_platform
 from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
@@ -143,19 +143,20 @@ SHOP_REASONS = ["invalid_number", "invalid_record", "invalid_text", "invalid_tim
 
 
 class SponsorshipApi(BaseHTTPRequestHandler):
-    """The sponsorship API and a shop. `good` is the token of tenant `hq` and of the first shop;
-    `broken` gets a body that is not JSON."""
+    """The sponsorship API and a shop. `good` is the token of tenant `hq` and of the second shop;
+    `broken` is refused (401, an HTML page: a final error, not retried)."""
 
     def do_GET(self):  # noqa: N802 (the standard library's name)
         stream = self.path.split("?")[0].strip("/")
         token = self.headers.get("Authorization") or self.headers.get("X-Shopify-Access-Token", "")
+        status = 200
         if token.removeprefix("Bearer ") == "broken":
-            body = b"<html>gateway error</html>"
+            status, body = 401, b"<html>token revoked</html>"
         elif stream.endswith("orders.json"):
             body = json.dumps({"orders": shop_orders()}).encode()
         else:
             body = json.dumps({"data": api_records("hq")[stream], "next_cursor": None}).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -202,6 +203,7 @@ def hostile(tmp_path_factory, new_warehouse, api_url):
         placement("pl-r1"), placement(".."), placement("pl-r3", feed="https://x\x00y"), placement("pl-r4", offset="abc"),
         placement("pl-r5")]))
     (io / "hq" / "IO_f_broken.xlsx").write_bytes(b"PK\x03\x04 this is not a workbook")
+    (io / "hq" / "IO_g_long.csv").write_text(insertion_order("cmp-long", [placement(f"pl-l{n}") for n in range(MAX_IO_ROWS)]))
     (io / "bad tenant!").mkdir()
     (io / "bad tenant!" / "IO_x.csv").write_text(insertion_order("cmp-x", []))
 
@@ -300,6 +302,7 @@ def test_hostile_insertion_orders_are_refused_per_file_and_per_row(hostile):
         "IO_e_rows.csv:row14": "invalid_text",
         "IO_e_rows.csv:row15": "invalid_number",
         "IO_f_broken.xlsx": "unreadable_file",
+        "IO_g_long.csv": "file_too_large",
     }
     campaigns = {r[0] for r in query(url, "select campaign_id from raw.campaigns where _source = 'insertion_order'")}
     assert campaigns == {"cmp-good", "cmp-rows"}
@@ -320,8 +323,8 @@ def test_hostile_api_records_are_quarantined_and_a_broken_tenant_fails_alone(hos
     assert query(url, "select campaign_id, promo_codes from raw.campaigns where _source = 'sponsorship_api'") == [
         ("cmp-hq-api", ["API5"])]
     assert query(url, "select placement_id from raw.placements where _source = 'sponsorship_api'") == [("pl-hq-api",)]
-    # Tenant `down` answered with a body that is not JSON: the campaign step fails naming it, after
-    # storing tenant hq and the insertion orders.
+    # Tenant `down`'s token is refused: the campaign step fails naming it, after storing tenant hq
+    # and the insertion orders.
     result = hostile["runs"][0]["result"]
     assert not result.success
     failures = {e.step_key: e.event_specific_data.error.message for e in result.all_events
@@ -335,8 +338,8 @@ def test_hostile_shop_orders_are_quarantined_and_a_broken_shop_fails_alone(hosti
     assert [r[0] for r in got] == SHOP_REASONS
     assert query(url, "select event_id, gross_revenue, discount_codes from raw.attribution_events "
                       "where source = 'shop_orders'") == [("1001", Decimal("40.00"), ["ACME10"])]
-    # The shop listed first answered with a body that is not JSON: the conversion step fails naming
-    # it, after the other shop's orders and every pixel file are stored.
+    # The shop listed first refuses its token: the conversion step fails naming it, after the other
+    # shop's orders and every pixel file are stored.
     failures = {e.step_key: e.event_specific_data.error.message for e in hostile["runs"][0]["result"].all_events
                 if e.event_type_value == "STEP_FAILURE"}
     assert "1 source(s) failed to sync: down/broken-shop: " in failures["conversion_events"]

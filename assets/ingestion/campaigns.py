@@ -388,18 +388,34 @@ PLACEMENT_COLUMNS = {
 }
 
 
+MAX_IO_BYTES = 16 << 20   # an insertion order is a page of fields and a placement table:
+MAX_IO_ROWS = 10_000      # a file over either bound is refused (`file_too_large`) unread
+
+
 def read_sheet(path: Path) -> list[list[Any]]:
-    """The cells of a CSV or of an XLSX file's first sheet, row by row."""
+    """The cells of a CSV or of an XLSX file's first sheet, row by row (at most `MAX_IO_ROWS`)."""
+    if path.stat().st_size > MAX_IO_BYTES:
+        raise Invalid("file_too_large", f"{path.stat().st_size} bytes (at most {MAX_IO_BYTES})")
     if path.suffix.lower() == ".xlsx":
         from openpyxl import load_workbook
 
         book = load_workbook(path, read_only=True, data_only=True)
         try:
-            return [list(row) for row in book.worksheets[0].iter_rows(values_only=True)]
+            rows = (list(row) for row in book.worksheets[0].iter_rows(values_only=True))
+            return _bounded(rows)
         finally:
             book.close()
     text = path.read_bytes().decode("utf-8-sig", errors="replace")
-    return list(csv.reader(io.StringIO(text)))
+    return _bounded(csv.reader(io.StringIO(text)))
+
+
+def _bounded(rows) -> list[list[Any]]:
+    out = []
+    for row in rows:
+        if len(out) == MAX_IO_ROWS:
+            raise Invalid("file_too_large", f"more than {MAX_IO_ROWS} rows")
+        out.append(row)
+    return out
 
 
 def _blank(row: list[Any]) -> bool:
@@ -500,7 +516,7 @@ def load_insertion_order(conn: psycopg.Connection, tenant: str, path: Path, batc
     try:
         rows = read_sheet(path)
     except Exception as exc:  # noqa: BLE001 (a broken workbook or CSV is refused, not fatal)
-        failure = Invalid("unreadable_file", f"{type(exc).__name__}: {str(exc)[:300]}")
+        failure = exc if isinstance(exc, Invalid) else Invalid("unreadable_file", f"{type(exc).__name__}: {str(exc)[:300]}")
         with conn.transaction():
             stats.quarantined[failure.code] += quarantine(conn, tenant, "insertion_order", path.name, failure,
                                                           {"file": path.name}, batch_id)
