@@ -203,6 +203,7 @@ def hostile(tmp_path_factory, new_warehouse, api_url):
         placement("pl-r1"), placement(".."), placement("pl-r3", feed="https://x\x00y"), placement("pl-r4", offset="abc"),
         placement("pl-r5")]))
     (io / "hq" / "IO_f_broken.xlsx").write_bytes(b"PK\x03\x04 this is not a workbook")
+    (io / "hq" / "IO_h_field.csv").write_text(insertion_order("cmp-field", [], Website="x" * 200_000))  # over csv's field limit
     (io / "hq" / "IO_g_long.csv").write_text(insertion_order("cmp-long", [placement(f"pl-l{n}") for n in range(MAX_IO_ROWS)]))
     (io / "bad tenant!").mkdir()
     (io / "bad tenant!" / "IO_x.csv").write_text(insertion_order("cmp-x", []))
@@ -303,6 +304,7 @@ def test_hostile_insertion_orders_are_refused_per_file_and_per_row(hostile):
         "IO_e_rows.csv:row15": "invalid_number",
         "IO_f_broken.xlsx": "unreadable_file",
         "IO_g_long.csv": "file_too_large",
+        "IO_h_field.csv": "unreadable_file",
     }
     campaigns = {r[0] for r in query(url, "select campaign_id from raw.campaigns where _source = 'insertion_order'")}
     assert campaigns == {"cmp-good", "cmp-rows"}
