@@ -1,11 +1,17 @@
 """Storage shared by the campaign and conversion ingestion: the tables (resources/sql/campaigns.sql
 and campaigns_ops.sql), upserts that rewrite a row only when its content changed, quarantine
-rows, API cursors and the file ledger."""
+rows, API cursors and the file ledger.
+
+The record is the unit that fails: `parse_record` turns whatever a record breaks in its parser
+(a wrong type anywhere, a NUL byte, a non-finite number, an id that is not a plain identifier)
+into `Invalid` with a reason, and `store` quarantines a row the database refuses instead of
+losing the rows stored with it."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from pipelines.identifiers import InvalidIdentifier, validate_identifier
 from resources.schema import require_schema
 
 META_COLUMNS = ("_source", "_batch_id", "_ingested_at")
@@ -33,16 +40,73 @@ def ensure_campaign_tables(url: str) -> None:
     require_schema(url)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
+def _evidence(value: Any) -> Any:
+    """A document as jsonb can hold it: NUL characters shown as U+FFFD (PostgreSQL text and
+    jsonb refuse them), non-finite numbers, decimals and dates as text."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_evidence(str(k)): _evidence(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_evidence(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, (date, datetime)):
         return value.isoformat()
-    return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(value)
 
 
 def payload(document: Any) -> Jsonb:
-    return Jsonb(json.loads(json.dumps(document, default=_jsonable)))
+    return Jsonb(_evidence(document))
+
+
+# Columns holding a list of text; every other column holds one value.
+ARRAY_COLUMNS = frozenset({"promo_codes", "vanity_urls", "discount_codes"})
+
+
+def identifier(kind: str, value: Any) -> str:
+    """A sponsor, campaign, placement or tenant id that may become a file or folder name:
+    `pipelines.identifiers`' pattern, else the record is refused (`invalid_identifier`)."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+    try:
+        return validate_identifier(kind, text)
+    except InvalidIdentifier as exc:
+        raise Invalid("invalid_identifier", str(exc)) from None
+
+
+def checked(row: dict[str, Any]) -> dict[str, Any]:
+    """The row when every column holds what the table can store: text without NUL, a list of
+    text where a list belongs, finite numbers; else `Invalid` naming the column."""
+    for column, value in row.items():
+        if column == "payload":
+            continue
+        if column in ARRAY_COLUMNS:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise Invalid("invalid_type", f"{column} is not a list of text")
+            values = value
+        elif isinstance(value, (dict, list, tuple, set)):
+            raise Invalid("invalid_type", f"{column} is a {type(value).__name__} where one value is expected")
+        else:
+            values = [value]
+        for v in values:
+            if isinstance(v, str) and "\x00" in v:
+                raise Invalid("invalid_text", f"{column} contains a NUL byte")
+            if isinstance(v, float) and not math.isfinite(v) or isinstance(v, Decimal) and not v.is_finite():
+                raise Invalid("invalid_number", f"{column} is not a finite number")
+    return row
+
+
+def parse_record(parse: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """`parse(*args)`, checked: a record that breaks its parser in a way the parser did not name
+    (an object where text is expected, a number where a list is) is `Invalid` too."""
+    try:
+        return checked(parse(*args))
+    except Invalid:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, ArithmeticError) as exc:
+        raise Invalid("invalid_record", f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def upsert(conn: psycopg.Connection, table: str, keys: Sequence[str], rows: Iterable[dict[str, Any]],
@@ -80,6 +144,26 @@ def upsert(conn: psycopg.Connection, table: str, keys: Sequence[str], rows: Iter
     return changed
 
 
+def store(conn: psycopg.Connection, table: str, keys: Sequence[str], rows: list[dict[str, Any]],
+          refuse: Callable[[int, Invalid], None], update: bool = True) -> int:
+    """`upsert` of a batch; when the database refuses a row of it (a value out of a column's
+    range, a check constraint), the batch is stored row by row and each refused row's index goes
+    to `refuse` with the reason `rejected_by_database`. Runs inside the caller's transaction."""
+    try:
+        with conn.transaction():
+            return upsert(conn, table, keys, rows, update)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError):
+        pass
+    changed = 0
+    for i, row in enumerate(rows):
+        try:
+            with conn.transaction():
+                changed += upsert(conn, table, keys, [row], update)
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            refuse(i, Invalid("rejected_by_database", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
+    return changed
+
+
 def quarantine(conn: psycopg.Connection, tenant_id: str, source: str, record_key: str, error: Invalid,
                document: Any, batch_id: str | None) -> int:
     cur = conn.execute(
@@ -111,10 +195,15 @@ def file_loaded(conn: psycopg.Connection, file_key: str, sha256: str) -> bool:
 
 
 def record_file(conn: psycopg.Connection, file_key: str, kind: str, tenant_id: str, sha256: str, rows: int,
-                quarantined: int, batch_id: str | None) -> None:
+                quarantined: int, batch_id: str | None, refused: Invalid | None = None) -> None:
+    """The file's bytes as loaded; `refused`: the file could not be read (all of it or past a
+    point), with the reason. Either way the same bytes are not read again."""
     conn.execute(
-        "insert into ops.campaign_files (file_key, kind, tenant_id, sha256, rows, quarantined, _batch_id) "
-        "values (%s, %s, %s, %s, %s, %s, %s) on conflict (file_key) do update set sha256 = excluded.sha256, "
-        "rows = excluded.rows, quarantined = excluded.quarantined, _batch_id = excluded._batch_id, loaded_at = now()",
-        (file_key, kind, tenant_id, sha256, rows, quarantined, batch_id),
+        "insert into ops.campaign_files (file_key, kind, tenant_id, sha256, rows, quarantined, refused_reason, "
+        "refused_detail, _batch_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (file_key) do update set "
+        "sha256 = excluded.sha256, rows = excluded.rows, quarantined = excluded.quarantined, "
+        "refused_reason = excluded.refused_reason, refused_detail = excluded.refused_detail, "
+        "_batch_id = excluded._batch_id, loaded_at = now()",
+        (file_key, kind, tenant_id, sha256, rows, quarantined, refused.code if refused else None,
+         refused.detail[:500] if refused else None, batch_id),
     )

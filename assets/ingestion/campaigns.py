@@ -4,6 +4,9 @@ from agencies' insertion orders dropped as CSV/XLSX files (`<folder>/<tenant>/*.
 
 Parsing is pure (`parse_*`): a record either becomes a row or raises `Invalid` with the reason
 it is quarantined. Rows are upserted on their natural keys and rewritten only when they change.
+The units that fail are the record (quarantined), the insertion-order file (refused in the file
+ledger with the reason) and the tenant's API sync (`LoadStats.failed_sources`); the others are
+stored. Tenant, sponsor, campaign and placement ids are `pipelines.identifiers` identifiers.
 """
 
 from __future__ import annotations
@@ -13,26 +16,35 @@ import hashlib
 import io
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 import yaml
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from assets.ingestion.campaign_store import (
-    Invalid, ensure_campaign_tables, file_loaded, payload, quarantine, read_cursor, record_file, upsert, write_cursor,
+    Invalid, checked, ensure_campaign_tables, file_loaded, identifier, parse_record, payload, quarantine,
+    read_cursor, record_file, store, write_cursor,
 )
+from pipelines.identifiers import is_valid_identifier, validate_identifier
 from resources.platform_http import ApiClient, ApiPolicy, Secret, credential_from_env
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 
 
+# Ids in sources.yaml: a tenant or sponsor id that is not a plain identifier is a config error.
+TenantId = Annotated[str, AfterValidator(partial(validate_identifier, "tenant id"))]
+SponsorId = Annotated[str, AfterValidator(partial(validate_identifier, "sponsor id"))]
+
+
 class SponsorshipTenant(BaseModel):
-    tenant_id: str
+    tenant_id: TenantId
     token_env: str
 
 
@@ -44,8 +56,8 @@ class SponsorshipSource(BaseModel):
 
 
 class ShopStore(BaseModel):
-    tenant_id: str
-    sponsor_id: str
+    tenant_id: TenantId
+    sponsor_id: SponsorId
     store: str
     base_url: str
     token_env: str
@@ -76,6 +88,7 @@ class LoadStats:
     files_loaded: int = 0
     files_unchanged: int = 0
     requests: int = 0
+    failed_sources: dict[str, str] = field(default_factory=dict)  # tenant/source -> why its sync stopped
 
 
 # -- value parsing -----------------------------------------------------------------------------
@@ -91,7 +104,9 @@ def parse_money(value: Any, field_name: str, required: bool = True) -> Decimal |
         amount = Decimal(text)
     except InvalidOperation:
         raise Invalid("invalid_money", f"{field_name}: {str(value)[:40]!r}") from None
-    if amount < 0 or not amount.is_finite():
+    if not amount.is_finite():
+        raise Invalid("invalid_number", f"{field_name} is not a finite number: {str(value)[:40]!r}")
+    if amount < 0:
         raise Invalid("invalid_money", f"{field_name} is negative: {value!r}")
     return amount.quantize(Decimal("0.01"))
 
@@ -142,12 +157,31 @@ def _required(record: dict[str, Any], name: str) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _text(value: Any, name: str) -> str | None:
+    """Optional text: None, or a string (a number is read as its text)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    raise Invalid("invalid_type", f"{name} is a {type(value).__name__} where text is expected")
+
+
+def _texts(value: Any, name: str) -> list[str]:
+    """A list of text (promo codes, vanity URLs): absent is empty; anything else is refused."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) or v is None for v in value):
+        raise Invalid("invalid_type", f"{name} is not a list of text")
+    return [v for v in value if v and v.strip()]
+
+
 # -- the sponsorship API's records -------------------------------------------------------------
 
 def parse_sponsor(tenant: str, r: dict[str, Any], source: str, batch_id: str) -> dict[str, Any]:
     return {
-        "tenant_id": tenant, "sponsor_id": str(_required(r, "id")), "name": _required(r, "name"),
-        "category": r.get("category"), "website": r.get("website"),
+        "tenant_id": tenant, "sponsor_id": identifier("sponsor id", _required(r, "id")),
+        "name": _text(_required(r, "name"), "name"),
+        "category": _text(r.get("category"), "category"), "website": _text(r.get("website"), "website"),
         "updated_at": parse_time(r["updated_at"], "updated_at") if r.get("updated_at") else None,
         "payload": payload(r), "_source": source, "_batch_id": batch_id,
     }
@@ -179,18 +213,21 @@ def campaign_row(tenant: str, r: dict[str, Any], source: str, batch_id: str, doc
         half_life = Decimal(str(half_life)) if half_life not in (None, "") else Decimal(7)
     except InvalidOperation:
         raise Invalid("invalid_number", f"half-life {half_life!r}") from None
+    if not half_life.is_finite() or not 0 < half_life <= 365:
+        raise Invalid("invalid_number", f"half-life of {half_life} days (allowed: more than 0, at most 365)")
     goal_value = parse_money(r.get("goal_value"), "goal_value", required=False)
     return {
-        "tenant_id": tenant, "campaign_id": str(_required(r, "id")), "sponsor_id": str(_required(r, "sponsor_id")),
-        "name": _required(r, "name"), "budget": parse_money(r.get("budget"), "budget"),
-        "currency": (r.get("currency") or "USD").upper(), "flight_start": start, "flight_end": end,
+        "tenant_id": tenant, "campaign_id": identifier("campaign id", _required(r, "id")),
+        "sponsor_id": identifier("sponsor id", _required(r, "sponsor_id")),
+        "name": _text(_required(r, "name"), "name"), "budget": parse_money(r.get("budget"), "budget"),
+        "currency": (_text(r.get("currency"), "currency") or "USD").upper(), "flight_start": start, "flight_end": end,
         "pricing_model": pricing, "flat_fee": flat_fee, "cpm_rate": cpm_rate,
         "goal_type": _word(r.get("goal_type")) or None, "goal_value": goal_value,
-        "promo_codes": sorted({c.strip() for c in r.get("promo_codes") or [] if c and c.strip()}),
-        "vanity_urls": sorted({normalize_vanity(u) for u in r.get("vanity_urls") or [] if u and u.strip()}),
-        "utm_campaign": (r.get("utm_campaign") or "").strip() or None,
+        "promo_codes": sorted({c.strip() for c in _texts(r.get("promo_codes"), "promo_codes")}),
+        "vanity_urls": sorted({normalize_vanity(u) for u in _texts(r.get("vanity_urls"), "vanity_urls")}),
+        "utm_campaign": (_text(r.get("utm_campaign"), "utm_campaign") or "").strip() or None,
         "attribution_window_days": window, "attribution_model": model, "decay_half_life_days": half_life,
-        "exclude_prior_customers": bool(r.get("exclude_prior_customers")), "status": r.get("status"),
+        "exclude_prior_customers": bool(r.get("exclude_prior_customers")), "status": _text(r.get("status"), "status"),
         "updated_at": parse_time(r["updated_at"], "updated_at") if r.get("updated_at") else None,
         "payload": payload(document), "_source": source, "_batch_id": batch_id,
     }
@@ -233,8 +270,9 @@ def placement_row(tenant: str, r: dict[str, Any], source: str, batch_id: str, do
         raise Invalid("invalid_number", f"ad offset {offset}, duration {duration}")
     guid = r.get("episode_guid")
     return {
-        "tenant_id": tenant, "placement_id": str(_required(r, "id")), "campaign_id": str(_required(r, "campaign_id")),
-        "feed_url": str(_required(r, "feed_url")), "episode_guid": str(guid).strip() if guid not in (None, "") else None,
+        "tenant_id": tenant, "placement_id": identifier("placement id", _required(r, "id")),
+        "campaign_id": identifier("campaign id", _required(r, "campaign_id")),
+        "feed_url": _text(_required(r, "feed_url"), "feed_url"), "episode_guid": str(guid).strip() if guid not in (None, "") else None,
         "position": position, "insertion": insertion, "start_date": start, "end_date": end,
         "ad_offset_seconds": offset, "ad_duration_seconds": duration,
         "updated_at": parse_time(r["updated_at"], "updated_at") if r.get("updated_at") else None,
@@ -258,43 +296,71 @@ API_STREAMS = {
 
 def sync_sponsorship_api(url: str, source: SponsorshipSource, batch_id: str, stats: LoadStats,
                          environ: dict[str, str] | None = None) -> None:
-    """Each tenant's sponsors, campaigns and placements changed since the last sync."""
+    """Each tenant's sponsors, campaigns and placements changed since the last sync. A tenant
+    whose sync stops (its API fails, a response is not a page of records) is reported in
+    `stats.failed_sources`; what it stored so far stays, with its cursor, and the next tenant runs."""
     policy = ApiPolicy(timeout_seconds=15, max_attempts=5, allow_private_hosts=source.allow_private_hosts,
                        retry_budget_seconds=60)
-    for tenant in source.tenants:
-        token = credential_from_env(tenant.token_env, environ)
-        with ApiClient(source.base_url, policy, {"Authorization": Secret("Bearer " + token.reveal())}) as client, \
-                psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for tenant in source.tenants:
+            try:
+                _sync_tenant(conn, source, tenant, policy, batch_id, stats, environ)
+            except Exception as exc:  # noqa: BLE001 (one tenant's failure must not lose the other tenants' sync)
+                stats.failed_sources[f"{tenant.tenant_id}/sponsorship_api"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _sync_tenant(conn: psycopg.Connection, source: SponsorshipSource, tenant: SponsorshipTenant, policy: ApiPolicy,
+                 batch_id: str, stats: LoadStats, environ: dict[str, str] | None) -> None:
+    token = credential_from_env(tenant.token_env, environ)
+    with ApiClient(source.base_url, policy, {"Authorization": Secret("Bearer " + token.reveal())}) as client:
+        try:
             for stream, (table, keys, parse) in API_STREAMS.items():
-                since = read_cursor(conn, tenant.tenant_id, "sponsorship_api", stream)
-                params: dict[str, Any] = {"limit": source.page_size}
-                if since:
-                    params["updated_since"] = since
-                newest = since
-                while True:
-                    document = client.get(f"/{stream}", params=params).data
-                    rows = []
-                    for record in document.get("data") or []:
-                        stats.fetched += 1
-                        try:
-                            rows.append(parse(tenant.tenant_id, record, batch_id)
-                                        if stream != "sponsors" else
-                                        parse(tenant.tenant_id, record, "sponsorship_api", batch_id))
-                        except Invalid as exc:
-                            stats.quarantined[exc.code] += quarantine(conn, tenant.tenant_id, "sponsorship_api",
-                                                                      f"{stream}/{record.get('id')}", exc, record, batch_id)
-                            continue
-                        stamp = record.get("updated_at")
-                        newest = max(newest or stamp, stamp) if stamp else newest
-                    with conn.transaction():
-                        stats.changed[table] += upsert(conn, table, keys, rows)
-                    if not document.get("next_cursor"):
-                        break
-                    params = {"limit": source.page_size, "cursor": document["next_cursor"],
-                              **({"updated_since": since} if since else {})}
-                if newest:
-                    write_cursor(conn, tenant.tenant_id, "sponsorship_api", stream, newest)
+                _sync_stream(conn, client, source, tenant.tenant_id, stream, table, keys, parse, batch_id, stats)
+        finally:
             stats.requests += client.stats.requests
+
+
+def _sync_stream(conn: psycopg.Connection, client: ApiClient, source: SponsorshipSource, tenant: str, stream: str,
+                 table: str, keys: tuple[str, ...], parse: Callable[..., dict[str, Any]], batch_id: str,
+                 stats: LoadStats) -> None:
+    since = read_cursor(conn, tenant, "sponsorship_api", stream)
+    params: dict[str, Any] = {"limit": source.page_size}
+    if since:
+        params["updated_since"] = since
+    newest = since
+    while True:
+        document = client.get(f"/{stream}", params=params).data
+        records = document.get("data") if isinstance(document, dict) else None
+        if not isinstance(records or [], list):
+            raise ValueError(f"/{stream}: the response is not a page of records")
+        rows, record_keys, bad = [], [], []
+        for record in records or []:
+            stats.fetched += 1
+            key = f"{stream}/{record.get('id') if isinstance(record, dict) else None}"
+            try:
+                if not isinstance(record, dict):
+                    raise Invalid("invalid_type", "a record is not an object")
+                args = (tenant, record, batch_id) if stream != "sponsors" else (tenant, record, "sponsorship_api", batch_id)
+                row = parse_record(parse, *args)
+            except Invalid as exc:
+                bad.append((key, exc, record))
+                continue
+            rows.append(row)
+            record_keys.append(key)
+            if row["updated_at"] is not None:
+                stamp = str(record["updated_at"])
+                newest = max(newest or stamp, stamp)
+        with conn.transaction():
+            stats.changed[table] += store(conn, table, keys, rows,
+                                          lambda i, exc: bad.append((record_keys[i], exc, rows[i]["payload"].obj)))
+            for key, exc, record in bad:
+                stats.quarantined[exc.code] += quarantine(conn, tenant, "sponsorship_api", key, exc, record, batch_id)
+        if not document.get("next_cursor"):
+            break
+        params = {"limit": source.page_size, "cursor": document["next_cursor"],
+                  **({"updated_since": since} if since else {})}
+    if newest:
+        write_cursor(conn, tenant, "sponsorship_api", stream, newest)
 
 
 # -- insertion orders ----------------------------------------------------------------------------
@@ -322,18 +388,34 @@ PLACEMENT_COLUMNS = {
 }
 
 
+MAX_IO_BYTES = 16 << 20   # an insertion order is a page of fields and a placement table:
+MAX_IO_ROWS = 10_000      # a file over either bound is refused (`file_too_large`) unread
+
+
 def read_sheet(path: Path) -> list[list[Any]]:
-    """The cells of a CSV or of an XLSX file's first sheet, row by row."""
+    """The cells of a CSV or of an XLSX file's first sheet, row by row (at most `MAX_IO_ROWS`)."""
+    if path.stat().st_size > MAX_IO_BYTES:
+        raise Invalid("file_too_large", f"{path.stat().st_size} bytes (at most {MAX_IO_BYTES})")
     if path.suffix.lower() == ".xlsx":
         from openpyxl import load_workbook
 
         book = load_workbook(path, read_only=True, data_only=True)
         try:
-            return [list(row) for row in book.worksheets[0].iter_rows(values_only=True)]
+            rows = (list(row) for row in book.worksheets[0].iter_rows(values_only=True))
+            return _bounded(rows)
         finally:
             book.close()
     text = path.read_bytes().decode("utf-8-sig", errors="replace")
-    return list(csv.reader(io.StringIO(text)))
+    return _bounded(csv.reader(io.StringIO(text)))
+
+
+def _bounded(rows) -> list[list[Any]]:
+    out = []
+    for row in rows:
+        if len(out) == MAX_IO_ROWS:
+            raise Invalid("file_too_large", f"more than {MAX_IO_ROWS} rows")
+        out.append(row)
+    return out
 
 
 def _blank(row: list[Any]) -> bool:
@@ -369,14 +451,14 @@ def parse_insertion_order(tenant: str, name: str, rows: list[list[Any]], batch_i
         "pricing_model": fields.get("pricing_model"),
     }
     try:
-        campaign = campaign_row(tenant, flat, "insertion_order", batch_id, {"file": name, **document})
-        sponsor = {
-            "tenant_id": tenant, "sponsor_id": str(_required(fields, "sponsor_id")),
-            "name": str(_required(fields, "sponsor_name")), "category": fields.get("category"),
-            "website": fields.get("website"), "updated_at": None,
+        campaign = parse_record(campaign_row, tenant, flat, "insertion_order", batch_id, {"file": name, **document})
+        sponsor = checked({
+            "tenant_id": tenant, "sponsor_id": identifier("sponsor id", _required(fields, "sponsor_id")),
+            "name": str(_required(fields, "sponsor_name")), "category": _text(fields.get("category"), "category"),
+            "website": _text(fields.get("website"), "website"), "updated_at": None,
             "payload": payload({"file": name, **{k: fields.get(k) for k in ("sponsor_name", "sponsor_id", "category", "website")}}),
             "_source": "insertion_order", "_batch_id": batch_id,
-        }
+        })
     except Invalid as exc:
         return None, None, [], [(f"{name}:campaign", exc, document)]
     placements = []
@@ -388,55 +470,88 @@ def parse_insertion_order(tenant: str, name: str, rows: list[list[Any]], batch_i
             record = {h: (str(v).strip() if v is not None else "") for h, v in zip(header, row)}
             record["campaign_id"] = campaign["campaign_id"]
             try:
-                placements.append(placement_row(tenant, record, "insertion_order", batch_id, {"file": name, "row": i, **record}))
+                placements.append(parse_record(placement_row, tenant, record, "insertion_order", batch_id,
+                                               {"file": name, "row": i, **record}))
             except Invalid as exc:
                 bad.append((f"{name}:row{i}", exc, record))
     return sponsor, campaign, placements, bad
 
 
-def load_insertion_orders(url: str, folder: Path, batch_id: str, stats: LoadStats) -> None:
-    """Every CSV/XLSX under `<folder>/<tenant>/` whose bytes were not loaded before."""
+# Called inside each insertion order's transaction once its rows are written (tests stop a load there).
+OnUnit = Callable[[str], None]
+
+
+def _no_hook(unit: str) -> None:
+    return None
+
+
+def load_insertion_orders(url: str, folder: Path, batch_id: str, stats: LoadStats, on_unit: OnUnit = _no_hook) -> None:
+    """Every CSV/XLSX under `<folder>/<tenant>/` whose bytes were not loaded before, one
+    transaction per file. A file that cannot be read is refused in the ledger with the reason
+    (and quarantined); a tenant folder whose name is not an identifier is quarantined, unread."""
     if not folder.exists():
         return
     with psycopg.connect(url, autocommit=True) as conn:
         for tenant_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            tenant = tenant_dir.name
+            if not is_valid_identifier(tenant):
+                stats.quarantined["invalid_identifier"] += quarantine(
+                    conn, tenant, "insertion_order", tenant,
+                    Invalid("invalid_identifier", f"tenant folder {tenant!r} is not a plain identifier"),
+                    {"folder": tenant}, batch_id)
+                continue
             for path in sorted(tenant_dir.iterdir()):
                 if path.suffix.lower() not in (".csv", ".xlsx") or path.name.startswith((".", "~$")):
                     continue
-                file_key = f"insertion_order/{tenant_dir.name}/{path.name}"
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                if file_loaded(conn, file_key, digest):
-                    stats.files_unchanged += 1
-                    continue
-                try:
-                    rows = read_sheet(path)
-                except Exception as exc:  # noqa: BLE001 (a broken workbook is quarantined, not fatal)
-                    rows, failure = [], Invalid("unreadable_file", f"{type(exc).__name__}: {exc}")
-                    stats.quarantined[failure.code] += quarantine(conn, tenant_dir.name, "insertion_order", path.name,
-                                                                  failure, {"file": path.name}, batch_id)
-                    continue
-                sponsor, campaign, placements, bad = parse_insertion_order(tenant_dir.name, path.name, rows, batch_id)
-                with conn.transaction():
-                    if sponsor is not None:
-                        # The sponsorship API's record of a sponsor wins over an IO's copy of it.
-                        stats.changed["raw.sponsors"] += upsert(conn, "raw.sponsors", ("tenant_id", "sponsor_id"), [sponsor],
-                                                                update=False)
-                        stats.changed["raw.campaigns"] += upsert(conn, "raw.campaigns", ("tenant_id", "campaign_id"), [campaign])
-                        stats.changed["raw.placements"] += upsert(conn, "raw.placements", ("tenant_id", "placement_id"), placements)
-                    for key, exc, document in bad:
-                        stats.quarantined[exc.code] += quarantine(conn, tenant_dir.name, "insertion_order", key, exc,
-                                                                  document, batch_id)
-                    record_file(conn, file_key, "insertion_order", tenant_dir.name, digest,
-                                len(placements) + (campaign is not None), len(bad), batch_id)
-                stats.files_loaded += 1
+                load_insertion_order(conn, tenant, path, batch_id, stats, on_unit)
+
+
+def load_insertion_order(conn: psycopg.Connection, tenant: str, path: Path, batch_id: str, stats: LoadStats,
+                         on_unit: OnUnit = _no_hook) -> None:
+    file_key = f"insertion_order/{tenant}/{path.name}"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if file_loaded(conn, file_key, digest):
+        stats.files_unchanged += 1
+        return
+    try:
+        rows = read_sheet(path)
+    except Exception as exc:  # noqa: BLE001 (a broken workbook or CSV is refused, not fatal)
+        failure = exc if isinstance(exc, Invalid) else Invalid("unreadable_file", f"{type(exc).__name__}: {str(exc)[:300]}")
+        with conn.transaction():
+            stats.quarantined[failure.code] += quarantine(conn, tenant, "insertion_order", path.name, failure,
+                                                          {"file": path.name}, batch_id)
+            record_file(conn, file_key, "insertion_order", tenant, digest, 0, 1, batch_id, failure)
+        return
+    sponsor, campaign, placements, bad = parse_insertion_order(tenant, path.name, rows, batch_id)
+    refused: list[tuple[str, Invalid, Any]] = []  # rows the database refused
+
+    def refuse(key: str, row: dict[str, Any]) -> Callable[[int, Invalid], None]:
+        return lambda i, exc: refused.append((key, exc, row["payload"].obj))
+
+    with conn.transaction():
+        if sponsor is not None:
+            # The sponsorship API's record of a sponsor wins over an IO's copy of it.
+            stats.changed["raw.sponsors"] += store(conn, "raw.sponsors", ("tenant_id", "sponsor_id"), [sponsor],
+                                                   refuse(f"{path.name}:sponsor", sponsor), update=False)
+            stats.changed["raw.campaigns"] += store(conn, "raw.campaigns", ("tenant_id", "campaign_id"), [campaign],
+                                                    refuse(f"{path.name}:campaign", campaign))
+            stats.changed["raw.placements"] += store(
+                conn, "raw.placements", ("tenant_id", "placement_id"), placements,
+                lambda i, exc: refuse(f"{path.name}:placement:{placements[i]['placement_id']}", placements[i])(i, exc))
+        for key, exc, document in bad + refused:
+            stats.quarantined[exc.code] += quarantine(conn, tenant, "insertion_order", key, exc, document, batch_id)
+        stored = len(placements) + (campaign is not None) - sum(1 for key, _, _ in refused if not key.endswith(":sponsor"))
+        record_file(conn, file_key, "insertion_order", tenant, digest, stored, len(bad) + len(refused), batch_id)
+        on_unit(file_key)
+    stats.files_loaded += 1
 
 
 def sync_campaigns(url: str, sources: CampaignSources, io_folder: Path | None, batch_id: str,
-                   environ: dict[str, str] | None = None) -> LoadStats:
+                   environ: dict[str, str] | None = None, on_unit: OnUnit = _no_hook) -> LoadStats:
     stats = LoadStats()
     ensure_campaign_tables(url)
     if sources.sponsorships is not None:
         sync_sponsorship_api(url, sources.sponsorships, batch_id, stats, environ)
     if io_folder is not None:
-        load_insertion_orders(url, io_folder, batch_id, stats)
+        load_insertion_orders(url, io_folder, batch_id, stats, on_unit)
     return stats

@@ -18,20 +18,25 @@ import json
 import re
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
 from assets.ingestion.campaign_store import (
-    Invalid, ensure_campaign_tables, file_loaded, payload, quarantine, read_cursor, record_file, upsert, write_cursor,
+    Invalid, ensure_campaign_tables, file_loaded, identifier, parse_record, payload, quarantine, read_cursor,
+    record_file, store, write_cursor,
 )
-from assets.ingestion.campaigns import CampaignSources, LoadStats, ShopSources, normalize_vanity, parse_money, parse_time
+from assets.ingestion.campaigns import (
+    CampaignSources, LoadStats, ShopSources, ShopStore, normalize_vanity, parse_money, parse_time,
+)
 from assets.ingestion.listener_logs_parse import IpHasher
+from pipelines.identifiers import is_valid_identifier
 from resources.platform_http import ApiClient, ApiPolicy, credential_from_env
 
 EVENT_KEY = ("tenant_id", "source", "event_id", "occurred_at")
@@ -111,7 +116,8 @@ def parse_pixel(tenant: str, line: dict[str, Any], addresses: Addresses, batch_i
     value = parse_money(line.get("value"), "value", required=False)
     return {
         "tenant_id": tenant, "source": "pixel", "event_id": str(line["event_id"]),
-        "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc), "sponsor_id": str(line["advertiser_id"]),
+        "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc),
+        "sponsor_id": identifier("sponsor id", line["advertiser_id"]),
         "event_type": kind, "updated_at": None, **addresses.fields(line.get("ip")), "user_agent": line.get("ua"),
         "customer_key": None, "order_id": line.get("order_id"), "gross_revenue": value,
         "refunded_amount": Decimal("0.00"), "currency": line.get("currency"), "discount_codes": [],
@@ -130,7 +136,8 @@ def parse_vanity(tenant: str, line: dict[str, Any], addresses: Addresses, batch_
     url = normalize_vanity(f"{line['host']}{line.get('path') or ''}")
     return {
         "tenant_id": tenant, "source": "vanity", "event_id": str(line["visit_id"]),
-        "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc), "sponsor_id": str(line.get("sponsor_id") or ""),
+        "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc),
+        "sponsor_id": identifier("sponsor id", line["sponsor_id"]) if line.get("sponsor_id") else "",
         "event_type": "vanity_visit", "updated_at": None, **addresses.fields(line.get("client_ip")),
         "user_agent": line.get("user_agent"), "customer_key": None, "order_id": None, "gross_revenue": None,
         "refunded_amount": Decimal("0.00"), "currency": None, "discount_codes": [], "landing_url": f"https://{url}",
@@ -146,38 +153,58 @@ def sync_orders(url: str, shops: ShopSources, secret: bytes, datacenters: list, 
     policy = ApiPolicy(timeout_seconds=15, max_attempts=5, allow_private_hosts=shops.allow_private_hosts,
                        retry_budget_seconds=60)
     with psycopg.connect(url, autocommit=True) as conn:
-        for store in shops.stores:
-            addresses = Addresses(IpHasher.for_tenant(secret, store.tenant_id), datacenters)
-            token = credential_from_env(store.token_env, environ)
-            with ApiClient(store.base_url, policy, {"X-Shopify-Access-Token": token}) as client:
-                since = read_cursor(conn, store.tenant_id, "shop_orders", store.store)
-                params: dict[str, Any] | None = {"status": "any", "limit": shops.page_size}
-                if since:
-                    params["updated_at_min"] = since
-                link = "/admin/api/2024-10/orders.json"
-                while link:
-                    response = client.get(link, params=params)
-                    rows, newest = [], None
-                    for order in response.data.get("orders") or []:
-                        stats.fetched += 1
-                        try:
-                            row = parse_order(store.tenant_id, store.sponsor_id, order, addresses, batch_id)
-                        except Invalid as exc:
-                            key = f"{store.store}/{order.get('id')}/{order.get('created_at')}"
-                            stats.quarantined[exc.code] += quarantine(
-                                conn, store.tenant_id, "shop_orders", key, exc,
-                                _redacted(order, "browser_ip", "customer"), batch_id)
-                            continue
-                        rows.append(row)
-                        stamp = row["updated_at"].astimezone(timezone.utc).isoformat()
-                        newest = max(newest or stamp, stamp)
-                    with conn.transaction():
-                        stats.changed["raw.attribution_events"] += upsert(conn, "raw.attribution_events", EVENT_KEY, rows)
-                        if newest:
-                            write_cursor(conn, store.tenant_id, "shop_orders", store.store, newest)
-                    match = NEXT_LINK.search(response.headers.get("link") or "")
-                    link, params = (match.group(1), None) if match else (None, None)
-                stats.requests += client.stats.requests
+        for shop in shops.stores:
+            try:
+                _sync_store(conn, shop, shops, policy, secret, datacenters, batch_id, stats, environ)
+            except Exception as exc:  # noqa: BLE001 (one store's failure must not lose the other stores' orders)
+                stats.failed_sources[f"{shop.tenant_id}/{shop.store}"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _sync_store(conn: psycopg.Connection, shop: ShopStore, shops: ShopSources, policy: ApiPolicy, secret: bytes,
+                datacenters: list, batch_id: str, stats: LoadStats, environ: dict[str, str] | None) -> None:
+    addresses = Addresses(IpHasher.for_tenant(secret, shop.tenant_id), datacenters)
+    token = credential_from_env(shop.token_env, environ)
+    with ApiClient(shop.base_url, policy, {"X-Shopify-Access-Token": token}) as client:
+        try:
+            since = read_cursor(conn, shop.tenant_id, "shop_orders", shop.store)
+            params: dict[str, Any] | None = {"status": "any", "limit": shops.page_size}
+            if since:
+                params["updated_at_min"] = since
+            link = "/admin/api/2024-10/orders.json"
+            while link:
+                response = client.get(link, params=params)
+                orders = (response.data.get("orders") or []) if isinstance(response.data, dict) else None
+                if not isinstance(orders, list):
+                    raise ValueError(f"{link}: the response holds no list of orders")
+                rows, keys, bad, newest = [], [], [], None
+                for order in orders:
+                    stats.fetched += 1
+                    document = _redacted(order, "browser_ip", "customer") if isinstance(order, dict) else {"order": order}
+                    key = f"{shop.store}/{document.get('id')}/{document.get('created_at')}"
+                    try:
+                        if not isinstance(order, dict):
+                            raise Invalid("invalid_type", "an order is not an object")
+                        row = parse_record(parse_order, shop.tenant_id, shop.sponsor_id, order, addresses, batch_id)
+                    except Invalid as exc:
+                        bad.append((key, exc, document))
+                        continue
+                    rows.append(row)
+                    keys.append(key)
+                    stamp = row["updated_at"].astimezone(timezone.utc).isoformat()
+                    newest = max(newest or stamp, stamp)
+                with conn.transaction():
+                    stats.changed["raw.attribution_events"] += store(
+                        conn, "raw.attribution_events", EVENT_KEY, rows,
+                        lambda i, exc: bad.append((keys[i], exc, rows[i]["payload"].obj)))
+                    for key, exc, document in bad:
+                        stats.quarantined[exc.code] += quarantine(conn, shop.tenant_id, "shop_orders", key, exc,
+                                                                  document, batch_id)
+                    if newest:
+                        write_cursor(conn, shop.tenant_id, "shop_orders", shop.store, newest)
+                match = NEXT_LINK.search(response.headers.get("link") or "")
+                link, params = (match.group(1), None) if match else (None, None)
+        finally:
+            stats.requests += client.stats.requests
 
 
 def event_files(landing: Path, settle_seconds: float, now: float | None = None) -> list[tuple[str, str, Path]]:
@@ -200,53 +227,144 @@ def event_files(landing: Path, settle_seconds: float, now: float | None = None) 
 PARSERS = {"pixel": parse_pixel, "vanity": parse_vanity}
 
 
+MAX_RECORD_BYTES = 1 << 20  # a pixel or vanity line longer than this is quarantined (`record_too_large`)
+BATCH_ROWS = 500             # lines parsed and stored per transaction
+_CHUNK = 1 << 16
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, bytes, size) of each line of a binary stream, holding at most `limit` bytes
+    of a line in memory: a longer line is skipped to its end and given as None with its size."""
+    line_no = 0
+    while line := stream.readline(limit + 1):
+        line_no += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            size = len(line)
+            while rest := stream.readline(_CHUNK):
+                size += len(rest)
+                if rest.endswith(b"\n"):
+                    break
+            yield line_no, None, size
+            continue
+        yield line_no, line, len(line)
+
+
+def read_lines(path: Path, limit: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, bytes | None, int]]:
+    """`bounded_lines` of a JSON-lines file, gzip decompressed as it is read: memory holds one
+    line of at most `limit` bytes, whatever the file expands to. Raises EOFError, OSError or
+    zlib.error where a gzip stream cannot be read further."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        yield from bounded_lines(stream, limit)
+
+
+# Called inside each batch's transaction once its rows are written (tests stop a load there).
+OnBatch = Callable[[str], None]
+
+
+def _no_hook(unit: str) -> None:
+    return None
+
+
+def load_event_file(conn: psycopg.Connection, tenant: str, kind: str, path: Path, file_key: str, digest: str,
+                    addresses: Addresses, batch_id: str, stats: LoadStats, on_batch: OnBatch = _no_hook) -> None:
+    """One pixel/vanity file, in batches of `BATCH_ROWS` lines: a line that cannot be stored is
+    quarantined with its reason, and a gzip stream that breaks off is recorded in the ledger as
+    refused (`unreadable_file`) after the lines read before the break are stored. The ledger
+    row is written last: a load stopped before it is read again whole, which changes nothing
+    already stored (rows are upserted, quarantine rows are keyed by file and line)."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    bad: list[tuple[str, Invalid, Any]] = []
+    totals = {"rows": 0, "bad": 0}
+
+    def refuse(i: int, exc: Invalid) -> None:
+        bad.append((rows[i][0], exc, rows[i][1]["payload"].obj))
+        totals["rows"] -= 1
+
+    def flush() -> None:
+        with conn.transaction():
+            totals["rows"] += len(rows)
+            stats.changed["raw.attribution_events"] += store(conn, "raw.attribution_events", EVENT_KEY,
+                                                             [row for _, row in rows], refuse)
+            for key, exc, document in bad:
+                stats.quarantined[exc.code] += quarantine(conn, tenant, kind, key, exc, document, batch_id)
+            on_batch(file_key)
+        totals["bad"] += len(bad)
+        rows.clear()
+        bad.clear()
+
+    refused = None
+    line_no = 0
+    try:
+        for line_no, line, size in read_lines(path):
+            if line is None:
+                bad.append((f"{file_key}:{line_no}", Invalid("record_too_large", f"line {line_no} holds {size} bytes "
+                                                             f"(at most {MAX_RECORD_BYTES})"), {"bytes": size}))
+            elif line.strip():
+                text = line.decode("utf-8", errors="replace")
+                record: Any = None
+                try:
+                    try:
+                        record = json.loads(text)
+                    except (ValueError, RecursionError):
+                        raise Invalid("invalid_json", f"line {line_no} is not JSON") from None
+                    if not isinstance(record, dict):
+                        raise Invalid("invalid_json", f"line {line_no} is not an object")
+                    rows.append((f"{file_key}:{line_no}", parse_record(PARSERS[kind], tenant, record, addresses, batch_id)))
+                except Invalid as exc:
+                    document = _redacted(record, "ip", "client_ip") if isinstance(record, dict) \
+                        else {"line": addresses.hasher.redact(text[:2000])}
+                    bad.append((f"{file_key}:{line_no}", exc, document))
+            if len(rows) + len(bad) >= BATCH_ROWS:
+                flush()
+    except (EOFError, OSError, zlib.error) as exc:
+        refused = Invalid("unreadable_file", f"{type(exc).__name__} after line {line_no}: {str(exc)[:200]}")
+    flush()
+    with conn.transaction():
+        if refused is not None:
+            stats.quarantined[refused.code] += quarantine(conn, tenant, kind, file_key, refused,
+                                                          {"file": path.name, "lines_read": line_no}, batch_id)
+        record_file(conn, file_key, kind, tenant, digest, totals["rows"], totals["bad"], batch_id, refused)
+    stats.fetched += totals["rows"]
+    stats.files_loaded += 1
+
+
 def load_event_files(url: str, landing: Path, secret: bytes, datacenters: list, batch_id: str, stats: LoadStats,
-                     settle_seconds: float = 0.0) -> None:
+                     settle_seconds: float = 0.0, on_batch: OnBatch = _no_hook) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
+        refused_tenants = set()
         for tenant, kind, path in event_files(landing, settle_seconds):
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
+            if not is_valid_identifier(tenant):
+                if tenant not in refused_tenants:
+                    refused_tenants.add(tenant)
+                    stats.quarantined["invalid_identifier"] += quarantine(
+                        conn, tenant, kind, tenant, Invalid("invalid_identifier", f"tenant folder {tenant!r} is not "
+                                                            "a plain identifier"), {"folder": tenant}, batch_id)
+                continue
+            digest = file_digest(path)
             file_key = f"{kind}/{tenant}/{path.name}"
             if file_loaded(conn, file_key, digest):
                 stats.files_unchanged += 1
                 continue
-            try:
-                text = (gzip.decompress(data) if path.name.endswith(".gz") else data).decode("utf-8", errors="replace")
-            except (EOFError, OSError, zlib.error):
-                continue  # cut short while being written: a later run takes it
             addresses = Addresses(IpHasher.for_tenant(secret, tenant), datacenters)
-            rows, bad = [], 0
-            with conn.transaction():
-                for line_no, line in enumerate(text.splitlines(), start=1):
-                    if not line.strip():
-                        continue
-                    record: Any = {"line": line[:2000]}
-                    try:
-                        try:
-                            record = json.loads(line)
-                        except ValueError:
-                            raise Invalid("invalid_json", f"line {line_no} is not JSON") from None
-                        if not isinstance(record, dict):
-                            raise Invalid("invalid_json", f"line {line_no} is not an object")
-                        rows.append(PARSERS[kind](tenant, record, addresses, batch_id))
-                    except Invalid as exc:
-                        bad += 1
-                        document = _redacted(record, "ip", "client_ip") if isinstance(record, dict) and "line" not in record \
-                            else {"line": addresses.hasher.redact(line[:2000])}
-                        stats.quarantined[exc.code] += quarantine(conn, tenant, kind, f"{file_key}:{line_no}", exc,
-                                                                  document, batch_id)
-                stats.changed["raw.attribution_events"] += upsert(conn, "raw.attribution_events", EVENT_KEY, rows)
-                record_file(conn, file_key, kind, tenant, digest, len(rows), bad, batch_id)
-            stats.fetched += len(rows)
-            stats.files_loaded += 1
+            load_event_file(conn, tenant, kind, path, file_key, digest, addresses, batch_id, stats, on_batch)
 
 
 def sync_conversions(url: str, sources: CampaignSources, landing: Path | None, secret: bytes, datacenters: list,
-                     batch_id: str, environ: dict[str, str] | None = None, settle_seconds: float = 0.0) -> LoadStats:
+                     batch_id: str, environ: dict[str, str] | None = None, settle_seconds: float = 0.0,
+                     on_batch: OnBatch = _no_hook) -> LoadStats:
     stats = LoadStats()
     ensure_campaign_tables(url)
     if sources.shops is not None:
         sync_orders(url, sources.shops, secret, datacenters, batch_id, stats, environ)
     if landing is not None:
-        load_event_files(url, landing, secret, datacenters, batch_id, stats, settle_seconds)
+        load_event_files(url, landing, secret, datacenters, batch_id, stats, settle_seconds, on_batch)
     return stats

@@ -6,14 +6,18 @@ object storage (any fsspec URL; a local folder by default), one record per reque
 `<root>/<tenant>/<network id>/delivery-v2-day-<YYYY-MM-DD>[-<part>].json[l].gz`.
 
 A day is read only once its marker exists, streamed line by line (memory follows the day's
-episodes and distinct listeners, never the file size), validated, and aggregated per episode:
+episodes and distinct listeners, never the file size; a line over `MAX_LINE_BYTES` is
+quarantined as `record_too_large` without being held), validated, and aggregated per episode:
 downloads (requests Megaphone did not blacklist), unique listeners (distinct IP + user agent,
 kept only as keyed digests), blacklisted requests, bytes and seconds downloaded. Bad lines go to
 `quarantine.platform_records` with their reason (the client IP blanked out). A day is written
 in one transaction: upserts that leave unchanged rows alone, rows of episodes gone from the
 files deleted, the day's quarantine replaced, and the files' checksums in
 `ops.megaphone_export_files`. A day whose files have the checksums of the ledger is not loaded
-again; a day whose files changed is loaded again in full.
+again; a day whose files changed is loaded again in full. A (tenant, network, day) is the unit
+that fails: one whose folder names are not identifiers (`pipelines.identifiers`), whose files
+cannot be read or that the database refuses fails the run with its key, after the others are
+loaded.
 """
 
 import gzip
@@ -31,7 +35,9 @@ import dagster as dg
 import fsspec
 import psycopg
 
+from assets.ingestion.conversions import bounded_lines
 from assets.ingestion.platforms.sync import ensure_platform_tables
+from pipelines.identifiers import InvalidIdentifier, validate_identifier
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -40,6 +46,7 @@ EXPORT_FILE = re.compile(rf"^{METRIC_TYPE}-day-(\d{{4}}-\d{{2}}-\d{{2}})(?:-[\w.
 MARKER_FILE = re.compile(rf"^_finalized_{METRIC_TYPE}_(\d{{4}}-\d{{2}}-\d{{2}})_\w+$")
 IP_FIELD = re.compile(r'("ip"\s*:\s*")[^"]*')
 QUARANTINE_BATCH = 1000
+MAX_LINE_BYTES = 1 << 20
 STREAM = "episode_metrics"
 MEGAPHONE_KEY = dg.AssetKey(["raw", "megaphone_episode_metrics_daily"])
 MEGAPHONE_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-09-01", end_offset=1)
@@ -137,12 +144,15 @@ class UnreadableFile(Exception):
     """A finalized export file that cannot be read to its end (not gzip, or cut short)."""
 
 
-def iter_lines(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[tuple[int, str]]:
+def iter_lines(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of each non-blank line; text None: the line is over `MAX_LINE_BYTES`."""
     try:
-        with fs.open(path, "rb") as raw, gzip.open(raw, "rt", encoding="utf-8", errors="replace") as text:
-            for line_no, line in enumerate(text, 1):
-                if line.strip():
-                    yield line_no, line.rstrip("\r\n")
+        with fs.open(path, "rb") as raw, gzip.open(raw, "rb") as stream:
+            for line_no, line, _ in bounded_lines(stream, MAX_LINE_BYTES):
+                if line is None:
+                    yield line_no, None
+                elif line.strip():
+                    yield line_no, line.decode("utf-8", errors="replace").rstrip("\r\n")
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise UnreadableFile(f"{path}: {exc}") from exc
 
@@ -171,17 +181,23 @@ def _amount(value: Any) -> int | None:
     return int(value)
 
 
-def parse_delivery(line: str, day: date, listener_key: bytes) -> Delivery | tuple[str, str]:
-    """A valid delivery record of `day`, or (reason code, detail)."""
+def parse_delivery(line: str | None, day: date, listener_key: bytes) -> Delivery | tuple[str, str]:
+    """A valid delivery record of `day`, or (reason code, detail). `line` None: a line too long."""
+    if line is None:
+        return "record_too_large", f"line over {MAX_LINE_BYTES} bytes"
     try:
         record = json.loads(line)
     except ValueError as exc:
         return "not_json", f"line is not JSON ({exc.msg})"
+    except RecursionError:
+        return "not_json", "line is nested deeper than the parser goes"
     if not isinstance(record, dict):
         return "not_json", "line is not a JSON object"
     podcast_id, episode_id = record.get("podcast_id"), record.get("episode_id")
     if not (isinstance(episode_id, str) and episode_id and isinstance(podcast_id, str) and podcast_id):
         return "missing_episode_id", "record without podcast_id or episode_id"
+    if "\x00" in podcast_id or "\x00" in episode_id:
+        return "invalid_text", "podcast_id or episode_id contains a NUL byte"
     created = record.get("created_at")
     try:
         moment = datetime.fromisoformat(created.replace("Z", "+00:00")) if isinstance(created, str) else None
@@ -223,8 +239,9 @@ class EpisodeDay:
 
 
 def redact(line: str, limit: int = 2000) -> str:
-    """A quarantined line without its client address (and cut to `limit` characters)."""
-    return IP_FIELD.sub(r"\1", line[:limit])
+    """A quarantined line without its client address (cut to `limit` characters, NUL characters
+    shown as U+FFFD: PostgreSQL text refuses them)."""
+    return IP_FIELD.sub(r"\1", (line or "")[:limit]).replace("\x00", "\ufffd")
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -343,9 +360,11 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
     with warehouse.connect(autocommit=True) as conn:  # one transaction per (tenant, network, day)
         for export in (e for e in exports if e.finalized):
             try:
+                validate_identifier("tenant id", export.tenant_id)
+                validate_identifier("Megaphone network id", export.network_id)
                 loads.append(load_export_day(conn, fs, export, context.run_id, listener_key))
-            except UnreadableFile as exc:
-                failed[export.key] = str(exc)
+            except (UnreadableFile, InvalidIdentifier, psycopg.errors.DataError) as exc:
+                failed[export.key] = f"{type(exc).__name__}: {str(exc)[:300]}"
                 continue
             load = loads[-1]
             context.log.info(f"{export.key}: {load.status}, {load.records} records, {load.rows_written} rows written, "
@@ -355,7 +374,8 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
     if waiting:
         context.log.info(f"not finalized yet (left for a later run): {', '.join(waiting)}")
     if failed:
-        raise dg.Failure(description=f"{len(failed)} Megaphone export(s) of {day} could not be read",
+        raise dg.Failure(description=f"{len(failed)} Megaphone export(s) of {day} could not be read or stored: "
+                                     + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items())),
                          metadata={"unreadable": failed})
     quarantined: Counter = Counter()
     for load in loads:

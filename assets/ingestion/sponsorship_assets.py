@@ -27,6 +27,15 @@ def _count(warehouse: WarehouseResource, table: str) -> int:
         return conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, name))).fetchone()[0]
 
 
+def _fail_on_failed_sources(stats) -> None:
+    """Everything the other tenants and files brought is stored and reported above; a source
+    whose sync stopped fails the run with its message (its cursor is kept: the next run resumes)."""
+    if stats.failed_sources:
+        raise dg.Failure(description=f"{len(stats.failed_sources)} source(s) failed to sync: "
+                                     + "; ".join(f"{k}: {v}" for k, v in sorted(stats.failed_sources.items())),
+                         metadata={"failed_sources": dict(stats.failed_sources)})
+
+
 @dg.multi_asset(
     name="sponsorship_campaigns",
     specs=[
@@ -55,6 +64,7 @@ def sponsorship_campaigns(context: dg.AssetExecutionContext, warehouse: Warehous
         "dagster/row_count": _count(warehouse, "quarantine.campaign_records"),
         "quarantined_this_run": dict(stats.quarantined), "files_loaded": stats.files_loaded,
     })
+    _fail_on_failed_sources(stats)
 
 
 @dg.multi_asset(
@@ -81,6 +91,7 @@ def conversion_events(context: dg.AssetExecutionContext, config: ConversionLoadC
         "files_unchanged": stats.files_unchanged, "quarantined_this_run": dict(stats.quarantined),
         "api_requests": stats.requests,
     })
+    _fail_on_failed_sources(stats)
 
 
 SPONSORSHIP_ASSETS = [sponsorship_campaigns, conversion_events]

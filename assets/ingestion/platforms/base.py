@@ -22,22 +22,24 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
+from pipelines.identifiers import validate_identifier
 from resources.platform_http import ApiClient, ApiPolicy
 
 # -- configuration --------------------------------------------------------------------------
 
 
 class ShowConfig(BaseModel):
-    """One show (podcast) of one tenant on a platform; `source_id` is the platform's id."""
+    """One show (podcast) of one tenant on a platform; `source_id` is the platform's id. A
+    tenant id that is not a plain identifier (`pipelines.identifiers`) is a config error."""
 
-    tenant_id: str
+    tenant_id: Annotated[str, AfterValidator(functools.partial(validate_identifier, "tenant id"))]
 
     @property
     def source_id(self) -> str:
@@ -314,7 +316,25 @@ class ShowSync:
     def store(self, stream: str, rows: list[dict[str, Any]], rejected: list[Rejected], cursor: dict[str, Any]) -> None:
         """Merge a unit's rows (COPY into a temporary table, one insert ... on conflict from it),
         quarantine its rejects and move the cursor, in one transaction; then call the checkpoint
-        hook. A key repeated within the unit is stored once, with its last values."""
+        hook. A key repeated within the unit is stored once, with its last values.
+
+        A row holding a NUL character (PostgreSQL text and jsonb refuse it) would fail the whole
+        unit: when the database refuses a unit's characters, its rows with a NUL are quarantined
+        (`invalid_text`) and the unit is stored again without them."""
+        try:
+            self._store(stream, rows, rejected, cursor)
+        except psycopg.DataError:
+            spec = self.platform.stream(stream)
+            clean = [row for row in rows if not _holds_nul(row)]
+            if len(clean) == len(rows):
+                raise
+            refused = [Rejected("/".join(str(row.get(k)) for k in spec.keys), "invalid_text",
+                                "a value holds a NUL character", row,
+                                next((v for v in row.values() if type(v) is date), None))
+                       for row in rows if _holds_nul(row)]
+            self._store(stream, clean, [*rejected, *refused], cursor)
+
+    def _store(self, stream: str, rows: list[dict[str, Any]], rejected: list[Rejected], cursor: dict[str, Any]) -> None:
         started = time.perf_counter()
         spec = self.platform.stream(stream)
         statements = merge_sql(spec, self.platform.source_column)
@@ -352,7 +372,7 @@ class ShowSync:
                     "detail = excluded.detail, payload = excluded.payload "
                     "where quarantine.platform_records.payload is distinct from excluded.payload",
                     [(self.platform.name, tenant_id, source_id, stream, r.record_key, r.reason_code, r.record_date,
-                      r.detail, json.dumps(r.payload, default=str), self.batch_id) for r in rejected],
+                      r.detail, _evidence(r.payload), self.batch_id) for r in rejected],
                 )
             cur.execute(
                 "insert into ops.platform_sync_cursors (platform, tenant_id, source_id, stream, cursor, _batch_id) "
@@ -370,6 +390,21 @@ class ShowSync:
         for r in rejected:
             self.stats.quarantined[f"{key}:{r.reason_code}"] += 1
         self.checkpoint(key, cursor)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def _evidence(payload: Any) -> str:
+    """A quarantined record as JSON that jsonb accepts: NUL characters shown as U+FFFD."""
+    return json.dumps(payload, default=str).replace("\\u0000", "\\ufffd")
 
 
 class Platform:
