@@ -102,8 +102,8 @@ def _line_of(node, loc: tuple) -> int:
     return line
 
 
-def _validation_error(variable: str, path: Path, root, exc, prefix: tuple = ()) -> CliError:
-    first = exc.errors()[0]
+def _validation_error(variable: str, path: Path, root, errors: list[dict], prefix: tuple = ()) -> CliError:
+    first = errors[0]
     loc = (*prefix, *first["loc"])
     field = ".".join(map(str, loc)) or "document"
     return CliError(f"{variable}: {path}, line {_line_of(root, loc)}: {field}: {first['msg']}")
@@ -123,7 +123,7 @@ def _check_config_files(settings: Settings) -> None:
         try:
             RssSources.model_validate(data.get("rss") or {})
         except ValidationError as exc:
-            raise _validation_error("PODCAST_SOURCES_FILE", settings.sources_file, root, exc, ("rss",)) from None
+            raise _validation_error("PODCAST_SOURCES_FILE", settings.sources_file, root, exc.errors(), ("rss",)) from None
     if settings.report_recipients_file is not None:
         from assets.reports.delivery import DeliveryConfigError, load_recipients
 
@@ -132,8 +132,8 @@ def _check_config_files(settings: Settings) -> None:
         try:
             load_recipients(path)
         except DeliveryConfigError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                raise _validation_error("PODCAST_REPORT_RECIPIENTS_FILE", path, root, exc.__cause__) from None
+            if exc.problems:
+                raise _validation_error("PODCAST_REPORT_RECIPIENTS_FILE", path, root, exc.problems) from None
             raise CliError(f"PODCAST_REPORT_RECIPIENTS_FILE: {exc}") from None
 
 

@@ -16,7 +16,11 @@ stays under its root once resolved (a symlink inside the root pointing out of it
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 IDENTIFIER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
@@ -59,3 +63,8 @@ def safe_path(root, *parts) -> Path:
     if not path.resolve().is_relative_to(resolved_root):
         raise InvalidIdentifier(f"path {str(path)!r} leaves its root {str(root)!r}")
     return path
+
+
+# Ids in configuration (sources.yaml): one that is not a plain identifier is a config error.
+TenantId = Annotated[str, AfterValidator(partial(validate_identifier, "tenant id"))]
+SponsorId = Annotated[str, AfterValidator(partial(validate_identifier, "sponsor id"))]

@@ -20,6 +20,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Taken by every `migrate` on its database (resources/migrations/env.py).
 MIGRATION_LOCK = "hashtext('podcast_analytics.migrate')"
 MIGRATE_APPLICATION_NAME = "podcast-analytics/migrate"
+# The revision table is ours by name: Dagster's PostgreSQL storage keeps its own Alembic revision
+# in `alembic_version` when it shares the warehouse's database (DAGSTER_PG_URL = DATABASE_URL).
+VERSION_TABLE = "podcast_analytics_schema_version"
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,11 @@ def head_revision(script_location: Path | None = None) -> str:
 
 
 def current_revision(conn: psycopg.Connection) -> str | None:
-    """The warehouse's revision; None before the first `migrate` (no alembic_version table)."""
-    exists = conn.execute("select to_regclass('public.alembic_version') is not null").fetchone()[0]
+    """The warehouse's revision; None before the first `migrate` (no revision table)."""
+    exists = conn.execute(f"select to_regclass('public.{VERSION_TABLE}') is not null").fetchone()[0]
     if not exists:
         return None
-    row = conn.execute("select version_num from public.alembic_version").fetchone()
+    row = conn.execute(f"select version_num from public.{VERSION_TABLE}").fetchone()
     return row[0] if row else None
 
 
@@ -101,10 +104,10 @@ def migrate(url: str, lock_timeout: str = "30s", script_location: Path | None = 
     before = None
     try:
         with engine.connect() as connection:
-            before = MigrationContext.configure(connection).get_current_revision()
+            before = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
             connection.commit()
             command.upgrade(_config(script_location, connection), "head")
-            after = MigrationContext.configure(connection).get_current_revision()
+            after = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
             connection.commit()
     except (sa.exc.DBAPIError, psycopg.Error) as exc:
         # SQLAlchemy wraps the driver's error; a revision's script (`run_script`) raises it as is

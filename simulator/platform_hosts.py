@@ -37,7 +37,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from simulator.network import Network, Show
+from simulator.network import Show
 from simulator.platforms import (
     API_LAST_DAY, FAULT_KINDS, ApiEpisode, HostedShow, Reply, _api_episode, _digest, _json, api_token,
     daily_downloads, is_bad_record,

@@ -334,3 +334,19 @@ def test_an_unexpected_parser_error_is_its_feeds_quarantine_reason(fresh_db, hos
     assert query(fresh_db, "select reason_code, detail from quarantine.rss_feeds") == [
         ("parse_failed", "RecursionError: maximum recursion depth exceeded")]
 
+
+
+def test_tenant_ids_in_the_feed_and_log_sections_must_be_identifiers():
+    """A tenant id names folders and partition keys downstream: sources.yaml refuses one that is
+    not a plain identifier, in the `rss:` and `listener_logs:` sections alike."""
+    from pydantic import ValidationError
+
+    from assets.ingestion.log_formats import ListenerLogSources
+    from assets.ingestion.rss_ingest import RssSources
+
+    for bad in ("../../x", "north wind", "", "a:b"):
+        with pytest.raises(ValidationError, match="invalid tenant id"):
+            RssSources.model_validate({"feeds": [{"tenant_id": bad, "url": "http://example.com/feed"}]})
+        with pytest.raises(ValidationError, match="invalid tenant id"):
+            ListenerLogSources.model_validate({"sources": [{"tenant_id": bad, "media_hosts": []}]})
+    assert RssSources.model_validate({"feeds": [{"tenant_id": "north-wind.2", "url": "http://x.example/f"}]}).feeds

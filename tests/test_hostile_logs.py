@@ -353,3 +353,23 @@ def test_a_load_killed_with_sigkill_keeps_the_version_before_and_the_rerun_loads
     assert loaded == (1000, 1000) and quarantined == (4, 4)
     assert loaded[0] + quarantined[0] == len(path.read_bytes().splitlines())
     assert query(url, "select sha256 from ops.listener_log_files") == [(hashlib.sha256(path.read_bytes()).hexdigest(),)]
+
+
+def test_a_tenant_folder_that_is_not_an_identifier_is_refused_and_the_others_stored(
+        new_warehouse, tmp_path, hostile_settings):
+    """The folder names the tenant, and a tenant id becomes part of paths and partition keys
+    downstream: a folder that is not an identifier has its files refused whole, with the reason,
+    once; the other tenants' files of the same run are stored."""
+    url = new_warehouse("t_hostile_tenant")
+    write(tmp_path / "north wind" / f"good-{DAY}.log", GOOD)
+    write(tmp_path / "northwind" / f"good-{DAY}.log", GOOD)
+    metadata = materialize(url, tmp_path)
+    assert (metadata["files_loaded"], metadata["files_refused"]) == (1, 1)
+    assert ledger(url) == {f"north wind/good-{DAY}.log": ("refused", 0, 1, None),
+                           f"northwind/good-{DAY}.log": ("loaded", 40, 0, None)}
+    [(reason, detail)] = query(url, "select reason_code, detail from quarantine.listener_events")
+    assert reason == "invalid_identifier" and "the tenant folder 'north wind' is not an identifier" in detail
+    assert rows_by_file(url) == {f"northwind/good-{DAY}.log": 40}
+    metadata = materialize(url, tmp_path)  # that version of the file is not tried again
+    assert (metadata["files_loaded"], metadata["files_refused"]) == (0, 0)
+    assert query(url, "select count(*) from quarantine.listener_events") == [(1,)]

@@ -3,7 +3,6 @@ the daily asset streams the day's files into real PostgreSQL, equal to the simul
 quarantines bad lines, and loads a day again only when its files changed."""
 
 import gzip
-import json
 import uuid
 from datetime import date
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from psycopg import sql
 
-from resources.schema import MIGRATIONS_DIR, head_revision, migrate, new_revision, require_schema
+from resources.schema import MIGRATIONS_DIR, VERSION_TABLE, head_revision, migrate, new_revision, require_schema
 from resources.warehouse import WarehouseError, bootstrap_sql, with_database
 from tests.conftest import REPO_ROOT, query
 from tests.test_cli import run_cli
@@ -56,7 +56,7 @@ def test_migrate_applies_each_revision_once_and_says_so(empty_db, tmp_path):
     assert f"schema at {HEAD} (head), from an empty or pre-migration warehouse: applied {', '.join(REVISIONS)}" in first.stdout
     catalog = _catalog(empty_db)
     assert len(catalog) > 300
-    assert query(empty_db, "select version_num from alembic_version") == [(HEAD,)]
+    assert query(empty_db, f"select version_num from {VERSION_TABLE}") == [(HEAD,)]
 
     again = run_cli("migrate", data_dir=tmp_path, DATABASE_URL=empty_db)
     assert again.returncode == 0, again.stderr
@@ -98,7 +98,7 @@ def test_asset_runs_refuse_a_warehouse_at_another_revision_with_one_line(empty_d
 
     migrate(empty_db)
     with psycopg.connect(empty_db, autocommit=True) as conn:
-        conn.execute("update alembic_version set version_num = '0001'")
+        conn.execute(f"update {VERSION_TABLE} set version_num = '0001'")
     assert run().endswith(f"warehouse schema at 0001, code expects {HEAD}: run `podcast-analytics migrate`")
     assert migrate(empty_db).applied == REVISIONS[1:]
     require_schema(empty_db)  # and at the head, the check passes (and is cached for this process)
@@ -119,7 +119,7 @@ def test_a_migration_waits_at_most_its_lock_timeout_behind_a_load(empty_db):
     assert "\n" not in message
     assert message.startswith("cannot migrate postgres@") and f"from none to {HEAD}: " in message
     assert "canceling statement due to lock timeout" in message and "lock_timeout 200ms" in message
-    assert query(empty_db, "select to_regclass('public.alembic_version') is null") == [(True,)]
+    assert query(empty_db, f"select to_regclass('public.{VERSION_TABLE}') is null") == [(True,)]
     assert migrate(empty_db, lock_timeout="200ms").applied == REVISIONS
 
 
@@ -132,8 +132,8 @@ def test_reader_roles_get_statement_and_idle_transaction_timeouts(empty_db, admi
         conn.execute(sql.SQL("create role {} login in role podcast_reader").format(sql.Identifier(role)))
     try:
         with psycopg.connect(empty_db, autocommit=True) as conn:
-            conn.execute("delete from alembic_version")
-            conn.execute("insert into alembic_version values ('0001')")
+            conn.execute(f"delete from {VERSION_TABLE}")
+            conn.execute(f"insert into {VERSION_TABLE} values ('0001')")
         assert migrate(empty_db).applied == REVISIONS[1:]
         settings = dict(query(admin_url, """
             select r.rolname, s.setconfig from pg_db_role_setting s join pg_roles r on r.oid = s.setrole

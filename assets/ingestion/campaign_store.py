@@ -9,7 +9,6 @@ losing the rows stored with it."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime

@@ -20,27 +20,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import psycopg
 import yaml
-from pydantic import AfterValidator, BaseModel
+from pydantic import BaseModel
 
 from assets.ingestion.campaign_store import (
     Invalid, checked, ensure_campaign_tables, file_loaded, identifier, parse_record, payload, quarantine,
     read_cursor, record_file, store, write_cursor,
 )
-from pipelines.identifiers import is_valid_identifier, validate_identifier
+from pipelines.identifiers import SponsorId, TenantId, is_valid_identifier
 from resources.platform_http import ApiClient, ApiPolicy, Secret, credential_from_env
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
-
-
-# Ids in sources.yaml: a tenant or sponsor id that is not a plain identifier is a config error.
-TenantId = Annotated[str, AfterValidator(partial(validate_identifier, "tenant id"))]
-SponsorId = Annotated[str, AfterValidator(partial(validate_identifier, "sponsor id"))]
 
 
 class SponsorshipTenant(BaseModel):

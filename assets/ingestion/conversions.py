@@ -20,7 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO

@@ -20,7 +20,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +31,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from assets.ingestion.listener_logs_parse import IpAddress, IpHasher, parse_address
 from assets.ingestion.log_formats import JsonMapping, LogFormat, LogSource, detect_format
+from pipelines.identifiers import is_valid_identifier
 from pipelines.settings import get_settings
 
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -425,6 +426,10 @@ def load_file(
 def _load_version(conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list,
                   mappings: dict[str, JsonMapping] | None, limits: LoadLimits) -> FileLoad:
     version = fingerprint(log.path)
+    if not is_valid_identifier(log.tenant_id):  # the folder names the tenant: refused, never guessed
+        version = replace(version, unreadable=UnreadableFile(
+            "invalid_identifier", f"the tenant folder {log.tenant_id!r} is not an identifier (letters, digits, "
+            "'.', '_', '-', starting with a letter or digit); the whole file is refused", 1))
     with conn.transaction(), conn.cursor() as cur:
         lock_tenant(cur, log.tenant_id)
         if _is_current(cur, log, version):

@@ -68,6 +68,7 @@ from assets.ingestion.listener_logs_parse import (
     parse_lines,
     read_batch,
 )
+from pipelines.identifiers import TenantId
 
 MAPPING_HINT = ("for JSON lines, name the log's fields under `listener_logs: json_mappings: <name>:` in "
                 "sources.yaml (time, ip, method, host, uri or path, status, bytes, user_agent...)")
@@ -689,7 +690,7 @@ class LogSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tenant_id: str
+    tenant_id: TenantId
     media_hosts: list[str] = Field(default_factory=list)
 
 

@@ -56,7 +56,12 @@ class DeliveryOutcome:
 
 
 class DeliveryConfigError(Exception):
-    """The delivery settings cannot be used as they are."""
+    """The delivery settings cannot be used as they are. `problems`: for a recipients file that
+    does not validate, pydantic's errors without the input values (which may hold credentials)."""
+
+    def __init__(self, message: str, problems: list[dict] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
 
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -114,9 +119,10 @@ def load_recipients(path: str | Path) -> list[RecipientRule]:
     except (OSError, yaml.YAMLError) as exc:
         raise DeliveryConfigError(f"report recipients file {path}: {exc}") from exc
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         # from None: pydantic's own message quotes the input (a webhook URL with its credentials)
-        raise DeliveryConfigError(f"report recipients file {path}: {problems}") from None
+        raise DeliveryConfigError(f"report recipients file {path}: {problems}", errors) from None
 
 
 class ReportDeliveryResource(dg.ConfigurableResource):

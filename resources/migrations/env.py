@@ -3,10 +3,10 @@
 
 from alembic import context
 
-from resources.schema import MIGRATION_LOCK
+from resources.schema import MIGRATION_LOCK, VERSION_TABLE
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, transaction_per_migration=True)
+context.configure(connection=connection, transaction_per_migration=True, version_table=VERSION_TABLE)
 # One migration at a time per database: a second `migrate` waits here (bounded by its
 # lock_timeout), then finds the revisions applied.
 connection.exec_driver_sql(f"select pg_advisory_lock({MIGRATION_LOCK})")

@@ -22,14 +22,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from pydantic import AfterValidator, BaseModel
+from pydantic import BaseModel
 
-from pipelines.identifiers import validate_identifier
+from pipelines.identifiers import TenantId
 from resources.platform_http import ApiClient, ApiPolicy
 
 # -- configuration --------------------------------------------------------------------------
@@ -39,7 +39,7 @@ class ShowConfig(BaseModel):
     """One show (podcast) of one tenant on a platform; `source_id` is the platform's id. A
     tenant id that is not a plain identifier (`pipelines.identifiers`) is a config error."""
 
-    tenant_id: Annotated[str, AfterValidator(functools.partial(validate_identifier, "tenant id"))]
+    tenant_id: TenantId
 
     @property
     def source_id(self) -> str:
