@@ -134,13 +134,37 @@ class LoadLimits:
         return cls(settings.log_max_line_bytes, settings.log_address_cache_size)
 
 
-def content_chunks(path: Path, size: int | None = None) -> Iterator[bytes]:
+class _HashedReader:
+    """A binary file whose bytes, as they are read, also go into `digest`."""
+
+    def __init__(self, raw, digest):
+        self._raw, self._digest = raw, digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._digest.update(data)
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        data = self._raw.read1(size)
+        self._digest.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def content_chunks(path: Path, size: int | None = None, raw_digest=None) -> Iterator[bytes]:
     """The content of a file in chunks: decompressed when it starts with gzip's magic bytes,
     whatever its name (a `.gz` of plain text is read as text, a gzip named `.log` decompressed).
-    A gzip stream cut short or corrupt raises `UnreadableFile` (with the line it broke in)."""
-    with open(path, "rb") as raw:
-        compressed = raw.read(2) == GZIP_MAGIC
-        raw.seek(0)
+    A gzip stream cut short or corrupt raises `UnreadableFile` (with the line it broke in).
+    `raw_digest` (a hashlib object), when given, receives the file's bytes as they are read
+    (all of them, trailing bytes after the gzip stream included), in the same single pass."""
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == GZIP_MAGIC
+        handle.seek(0)
+        raw = _HashedReader(handle, raw_digest) if raw_digest is not None else handle
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
         size = size or BLOCK_BYTES
         read, lines, pending, held = 0, 0, [], 0
@@ -158,19 +182,19 @@ def content_chunks(path: Path, size: int | None = None) -> Iterator[bytes]:
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise UnreadableFile("unreadable_gzip", f"the gzip stream breaks after {read} bytes of content "
                                  f"({lines} lines): {exc}; the whole file is refused", lines + 1) from exc
+        if raw_digest is not None:
+            raw.drain()
 
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """One version of a file: the checksum of its content (decompressed), or, when the content
-    cannot be read, of its bytes (`unreadable` then says why); and its size and time on disk."""
+    """One version of a file on disk: the checksum of its bytes as stored (compressed or not;
+    cheap to take), its size, time and inode."""
 
-    sha256: str
-    content_bytes: int
+    raw_sha256: str
     size: int
     mtime_ns: int
     inode: int
-    unreadable: UnreadableFile | None = None
 
     def same_file(self, path: Path) -> bool:
         stat = path.stat()
@@ -178,23 +202,25 @@ class Fingerprint:
 
 
 def fingerprint(path: Path) -> Fingerprint:
+    """The version of a file before it is read (`_load_version` compares it with what the read saw)."""
     stat = path.stat()
-    digest, read, unreadable = hashlib.sha256(), 0, None
-    try:
-        for chunk in content_chunks(path, 1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
             digest.update(chunk)
-            read += len(chunk)
-    except UnreadableFile as exc:
-        unreadable, digest, read = exc, hashlib.sha256(), 0
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return Fingerprint(digest.hexdigest(), read, stat.st_size, stat.st_mtime_ns, stat.st_ino, unreadable)
+    return Fingerprint(digest.hexdigest(), stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def file_sha256(path: Path) -> str:
-    """The checksum the ledger keeps for a file: of its content, decompressed."""
-    return fingerprint(path).sha256
+    """The checksum the ledger keeps for a loaded file: of its content, decompressed (of its
+    bytes when they cannot be read, as for a refused file)."""
+    digest = hashlib.sha256()
+    try:
+        for chunk in content_chunks(path, 1 << 20):
+            digest.update(chunk)
+    except UnreadableFile:
+        return fingerprint(path).raw_sha256
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -352,10 +378,11 @@ class QuarantineSpool:
 
 LEDGER_UPSERT = """
     insert into ops.listener_log_files as f (file_key, tenant_id, log_date, format, size_bytes, sha256, rows_loaded,
-        rows_quarantined, status, reason, duplicate_of, _batch_id)
-    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        rows_quarantined, status, reason, duplicate_of, _batch_id, raw_sha256)
+    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
     on conflict (file_key) do update set tenant_id = excluded.tenant_id, log_date = excluded.log_date,
         format = excluded.format, size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
+        raw_sha256 = excluded.raw_sha256,
         rows_loaded = excluded.rows_loaded, rows_quarantined = excluded.rows_quarantined, status = excluded.status,
         reason = excluded.reason, duplicate_of = excluded.duplicate_of, loaded_at = now(), _batch_id = excluded._batch_id
 """
@@ -425,106 +452,137 @@ def load_file(
 
 def _load_version(conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list,
                   mappings: dict[str, JsonMapping] | None, limits: LoadLimits) -> FileLoad:
+    """One attempt: unchanged when the ledger holds these bytes; otherwise the content is read
+    once, hashing and loading it together, inside a savepoint that is rolled back when the
+    content turns out to be another file's (a duplicate) or unreadable, or the file changed."""
     version = fingerprint(log.path)
-    if not is_valid_identifier(log.tenant_id):  # the folder names the tenant: refused, never guessed
-        version = replace(version, unreadable=UnreadableFile(
-            "invalid_identifier", f"the tenant folder {log.tenant_id!r} is not an identifier (letters, digits, "
-            "'.', '_', '-', starting with a letter or digit); the whole file is refused", 1))
     with conn.transaction(), conn.cursor() as cur:
         lock_tenant(cur, log.tenant_id)
         if _is_current(cur, log, version):
             return FileLoad(log.file_key, "unchanged")
-        if version.unreadable is not None:
-            return _refuse(cur, log, version, hasher, batch_id)
-        original = None
-        if version.content_bytes:
-            original = cur.execute(
-                "select file_key, format from ops.listener_log_files where tenant_id = %s and sha256 = %s "
-                "and status = 'loaded' and file_key <> %s order by loaded_at limit 1",
-                (log.tenant_id, version.sha256, log.file_key),
-            ).fetchone()
-        if original and present(log.landing, original[0]):
+        if not is_valid_identifier(log.tenant_id):  # the folder names the tenant: refused, never guessed
+            return _refuse(cur, log, version, batch_id, UnreadableFile(
+                "invalid_identifier", f"the tenant folder {log.tenant_id!r} is not an identifier (letters, "
+                "digits, '.', '_', '-', starting with a letter or digit); the whole file is refused", 1))
+        try:
+            with conn.transaction():
+                result, content_sha256 = _copy_rows(cur, log, version, hasher, batch_id, datacenters, mappings,
+                                                    limits)
+                original = _loaded_elsewhere(cur, log, content_sha256, result.rows + sum(result.quarantined.values()))
+                if original and present(log.landing, original[0]):
+                    raise _Duplicate(original)
+        except UnreadableFile as problem:
+            if not version.same_file(log.path):
+                raise FileChanged(log.file_key) from problem
+            return _refuse(cur, log, version, batch_id, problem)
+        except _Duplicate as duplicate:
+            file_key, fmt = duplicate.original
             forget(cur, log.file_key, "", batch_id)
-            cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, original[1], version.size,
-                                        version.sha256, 0, 0, "duplicate", f"the content of {original[0]}",
-                                        original[0], batch_id))
-            return FileLoad(log.file_key, "duplicate", original[1])
+            cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, fmt, version.size, content_sha256,
+                                        0, 0, "duplicate", f"the content of {file_key}", file_key, batch_id,
+                                        version.raw_sha256))
+            return FileLoad(log.file_key, "duplicate", fmt)
         if original:  # loaded under a name that is gone: this file takes its place
             forget(cur, original[0], f"the file left the landing folder; its content is {log.file_key} now", batch_id)
-        return _copy_rows(cur, log, version, hasher, batch_id, datacenters, mappings, limits)
+        cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, result.format, version.size,
+                                    content_sha256, result.rows, sum(result.quarantined.values()), "loaded", None,
+                                    None, batch_id, version.raw_sha256))
+        return result
+
+
+class _Duplicate(Exception):
+    """The content read is that of another file of the tenant, still present: undo the load."""
+
+    def __init__(self, original: tuple[str, str]):
+        super().__init__(original[0])
+        self.original = original
+
+
+def _loaded_elsewhere(cur: psycopg.Cursor, log: LogFile, content_sha256: str, lines: int) -> tuple[str, str] | None:
+    """(file key, format) of the tenant's first file loaded with this content under another name;
+    an empty file is nobody's duplicate."""
+    if not lines:
+        return None
+    return cur.execute(
+        "select file_key, format from ops.listener_log_files where tenant_id = %s and sha256 = %s "
+        "and status = 'loaded' and file_key <> %s order by loaded_at limit 1",
+        (log.tenant_id, content_sha256, log.file_key),
+    ).fetchone()
 
 
 def _is_current(cur: psycopg.Cursor, log: LogFile, version: Fingerprint) -> bool:
-    """Whether the ledger holds this file in this version: loaded or refused as it is, or a
-    duplicate of a file that is still loaded with this content and still there."""
-    row = cur.execute("select sha256, status, duplicate_of from ops.listener_log_files where file_key = %s",
-                      (log.file_key,)).fetchone()
-    if row is None or row[0] != version.sha256 or row[1] == "deleted":
+    """Whether the ledger holds this file in this version (its bytes as stored): loaded or
+    refused as it is, or a duplicate of a file that is still loaded with this content and still
+    there. Rows written before the ledger kept `raw_sha256` compare their `sha256` (then of the
+    file's bytes)."""
+    row = cur.execute("select coalesce(raw_sha256, sha256), status, duplicate_of, sha256 "
+                      "from ops.listener_log_files where file_key = %s", (log.file_key,)).fetchone()
+    if row is None or row[0] != version.raw_sha256 or row[1] == "deleted":
         return False
     if row[1] != "duplicate":
         return True
     original = cur.execute("select 1 from ops.listener_log_files where file_key = %s and status = 'loaded' "
-                           "and sha256 = %s", (row[2], version.sha256)).fetchone()
+                           "and sha256 = %s", (row[2], row[3])).fetchone()
     return original is not None and bool(present(log.landing, row[2]))
 
 
-def _refuse(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, hasher: IpHasher, batch_id: str) -> FileLoad:
-    """Replace whatever the file stored by one quarantined line saying why it cannot be read."""
-    problem = version.unreadable
+def _refuse(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, batch_id: str,
+            problem: UnreadableFile) -> FileLoad:
+    """Replace whatever the file stored by one quarantined line saying why it is refused; the
+    ledger keeps the checksum of its bytes, so this version is not tried again."""
     forget(cur, log.file_key, "", batch_id)
     cur.execute(f"insert into quarantine.listener_events ({QuarantineSpool.COLUMNS}) values (%s, %s, %s, %s, %s, %s, %s)",
                 (log.tenant_id, log.file_key, problem.line_no, problem.reason_code, problem.detail, None, batch_id))
-    cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, "unreadable", version.size, version.sha256,
-                                0, 1, "refused", problem.detail, None, batch_id))
+    cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, "unreadable", version.size,
+                                version.raw_sha256, 0, 1, "refused", problem.detail, None, batch_id,
+                                version.raw_sha256))
     return FileLoad(log.file_key, "refused", "unreadable", quarantined=Counter({problem.reason_code: 1}))
 
 
 def _copy_rows(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, hasher: IpHasher, batch_id: str,
-               datacenters: list, mappings: dict[str, JsonMapping] | None, limits: LoadLimits) -> FileLoad:
-    """Replace the file's rows by those of its content, read once more and checked to be the
-    version fingerprinted (`FileChanged` otherwise, which rolls the transaction back)."""
+               datacenters: list, mappings: dict[str, JsonMapping] | None, limits: LoadLimits
+               ) -> tuple[FileLoad, str]:
+    """Replace the file's rows by those of its content, read in one pass that also hashes the
+    content and the bytes; `FileChanged` (which rolls the attempt back) unless the bytes read are
+    the version fingerprinted. Returns the load and the content's checksum."""
     result = FileLoad(log.file_key, "loaded")
     fmt: LogFormat | None = None
-    digest = hashlib.sha256()
+    content, raw = hashlib.sha256(), hashlib.sha256()
 
     def hashed(chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
-            digest.update(chunk)
+            content.update(chunk)
             yield chunk
 
     cur.execute("delete from raw.listener_events where file_key = %s", (log.file_key,))
     cur.execute("delete from quarantine.listener_events where file_key = %s", (log.file_key,))
     addresses = ClientAddresses(hasher, datacenters, limits.address_cache)
     with QuarantineSpool() as quarantine:
-        try:
-            with cur.copy(COPY_EVENTS, writer=QueuedLibpqWriter(cur)) as copy:
-                for numbers, lines, too_long in read_batches(hashed(content_chunks(log.path)), limits.max_line_bytes):
-                    for line_no, prefix, length in too_long:
-                        result.quarantined["line_too_long"] += 1
-                        evidence = hasher.redact(prefix.decode("utf-8", errors="replace")).replace("\x00", "\\0")
-                        quarantine.append((log.tenant_id, log.file_key, line_no, "line_too_long",
-                                           f"a line of {length} bytes, over the limit of {limits.max_line_bytes}; "
-                                           f"its first {len(prefix)} bytes are kept", evidence, batch_id))
-                    if not lines:
-                        continue
-                    fmt = fmt or detect_format(lines, mappings)
-                    events, bad_lines = parse_lines(fmt, lines)
-                    for index, bad in bad_lines:
-                        result.quarantined[bad.reason_code] += 1
-                        quarantine.append((log.tenant_id, log.file_key, numbers[index], bad.reason_code, bad.detail,
-                                           hasher.redact(lines[index]).replace("\x00", "\\0")[:4000], batch_id))
-                    copy.write(copy_payload(events, numbers, addresses, log, fmt.name, batch_id))
-                    result.rows += events.height
-        except UnreadableFile as exc:  # it read whole a moment ago
-            raise FileChanged(log.file_key) from exc
-        if digest.hexdigest() != version.sha256 or not version.same_file(log.path):
+        with cur.copy(COPY_EVENTS, writer=QueuedLibpqWriter(cur)) as copy:
+            for numbers, lines, too_long in read_batches(hashed(content_chunks(log.path, raw_digest=raw)),
+                                                         limits.max_line_bytes):
+                for line_no, prefix, length in too_long:
+                    result.quarantined["line_too_long"] += 1
+                    evidence = hasher.redact(prefix.decode("utf-8", errors="replace")).replace("\x00", "\\0")
+                    quarantine.append((log.tenant_id, log.file_key, line_no, "line_too_long",
+                                       f"a line of {length} bytes, over the limit of {limits.max_line_bytes}; "
+                                       f"its first {len(prefix)} bytes are kept", evidence, batch_id))
+                if not lines:
+                    continue
+                fmt = fmt or detect_format(lines, mappings)
+                events, bad_lines = parse_lines(fmt, lines)
+                for index, bad in bad_lines:
+                    result.quarantined[bad.reason_code] += 1
+                    quarantine.append((log.tenant_id, log.file_key, numbers[index], bad.reason_code, bad.detail,
+                                       hasher.redact(lines[index]).replace("\x00", "\\0")[:4000], batch_id))
+                copy.write(copy_payload(events, numbers, addresses, log, fmt.name, batch_id))
+                result.rows += events.height
+        if raw.hexdigest() != version.raw_sha256 or not version.same_file(log.path):
             raise FileChanged(log.file_key)
         quarantine.copy_into(cur)
-        result.format = fmt.name if fmt else "empty"
-        result.address_cache_peak = addresses.largest
-        cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, result.format, version.size,
-                                    version.sha256, result.rows, quarantine.count, "loaded", None, None, batch_id))
-    return result
+    result.format = fmt.name if fmt else "empty"
+    result.address_cache_peak = addresses.largest
+    return result, content.hexdigest()
 
 
 def store_log_sources(conn: psycopg.Connection, sources: list[LogSource], batch_id: str) -> int:
