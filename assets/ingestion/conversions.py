@@ -35,6 +35,7 @@ from assets.ingestion.campaign_store import (
 from assets.ingestion.campaigns import (
     CampaignSources, LoadStats, ShopSources, ShopStore, normalize_vanity, parse_money, parse_time,
 )
+from assets.ingestion.identity import identity_key
 from assets.ingestion.listener_logs_parse import IpHasher
 from pipelines.identifiers import is_valid_identifier
 from resources.platform_http import ApiClient, ApiPolicy, credential_from_env
@@ -96,7 +97,7 @@ def parse_order(tenant: str, sponsor_id: str, order: dict[str, Any], addresses: 
         "updated_at": parse_time(order["updated_at"], "updated_at") if order.get("updated_at") else created,
         **addresses.fields(order.get("browser_ip") or client.get("browser_ip")),
         "user_agent": client.get("user_agent"),
-        "customer_key": addresses.hasher.digest(f"customer:{customer}") if customer is not None else None,
+        "customer_key": identity_key(addresses.hasher, "customer", customer),
         "order_id": str(order.get("name") or order["id"]), "gross_revenue": total, "refunded_amount": refunded,
         "currency": order.get("currency"),
         "discount_codes": [d["code"].strip() for d in order.get("discount_codes") or [] if d.get("code")],
