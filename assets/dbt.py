@@ -3,6 +3,7 @@
 import contextlib
 import fcntl
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -130,7 +131,7 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         # every test that reads it, a relationship from a model that is built included.
         exclude = ["--exclude", " ".join(sorted(f"{_model_name(context, key)}+" for key in gated))] if gated else []
         with _environ(PGOPTIONS=session_options):
-            invocation = dbt.cli(["build", *exclude], context=context)
+            invocation = dbt.cli(["build", "--vars", json.dumps(get_settings().dbt_vars()), *exclude], context=context)
         with warehouse.connect(autocommit=True) as conn:
             for event in invocation.stream():
                 if isinstance(event, dg.Output):

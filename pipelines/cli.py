@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -915,6 +916,8 @@ def dbt(args: tuple[str, ...]) -> None:
     if not args:
         raise CliError("give dbt's arguments after --, e.g. `podcast-analytics dbt -- build --full-refresh`")
     env, executable = _dbt_environment(settings)
+    if args[0] in ("build", "run", "test", "compile", "show") and "--vars" not in args:  # the settings' vars
+        args = (*args, "--vars", json.dumps(settings.dbt_vars()))
     result = subprocess.run([str(executable), *args], env=env, cwd=settings.dbt_project_dir, check=False)
     sys.exit(result.returncode)
 

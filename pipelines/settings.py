@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     automation_interval_seconds: int = 30
     # A report whose marts a running build is about to bring up to date waits this long for it.
     report_wait_for_builds_seconds: float = 1800.0
+    # ROI benchmarks (marts.mart_roi_benchmarks) publish a pool only with at least this many
+    # campaigns from at least this many tenants. Not lower: quartiles of fewer than five values,
+    # less a reader's own, give the others' values back, and with fewer than three tenants what
+    # is left after a tenant's own campaigns is one other tenant's.
+    benchmark_min_campaigns: int = Field(default=5, ge=5)
+    benchmark_min_tenants: int = Field(default=3, ge=3)
+
+    def dbt_vars(self) -> dict[str, int]:
+        """The dbt vars the platform's settings decide (`--vars` of every build it runs)."""
+        return {"benchmark_min_campaigns": self.benchmark_min_campaigns,
+                "benchmark_min_tenants": self.benchmark_min_tenants}
 
     @property
     def pg_data_dir(self) -> Path:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from assets.reports.content import ReportContent
+from assets.reports.content import NO_BENCHMARK, ReportContent
 
 SELECTED = "#d95f02"
 OTHER = "#7570b3"
@@ -103,14 +103,14 @@ def conversions_by_model(plt, content: ReportContent) -> Chart:
 
 
 def roi_versus_benchmarks(plt, content: ReportContent) -> Chart:
-    title = "ROI versus benchmarks (quartiles of comparable placements)"
+    title = "ROI versus benchmarks (quartiles of comparable campaigns)"
     fig, ax = plt.subplots(figsize=(8, 3))
     selected = next(r for r in content.table("roi_by_model").records() if r["is_selected_model"])
     labels, lows, mids, highs = [], [], [], []
     for record in content.table("benchmarks").records():
         if record["roi_median"] is None:
             continue
-        labels.append(f"{record['category']}/{record['position']}")
+        labels.append(f"{record['position']} ({record['benchmark_level'].replace('_', ' ')})")
         lows.append(float(record["roi_p25"]))
         mids.append(float(record["roi_median"]))
         highs.append(float(record["roi_p75"]))
@@ -119,6 +119,8 @@ def roi_versus_benchmarks(plt, content: ReportContent) -> Chart:
         ax.bar(positions, [h - lo for lo, h in zip(lows, highs)], bottom=lows, color=NEUTRAL, alpha=0.5,
                label="benchmark 25th–75th percentile")
         ax.scatter(positions, mids, color="black", marker="_", s=300, label="benchmark median", zorder=3)
+    else:
+        _empty(ax, NO_BENCHMARK)
     if selected["roi"] is not None:
         ax.axhline(float(selected["roi"]), color=SELECTED, linewidth=2,
                    label=f"this campaign: {Decimal(selected['roi']) * 100:.1f} %")

@@ -107,6 +107,23 @@ def percent(value) -> str:
     return "—" if value is None else f"{Decimal(value) * 100:.1f} %"
 
 
+NO_BENCHMARK = "not enough campaigns to publish a benchmark"
+
+
+def benchmark_statement(records: list[dict]) -> str:
+    """Which pool the benchmarks shown come from (marts.mart_roi_benchmarks `benchmark_level`):
+    "Benchmark: all podcasts in finance, 14 campaigns from 4 networks"."""
+    clauses = []
+    for r in records:
+        pool = {"category_position": f"{r['position']}-roll ads in {r['category']}",
+                "category": f"all podcasts in {r['category']}",
+                "all": "all podcasts and sponsor categories"}.get(r["benchmark_level"])
+        clause = NO_BENCHMARK if pool is None else f"{pool}, {r['campaigns']} campaigns from {r['tenants']} networks"
+        if clause not in clauses:
+            clauses.append(clause)
+    return "Benchmark: " + ("; ".join(clauses) or NO_BENCHMARK)
+
+
 def _freshness(conn: psycopg.Connection, tenant_id: str) -> dict[str, str]:
     downloads, conversions, exposures = conn.execute(
         "select (select max(download_date) from marts.fct_downloads_daily_by_tenant where tenant_id = %(t)s), "
@@ -169,17 +186,18 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
             from marts.mart_campaign_roi_by_placement
             where tenant_id = %(t)s and campaign_id = %(c)s and is_selected_model
             order by impressions desc, podcast_id, position""", key),
-        _fetch(conn, "benchmarks", f"Benchmarks: {category or 'all'} sponsors, by position", """
-            select category, position, placements, roi_p25, roi_median, roi_p75, cpa_median,
-                   cpm_median, conversion_rate_median
+        _fetch(conn, "benchmarks", f"Benchmarks for {category or 'uncategorized'} sponsors, by position", """
+            select category, position, benchmark_level, campaigns, tenants, roi_p25, roi_median, roi_p75,
+                   cpa_median, cpm_median, conversion_rate_median
             from marts.mart_roi_benchmarks
-            where category in (%(category)s, 'all')
-            order by category = 'all', position""", {**key, "category": category or "all"}),
+            where category = %(category)s
+            order by position""", {**key, "category": category or "uncategorized"}),
         _fetch(conn, "lift", "Lift against unexposed households", """
             select exposed_households, exposed_converters, exposed_rate, baseline_households,
                    baseline_converters, baseline_rate, lift
             from marts.mart_campaign_lift where tenant_id = %(t)s and campaign_id = %(c)s""", key),
     ]
+    benchmark = benchmark_statement(next(t for t in tables if t.name == "benchmarks").records())
     return ReportContent(
         scope="campaign", tenant_id=tenant, sponsor_id=sponsor_id, campaign_id=campaign,
         title=f"{name} — campaign report", subtitle=f"{sponsor_name or sponsor_id} · {category or 'uncategorized'}",
@@ -190,6 +208,7 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
             ("Flight", f"{flight_start} to {flight_end}"), ("Reporting period", f"{start} to {end}"),
             ("Pricing", f"{pricing}, budget {money(budget, currency)}"),
             ("Attribution model", f"{model}, {window}-day window"),
+            ("Benchmark", benchmark),
         ],
         kpis=[
             ("Impressions", f"{impressions:,}"), ("Households reached", f"{reach:,}"),
