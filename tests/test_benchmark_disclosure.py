@@ -252,3 +252,22 @@ def test_thresholds_are_settings_passed_to_dbt_and_never_below_the_floor(monkeyp
     monkeypatch.setenv("PODCAST_BENCHMARK_MIN_TENANTS", "2")
     with pytest.raises(ValidationError, match="benchmark_min_tenants"):
         Settings()
+
+
+def test_the_cli_passes_the_thresholds_to_dbt(built, tmp_path):
+    """`podcast-analytics dbt -- compile` (build, run, test alike) compiles the mart with the
+    settings' thresholds; vars given on the command line win."""
+    from tests.test_cli import run_cli
+
+    url = built["url"]
+    compiled = tmp_path / "dbt" / "target" / "compiled" / "podcast_analytics" / "models" / "marts" / "attribution"
+    variables = {"DATABASE_URL": url, "DAGSTER_PG_URL": url, "PODCAST_BENCHMARK_MIN_CAMPAIGNS": "7",
+                 "PODCAST_BENCHMARK_MIN_TENANTS": "4"}
+    result = run_cli("dbt", "--", "compile", "--select", "mart_roi_benchmarks", "--quiet", data_dir=tmp_path, **variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sql = (compiled / "mart_roi_benchmarks.sql").read_text()
+    assert "count(*) >= 7 and count(distinct tenant_id) >= 4" in sql
+    result = run_cli("dbt", "--", "compile", "--select", "mart_roi_benchmarks", "--quiet", "--vars",
+                     "{benchmark_min_campaigns: 9, benchmark_min_tenants: 5}", data_dir=tmp_path, **variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "count(*) >= 9 and count(distinct tenant_id) >= 5" in (compiled / "mart_roi_benchmarks.sql").read_text()
