@@ -889,13 +889,14 @@ def migrate(new_message: str | None) -> None:
 
 # --- dbt ----------------------------------------------------------------------------------------------
 
-def _dbt_environment(settings: Settings) -> tuple[dict[str, str], Path]:
+def _dbt_environment(settings: Settings, warehouse_url: str | None = None) -> tuple[dict[str, str], Path]:
     """The environment dbt runs in against the platform's warehouse (the embedded server's socket
     included), with its logs and artifacts under the data directory."""
     from assets.dbt import dbt_executable
     from resources.warehouse import dbt_env
 
-    warehouse_url, _, _ = _prepare_environment(settings)
+    if warehouse_url is None:
+        warehouse_url, _, _ = _prepare_environment(settings)
     target = settings.data_dir / "dbt" / "target"
     target.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **dbt_env(warehouse_url),
@@ -920,6 +921,154 @@ def dbt(args: tuple[str, ...]) -> None:
         args = (*args, "--vars", json.dumps(settings.dbt_vars()))
     result = subprocess.run([str(executable), *args], env=env, cwd=settings.dbt_project_dir, check=False)
     sys.exit(result.returncode)
+
+
+# --- data-subject requests and tenant deletion ---------------------------------------------------------
+
+def _dbt_runner(settings: Settings, warehouse_url: str):
+    """Runs dbt as `podcast-analytics dbt` does; its output goes to the returned process."""
+    env, executable = _dbt_environment(settings, warehouse_url)
+
+    def run(args: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run([str(executable), *args], env=env, cwd=settings.dbt_project_dir, check=False,
+                              capture_output=True, text=True)
+
+    return run
+
+
+def _subject_options(command):
+    for option in reversed((
+            click.option("--tenant", "tenant_id", required=True, help="The tenant the subject is a listener or shopper of."),
+            click.option("--email", default=None, help="The subject's e-mail address."),
+            click.option("--phone", default=None, help="The subject's phone number."),
+            click.option("--ip", default=None, help="A client address of the subject (a listener or shopper)."),
+            click.option("--customer-id", default=None, help="The subject's customer id in the shop."),
+            click.option("--by", default=None, help="Who asked (recorded in the audit; default: the OS user)."))):
+        command = option(command)
+    return command
+
+
+def _subject(settings: Settings, tenant_id: str, email, phone, ip, customer_id):
+    from pipelines.identifiers import InvalidIdentifier
+    from pipelines.privacy import PrivacyRequestError, subject_for
+
+    given = [(kind, value) for kind, value in (("email", email), ("phone", phone), ("ip", ip),
+                                                ("customer", customer_id)) if value is not None]
+    if len(given) != 1:
+        raise CliError("give exactly one of --email, --phone, --ip, --customer-id")
+    try:
+        return subject_for(settings.resolved_ip_hash_secret(), tenant_id, *given[0])
+    except (PrivacyRequestError, InvalidIdentifier) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _rows_line(counts: dict[str, int]) -> str:
+    if not counts:
+        return "0 rows found: nothing stored is linked to this subject"
+    return f"{sum(counts.values())} rows in {len(counts)} tables: " + ", ".join(
+        f"{name} {count}" for name, count in sorted(counts.items()))
+
+
+@main.group("privacy")
+def privacy_group() -> None:
+    """Data-subject requests: export or erase everything stored about one person (audited in
+    ops.privacy_requests)."""
+
+
+@privacy_group.command("export")
+@_subject_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the JSON (default: <data dir>/privacy/export-<request>.json).")
+def privacy_export(tenant_id, email, phone, ip, customer_id, by, out: Path | None) -> None:
+    """Write every stored row linked to the subject (found by its keyed hashes) as JSON."""
+    from pipelines.privacy import export_subject, requested_by
+
+    settings = _settings()
+    _quiet_libraries(settings)
+    subject = _subject(settings, tenant_id, email, phone, ip, customer_id)
+    warehouse_url, _, _ = _prepare_environment(settings)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = out or settings.data_dir / "privacy" / f"export-{tenant_id}-{subject.kind}-{stamp}.json"
+    outcome, _ = export_subject(warehouse_url, subject, target, requested_by(by))
+    console.print(f"export {outcome.request_id} ({subject.kind} key {subject.key[:12]}…): {_rows_line(outcome.counts)}")
+    console.print(f"written to {target}")
+
+
+@privacy_group.command("erase")
+@_subject_options
+@click.option("--rebuild/--no-rebuild", default=True, show_default=True,
+              help="Rebuild the models built from the erased rows now (with every rebuild still pending), or "
+                   "leave it to the next erase that does.")
+def privacy_erase(tenant_id, email, phone, ip, customer_id, by, rebuild: bool) -> None:
+    """Delete every stored row linked to the subject, then rebuild (dbt, tests included) what was
+    built from them."""
+    from pipelines.privacy import erase_subject, requested_by
+
+    settings = _settings()
+    _quiet_libraries(settings)
+    subject = _subject(settings, tenant_id, email, phone, ip, customer_id)
+    warehouse_url, _, _ = _prepare_environment(settings)
+    dbt_runner = _dbt_runner(settings, warehouse_url) if rebuild else None
+    outcome = erase_subject(warehouse_url, subject, requested_by(by), dbt_runner, settings.dbt_project_dir)
+    console.print(f"erase {outcome.request_id} ({subject.kind} key {subject.key[:12]}…): "
+                  f"{_rows_line(outcome.counts).replace('found', 'erased', 1)}")
+    _print_rebuild(outcome)
+
+
+def _print_rebuild(outcome) -> None:
+    if outcome.detail.get("rebuild"):
+        console.print(f"rebuild ({' '.join(outcome.detail['rebuild'])}): {outcome.status}")
+    if outcome.detail.get("reports_to_render"):
+        console.print(f"reports to render again: {', '.join(outcome.detail['reports_to_render'])}")
+    if outcome.status == "rebuild_failed":
+        raise CliError(f"the rebuild failed: see ops.privacy_requests (request {outcome.request_id}) and "
+                       f"`podcast-analytics dbt -- build`")
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants of the platform."""
+
+
+@tenants.command("delete")
+@click.argument("tenant_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--by", default=None, help="Who asked (recorded in the audit; default: the OS user).")
+def tenants_delete(tenant_id: str, yes: bool, by: str | None) -> None:
+    """Remove a tenant entirely: its rows in every schema, report files, exports, landing folders
+    and report partitions; the models pooling tenants are rebuilt. Audited."""
+    from pipelines.identifiers import InvalidIdentifier, validate_identifier
+    from pipelines.privacy import TenantPlaces, delete_tenant, requested_by
+    from resources.report_store import ReportStoreResource
+
+    settings = _settings()
+    _quiet_libraries(settings)
+    try:
+        validate_identifier("tenant id", tenant_id)
+    except InvalidIdentifier as exc:
+        raise CliError(str(exc)) from None
+    if not yes:
+        click.confirm(f"Delete every row, report and file of tenant {tenant_id}?", abort=True)
+    warehouse_url, _, _ = _prepare_environment(settings)
+    exports = settings.data_dir / "exports"
+    places = TenantPlaces(
+        report_store=ReportStoreResource(base_url=settings.resolved_reports_url()),
+        folders=[settings.resolved_log_landing_dir() / tenant_id, settings.resolved_conversion_landing_dir() / tenant_id,
+                 settings.resolved_insertion_order_dir() / tenant_id],
+        files=sorted(exports.glob(f"*/{tenant_id}.csv")) if exports.is_dir() else [])
+    with contextlib.suppress(Exception):  # no Dagster storage reachable: no partitions to remove
+        import dagster as dg
+
+        places.instance = dg.DagsterInstance.get()
+    outcome = delete_tenant(warehouse_url, tenant_id, requested_by(by), places, _dbt_runner(settings, warehouse_url),
+                            settings.dbt_project_dir)
+    console.print(f"tenant {tenant_id} deleted (request {outcome.request_id}): "
+                  f"{_rows_line(outcome.counts).replace('found', 'deleted', 1)}")
+    if outcome.detail["removed"] or outcome.detail["partitions"]:
+        console.print(f"removed: {len(outcome.detail['removed'])} files and folders, "
+                      f"{len(outcome.detail['partitions'])} report partitions")
+    console.print("remove its entries from sources.yaml too, or the next sync fetches its data again")
+    _print_rebuild(outcome)
 
 
 @main.command()
