@@ -175,6 +175,17 @@ def test_add_reader_refuses_bad_tenants_and_network_readers(warehouse):
     assert sorted(timeouts) == ["idle_in_transaction_session_timeout=60s", "statement_timeout=60s"]
 
 
+def test_grafana_tenant_datasource_example_reads_as_a_tenant_login():
+    import yaml
+
+    from tests.conftest import REPO_ROOT
+
+    example = yaml.safe_load((REPO_ROOT / "deploy" / "grafana" / "tenants" / "datasource.example.yml").read_text())
+    (source,) = example["datasources"]
+    assert source["type"] == "grafana-postgresql-datasource" and source["jsonData"]["database"] == "podcast"
+    assert source["user"] == "${TENANT_READER_USER}" and source["secureJsonData"]["password"] == "${TENANT_READER_PASSWORD}"
+
+
 def test_full_rebuild_keeps_the_policies(warehouse):
     url = warehouse["url"]
     before = query(url, "select 'marts.mart_campaign_roi'::regclass::oid, 'marts.fct_attributed_conversions'::regclass::oid")
