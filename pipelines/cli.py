@@ -1027,7 +1027,7 @@ def _print_rebuild(outcome) -> None:
 
 @main.group()
 def tenants() -> None:
-    """Tenants of the platform."""
+    """Tenants of the platform: their readers (`add-reader`) and their removal (`delete`)."""
 
 
 @tenants.command("delete")
@@ -1186,6 +1186,83 @@ def update_user_agents(settings: Settings, source: str | None) -> str:
     note = ("" if settings.user_agent_patterns_dir is None else
             f" (PODCAST_USER_AGENT_PATTERNS_DIR={settings.user_agent_patterns_dir} still takes precedence)")
     return f"OPAWG user agents {label}: {entries} entries {verb} in {store / 'current'}{note}"
+
+
+@tenants.command("add-reader")
+@click.argument("tenant")
+@click.option("--login", required=True, metavar="NAME", help="The log-in role to create (or to give the tenant).")
+@click.option("--password-env", metavar="VAR", default=None,
+              help="Environment variable holding the login's password (none: the server authenticates it otherwise).")
+def tenants_add_reader(tenant: str, login: str, password_env: str | None) -> None:
+    """Create a log-in role that reads TENANT's rows only: a member of podcast_tenant_reader,
+    filtered by row-level security in every mart, the report registry and the SLA table; with
+    the readers' timeouts. Run again with another tenant to let the login read that one too."""
+    from pipelines.identifiers import InvalidIdentifier, validate_identifier
+    from resources.schema import migrate as apply_migrations
+    from resources.warehouse import connect_checked, resolve_urls
+
+    try:
+        validate_identifier("tenant id", tenant)
+        validate_identifier("login", login)
+    except InvalidIdentifier as exc:
+        raise CliError(str(exc)) from None
+    password = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if not password:
+            raise CliError(f"--password-env {password_env}: the variable is not set or empty")
+    settings = _settings()
+    _quiet_libraries(settings)
+    if settings.database_url:
+        connect_checked(settings.database_url, "DATABASE_URL").close()
+    warehouse_url, _ = resolve_urls(settings.database_url, settings.data_dir, settings.warehouse_db,
+                                    settings.dagster_db)
+    apply_migrations(warehouse_url, lock_timeout=settings.pg_lock_timeout)
+    with connect_checked(warehouse_url, "DATABASE_URL", autocommit=False) as conn:
+        console.print(add_tenant_reader(conn, tenant, login, password))
+
+
+def add_tenant_reader(conn, tenant: str, login: str, password: str | None) -> str:
+    """`tenants add-reader` on an open connection (committed here): the line it prints, or
+    `CliError` when the login may not become a tenant reader."""
+    from psycopg import sql
+
+    if conn.execute("select not exists (select from pg_roles where rolname = 'podcast_tenant_reader')").fetchone()[0]:
+        raise CliError("the role podcast_tenant_reader does not exist: run `podcast-analytics migrate` as a role that "
+                       "may create roles, or create it as an administrator")
+    existing = conn.execute("""
+        select role.rolsuper or role.rolbypassrls,
+               exists (select from pg_roles as network where network.rolname = 'podcast_reader')
+                   and pg_has_role(role.oid, 'podcast_reader', 'member'),
+               role.rolname = current_user or exists (
+                   select from pg_class where relowner = role.oid
+                       and relnamespace in ('marts'::regnamespace, 'reports'::regnamespace))
+        from pg_roles as role where role.rolname = %s""", (login,)).fetchone()
+    if existing and existing[0]:
+        raise CliError(f"role {login} is a superuser or bypasses row-level security: it cannot be a tenant reader")
+    if existing and existing[1]:
+        raise CliError(f"role {login} is a member of podcast_reader (every tenant): it cannot be a tenant reader")
+    if existing and existing[2]:
+        raise CliError(f"role {login} owns the marts or the report registry: it cannot be a tenant reader")
+    role = sql.Identifier(login)
+    if existing:
+        conn.execute(sql.SQL("grant podcast_tenant_reader to {}").format(role))
+    else:
+        conn.execute(sql.SQL("create role {} login in role podcast_tenant_reader").format(role))
+    if password is not None:
+        # Sent as a SCRAM verifier computed here: the password itself never reaches the server (or its log).
+        verifier = conn.pgconn.encrypt_password(password.encode(), login.encode()).decode()
+        conn.execute(sql.SQL("alter role {} password {}").format(role, sql.Literal(verifier)))
+    for setting in ("statement_timeout", "idle_in_transaction_session_timeout"):
+        conn.execute(sql.SQL("alter role {} set {} = '60s'").format(role, sql.Identifier(setting)))
+    added = conn.execute("insert into ops.tenant_readers (role_name, tenant_id) values (%s, %s) "
+                         "on conflict do nothing", (login, tenant)).rowcount
+    readable = [row[0] for row in conn.execute(
+        "select tenant_id from ops.tenant_readers where role_name = %s order by 1", (login,))]
+    conn.commit()
+    state = "created" if not existing else "updated" if added or password is not None else "unchanged"
+    return (f"tenant reader {login} {state}: reads the rows of {', '.join(readable)} in the marts, the report "
+            "registry and the SLA table")
 
 
 @main.command()

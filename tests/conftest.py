@@ -191,7 +191,8 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
 SHARED_WAREHOUSE = {"tests/test_attribution.py": "attribution_warehouse", "tests/test_reports.py": "attribution_warehouse",
                     "tests/test_hostile_reports.py": "attribution_warehouse",
                     "tests/test_benchmark_disclosure.py": "attribution_warehouse",
-                    "tests/test_privacy_requests.py": "attribution_warehouse"}
+                    "tests/test_privacy_requests.py": "attribution_warehouse",
+                    "tests/test_tenant_isolation.py": "attribution_warehouse"}
 LONGEST_FIRST = ("tests/test_daemon.py", "tests/test_demo.py", "attribution_warehouse", "tests/test_cli_postgres.py",
                  "tests/test_concurrency.py",
                  "tests/test_downloads_incremental.py",

@@ -187,14 +187,14 @@ def test_incremental_build_equals_a_full_rebuild(built):
     # The last day's run wrote back only the conversions whose credits it changed.
     (rows, conversions, rewritten), = query(url, WRITES)
     assert 0 < rewritten < conversions / 2, (rewritten, conversions)
-    runs = "select count(*) from marts.fct_attributed_conversions__runs"
+    runs = "select count(*) from internal.fct_attributed_conversions__runs"
     (before,), = query(url, runs)
     dbt_build(url, built["target"], "--select", "path:models/intermediate/attribution", "path:models/marts/attribution",
               command="run")
     assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
     assert query(url, WRITES) == [(rows, conversions, rewritten)]
     assert query(url, runs) == [(before + 1,)]
-    removed = query(url, "select count(*) from marts.fct_attributed_conversions__removed")
+    removed = query(url, "select count(*) from internal.fct_attributed_conversions__removed")
     # An insertion order sent again: every day's exposures are replaced, so the rollups take the
     # path for removed rows (households recomputed whole); the numbers stay as they were.
     with psycopg.connect(url, autocommit=True) as conn:
@@ -202,11 +202,11 @@ def test_incremental_build_equals_a_full_rebuild(built):
                      "(select min(placement_id) from raw.placements)")
     dbt_build(url, built["target"], "--select", "path:models/staging/campaigns", "path:models/intermediate/attribution",
               "path:models/marts/attribution", command="run")
-    assert query(url, "select count(*) from intermediate.int_exposures__removed")[0][0] > 0
+    assert query(url, "select count(*) from internal.int_exposures__removed")[0][0] > 0
     assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
     # Every household was recomputed and none of its credits moved: nothing written, nothing removed.
     assert query(url, WRITES) == [(rows, conversions, rewritten)]
-    assert query(url, "select count(*) from marts.fct_attributed_conversions__removed") == removed
+    assert query(url, "select count(*) from internal.fct_attributed_conversions__removed") == removed
     # A stricter shared-address screen: the hourly run (lift and its rollup left out) recomputes
     # the households whose exclusion came and no other, and agrees with a rebuild of the credits.
     # (Without re-reading recent loads: every conversion here was loaded minutes ago.)

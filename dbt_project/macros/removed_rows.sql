@@ -4,9 +4,11 @@
   of every row it deletes in `<model>__removed` (with removed_at) before deleting them, so a
   downstream incremental model can take those keys into its own batch.
 -#}
-{#- A model's side table `<model><suffix>` (its removed-rows log, its run log) beside it. -#}
+{#- A model's side table `<model><suffix>` (its removed-rows log, its run log, its applied
+    exclusions), in the schema `internal` beside the layers: bookkeeping no reader role may use
+    (schema and move of older side tables: migration 0006). -#}
 {% macro side_relation(relation, suffix) -%}
-{{ api.Relation.create(database=relation.database, schema=relation.schema, identifier=relation.identifier ~ suffix) }}
+{{ api.Relation.create(database=relation.database, schema='internal', identifier=relation.identifier ~ suffix) }}
 {%- endmacro %}
 
 {% macro removed_rows_relation(relation) -%}
