@@ -423,7 +423,7 @@ def write_event_files(world: CampaignWorld, landing: Path) -> list[Path]:
         target = firsts.get((record["tenant_id"], kind))
         if target is None:
             continue
-        person = buyer(world.seed, record["tenant_id"], None, f"bad-{record['sponsor_id']}-{record['kind']}")
+        person = buyer(world.seed, record["tenant_id"], None, f"bad-{record.get('sponsor_id')}-{record['kind']}")
         if record["kind"] == "invalid_json":
             line = ('{"event_id": "torn", "email": "' + person.email + '", "phone": "' + person.phone
                     + '", "advertiser_id": "' + record["sponsor_id"])
@@ -484,5 +484,5 @@ def buyers_of(world: CampaignWorld) -> list[Buyer]:
         if record["source"] == "shop_orders":
             people.append(buyer(world.seed, record["tenant_id"], None, f"bad{n}"))
         elif record["source"] == "pixel":
-            people.append(buyer(world.seed, record["tenant_id"], None, f"bad-{record['sponsor_id']}-{record['kind']}"))
+            people.append(buyer(world.seed, record["tenant_id"], None, f"bad-{record.get('sponsor_id')}-{record['kind']}"))
     return people
