@@ -191,7 +191,8 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
 # warehouse are one unit too (SHARED_WAREHOUSE). The longest units go first, so the two workers
 # finish at about the same time.
 SHARED_WAREHOUSE = {"tests/test_attribution.py": "attribution_warehouse", "tests/test_reports.py": "attribution_warehouse",
-                    "tests/test_hostile_reports.py": "attribution_warehouse"}
+                    "tests/test_hostile_reports.py": "attribution_warehouse",
+                    "tests/test_privacy_minimisation.py": "attribution_warehouse"}
 LONGEST_FIRST = ("tests/test_daemon.py", "tests/test_demo.py", "attribution_warehouse", "tests/test_cli_postgres.py",
                  "tests/test_concurrency.py",
                  "tests/test_downloads_incremental.py",
