@@ -50,6 +50,8 @@ PERSONAL = "|".join([*(re.escape(n) for n in (*FIRST_NAMES, *LAST_NAMES, *STREET
                      r"1-[0-9]{3}-555-0[0-9]{3}"])
 IPV4 = r"[0-9]{1,3}(\.[0-9]{1,3}){3}"
 IPV6 = r"[0-9a-fA-F]{0,4}(:[0-9a-fA-F]{0,4}){2,7}"
+# An address-shaped token for PostgreSQL's regexp_matches: IPv4, IPv6 with `::`, full IPv6.
+ADDRESS_TOKEN = r"([0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9a-fA-F:]*::[0-9a-fA-F:]*|(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4})"
 TEXT_TYPES = ("text", "character varying", "json", "jsonb", "ARRAY", "USER-DEFINED", "character")
 
 
@@ -171,14 +173,26 @@ def test_no_personal_data_or_clear_address_in_any_table_or_report_file(privacy):
     assert {s for s, _, _ in columns} >= {"raw", "quarantine", "ops", "marts", "reports"}
     personal, addresses = [], []
     with psycopg.connect(url) as conn:
+        conn.execute("create temp table clear_ips (ip text primary key)")
+        with conn.cursor().copy("copy clear_ips (ip) from stdin") as copy:
+            for ip in clear:
+                copy.write_row((ip,))
+        tables: dict[tuple[str, str], list[str]] = {}
         for schema, table, column in columns:
-            target, field = sql.Identifier(schema, table), sql.Identifier(column)
-            hits = conn.execute(sql.SQL("select left({}::text, 200) from {} where {}::text ~ %s limit 3").format(
-                field, target, field), (PERSONAL,)).fetchall()
-            personal += [(schema, table, column, h[0]) for h in hits]
-            for (text,) in conn.execute(sql.SQL("select {}::text from {} where {}::text ~ %s").format(
-                    field, target, field), (f"{IPV4}|{IPV6}",)):
-                addresses += [(schema, table, column, a) for a in _addresses_in(text) & clear]
+            tables.setdefault((schema, table), []).append(column)
+        for (schema, table), names in tables.items():  # one pass per table: its text columns side by side
+            row = sql.SQL("select concat_ws(chr(31), {}) as r from {}").format(
+                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in names),
+                sql.Identifier(schema, table))
+            hits = conn.execute(sql.SQL("select left(r, 300) from ({}) x where r ~ %s limit 3").format(row),
+                                (PERSONAL,)).fetchall()
+            personal += [(schema, table, h[0]) for h in hits]
+            # Every address-shaped token, joined with the simulator's client addresses.
+            found = conn.execute(sql.SQL(
+                "select count(*) from ({}) x cross join lateral regexp_matches(x.r, %s, 'g') m "
+                "join clear_ips on clear_ips.ip = lower(m[1])").format(row), (ADDRESS_TOKEN,)).fetchone()[0]
+            if found:
+                addresses.append((schema, table, found))
     assert personal == []
     assert addresses == []
     files = [p for p in privacy["data"].rglob("*") if p.is_file()]
@@ -325,3 +339,46 @@ def test_quarantined_lines_keep_no_address_in_any_form():
             redacted = hasher.redact(rewritten)
             assert not (_addresses_in(redacted) & {ip, v6, "10.0.3.7"}), redacted
         assert hasher.redact(f"{ip}:5678 x") == f"ip:{hasher.digest(ip)[:16]}:5678 x"
+
+
+def test_migration_minimises_what_was_stored_before(admin_url, tmp_path):
+    """A warehouse that stored orders, pixel lines and quarantined records whole (before the
+    minimising revision) keeps, after `migrate`, only the allow-listed fields of them."""
+    import shutil
+
+    from resources.schema import MIGRATIONS_DIR, migrate
+
+    location = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
+    [ours] = (location / "versions").glob("*_minimised_conversions.py")
+    for path in (location / "versions").glob("[0-9]*.py"):
+        if path.name >= ours.name:
+            path.unlink()
+    name = f"t_priv_mig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = with_database(admin_url, name)
+    try:
+        migrate(url, script_location=location)
+        person = {"email": "ada@example.org", "phone": "+1 212-555-0100",
+                  "customer": {"id": 7, "first_name": "Ada", "email": "ada@example.org"},
+                  "billing_address": {"address1": "1 Main St"}, "shipping_address": {"address1": "2 Side St"}}
+        order = {"id": 1, "total_price": "10.00", "currency": "USD", "refunds": [], **person}
+        pixel = {"event_id": "p1", "event": "purchase", "value": 5, "user_data": {"email": "ada@example.org"}}
+        with psycopg.connect(url) as conn:
+            for source, document in (("shop_orders", order), ("pixel", pixel)):
+                conn.execute("insert into raw.attribution_events (tenant_id, source, event_id, occurred_at, sponsor_id, "
+                             "event_type, payload) values ('t', %s, %s, now(), 's', 'order', %s)",
+                             (source, source, json.dumps(document)))
+            conn.execute("insert into quarantine.campaign_records (tenant_id, source, record_key, reason_code, payload) "
+                         "values ('t', 'shop_orders', 'k', 'missing_id', %s)", (json.dumps(order),))
+        assert ours.name[:4] in migrate(url).applied
+        assert dict(query(url, "select source, payload from raw.attribution_events")) == {
+            "shop_orders": {"id": 1, "total_price": "10.00", "currency": "USD", "refunds": []},
+            "pixel": {"event_id": "p1", "event": "purchase", "value": 5}}
+        assert query(url, "select payload from quarantine.campaign_records") == [
+            ({"id": 1, "total_price": "10.00", "currency": "USD", "refunds": []},)]
+        assert query(url, "select count(email_key), count(phone_key) from raw.attribution_events") == [(0, 0)]
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
