@@ -251,6 +251,7 @@ def test_secrets_never_in_events_instance_or_data_files(privacy):
                      (privacy["report"].run_id,))
     assert sorted(channels) == [("email",), ("webhook",)]  # the delivery used the SMTP login and the webhook secret
     assert len(privacy["events"]) > 20
+    assert not re.search(PERSONAL, "\n".join(privacy["events"]))  # nor a buyer's details
     for secret in privacy["secrets"]:
         assert not [e for e in privacy["events"] if secret in e], secret
         assert not [p for p, content in privacy["instance_files"].items() if secret.encode() in content], secret
