@@ -27,7 +27,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.settings import REPO_ROOT, Settings, get_settings
+from pipelines.settings import REPO_ROOT, HashSecretError, Settings, get_settings
 from resources.warehouse import WarehouseError, psycopg2_url  # noqa: F401 - psycopg2_url is part of this module's API
 
 console = Console(highlight=False, soft_wrap=True)
@@ -48,7 +48,7 @@ class _Main(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except WarehouseError as exc:
+        except (WarehouseError, HashSecretError) as exc:
             raise CliError(str(exc)) from None
 
 
@@ -412,6 +412,7 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
 
     dbt_log = _logs_dir(settings) / "dbt.log"
     phases = _Phases(dbt_log)
+    settings.create_demo_ip_hash_secret()  # the demo's own key, kept under the data dir
 
     embedded = not settings.database_url
     with phases.run("Starting the warehouse (embedded PostgreSQL unless DATABASE_URL is set)...") as phase:
@@ -674,7 +675,11 @@ def dev() -> None:
     _quiet_libraries(settings)
     _check_config_files(settings)
     settings = _with_free_ports(settings, "ui_port")
-    _prepare_environment(settings)
+    settings.resolved_ip_hash_secret()  # outside the demo there is no new key: one line and stop
+    warehouse_url, _, _ = _prepare_environment(settings)
+    from assets.ingestion.identity import checked_hash_secret
+
+    checked_hash_secret(warehouse_url, settings)  # the key the warehouse's hashes were made with
     sources = settings.resolved_sources_file()
     simulator = None
     if sources == settings.simulator_dir / "sources.yaml":

@@ -17,6 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DURATION_PATTERN = r"^[0-9]+(ms|s|min|h|d)?$"  # as resources.warehouse.DURATION_PATTERN
 
 
+class HashSecretError(RuntimeError):
+    """No hash secret outside the demo, or not the one the warehouse's hashes were made with."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODCAST_", extra="ignore")
 
@@ -131,21 +135,36 @@ class Settings(BaseSettings):
         a folder), else `<data dir>/reports`."""
         return self.reports_url or str(self.data_dir / "reports")
 
+    @property
+    def ip_hash_key_file(self) -> Path:
+        return self.data_dir / "ip_hash.key"
+
     def resolved_ip_hash_secret(self) -> bytes:
-        """The key behind the per-tenant IP salts: `PODCAST_IP_HASH_SECRET`, else a random key
-        created once under the data directory (hashes must stay stable across runs)."""
+        """The key behind the per-tenant salts of every keyed hash (client addresses, e-mails,
+        phones, customer ids): `PODCAST_IP_HASH_SECRET`, else the key file under the data
+        directory. Without either: `HashSecretError` (a new key would split every listener,
+        household and customer from the ones hashed before); only the demo makes a key
+        (`create_demo_ip_hash_secret`)."""
         if self.ip_hash_secret:
             return self.ip_hash_secret.encode()
-        path = self.data_dir / "ip_hash.key"
-        if not path.exists():
+        path = self.ip_hash_key_file
+        if path.exists():
+            return path.read_text().strip().encode()
+        raise HashSecretError(f"no hash secret: set PODCAST_IP_HASH_SECRET (or restore {path}); a new key would "
+                              "split every listener, household and customer hashed before")
+
+    def create_demo_ip_hash_secret(self) -> bytes:
+        """The demo's key: `PODCAST_IP_HASH_SECRET` when set, else a random key created once
+        under the data directory (kept for the next demo on the same data)."""
+        if not self.ip_hash_secret and not self.ip_hash_key_file.exists():
             import os
             import secrets
 
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self.ip_hash_key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.ip_hash_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
-        return path.read_text().strip().encode()
+        return self.resolved_ip_hash_secret()
 
     def datacenter_networks(self) -> list:
         """Data-centre / VPN ranges whose requests IAB counting excludes (one CIDR per line)."""

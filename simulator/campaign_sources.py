@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from simulator.buyers import Buyer, buyer, order_contact, pixel_contact
 from simulator.campaigns import Campaign, CampaignWorld, Event, Placement, Sponsor
 from simulator.platforms import Reply
 
@@ -121,7 +122,9 @@ def api_records(world: CampaignWorld, tenant: str) -> dict[str, list[dict[str, A
 
 # -- shop orders -------------------------------------------------------------------------------
 
-def order_record(ev: Event, sponsor: Sponsor, as_of: datetime | None) -> dict[str, Any]:
+def order_record(ev: Event, sponsor: Sponsor, as_of: datetime | None, seed: int = 0) -> dict[str, Any]:
+    """The order as the shop's API shows it at `as_of`, with its buyer's contact details and
+    addresses (`simulator.buyers`)."""
     total = ev.total_at(as_of)
     refunds = [(t, a) for t, a in ev.refunds if as_of is None or t <= as_of]
     moments = [ev.occurred_at, *(t for t, _ in ev.edits if as_of is None or t <= as_of), *(t for t, _ in refunds)]
@@ -135,7 +138,7 @@ def order_record(ev: Event, sponsor: Sponsor, as_of: datetime | None) -> dict[st
         "browser_ip": ev.ip,
         "client_details": {"browser_ip": ev.ip, "user_agent": ev.user_agent},
         "landing_site": landing or "/", "referring_site": ev.referrer or "",
-        "customer": {"id": int(ev.customer_id)} if ev.customer_id else None,
+        **order_contact(buyer(seed, ev.tenant_id, ev.customer_id, ev.event_id), ev.customer_id),
         "refunds": [{"id": int(ev.event_id) * 10 + i, "created_at": _shop_time(t),
                      "transactions": [{"kind": "refund", "amount": f"{a:.2f}", "status": "success"}]}
                     for i, (t, a) in enumerate(refunds)],
@@ -150,7 +153,8 @@ def bad_orders(world: CampaignWorld, sponsor: Sponsor) -> list[dict[str, Any]]:
             continue
         order = {"id": 9_000_000_000 + n, "name": f"#bad{n}", "created_at": _shop_time(base), "updated_at": _shop_time(base),
                  "total_price": "19.99", "currency": "USD", "discount_codes": [], "browser_ip": "100.64.0.9",
-                 "client_details": {"user_agent": "Mozilla/5.0"}, "landing_site": "/", "refunds": []}
+                 "client_details": {"user_agent": "Mozilla/5.0"}, "landing_site": "/", "refunds": [],
+                 **order_contact(buyer(world.seed, sponsor.tenant_id, None, f"bad{n}"), None)}
         if record["kind"] == "missing_id":
             order["id"] = None
         elif record["kind"] == "negative_total":
@@ -290,7 +294,7 @@ class CampaignApis:
                 continue
             if as_of is not None and ev.occurred_at > as_of:
                 continue
-            record = order_record(ev, sponsor, as_of)
+            record = order_record(ev, sponsor, as_of, self.world.seed)
             out.append((_parse_time(record["updated_at"]), record))
         for record in bad_orders(self.world, sponsor):
             out.append((_parse_time(record["updated_at"]), record))
@@ -380,8 +384,9 @@ def write_insertion_orders(world: CampaignWorld, folder: Path) -> list[Path]:
     return written
 
 
-def _pixel_line(ev: Event) -> dict[str, Any]:
-    return {
+def _pixel_line(ev: Event, seed: int) -> dict[str, Any]:
+    contact = pixel_contact(buyer(seed, ev.tenant_id, ev.customer_id, ev.event_id)) if ev.is_conversion else {}
+    return {**contact,
         "event_id": ev.event_id, "advertiser_id": ev.sponsor_id, "event": ev.event_type,
         "ts": _iso(ev.occurred_at), "ip": ev.ip, "ua": ev.user_agent, "page_url": ev.landing_url,
         "referrer": ev.referrer, "value": None if ev.gross is None else float(ev.gross),
@@ -406,7 +411,7 @@ def write_event_files(world: CampaignWorld, landing: Path) -> list[Path]:
             continue
         monday = ev.occurred_at.date() - timedelta(days=ev.occurred_at.weekday())
         kind = "vanity" if ev.source == "vanity" else "pixel"
-        line = _vanity_line(ev) if kind == "vanity" else _pixel_line(ev)
+        line = _vanity_line(ev) if kind == "vanity" else _pixel_line(ev, world.seed)
         groups.setdefault((ev.tenant_id, kind, monday), []).append(json.dumps(line, separators=(",", ":")))
     firsts: dict[tuple[str, str], tuple[str, str, date]] = {}
     for key in sorted(groups):
@@ -418,14 +423,18 @@ def write_event_files(world: CampaignWorld, landing: Path) -> list[Path]:
         target = firsts.get((record["tenant_id"], kind))
         if target is None:
             continue
+        person = buyer(world.seed, record["tenant_id"], None, f"bad-{record.get('sponsor_id')}-{record['kind']}")
         if record["kind"] == "invalid_json":
-            line = '{"event_id": "torn", "advertiser_id": "' + record["sponsor_id"]
+            line = ('{"event_id": "torn", "email": "' + person.email + '", "phone": "' + person.phone
+                    + '", "advertiser_id": "' + record["sponsor_id"])
         elif record["kind"] == "invalid_timestamp":
             line = json.dumps({"event_id": f"bad-ts-{record['sponsor_id']}", "advertiser_id": record["sponsor_id"],
-                               "event": "purchase", "ts": "yesterday 25:00", "ip": "100.64.1.1", "value": 10.0})
+                               "event": "purchase", "ts": "yesterday 25:00", "ip": "100.64.1.1", "value": 10.0,
+                               **pixel_contact(person)})
         elif record["kind"] == "negative_value":
             line = json.dumps({"event_id": f"bad-value-{record['sponsor_id']}", "advertiser_id": record["sponsor_id"],
-                               "event": "purchase", "ts": "2026-11-05T10:00:00Z", "ip": "100.64.1.2", "value": -40.0})
+                               "event": "purchase", "ts": "2026-11-05T10:00:00Z", "ip": "100.64.1.2", "value": -40.0,
+                               **pixel_contact(person)})
         else:  # a vanity visit without a time
             line = json.dumps({"visit_id": f"bad-{record['tenant_id']}", "sponsor_id": "?", "client_ip": "100.64.1.3",
                                "host": "example.com", "path": "/x"})
@@ -464,3 +473,16 @@ def campaign_sources(world: CampaignWorld, base_url: str) -> tuple[dict[str, Any
         "shops": {"allow_private_hosts": True, "stores": shops},
     }
     return section, env
+
+
+def buyers_of(world: CampaignWorld) -> list[Buyer]:
+    """Every person whose details the shop APIs and pixel files of `world` carry (what a scan
+    for personal data looks for), planted broken records included."""
+    people = [buyer(world.seed, ev.tenant_id, ev.customer_id, ev.event_id) for ev in world.events
+              if ev.source == "shop_orders" or (ev.source == "pixel" and ev.is_conversion)]
+    for n, record in enumerate(world.bad_records):
+        if record["source"] == "shop_orders":
+            people.append(buyer(world.seed, record["tenant_id"], None, f"bad{n}"))
+        elif record["source"] == "pixel":
+            people.append(buyer(world.seed, record["tenant_id"], None, f"bad-{record.get('sponsor_id')}-{record['kind']}"))
+    return people

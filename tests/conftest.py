@@ -27,6 +27,8 @@ OPAWG_PATTERNS = SHARED / "realdata" / "user_agents"
 UA_PATTERNS = OPAWG_PATTERNS if OPAWG_PATTERNS.is_dir() else REPO_ROOT / "resources" / "user_agents"
 if OPAWG_PATTERNS.is_dir():
     os.environ.setdefault("PODCAST_USER_AGENT_PATTERNS_DIR", str(OPAWG_PATTERNS))
+# Outside the demo every run needs a hash secret (pipelines/settings.py): the suite's own, unless one is set.
+os.environ.setdefault("PODCAST_IP_HASH_SECRET", "test-suite-hash-secret")
 
 
 @pytest.fixture(scope="session")
@@ -192,7 +194,8 @@ SHARED_WAREHOUSE = {"tests/test_attribution.py": "attribution_warehouse", "tests
                     "tests/test_hostile_reports.py": "attribution_warehouse",
                     "tests/test_benchmark_disclosure.py": "attribution_warehouse",
                     "tests/test_privacy_requests.py": "attribution_warehouse",
-                    "tests/test_tenant_isolation.py": "attribution_warehouse"}
+                    "tests/test_tenant_isolation.py": "attribution_warehouse",
+                    "tests/test_privacy_minimisation.py": "attribution_warehouse"}
 LONGEST_FIRST = ("tests/test_daemon.py", "tests/test_demo.py", "attribution_warehouse", "tests/test_cli_postgres.py",
                  "tests/test_concurrency.py",
                  "tests/test_downloads_incremental.py",

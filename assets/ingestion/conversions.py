@@ -4,9 +4,14 @@ update the order's row), and pixel events and vanity-URL visits from JSON-lines 
 (`<landing>/<tenant>/pixel-*.jsonl[.gz]`, `vanity-*.jsonl[.gz]`) recorded in a file ledger so a
 file is read once per version.
 
-Client addresses are stored only as keyed hashes with the tenant's salt (`IpHasher`, the same
-as the access logs), so a buyer's household matches the listener's. Records that cannot be
-stored go to `quarantine.campaign_records` with the reason.
+Personal data is minimised before anything is stored. Client addresses, the buyer's e-mail and
+phone and the shop's customer id are kept only as keyed hashes with the tenant's salt
+(`IpHasher`, the same as the access logs; `ip_hash`/`ip_prefix_hash`, `email_key`, `phone_key`,
+`customer_key`), so a buyer's household matches the listener's and a data-subject request finds
+their rows. The `payload` keeps, by allow-list, only the fields attribution and ROI read
+(`ORDER_FIELDS`, `PIXEL_FIELDS`, `VANITY_FIELDS`): names, billing and shipping addresses, notes
+and line items never reach the warehouse. Records that cannot be stored go to
+`quarantine.campaign_records` with the reason and the same minimised evidence plus their keys.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from assets.ingestion.campaign_store import (
 from assets.ingestion.campaigns import (
     CampaignSources, LoadStats, ShopSources, ShopStore, normalize_vanity, parse_money, parse_time,
 )
-from assets.ingestion.identity import identity_key
+from assets.ingestion.identity import identity_key, value_key
 from assets.ingestion.listener_logs_parse import IpHasher
 from pipelines.identifiers import is_valid_identifier
 from resources.platform_http import ApiClient, ApiPolicy, credential_from_env
@@ -70,12 +75,117 @@ def utm_fields(url: str | None) -> dict[str, str | None]:
     return {f"utm_{k}": (query.get(f"utm_{k}") or [None])[0] for k in ("source", "medium", "campaign")}
 
 
-def _redacted(document: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """The record as kept in `payload`: no clear client address, no clear customer id."""
-    out = {k: v for k, v in document.items() if k not in keys}
-    if isinstance(out.get("client_details"), dict):
-        out["client_details"] = {k: v for k, v in out["client_details"].items() if k != "browser_ip"}
-    return out
+# What `payload` keeps of each record: the fields the columns are parsed from and a few that
+# explain an order's state. A name maps to None (a plain value: text, number, true/false, null)
+# or to the fields kept inside it (an object, or each object of a list). Anything not named is
+# dropped; a value of the wrong shape is replaced by its type's name.
+ORDER_FIELDS: dict[str, Any] = {
+    **dict.fromkeys(("id", "name", "created_at", "updated_at", "processed_at", "cancelled_at", "total_price",
+                     "subtotal_price", "total_discounts", "currency", "financial_status", "test", "source_name",
+                     "landing_site", "referring_site")),
+    "discount_codes": dict.fromkeys(("code", "amount", "type")),
+    "refunds": {"id": None, "created_at": None,
+                "transactions": dict.fromkeys(("kind", "amount", "status", "created_at"))},
+    "client_details": {"user_agent": None},
+}
+PIXEL_FIELDS: dict[str, Any] = dict.fromkeys(("event_id", "advertiser_id", "event", "value", "currency", "ts",
+                                              "order_id", "page_url", "referrer", "ua"))
+VANITY_FIELDS: dict[str, Any] = dict.fromkeys(("visit_id", "sponsor_id", "ts", "host", "path", "referer",
+                                               "user_agent"))
+FIELDS = {"shop_orders": ORDER_FIELDS, "pixel": PIXEL_FIELDS, "vanity": VANITY_FIELDS}
+# The columns holding a person's keys: quarantine evidence carries them too (data-subject requests).
+KEY_COLUMNS = ("ip_hash", "email_key", "phone_key", "customer_key")
+
+
+def minimised(value: Any, fields: dict[str, Any] | None) -> Any:
+    """`value` cut to `fields` (see `ORDER_FIELDS`)."""
+    if fields is None:
+        return value if value is None or isinstance(value, (str, int, float, bool)) else f"<{type(value).__name__}>"
+    if isinstance(value, list):
+        return [minimised(v, fields) for v in value]
+    if not isinstance(value, dict):
+        return f"<{type(value).__name__}>"
+    return {k: minimised(v, fields[k]) for k, v in value.items() if k in fields}
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v not in (None, "")), None)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def order_identity(order: dict[str, Any]) -> dict[str, Any]:
+    """The buyer's e-mail, phone, customer id and client address as an order carries them
+    (Shopify: the order's `email`/`contact_email`/`phone`, its `customer`, the addresses'
+    phones, `browser_ip` or `client_details.browser_ip`)."""
+    customer = _dict(order.get("customer"))
+    billing, shipping = _dict(order.get("billing_address")), _dict(order.get("shipping_address"))
+    return {"email": _first(order.get("email"), order.get("contact_email"), customer.get("email")),
+            "phone": _first(order.get("phone"), customer.get("phone"), billing.get("phone"), shipping.get("phone")),
+            "customer": customer.get("id"),
+            "ip": _first(order.get("browser_ip"), _dict(order.get("client_details")).get("browser_ip"))}
+
+
+def line_identity(line: dict[str, Any], ip_field: str) -> dict[str, Any]:
+    """A pixel or vanity line's e-mail, phone and client address (plain or in `user_data`)."""
+    user = _dict(line.get("user_data"))
+    return {"email": _first(line.get("email"), user.get("email")),
+            "phone": _first(line.get("phone"), user.get("phone")), "customer": None, "ip": line.get(ip_field)}
+
+
+def identity_keys(hasher: IpHasher, identity: dict[str, Any]) -> dict[str, str | None]:
+    """The keys stored for an identity (`KEY_COLUMNS`); an address that is not one gives none."""
+    try:
+        ip_hash = hasher.hash_ip(str(ipaddress.ip_address(str(identity["ip"]).strip())))[0] \
+            if isinstance(identity["ip"], str) else None
+    except ValueError:
+        ip_hash = None
+    return {"ip_hash": ip_hash, "email_key": value_key(hasher, "email", identity["email"]),
+            "phone_key": value_key(hasher, "phone", identity["phone"]),
+            "customer_key": value_key(hasher, "customer", identity["customer"])}
+
+
+def evidence(source: str, record: Any, hasher: IpHasher) -> dict[str, Any]:
+    """What quarantine keeps of a record that could not be stored: the allow-listed fields and
+    the keys of the person in it, never their contact details or address."""
+    if not isinstance(record, dict):
+        return {"record": f"<{type(record).__name__}>"}
+    identity = order_identity(record) if source == "shop_orders" else \
+        line_identity(record, "ip" if source == "pixel" else "client_ip")
+    keys = {k: v for k, v in identity_keys(hasher, identity).items() if v is not None}
+    return {**minimised(record, FIELDS[source]), **keys}
+
+
+_JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.){1,100})"\s*:\s*("(?:[^"\\]|\\.){0,2000}"|[-+.\w]{1,100})')
+
+
+def torn_evidence(source: str, text: str, hasher: IpHasher) -> dict[str, Any]:
+    """What quarantine keeps of a line that is not a JSON object: the allow-listed plain fields
+    that can still be read from it (client addresses hashed), its size, and how many other
+    fields were dropped; nothing else of the text."""
+    kept: dict[str, str] = {}
+    dropped = 0
+    for match in _JSON_PAIR.finditer(text):
+        key, fields = match.group(1), FIELDS[source]
+        if key in fields and fields[key] is None:
+            kept[key] = hasher.redact(match.group(2).strip('"'))
+        else:
+            dropped += 1
+    return {"fields": kept, "fields_dropped": dropped, "bytes": len(text.encode())}
+
+
+def _person_keys(hasher: IpHasher, identity: dict[str, Any]) -> dict[str, str | None]:
+    """The e-mail, phone and customer keys of a stored row (an e-mail or phone that is neither
+    text nor a number refuses the record: it would be stored without its key)."""
+    keys = {}
+    for kind in ("email", "phone", "customer"):
+        value = identity[kind]
+        if value not in (None, "") and (isinstance(value, bool) or not isinstance(value, (str, int))):
+            raise Invalid("invalid_type", f"{kind} is a {type(value).__name__} where text is expected")
+        keys[f"{kind}_key"] = identity_key(hasher, kind, None if value is None else str(value))
+    return keys
 
 
 def parse_order(tenant: str, sponsor_id: str, order: dict[str, Any], addresses: Addresses, batch_id: str) -> dict[str, Any]:
@@ -90,19 +200,18 @@ def parse_order(tenant: str, sponsor_id: str, order: dict[str, Any], addresses: 
                 refunded += parse_money(transaction.get("amount"), "refund amount")
     client = order.get("client_details") or {}
     landing = order.get("landing_site") or None
-    customer = (order.get("customer") or {}).get("id")
+    identity = order_identity(order)
     return {
         "tenant_id": tenant, "source": "shop_orders", "event_id": str(order["id"]),
         "occurred_at": created.astimezone(timezone.utc), "sponsor_id": sponsor_id, "event_type": "order",
         "updated_at": parse_time(order["updated_at"], "updated_at") if order.get("updated_at") else created,
-        **addresses.fields(order.get("browser_ip") or client.get("browser_ip")),
-        "user_agent": client.get("user_agent"),
-        "customer_key": identity_key(addresses.hasher, "customer", customer),
+        **addresses.fields(identity["ip"]), "user_agent": client.get("user_agent"),
+        **_person_keys(addresses.hasher, identity),
         "order_id": str(order.get("name") or order["id"]), "gross_revenue": total, "refunded_amount": refunded,
         "currency": order.get("currency"),
         "discount_codes": [d["code"].strip() for d in order.get("discount_codes") or [] if d.get("code")],
         "landing_url": landing, "referrer": order.get("referring_site") or None, **utm_fields(landing),
-        "vanity_url": None, "payload": payload(_redacted(order, "browser_ip", "customer")), "_batch_id": batch_id,
+        "vanity_url": None, "payload": payload(minimised(order, ORDER_FIELDS)), "_batch_id": batch_id,
     }
 
 
@@ -120,10 +229,10 @@ def parse_pixel(tenant: str, line: dict[str, Any], addresses: Addresses, batch_i
         "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc),
         "sponsor_id": identifier("sponsor id", line["advertiser_id"]),
         "event_type": kind, "updated_at": None, **addresses.fields(line.get("ip")), "user_agent": line.get("ua"),
-        "customer_key": None, "order_id": line.get("order_id"), "gross_revenue": value,
+        **_person_keys(addresses.hasher, line_identity(line, "ip")), "order_id": line.get("order_id"), "gross_revenue": value,
         "refunded_amount": Decimal("0.00"), "currency": line.get("currency"), "discount_codes": [],
         "landing_url": line.get("page_url"), "referrer": line.get("referrer"), **utm_fields(line.get("page_url")),
-        "vanity_url": None, "payload": payload(_redacted(line, "ip")), "_batch_id": batch_id,
+        "vanity_url": None, "payload": payload(minimised(line, PIXEL_FIELDS)), "_batch_id": batch_id,
     }
 
 
@@ -140,11 +249,17 @@ def parse_vanity(tenant: str, line: dict[str, Any], addresses: Addresses, batch_
         "occurred_at": parse_time(line.get("ts"), "ts").astimezone(timezone.utc),
         "sponsor_id": identifier("sponsor id", line["sponsor_id"]) if line.get("sponsor_id") else "",
         "event_type": "vanity_visit", "updated_at": None, **addresses.fields(line.get("client_ip")),
-        "user_agent": line.get("user_agent"), "customer_key": None, "order_id": None, "gross_revenue": None,
+        "user_agent": line.get("user_agent"), **_person_keys(addresses.hasher, line_identity(line, "client_ip")),
+        "order_id": None, "gross_revenue": None,
         "refunded_amount": Decimal("0.00"), "currency": None, "discount_codes": [], "landing_url": f"https://{url}",
         "referrer": line.get("referer"), **utm_fields(None), "vanity_url": url,
-        "payload": payload(_redacted(line, "client_ip")), "_batch_id": batch_id,
+        "payload": payload(minimised(line, VANITY_FIELDS)), "_batch_id": batch_id,
     }
+
+
+def stored_evidence(row: dict[str, Any]) -> dict[str, Any]:
+    """Quarantine evidence of a parsed row the database refused: its payload and its keys."""
+    return {**row["payload"].obj, **{k: row[k] for k in KEY_COLUMNS if row.get(k) is not None}}
 
 
 def sync_orders(url: str, shops: ShopSources, secret: bytes, datacenters: list, batch_id: str, stats: LoadStats,
@@ -180,7 +295,7 @@ def _sync_store(conn: psycopg.Connection, shop: ShopStore, shops: ShopSources, p
                 rows, keys, bad, newest = [], [], [], None
                 for order in orders:
                     stats.fetched += 1
-                    document = _redacted(order, "browser_ip", "customer") if isinstance(order, dict) else {"order": order}
+                    document = evidence("shop_orders", order, addresses.hasher)
                     key = f"{shop.store}/{document.get('id')}/{document.get('created_at')}"
                     try:
                         if not isinstance(order, dict):
@@ -196,7 +311,7 @@ def _sync_store(conn: psycopg.Connection, shop: ShopStore, shops: ShopSources, p
                 with conn.transaction():
                     stats.changed["raw.attribution_events"] += store(
                         conn, "raw.attribution_events", EVENT_KEY, rows,
-                        lambda i, exc: bad.append((keys[i], exc, rows[i]["payload"].obj)))
+                        lambda i, exc: bad.append((keys[i], exc, stored_evidence(rows[i]))))
                     for key, exc, document in bad:
                         stats.quarantined[exc.code] += quarantine(conn, shop.tenant_id, "shop_orders", key, exc,
                                                                   document, batch_id)
@@ -229,6 +344,7 @@ PARSERS = {"pixel": parse_pixel, "vanity": parse_vanity}
 
 
 MAX_RECORD_BYTES = 1 << 20  # a pixel or vanity line longer than this is quarantined (`record_too_large`)
+MAX_EVIDENCE_CHARS = 20_000  # of a line that is not JSON, the part read for evidence
 BATCH_ROWS = 500             # lines parsed and stored per transaction
 _CHUNK = 1 << 16
 
@@ -287,7 +403,7 @@ def load_event_file(conn: psycopg.Connection, tenant: str, kind: str, path: Path
     totals = {"rows": 0, "bad": 0}
 
     def refuse(i: int, exc: Invalid) -> None:
-        bad.append((rows[i][0], exc, rows[i][1]["payload"].obj))
+        bad.append((rows[i][0], exc, stored_evidence(rows[i][1])))
         totals["rows"] -= 1
 
     def flush() -> None:
@@ -321,8 +437,8 @@ def load_event_file(conn: psycopg.Connection, tenant: str, kind: str, path: Path
                         raise Invalid("invalid_json", f"line {line_no} is not an object")
                     rows.append((f"{file_key}:{line_no}", parse_record(PARSERS[kind], tenant, record, addresses, batch_id)))
                 except Invalid as exc:
-                    document = _redacted(record, "ip", "client_ip") if isinstance(record, dict) \
-                        else {"line": addresses.hasher.redact(text[:2000])}
+                    document = evidence(kind, record, addresses.hasher) if isinstance(record, dict) \
+                        else torn_evidence(kind, text[:MAX_EVIDENCE_CHARS], addresses.hasher)
                     bad.append((f"{file_key}:{line_no}", exc, document))
             if len(rows) + len(bad) >= BATCH_ROWS:
                 flush()

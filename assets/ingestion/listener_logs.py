@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.ingestion.listener_logs_load import LoadLimits, discover, forget_missing, load_file, store_log_sources
+from assets.ingestion.identity import checked_hash_secret
 from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.log_formats import load_log_sources
 from pipelines.settings import get_settings
@@ -53,12 +54,12 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     settle = settings.log_settle_seconds if config.settle_seconds is None else config.settle_seconds
     day = date.fromisoformat(context.partition_key)
     files = [f for f in discover(landing, settle) if f.log_date == day]
-    secret = settings.resolved_ip_hash_secret()
     datacenters = settings.datacenter_networks()
     limits = LoadLimits.from_settings()
     log_sources = load_log_sources(Path(config.sources_file) if config.sources_file else settings.resolved_sources_file())
     mappings = log_sources.mappings()
     warehouse.require_schema()
+    secret = checked_hash_secret(warehouse.url(), settings)
     outcomes: Counter = Counter()
     quarantined: Counter = Counter()
     rows = 0

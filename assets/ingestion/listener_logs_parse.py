@@ -57,7 +57,14 @@ RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 # An IPv6 address as `ipaddress` writes it, when that is all eight groups: lowercase, no leading
 # zeros, and no two zero groups in a row (those it would shorten to "::").
 CANONICAL_IPV6 = re.compile(r"^(?!(?:.*:)?0:0(?::|\Z))(?:(?:0|[1-9a-f][0-9a-f]{0,3}):){7}(?:0|[1-9a-f][0-9a-f]{0,3})\Z")
-IP_TOKEN = re.compile(r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])")
+# An address-like token where a damaged line may hold one: IPv4, IPv6, IPv6 ending in an IPv4
+# (`::ffff:203.0.113.7`), each maybe followed by a port (`203.0.113.7:5678` as load balancers
+# write the client, `http://127.0.0.1:8080/`); `[2001:db8::1]:443` holds a plain IPv6 token.
+IP_TOKEN = re.compile(
+    r"(?<![\w.:])"
+    r"((?:[0-9A-Fa-f]{0,4}:){2,6}\d{1,3}(?:\.\d{1,3}){3}|\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"
+    r"(:\d{1,5})?(?![\w.:])"
+)
 
 
 IpAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -100,9 +107,12 @@ class IpHasher:
     def redact(self, line: str) -> str:
         """A damaged line as it may be kept in quarantine: every address-like token hashed."""
         def replace(match: re.Match) -> str:
-            if parse_address(match.group(0)) is None:  # cached: the same addresses recur
+            address, port = match.group(1), match.group(2) or ""
+            if parse_address(address) is None:  # cached: the same addresses recur
+                if port and parse_address(address + port) is not None:  # an IPv6 whose last group looked like a port
+                    return "ip:" + self.digest(address + port)[:16]
                 return match.group(0)
-            return "ip:" + self.digest(match.group(0))[:16]
+            return "ip:" + self.digest(address)[:16] + port
 
         return IP_TOKEN.sub(replace, line)
 

@@ -36,6 +36,7 @@ import fsspec
 import psycopg
 
 from assets.ingestion.conversions import bounded_lines
+from assets.ingestion.identity import checked_hash_secret
 from assets.ingestion.platforms.sync import ensure_platform_tables
 from pipelines.identifiers import InvalidIdentifier, validate_identifier
 from pipelines.settings import get_settings
@@ -356,7 +357,7 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
     loads: list[DayLoad] = []
     waiting = [e.key for e in exports if not e.finalized]
     failed: dict[str, str] = {}
-    listener_key = settings.resolved_ip_hash_secret()
+    listener_key = checked_hash_secret(warehouse.url(), settings)
     with warehouse.connect(autocommit=True) as conn:  # one transaction per (tenant, network, day)
         for export in (e for e in exports if e.finalized):
             try:

@@ -7,6 +7,7 @@ import dagster as dg
 
 from assets.ingestion.campaigns import load_campaign_sources, sync_campaigns
 from assets.ingestion.conversions import sync_conversions
+from assets.ingestion.identity import checked_hash_secret
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -82,9 +83,9 @@ def conversion_events(context: dg.AssetExecutionContext, config: ConversionLoadC
     warehouse.require_schema()
     sources = load_campaign_sources(settings.resolved_sources_file())
     settle = settings.log_settle_seconds if config.settle_seconds is None else config.settle_seconds
-    stats = sync_conversions(warehouse.url(), sources, settings.resolved_conversion_landing_dir(),
-                             settings.resolved_ip_hash_secret(), settings.datacenter_networks(), context.run_id,
-                             settle_seconds=settle)
+    secret = checked_hash_secret(warehouse.url(), settings)
+    stats = sync_conversions(warehouse.url(), sources, settings.resolved_conversion_landing_dir(), secret,
+                             settings.datacenter_networks(), context.run_id, settle_seconds=settle)
     yield dg.MaterializeResult(asset_key=CONVERSION_KEYS[0], metadata={
         "dagster/row_count": _count(warehouse, "raw.attribution_events"),
         "changed_this_run": stats.changed["raw.attribution_events"], "files_loaded": stats.files_loaded,

@@ -170,8 +170,9 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
     TableSuite(
         "attribution_events",
         ("tenant_id source event_id occurred_at sponsor_id event_type updated_at ip_hash ip_prefix_hash ip_version "
-         "ip_datacenter user_agent customer_key order_id gross_revenue refunded_amount currency discount_codes "
-         "landing_url referrer utm_source utm_medium utm_campaign vanity_url payload _ingested_at _batch_id").split(),
+         "ip_datacenter user_agent customer_key email_key phone_key order_id gross_revenue refunded_amount currency "
+         "discount_codes landing_url referrer utm_source utm_medium utm_campaign vanity_url payload _ingested_at "
+         "_batch_id").split(),
         key=("tenant_id", "source", "event_id", "occurred_at"), required=("event_type",),
         ranges={"gross_revenue": (0, BIG), "refunded_amount": (0, BIG)},
     ),

@@ -12,7 +12,7 @@ reports to re-render and the files removed.
 from resources.schema import run_script
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 
 
 def upgrade() -> None:
