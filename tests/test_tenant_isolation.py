@@ -91,12 +91,15 @@ def assert_isolated(warehouse: dict) -> None:
                 own, others = owner.execute(sql.SQL("select count(*) filter (where tenant_id = %s), "
                                                     "count(*) filter (where tenant_id is distinct from %s) from {}")
                                             .format(table), (tenant, tenant)).fetchone()
-            else:  # a delivery belongs to its report's tenant
-                seen = reader.execute("select count(*), count(*) filter (where report_id <> %s) "
-                                      "from reports.deliveries", (f"report-{tenant}",)).fetchone()
-                own, others = owner.execute("select count(*) filter (where report_id = %s), "
-                                            "count(*) filter (where report_id <> %s) from reports.deliveries",
-                                            (f"report-{tenant}", f"report-{tenant}")).fetchone()
+            else:  # a delivery belongs to its report's tenant (the owner reads which that is)
+                report_tenant = dict(owner.execute("select report_id, tenant_id from reports.reports").fetchall())
+                visible = [report_tenant.get(report_id) for (report_id,) in
+                           reader.execute("select report_id from reports.deliveries").fetchall()]
+                seen = (len(visible), sum(1 for owner_tenant in visible if owner_tenant != tenant))
+                own, others = owner.execute(
+                    "select count(*) filter (where mine), count(*) filter (where not mine) from (select exists ("
+                    "select from reports.reports as r where r.report_id = d.report_id and r.tenant_id = %s) as mine "
+                    "from reports.deliveries as d) as deliveries", (tenant,)).fetchone()
             assert seen == (own, 0), (name, seen, own)
             if name in MUST_READ:
                 assert own > 0 and others > 0, (name, own, others)  # both tenants hold rows: the filter is tested
