@@ -4,6 +4,7 @@ No test here asserts how long anything takes: the timeouts only catch a hang."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, query
+from tests.test_privacy_minimisation import PERSONAL, personal_data_in_tables
 
 # Two demos in the module's fixture, each a few minutes on a busy machine: the first test to use
 # it pays for both.
@@ -393,3 +395,16 @@ def test_gated_exports_wrote_each_tenants_rows(demo_runs):
     for tenant, path in files.items():
         rows = list(csv.DictReader(path.open()))
         assert len(rows) == counts[tenant] and {r["tenant_id"] for r in rows} == {tenant}
+
+
+def test_the_demo_stores_no_buyer_details(demo_runs):
+    """The demo's pixel files and shop orders carry buyers' e-mail addresses, phones, names and
+    street addresses; no table of the warehouse and no report or export file holds any of them."""
+    data_dir, _, _, _, url = demo_runs
+    landing = "".join(p.read_text() for p in (data_dir / "landing" / "conversions").rglob("*.jsonl"))
+    assert len(re.findall(PERSONAL, landing)) > 10  # what the scan looks for was sent
+    personal, _ = personal_data_in_tables(url)
+    assert personal == []
+    written = [p for folder in ("reports", "exports") for p in (data_dir / folder).rglob("*") if p.is_file()]
+    assert any(p.suffix == ".pdf" for p in written) and any(p.suffix == ".csv" for p in written)
+    assert [p for p in written if re.search(PERSONAL, p.read_bytes().decode("latin-1"))] == []

@@ -140,6 +140,36 @@ def _text_columns(url: str) -> list[tuple[str, str, str]]:
           and c.data_type = any(%s) order by 1, 2, 3""", (list(TEXT_TYPES),))
 
 
+def personal_data_in_tables(url: str, clear_ips=()) -> tuple[list, list]:
+    """Rows of every table (its text, JSON and array columns side by side) holding a buyer's
+    details (`PERSONAL`), and tables holding any of `clear_ips` as an address token."""
+    columns = _text_columns(url)
+    clear = set(clear_ips)
+    personal, addresses = [], []
+    with psycopg.connect(url) as conn:
+        conn.execute("create temp table clear_ips (ip text primary key)")
+        with conn.cursor().copy("copy clear_ips (ip) from stdin") as copy:
+            for ip in clear:
+                copy.write_row((ip,))
+        tables: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column in columns:
+            tables.setdefault((schema, table), []).append(column)
+        for (schema, table), names in tables.items():  # one pass per table: its text columns side by side
+            row = sql.SQL("select concat_ws(chr(31), {}) as r from {}").format(
+                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in names),
+                sql.Identifier(schema, table))
+            hits = conn.execute(sql.SQL("select left(r, 300) from ({}) x where r ~ %s limit 3").format(row),
+                                (PERSONAL,)).fetchall()
+            personal += [(schema, table, h[0]) for h in hits]
+            # Every address-shaped token, joined with the simulator's client addresses.
+            found = conn.execute(sql.SQL(
+                "select count(*) from ({}) x cross join lateral regexp_matches(x.r, %s, 'g') m "
+                "join clear_ips on clear_ips.ip = lower(m[1])").format(row), (ADDRESS_TOKEN,)).fetchone()[0]
+            if found:
+                addresses.append((schema, table, found))
+    return personal, addresses
+
+
 def test_simulated_orders_and_pixels_carry_personal_data(privacy, simulator):
     """The scan below can fail: what the simulator sends holds the buyers' details and addresses."""
     world = privacy["world"]
@@ -171,28 +201,7 @@ def test_no_personal_data_or_clear_address_in_any_table_or_report_file(privacy):
     assert {("raw", "attribution_events", "payload"), ("quarantine", "campaign_records", "payload"),
             ("raw", "attribution_events", "email_key")} <= set(columns)
     assert {s for s, _, _ in columns} >= {"raw", "quarantine", "ops", "marts", "reports"}
-    personal, addresses = [], []
-    with psycopg.connect(url) as conn:
-        conn.execute("create temp table clear_ips (ip text primary key)")
-        with conn.cursor().copy("copy clear_ips (ip) from stdin") as copy:
-            for ip in clear:
-                copy.write_row((ip,))
-        tables: dict[tuple[str, str], list[str]] = {}
-        for schema, table, column in columns:
-            tables.setdefault((schema, table), []).append(column)
-        for (schema, table), names in tables.items():  # one pass per table: its text columns side by side
-            row = sql.SQL("select concat_ws(chr(31), {}) as r from {}").format(
-                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in names),
-                sql.Identifier(schema, table))
-            hits = conn.execute(sql.SQL("select left(r, 300) from ({}) x where r ~ %s limit 3").format(row),
-                                (PERSONAL,)).fetchall()
-            personal += [(schema, table, h[0]) for h in hits]
-            # Every address-shaped token, joined with the simulator's client addresses.
-            found = conn.execute(sql.SQL(
-                "select count(*) from ({}) x cross join lateral regexp_matches(x.r, %s, 'g') m "
-                "join clear_ips on clear_ips.ip = lower(m[1])").format(row), (ADDRESS_TOKEN,)).fetchone()[0]
-            if found:
-                addresses.append((schema, table, found))
+    personal, addresses = personal_data_in_tables(url, clear)
     assert personal == []
     assert addresses == []
     files = [p for p in privacy["data"].rglob("*") if p.is_file()]
