@@ -21,6 +21,7 @@ from assets.ingestion.listener_logs_parse import IpHasher
 from pipelines import privacy
 from pipelines.cli import main
 from pipelines.settings import get_settings
+from simulator.buyers import buyer
 from resources.schema import migrate
 from resources.warehouse import with_database
 from tests.conftest import ATTRIBUTION_SECRET, query
@@ -98,8 +99,10 @@ def subjects(warehouse):
 
     listener = next(e for e in events if e.tenant_id == shopper.tenant_id and e.is_conversion
                     and ipaddress.ip_address(e.ip).version == 4 and e.ip not in shopper_addresses and listened(e.ip))
+    email = buyer(world.seed, shopper.tenant_id, shopper.customer_id, shopper.event_id).email
     return {"tenant": shopper.tenant_id, "customer": shopper.customer_id, "customer_key": customer_key,
-            "ip": listener.ip, "ip_key": hasher.hash_ip(listener.ip)[0]}
+            "ip": listener.ip, "ip_key": hasher.hash_ip(listener.ip)[0], "shopper_event": shopper.event_id,
+            "email": email, "email_key": identity_key(hasher, "email", email)}
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +113,7 @@ def requests(warehouse, subjects):
               "listener_events": query(url, "select count(*) from raw.listener_events")[0][0]}
     out = {}
     for name, flag, value in (("customer", "--customer-id", subjects["customer"]), ("ip", "--ip", subjects["ip"]),
-                              ("unknown", "--customer-id", UNKNOWN_CUSTOMER)):
+                              ("email", "--email", subjects["email"].upper()), ("unknown", "--customer-id", UNKNOWN_CUSTOMER)):
         target = data_dir / f"{name}.json"
         result = cli("privacy", "export", "--tenant", tenant, flag, value, "--by", BY, "--out", str(target))
         assert result.exit_code == 0, result.output
@@ -147,6 +150,17 @@ def test_export_lists_every_table_holding_the_subjects_rows(requests, subjects):
     assert subjects["ip"] not in text and f'"{subjects["customer"]}"' not in text
 
 
+def test_a_shopper_is_found_by_e_mail_as_the_loaders_keyed_it(requests, subjects):
+    """The e-mail is never stored; its keyed hash is, normalised (the request's upper case finds
+    it), on the shopper's order among others."""
+    _, found = requests["export_email"]
+    assert found["subject"] == {"kind": "email", "key": subjects["email_key"]}
+    rows = found["tables"]["raw.attribution_events"]
+    assert rows and all(r["email_key"] == subjects["email_key"] for r in rows)
+    assert subjects["shopper_event"] in {r["event_id"] for r in rows}
+    assert subjects["email"] not in json.dumps(found)
+
+
 def test_someone_unknown_is_found_nowhere_and_told_so(requests):
     output, document = requests["export_unknown"]
     assert document["rows"] == {} and document["tables"] == {}
@@ -178,18 +192,20 @@ def test_erasure_leaves_no_row_with_their_keys_and_rebuilds_the_marts(requests, 
 def test_every_request_is_audited_without_the_clear_values(requests, subjects, warehouse):
     rows = query(warehouse["url"], "select kind, subject_kind, subject_key, requested_by, rows, status, detail, "
                                    "completed_at is not null from ops.privacy_requests order by request_id")
-    assert [(r[0], r[1]) for r in rows] == [("export", "customer"), ("export", "ip"), ("export", "customer"),
-                                            ("erase", "customer"), ("erase", "customer"), ("erase", "ip"),
-                                            ("erase", "ip")]
-    assert [r[2] for r in rows[:2]] == [subjects["customer_key"], subjects["ip_key"]]
+    assert [(r[0], r[1]) for r in rows] == [("export", "customer"), ("export", "ip"), ("export", "email"),
+                                            ("export", "customer"), ("erase", "customer"), ("erase", "customer"),
+                                            ("erase", "ip"), ("erase", "ip")]
+    assert [r[2] for r in rows[:3]] == [subjects["customer_key"], subjects["ip_key"], subjects["email_key"]]
     assert {r[3] for r in rows} == {BY}
     assert all(r[5] == "completed" and r[7] for r in rows)
-    assert rows[1][4] == requests["export_ip"][1]["rows"] and rows[2][4] == {}
-    assert rows[3][4] == requests["export_customer"][1]["rows"]
-    assert rows[5][4] == requests["export_ip"][1]["rows"] and rows[6][4] == {}
-    assert rows[3][6]["rebuild"] and rows[5][6]["rebuild"]
-    assert rows[3][6]["reports_to_render"]   # the shopper's sponsor's reports are out of date
+    assert rows[1][4] == requests["export_ip"][1]["rows"] and rows[2][4] == requests["export_email"][1]["rows"]
+    assert rows[3][4] == {}
+    assert rows[4][4] == requests["export_customer"][1]["rows"]
+    assert rows[6][4] == requests["export_ip"][1]["rows"] and rows[7][4] == {}
+    assert rows[4][6]["rebuild"] and rows[6][6]["rebuild"]
+    assert rows[4][6]["reports_to_render"]   # the shopper's sponsor's reports are out of date
     text = " ".join(map(str, rows))
+    assert subjects["email"] not in text
     assert subjects["ip"] not in text and subjects["customer"] not in text
 
 
