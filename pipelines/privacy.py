@@ -89,7 +89,7 @@ def subject_for(secret: bytes, tenant_id: str, kind: str, value: str) -> Subject
         keys = {"address": ip_hash, **({"household": prefix_hash} if version == 4 else {})}
         # quarantined lines keep `ip:` and the hash of the address as it was written there
         written = {text, str(address)}
-        return Subject(tenant_id, kind, keys, tuple(sorted(f"ip:{hasher.digest(w)[:16]}" for w in written)))
+        return Subject(tenant_id, kind, keys, tuple(sorted(hasher.token(w) for w in written)))
     if kind not in SUBJECT_KINDS:
         raise PrivacyRequestError(f"unknown subject kind {kind!r}: one of {', '.join(SUBJECT_KINDS)}")
     key = identity_key(hasher, kind, value)

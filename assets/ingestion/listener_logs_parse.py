@@ -104,15 +104,19 @@ class IpHasher:
         digest = self.digest(text)
         return digest, digest, 4
 
+    def token(self, written: str) -> str:
+        """What stands for an address, as it was written, in a redacted line (`redact`)."""
+        return "ip:" + self.digest(written)[:16]
+
     def redact(self, line: str) -> str:
         """A damaged line as it may be kept in quarantine: every address-like token hashed."""
         def replace(match: re.Match) -> str:
             address, port = match.group(1), match.group(2) or ""
             if parse_address(address) is None:  # cached: the same addresses recur
                 if port and parse_address(address + port) is not None:  # an IPv6 whose last group looked like a port
-                    return "ip:" + self.digest(address + port)[:16]
+                    return self.token(address + port)
                 return match.group(0)
-            return "ip:" + self.digest(address)[:16] + port
+            return self.token(address) + port
 
         return IP_TOKEN.sub(replace, line)
 
