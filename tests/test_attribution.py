@@ -154,9 +154,11 @@ ATTRIBUTION_TABLES = {
                      "from marts.fct_campaign_credits_daily",
     "daily": "select campaign_id, activity_date, impressions, households_reached, conversions, revenue, cost "
              "from marts.fct_campaign_performance_daily",
-    "roi": "select campaign_id, attribution_model, impressions, reach, conversions, revenue, cost, roi, payback_days "
+    "roi": "select campaign_id, attribution_model, impressions, households_reached, conversions, revenue, cost, roi, "
+           "payback_days "
            "from marts.mart_campaign_roi",
-    "by_placement": "select campaign_id, podcast_id, position, attribution_model, impressions, reach, conversions, "
+    "by_placement": "select campaign_id, podcast_id, position, attribution_model, impressions, households_reached, "
+                    "conversions, "
                     "revenue from marts.mart_campaign_roi_by_placement",
 }
 

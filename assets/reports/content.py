@@ -142,15 +142,15 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
     tenant, campaign = request.tenant_id, request.campaign_id
     head = conn.execute(
         "select sponsor_id, sponsor_name, category, campaign_name, attribution_model, pricing_model, budget, "
-        "currency, flight_start, flight_end, attribution_window_days, impressions, reach, frequency, conversions, "
-        "conversion_rate, revenue, cost, net_profit, roi, roas, cpa, effective_cpm, payback_days "
+        "currency, flight_start, flight_end, attribution_window_days, impressions, households_reached, frequency, "
+        "conversions, conversion_rate, revenue, cost, net_profit, roi, roas, cpa, effective_cpm, payback_days "
         "from marts.mart_campaign_roi where tenant_id = %s and campaign_id = %s and is_selected_model",
         (tenant, campaign)).fetchone()
     if head is None:
         raise SubjectNotFound(f"campaign {tenant}/{campaign} is not in marts.mart_campaign_roi")
     (sponsor_id, sponsor_name, category, name, model, pricing, budget, currency, flight_start, flight_end,
-     window, impressions, reach, frequency, conversions, conversion_rate, revenue, cost, net_profit, roi, roas,
-     cpa, cpm, payback) = head
+     window, impressions, households_reached, frequency, conversions, conversion_rate, revenue, cost, net_profit,
+     roi, roas, cpa, cpm, payback) = head
     start = request.period_start or flight_start
     end = request.period_end or min(today, flight_end + dt.timedelta(days=window))
     end = max(end, start)
@@ -175,20 +175,20 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
             where downloads.tenant_id = %(t)s and downloads.download_date between %(start)s and %(end)s
             order by downloads.download_date, downloads.podcast_id""", key),
         _fetch(conn, "roi_by_model", "Results under every attribution model (campaign to date)", """
-            select attribution_model, is_selected_model, impressions, reach, frequency, conversions,
+            select attribution_model, is_selected_model, impressions, households_reached, frequency, conversions,
                    conversion_rate, revenue, cost, net_profit, roi, roas, cpa, effective_cpm, payback_days
             from marts.mart_campaign_roi
             where tenant_id = %(t)s and campaign_id = %(c)s
             order by attribution_model""", key),
         _fetch(conn, "placements", "Performance by show and placement (campaign's model)", """
-            select podcast_id, podcast_title, position, impressions, reach, impression_share, conversions,
+            select podcast_id, podcast_title, position, impressions, households_reached, impression_share, conversions,
                    revenue, cost, roi, conversion_rate, cpa, effective_cpm
             from marts.mart_campaign_roi_by_placement
             where tenant_id = %(t)s and campaign_id = %(c)s and is_selected_model
             order by impressions desc, podcast_id, position""", key),
         _fetch(conn, "benchmarks", f"Benchmarks for {category or 'uncategorized'} sponsors, by position", """
             select category, position, benchmark_level, campaigns, tenants, roi_p25, roi_median, roi_p75,
-                   cpa_median, cpm_median, conversion_rate_median
+                   cpa_median, effective_cpm_median, conversion_rate_median
             from marts.mart_roi_benchmarks
             where category = %(category)s
             order by position""", {**key, "category": category or "uncategorized"}),
@@ -211,7 +211,7 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
             ("Benchmark", benchmark),
         ],
         kpis=[
-            ("Impressions", f"{impressions:,}"), ("Households reached", f"{reach:,}"),
+            ("Impressions", f"{impressions:,}"), ("Households reached", f"{households_reached:,}"),
             ("Frequency", ratio(frequency)), ("Conversions", ratio(conversions)),
             ("Conversion rate", percent(conversion_rate)), ("Revenue", money(revenue, currency)),
             ("Cost", money(cost, currency)), ("Net profit", money(net_profit, currency)),
@@ -227,8 +227,8 @@ def sponsor_content(conn: psycopg.Connection, request: ReportRequest, today: dt.
     """A sponsor's roll-up: its campaigns added up per attribution model, and each campaign."""
     tenant, sponsor = request.tenant_id, request.sponsor_id
     campaigns = _fetch(conn, "campaigns", "Campaigns (each under its own attribution model)", """
-        select campaign_id, campaign_name, attribution_model, flight_start, flight_end, impressions, reach,
-               conversions, revenue, cost, net_profit, roi, roas, cpa, effective_cpm
+        select campaign_id, campaign_name, attribution_model, flight_start, flight_end, impressions,
+               households_reached, conversions, revenue, cost, net_profit, roi, roas, cpa, effective_cpm
         from marts.mart_campaign_roi
         where tenant_id = %(t)s and sponsor_id = %(s)s and is_selected_model
         order by flight_start, campaign_id""", {"t": tenant, "s": sponsor})

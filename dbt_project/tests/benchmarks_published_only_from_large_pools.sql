@@ -7,5 +7,5 @@ where (benchmark_level <> 'suppressed'
             or coalesce(tenants, 0) < {{ var('benchmark_min_tenants') }}))
    or (benchmark_level = 'suppressed'
        and num_nonnulls(campaigns, tenants, roi_p25, roi_median, roi_p75, cpa_p25, cpa_median, cpa_p75,
-                        cpm_p25, cpm_median, cpm_p75, conversion_rate_p25, conversion_rate_median,
+                        effective_cpm_p25, effective_cpm_median, effective_cpm_p75, conversion_rate_p25, conversion_rate_median,
                         conversion_rate_p75) > 0)

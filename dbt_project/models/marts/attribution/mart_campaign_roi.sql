@@ -1,10 +1,10 @@
 -- One row per campaign and attribution model (is_selected_model marks the campaign's own):
 -- delivery, conversions, money and lift, as an agency puts them in front of a sponsor.
---   impressions      ads delivered (int_campaign_delivery_daily); reach: distinct households
---                    (int_campaign_reach_daily); frequency =
---                    impressions / reach
+--   impressions      ads delivered (int_campaign_delivery_daily); households_reached: distinct
+--                    households (int_campaign_reach_daily); frequency =
+--                    impressions / households_reached
 --   conversions      credited conversions (sum of the campaign's shares) and revenue (net of
---                    refunds, times the shares); conversion_rate = conversions / reach
+--                    refunds, times the shares); conversion_rate = conversions / households_reached
 --   cost             flat fee, or impressions × CPM / 1000 capped at the budget
 --   roi = (revenue − cost) / cost, roas = revenue / cost, net_profit = revenue − cost,
 --   cpa = cost / conversions, effective_cpm = cost / impressions × 1000,
@@ -112,7 +112,7 @@ final as (
         campaigns.flight_end,
         campaigns.attribution_window_days,
         coalesce(delivery.impressions, 0) as impressions,
-        coalesce(delivery.reach, 0) as reach,
+        coalesce(delivery.reach, 0) as households_reached,
         round(delivery.impressions::numeric / nullif(delivery.reach, 0), 4) as frequency,
         round(coalesce(credited.conversions, 0), 6) as conversions,
         round(coalesce(credited.household_conversions, 0), 6) as household_conversions,

@@ -44,7 +44,7 @@ select
     campaign.attribution_model,
     campaign.is_selected_model,
     shares.impressions,
-    shares.reach,
+    shares.reach as households_reached,
     round(shares.impression_share, 6) as impression_share,
     round(campaign.conversions * shares.impression_share, 6) as conversions,
     round(campaign.revenue * shares.impression_share, 2) as revenue,

@@ -18,7 +18,7 @@
 
 with placements as (
     select tenant_id, campaign_id, coalesce(category, 'uncategorized') as category, position,
-           roi, impressions, reach, conversions, cost
+           roi, impressions, households_reached, conversions, cost
     from {{ ref('mart_campaign_roi_by_placement') }}
     where is_selected_model
 ),
@@ -31,7 +31,7 @@ units as (
            min(roi) as roi,
            sum(cost) / nullif(sum(conversions), 0) as cpa,
            sum(cost) / nullif(sum(impressions), 0) * 1000 as effective_cpm,
-           sum(conversions) / nullif(sum(reach), 0) as conversion_rate
+           sum(conversions) / nullif(sum(households_reached), 0) as conversion_rate
     from placements
     group by grouping sets ((tenant_id, campaign_id, category, position), (tenant_id, campaign_id, category),
                             (tenant_id, campaign_id))
@@ -48,9 +48,9 @@ pools as (
            percentile_cont(0.25) within group (order by cpa) as cpa_p25,
            percentile_cont(0.5) within group (order by cpa) as cpa_median,
            percentile_cont(0.75) within group (order by cpa) as cpa_p75,
-           percentile_cont(0.25) within group (order by effective_cpm) as cpm_p25,
-           percentile_cont(0.5) within group (order by effective_cpm) as cpm_median,
-           percentile_cont(0.75) within group (order by effective_cpm) as cpm_p75,
+           percentile_cont(0.25) within group (order by effective_cpm) as effective_cpm_p25,
+           percentile_cont(0.5) within group (order by effective_cpm) as effective_cpm_median,
+           percentile_cont(0.75) within group (order by effective_cpm) as effective_cpm_p75,
            percentile_cont(0.25) within group (order by conversion_rate) as conversion_rate_p25,
            percentile_cont(0.5) within group (order by conversion_rate) as conversion_rate_median,
            percentile_cont(0.75) within group (order by conversion_rate) as conversion_rate_p75
@@ -106,9 +106,9 @@ select
     pools.cpa_p25,
     pools.cpa_median,
     pools.cpa_p75,
-    pools.cpm_p25,
-    pools.cpm_median,
-    pools.cpm_p75,
+    pools.effective_cpm_p25,
+    pools.effective_cpm_median,
+    pools.effective_cpm_p75,
     pools.conversion_rate_p25,
     pools.conversion_rate_median,
     pools.conversion_rate_p75

@@ -17,14 +17,20 @@ with downloads as (
 ),
 
 episodes as (
-    select episode_id, enclosure_length_bytes from {{ ref('dim_episodes') }}
+    select episode_id, title as episode_title, enclosure_length_bytes from {{ ref('dim_episodes') }}
+),
+
+podcasts as (
+    select podcast_id, title as podcast_title from {{ ref('dim_podcasts') }}
 ),
 
 final as (
     select
         downloads.tenant_id,
         downloads.podcast_id,
+        podcasts.podcast_title,
         downloads.episode_id,
+        episodes.episode_title,
         count(*) as downloads,
         count(distinct downloads.listener_id) as unique_listeners,
         round(count(*)::numeric / nullif(count(distinct downloads.listener_id), 0), 3) as downloads_per_listener,
@@ -39,7 +45,8 @@ final as (
         max(downloads.counted_at) as counted_at
     from downloads
     left join episodes on episodes.episode_id = downloads.episode_id
-    group by 1, 2, 3
+    left join podcasts on podcasts.podcast_id = downloads.podcast_id
+    group by 1, 2, 3, 4, 5
 )
 
 select * from final

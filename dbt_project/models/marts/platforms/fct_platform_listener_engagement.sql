@@ -19,6 +19,7 @@ final as (
         metrics.unified_episode_id,
         metrics.episode_id,
         metrics.podcast_id,
+        metrics.podcast_title,
         metrics.match_method,
         (episodes.published_at at time zone 'UTC')::date as published_date,
         {%- for metric in platform_metric_names() %}
@@ -37,7 +38,7 @@ final as (
         max(metrics.metric_date) as last_metric_date
     from metrics
     left join episodes on episodes.platform_episode_key = metrics.platform_episode_key
-    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 )
 
 select * from final

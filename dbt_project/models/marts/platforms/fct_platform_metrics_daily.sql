@@ -20,6 +20,10 @@ episodes as (
     from {{ ref('int_episodes_unified') }}
 ),
 
+podcasts as (
+    select podcast_id, title as podcast_title from {{ ref('dim_podcasts') }}
+),
+
 final as (
     select
         md5(metrics.platform_episode_key || '|' || metrics.metric_date::text) as platform_metric_id,
@@ -32,6 +36,7 @@ final as (
         {{ unified_episode_id('episodes.episode_id', 'metrics.platform_episode_key') }} as unified_episode_id,
         episodes.episode_id,
         coalesce(episodes.podcast_id, episodes.show_podcast_id) as podcast_id,
+        podcasts.podcast_title,
         coalesce(episodes.match_method, 'not_in_episode_list') as match_method,
         coalesce(episodes.match_confidence, 0.00) as match_confidence,
         {%- for metric in platform_metric_names() %}
@@ -40,6 +45,7 @@ final as (
         metrics.ingested_at
     from metrics
     left join episodes on episodes.platform_episode_key = metrics.platform_episode_key
+    left join podcasts on podcasts.podcast_id = coalesce(episodes.podcast_id, episodes.show_podcast_id)
 )
 
 select * from final
