@@ -172,11 +172,11 @@ def test_html_numbers_and_names_are_formatted(store, full_report):
     assert not _artefacts(re.sub(r"<svg.*?</svg>", "", page, flags=re.S))
     roi = next(f for f in content.kpis if f.label == "ROI")
     assert roi.value is not None and percent(roi.value) in page
-    shown = re.search(r'data-table="roi_by_model">(.*?)</table>', page, re.S).group(1)
-    assert f'<td class="num">{percent(roi.value)}</td>' in shown and "<th class=\"num\">ROI</th>" in shown
+    shown = re.search(r'data-table="roi_by_model"[^>]*>(.*?)</table>', page, re.S).group(1)
+    assert f"<td class=\"num\">{percent(roi.value)}</td>" in shown and "(this report)</td>" in shown and "<th class=\"num\">ROI</th>" in shown
     assert f"<th class=\"num\">Revenue ({content.currency})</th>" in shown and "Households reached" in shown
     assert [m for m in MODEL_NAMES if f">{m}<" in page] == [] and "First touch" in shown and "Time decay" in shown
-    placements = re.search(r'data-table="placements">(.*?)</table>', page, re.S).group(1)
+    placements = re.search(r'data-table="placements"[^>]*>(.*?)</table>', page, re.S).group(1)
     for record in content.table("placements").records():
         assert record["podcast_id"] not in placements and html.escape(record["podcast_title"]) in placements
     assert "Pre-roll" in placements or "Mid-roll" in placements

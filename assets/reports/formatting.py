@@ -67,8 +67,9 @@ LABELS = {
     "cpm": "CPM", "flat_fee": "Flat fee", "cpa": "CPA",
 }
 
-# Tables shown to readers hide an id when the row names the same thing.
-HIDDEN_WHEN = {"podcast_id": "podcast_title", "campaign_id": "campaign_name"}
+# Tables shown to readers hide an id when the row names the same thing, and the selected-model flag
+# when the model's name is there (the row is marked "(this report)" instead).
+HIDDEN_WHEN = {"podcast_id": "podcast_title", "campaign_id": "campaign_name", "is_selected_model": "attribution_model"}
 
 _CENT, _TENTH, _HUNDREDTH, _ONE = Decimal("0.01"), Decimal("0.1"), Decimal("0.01"), Decimal(1)
 
@@ -158,8 +159,10 @@ def text(value, kind: str, currency: str | None = None) -> str:
 
 
 def cell(column: str, value) -> str:
-    """A table cell as shown in HTML and PDF (money without its code: the heading carries it)."""
-    return text(value, kind_of(column))
+    """A table cell as shown in HTML and PDF: money without its code and days without the word
+    (the heading carries them)."""
+    kind = kind_of(column)
+    return count(value) if kind == DAYS and value is not None else text(value, kind)
 
 
 def unit(kind: str, currency: str) -> str | None:

@@ -87,7 +87,8 @@ def shown_table(table: Table, currency: str) -> ShownTable:
     return ShownTable(
         table.name, table.title, [formatting.header(c, currency) for c in columns],
         [formatting.kind_of(c) in formatting.NUMERIC_KINDS for c in columns],
-        [[formatting.cell(c, r[c]) for c in columns] for r in records],
+        [[formatting.cell(c, r[c]) + (" (this report)" if c == "attribution_model" and r.get("is_selected_model")
+                                      else "") for c in columns] for r in records],
         [bool(r.get("is_selected_model")) for r in records])
 
 
