@@ -27,6 +27,17 @@ SHOW_PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#edc948", "#b07aa1", "#76b7b2"
                 "#8cd17d", "#86bcb6")
 
 
+def show_colours(shows) -> dict[str, str]:
+    """Distinct colours for the shows of one chart: each show its hashed colour, or the next free
+    one of the palette when another show (earlier by name) already has it."""
+    taken: dict[str, str] = {}
+    for show in sorted(shows):
+        start = SHOW_PALETTE.index(series_colour(show))
+        free = [SHOW_PALETTE[(start + n) % len(SHOW_PALETTE)] for n in range(len(SHOW_PALETTE))]
+        taken[show] = next((c for c in free if c not in taken.values()), free[0])
+    return taken
+
+
 def series_colour(series: str) -> str:
     """A series' colour: fixed for the report's own series ("revenue", "First touch", ...), else
     the show palette's entry for a hash of the name."""
@@ -84,9 +95,11 @@ def downloads_over_time(plt, content: ReportContent) -> Chart:
         by_show[record["podcast_title"] or record["podcast_id"]][record["download_date"]] = float(record["downloads"])
     if not by_show:
         _empty(ax, "no downloads in the period")
-    for show, days in sorted(by_show.items(), key=lambda item: -sum(item[1].values()))[:8]:
+    busiest = sorted(by_show.items(), key=lambda item: (-sum(item[1].values()), item[0]))[:8]
+    colours = show_colours(show for show, _ in busiest)
+    for show, days in busiest:
         dates = sorted(days)
-        ax.plot(dates, [days[d] for d in dates], marker="o", linewidth=1.5, label=show, color=series_colour(show),
+        ax.plot(dates, [days[d] for d in dates], marker="o", linewidth=1.5, label=show, color=colours[show],
                 gid=f"series-show-{len(ax.lines)}")
     delivered = [(r["activity_date"], float(r["impressions"])) for r in content.table("performance_daily").records()
                  if r["impressions"]]
@@ -96,7 +109,7 @@ def downloads_over_time(plt, content: ReportContent) -> Chart:
     if by_show or delivered:
         import matplotlib.dates as mdates
 
-        ax.legend(fontsize=7, loc="upper left", frameon=False)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         ax.set_ylabel("per day")
         ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10, interval_multiples=True))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
@@ -176,11 +189,11 @@ def roi_versus_benchmarks(plt, content: ReportContent) -> Chart:
                    label=f"this campaign: {percent(selected['roi'])}")
         ax.plot([campaign] * len(rows), rows, linestyle="none", marker="D", markersize=6,
                 color=series_colour("this campaign"))
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import FuncFormatter
 
     ax.set_xlim(low, high)
     ax.set_yticks(rows, labels, fontsize=8)
-    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value * 100:,.0f} %"))
     ax.set_xlabel("ROI (net profit ÷ cost)")
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title)

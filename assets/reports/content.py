@@ -192,7 +192,7 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
             from marts.mart_campaign_roi_by_placement
             where tenant_id = %(t)s and campaign_id = %(c)s and is_selected_model
             order by impressions desc, podcast_id, position""", key),
-        _fetch(conn, "benchmarks", f"Benchmarks for {category or 'uncategorized'} sponsors, by position", """
+        _fetch(conn, "benchmarks", f"Benchmarks for {label(category or 'uncategorized')} sponsors, by position", """
             select category, position, benchmark_level, campaigns, tenants, roi_p25, roi_median, roi_p75,
                    cpa_median, cpm_median, conversion_rate_median
             from marts.mart_roi_benchmarks
