@@ -64,7 +64,7 @@ LABELS = {
     "dtc_retail": "DTC retail", "food_delivery": "Food delivery", "uncategorized": "Uncategorized",
     "pre": "Pre-roll", "mid": "Mid-roll", "post": "Post-roll", "all": "All positions",
     "category_position": "Category and position", "category": "Category",
-    "cpm": "CPM", "flat_fee": "Flat fee", "cpa": "CPA",
+    "cpm": "CPM", "flat": "Flat fee",
 }
 
 # Tables shown to readers hide an id when the row names the same thing, and the selected-model flag
