@@ -663,3 +663,11 @@ def test_scheduled_reports_go_to_the_recipients_file(url, store, smtp, webhook, 
     message = failure.step_failure_data.user_failure_data.description
     assert str(recipients) in message and "recipients.0" in message and "not-an-address" in message
     assert query(url, "select count(*) from reports.reports where _batch_id = %s", (refused.run_id,)) == [(0,)]
+
+
+def test_a_missing_chromium_fails_the_layout_test_with_how_to_install_it(monkeypatch):
+    import tests.browser
+
+    monkeypatch.setattr(tests.browser, "CANDIDATES", ("/nonexistent/chromium-headless-shell",))
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium-headless-shell"):
+        tests.browser.chromium()
