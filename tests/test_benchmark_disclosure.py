@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from assets.reports.content import ReportRequest
+from assets.reports.formatting import label
 from assets.reports.generate import generate_report
 from pipelines.settings import Settings
 from resources.report_store import ReportStoreResource
@@ -222,7 +223,7 @@ def test_reports_state_the_benchmark_level(built, campaigns, tmp_path_factory):
     tenant, campaign, category = chosen["category"]
     (count, tenants), = query(url, "select distinct campaigns, tenants from marts.mart_roi_benchmarks "
                                    "where category = %s", (category,))
-    assert statement(tenant, campaign) == (f"Benchmark: all podcasts in {category}, {count} campaigns "
+    assert statement(tenant, campaign) == (f"Benchmark: all podcasts in {label(category)}, {count} campaigns "
                                            f"from {tenants} networks")
     tenant, campaign, _ = chosen["all"]
     (count, tenants), = query(url, "select distinct campaigns, tenants from marts.mart_roi_benchmarks "

@@ -10,9 +10,11 @@ import datetime as dt
 import email
 import email.policy
 import hashlib
+import html
 import http.server
 import io
 import json
+import re
 import socket
 import threading
 from decimal import Decimal
@@ -23,15 +25,19 @@ import psycopg
 import pytest
 
 from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS, campaign_report, sponsor_report
+from assets.reports.charts import roi_axis, series_colour
 from assets.reports.content import ReportError, ReportRequest
+from assets.reports.formatting import MODEL_NAMES, header, label, money, percent, ratio
 from assets.reports.delivery import ReportDeliveryResource, send_email, send_webhook
 from assets.reports.generate import enforce_retention, generate_report
+from assets.reports.render import shown_tables
 from pipelines.checks.roi import MART_CAMPAIGN_ROI
 from pipelines.reports import (
     campaigns_due, daily_live_campaign_reports, report_on_demand_job, report_partitions_sensor, report_retention_job,
 )
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
+from tests.browser import table_overflow
 from tests.conftest import query
 
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
@@ -143,13 +149,56 @@ def test_html_is_self_contained_with_the_four_charts(store, full_report):
         assert f'id="chart-{name}"><svg ' in page, name
     assert page.count("<svg ") == 4
     assert "Performance by show and placement" in page and "ROI versus benchmarks" in page
-    model = full_report.content.attribution_model
+    model = label(full_report.content.attribution_model)
+    assert model in MODEL_NAMES.values()
     assert f"credited with the <strong>{model}</strong> attribution model" in page
     assert "downloads counted through" in page and "Data freshness" in page
     for external in ("<script", "<link", 'src="http', "url(http", "<img"):
         assert external not in page
-    revenue = next(v for k, v in full_report.content.kpis if k == "Revenue")
+    revenue = next(v for k, v in full_report.content.kpi_texts() if k == "Revenue")
     assert revenue in page
+
+
+def _artefacts(text: str) -> list[str]:
+    """Numbers a reader should never see: 5+ decimals (float or unrounded digits)."""
+    return re.findall(r"\d\.\d{5,}", text)
+
+
+def test_html_numbers_and_names_are_formatted(store, full_report):
+    """HTML tables and key figures agree (ROI "3.5 %" in both), no float artefacts, names and
+    labels instead of ids and codes, money with two decimals and its currency."""
+    page = store.read(full_report.url("html")).decode()
+    content = full_report.content
+    assert not _artefacts(re.sub(r"<svg.*?</svg>", "", page, flags=re.S))
+    roi = next(f for f in content.kpis if f.label == "ROI")
+    assert roi.value is not None and percent(roi.value) in page
+    shown = re.search(r'data-table="roi_by_model"[^>]*>(.*?)</table>', page, re.S).group(1)
+    assert f'<td class="num">{percent(roi.value)}</td>' in shown and '<th class="num">ROI</th>' in shown
+    assert "(this report)</td>" in shown
+    assert f"<th class=\"num\">Revenue ({content.currency})</th>" in shown and "Households reached" in shown
+    assert [m for m in MODEL_NAMES if f">{m}<" in page] == [] and "First touch" in shown and "Time decay" in shown
+    placements = re.search(r'data-table="placements"[^>]*>(.*?)</table>', page, re.S).group(1)
+    for record in content.table("placements").records():
+        assert record["podcast_id"] not in placements and html.escape(record["podcast_title"]) in placements
+    assert "Pre-roll" in placements or "Mid-roll" in placements
+    revenue = next(f for f in content.kpis if f.label == "Revenue")
+    assert re.fullmatch(rf"{content.currency} \d{{1,3}}(,\d{{3}})*\.\d\d", revenue.text(content.currency))
+    assert f"{content.currency} " + f"{revenue.value:,.2f}" in page
+    category = content.subtitle.rsplit(" · ", 1)[1]
+    assert "_" not in category and category[0].isupper()
+
+
+def test_html_tables_fit_their_container_in_chromium(url, store, full_report, tmp_path):
+    """Each table of a real campaign report and of the busiest sponsor's roll-up, laid out by
+    headless Chromium at an 800 px viewport, is no wider than its container (nothing clipped)."""
+    tenant, sponsor = query(url, "select tenant_id, sponsor_id from marts.mart_sponsor_roi "
+                                 "order by campaigns desc, revenue desc limit 1")[0]
+    # the same request as test_sponsor_rollup_equals_the_sponsor_mart, which re-issues this report
+    rollup = generate_report(url, store, ReportRequest(tenant, sponsor_id=sponsor), ["json", "html"], now=NOW)
+    for report, tables in ((full_report, 6), (rollup, 2)):
+        measured = table_overflow(store.read(report.url("html")).decode(), tmp_path, width=800)
+        assert len(measured) == len(shown_tables(report.content, "standard")) == tables
+        assert all(m["scrollWidth"] <= m["clientWidth"] <= 800 for m in measured), measured
 
 
 def test_pdf_has_the_expected_pages_and_text(store, full_report):
@@ -160,7 +209,17 @@ def test_pdf_has_the_expected_pages_and_text(store, full_report):
     # Page 1 summary, two pages of charts (two each), then the tables.
     assert len(pages) >= 4
     assert full_report.content.title in pages[0]
-    assert f"attribution model: {full_report.content.attribution_model}" in pages[0]
+    assert f"attribution model: {label(full_report.content.attribution_model)}" in pages[0]
+    text = "\n".join(pages)
+    assert not _artefacts(text)
+    roi = next(f for f in full_report.content.kpis if f.label == "ROI")
+    assert text.count(percent(roi.value)) >= 2  # key figures and the table of models
+    assert "Households reached" in text and "First touch" in text and "first_touch" not in text
+    for table in shown_tables(full_report.content, "standard"):  # keep with next: never a stranded heading
+        on = [n for n, page in enumerate(pages) if table.title in page]
+        assert on, table.title
+        after = pages[on[0]].split(table.title, 1)[1].split("\n")
+        assert table.headers[0].split()[0] in "\n".join(after[:4]), (table.title, after[:4])
     assert "downloads counted through" in pages[0] and "Key figures" in pages[0]
     assert "Downloads of the campaign's shows" in pages[1] and "Conversions by attribution model" in pages[1]
     assert "ROI versus benchmarks" in pages[2] and "Performance by show and placement" in pages[2]
@@ -188,6 +247,96 @@ def test_xlsx_opens_with_a_sheet_per_table_equal_to_the_marts(url, store, full_r
     assert len(downloads) == len(full_report.content.table("downloads_daily").rows) > 0
 
 
+def test_xlsx_cells_are_typed_formatted_filtered_and_sized(store, full_report):
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(store.read(full_report.url("xlsx"))))
+    currency = full_report.content.currency
+    figures = {row[0].value: row[1] for row in book["summary"].iter_rows(min_row=4) if row[0].value}
+    for figure in full_report.content.kpis:
+        cell = figures[figure.label]
+        if figure.value is not None:
+            assert cell.data_type == "n" and Decimal(str(cell.value)) == Decimal(str(figure.value)), figure
+    assert figures["ROI"].number_format == "0.0%" and figures["Revenue"].number_format == f'"{currency}" #,##0.00'
+    assert figures["Impressions"].number_format == "#,##0"
+    for name in ("roi_by_model", "placements", "performance_daily", "downloads_daily"):
+        sheet = book[name]
+        header = [c.value for c in sheet[1]]
+        last = sheet.cell(1, len(header)).column_letter
+        assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == f"A1:{last}{sheet.max_row}"
+        first = {h: c for h, c in zip(header, sheet[2])}
+        formats = {"revenue": f'"{currency}" #,##0.00', "cost": f'"{currency}" #,##0.00', "impressions": "#,##0",
+                   "roi": "0.0%", "conversion_rate": "0.0%", "activity_date": "yyyy-mm-dd",
+                   "download_date": "yyyy-mm-dd", "downloads": "#,##0"}
+        for column, number_format in formats.items():
+            if column in first and first[column].value is not None:
+                assert first[column].number_format == number_format, (name, column)
+                assert first[column].data_type in ("n", "d"), (name, column)
+        widths = [sheet.column_dimensions[c.column_letter].width for c in sheet[1]]
+        assert all(10 <= w <= 48 for w in widths) and len(set(widths)) > 1, (name, widths)
+    assert book["downloads_daily"]["A2"].is_date
+
+
+def test_json_numbers_are_decimal_strings_with_units(url, store, full_report, campaigns):
+    document = json.loads(store.read(full_report.url("json")))
+    currency = full_report.content.currency
+    kpis = document["kpis"]
+    assert kpis["ROI"]["unit"] == "fraction" and Decimal(kpis["ROI"]["value"]) == next(
+        f.value for f in full_report.content.kpis if f.label == "ROI")
+    assert kpis["Revenue"]["unit"] == currency and re.fullmatch(r"-?\d+\.\d{2}", kpis["Revenue"]["value"])
+    assert kpis["Impressions"] == {"value": str(next(f.value for f in full_report.content.kpis
+                                                     if f.label == "Impressions")), "unit": "count"}
+    roi = document["tables"]["roi_by_model"]
+    assert roi["units"]["revenue"] == currency and roi["units"]["roi"] == "fraction"
+    assert roi["units"]["impressions"] == "count" and "attribution_model" not in roi["units"]
+    for row in roi["rows"]:
+        assert isinstance(row["impressions"], str) and isinstance(row["revenue"], str)
+        assert isinstance(row["is_selected_model"], bool) and row["attribution_model"] in MODEL_NAMES
+    assert document["report"]["period_end_partial_day"] is (full_report.content.period_end >= NOW.date())
+
+    tenant, campaign = campaigns[0]
+    today = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign, period_end=NOW.date()),
+                            ["json"], now=NOW)
+    stated = json.loads(store.read(today.url("json")))
+    assert stated["report"]["period_end_partial_day"] is True
+    assert stated["facts"]["Reporting period"].endswith(f"to {NOW.date()}, partial day")
+    earlier = NOW.date() - dt.timedelta(days=1)
+    past = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign, period_end=earlier),
+                           ["json"], now=NOW)
+    assert json.loads(store.read(past.url("json")))["facts"]["Reporting period"].endswith(f"to {earlier}")
+
+
+def test_charts_band_benchmarks_and_keep_series_colours(store, full_report):
+    page = store.read(full_report.url("html")).decode()
+    downloads = re.search(r'data-chart="downloads_over_time".*?</svg>', page, re.S).group(0)
+    ads = re.search(r'<g id="series-ads-delivered">.*?</g>', downloads, re.S).group(0)
+    assert f"stroke: {series_colour('ads delivered')}" in ads
+    shows = re.findall(r'<g id="series-show-\d+">.*?stroke: (#[0-9a-f]{6})', downloads, re.S)
+    assert shows and series_colour("ads delivered") not in shows
+    benchmarks = re.search(r'data-chart="roi_versus_benchmarks".*?</svg>', page, re.S).group(0)
+    roi = next(f for f in full_report.content.kpis if f.label == "ROI").value
+    assert 'id="campaign-roi"' in benchmarks and f"this campaign: {percent(roi)}" in benchmarks
+    assert ('id="benchmark-band-' in benchmarks) == any(
+        r["roi_median"] is not None for r in full_report.content.table("benchmarks").records())
+
+
+def test_number_formats_and_benchmark_axis():
+    assert [percent(Decimal("0.034704")), money(Decimal("869.7441914999999"), "USD"),
+            ratio(Decimal("80.6451612903225806")), money(Decimal("1234.5"), "USD"), percent(Decimal("-0.5"))] == [
+        "3.5 %", "USD 869.74", "80.65", "USD 1,234.50", "-50.0 %"]
+    assert [label("first_touch"), label("dtc_retail"), label("position_based"), header("reach"),
+            header("households_reached"), header("revenue", "EUR")] == [
+        "First touch", "DTC retail", "Position based", "Households reached", "Households reached", "Revenue (EUR)"]
+    # A pool with ROIs of 1,000 % to 100,000 % does not flatten a 3.5 % campaign: the axis stays
+    # within 100 points of it and the band is drawn clipped.
+    low, high = roi_axis(0.035, [(10.0, 500.0, 1000.0), (0.01, 0.04, 0.2)])
+    assert low < 0 < 0.035 < 0.2 < high <= 0.035 + 1.2
+    assert roi_axis(2.0, [(0.1, 0.3, 0.5)]) == pytest.approx((-0.16, 2.16))
+    assert {series_colour(s) for s in ("ads delivered", "revenue", "cost", "this campaign")}.isdisjoint(
+        series_colour(f"show {n}") for n in range(50))
+    assert series_colour("Daily Brief") == series_colour("Daily Brief")
+
+
 def test_summary_template_and_date_range(url, store, campaigns):
     tenant, campaign = campaigns[0]
     start, end = query(url, "select min(activity_date), min(activity_date) + 1 from marts.fct_campaign_performance_daily "
@@ -209,7 +358,7 @@ def test_sponsor_rollup_equals_the_sponsor_mart(url, store):
     rows = json.loads(store.read(report.url("json")))["tables"]["roi_by_model"]["rows"]
     mart = query(url, "select attribution_model, campaigns, revenue, cost, roi from marts.mart_sponsor_roi "
                       "where tenant_id = %s and sponsor_id = %s order by attribution_model", (tenant, sponsor))
-    assert [(r["attribution_model"], r["campaigns"], Decimal(r["revenue"]), Decimal(r["cost"]),
+    assert [(r["attribution_model"], int(r["campaigns"]), Decimal(r["revenue"]), Decimal(r["cost"]),
              None if r["roi"] is None else Decimal(r["roi"])) for r in rows] == mart
     assert store.read(report.url("html")).decode().count("<svg ") == 2
 
@@ -514,3 +663,11 @@ def test_scheduled_reports_go_to_the_recipients_file(url, store, smtp, webhook, 
     message = failure.step_failure_data.user_failure_data.description
     assert str(recipients) in message and "recipients.0" in message and "not-an-address" in message
     assert query(url, "select count(*) from reports.reports where _batch_id = %s", (refused.run_id,)) == [(0,)]
+
+
+def test_a_missing_chromium_fails_the_layout_test_with_how_to_install_it(monkeypatch):
+    import tests.browser
+
+    monkeypatch.setattr(tests.browser, "CANDIDATES", ("/nonexistent/chromium-headless-shell",))
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium-headless-shell"):
+        tests.browser.chromium()

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import psycopg
 
+from assets.reports.formatting import COUNT, CREDIT, DAYS, FRACTION, MONEY, RATIO, Figure, label, money
 from pipelines.identifiers import InvalidIdentifier, validate_identifier
 
 TEMPLATES = ("standard", "summary")
@@ -52,8 +53,19 @@ class ReportContent:
     period_end: dt.date
     freshness: dict[str, str]  # what the numbers include, newest first-class fact first
     facts: list[tuple[str, str]]
-    kpis: list[tuple[str, str]]
+    kpis: list[Figure]         # the mart's values with their kinds (assets.reports.formatting)
     tables: dict[str, Table] = field(default_factory=dict)
+    period_partial: bool = False  # the period's last day had not ended when the report was made
+
+    @property
+    def period_text(self) -> str:
+        """"2026-11-01 to 2026-12-06, partial day" when the last day is still running."""
+        text = f"{self.period_start} to {self.period_end}"
+        return f"{text}, partial day" if self.period_partial else text
+
+    def kpi_texts(self) -> list[tuple[str, str]]:
+        """The key figures as a reader sees them: ("ROI", "3.5 %"), ("Revenue", "USD 1,234.50")."""
+        return [(figure.label, figure.text(self.currency)) for figure in self.kpis]
 
     @property
     def subject_id(self) -> str:
@@ -95,16 +107,10 @@ def _fetch(conn: psycopg.Connection, name: str, title: str, statement: str, para
     return Table(name, title, tuple(d.name for d in cur.description), cur.fetchall())
 
 
-def money(value, currency: str) -> str:
-    return "—" if value is None else f"{currency} {Decimal(value):,.2f}"
-
-
-def ratio(value) -> str:
-    return "—" if value is None else f"{Decimal(value):.2f}"
-
-
-def percent(value) -> str:
-    return "—" if value is None else f"{Decimal(value) * 100:.1f} %"
+def partial_day(period_end: dt.date, today: dt.date) -> bool:
+    """Whether a period's last day is partial: it is the day the report is made (or later), so
+    the newest data day is still being loaded, whatever the sources' freshness says."""
+    return period_end >= today
 
 
 NO_BENCHMARK = "not enough campaigns to publish a benchmark"
@@ -115,8 +121,8 @@ def benchmark_statement(records: list[dict]) -> str:
     "Benchmark: all podcasts in finance, 14 campaigns from 4 networks"."""
     clauses = []
     for r in records:
-        pool = {"category_position": f"{r['position']}-roll ads in {r['category']}",
-                "category": f"all podcasts in {r['category']}",
+        pool = {"category_position": f"{label(r['position']).lower()} ads in {label(r['category'])}",
+                "category": f"all podcasts in {label(r['category'])}",
                 "all": "all podcasts and sponsor categories"}.get(r["benchmark_level"])
         clause = NO_BENCHMARK if pool is None else f"{pool}, {r['campaigns']} campaigns from {r['tenants']} networks"
         if clause not in clauses:
@@ -186,7 +192,7 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
             from marts.mart_campaign_roi_by_placement
             where tenant_id = %(t)s and campaign_id = %(c)s and is_selected_model
             order by impressions desc, podcast_id, position""", key),
-        _fetch(conn, "benchmarks", f"Benchmarks for {category or 'uncategorized'} sponsors, by position", """
+        _fetch(conn, "benchmarks", f"Benchmarks for {label(category or 'uncategorized')} sponsors, by position", """
             select category, position, benchmark_level, campaigns, tenants, roi_p25, roi_median, roi_p75,
                    cpa_median, effective_cpm_median, conversion_rate_median
             from marts.mart_roi_benchmarks
@@ -200,24 +206,24 @@ def campaign_content(conn: psycopg.Connection, request: ReportRequest, today: dt
     benchmark = benchmark_statement(next(t for t in tables if t.name == "benchmarks").records())
     return ReportContent(
         scope="campaign", tenant_id=tenant, sponsor_id=sponsor_id, campaign_id=campaign,
-        title=f"{name} — campaign report", subtitle=f"{sponsor_name or sponsor_id} · {category or 'uncategorized'}",
+        title=f"{name} — campaign report", subtitle=f"{sponsor_name or sponsor_id} · {label(category or 'uncategorized')}",
         attribution_model=model, currency=currency, period_start=start, period_end=end,
-        freshness=_freshness(conn, tenant),
+        period_partial=partial_day(end, today), freshness=_freshness(conn, tenant),
         facts=[
             ("Campaign", f"{name} ({campaign})"), ("Sponsor", f"{sponsor_name or sponsor_id} ({sponsor_id})"),
-            ("Flight", f"{flight_start} to {flight_end}"), ("Reporting period", f"{start} to {end}"),
-            ("Pricing", f"{pricing}, budget {money(budget, currency)}"),
-            ("Attribution model", f"{model}, {window}-day window"),
+            ("Flight", f"{flight_start} to {flight_end}"),
+            ("Reporting period", f"{start} to {end}, partial day" if partial_day(end, today) else f"{start} to {end}"),
+            ("Pricing", f"{label(pricing)}, budget {money(budget, currency)}"),
+            ("Attribution model", f"{label(model)}, {window}-day window"),
             ("Benchmark", benchmark),
         ],
         kpis=[
-            ("Impressions", f"{impressions:,}"), ("Households reached", f"{households_reached:,}"),
-            ("Frequency", ratio(frequency)), ("Conversions", ratio(conversions)),
-            ("Conversion rate", percent(conversion_rate)), ("Revenue", money(revenue, currency)),
-            ("Cost", money(cost, currency)), ("Net profit", money(net_profit, currency)),
-            ("ROI", percent(roi)), ("ROAS", ratio(roas)), ("CPA", money(cpa, currency)),
-            ("Effective CPM", money(cpm, currency)),
-            ("Payback", "not yet" if payback is None else f"{payback} days"),
+            Figure("Impressions", impressions, COUNT), Figure("Households reached", households_reached, COUNT),
+            Figure("Frequency", frequency, RATIO), Figure("Conversions", conversions, CREDIT),
+            Figure("Conversion rate", conversion_rate, FRACTION), Figure("Revenue", revenue, MONEY),
+            Figure("Cost", cost, MONEY), Figure("Net profit", net_profit, MONEY),
+            Figure("ROI", roi, FRACTION), Figure("ROAS", roas, RATIO), Figure("CPA", cpa, MONEY),
+            Figure("Effective CPM", cpm, MONEY), Figure("Payback", payback, DAYS),
         ],
         tables={t.name: t for t in tables},
     )
@@ -248,18 +254,23 @@ def sponsor_content(conn: psycopg.Connection, request: ReportRequest, today: dt.
     impressions = sum(r[5] for r in campaigns.rows)
     revenue = sum((r[8] for r in campaigns.rows), Decimal(0))
     cost = sum((r[9] for r in campaigns.rows), Decimal(0))
+    period_start = request.period_start or min(starts)
+    period_end = request.period_end or min(today, max(ends))
     return ReportContent(
         scope="sponsor", tenant_id=tenant, sponsor_id=sponsor, campaign_id=None,
-        title=f"{name or sponsor} — sponsor report", subtitle=f"{len(campaigns.rows)} campaigns · {category or 'uncategorized'}",
+        title=f"{name or sponsor} — sponsor report",
+        subtitle=f"{len(campaigns.rows)} campaigns · {label(category or 'uncategorized')}",
         attribution_model=", ".join(models), currency=currency or "USD",
-        period_start=request.period_start or min(starts), period_end=request.period_end or min(today, max(ends)),
+        period_start=period_start, period_end=period_end, period_partial=partial_day(period_end, today),
         freshness=_freshness(conn, tenant),
         facts=[("Sponsor", f"{name or sponsor} ({sponsor})"), ("Campaigns", str(len(campaigns.rows))),
                ("Flights", f"{min(starts)} to {max(ends)}"),
-               ("Attribution models", ", ".join(models) + " (each campaign under its own)")],
-        kpis=[("Impressions", f"{impressions:,}"), ("Revenue", money(revenue, currency or "USD")),
-              ("Cost", money(cost, currency or "USD")), ("Net profit", money(revenue - cost, currency or "USD")),
-              ("ROI", percent((revenue - cost) / cost if cost else None))],
+               ("Reporting period", f"{period_start} to {period_end}"
+                                    + (", partial day" if partial_day(period_end, today) else "")),
+               ("Attribution models", ", ".join(label(m) for m in models) + " (each campaign under its own)")],
+        kpis=[Figure("Impressions", impressions, COUNT), Figure("Revenue", revenue, MONEY),
+              Figure("Cost", cost, MONEY), Figure("Net profit", revenue - cost, MONEY),
+              Figure("ROI", ((revenue - cost) / cost).quantize(Decimal("0.000001")) if cost else None, FRACTION)],
         tables={campaigns.name: campaigns, by_model.name: by_model},
     )
 

@@ -223,7 +223,7 @@ def email_message(resource: ReportDeliveryResource, store: ReportStoreResource, 
     freshness = "; ".join(f"{k} {v}" for k, v in content.freshness.items())
     message.set_content(
         f"{content.title}\n{content.subtitle}\n\nAttribution model: {content.attribution_model}\n"
-        f"Data freshness: {freshness}\n\n" + "\n".join(f"{k}: {v}" for k, v in content.kpis)
+        f"Data freshness: {freshness}\n\n" + "\n".join(f"{k}: {v}" for k, v in content.kpi_texts())
     )
     formats = {f.format: f for f in report.files if not f.part}
     if "html" in formats:

@@ -2,8 +2,11 @@
 a PDF of the same content (fpdf2, charts as images), one CSV file per table, an XLSX workbook
 with a sheet per table, and JSON.
 
-Data files carry the marts' values unrounded: decimals as written by PostgreSQL (JSON holds them
-as strings, so no digit is lost to floating point), dates in ISO format.
+Data files carry the marts' values unrounded: decimals as written by PostgreSQL (JSON holds every
+number as a decimal string with its unit, so no digit is lost to floating point; XLSX as numbers
+with a number format per column kind), dates in ISO format. Readers (HTML, PDF) see the same
+values formatted by assets/reports/formatting.py: names for ids and codes, money with two
+decimals, fractions as percentages.
 
 Names come from sponsors, insertion orders and feeds, so spreadsheet files never let text act as
 a formula (OWASP's CSV injection guidance): in CSV a text cell starting with `=`, `+`, `-`, `@`,
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from assets.reports import formatting
 from assets.reports.charts import Chart
 from assets.reports.content import ReportContent, Table
 
@@ -64,21 +68,33 @@ def _csv_cell(value):
     return spreadsheet_text(value) if isinstance(value, str) else _plain(value)
 
 
-def display(value) -> str:
-    """A cell as shown to a reader (data files keep the raw value)."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, Decimal):
-        return f"{value:,}"  # the mart's own scale: money keeps its cents
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+@dataclass(frozen=True)
+class ShownTable:
+    """A table as readers see it (HTML, PDF): headings, formatted cells, which cells are numbers
+    and which rows are the report's own attribution model; ids with a name beside them hidden."""
+
+    name: str
+    title: str
+    headers: list[str]
+    numeric: list[bool]
+    rows: list[list[str]]
+    selected: list[bool]
 
 
-def shown_tables(content: ReportContent, template: str) -> list[Table]:
-    return [content.tables[name] for name in SHOWN[(content.scope, template)] if name in content.tables]
+def shown_table(table: Table, currency: str) -> ShownTable:
+    columns = formatting.shown_columns(table.columns)
+    records = table.records()
+    return ShownTable(
+        table.name, table.title, [formatting.header(c, currency) for c in columns],
+        [formatting.kind_of(c) in formatting.NUMERIC_KINDS for c in columns],
+        [[formatting.cell(c, r[c]) + (" (this report)" if c == "attribution_model" and r.get("is_selected_model")
+                                      else "") for c in columns] for r in records],
+        [bool(r.get("is_selected_model")) for r in records])
+
+
+def shown_tables(content: ReportContent, template: str) -> list[ShownTable]:
+    return [shown_table(content.tables[name], content.currency)
+            for name in SHOWN[(content.scope, template)] if name in content.tables]
 
 
 @functools.cache
@@ -87,7 +103,7 @@ def _environment():
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=jinja2.select_autoescape(["j2"]),
                              undefined=jinja2.StrictUndefined)
-    env.filters["display"] = display
+    env.filters["label"] = formatting.label
     return env
 
 
@@ -112,20 +128,31 @@ def render_csv(content: ReportContent) -> list[RenderedFile]:
     return files
 
 
+def _json_value(value):
+    """A value of a JSON data row: numbers as decimal strings, dates in ISO format."""
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return formatting.decimal_string(value)
+    return _plain(value)
+
+
 def _document(content: ReportContent, generated_at: dt.datetime) -> dict:
+    def units(table: Table) -> dict:
+        return {c: u for c in table.columns if (u := formatting.unit(formatting.kind_of(c), content.currency))}
+
     return {
         "report": {
             "scope": content.scope, "tenant_id": content.tenant_id, "sponsor_id": content.sponsor_id,
             "campaign_id": content.campaign_id, "title": content.title,
             "attribution_model": content.attribution_model, "currency": content.currency,
             "period_start": content.period_start.isoformat(), "period_end": content.period_end.isoformat(),
-            "generated_at": generated_at.isoformat(),
+            "period_end_partial_day": content.period_partial, "generated_at": generated_at.isoformat(),
         },
         "data_freshness": content.freshness,
         "facts": dict(content.facts),
-        "kpis": dict(content.kpis),
-        "tables": {t.name: {"title": t.title, "columns": list(t.columns),
-                            "rows": [{c: _plain(v) for c, v in zip(t.columns, row)} for row in t.rows]}
+        "kpis": {f.label: {"value": formatting.decimal_string(f.value),
+                           "unit": formatting.unit(f.kind, content.currency)} for f in content.kpis},
+        "tables": {t.name: {"title": t.title, "columns": list(t.columns), "units": units(t),
+                            "rows": [{c: _json_value(v) for c, v in zip(t.columns, row)} for row in t.rows]}
                    for t in content.tables.values()},
     }
 
@@ -162,9 +189,18 @@ def _typed_row(sheet, values) -> list:
     return cells
 
 
+def _width(values) -> float:
+    """A column width (characters) that shows its widest value, within 10 to 48."""
+    return min(48, max(10, *(len(v) + 2 for v in values)))
+
+
 def render_xlsx(content: ReportContent, generated_at: dt.datetime) -> bytes:
+    """A summary sheet (facts as text, key figures as numbers with their formats) and a sheet per
+    table: the marts' column names and values (numbers as numbers, dates as dates), a number
+    format per column kind, widths that show the values, a frozen header row and an autofilter."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
 
     book = Workbook()
     summary = book.active
@@ -173,10 +209,17 @@ def render_xlsx(content: ReportContent, generated_at: dt.datetime) -> bytes:
     summary["A1"].font = Font(bold=True, size=14)
     summary.append(_typed_row(summary, [content.subtitle]))
     summary.append(_typed_row(summary, ["generated at", generated_at.isoformat()]))
-    for label, value in (*content.facts, *[(f"data: {k}", v) for k, v in content.freshness.items()], *content.kpis):
+    for label, value in (*content.facts, *[(f"data: {k}", v) for k, v in content.freshness.items()]):
         summary.append(_typed_row(summary, [label, value]))
+    for figure in content.kpis:
+        value = figure.value if figure.value is None or isinstance(figure.value, Decimal | int) else Decimal(figure.value)
+        summary.append(_typed_row(summary, [figure.label, value]))
+        number_format = formatting.excel_format(figure.kind, content.currency)
+        if number_format and value is not None:
+            summary.cell(summary.max_row, 2).number_format = number_format
+            summary.cell(summary.max_row, 2).alignment = Alignment(horizontal="left")
     summary.column_dimensions["A"].width = 28
-    summary.column_dimensions["B"].width = 48
+    summary.column_dimensions["B"].width = 60
     for table in content.tables.values():
         sheet = book.create_sheet(table.name[:31])
         sheet.append(_typed_row(sheet, table.columns))
@@ -184,7 +227,17 @@ def render_xlsx(content: ReportContent, generated_at: dt.datetime) -> bytes:
             cell.font = Font(bold=True)
         for row in table.rows:
             sheet.append(_typed_row(sheet, row))
+        for index, column in enumerate(table.columns, start=1):
+            kind = formatting.kind_of(column)
+            number_format = formatting.excel_format(kind, content.currency)
+            if number_format:
+                for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+                    if cell.value is not None:
+                        cell.number_format = number_format
+            shown = [formatting.text(r[index - 1], kind, content.currency) for r in table.rows[:500]]
+            sheet.column_dimensions[get_column_letter(index)].width = _width([column, *shown])
         sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(table.columns))}{max(1, len(table.rows) + 1)}"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -237,8 +290,9 @@ def render_pdf(content: ReportContent, charts: list[Chart], template: str, gener
         pdf.ln(3)
 
     pairs("Campaign" if content.scope == "campaign" else "Sponsor", content.facts)
-    pairs(f"Data freshness (attribution model: {content.attribution_model})", content.freshness.items())
-    pairs("Key figures", content.kpis)
+    model = ", ".join(formatting.label(m) for m in content.attribution_model.split(", "))
+    pairs(f"Data freshness (attribution model: {model})", content.freshness.items())
+    pairs("Key figures", content.kpi_texts())
 
     for index, chart in enumerate(charts):
         if index % 2 == 0:
@@ -250,15 +304,20 @@ def render_pdf(content: ReportContent, charts: list[Chart], template: str, gener
 
     pdf.add_page(orientation="landscape")  # wide tables: up to 15 columns
     for table in shown_tables(content, template):
+        size = 7 if len(table.headers) <= 8 else 6
+        # Keep with next: a heading goes to a new page unless its table's heading row and first
+        # rows fit under it (the heading row is repeated on every page the table runs onto).
+        if pdf.will_page_break(7 + 4 * size * 0.55 * 2 + 8):
+            pdf.add_page(orientation="landscape")
         pdf.set_font("report", "B", 11)
         pdf.multi_cell(0, 7, table.title, new_x="LMARGIN", new_y="NEXT")
-        size = 7 if len(table.columns) <= 8 else 6
         pdf.set_font("report", "", size)
         heading = FontFace(emphasis="BOLD", fill_color=(235, 235, 235))
-        with pdf.table(headings_style=heading, line_height=size * 0.55, text_align="LEFT", padding=0.8) as grid:
-            grid.row([c.replace("_", " ") for c in table.columns])
-            for row in table.rows or [tuple("—" for _ in table.columns)]:
-                grid.row([display(v) for v in row])
+        align = tuple("RIGHT" if numeric else "LEFT" for numeric in table.numeric)
+        with pdf.table(headings_style=heading, line_height=size * 0.55, text_align=align, padding=0.8) as grid:
+            grid.row(table.headers)
+            for row in table.rows or [["—" for _ in table.headers]]:
+                grid.row(row)
         pdf.ln(5)
     return bytes(pdf.output())
 
