@@ -307,8 +307,9 @@ def test_demo_report_partitions_each_record_their_own_report(demo_runs, monkeypa
     data_dir, _, _, _, url = demo_runs
     monkeypatch.setenv("DAGSTER_PG_URL", psycopg2_url(with_database(url, "dagster")))
     with dg.DagsterInstance.from_config(str(data_dir / "dagster_home")) as instance:
-        for key, scope in ((CAMPAIGN_REPORT, "campaign"), (SPONSOR_REPORT, "sponsor")):
-            runs = {r.run_id for r in instance.get_runs() if key in (r.asset_selection or ())}
+        for key, job, scope in ((CAMPAIGN_REPORT, "campaign_reports", "campaign"),
+                                (SPONSOR_REPORT, "sponsor_reports", "sponsor")):
+            runs = {r.run_id for r in instance.get_runs(dg.RunsFilter(job_name=job))}
             assert len(runs) == 2  # one run per demo over every partition
             made, observed = report_partitions(instance, key, runs)
             subjects = query(url, "select count(distinct (tenant_id, campaign_id)), count(distinct (tenant_id, sponsor_id)) "
