@@ -13,8 +13,9 @@ started when it is not running) and Debian's headless Chromium (`chromium-headle
   not read from the report store: the store re-issues a report whose numbers did not change, so
   it may hold an older rendering. Nothing is written to the store or the registry.
 - lineage.png: `dagster-webserver` started on workspace.yaml with the demo's Dagster instance
-  (on a free port, stopped afterwards), its asset lineage page (`--lineage-path`) captured once
-  the code location has loaded.
+  (on a free port, stopped afterwards), a lineage page (`--lineage-path`; default the campaign
+  report and the marts it reads) captured once the code location has loaded. The UI's
+  first-visit dialog is dismissed first, as its "Skip" button does (`setNuxSeen`).
 
 Both are cut to their width and reduced to a 256-colour palette to stay small in the repository."""
 
@@ -35,6 +36,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
+LINEAGE = "/assets/reports/campaign_report?view=lineage&lineageScope=upstream&lineageDepth=1"
 LOCATION_LOADED = '{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }'
 
 
@@ -99,15 +101,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)["data"]
+
+
 def wait_for_location(port: int, timeout: float = 240) -> None:
     """Until the webserver answers and its code location has loaded (the UI draws nothing before)."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(
-        {"query": LOCATION_LOADED}).encode(), headers={"Content-Type": "application/json"})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
+            entries = graphql(port, LOCATION_LOADED)["workspaceOrError"]["locationEntries"]
             if entries and all(e["loadStatus"] == "LOADED" for e in entries):
                 return
         except (OSError, KeyError, TypeError, ValueError):
@@ -123,6 +129,7 @@ def lineage_png(chromium: str, out: Path, path: str, width: int, height: int) ->
                                "-p", str(port)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_location(port)
+        graphql(port, "mutation { setNuxSeen }")  # what "Skip" on the UI's first-visit dialog does
         screenshot(chromium, f"http://127.0.0.1:{port}{path}", out, width, height, 20_000)
     finally:
         server.terminate()
@@ -133,8 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--campaign", help="tenant:campaign (default: the campaign with the most impressions)")
     parser.add_argument("--template", default="standard")
-    parser.add_argument("--lineage-path", default="/asset-groups",
-                        help="the UI page to capture (default: the global asset lineage)")
+    parser.add_argument("--lineage-path", default=LINEAGE,
+                        help="the UI page to capture (default: the campaign report's lineage, one level up; "
+                             "`/asset-groups` is the global lineage, every group collapsed)")
     parser.add_argument("--chromium", help="headless Chromium binary")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--only", choices=("report", "lineage"))
@@ -156,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         shrink(args.out / "report.png", 900)
         print(f"{args.out / 'report.png'}: the report of {partition}")
     if args.only in (None, "lineage"):
-        lineage_png(chromium, args.out / "lineage.png", args.lineage_path, 1600, 1000)
+        lineage_png(chromium, args.out / "lineage.png", args.lineage_path, 1500, 1150)
         shrink(args.out / "lineage.png", 1200)
         print(f"{args.out / 'lineage.png'}: {args.lineage_path} of dagster-webserver")
 
