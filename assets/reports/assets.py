@@ -6,10 +6,12 @@ when an upstream check's latest evaluation failed. A backfill of many partitions
 run (single-run backfill policy): one gate, one process, one report per partition.
 
 A partition is the unit that fails: each one that is made is materialized on its own (an
-`AssetMaterialization` with its metadata) whatever happens to the others; one that cannot be
+`AssetMaterialization` of that partition with that report's metadata: status, period, what data
+it includes, a link, size and sha256 per file) whatever happens to the others; one that cannot be
 made (an invalid key, any error while reading, drawing, rendering or storing) is named with its
 error and fails the run after the others are done, and one whose campaign or sponsor left the
-marts is skipped with a message (the partitions sensor removes it)."""
+marts is skipped with a message (the partitions sensor removes it). Both are recorded on their
+partition as an `AssetObservation` with status `failed` or `skipped_subject_gone` and the reason."""
 
 
 import datetime as dt
@@ -98,25 +100,48 @@ def deliver(report: GeneratedReport, config: ReportConfig, delivery: ReportDeliv
     return outcomes
 
 
+FILES_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("file", "string", description="format, and the table for a CSV part"),
+    dg.TableColumn("url", "string", description="where the file is (a path in a local report store)"),
+    dg.TableColumn("size_bytes", "int"),
+    dg.TableColumn("sha256", "string", description="checksum of the file's bytes"),
+])
+
+
+def _link(url: str) -> dg.MetadataValue:
+    return dg.MetadataValue.url(url) if "://" in url else dg.MetadataValue.path(url)
+
+
 def report_metadata(report: GeneratedReport, outcomes: list[DeliveryOutcome]) -> dict:
+    """What one report partition's materialization records: its own files (a link each, and a
+    table with their sizes and checksums), what data it includes, its period and status."""
     content = report.content
-    html = [f.url for f in report.files if f.format == "html"]
+    names = {f: f"{f.format}{'/' + f.part if f.part else ''}" for f in report.files}
     return {
+        "status": "made",
         "report_id": report.report_id,
         "attribution_model": content.attribution_model,
         "period": f"{content.period_start} to {content.period_end}",
         "data_freshness": dg.MetadataValue.json(content.freshness),
-        "files": dg.MetadataValue.json({f"{f.format}{'/' + f.part if f.part else ''}": f.url for f in report.files}),
+        "files": dg.MetadataValue.table(
+            [dg.TableRecord({"file": names[f], "url": f.url, "size_bytes": f.size_bytes, "sha256": f.checksum_sha256})
+             for f in report.files], schema=FILES_SCHEMA),
+        **{f"file/{names[f]}": _link(f.url) for f in report.files},
         "bytes": sum(f.size_bytes for f in report.files),
         "expires_at": report.expires_at.isoformat(),
         "generation_seconds": report.seconds,
         "reused_unchanged_report": report.reused,
         "dagster/row_count": sum(len(t.rows) for t in content.tables.values()),
-        **({"html": dg.MetadataValue.url(html[0]) if "://" in html[0] else dg.MetadataValue.path(html[0])}
-           if html else {}),
         "deliveries": dg.MetadataValue.json([{"channel": o.channel, "target": o.target, "succeeded": o.succeeded,
                                               "attempts": o.attempts, "error": o.error} for o in outcomes]),
     }
+
+
+def not_made(context: dg.AssetExecutionContext, key: str, status: str, reason: str) -> dg.AssetObservation:
+    """A partition the run did not make, recorded on that partition (an observation: it stays
+    unmaterialized): `skipped_subject_gone` or `failed`, and why."""
+    return dg.AssetObservation(asset_key=context.asset_key, partition=key,
+                               metadata={"status": status, "reason": reason, "run_id": context.run_id})
 
 
 def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
@@ -151,14 +176,17 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
         except SubjectNotFound as exc:
             skipped[key] = str(exc)
             context.log.warning(f"{scope} report {key} skipped: {exc}")
+            yield not_made(context, key, "skipped_subject_gone", skipped[key])
             continue
         except ReportError as exc:
             errors[key] = str(exc)
             context.log.error(f"{scope} report {key} not generated: {exc}")
+            yield not_made(context, key, "failed", errors[key])
             continue
         except Exception as exc:  # one partition's failure (a chart, a file, the store) never stops the others
             errors[key] = f"{type(exc).__name__}: {exc}"
             context.log.exception(f"{scope} report {key} not generated")
+            yield not_made(context, key, "failed", errors[key])
             continue
         done[key] = (report, outcomes)
         yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key,
