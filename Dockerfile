@@ -13,14 +13,18 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /opt/dagster/app
 
-# The project and its dependencies (dagster, dagster-webserver, dagster-postgres, dbt, ...).
+# The project and its dependencies (dagster, dagster-webserver, dagster-postgres, dbt, ...), with
+# the scale-out extras: dagster-docker (the run launcher of docker-compose) and dagster-k8s (the
+# Helm chart's run pods and the optional `k8s_job_executor`). `--build-arg PODCAST_EXTRAS=docker`
+# leaves the Kubernetes client out.
+ARG PODCAST_EXTRAS=docker,k8s
 COPY pyproject.toml README.md ./
 COPY pipelines/ pipelines/
 COPY assets/ assets/
 COPY resources/ resources/
 COPY simulator/ simulator/
 COPY dbt_project/ dbt_project/
-RUN pip install .
+RUN pip install ".[${PODCAST_EXTRAS}]"
 
 # OPAWG's user-agent patterns (github.com/opawg/user-agents-v2), validated and stored with their
 # commit in the image, outside the data volume (a volume would hide a newer image's copy). The
@@ -30,9 +34,10 @@ RUN pip install .
 ARG OPAWG_REFRESH=""
 RUN echo "OPAWG refresh: ${OPAWG_REFRESH:-cached}" && podcast-analytics user-agents update
 
-# Instance config and the compose workspace; the code itself parses the dbt manifest when
-# it is missing, so no `dbt parse` step is needed here.
-COPY dagster.yaml ${DAGSTER_HOME}/dagster.yaml
+# Instance config (queued runs, each in its own container: the compose deployment's) and the
+# compose workspace; the code itself parses the dbt manifest when it is missing, so no
+# `dbt parse` step is needed here. The Helm chart mounts its own instance over this file.
+COPY deploy/dagster.docker.yaml ${DAGSTER_HOME}/dagster.yaml
 COPY deploy/workspace.docker.yaml deploy/workspace.docker.yaml
 # The metrics service times the shipped dashboards' SQL (analytics_query_latency_seconds).
 COPY deploy/grafana/dashboards/ deploy/grafana/dashboards/

@@ -21,7 +21,7 @@ from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.reports import REPORT_JOBS, REPORT_SCHEDULES, REPORT_SENSORS
 from pipelines.schedules import AUTOMATION_SENSORS, SCHEDULES
 from pipelines.sensors import SENSORS
-from pipelines.settings import get_settings
+from pipelines.settings import Settings, get_settings
 from resources.http import HttpResource
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
@@ -53,6 +53,17 @@ def build_resources() -> dict:
     }
 
 
+def build_executor(settings: Settings | None = None) -> dg.ExecutorDefinition | None:
+    """The executor of every job: none of our own (Dagster's default, a process per step) unless
+    `PODCAST_EXECUTOR=k8s_job`, which runs each step as a Kubernetes Job (step-level parallelism
+    across nodes; dagster-k8s, installed by the image's `k8s` extra)."""
+    if (settings or get_settings()).executor == "k8s_job":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return None
+
+
 defs = dg.Definitions(
     # Raw assets and marts carry the freshness SLA (assets/quality.py).
     assets=[*dg.map_asset_specs(with_freshness, [
@@ -64,4 +75,5 @@ defs = dg.Definitions(
     sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS, *AUTOMATION_SENSORS],
     resources=build_resources(),
     loggers=LOGGERS,
+    executor=build_executor(),
 )

@@ -7,6 +7,7 @@ from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
 from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
 from assets.reports.assets import REPORT_KEYS
+from pipelines.run_tags import source_tags
 
 RSS_KEYS = [
     dg.AssetKey(["raw", "rss_feed_fetches"]),
@@ -17,7 +18,7 @@ RSS_KEYS = [
 ]
 
 rss_ingest_job = dg.define_asset_job(
-    "rss_ingest", selection=dg.AssetSelection.assets(*RSS_KEYS),
+    "rss_ingest", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*RSS_KEYS),
     description="Poll every configured RSS feed into raw.rss_* (checks included).",
 )
 
@@ -30,27 +31,29 @@ materialize_all_job = dg.define_asset_job(
 )
 
 listener_logs_job = dg.define_asset_job(
-    "load_listener_logs", selection=dg.AssetSelection.assets(*LOG_KEYS), partitions_def=LOG_PARTITIONS,
+    "load_listener_logs", tags=source_tags("listener_logs"),
+    selection=dg.AssetSelection.assets(*LOG_KEYS), partitions_def=LOG_PARTITIONS,
     description="Load one day's access-log files into raw.listener_events.",
 )
 
 platform_catalog_job = dg.define_asset_job(
-    "platform_catalog", selection=dg.AssetSelection.assets(*CATALOG_KEYS),
+    "platform_catalog", tags=source_tags("platforms"), selection=dg.AssetSelection.assets(*CATALOG_KEYS),
     description="Sync the catalogs (episode lists) of every configured platform API.",
 )
 
 platform_metrics_job = dg.define_asset_job(
-    "platform_metrics", selection=dg.AssetSelection.assets(*METRIC_KEYS), partitions_def=PLATFORM_PARTITIONS,
+    "platform_metrics", tags=source_tags("platforms"),
+    selection=dg.AssetSelection.assets(*METRIC_KEYS), partitions_def=PLATFORM_PARTITIONS,
     description="Sync one day of every platform metric stream (plus each platform's look-back window).",
 )
 
 sponsorship_campaigns_job = dg.define_asset_job(
-    "sync_sponsorship_campaigns", selection=dg.AssetSelection.assets(*CAMPAIGN_KEYS),
+    "sync_sponsorship_campaigns", tags=source_tags("sponsorships"), selection=dg.AssetSelection.assets(*CAMPAIGN_KEYS),
     description="Sync sponsors, campaigns and placements (sponsorship API and insertion-order folder).",
 )
 
 conversion_events_job = dg.define_asset_job(
-    "load_conversion_events", selection=dg.AssetSelection.assets(*CONVERSION_KEYS),
+    "load_conversion_events", tags=source_tags("conversions"), selection=dg.AssetSelection.assets(*CONVERSION_KEYS),
     description="Sync shop orders and load new pixel/vanity-visit files into raw.attribution_events.",
 )
 

@@ -24,6 +24,7 @@ from assets.reports.delivery import ReportDeliveryResource
 from assets.reports.generate import enforce_retention, generate_report
 from pipelines.gates import require_current_upstream
 from pipelines.quality_gate import asset_graph_of
+from pipelines.run_tags import tenant_tags
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 
@@ -100,6 +101,11 @@ def report_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: War
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
+def report_tenant_tags(partition_key: str) -> dict[str, str]:
+    """The run tag of the tenant a report partition (`<tenant>:<campaign or sponsor>`) belongs to."""
+    return tenant_tags(partition_key.partition(":")[0])
+
+
 campaign_reports_job = dg.define_asset_job(
     "campaign_reports", selection=dg.AssetSelection.assets(CAMPAIGN_REPORT), partitions_def=CAMPAIGN_PARTITIONS,
     description="Generate a campaign's report (every format) and deliver it when configured.",
@@ -122,7 +128,7 @@ def _campaign_schedule(name: str, cron: str, cadence: str):
         if not keys:
             return dg.SkipReason(f"no campaign due for a {cadence} report on {today}")
         return [dg.RunRequest(run_key=f"{cadence}:{key}:{today}", partition_key=key,
-                              tags={"report_cadence": cadence}) for key in keys]
+                              tags={"report_cadence": cadence, **report_tenant_tags(key)}) for key in keys]
 
     return _schedule
 
@@ -140,8 +146,8 @@ def weekly_sponsor_reports(context: dg.ScheduleEvaluationContext):
     keys = context.instance.get_dynamic_partitions(SPONSOR_PARTITIONS.name)
     if not keys:
         return dg.SkipReason("no sponsor partitions yet")
-    return [dg.RunRequest(run_key=f"weekly:{key}:{today}", partition_key=key, tags={"report_cadence": "weekly"})
-            for key in keys]
+    return [dg.RunRequest(run_key=f"weekly:{key}:{today}", partition_key=key,
+                          tags={"report_cadence": "weekly", **report_tenant_tags(key)}) for key in keys]
 
 
 class OnDemandReportConfig(ReportConfig):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     # trickling its answer is cut off; sources.yaml's `rss.deadline_seconds` overrides it for feeds).
     http_deadline_seconds: float = 60.0
     automation_interval_seconds: int = 30
+    # How a run executes its steps: `multiprocess` (Dagster's default: a process per step inside the
+    # run's own process or container) or `k8s_job` (each step a Kubernetes Job, dagster-k8s; only
+    # under the Helm chart's K8sRunLauncher, deploy/helm/values.yaml).
+    executor: Literal["multiprocess", "k8s_job"] = "multiprocess"
     # A report whose marts a running build is about to bring up to date waits this long for it.
     report_wait_for_builds_seconds: float = 1800.0
     # ROI benchmarks (marts.mart_roi_benchmarks) publish a pool only with at least this many

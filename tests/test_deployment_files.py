@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from functools import cache
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN_DIR = Path(sys.executable).parent
 DAGSTER_EXECUTABLES = {"dagster", "dagster-webserver", "dagster-daemon"}
 DAGSTER_SERVICES = ("user_code", "webserver", "daemon")
+# The run tags the queue limits: ours (pipelines/run_tags.py) and the one Dagster gives runs of a
+# partition with a `tenant` dimension.
+QUEUE_TAGS = ("podcast/tenant", "dagster/partition/tenant", "podcast/source")
 ENVIRONMENT = (
     "DATABASE_URL",
     "DAGSTER_PG_URL",
@@ -222,13 +226,23 @@ def test_dagster_yaml_uses_postgres_from_env_and_passes_the_schema():
     # runs queue a few at a time; the dbt build's pool (assets/dbt.py) takes one step at a time
     assert 0 < validated["concurrency"]["runs"]["max_concurrent_runs"] <= 10
     assert validated["concurrency"]["pools"]["default_limit"] == 1
+    # ... and at most 2 at once per tenant and per source, each value of the tag on its own
+    limits = {limit["key"]: limit for limit in validated["concurrency"]["runs"]["tag_concurrency_limits"]}
+    assert limits.keys() == set(QUEUE_TAGS)
+    for limit in limits.values():
+        assert limit["value"] == {"applyLimitPerUniqueValue": True} and limit["limit"] == 2
 
 
 def test_dockerfile_installs_the_project_from_repository_files():
     instructions = dockerfile_instructions()
     assert instructions[0] == ("FROM", ["python:3.11-slim"])
     runs = [" ".join(args) for keyword, args in instructions if keyword == "RUN"]
-    assert any(re.search(r"\bpip install (\S+ )*\.(\s|$)", run) for run in runs), runs
+    # The project with the extras of the ARG, which name extras pyproject.toml defines.
+    assert any(re.search(r'\bpip install (\S+ )*"?\.\[\$\{PODCAST_EXTRAS\}\]"?(\s|$)', run) for run in runs), runs
+    [extras] = [arg.split("=", 1)[1] for keyword, args in instructions if keyword == "ARG"
+                for arg in args if arg.startswith("PODCAST_EXTRAS=")]
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {"docker", "k8s"} == set(extras.split(",")) and set(extras.split(",")) <= optional.keys()
     exposed = {port for keyword, args in instructions if keyword == "EXPOSE" for port in args}
     assert {"3000", "4000"} <= exposed
 
@@ -242,7 +256,7 @@ def test_dockerfile_installs_the_project_from_repository_files():
         assert (ROOT / source).exists(), f"the Dockerfile copies {source}, which is missing"
         assert not any(fnmatch.fnmatch(source.rstrip("/"), p) for p in ignored), source
     home = PurePosixPath(dockerfile_env()["DAGSTER_HOME"])
-    assert ("dagster.yaml", home / "dagster.yaml") in copies
+    assert ("deploy/dagster.docker.yaml", home / "dagster.yaml") in copies
 
 
 def test_compose_mounts_a_feed_list_that_loads_and_documents_its_variables():
@@ -278,3 +292,76 @@ def test_docker_compose_config_accepts_the_file():
     result = subprocess.run([docker_compose, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_instance_is_dagster_yaml_plus_the_docker_run_launcher(tmp_path):
+    """deploy/dagster.docker.yaml differs from the embedded default only by its run launcher, which
+    the installed dagster-docker accepts, and the compose file gives that launcher what it names."""
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._core.launcher import RunLauncher
+    from dagster._serdes import ConfigurableClassData
+    from dagster_docker import DockerRunLauncher
+
+    docker = load_yaml("deploy/dagster.docker.yaml")
+    launcher = docker.pop("run_launcher")
+    assert docker == load_yaml("dagster.yaml")
+    assert "run_launcher" not in load_yaml("dagster.yaml")  # the embedded default launches in process
+    assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
+
+    (tmp_path / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.docker.yaml").read_text())
+    validated, _ = dagster_instance_config(str(tmp_path))
+    assert validated["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    section = validated["run_launcher"]
+    rehydrated = ConfigurableClassData(section["module"], section["class"],
+                                       yaml.safe_dump(section["config"])).rehydrate(RunLauncher)
+    assert isinstance(rehydrated, DockerRunLauncher)
+
+    config = compose()
+    services = config["services"]
+    user_code = services["user_code"]
+    options = launcher["config"]
+    assert options["image"] == user_code["image"] == user_code["environment"]["DAGSTER_CURRENT_IMAGE"]
+    assert options["networks"] == [config["networks"]["default"]["name"]]
+    assert options["container_kwargs"]["volumes_from"] == [user_code["container_name"]]
+    # Every variable the launcher copies is set in the daemon's environment (even if empty), and
+    # the run gets everything a Dagster service of the compose file gets.
+    daemon_env = services["daemon"]["environment"]
+    assert set(options["env_vars"]) <= daemon_env.keys()
+    assert set(ENVIRONMENT) <= set(options["env_vars"])
+    assert set(options["env_vars"]) >= {k for k in user_code["environment"] if k != "DAGSTER_CURRENT_IMAGE"}
+
+
+def test_only_the_daemon_and_webserver_reach_the_docker_socket():
+    services = compose()["services"]
+    socket = "/var/run/docker.sock:/var/run/docker.sock"
+    for name, service in services.items():
+        has_socket = socket in service.get("volumes", [])
+        assert has_socket == (name in {"daemon", "webserver"}), name
+    for name in ("daemon", "webserver"):
+        service = services[name]
+        assert service["group_add"] == ["${DOCKER_GID:-999}"]
+        # Their own mounts are those of every Dagster service, plus the socket.
+        assert set(service["volumes"]) - {socket} == set(services["user_code"]["volumes"])
+        assert "./deploy/dagster.docker.yaml:/opt/dagster/home/dagster.yaml:ro" in service["volumes"]
+
+
+def test_runs_carry_the_tags_the_queue_limits():
+    from dagster._core.storage.tags import get_multidimensional_partition_tag
+
+    from pipelines.jobs import JOBS
+    from pipelines.reports import report_tenant_tags
+    from pipelines.run_tags import SOURCE_TAG, TENANT_TAG
+    from assets.ingestion.megaphone_export import megaphone_export_job
+
+    assert {SOURCE_TAG, TENANT_TAG} < set(QUEUE_TAGS)
+    # the tag Dagster puts on a run of a partition with a `tenant` dimension
+    assert get_multidimensional_partition_tag("tenant") in QUEUE_TAGS
+    sources = {job.name: job.tags.get(SOURCE_TAG) for job in [*JOBS, megaphone_export_job]}
+    assert sources == {
+        "rss_ingest": "rss", "load_listener_logs": "listener_logs", "platform_catalog": "platforms",
+        "platform_metrics": "platforms", "sync_sponsorship_campaigns": "sponsorships",
+        "load_conversion_events": "conversions", "load_megaphone_exports": "megaphone",
+        # everything at once (first loads), and the SLA snapshot: no one source
+        "materialize_all": None, "sla_snapshot": None,
+    }
+    assert report_tenant_tags("acme:spring-launch") == {TENANT_TAG: "acme"}

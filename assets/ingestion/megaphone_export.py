@@ -39,6 +39,7 @@ from assets.ingestion.conversions import bounded_lines
 from assets.ingestion.identity import checked_hash_secret
 from assets.ingestion.platforms.sync import ensure_platform_tables
 from pipelines.identifiers import InvalidIdentifier, validate_identifier
+from pipelines.run_tags import source_tags
 from pipelines.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -391,6 +392,7 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
 
 
 megaphone_export_job = dg.define_asset_job(
-    "load_megaphone_exports", selection=dg.AssetSelection.assets(MEGAPHONE_KEY), partitions_def=MEGAPHONE_PARTITIONS,
+    "load_megaphone_exports", tags=source_tags("megaphone"),
+    selection=dg.AssetSelection.assets(MEGAPHONE_KEY), partitions_def=MEGAPHONE_PARTITIONS,
     description="Load one day's finalized Megaphone delivery exports into raw.megaphone_episode_metrics_daily.",
 )
