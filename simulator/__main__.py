@@ -81,16 +81,20 @@ DEMO_LOG_FORMATS = {"northwind": "s3", "riverbend": "cloudfront", "summit": "com
 
 def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: list[date] = DEMO_LOG_DAYS,
                     log_formats: dict[str, str] | None = DEMO_LOG_FORMATS) -> dict:
-    """Write the network's access logs into the landing folder (replacing earlier demo logs)
+    """Write the network's access logs into the landing folder (replacing earlier demo logs;
+    a file whose bytes are already there is left untouched, so a second demo re-delivers nothing)
     and their ground truth (IAB downloads per episode and day) to out_dir/logs_truth.json.
 
     `log_formats` (tenant -> `s3`, `cloudfront`, `combined`...) switches tenants to the shapes
     real hosts write (the requests and the truth stay the same); each switched tenant's media
     hosts go to the `listener_logs:` section of out_dir/sources.yaml, for logs without a host."""
-    if landing.exists():
-        shutil.rmtree(landing)
-    generated = truth_document(generate_logs(truth, landing, days, seed=seed, shared_ip_user_agents=SHARED_IP_USER_AGENTS,
-                                             formats=log_formats))
+    import tempfile
+
+    landing.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".demo-logs-", dir=landing.parent) as scratch:
+        generated = truth_document(generate_logs(truth, Path(scratch), days, seed=seed,
+                                                 shared_ip_user_agents=SHARED_IP_USER_AGENTS, formats=log_formats))
+        _replace_changed(Path(scratch), landing)
     if log_formats:
         sources_file = out_dir / "sources.yaml"
         document = (yaml.safe_load(sources_file.read_text()) if sources_file.exists() else None) or {}
@@ -105,6 +109,24 @@ def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: 
     (out_dir / "datacenters.txt").write_text("# data-centre ranges of the simulated network\n" + "\n".join(DATACENTER_CIDRS) + "\n")
     (out_dir / "logs_truth.json").write_text(json.dumps(generated, indent=1, sort_keys=True))
     return generated
+
+
+def _replace_changed(source: Path, target: Path) -> None:
+    """Make `target` hold exactly the files of `source`: files with other bytes (or new) are moved
+    in, files with the same bytes keep their time (nothing was delivered again), the rest go."""
+    wanted = {p.relative_to(source) for p in source.rglob("*") if p.is_file()}
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        if path.relative_to(target) not in wanted:
+            path.unlink()
+    for relative in sorted(wanted):
+        new, old = source / relative, target / relative
+        if old.is_file() and old.stat().st_size == new.stat().st_size and old.read_bytes() == new.read_bytes():
+            continue
+        old.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(new, old)
+    for folder in sorted((p for p in target.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def campaign_world(truth: dict, seed: int, days: list[date] = DEMO_LOG_DAYS):

@@ -186,17 +186,48 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
+def _demo_cli(*args, env):
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("podcast-analytics")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=1500)
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory):
+    """`podcast-analytics demo` twice in a fresh data directory (the second finds nothing new),
+    shared by tests/test_demo.py, which reads what the demos did, and then by
+    tests/test_demo_unattended.py, which hands the same deployment to the daemon."""
+    import socket
+
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME", "DAGSTER_PG_URL", "PODCAST_SOURCES_FILE")}
+    env.update(PODCAST_DATA_DIR=str(data_dir), PODCAST_SIMULATOR_PORT=str(port), COLUMNS="200")
+    first = _demo_cli("demo", env=env)
+    second = _demo_cli("demo", env=env)
+    url = f"postgresql://postgres@/podcast?host={data_dir / 'pg'}"
+    yield data_dir, env, first, second, url
+    _demo_cli("stop", env=env)
+
+
 # The suite runs on two workers (pytest-xdist, see pyproject.toml). A test module is one unit of
-# work, so its module fixtures are built once; the modules that share the session's attribution
-# warehouse are one unit too (SHARED_WAREHOUSE). The longest units go first, so the two workers
-# finish at about the same time.
-SHARED_WAREHOUSE = {"tests/test_attribution.py": "attribution_warehouse", "tests/test_reports.py": "attribution_warehouse",
-                    "tests/test_hostile_reports.py": "attribution_warehouse",
-                    "tests/test_benchmark_disclosure.py": "attribution_warehouse",
-                    "tests/test_privacy_requests.py": "attribution_warehouse",
-                    "tests/test_tenant_isolation.py": "attribution_warehouse",
-                    "tests/test_privacy_minimisation.py": "attribution_warehouse"}
-LONGEST_FIRST = ("tests/test_daemon.py", "tests/test_demo.py", "attribution_warehouse", "tests/test_cli_postgres.py",
+# work, so its module fixtures are built once; the modules that share a session fixture are one
+# unit too (SHARED_UNITS: the attribution warehouse, the demo's data directory), run in file
+# order. The longest units go first, so the two workers finish at about the same time.
+SHARED_FIXTURES = {"attribution_warehouse": "attribution_warehouse", "demo_runs": "demo"}
+SHARED_UNITS = {"tests/test_attribution.py": "attribution_warehouse", "tests/test_reports.py": "attribution_warehouse",
+                "tests/test_hostile_reports.py": "attribution_warehouse",
+                "tests/test_benchmark_disclosure.py": "attribution_warehouse",
+                "tests/test_privacy_requests.py": "attribution_warehouse",
+                "tests/test_tenant_isolation.py": "attribution_warehouse",
+                "tests/test_privacy_minimisation.py": "attribution_warehouse",
+                # the daemon takes the demo's deployment over after test_demo.py has read it
+                "tests/test_demo.py": "demo", "tests/test_demo_unattended.py": "demo"}
+LONGEST_FIRST = ("demo", "attribution_warehouse", "tests/test_cli_postgres.py",
                  "tests/test_concurrency.py",
                  "tests/test_downloads_incremental.py",
                  "tests/test_pipeline.py", "tests/test_quality_gates.py", "tests/test_platform_dbt.py")
@@ -204,13 +235,14 @@ LONGEST_FIRST = ("tests/test_daemon.py", "tests/test_demo.py", "attribution_ware
 
 def _work_unit(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
-    return SHARED_WAREHOUSE.get(module, module)
+    return SHARED_UNITS.get(module, module)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "attribution_warehouse" in getattr(item, "fixturenames", ()) and _work_unit(item.nodeid) != "attribution_warehouse":
-            raise pytest.UsageError(f"{item.nodeid} uses attribution_warehouse: add its module to SHARED_WAREHOUSE")
+        for fixture, unit in SHARED_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and _work_unit(item.nodeid) != unit:
+                raise pytest.UsageError(f"{item.nodeid} uses {fixture}: add its module to SHARED_UNITS as {unit!r}")
     rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(_work_unit(item.nodeid), len(rank)))  # stable: file order otherwise
 

@@ -16,8 +16,8 @@ import pytest
 from tests.conftest import REPO_ROOT, query
 from tests.test_privacy_minimisation import PERSONAL, personal_data_in_tables
 
-# Two demos in the module's fixture, each a few minutes on a busy machine: the first test to use
-# it pays for both.
+# Two demos in the session's `demo_runs` fixture (tests/conftest.py), each a few minutes on a busy
+# machine: the first test to use it pays for both.
 pytestmark = pytest.mark.timeout(3600)
 
 
@@ -30,18 +30,6 @@ def _free_port() -> int:
 def _cli(*args, env):
     exe = Path(sys.executable).with_name("podcast-analytics")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=1500)
-
-
-@pytest.fixture(scope="module")
-def demo_runs(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("demo-data")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME", "DAGSTER_PG_URL", "PODCAST_SOURCES_FILE")}
-    env.update(PODCAST_DATA_DIR=str(data_dir), PODCAST_SIMULATOR_PORT=str(_free_port()), COLUMNS="200")
-    first = _cli("demo", env=env)
-    second = _cli("demo", env=env)
-    url = f"postgresql://postgres@/podcast?host={data_dir / 'pg'}"
-    yield data_dir, env, first, second, url
-    _cli("stop", env=env)
 
 
 def test_demo_runs_to_completion_with_ground_truth(demo_runs):

@@ -1,6 +1,7 @@
-"""Unattended operation, end to end: after `podcast-analytics demo`, the Dagster daemon and a code
-server (subprocesses, as a deployment runs them) take new raw data to the marts and the reports
-with nobody launching anything, and repeat none of the demo's loads.
+"""Unattended operation, end to end: after `podcast-analytics demo` (the session's `demo_runs`,
+which tests/test_demo.py has read first), the Dagster daemon and a code server (subprocesses, as a
+deployment runs them) take new raw data to the marts and the reports with nobody launching
+anything, and repeat none of the demo's loads.
 
 No `execute_in_process` here: every run below is started by the daemon (a sensor, a schedule or
 the automation sensor) and executed by the code server's run workers.
@@ -64,7 +65,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
+def deployment(demo_runs):
     from pipelines.cli import psycopg2_url
     from resources.warehouse import resolve_urls
     from simulator.__main__ import campaign_world, simulator_credentials
@@ -72,14 +73,10 @@ def deployment(tmp_path_factory):
     from simulator.server import SimulatorServer
     from simulator.truth import ground_truth
 
-    data_dir = tmp_path_factory.mktemp("deployed")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "DAGSTER_HOME", "DAGSTER_PG_URL", "PODCAST_SOURCES_FILE")}
-    env.update(PODCAST_DATA_DIR=str(data_dir), PODCAST_SIMULATOR_PORT=str(port), COLUMNS="200")
-    demo = subprocess.run([_bin("podcast-analytics"), "demo"], env=env, cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=1800)
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    data_dir, demo_env, first, _, _ = demo_runs
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    env = dict(demo_env)
+    port = int(env["PODCAST_SIMULATOR_PORT"])  # the feed URLs the demo stored point there
 
     warehouse_url, dagster_url = resolve_urls(None, data_dir, "podcast", "dagster")
     sources = data_dir / "simulator" / "sources.yaml"
