@@ -124,8 +124,9 @@ def test_campaigns_and_conversions_land_as_the_simulator_wrote_them(fresh_db, si
         ("sponsorship_api", "invalid_attribution_window"): 3, ("sponsorship_api", "invalid_position"): 3,
         ("insertion_order", "invalid_date"): 3,
         ("shop_orders", "missing_id"): shops, ("shop_orders", "invalid_money"): shops,
-        ("shop_orders", "invalid_timestamp"): shops,
+        ("shop_orders", "invalid_timestamp"): shops, ("shop_orders", "future_timestamp"): shops,
         ("pixel", "invalid_json"): pixels, ("pixel", "invalid_timestamp"): pixels, ("pixel", "invalid_money"): pixels,
+        ("pixel", "future_timestamp"): pixels,
         ("vanity", "invalid_timestamp"): 3,
     })
 

@@ -62,6 +62,7 @@ HOSTILE_PIXELS = [
     (json.dumps([pixel(911)]), "invalid_json"),
     ("[" * 100_000, "invalid_json"),                                       # nesting deeper than the parser goes
     (json.dumps(pixel(912, ua="x" * (MAX_RECORD_BYTES + 10))), "record_too_large"),
+    (json.dumps(pixel(913, ts="2099-01-01T00:00:00Z")), "future_timestamp"),   # after load time + tolerance
 ]
 
 
@@ -136,10 +137,11 @@ def shop_orders() -> list:
             {**order, "id": 1003, "currency": "US\x00D"},
             {**order, "id": 1004, "total_price": "NaN"},
             {**order, "id": 1005, "created_at": "03/11/2026"},
+            {**order, "id": 1006, "created_at": "2099-01-01T00:00:00Z"},   # after load time + tolerance
             ["not", "an", "order"]]
 
 
-SHOP_REASONS = ["invalid_number", "invalid_record", "invalid_text", "invalid_timestamp", "invalid_type"]
+SHOP_REASONS = ["future_timestamp", "invalid_number", "invalid_record", "invalid_text", "invalid_timestamp", "invalid_type"]
 
 
 class SponsorshipApi(BaseHTTPRequestHandler):
@@ -262,7 +264,7 @@ def test_each_hostile_pixel_line_is_quarantined_with_its_reason_and_the_rest_is_
     # The valid lines after the hostile ones in the same file, and the later files, are stored.
     stored = {r[0] for r in query(url, "select event_id from raw.attribution_events where tenant_id = 'hq'")}
     assert {f"ev-{n}" for n in range(60)} <= stored
-    assert not stored & {f"ev-{n}" for n in range(900, 913)}
+    assert not stored & {f"ev-{n}" for n in range(900, 914)}
     assert query(url, "select count(*) from raw.attribution_events where tenant_id = 'other' and source = 'vanity'") == [(10,)]
     # The quarantined NUL line is kept as evidence (the NUL shown as U+FFFD), without the address.
     evidence = query(url, "select payload from quarantine.campaign_records where record_key = %s",
