@@ -55,7 +55,16 @@ FUTURE_EVENT_AT = datetime(2036, 1, 1, 12, tzinfo=timezone.utc)  # a device cloc
 # reports show (README, "Costs, ROI and the range the demo targets").
 CPM_RATES = ("18.00", "25.00", "32.00", "45.00")
 CPM_BUDGETS = (3, 5, 8, 12)
-FLAT_FEES = (600, 900, 1200, 1500)
+# A flat fee is priced on the audience the placements reach: dollars per household reached
+# (at least FLAT_FEE_MIN, rounded to $50).
+FLAT_FEE_PER_HOUSEHOLD = (16, 20, 24, 28)
+FLAT_FEE_MIN = Decimal(300)
+# The ROI range demo campaigns target (README, "Costs, ROI and the range the demo targets"): flat-fee
+# campaigns that reached at least ROI_TARGET_MIN_REACH households. CPM campaigns are outside it by
+# construction (a few hundred simulated downloads at real CPMs cost dollars, against conversions
+# planted densely enough to test attribution); a campaign that reached almost no one loses its fee.
+ROI_TARGET = (Decimal("-0.80"), Decimal("3.00"))
+ROI_TARGET_MIN_REACH = 10
 
 
 def _money(value: Decimal) -> Decimal:
@@ -331,7 +340,8 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> 
                 start = date(2026, 10, 28) + timedelta(days=rng.randint(0, 4))
                 end = date(2026, 11, 20) + timedelta(days=rng.randint(0, 25))
                 size = rng.randrange(4)
-                budget = Decimal(FLAT_FEES[size] if pricing == "flat" else CPM_BUDGETS[size])
+                # A flat fee's amount is set below, once the audience its placements reach is known.
+                budget = Decimal(FLAT_FEE_PER_HOUSEHOLD[size] if pricing == "flat" else CPM_BUDGETS[size])
                 flat_fee = budget if pricing == "flat" else None
                 cpm_rate = Decimal(rng.choice(CPM_RATES)) if pricing == "cpm" else None
                 via_io = k == 3 or (k == 0 and j == 1)
@@ -373,6 +383,13 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> 
                         campaign.updated_at + timedelta(minutes=p_number),
                     ))
     exposures = compute_exposures(logs.windows, episodes, campaigns, placements)
+    reached: dict[str, set[str]] = defaultdict(set)
+    for e in exposures:
+        reached[e.campaign_id].add(e.household)
+    for c in campaigns:
+        if c.pricing_model == "flat":
+            fee = max(FLAT_FEE_MIN, (c.budget * len(reached[c.campaign_id]) / 50).quantize(Decimal(1)) * 50)
+            c.budget = c.flat_fee = fee
     world = CampaignWorld(seed, sponsors, campaigns, placements, [], exposures, [], agents,
                           listener_households, shared)
     for w in logs.windows:
