@@ -738,11 +738,11 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
         mine = exposures_of[c.campaign_id]
         impressions = len(mine)
         households = {e.household for e in mine}
-        flight_days = (c.flight_end - c.flight_start).days + 1
-        elapsed = max(0, min(flight_days, (as_of[c.tenant_id] - c.flight_start).days + 1)) if c.tenant_id in as_of else 0
+        flight_length = (c.flight_end - c.flight_start).days + 1
+        elapsed = max(0, min(flight_length, (as_of[c.tenant_id] - c.flight_start).days + 1)) if c.tenant_id in as_of else 0
         if c.pricing_model == "flat":  # accrues evenly over the flight's days
             contracted = _money(c.flat_fee)
-            cost = _money(c.flat_fee * elapsed / flight_days)
+            cost = _money(c.flat_fee * elapsed / flight_length)
         else:  # accrues on delivered ads, capped at the budget
             contracted = _money(c.budget)
             cost = min(c.budget, _money(Decimal(impressions) / 1000 * c.cpm_rate))
@@ -788,7 +788,7 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
             "frequency": str((Decimal(impressions) / len(households)).quantize(Decimal("0.0001"))) if households else None,
             "cost": str(cost), "contracted_cost": str(contracted),
             "as_of_date": as_of[c.tenant_id].isoformat() if c.tenant_id in as_of else None,
-            "flight_days": flight_days, "flight_days_elapsed": elapsed, "is_flight_complete": elapsed == flight_days,
+            "flight_days": flight_length, "flight_days_elapsed": elapsed, "is_flight_complete": elapsed == flight_length,
             "models": models, "selected": models[c.attribution_model],
             "lift": {
                 "exposed_households": len(exposed_eligible), "exposed_converted": len(exposed_converted),
