@@ -11,7 +11,8 @@ the time the data itself carries, not when it was loaded:
 | `sponsorships` | the newest change the sponsorship API reports (`updated_at`; insertion-order rows, which carry none, count from their load) | `raw.sponsors`, `raw.campaigns`, `raw.placements` |
 | `<platform>` | the end of the newest metric day (today's partial day counts up to now), or a newer episode publication | each platform's daily tables and episode catalog |
 
-Times beyond now + `FUTURE_TOLERANCE` are ignored (a clock-skewed or planted future row must not
+Times beyond now + `PODCAST_FUTURE_TOLERANCE` (default `FUTURE_TOLERANCE`, the loaders'
+quarantine bound too) are ignored (a clock-skewed or planted future row must not
 make a source look fresh). Freshness is then `now - newest`. `user_agent_patterns` is reference
 data without an event time and has no entry.
 """
@@ -20,7 +21,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from psycopg import sql
 
-FUTURE_TOLERANCE = timedelta(minutes=5)
+from pipelines.settings import get_settings
+
+FUTURE_TOLERANCE = timedelta(minutes=5)  # the default of PODCAST_FUTURE_TOLERANCE
 
 # source -> [(table, event-time column, kind)]; kind "time" is a timestamptz, "day" a metric date
 # whose data is complete at the end of that day, "date" a publication date (its start counts).
@@ -112,7 +115,7 @@ def newest_event_times(conn, now: datetime | None = None) -> dict[tuple[str, str
     `conn` is a psycopg 3 connection to the warehouse; tables that do not exist yet are skipped.
     Sources without any accepted event for a tenant have no entry."""
     now = datetime.now(timezone.utc) if now is None else now
-    limit = now + FUTURE_TOLERANCE
+    limit = now + get_settings().future_tolerance_delta()
     present = _present(conn)
     out: dict[tuple[str, str], datetime] = {}
 

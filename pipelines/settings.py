@@ -8,6 +8,8 @@ repository). Other variables carry the `PODCAST_` prefix.
 from __future__ import annotations
 
 import functools
+import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +52,9 @@ class Settings(BaseSettings):
     # What bounds the log loader's memory: a longer line is quarantined as `line_too_long` (its
     # first KiB kept) without being held whole; at most this many client addresses cached per file.
     log_max_line_bytes: int = 64 << 10
+    # An event stamped later than its load time plus this (a clock skew allowance) is quarantined
+    # as `future_timestamp` by every loader: access-log lines, conversions, platform metric days.
+    future_tolerance: str = Field(default="5min", pattern=DURATION_PATTERN)
     log_address_cache_size: int = 500_000
     megaphone_export_url: str | None = None
     ip_hash_secret: str | None = None
@@ -117,6 +122,15 @@ class Settings(BaseSettings):
     def resolved_user_agent_store_dir(self) -> Path:
         """Where `podcast-analytics user-agents update` keeps the OPAWG files and their version."""
         return self.user_agent_store_dir or self.data_dir / "user_agents"
+
+    def future_tolerance_delta(self) -> timedelta:
+        """`future_tolerance` (`PODCAST_FUTURE_TOLERANCE`: `300s`, `5min`, `1h`; a bare number is seconds)."""
+        number, unit = re.fullmatch(r"([0-9]+)(ms|s|min|h|d)?", self.future_tolerance).groups()
+        return timedelta(seconds=int(number) * {"ms": 0.001, "s": 1, None: 1, "min": 60, "h": 3600, "d": 86400}[unit])
+
+    def latest_event_time(self, now: datetime | None = None) -> datetime:
+        """The latest event time a load running at `now` (default: the clock) accepts."""
+        return (now or datetime.now(timezone.utc)) + self.future_tolerance_delta()
 
     def resolved_log_landing_dir(self) -> Path:
         """Where access logs are dropped: one folder per tenant."""

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from simulator.buyers import Buyer, buyer, order_contact, pixel_contact
-from simulator.campaigns import Campaign, CampaignWorld, Event, Placement, Sponsor
+from simulator.campaigns import FUTURE_EVENT_AT, Campaign, CampaignWorld, Event, Placement, Sponsor
 from simulator.platforms import Reply
 
 SHOP_API_VERSION = "2024-10"
@@ -159,6 +159,8 @@ def bad_orders(world: CampaignWorld, sponsor: Sponsor) -> list[dict[str, Any]]:
             order["id"] = None
         elif record["kind"] == "negative_total":
             order["total_price"] = "-19.99"
+        elif record["kind"] == "future_timestamp":  # a clock years ahead: quarantined, not counted
+            order["created_at"] = order["updated_at"] = _shop_time(FUTURE_EVENT_AT)
         else:
             order["created_at"] = "31/11/2026 25:61"
         out.append(order)
@@ -431,6 +433,10 @@ def write_event_files(world: CampaignWorld, landing: Path) -> list[Path]:
             line = json.dumps({"event_id": f"bad-ts-{record['sponsor_id']}", "advertiser_id": record["sponsor_id"],
                                "event": "purchase", "ts": "yesterday 25:00", "ip": "100.64.1.1", "value": 10.0,
                                **pixel_contact(person)})
+        elif record["kind"] == "future_timestamp":
+            line = json.dumps({"event_id": f"bad-future-{record['sponsor_id']}", "advertiser_id": record["sponsor_id"],
+                               "event": "purchase", "ts": FUTURE_EVENT_AT.isoformat().replace("+00:00", "Z"),
+                               "ip": "100.64.1.4", "value": 25.0, **pixel_contact(person)})
         elif record["kind"] == "negative_value":
             line = json.dumps({"event_id": f"bad-value-{record['sponsor_id']}", "advertiser_id": record["sponsor_id"],
                                "event": "purchase", "ts": "2026-11-05T10:00:00Z", "ip": "100.64.1.2", "value": -40.0,

@@ -42,6 +42,29 @@ BROWSERS = (
 )
 CENT = Decimal("0.01")
 EPOCH = datetime(2026, 9, 1, tzinfo=timezone.utc)  # records are created from here on
+# The simulated network's present: events, edits and refunds planted after it have not happened
+# yet and are not written (a loader would quarantine them as `future_timestamp`, and the truth
+# cannot count what has not happened). The only later events are the planted hostile ones
+# (`FUTURE_EVENT_AT`), which the truth excludes as bad records.
+SIMULATED_NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
+FUTURE_EVENT_AT = datetime(2036, 1, 1, 12, tzinfo=timezone.utc)  # a device clock years ahead
+# Prices as podcast ads are sold: host-read CPMs of $18-$50 (IAB / Advertiser Perceptions podcast
+# ad revenue studies; agencies quote about $25 for a 60-second mid-roll). CPM budgets are sized to
+# the simulated audience (a few hundred downloads per campaign in three days of logs), so the
+# cap binds for some campaigns; flat fees are sized so that ROI lands in the range real campaign
+# reports show (README, "Costs, ROI and the range the demo targets").
+CPM_RATES = ("18.00", "25.00", "32.00", "45.00")
+CPM_BUDGETS = (3, 5, 8, 12)
+# A flat fee is priced on the audience the placements reach: dollars per household reached
+# (at least FLAT_FEE_MIN, rounded to $50).
+FLAT_FEE_PER_HOUSEHOLD = (16, 20, 24, 28)
+FLAT_FEE_MIN = Decimal(300)
+# The ROI range demo campaigns target (README, "Costs, ROI and the range the demo targets"): flat-fee
+# campaigns that reached at least ROI_TARGET_MIN_REACH households. CPM campaigns are outside it by
+# construction (a few hundred simulated downloads at real CPMs cost dollars, against conversions
+# planted densely enough to test attribution); a campaign that reached almost no one loses its fee.
+ROI_TARGET = (Decimal("-0.80"), Decimal("3.00"))
+ROI_TARGET_MIN_REACH = 10
 
 
 def _money(value: Decimal) -> Decimal:
@@ -316,11 +339,11 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> 
                 model = MODELS[(c_index + j) % len(MODELS)]
                 start = date(2026, 10, 28) + timedelta(days=rng.randint(0, 4))
                 end = date(2026, 11, 20) + timedelta(days=rng.randint(0, 25))
-                budget = Decimal(rng.choice((400, 750, 1200, 2500)))
+                size = rng.randrange(4)
+                # A flat fee's amount is set below, once the audience its placements reach is known.
+                budget = Decimal(FLAT_FEE_PER_HOUSEHOLD[size] if pricing == "flat" else CPM_BUDGETS[size])
                 flat_fee = budget if pricing == "flat" else None
-                cpm_rate = Decimal(rng.choice(("18.00", "22.50", "25.00", "31.75"))) if pricing == "cpm" else None
-                if pricing == "cpm" and c_index % 7 == 3:
-                    budget = Decimal("1.00")  # a test buy: the CPM cost is capped at the budget
+                cpm_rate = Decimal(rng.choice(CPM_RATES)) if pricing == "cpm" else None
                 via_io = k == 3 or (k == 0 and j == 1)
                 campaign = Campaign(
                     tenant, f"cmp-{tenant}-{c_index + 1:03d}", sponsor.sponsor_id,
@@ -360,6 +383,13 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> 
                         campaign.updated_at + timedelta(minutes=p_number),
                     ))
     exposures = compute_exposures(logs.windows, episodes, campaigns, placements)
+    reached: dict[str, set[str]] = defaultdict(set)
+    for e in exposures:
+        reached[e.campaign_id].add(e.household)
+    for c in campaigns:
+        if c.pricing_model == "flat":
+            fee = max(FLAT_FEE_MIN, (c.budget * len(reached[c.campaign_id]) / 50).quantize(Decimal(1)) * 50)
+            c.budget = c.flat_fee = fee
     world = CampaignWorld(seed, sponsors, campaigns, placements, [], exposures, [], agents,
                           listener_households, shared)
     for w in logs.windows:
@@ -510,6 +540,11 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
             t, s, h = candidates[0]
             e = sorted(exposures_by[(t, s, h)], key=lambda x: x.exposed_at)[-1]
             conversion(world.sponsor(t, s), e.exposed_at + timedelta(hours=3), e.ip, "organic", note="organic_in_window")
+    # What has not happened by the network's present is not written.
+    events[:] = [ev for ev in events if ev.occurred_at <= SIMULATED_NOW]
+    for ev in events:
+        ev.edits = [(t, v) for t, v in ev.edits if t <= SIMULATED_NOW]
+        ev.refunds = [(t, a) for t, a in ev.refunds if t <= SIMULATED_NOW]
     events.sort(key=lambda ev: (ev.tenant_id, ev.occurred_at, ev.event_id))
     _plant_bad_records(world, rng)
 
@@ -526,11 +561,11 @@ def _plant_bad_records(world: CampaignWorld, rng: random.Random) -> None:
     bad = world.bad_records
     for sponsor in world.sponsors:
         if sponsor.tracking == "shop":
-            for kind in ("missing_id", "negative_total", "invalid_timestamp"):
+            for kind in ("missing_id", "negative_total", "invalid_timestamp", "future_timestamp"):
                 bad.append({"tenant_id": sponsor.tenant_id, "source": "shop_orders", "sponsor_id": sponsor.sponsor_id,
                             "kind": kind, "key": f"{sponsor.store}:{kind}"})
         else:
-            for kind in ("invalid_json", "invalid_timestamp", "negative_value"):
+            for kind in ("invalid_json", "invalid_timestamp", "negative_value", "future_timestamp"):
                 bad.append({"tenant_id": sponsor.tenant_id, "source": "pixel", "sponsor_id": sponsor.sponsor_id,
                             "kind": kind, "key": f"{sponsor.sponsor_id}:{kind}"})
     for tenant in sorted(world.listener_households):
@@ -694,13 +729,22 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
     exposures_of: dict[str, list[Exposure]] = defaultdict(list)
     for e in world.exposures:
         exposures_of[e.campaign_id].append(e)
+    # The data's as-of day per tenant: the newest day with an accepted event or a delivered ad.
+    as_of: dict[str, date] = {}
+    for tenant, day in [(ev.tenant_id, ev.occurred_at.date()) for ev in world.events] + \
+            [(e.tenant_id, e.exposed_at.date()) for e in world.exposures]:
+        as_of[tenant] = max(day, as_of.get(tenant, day))
     for c in world.campaigns:
         mine = exposures_of[c.campaign_id]
         impressions = len(mine)
         households = {e.household for e in mine}
-        if c.pricing_model == "flat":
-            cost = _money(c.flat_fee)
-        else:
+        flight_length = (c.flight_end - c.flight_start).days + 1
+        elapsed = max(0, min(flight_length, (as_of[c.tenant_id] - c.flight_start).days + 1)) if c.tenant_id in as_of else 0
+        if c.pricing_model == "flat":  # accrues evenly over the flight's days
+            contracted = _money(c.flat_fee)
+            cost = _money(c.flat_fee * elapsed / flight_length)
+        else:  # accrues on delivered ads, capped at the budget
+            contracted = _money(c.budget)
             cost = min(c.budget, _money(Decimal(impressions) / 1000 * c.cpm_rate))
         models = {}
         for m in MODELS:
@@ -742,7 +786,10 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
             "attribution_model": c.attribution_model, "pricing_model": c.pricing_model,
             "impressions": impressions, "reach": len(households),
             "frequency": str((Decimal(impressions) / len(households)).quantize(Decimal("0.0001"))) if households else None,
-            "cost": str(cost), "models": models, "selected": models[c.attribution_model],
+            "cost": str(cost), "contracted_cost": str(contracted),
+            "as_of_date": as_of[c.tenant_id].isoformat() if c.tenant_id in as_of else None,
+            "flight_days": flight_length, "flight_days_elapsed": elapsed, "is_flight_complete": elapsed == flight_length,
+            "models": models, "selected": models[c.attribution_model],
             "lift": {
                 "exposed_households": len(exposed_eligible), "exposed_converted": len(exposed_converted),
                 "baseline_households": len(baseline), "baseline_converted": len(baseline_converted),
@@ -762,6 +809,9 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
                     "download during the flight, no exposure to any of the sponsor's campaigns, not shared; "
                     "converted = a conversion of the sponsor from flight start to flight end + window",
             "revenue": "net: current order total minus refunds; leads count as conversions with 0 revenue",
+            "cost": "cost to date: a flat fee accrues evenly over the flight's days up to the tenant's as-of day (the "
+                    "newest day with an accepted event or delivered ad, counted whole); CPM accrues on delivered "
+                    "ads (impressions x rate / 1000), capped at the budget",
         },
         "campaigns": out_campaigns,
         "conversions": rows,

@@ -124,8 +124,9 @@ def test_campaigns_and_conversions_land_as_the_simulator_wrote_them(fresh_db, si
         ("sponsorship_api", "invalid_attribution_window"): 3, ("sponsorship_api", "invalid_position"): 3,
         ("insertion_order", "invalid_date"): 3,
         ("shop_orders", "missing_id"): shops, ("shop_orders", "invalid_money"): shops,
-        ("shop_orders", "invalid_timestamp"): shops,
+        ("shop_orders", "invalid_timestamp"): shops, ("shop_orders", "future_timestamp"): shops,
         ("pixel", "invalid_json"): pixels, ("pixel", "invalid_timestamp"): pixels, ("pixel", "invalid_money"): pixels,
+        ("pixel", "future_timestamp"): pixels,
         ("vanity", "invalid_timestamp"): 3,
     })
 
@@ -222,8 +223,11 @@ def test_truth_is_internally_consistent(side):
     for row in truth["campaigns"]:
         c = campaigns[row["campaign_id"]]
         cost = Decimal(row["cost"])
-        if c.pricing_model == "flat":
-            assert cost == c.flat_fee
+        if c.pricing_model == "flat":  # accrued over the flight days up to the as-of date
+            days = (c.flight_end - c.flight_start).days + 1
+            assert row["flight_days"] == days and Decimal(row["contracted_cost"]) == c.flat_fee
+            assert cost == (c.flat_fee * row["flight_days_elapsed"] / days).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            assert row["is_flight_complete"] == (row["flight_days_elapsed"] == days)
         else:
             assert cost == min(c.budget, (Decimal(row["impressions"]) / 1000 * c.cpm_rate).quantize(Decimal("0.01"), ROUND_HALF_UP))
         revenue = Decimal(row["selected"]["revenue"])

@@ -304,6 +304,30 @@ def test_demo_report_partitions_each_record_their_own_report(demo_runs, monkeypa
                                   "from marts.mart_campaign_roi where is_selected_model")[0]
             assert len(made) == subjects[0 if scope == "campaign" else 1] and not observed
             assert_each_partition_has_its_own_report(url, made)
+def test_no_accepted_event_is_later_than_its_load_and_freshness_lines_are_not_in_the_future(demo_runs):
+    """Every accepted conversion and request is dated no later than its load plus the tolerance;
+    the simulator's future-dated conversions are quarantined as `future_timestamp`; every
+    report's freshness dates are on or before the day it was generated."""
+    import re
+
+    from pipelines.settings import Settings
+
+    data_dir, *_, url = demo_runs
+    tolerance = Settings().future_tolerance_delta()
+    assert query(url, "select count(*) from raw.attribution_events where occurred_at > _ingested_at + %s",
+                 (tolerance,)) == [(0,)]
+    assert query(url, "select count(*) from raw.listener_events as e inner join ops.listener_log_files as f "
+                      "using (file_key) where e.event_time > f.loaded_at + %s", (tolerance,)) == [(0,)]
+    truth = json.loads((data_dir / "simulator" / "campaign_truth.json").read_text())
+    planted = sum(1 for r in truth["bad_records"] if r["kind"] == "future_timestamp")
+    assert planted > 0 and query(url, "select count(*) from quarantine.campaign_records "
+                                      "where reason_code = 'future_timestamp'") == [(planted,)]
+    files = query(url, "select file_url, generated_at from reports.reports where format = 'json'")
+    assert files
+    for path, generated in files:
+        freshness = json.loads(Path(path).read_text())["data_freshness"]
+        days = [d for v in freshness.values() for d in re.findall(r"\d{4}-\d{2}-\d{2}", str(v))]
+        assert days and max(days) <= generated.date().isoformat(), (path, freshness)
 
 
 # What the demo itself produces: delivery, alert, integration and schedule metrics stay empty

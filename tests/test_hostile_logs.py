@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -176,6 +177,27 @@ def test_addresses_are_hashed_alike_with_a_cache_of_ten(hostile_run):
                         "order by line_no", (f"northwind/many-{DAY}.log",))
     ips = [line.split()[1] for line in MANY.decode().splitlines()]
     assert stored == [(i, *HASHER.hash_ip(ip)[:2]) for i, ip in enumerate(ips, start=1)]
+
+
+def test_requests_after_load_time_plus_tolerance_are_quarantined_and_the_rest_stored(fresh_db, tmp_path, monkeypatch):
+    """Ten minutes of requests (one a second from 10:00:00) loaded at 10:00:00 with
+    PODCAST_FUTURE_TOLERANCE=2min: the requests up to 10:02:00 are stored, the later ones are
+    quarantined as `future_timestamp` in the same load."""
+    monkeypatch.setenv("PODCAST_FUTURE_TOLERANCE", "2min")
+    get_settings.cache_clear()
+    write(tmp_path / "northwind" / f"clock-{DAY}.log", lines_of("clock", 600))
+    try:
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            [log] = discover(tmp_path, settle_seconds=0)
+            result = load_file(conn, log, HASHER, "b1", now=datetime(2026, 11, 1, 10, tzinfo=timezone.utc))
+    finally:
+        get_settings.cache_clear()
+    assert result.rows == 121 and result.quarantined == {"future_timestamp": 479}
+    assert query(fresh_db, "select min(line_no), max(line_no), max(event_time) from raw.listener_events "
+                           "where file_key = %s", (log.file_key,)) == [
+        (1, 121, datetime(2026, 11, 1, 10, 2, tzinfo=timezone.utc))]
+    assert query(fresh_db, "select reason_code, count(*), min(line_no) from quarantine.listener_events "
+                           "where file_key = %s group by 1", (log.file_key,)) == [("future_timestamp", 479, 122)]
 
 
 def test_address_cache_stays_within_its_bound(fresh_db, tmp_path, monkeypatch):

@@ -62,6 +62,7 @@ HOSTILE_PIXELS = [
     (json.dumps([pixel(911)]), "invalid_json"),
     ("[" * 100_000, "invalid_json"),                                       # nesting deeper than the parser goes
     (json.dumps(pixel(912, ua="x" * (MAX_RECORD_BYTES + 10))), "record_too_large"),
+    (json.dumps(pixel(913, ts="2099-01-01T00:00:00Z")), "future_timestamp"),   # after load time + tolerance
 ]
 
 
@@ -136,10 +137,11 @@ def shop_orders() -> list:
             {**order, "id": 1003, "currency": "US\x00D"},
             {**order, "id": 1004, "total_price": "NaN"},
             {**order, "id": 1005, "created_at": "03/11/2026"},
+            {**order, "id": 1006, "created_at": "2099-01-01T00:00:00Z"},   # after load time + tolerance
             ["not", "an", "order"]]
 
 
-SHOP_REASONS = ["invalid_number", "invalid_record", "invalid_text", "invalid_timestamp", "invalid_type"]
+SHOP_REASONS = ["future_timestamp", "invalid_number", "invalid_record", "invalid_text", "invalid_timestamp", "invalid_type"]
 
 
 class SponsorshipApi(BaseHTTPRequestHandler):
@@ -262,7 +264,7 @@ def test_each_hostile_pixel_line_is_quarantined_with_its_reason_and_the_rest_is_
     # The valid lines after the hostile ones in the same file, and the later files, are stored.
     stored = {r[0] for r in query(url, "select event_id from raw.attribution_events where tenant_id = 'hq'")}
     assert {f"ev-{n}" for n in range(60)} <= stored
-    assert not stored & {f"ev-{n}" for n in range(900, 913)}
+    assert not stored & {f"ev-{n}" for n in range(900, 914)}
     assert query(url, "select count(*) from raw.attribution_events where tenant_id = 'other' and source = 'vanity'") == [(10,)]
     # The quarantined NUL line is kept as evidence (the NUL shown as U+FFFD), without the address.
     evidence = query(url, "select payload from quarantine.campaign_records where record_key = %s",
@@ -560,3 +562,29 @@ def test_a_platform_record_with_a_nul_is_quarantined_and_the_rest_of_its_unit_st
                       "from quarantine.platform_records order by 1") == [
         ("2", "invalid_text", "T\ufffdwo", None), ("3", "invalid_text", "Three", "x\ufffdy")]
     assert job.cursor("episodes") == {"n": 1} and job.stats.units == 2
+
+
+def test_platform_metric_days_after_the_load_day_are_quarantined_and_the_rest_stored(new_warehouse):
+    """Daily downloads loaded on 2026-11-05 (10:00 UTC): the rows of 11-05 (a partial day) and
+    before are stored; those of 11-06 and 11-07 are quarantined as `future_timestamp`."""
+    from datetime import date, datetime, timezone
+
+    from assets.ingestion.platforms.base import ShowSync, SyncStats, no_checkpoint
+    from assets.ingestion.platforms.buzzsprout import Buzzsprout, BuzzsproutConfig, BuzzsproutShow
+
+    url = new_warehouse("t_hostile")
+    config = BuzzsproutConfig(base_url="http://127.0.0.1:9", shows=[])
+    show = BuzzsproutShow(tenant_id="acme", podcast_id="p1", token_env="UNUSED")
+    job = ShowSync(Buzzsprout(), url, config, show, None, frozenset({"downloads"}), date(2026, 11, 1),
+                   date(2026, 11, 7), "batch-1", "sync-1", SyncStats(), no_checkpoint,
+                   now=datetime(2026, 11, 5, 10, tzinfo=timezone.utc))
+    rows = [{"episode_id": "1", "download_date": date(2026, 11, day), "downloads": day} for day in range(3, 8)]
+    try:
+        job.store("downloads", rows, [], {"n": 1})
+    finally:
+        job.close()
+    assert query(url, "select download_date, downloads from raw.buzzsprout_episode_downloads_daily order by 1") == [
+        (date(2026, 11, day), day) for day in (3, 4, 5)]
+    assert query(url, "select record_key, reason_code, record_date from quarantine.platform_records order by 1") == [
+        (f"1/2026-11-0{day}", "future_timestamp", date(2026, 11, day)) for day in (6, 7)]
+    assert job.stats.quarantined == {"buzzsprout_downloads:future_timestamp": 2}

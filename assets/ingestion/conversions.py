@@ -11,7 +11,9 @@ phone and the shop's customer id are kept only as keyed hashes with the tenant's
 their rows. The `payload` keeps, by allow-list, only the fields attribution and ROI read
 (`ORDER_FIELDS`, `PIXEL_FIELDS`, `VANITY_FIELDS`): names, billing and shipping addresses, notes
 and line items never reach the warehouse. Records that cannot be stored go to
-`quarantine.campaign_records` with the reason and the same minimised evidence plus their keys.
+`quarantine.campaign_records` with the reason and the same minimised evidence plus their keys;
+an event dated after the load's time plus `PODCAST_FUTURE_TOLERANCE` is one of them
+(`future_timestamp`), and the rest of its page or file is stored.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,6 +45,7 @@ from assets.ingestion.campaigns import (
 from assets.ingestion.identity import identity_key, value_key
 from assets.ingestion.listener_logs_parse import IpHasher
 from pipelines.identifiers import is_valid_identifier
+from pipelines.settings import get_settings
 from resources.platform_http import ApiClient, ApiPolicy, credential_from_env
 
 EVENT_KEY = ("tenant_id", "source", "event_id", "occurred_at")
@@ -257,13 +260,22 @@ def parse_vanity(tenant: str, line: dict[str, Any], addresses: Addresses, batch_
     }
 
 
+def not_future(row: dict[str, Any], latest: datetime | None) -> dict[str, Any]:
+    """The row unless it happened after `latest` (the load's time plus the clock-skew tolerance,
+    `Settings.latest_event_time`): an event from the future is `future_timestamp`."""
+    if latest is not None and row["occurred_at"] > latest:
+        raise Invalid("future_timestamp", f"occurred at {row['occurred_at'].isoformat()}, after the load's "
+                                          f"time plus tolerance ({latest.isoformat(timespec='seconds')})")
+    return row
+
+
 def stored_evidence(row: dict[str, Any]) -> dict[str, Any]:
     """Quarantine evidence of a parsed row the database refused: its payload and its keys."""
     return {**row["payload"].obj, **{k: row[k] for k in KEY_COLUMNS if row.get(k) is not None}}
 
 
 def sync_orders(url: str, shops: ShopSources, secret: bytes, datacenters: list, batch_id: str, stats: LoadStats,
-                environ: dict[str, str] | None = None) -> None:
+                environ: dict[str, str] | None = None, latest: datetime | None = None) -> None:
     """Each store's orders created or changed since the last sync (the cursor is the newest
     `updated_at` stored; it moves after each page, so an interrupted sync resumes)."""
     policy = ApiPolicy(timeout_seconds=15, max_attempts=5, allow_private_hosts=shops.allow_private_hosts,
@@ -271,13 +283,14 @@ def sync_orders(url: str, shops: ShopSources, secret: bytes, datacenters: list, 
     with psycopg.connect(url, autocommit=True) as conn:
         for shop in shops.stores:
             try:
-                _sync_store(conn, shop, shops, policy, secret, datacenters, batch_id, stats, environ)
+                _sync_store(conn, shop, shops, policy, secret, datacenters, batch_id, stats, environ, latest)
             except Exception as exc:  # noqa: BLE001 (one store's failure must not lose the other stores' orders)
                 stats.failed_sources[f"{shop.tenant_id}/{shop.store}"] = f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _sync_store(conn: psycopg.Connection, shop: ShopStore, shops: ShopSources, policy: ApiPolicy, secret: bytes,
-                datacenters: list, batch_id: str, stats: LoadStats, environ: dict[str, str] | None) -> None:
+                datacenters: list, batch_id: str, stats: LoadStats, environ: dict[str, str] | None,
+                latest: datetime | None = None) -> None:
     addresses = Addresses(IpHasher.for_tenant(secret, shop.tenant_id), datacenters)
     token = credential_from_env(shop.token_env, environ)
     with ApiClient(shop.base_url, policy, {"X-Shopify-Access-Token": token}) as client:
@@ -300,7 +313,8 @@ def _sync_store(conn: psycopg.Connection, shop: ShopStore, shops: ShopSources, p
                     try:
                         if not isinstance(order, dict):
                             raise Invalid("invalid_type", "an order is not an object")
-                        row = parse_record(parse_order, shop.tenant_id, shop.sponsor_id, order, addresses, batch_id)
+                        row = not_future(parse_record(parse_order, shop.tenant_id, shop.sponsor_id, order, addresses,
+                                                      batch_id), latest)
                     except Invalid as exc:
                         bad.append((key, exc, document))
                         continue
@@ -392,7 +406,8 @@ def _no_hook(unit: str) -> None:
 
 
 def load_event_file(conn: psycopg.Connection, tenant: str, kind: str, path: Path, file_key: str, digest: str,
-                    addresses: Addresses, batch_id: str, stats: LoadStats, on_batch: OnBatch = _no_hook) -> None:
+                    addresses: Addresses, batch_id: str, stats: LoadStats, on_batch: OnBatch = _no_hook,
+                    latest: datetime | None = None) -> None:
     """One pixel/vanity file, in batches of `BATCH_ROWS` lines: a line that cannot be stored is
     quarantined with its reason, and a gzip stream that breaks off is recorded in the ledger as
     refused (`unreadable_file`) after the lines read before the break are stored. The ledger
@@ -435,7 +450,8 @@ def load_event_file(conn: psycopg.Connection, tenant: str, kind: str, path: Path
                         raise Invalid("invalid_json", f"line {line_no} is not JSON") from None
                     if not isinstance(record, dict):
                         raise Invalid("invalid_json", f"line {line_no} is not an object")
-                    rows.append((f"{file_key}:{line_no}", parse_record(PARSERS[kind], tenant, record, addresses, batch_id)))
+                    rows.append((f"{file_key}:{line_no}", not_future(
+                        parse_record(PARSERS[kind], tenant, record, addresses, batch_id), latest)))
                 except Invalid as exc:
                     document = evidence(kind, record, addresses.hasher) if isinstance(record, dict) \
                         else torn_evidence(kind, text[:MAX_EVIDENCE_CHARS], addresses.hasher)
@@ -455,7 +471,7 @@ def load_event_file(conn: psycopg.Connection, tenant: str, kind: str, path: Path
 
 
 def load_event_files(url: str, landing: Path, secret: bytes, datacenters: list, batch_id: str, stats: LoadStats,
-                     settle_seconds: float = 0.0, on_batch: OnBatch = _no_hook) -> None:
+                     settle_seconds: float = 0.0, on_batch: OnBatch = _no_hook, latest: datetime | None = None) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         refused_tenants = set()
         for tenant, kind, path in event_files(landing, settle_seconds):
@@ -472,16 +488,19 @@ def load_event_files(url: str, landing: Path, secret: bytes, datacenters: list, 
                 stats.files_unchanged += 1
                 continue
             addresses = Addresses(IpHasher.for_tenant(secret, tenant), datacenters)
-            load_event_file(conn, tenant, kind, path, file_key, digest, addresses, batch_id, stats, on_batch)
+            load_event_file(conn, tenant, kind, path, file_key, digest, addresses, batch_id, stats, on_batch, latest)
 
 
 def sync_conversions(url: str, sources: CampaignSources, landing: Path | None, secret: bytes, datacenters: list,
                      batch_id: str, environ: dict[str, str] | None = None, settle_seconds: float = 0.0,
-                     on_batch: OnBatch = _no_hook) -> LoadStats:
+                     on_batch: OnBatch = _no_hook, now: datetime | None = None) -> LoadStats:
+    """Shop orders and pixel/vanity files; an event later than the load's time (`now`, default
+    the clock) plus `PODCAST_FUTURE_TOLERANCE` is quarantined as `future_timestamp`."""
     stats = LoadStats()
     ensure_campaign_tables(url)
+    latest = get_settings().latest_event_time(now)
     if sources.shops is not None:
-        sync_orders(url, sources.shops, secret, datacenters, batch_id, stats, environ)
+        sync_orders(url, sources.shops, secret, datacenters, batch_id, stats, environ, latest)
     if landing is not None:
-        load_event_files(url, landing, secret, datacenters, batch_id, stats, settle_seconds, on_batch)
+        load_event_files(url, landing, secret, datacenters, batch_id, stats, settle_seconds, on_batch, latest)
     return stats

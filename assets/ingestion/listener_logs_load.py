@@ -21,7 +21,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,7 +29,7 @@ import polars as pl
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 
-from assets.ingestion.listener_logs_parse import IpAddress, IpHasher, parse_address
+from assets.ingestion.listener_logs_parse import BadLine, IpAddress, IpHasher, parse_address
 from assets.ingestion.log_formats import JsonMapping, LogFormat, LogSource, detect_format
 from pipelines.identifiers import is_valid_identifier
 from pipelines.settings import get_settings
@@ -430,7 +430,7 @@ def forget_missing(conn: psycopg.Connection, landing: Path, log_date: date, batc
 
 def load_file(
     conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list | None = None,
-    mappings: dict[str, JsonMapping] | None = None, limits: LoadLimits | None = None,
+    mappings: dict[str, JsonMapping] | None = None, limits: LoadLimits | None = None, now: datetime | None = None,
 ) -> FileLoad:
     """Load one file unless its content is already loaded, under this name or (for the same
     tenant) under another one; replace an older version. A file written to while it was read is
@@ -440,18 +440,20 @@ def load_file(
     The format is detected from the file's first lines (`mappings`: the JSON field mappings of
     sources.yaml, besides the built-in ones) and recorded in the ledger; a file in no known
     format has every line refused as `unknown_format`. Data-centre membership is decided here,
-    while the clear address is still in hand."""
+    while the clear address is still in hand. A request stamped after the load's time (`now`,
+    default the clock) plus `PODCAST_FUTURE_TOLERANCE` is quarantined as `future_timestamp`."""
     limits = limits or LoadLimits.from_settings()
+    latest = get_settings().latest_event_time(now)
     for _ in range(2):
         try:
-            return _load_version(conn, log, hasher, batch_id, datacenters or [], mappings, limits)
+            return _load_version(conn, log, hasher, batch_id, datacenters or [], mappings, limits, latest)
         except FileChanged:
             continue
     return FileLoad(log.file_key, "changing")
 
 
 def _load_version(conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batch_id: str, datacenters: list,
-                  mappings: dict[str, JsonMapping] | None, limits: LoadLimits) -> FileLoad:
+                  mappings: dict[str, JsonMapping] | None, limits: LoadLimits, latest: datetime) -> FileLoad:
     """One attempt: unchanged when the ledger holds these bytes; otherwise the content is read
     once, hashing and loading it together, inside a savepoint that is rolled back when the
     content turns out to be another file's (a duplicate) or unreadable, or the file changed."""
@@ -467,7 +469,7 @@ def _load_version(conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batc
         try:
             with conn.transaction():
                 result, content_sha256 = _copy_rows(cur, log, version, hasher, batch_id, datacenters, mappings,
-                                                    limits)
+                                                    limits, latest)
                 original = _loaded_elsewhere(cur, log, content_sha256, result.rows + sum(result.quarantined.values()))
                 if original and present(log.landing, original[0]):
                     raise _Duplicate(original)
@@ -540,7 +542,7 @@ def _refuse(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, batch_id: s
 
 
 def _copy_rows(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, hasher: IpHasher, batch_id: str,
-               datacenters: list, mappings: dict[str, JsonMapping] | None, limits: LoadLimits
+               datacenters: list, mappings: dict[str, JsonMapping] | None, limits: LoadLimits, latest: datetime
                ) -> tuple[FileLoad, str]:
     """Replace the file's rows by those of its content, read in one pass that also hashes the
     content and the bytes; `FileChanged` (which rolls the attempt back) unless the bytes read are
@@ -571,6 +573,8 @@ def _copy_rows(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, hasher: 
                     continue
                 fmt = fmt or detect_format(lines, mappings)
                 events, bad_lines = parse_lines(fmt, lines)
+                events, future = future_events(events, latest)
+                bad_lines = bad_lines + future
                 for index, bad in bad_lines:
                     result.quarantined[bad.reason_code] += 1
                     quarantine.append((log.tenant_id, log.file_key, numbers[index], bad.reason_code, bad.detail,
@@ -583,6 +587,18 @@ def _copy_rows(cur: psycopg.Cursor, log: LogFile, version: Fingerprint, hasher: 
     result.format = fmt.name if fmt else "empty"
     result.address_cache_peak = addresses.largest
     return result, content.hexdigest()
+
+
+def future_events(events: pl.DataFrame, latest: datetime) -> tuple[pl.DataFrame, list[tuple[int, BadLine]]]:
+    """The events of a batch not later than `latest`, and the later ones as `future_timestamp`
+    lines (by position): a clock running ahead must not put requests into days yet to come."""
+    late = events["event_time"] > latest
+    if not late.any():
+        return events, []
+    bad = [(index, BadLine("future_timestamp", f"request at {when.isoformat()}, after the load's time plus "
+                                               f"tolerance ({latest.isoformat(timespec='seconds')})"))
+           for index, when in events.filter(late).select("index", "event_time").iter_rows()]
+    return events.filter(~late), bad
 
 
 def store_log_sources(conn: psycopg.Connection, sources: list[LogSource], batch_id: str) -> int:

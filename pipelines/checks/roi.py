@@ -1,6 +1,8 @@
 """Blocking check on the ROI mart: every campaign's revenue, cost and ROI recomputed in Python,
 with Decimal arithmetic, from the rows underneath (campaign terms, delivered ads, credited
 shares and each conversion's net revenue), must agree with marts.mart_campaign_roi to the cent.
+Cost is cost to date: a flat fee accrued over the flight days up to the tenant's as-of day (its
+newest accepted event or delivered ad), CPM on delivered ads capped at the budget.
 
 It shares no SQL with the mart: if a join, a rounding or a filter in the models goes wrong, the
 two computations disagree and the mart's downstream reports stop."""
@@ -36,8 +38,16 @@ def recompute_roi(url: str) -> dict[tuple[str, str, str], Roi]:
     """(tenant, campaign, model) -> revenue, cost and ROI, from the rows under the mart."""
     with psycopg.connect(url) as conn:
         terms = conn.execute(
-            "select tenant_id, campaign_id, pricing_model, flat_fee, cpm_rate, budget from raw.campaigns"
+            "select tenant_id, campaign_id, pricing_model, flat_fee, cpm_rate, budget, flight_start, flight_end "
+            "from raw.campaigns"
         ).fetchall()
+        # The data's as-of day per tenant: its newest accepted event or delivered ad (UTC).
+        as_of: dict[str, object] = {}
+        for tenant, day in conn.execute(
+                "select tenant_id, max((occurred_at at time zone 'UTC')::date) from raw.attribution_events group by 1 "
+                "union all select tenant_id, max(exposure_date) from intermediate.int_exposures group by 1"):
+            if day is not None:
+                as_of[tenant] = max(day, as_of.get(tenant, day))
         impressions = dict(((t, c), n) for t, c, n in conn.execute(
             "select tenant_id, campaign_id, count(*) from intermediate.int_exposures group by 1, 2"))
         revenue: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
@@ -56,9 +66,11 @@ def recompute_roi(url: str) -> dict[tuple[str, str, str], Roi]:
                 revenue[(tenant, campaign, model)] += Decimal(share) * Decimal(net)
     out = {}
     models = {m for (_, _, m) in revenue} | {"first_touch", "last_touch", "linear", "time_decay", "position_based"}
-    for tenant, campaign, pricing, flat_fee, cpm_rate, budget in terms:
-        if pricing == "flat":
-            cost = cents(Decimal(flat_fee))
+    for tenant, campaign, pricing, flat_fee, cpm_rate, budget, start, end in terms:
+        if pricing == "flat":  # accrued evenly over the flight days up to the as-of day
+            days = (end - start).days + 1
+            elapsed = max(0, min(days, (as_of[tenant] - start).days + 1)) if tenant in as_of else 0
+            cost = cents(Decimal(flat_fee) * elapsed / days)
         else:
             cost = cents(min(Decimal(budget), Decimal(impressions.get((tenant, campaign), 0)) * Decimal(cpm_rate) / 1000))
         for model in models:

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import psycopg
@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from pipelines.identifiers import TenantId
+from pipelines.settings import get_settings
 from resources.platform_http import ApiClient, ApiPolicy
 
 # -- configuration --------------------------------------------------------------------------
@@ -286,6 +287,9 @@ class ShowSync:
     # table since it was last truncated.
     _conn: psycopg.Connection | None = field(default=None, repr=False)
     _staged: dict[str, int] = field(default_factory=dict, repr=False)
+    # The load's time (default: the clock when the first unit is stored): a metric day after the
+    # day of this plus `PODCAST_FUTURE_TOLERANCE` is quarantined as `future_timestamp`.
+    now: datetime | None = None
 
     def connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -320,7 +324,9 @@ class ShowSync:
 
         A row holding a NUL character (PostgreSQL text and jsonb refuse it) would fail the whole
         unit: when the database refuses a unit's characters, its rows with a NUL are quarantined
-        (`invalid_text`) and the unit is stored again without them."""
+        (`invalid_text`) and the unit is stored again without them. A metric day later than the
+        load's day (`now` plus the tolerance, UTC) is quarantined as `future_timestamp`."""
+        rows, rejected = self._without_future_days(stream, rows, rejected)
         try:
             self._store(stream, rows, rejected, cursor)
         except psycopg.DataError:
@@ -333,6 +339,23 @@ class ShowSync:
                                 next((v for v in row.values() if type(v) is date), None))
                        for row in rows if _holds_nul(row)]
             self._store(stream, clean, [*rejected, *refused], cursor)
+
+    def _without_future_days(self, stream: str, rows: list[dict[str, Any]], rejected: list[Rejected]
+                             ) -> tuple[list[dict[str, Any]], list[Rejected]]:
+        spec = self.platform.stream(stream)
+        if not spec.daily or not rows:
+            return rows, rejected
+        if self.now is None:
+            self.now = datetime.now(timezone.utc)
+        last_day = get_settings().latest_event_time(self.now).astimezone(timezone.utc).date()
+        day_of = lambda row: next((row[k] for k in spec.keys if type(row.get(k)) is date), None)  # noqa: E731
+        future = [row for row in rows if (day_of(row) or last_day) > last_day]
+        if not future:
+            return rows, rejected
+        refused = [Rejected("/".join(str(row.get(k)) for k in spec.keys), "future_timestamp",
+                            f"metrics of {day_of(row).isoformat()}, after the load's day ({last_day.isoformat()})",
+                            row, day_of(row)) for row in future]
+        return [row for row in rows if (day_of(row) or last_day) <= last_day], [*rejected, *refused]
 
     def _store(self, stream: str, rows: list[dict[str, Any]], rejected: list[Rejected], cursor: dict[str, Any]) -> None:
         started = time.perf_counter()

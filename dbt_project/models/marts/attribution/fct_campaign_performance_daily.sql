@@ -1,8 +1,10 @@
 -- One row per campaign and day of its flight (and later days with credited conversions):
 -- impressions (ads delivered), households reached that day, conversions and revenue credited
--- under the campaign's selected attribution model, and the day's cost: a flat fee spread evenly
--- over the flight days, or impressions × CPM / 1000 (scaled down on every day alike when the
--- flight's CPM cost would exceed the budget, so the days add up to the campaign's cost).
+-- under the campaign's selected attribution model, and the cost accrued that day: a flat fee
+-- spread evenly over the flight days up to the data's as-of date (int_campaign_costs; later
+-- flight days have not been accrued yet and cost 0), or impressions × CPM / 1000 (scaled down on
+-- every day alike when the CPM cost would exceed the budget). The days add up to the
+-- campaign's cost to date (mart_campaign_roi.cost).
 with campaigns as (
     select * from {{ ref('stg_campaigns__campaigns') }}
 ),
@@ -36,6 +38,10 @@ days as (
     union select tenant_id, campaign_id, activity_date from credited
 ),
 
+costs as (
+    select * from {{ ref('int_campaign_costs') }}
+),
+
 cpm_totals as (
     select campaigns.tenant_id, campaigns.campaign_id,
            coalesce(sum(exposures.impressions), 0) * campaigns.cpm_rate / 1000 as uncapped_cost,
@@ -60,7 +66,8 @@ select
     case
         when campaigns.pricing_model = 'flat' then
             case when days.activity_date between campaigns.flight_start and campaigns.flight_end
-                then campaigns.flat_fee / (campaigns.flight_end - campaigns.flight_start + 1) else 0 end
+                      and days.activity_date <= costs.as_of_date
+                then campaigns.flat_fee / costs.flight_days else 0 end
         else coalesce(exposures.impressions, 0) * campaigns.cpm_rate / 1000
             * case when cpm_totals.uncapped_cost > cpm_totals.budget
                    then cpm_totals.budget / cpm_totals.uncapped_cost else 1 end
@@ -73,4 +80,5 @@ left join exposures
 left join credited
     on credited.tenant_id = days.tenant_id and credited.campaign_id = days.campaign_id
     and credited.activity_date = days.activity_date
+inner join costs on costs.tenant_id = days.tenant_id and costs.campaign_id = days.campaign_id
 left join cpm_totals on cpm_totals.tenant_id = days.tenant_id and cpm_totals.campaign_id = days.campaign_id

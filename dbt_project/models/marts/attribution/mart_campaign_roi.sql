@@ -5,7 +5,11 @@
 --                    impressions / households_reached
 --   conversions      credited conversions (sum of the campaign's shares) and revenue (net of
 --                    refunds, times the shares); conversion_rate = conversions / households_reached
---   cost             flat fee, or impressions × CPM / 1000 capped at the budget
+--   cost             cost to date (int_campaign_costs): a flat fee accrues evenly over the
+--                    flight's days up to as_of_date (the tenant's newest day with accepted data);
+--                    CPM accrues on delivered impressions × rate / 1000, capped at the budget.
+--                    contracted_cost is the whole fee (or the CPM budget); flight_days_elapsed
+--                    and is_flight_complete say how much of the flight is measured
 --   roi = (revenue − cost) / cost, roas = revenue / cost, net_profit = revenue − cost,
 --   cpa = cost / conversions, effective_cpm = cost / impressions × 1000,
 --   payback_days     days from the flight start until the credited revenue first covers the cost
@@ -42,15 +46,7 @@ delivery as (
 ),
 
 costs as (
-    select
-        campaigns.tenant_id,
-        campaigns.campaign_id,
-        case
-            when campaigns.pricing_model = 'flat' then campaigns.flat_fee
-            else least(campaigns.budget, coalesce(delivery.impressions, 0) * campaigns.cpm_rate / 1000)
-        end as cost
-    from campaigns
-    left join delivery on delivery.tenant_id = campaigns.tenant_id and delivery.campaign_id = campaigns.campaign_id
+    select *, cost_to_date as cost from {{ ref('int_campaign_costs') }}
 ),
 
 credited_daily as (
@@ -111,6 +107,11 @@ final as (
         campaigns.flight_start,
         campaigns.flight_end,
         campaigns.attribution_window_days,
+        costs.as_of_date,
+        costs.flight_days,
+        costs.flight_days_elapsed,
+        costs.is_flight_complete,
+        round(costs.contracted_cost, 2) as contracted_cost,
         coalesce(delivery.impressions, 0) as impressions,
         coalesce(delivery.reach, 0) as households_reached,
         round(delivery.impressions::numeric / nullif(delivery.reach, 0), 4) as frequency,
@@ -131,6 +132,7 @@ final as (
     inner join money
         on money.tenant_id = models.tenant_id and money.campaign_id = models.campaign_id
         and money.attribution_model = models.attribution_model
+    inner join costs on costs.tenant_id = models.tenant_id and costs.campaign_id = models.campaign_id
     left join delivery on delivery.tenant_id = models.tenant_id and delivery.campaign_id = models.campaign_id
     left join credited
         on credited.tenant_id = models.tenant_id and credited.campaign_id = models.campaign_id
