@@ -153,7 +153,7 @@ def test_flat_fee_campaign_rois_fall_in_the_documented_range(built):
     exception, and a flat-fee campaign that reached no one loses its fee to date (ROI -1)."""
     from simulator.campaigns import ROI_TARGET, ROI_TARGET_MIN_REACH
 
-    rows = query(built["url"], "select campaign_id, pricing_model, reach, roi, cost from marts.mart_campaign_roi "
+    rows = query(built["url"], "select campaign_id, pricing_model, households_reached, roi, cost from marts.mart_campaign_roi "
                                "where is_selected_model")
     low, high = ROI_TARGET
     in_range = [roi for _, pricing, reach, roi, _ in rows if pricing == "flat" and reach >= ROI_TARGET_MIN_REACH]

@@ -324,9 +324,9 @@ def test_number_formats_and_benchmark_axis():
     assert [percent(Decimal("0.034704")), money(Decimal("869.7441914999999"), "USD"),
             ratio(Decimal("80.6451612903225806")), money(Decimal("1234.5"), "USD"), percent(Decimal("-0.5"))] == [
         "3.5 %", "USD 869.74", "80.65", "USD 1,234.50", "-50.0 %"]
-    assert [label("first_touch"), label("dtc_retail"), label("position_based"), header("reach"),
+    assert [label("first_touch"), label("dtc_retail"), label("position_based"),
             header("households_reached"), header("revenue", "EUR")] == [
-        "First touch", "DTC retail", "Position based", "Households reached", "Households reached", "Revenue (EUR)"]
+        "First touch", "DTC retail", "Position based", "Households reached", "Revenue (EUR)"]
     # A pool with ROIs of 1,000 % to 100,000 % does not flatten a 3.5 % campaign: the axis stays
     # within 100 points of it and the band is drawn clipped.
     low, high = roi_axis(0.035, [(10.0, 500.0, 1000.0), (0.01, 0.04, 0.2)])
