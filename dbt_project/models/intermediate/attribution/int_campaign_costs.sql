@@ -1,3 +1,5 @@
+{{ config(materialized="table") }}  -- a view here would have two view parents (see tests/test_definitions.py)
+
 -- One row per campaign: what its contract costs and what has accrued by the data's as-of date.
 --   as_of_date           the tenant's newest day with an accepted conversion event or a delivered
 --                        ad (the data's own time, not the clock: a rebuild gives the same figures);
