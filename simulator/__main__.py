@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -88,8 +89,6 @@ def write_log_files(truth: dict, landing: Path, out_dir: Path, seed: int, days: 
     `log_formats` (tenant -> `s3`, `cloudfront`, `combined`...) switches tenants to the shapes
     real hosts write (the requests and the truth stay the same); each switched tenant's media
     hosts go to the `listener_logs:` section of out_dir/sources.yaml, for logs without a host."""
-    import tempfile
-
     landing.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".demo-logs-", dir=landing.parent) as scratch:
         generated = truth_document(generate_logs(truth, Path(scratch), days, seed=seed,
@@ -132,8 +131,6 @@ def _replace_changed(source: Path, target: Path) -> None:
 def campaign_world(truth: dict, seed: int, days: list[date] = DEMO_LOG_DAYS):
     """The sponsorship side of the network whose access logs `write_log_files` writes (the logs
     are generated again, into a scratch folder, for their download windows)."""
-    import tempfile
-
     from simulator.campaigns import generate_campaigns
 
     with tempfile.TemporaryDirectory(prefix="sim-logs-") as scratch:
@@ -144,17 +141,17 @@ def campaign_world(truth: dict, seed: int, days: list[date] = DEMO_LOG_DAYS):
 def write_campaign_files(truth: dict, out_dir: Path, conversions_landing: Path, insertion_orders: Path,
                          seed: int, days: list[date] = DEMO_LOG_DAYS):
     """Write the sponsorship side: insertion-order files, pixel and vanity-visit files (replacing
-    earlier ones), campaign_truth.json, and the `sponsorships:`/`shops:` sections of
-    out_dir/sources.yaml. Returns the world, for the server to attach."""
+    earlier ones; files with the same bytes are left untouched), campaign_truth.json, and the
+    `sponsorships:`/`shops:` sections of out_dir/sources.yaml. Returns the world, for the server to attach."""
     from simulator.campaign_sources import campaign_sources, write_event_files, write_insertion_orders
     from simulator.campaigns import campaign_truth
 
     world = campaign_world(truth, seed, days)
-    for folder in (conversions_landing, insertion_orders):
-        if folder.exists():
-            shutil.rmtree(folder)
-    write_insertion_orders(world, insertion_orders)
-    write_event_files(world, conversions_landing)
+    for folder, write in ((insertion_orders, write_insertion_orders), (conversions_landing, write_event_files)):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".demo-files-", dir=folder.parent) as scratch:
+            write(world, Path(scratch))
+            _replace_changed(Path(scratch), folder)
     (out_dir / "campaign_truth.json").write_text(json.dumps(campaign_truth(world), indent=1, sort_keys=True))
     sources_file = out_dir / "sources.yaml"
     document = yaml.safe_load(sources_file.read_text()) if sources_file.exists() else {}
