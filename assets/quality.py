@@ -19,9 +19,9 @@ import dagster as dg
 from psycopg import sql
 
 from assets.freshness import newest_event_times, source_of
-from pipelines.identifiers import InvalidIdentifier, safe_path, validate_identifier
-from pipelines.quality_gate import BuildStates, CheckStates, asset_graph_of, require_quality
-from pipelines.settings import get_settings
+from resources.identifiers import InvalidIdentifier, safe_path, validate_identifier
+from assets.quality_gate import BuildStates, CheckStates, asset_graph_of, require_quality
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 # The freshness SLA: data fresher than one hour from event to mart. Raw feeds poll every 15

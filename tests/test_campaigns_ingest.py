@@ -246,7 +246,7 @@ def test_truth_is_internally_consistent(side):
 def test_conversion_files_sensor_requests_what_the_ledger_lacks(fresh_db, side, monkeypatch):
     import dagster as dg
 
-    from pipelines import settings as settings_module
+    from resources import settings as settings_module
     from pipelines.sensors import conversion_files_sensor
     from resources.warehouse import WarehouseResource
 

@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from assets.ingestion.rss_parse import UNSTORABLE, ParsedFeed, Rejection, content_hash, parse_feed
-from pipelines.identifiers import TenantId
+from resources.identifiers import TenantId
 from resources.adaptive_pool import map_adaptive
 from resources.http import Fetcher, FetchPolicy, FetchResult
 

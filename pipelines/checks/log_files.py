@@ -26,7 +26,7 @@ import dagster as dg
 import psycopg
 
 from assets.ingestion.log_formats import MAPPING_HINT, accepted_formats, load_log_sources
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 NOT_REFUSALS = ("not_a_download",)
