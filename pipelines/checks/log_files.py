@@ -113,7 +113,7 @@ def listener_log_files_refused_share(context: dg.AssetCheckExecutionContext,
                                      warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = get_settings()
     mappings = load_log_sources(settings.resolved_sources_file()).mappings()
-    with psycopg.connect(warehouse.url()) as conn:
+    with warehouse.connect() as conn:
         return judge(conn, settings.log_refused_limit, context.op_execution_context.run_id, accepted_formats(mappings),
                      settings.log_refused_min_lines)
 
