@@ -21,6 +21,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from assets.ingestion.rss_ingest import RAW_COLUMNS as RSS_COLUMNS
 from pipelines.checks.rss_quality import validate_table
 from resources.settings import get_settings
 from resources.warehouse import ConnectionParts, WarehouseResource
@@ -104,11 +105,7 @@ LATE_LAG = "3 days"
 SUITES: dict[str, TableSuite] = {s.table: s for s in [
     TableSuite(
         "rss_episodes",
-        _cols("tenant_id feed_url guid guid_source feed_position title itunes_title link description_html "
-              "description_text published_raw published_at duration_raw duration_seconds explicit_raw "
-              "itunes_episode_type season_raw season_number episode_raw episode_number enclosure_url "
-              "enclosure_length enclosure_type image_url transcripts chapters_url chapters_type content_hash payload "
-              "parse_degraded _first_seen_at"),
+        RSS_COLUMNS["rss_episodes"],
         key=("tenant_id", "feed_url", "guid"),
         required=("title", "enclosure_url", "enclosure_type", "published_at"),
         ranges={"duration_seconds": (0, 2 * DAY), "enclosure_length": (0, 10**10)},
@@ -123,9 +120,7 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
     ),
     TableSuite(
         "rss_podcasts",
-        _cols("tenant_id feed_url final_url title link description_html language author owner_name owner_email "
-              "image_url itunes_type explicit_raw categories podcast_guid medium new_feed_url itunes_complete "
-              "itunes_block generator updated_raw episode_count content_hash payload parse_degraded parse_warnings"),
+        RSS_COLUMNS["rss_podcasts"],
         key=("tenant_id", "feed_url"), required=("title",), ranges={"episode_count": COUNT},
     ),
     TableSuite(
