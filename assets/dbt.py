@@ -21,8 +21,8 @@ from dagster_dbt import (
 )
 
 from assets.automation import DAILY, DAILY_TAG, ON_NEW_DATA
-from pipelines.quality_gate import asset_graph_of, blocker_metadata, gated_keys
-from pipelines.settings import get_settings
+from assets.quality_gate import asset_graph_of, blocker_metadata, gated_keys
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 LAYERS = ("staging", "intermediate", "marts")

@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from psycopg import sql
 
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # the default of PODCAST_FUTURE_TOLERANCE
 

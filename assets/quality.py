@@ -19,9 +19,9 @@ import dagster as dg
 from psycopg import sql
 
 from assets.freshness import newest_event_times, source_of
-from pipelines.identifiers import InvalidIdentifier, safe_path, validate_identifier
-from pipelines.quality_gate import BuildStates, CheckStates, asset_graph_of, require_quality
-from pipelines.settings import get_settings
+from resources.identifiers import InvalidIdentifier, safe_path, validate_identifier
+from assets.quality_gate import BuildStates, CheckStates, asset_graph_of, require_quality
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 # The freshness SLA: data fresher than one hour from event to mart. Raw feeds poll every 15
@@ -170,17 +170,21 @@ SLA_COLUMNS = ("asset", "tenant_id", "layer", "last_updated_at", "freshness_lag_
                "snapshot_at")
 
 
-def store_sla(conn, rows: list[dict]) -> None:
-    """Replace the current snapshot and append it to the history, in one transaction."""
+def store_sla(conn, rows: list[dict], history_days: int) -> int:
+    """Replace the current snapshot, append it to the history and delete the history's snapshots
+    older than `history_days`, in one transaction. Returns the history rows deleted."""
     columns = sql.SQL(", ").join(map(sql.Identifier, SLA_COLUMNS))
     values = sql.SQL(", ").join(sql.Placeholder() * len(SLA_COLUMNS))
     with conn.transaction():
+        pruned = conn.execute("delete from ops.sla_status_history where snapshot_at < now() - make_interval(days => %s)",
+                              (history_days,)).rowcount
         conn.execute("delete from marts.sla_status")
         with conn.cursor() as cur:
             for table in ("marts.sla_status", "ops.sla_status_history"):
                 schema, name = table.split(".")
                 cur.executemany(sql.SQL("insert into {} ({}) values ({})").format(sql.Identifier(schema, name), columns, values),
                                 [tuple(r[c] for c in SLA_COLUMNS) for r in rows])
+    return pruned
 
 
 @dg.asset(
@@ -192,12 +196,13 @@ def sla_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     warehouse.require_schema()
     with warehouse.connect() as conn:
         rows = sla_rows(context.instance, asset_graph_of(context), conn)
-        store_sla(conn, rows)
+        pruned = store_sla(conn, rows, get_settings().ops_history_days)
     stale = sorted({r["asset"] for r in rows if r["status"] == "stale"})
     blocked = sorted({r["asset"] for r in rows if r["status"] in ("blocked", "failing")})
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(rows), "assets": len({r["asset"] for r in rows}),
         "stale_assets": dg.MetadataValue.json(stale), "blocked_assets": dg.MetadataValue.json(blocked),
+        "history_rows_pruned": pruned,
     })
 
 

@@ -36,7 +36,7 @@ from scratch import scratch_warehouse
 
 from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
-from pipelines.settings import REPO_ROOT
+from resources.settings import REPO_ROOT
 from resources.warehouse import dbt_env
 from simulator.network import build_network
 from simulator.server import SimulatorServer

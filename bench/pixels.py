@@ -27,7 +27,7 @@ from pathlib import Path
 
 from scratch import scratch_warehouse
 
-from pipelines.settings import REPO_ROOT
+from resources.settings import REPO_ROOT
 
 LOADER = """
 import json, sys

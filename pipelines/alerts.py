@@ -5,7 +5,7 @@ Each post is timed into `ops.operation_timings`: the POST itself (`delivery_atte
 `alert_webhook`) and, once accepted, how long after the failure it went out (`alert_delivery`).
 
 The webhook URL stays in the environment: an error about a post names it redacted, and every URL
-in an alert's text is redacted before it is posted (`pipelines.redaction`)."""
+in an alert's text is redacted before it is posted (`resources.redaction`)."""
 
 import time
 
@@ -13,9 +13,9 @@ import dagster as dg
 import httpx
 from dagster._core.events import DagsterEventType
 
-from pipelines.metrics import Timing, record_timings
-from pipelines.redaction import redact_text
-from pipelines.settings import get_settings
+from resources.timings import Timing, record_timings
+from resources.redaction import redact_text
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 MAX_CHECKS_PER_ALERT = 20

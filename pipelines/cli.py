@@ -27,7 +27,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.settings import REPO_ROOT, HashSecretError, Settings, get_settings
+from resources.settings import REPO_ROOT, HashSecretError, Settings, get_settings
 from resources.warehouse import WarehouseError, psycopg2_url  # noqa: F401 - psycopg2_url is part of this module's API
 
 console = Console(highlight=False, soft_wrap=True)
@@ -954,7 +954,7 @@ def _subject_options(command):
 
 
 def _subject(settings: Settings, tenant_id: str, email, phone, ip, customer_id):
-    from pipelines.identifiers import InvalidIdentifier
+    from resources.identifiers import InvalidIdentifier
     from pipelines.privacy import PrivacyRequestError, subject_for
 
     given = [(kind, value) for kind, value in (("email", email), ("phone", phone), ("ip", ip),
@@ -1042,7 +1042,7 @@ def tenants() -> None:
 def tenants_delete(tenant_id: str, yes: bool, by: str | None) -> None:
     """Remove a tenant entirely: its rows in every schema, report files, exports, landing folders
     and report partitions; the models pooling tenants are rebuilt. Audited."""
-    from pipelines.identifiers import InvalidIdentifier, validate_identifier
+    from resources.identifiers import InvalidIdentifier, validate_identifier
     from pipelines.privacy import TenantPlaces, delete_tenant, requested_by
     from resources.report_store import ReportStoreResource
 
@@ -1202,7 +1202,7 @@ def tenants_add_reader(tenant: str, login: str, password_env: str | None) -> Non
     """Create a log-in role that reads TENANT's rows only: a member of podcast_tenant_reader,
     filtered by row-level security in every mart, the report registry and the SLA table; with
     the readers' timeouts. Run again with another tenant to let the login read that one too."""
-    from pipelines.identifiers import InvalidIdentifier, validate_identifier
+    from resources.identifiers import InvalidIdentifier, validate_identifier
     from resources.schema import migrate as apply_migrations
     from resources.warehouse import connect_checked, resolve_urls
 

@@ -21,7 +21,7 @@ from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.reports import REPORT_JOBS, REPORT_SCHEDULES, REPORT_SENSORS
 from pipelines.schedules import AUTOMATION_SENSORS, SCHEDULES
 from pipelines.sensors import SENSORS
-from pipelines.settings import Settings, get_settings
+from resources.settings import Settings, get_settings
 from resources.http import HttpResource
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource

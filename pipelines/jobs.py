@@ -7,7 +7,7 @@ from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
 from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
 from assets.reports.assets import REPORT_KEYS
-from pipelines.run_tags import source_tags
+from assets.run_tags import source_tags
 
 RSS_KEYS = [
     dg.AssetKey(["raw", "rss_feed_fetches"]),

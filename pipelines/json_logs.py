@@ -71,7 +71,7 @@ def handler_for(target: str) -> logging.Handler:
 
 
 def default_target() -> str:
-    from pipelines.settings import get_settings
+    from resources.settings import get_settings
 
     settings = get_settings()
     return settings.json_log or str(settings.data_dir / "logs" / "dagster.jsonl")

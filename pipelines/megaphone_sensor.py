@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.ingestion.megaphone_export import export_filesystem, megaphone_export_job, scan_exports
 from pipelines.ledgers import needs_load, read_ledger, run_key
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 

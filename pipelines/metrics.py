@@ -36,7 +36,7 @@ histograms count every recorded observation, so `rate()` and `histogram_quantile
 | `sla_freshness_lag_seconds`, `sla_freshness_limit_seconds`, `sla_checks_failed`, `sla_blocked` | gauge | asset (tenant, layer) | the SLA snapshot (`marts.sla_status`) |
 
 Timings of reports, charts, deliveries and alerts are recorded by those operations in
-`ops.operation_timings` (`record_timings`).
+`ops.operation_timings` (`resources.timings.record_timings`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -56,6 +55,7 @@ import psycopg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from psycopg import sql
+
 
 log = logging.getLogger(__name__)
 
@@ -101,33 +101,6 @@ def source_of(table: str) -> str:
     """The source a raw table comes from: `buzzsprout_episodes` -> buzzsprout, `rss_podcasts` -> rss."""
     first = table.split("_", 1)[0]
     return first if first in PLATFORMS else SOURCES.get(first, first)
-
-
-# -- recording ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Timing:
-    operation: str
-    seconds: float
-    outcome: str = "success"    # success | reused | failure
-    tenant_id: str | None = None
-    subject: str | None = None
-    detail: str | None = None
-
-
-def record_timings(warehouse_url: str, timings: list[Timing], batch_id: str | None = None) -> None:
-    """Append timings to `ops.operation_timings`. Never raises: a metric that cannot be stored
-    must not fail the report, delivery or alert it measures (the miss is logged)."""
-    if not timings:
-        return
-    try:
-        with psycopg.connect(warehouse_url, connect_timeout=10) as conn:
-            conn.cursor().executemany(
-                "insert into ops.operation_timings (operation, tenant_id, subject, detail, outcome, seconds, _batch_id) "
-                "values (%s, %s, %s, %s, %s, %s, %s)",
-                [(t.operation, t.tenant_id, t.subject, t.detail, t.outcome, max(0.0, t.seconds), batch_id)
-                 for t in timings])
-    except psycopg.Error as exc:
-        log.warning("%d timing(s) not recorded: %s", len(timings), exc)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from psycopg.types.json import Jsonb
 
 from assets.ingestion.identity import identity_key
 from assets.ingestion.listener_logs_parse import IpHasher
-from pipelines.identifiers import validate_identifier
+from resources.identifiers import validate_identifier
 
 SUBJECT_KINDS = ("email", "phone", "customer", "ip")
 # Key columns and what they hold: the client address, the listener/household prefix, or an identity.

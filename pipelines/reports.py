@@ -22,9 +22,9 @@ from assets.reports.assets import (
 from assets.reports.content import ReportRequest
 from assets.reports.delivery import ReportDeliveryResource
 from assets.reports.generate import enforce_retention, generate_report
-from pipelines.gates import require_current_upstream
-from pipelines.quality_gate import asset_graph_of
-from pipelines.run_tags import tenant_tags
+from assets.gates import require_current_upstream
+from assets.quality_gate import asset_graph_of
+from assets.run_tags import tenant_tags
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 

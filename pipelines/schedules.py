@@ -19,7 +19,7 @@ from pipelines.jobs import (
     conversion_events_job, platform_catalog_job, platform_metrics_job, rss_ingest_job, sla_snapshot_job,
     sponsorship_campaigns_job,
 )
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 

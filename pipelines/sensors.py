@@ -12,7 +12,7 @@ import dagster as dg
 from assets.ingestion.listener_logs_load import discover, present
 from pipelines.jobs import conversion_events_job, listener_logs_job
 from pipelines.ledgers import needs_load, read_ledger, run_key
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 

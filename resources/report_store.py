@@ -11,7 +11,7 @@ import dagster as dg
 import fsspec
 from pydantic import Field
 
-from pipelines.identifiers import InvalidIdentifier, safe_path
+from resources.identifiers import InvalidIdentifier, safe_path
 
 
 class ReportStoreResource(dg.ConfigurableResource):
@@ -27,7 +27,7 @@ class ReportStoreResource(dg.ConfigurableResource):
     def root(self) -> str:
         if self.base_url:
             return self.base_url.rstrip("/")
-        from pipelines.settings import get_settings
+        from resources.settings import get_settings
 
         return str(get_settings().data_dir / "reports")
 

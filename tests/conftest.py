@@ -27,7 +27,7 @@ OPAWG_PATTERNS = SHARED / "realdata" / "user_agents"
 UA_PATTERNS = OPAWG_PATTERNS if OPAWG_PATTERNS.is_dir() else REPO_ROOT / "resources" / "user_agents"
 if OPAWG_PATTERNS.is_dir():
     os.environ.setdefault("PODCAST_USER_AGENT_PATTERNS_DIR", str(OPAWG_PATTERNS))
-# Outside the demo every run needs a hash secret (pipelines/settings.py): the suite's own, unless one is set.
+# Outside the demo every run needs a hash secret (resources/settings.py): the suite's own, unless one is set.
 os.environ.setdefault("PODCAST_IP_HASH_SECRET", "test-suite-hash-secret")
 
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from pipelines.alerts import alert_on_check_failure, alert_on_run_failure
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 

@@ -18,14 +18,14 @@ import pytest
 from assets.reports.content import ReportRequest
 from assets.reports.formatting import label
 from assets.reports.generate import generate_report
-from pipelines.settings import Settings
+from resources.settings import Settings
 from resources.report_store import ReportStoreResource
 from resources.warehouse import dbt_env
 from tests.conftest import query
 from tests.test_reports import NOW
 
 PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
-K, M = 5, 3  # the defaults (dbt_project.yml, pipelines/settings.py)
+K, M = 5, 3  # the defaults (dbt_project.yml, resources/settings.py)
 QUARTILES = ("roi_p25", "roi_median", "roi_p75")
 BENCHMARKS = ("select category, position, benchmark_level, campaigns, tenants, roi_p25, roi_median, roi_p75 "
               "from marts.mart_roi_benchmarks order by category, position")

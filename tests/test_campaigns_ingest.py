@@ -108,7 +108,7 @@ def test_campaigns_and_conversions_land_as_the_simulator_wrote_them(fresh_db, si
                            "group by tenant_id, source, event_id having count(*) > 1) d")[0][0] == 0
     promo = query(fresh_db, "select count(*) from raw.attribution_events where cardinality(discount_codes) > 0")[0][0]
     assert promo == sum(1 for e in world.events if e.discount_codes)
-    utm = query(fresh_db, "select count(*) from raw.attribution_events where utm_campaign like %s", (f"%\\_%\\_%",))[0][0]
+    utm = query(fresh_db, "select count(*) from raw.attribution_events where utm_campaign like %s", ("%\\_%\\_%",))[0][0]
     assert utm >= sum(1 for e in world.events if e.channel == "utm")
     assert query(fresh_db, "select count(*) from raw.attribution_events where ip_datacenter "
                            "and event_type <> 'page_view'")[0][0] == sum(1 for e in world.events if e.note == "datacenter")
@@ -246,7 +246,7 @@ def test_truth_is_internally_consistent(side):
 def test_conversion_files_sensor_requests_what_the_ledger_lacks(fresh_db, side, monkeypatch):
     import dagster as dg
 
-    from pipelines import settings as settings_module
+    from resources import settings as settings_module
     from pipelines.sensors import conversion_files_sensor
     from resources.warehouse import WarehouseResource
 

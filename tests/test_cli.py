@@ -319,7 +319,7 @@ def test_the_demo_stores_opawgs_files_from_beside_the_repository(tmp_path, monke
     """`../shared/realdata/user_agents` (where the CI keeps it) is stored as an update would, once;
     a configured folder is left alone."""
     from pipelines.cli import DEMO_OPAWG_DIR, _demo_user_agents
-    from pipelines.settings import Settings
+    from resources.settings import Settings
 
     monkeypatch.delenv("PODCAST_USER_AGENT_PATTERNS_DIR", raising=False)
     assert DEMO_OPAWG_DIR == OPAWG_PATTERNS

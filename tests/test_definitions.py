@@ -86,3 +86,56 @@ def test_no_view_model_has_two_view_parents():
     shared = {uid: parents for uid in views
               if len(parents := [p for p in nodes[uid]["depends_on"]["nodes"] if p in views]) > 1}
     assert shared == {}
+
+
+def _modules_under(*packages: str) -> list[str]:
+    names = []
+    for package in packages:
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts:  # Alembic scripts, run by Alembic, not imported
+                continue
+            parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_assets_and_resources_import_without_the_code_location():
+    """Shared code sits below what uses it: importing every module of `assets/` and `resources/`
+    (a fresh interpreter, so nothing an earlier test imported counts) loads no module of
+    `pipelines/`, so `pipelines.definitions` never sits in an import loop with the assets."""
+    modules = _modules_under("assets", "resources")
+    assert len(modules) > 40 and "assets.quality_gate" in modules and "resources.settings" in modules
+    script = ("import importlib, json, sys\n"
+              f"for name in {modules!r}:\n"
+              "    importlib.import_module(name)\n"
+              "print(json.dumps(sorted(m for m in sys.modules if m == 'pipelines' or m.startswith('pipelines.'))))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    assert json.loads(out.stdout.splitlines()[-1]) == []
+
+
+def test_only_entry_points_import_the_definitions():
+    """No module imports `pipelines.definitions` (not even inside a function) but the CLI; the
+    quality gate finds the code location by the name workspace.yaml and pyproject.toml give it."""
+    import ast
+    import tomllib
+
+    import yaml
+
+    from assets.quality_gate import CODE_LOCATION_MODULE
+
+    importers = set()
+    for name in _modules_under("assets", "resources", "pipelines", "simulator"):
+        path = REPO_ROOT / (name.replace(".", "/") + ("/__init__.py" if (REPO_ROOT / name.replace(".", "/")).is_dir() else ".py"))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "pipelines.definitions" \
+                    or isinstance(node, ast.Import) and any(a.name == "pipelines.definitions" for a in node.names):
+                importers.add(name)
+    assert importers == {"pipelines.cli"}
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
+    assert CODE_LOCATION_MODULE == pyproject["tool"]["dagster"]["module_name"] \
+        == workspace["load_from"][0]["python_module"]["module_name"]

@@ -243,7 +243,7 @@ def test_download_checks_pass_on_the_demo_and_catch_a_lost_download(demo_runs, m
     import psycopg
 
     from pipelines.checks.downloads import downloads_are_consistent, downloads_match_simulator_truth
-    from pipelines.settings import get_settings
+    from resources.settings import get_settings
     from resources.warehouse import WarehouseResource
 
     data_dir, _, _, _, url = demo_runs
@@ -310,7 +310,7 @@ def test_no_accepted_event_is_later_than_its_load_and_freshness_lines_are_not_in
     report's freshness dates are on or before the day it was generated."""
     import re
 
-    from pipelines.settings import Settings
+    from resources.settings import Settings
 
     data_dir, *_, url = demo_runs
     tolerance = Settings().future_tolerance_delta()

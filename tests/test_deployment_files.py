@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN_DIR = Path(sys.executable).parent
 DAGSTER_EXECUTABLES = {"dagster", "dagster-webserver", "dagster-daemon"}
 DAGSTER_SERVICES = ("user_code", "webserver", "daemon")
-# The run tags the queue limits: ours (pipelines/run_tags.py) and the one Dagster gives runs of a
+# The run tags the queue limits: ours (assets/run_tags.py) and the one Dagster gives runs of a
 # partition with a `tenant` dimension.
 QUEUE_TAGS = ("podcast/tenant", "dagster/partition/tenant", "podcast/source")
 ENVIRONMENT = (
@@ -350,7 +350,7 @@ def test_runs_carry_the_tags_the_queue_limits():
 
     from pipelines.jobs import JOBS
     from pipelines.reports import report_tenant_tags
-    from pipelines.run_tags import SOURCE_TAG, TENANT_TAG
+    from assets.run_tags import SOURCE_TAG, TENANT_TAG
     from assets.ingestion.megaphone_export import megaphone_export_job
 
     assert {SOURCE_TAG, TENANT_TAG} < set(QUEUE_TAGS)

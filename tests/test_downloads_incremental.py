@@ -12,7 +12,7 @@ from assets.ingestion.listener_logs_load import discover, forget_missing, load_f
 from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
-from pipelines.settings import REPO_ROOT
+from resources.settings import REPO_ROOT
 from resources.warehouse import dbt_env
 from simulator.logs import generate_logs
 from tests.conftest import UA_PATTERNS, query

@@ -277,7 +277,7 @@ def test_every_secret_config_map_and_volume_named_is_in_the_prerequisites(tmp_pa
 
 
 def test_secrets_carry_the_variables_the_platform_reads():
-    from pipelines.settings import Settings
+    from resources.settings import Settings
 
     defined = prerequisites()
     keys = {key for (kind, name), doc in defined.items() if kind == "Secret" and name != values()["global"][
@@ -361,7 +361,7 @@ def test_executor_option_is_a_setting_the_code_location_reads():
     from pydantic import ValidationError
 
     from pipelines.definitions import build_executor
-    from pipelines.settings import Settings
+    from resources.settings import Settings
 
     assert deployment()["env"]["PODCAST_EXECUTOR"] == "multiprocess"  # as shipped: one pod per run
     assert build_executor(Settings(executor="multiprocess")) is None  # Dagster's default executor

@@ -23,7 +23,7 @@ from assets.ingestion.listener_logs import listener_logs
 from assets.ingestion.listener_logs_load import LoadLimits, discover, file_sha256, load_file
 from assets.ingestion.listener_logs_parse import IpHasher
 from pipelines.sensors import listener_log_files_sensor
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 from tests.conftest import REPO_ROOT, query
 

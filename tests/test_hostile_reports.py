@@ -28,10 +28,10 @@ from assets.reports.content import ReportError, ReportRequest
 from assets.reports.delivery import ReportDeliveryResource
 from assets.reports.generate import enforce_retention
 from pipelines.alerts import AlertNotPosted, alert_on_check_failure, alert_on_run_failure, post_alert
-from pipelines.identifiers import InvalidIdentifier, is_valid_identifier, safe_path, validate_identifier
-from pipelines.redaction import redact_url
+from resources.identifiers import InvalidIdentifier, is_valid_identifier, safe_path, validate_identifier
+from resources.redaction import redact_url
 from pipelines.reports import report_partitions_sensor
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource, with_database
 from tests.conftest import query

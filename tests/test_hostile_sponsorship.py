@@ -29,7 +29,7 @@ from assets.ingestion.campaigns import MAX_IO_ROWS, load_campaign_sources, sync_
 from assets.ingestion.conversions import MAX_RECORD_BYTES, sync_conversions
 from assets.ingestion.platforms.sync import PlatformSources, load_platform_sources, sync_platform
 from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
-from pipelines import settings as settings_module
+from resources import settings as settings_module
 from resources.warehouse import WarehouseResource
 from simulator.platforms import platform_sources
 from tests.conftest import REPO_ROOT, query

@@ -213,7 +213,7 @@ def test_sensor_requests_what_the_ledger_lacks_and_keeps_no_cursor(fresh_db, log
     a new or rewritten file asks for its own day only."""
     landing, _ = log_truth
     monkeypatch.setenv("PODCAST_LOG_LANDING_DIR", str(landing))
-    from pipelines.settings import get_settings
+    from resources.settings import get_settings
     from resources.warehouse import WarehouseResource
 
     def tick():

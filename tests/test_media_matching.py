@@ -26,7 +26,7 @@ from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
 from assets.ingestion.rss_parse import parse_feed
 from assets.ingestion.user_agents import read_patterns, store_patterns
-from pipelines.settings import REPO_ROOT
+from resources.settings import REPO_ROOT
 from tests.conftest import query
 from tests.test_downloads_incremental import DOWNLOADS, dbt_build, snapshot
 

@@ -12,7 +12,7 @@ import pytest
 
 from assets.ingestion.megaphone_export import megaphone_episode_metrics_daily
 from pipelines.megaphone_sensor import megaphone_export_sensor
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 from simulator.megaphone import export_path, marker_path, megaphone_shows, write_megaphone_exports
 from tests.conftest import query

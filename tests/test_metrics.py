@@ -10,8 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.exposition import generate_latest
 
-from pipelines.metrics import (DELIVERY_BUCKETS, GENERATION_BUCKETS, METRIC_TYPES, Timing, build_registry,
-                               dashboard_queries, grafana_sql, record_timings)
+from pipelines.metrics import (DELIVERY_BUCKETS, GENERATION_BUCKETS, METRIC_TYPES, build_registry, dashboard_queries,
+                               grafana_sql)
+from resources.timings import Timing, record_timings
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

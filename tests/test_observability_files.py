@@ -107,7 +107,7 @@ def test_alert_rules_cover_the_slas_and_read_served_metrics():
         assert any(rate in e and e.rstrip().endswith("> 0.01") for e in exprs), rate
     for histogram in ("feed_poll_duration_seconds", "report_delivery_latency_seconds",
                       "integration_api_latency_seconds"):
-        assert any(f"histogram_quantile(0.95" in e and f"{histogram}_bucket" in e and e.rstrip().endswith("> 1")
+        assert any("histogram_quantile(0.95" in e and f"{histogram}_bucket" in e and e.rstrip().endswith("> 1")
                    for e in exprs), histogram
 
 

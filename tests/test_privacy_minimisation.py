@@ -30,7 +30,7 @@ from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.sponsorship_assets import conversion_events, sponsorship_campaigns
 from assets.reports.assets import CAMPAIGN_PARTITIONS, campaign_report
 from assets.reports.delivery import ReportDeliveryResource
-from pipelines.settings import HashSecretError, Settings, get_settings
+from resources.settings import HashSecretError, Settings, get_settings
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource, with_database
 from simulator.buyers import FIRST_NAMES, LAST_NAMES, STREETS, personal_values

@@ -20,7 +20,7 @@ from assets.ingestion.identity import identity_key
 from assets.ingestion.listener_logs_parse import IpHasher
 from pipelines import privacy
 from pipelines.cli import main
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from simulator.buyers import buyer
 from resources.schema import migrate
 from resources.warehouse import with_database

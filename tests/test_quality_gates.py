@@ -14,7 +14,7 @@ from assets.ingestion.rss import rss_feeds
 from assets.ingestion.user_agents import user_agent_patterns
 from assets.quality import EXPORTS, sla_status
 from pipelines.checks.quality import QUALITY_CHECKS, SUITES
-from pipelines.quality_gate import gated_keys
+from assets.quality_gate import gated_keys
 from resources.http import HttpResource
 from resources.warehouse import WarehouseResource
 from simulator.network import build_network
@@ -219,7 +219,7 @@ def test_what_leaves_the_platform_waits_for_marts_that_are_current(world):
     """A model build that fails leaves its mart on the previous run's rows with no failed check:
     the report gate (and exports, and the SLA) name it; so does a model older than the raw data
     that has arrived since. Both clear once the models are built again."""
-    from pipelines.gates import require_current_upstream
+    from assets.gates import require_current_upstream
 
     podcasts = dg.AssetKey(["marts", "dim_podcasts"])
     models = [dg.AssetKey(["staging", "stg_rss__episodes"]), dg.AssetKey(["staging", "stg_rss__podcasts"]), podcasts]

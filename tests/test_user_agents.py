@@ -18,7 +18,7 @@ from assets.ingestion.user_agents import (
     BUILT_IN_DIR, SOURCE_CHECK, PatternUpdateError, pattern_source, read_patterns, store_patterns, stored_version,
     to_postgres_regex, update_patterns, user_agent_patterns,
 )
-from pipelines.settings import REPO_ROOT, Settings, get_settings
+from resources.settings import REPO_ROOT, Settings, get_settings
 from resources.warehouse import WarehouseResource, dbt_env
 from simulator.logs import APPS, BOTS, SHARED_AGENTS, WATCH
 from tests.conftest import OPAWG_PATTERNS, query

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from pipelines.identifiers import InvalidIdentifier, validate_identifier
+from resources.identifiers import InvalidIdentifier, validate_identifier
 from resources.schema import require_schema
 
 META_COLUMNS = ("_source", "_batch_id", "_ingested_at")
@@ -67,7 +67,7 @@ ARRAY_COLUMNS = frozenset({"promo_codes", "vanity_urls", "discount_codes"})
 
 def identifier(kind: str, value: Any) -> str:
     """A sponsor, campaign, placement or tenant id that may become a file or folder name:
-    `pipelines.identifiers`' pattern, else the record is refused (`invalid_identifier`)."""
+    `resources.identifiers`' pattern, else the record is refused (`invalid_identifier`)."""
     text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else value
     try:
         return validate_identifier(kind, text)

@@ -6,7 +6,7 @@ Parsing is pure (`parse_*`): a record either becomes a row or raises `Invalid` w
 it is quarantined. Rows are upserted on their natural keys and rewritten only when they change.
 The units that fail are the record (quarantined), the insertion-order file (refused in the file
 ledger with the reason) and the tenant's API sync (`LoadStats.failed_sources`); the others are
-stored. Tenant, sponsor, campaign and placement ids are `pipelines.identifiers` identifiers.
+stored. Tenant, sponsor, campaign and placement ids are `resources.identifiers` identifiers.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from assets.ingestion.campaign_store import (
     Invalid, checked, ensure_campaign_tables, file_loaded, identifier, parse_record, payload, quarantine,
     read_cursor, record_file, store, write_cursor,
 )
-from pipelines.identifiers import SponsorId, TenantId, is_valid_identifier
+from resources.identifiers import SponsorId, TenantId, is_valid_identifier
 from resources.platform_http import ApiClient, ApiPolicy, Secret, credential_from_env
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")

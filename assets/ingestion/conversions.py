@@ -44,8 +44,8 @@ from assets.ingestion.campaigns import (
 )
 from assets.ingestion.identity import identity_key, value_key
 from assets.ingestion.listener_logs_parse import IpHasher
-from pipelines.identifiers import is_valid_identifier
-from pipelines.settings import get_settings
+from resources.identifiers import is_valid_identifier
+from resources.settings import get_settings
 from resources.platform_http import ApiClient, ApiPolicy, credential_from_env
 
 EVENT_KEY = ("tenant_id", "source", "event_id", "occurred_at")

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from assets.ingestion.listener_logs_parse import IpHasher
-from pipelines.settings import HashSecretError, Settings, get_settings
+from resources.settings import HashSecretError, Settings, get_settings
 
 IDENTITY_KINDS = ("email", "phone", "customer")
 _NOT_DIGIT = re.compile(r"\D")

@@ -31,8 +31,8 @@ from psycopg.copy import QueuedLibpqWriter
 
 from assets.ingestion.listener_logs_parse import BadLine, IpAddress, IpHasher, parse_address
 from assets.ingestion.log_formats import JsonMapping, LogFormat, LogSource, detect_format
-from pipelines.identifiers import is_valid_identifier
-from pipelines.settings import get_settings
+from resources.identifiers import is_valid_identifier
+from resources.settings import get_settings
 
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".inprogress", ".crdownload")

@@ -68,7 +68,7 @@ from assets.ingestion.listener_logs_parse import (
     parse_lines,
     read_batch,
 )
-from pipelines.identifiers import TenantId
+from resources.identifiers import TenantId
 
 MAPPING_HINT = ("for JSON lines, name the log's fields under `listener_logs: json_mappings: <name>:` in "
                 "sources.yaml (time, ip, method, host, uri or path, status, bytes, user_agent...)")

@@ -15,7 +15,7 @@ in one transaction: upserts that leave unchanged rows alone, rows of episodes go
 files deleted, the day's quarantine replaced, and the files' checksums in
 `ops.megaphone_export_files`. A day whose files have the checksums of the ledger is not loaded
 again; a day whose files changed is loaded again in full. A (tenant, network, day) is the unit
-that fails: one whose folder names are not identifiers (`pipelines.identifiers`), whose files
+that fails: one whose folder names are not identifiers (`resources.identifiers`), whose files
 cannot be read or that the database refuses fails the run with its key, after the others are
 loaded.
 """
@@ -38,9 +38,9 @@ import psycopg
 from assets.ingestion.conversions import bounded_lines
 from assets.ingestion.identity import checked_hash_secret
 from assets.ingestion.platforms.sync import ensure_platform_tables
-from pipelines.identifiers import InvalidIdentifier, validate_identifier
-from pipelines.run_tags import source_tags
-from pipelines.settings import get_settings
+from resources.identifiers import InvalidIdentifier, validate_identifier
+from assets.run_tags import source_tags
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 METRIC_TYPE = "delivery-v2"

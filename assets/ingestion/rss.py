@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.ingestion.rss_ingest import ingest_rss, load_sources
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.http import HttpResource
 from resources.warehouse import WarehouseResource
 

@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from assets.ingestion.rss_parse import UNSTORABLE, ParsedFeed, Rejection, content_hash, parse_feed
-from pipelines.identifiers import TenantId
+from resources.identifiers import TenantId
 from resources.adaptive_pool import map_adaptive
 from resources.http import Fetcher, FetchPolicy, FetchResult
 
@@ -219,20 +219,30 @@ def _sql(name: str) -> str:
     return importlib_resources.files("assets.ingestion").joinpath(f"sql/{name}").read_text()
 
 
-PODCAST_COLUMNS = (
-    "tenant_id", "feed_url", "final_url", "title", "link", "description_html", "language", "author",
-    "owner_name", "owner_email", "image_url", "itunes_type", "explicit_raw", "categories",
-    "podcast_guid", "medium", "new_feed_url", "itunes_complete", "itunes_block", "generator",
-    "updated_raw", "episode_count", "parse_degraded", "parse_warnings", "content_hash", "payload", "_batch_id",
-)
-EPISODE_COLUMNS = (
-    "tenant_id", "feed_url", "guid", "guid_source", "feed_position", "title", "itunes_title", "link",
-    "description_html", "description_text", "published_raw", "published_at", "duration_raw",
-    "duration_seconds", "explicit_raw", "itunes_episode_type", "season_raw", "season_number",
-    "episode_raw", "episode_number", "enclosure_url", "enclosure_length", "enclosure_type",
-    "image_url", "transcripts", "chapters_url", "chapters_type", "parse_degraded", "content_hash", "payload",
-    "_batch_id",
-)
+# The columns of the raw tables this asset writes, declared here once: the batch staged for the
+# upsert, the quality suite (pipelines/checks/quality.py) and the dbt source read them, and
+# tests/test_raw_columns.py holds the upsert SQL, the warehouse's tables and dbt's sources to them.
+RAW_COLUMNS = {
+    "rss_podcasts": (
+        "tenant_id", "feed_url", "final_url", "title", "link", "description_html", "language", "author",
+        "owner_name", "owner_email", "image_url", "itunes_type", "explicit_raw", "categories",
+        "podcast_guid", "medium", "new_feed_url", "itunes_complete", "itunes_block", "generator",
+        "updated_raw", "episode_count", "parse_degraded", "parse_warnings", "content_hash", "payload",
+        "_ingested_at", "_source", "_batch_id",
+    ),
+    "rss_episodes": (
+        "tenant_id", "feed_url", "guid", "guid_source", "feed_position", "title", "itunes_title", "link",
+        "description_html", "description_text", "published_raw", "published_at", "duration_raw",
+        "duration_seconds", "explicit_raw", "itunes_episode_type", "season_raw", "season_number",
+        "episode_raw", "episode_number", "enclosure_url", "enclosure_length", "enclosure_type",
+        "image_url", "transcripts", "chapters_url", "chapters_type", "parse_degraded", "content_hash", "payload",
+        "_first_seen_at", "_ingested_at", "_source", "_batch_id",
+    ),
+}
+# Filled in the warehouse, not staged: load times by defaults, `_source` by the upsert.
+NOT_STAGED = frozenset({"_ingested_at", "_first_seen_at", "_source"})
+PODCAST_COLUMNS = tuple(c for c in RAW_COLUMNS["rss_podcasts"] if c not in NOT_STAGED)
+EPISODE_COLUMNS = tuple(c for c in RAW_COLUMNS["rss_episodes"] if c not in NOT_STAGED)
 JSON_COLUMNS = {"payload", "transcripts"}
 
 

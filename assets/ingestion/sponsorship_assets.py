@@ -8,7 +8,7 @@ import dagster as dg
 from assets.ingestion.campaigns import load_campaign_sources, sync_campaigns
 from assets.ingestion.conversions import sync_conversions
 from assets.ingestion.identity import checked_hash_secret
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 CAMPAIGN_KEYS = [dg.AssetKey(["raw", "sponsors"]), dg.AssetKey(["raw", "campaigns"]),

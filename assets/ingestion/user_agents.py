@@ -26,7 +26,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 
-from pipelines.settings import REPO_ROOT, Settings, get_settings
+from resources.settings import REPO_ROOT, Settings, get_settings
 from resources.warehouse import WarehouseResource
 
 PATTERN_SETS = ("bots", "apps", "libraries", "browsers", "devices")

@@ -24,10 +24,10 @@ from assets.reports.content import FORMATS, ReportError, ReportRequest, SubjectN
 from assets.reports.delivery import (DeliveryConfigError, DeliveryOutcome, RecipientRule, ReportDeliveryResource,
                                      recipients_for, send_email, send_webhook)
 from assets.reports.generate import GeneratedReport, generate_report
-from pipelines.gates import require_current_upstream
-from pipelines.identifiers import is_valid_identifier
-from pipelines.quality_gate import asset_graph_of
-from pipelines.settings import get_settings
+from assets.gates import require_current_upstream
+from resources.identifiers import is_valid_identifier
+from assets.quality_gate import asset_graph_of
+from resources.settings import get_settings
 from resources.report_store import ReportStoreResource
 from resources.warehouse import WarehouseResource
 

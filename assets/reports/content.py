@@ -13,7 +13,7 @@ from decimal import Decimal
 import psycopg
 
 from assets.reports.formatting import COUNT, CREDIT, DAYS, FRACTION, MONEY, RATIO, Figure, label, money
-from pipelines.identifiers import InvalidIdentifier, validate_identifier
+from resources.identifiers import InvalidIdentifier, validate_identifier
 
 TEMPLATES = ("standard", "summary")
 FORMATS = ("html", "pdf", "csv", "xlsx", "json")

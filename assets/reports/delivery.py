@@ -4,7 +4,7 @@ secret is configured). Both retry with backoff and jitter (stamina); every attem
 `reports.deliveries`, so failures stay visible after the run.
 
 A webhook URL is used as configured and stored, logged and reported only redacted
-(`pipelines.redaction`): its credentials stay in the configuration. Text from the data (a
+(`resources.redaction`): its credentials stay in the configuration. Text from the data (a
 campaign's name in the subject) never reaches an e-mail header with a line break in it."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from assets.reports.generate import GeneratedReport
-from pipelines.metrics import Timing, record_timings
-from pipelines.redaction import redact_text, redact_url
+from resources.timings import Timing, record_timings
+from resources.redaction import redact_text, redact_url
 from resources.report_store import ReportStoreResource
 
 ATTACHED = {"pdf": "application/pdf",

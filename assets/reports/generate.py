@@ -12,7 +12,7 @@ import psycopg
 
 from assets.reports.content import FORMATS, ReportContent, ReportError, ReportRequest, report_content
 from assets.reports.render import fingerprint, render
-from pipelines.metrics import Timing, record_timings
+from resources.timings import Timing, record_timings
 from resources.report_store import ReportStoreResource
 
 

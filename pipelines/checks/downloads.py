@@ -5,7 +5,7 @@ import json
 import dagster as dg
 from psycopg import sql
 
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 FCT_DOWNLOADS = dg.AssetKey(["marts", "fct_downloads"])

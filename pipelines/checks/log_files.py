@@ -26,7 +26,7 @@ import dagster as dg
 import psycopg
 
 from assets.ingestion.log_formats import MAPPING_HINT, accepted_formats, load_log_sources
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 NOT_REFUSALS = ("not_a_download",)
@@ -113,7 +113,7 @@ def listener_log_files_refused_share(context: dg.AssetCheckExecutionContext,
                                      warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = get_settings()
     mappings = load_log_sources(settings.resolved_sources_file()).mappings()
-    with psycopg.connect(warehouse.url()) as conn:
+    with warehouse.connect() as conn:
         return judge(conn, settings.log_refused_limit, context.op_execution_context.run_id, accepted_formats(mappings),
                      settings.log_refused_min_lines)
 

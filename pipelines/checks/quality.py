@@ -21,7 +21,9 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from assets.ingestion.rss_ingest import RAW_COLUMNS as RSS_COLUMNS
 from pipelines.checks.rss_quality import validate_table
+from resources.settings import get_settings
 from resources.warehouse import ConnectionParts, WarehouseResource
 
 COMPLETENESS = 0.9     # the SLA: > 90 % of required fields filled
@@ -103,11 +105,7 @@ LATE_LAG = "3 days"
 SUITES: dict[str, TableSuite] = {s.table: s for s in [
     TableSuite(
         "rss_episodes",
-        _cols("tenant_id feed_url guid guid_source feed_position title itunes_title link description_html "
-              "description_text published_raw published_at duration_raw duration_seconds explicit_raw "
-              "itunes_episode_type season_raw season_number episode_raw episode_number enclosure_url "
-              "enclosure_length enclosure_type image_url transcripts chapters_url chapters_type content_hash payload "
-              "parse_degraded _first_seen_at"),
+        RSS_COLUMNS["rss_episodes"],
         key=("tenant_id", "feed_url", "guid"),
         required=("title", "enclosure_url", "enclosure_type", "published_at"),
         ranges={"duration_seconds": (0, 2 * DAY), "enclosure_length": (0, 10**10)},
@@ -122,9 +120,7 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
     ),
     TableSuite(
         "rss_podcasts",
-        _cols("tenant_id feed_url final_url title link description_html language author owner_name owner_email "
-              "image_url itunes_type explicit_raw categories podcast_guid medium new_feed_url itunes_complete "
-              "itunes_block generator updated_raw episode_count content_hash payload parse_degraded parse_warnings"),
+        RSS_COLUMNS["rss_podcasts"],
         key=("tenant_id", "feed_url"), required=("title",), ranges={"episode_count": COUNT},
     ),
     TableSuite(
@@ -442,9 +438,21 @@ def quality_rows(suite: TableSuite, outcomes: dict[str, dict[str, Any]],
     return rows
 
 
+# Older results than the retention go, except the latest of each rule (asset, tenant, check,
+# rule): the score and the SLA read the latest, however long ago the rule last ran.
+PRUNE_RESULTS = """
+    delete from ops.quality_results old
+    where old.evaluated_at < now() - make_interval(days => %s)
+      and exists (select from ops.quality_results newer
+                  where newer.asset = old.asset and newer.check_name = old.check_name and newer.rule = old.rule
+                    and newer.tenant_id = old.tenant_id and newer.evaluated_at > old.evaluated_at)"""
+
+
 def record_results(conn: psycopg.Connection, asset: str, check_name: str, run_id: str | None,
-                   rows: list[dict[str, Any]]) -> None:
-    """Append rule rows and the asset's score per tenant (`check_name` = the check itself)."""
+                   rows: list[dict[str, Any]], history_days: int | None = None) -> None:
+    """Append rule rows and the asset's score per tenant (`check_name` = the check itself) and
+    delete the results older than `history_days` (default: the setting) that a newer result of
+    the same rule replaces, in one transaction."""
     evaluated = conn.execute("select now()").fetchone()[0]
     by_tenant: dict[str, list[float]] = {}
     for r in rows:
@@ -452,13 +460,14 @@ def record_results(conn: psycopg.Connection, asset: str, check_name: str, run_id
     summary = [{"tenant_id": t, "check_name": check_name, "score": round(sum(s) / len(s), 6),
                 "passed": all(r["passed"] for r in rows if r["tenant_id"] == t), "details": {"rules": len(s)}}
                for t, s in by_tenant.items()]
-    with conn.cursor() as cur:
+    with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             "insert into ops.quality_results (asset, tenant_id, check_name, rule, score, passed, evaluated_at, "
             "run_id, details) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [(asset, r["tenant_id"], check_name, r["check_name"], r["score"], r["passed"], evaluated, run_id,
               json.dumps(r["details"], default=str)) for r in [*rows, *summary]],
         )
+        cur.execute(PRUNE_RESULTS, (history_days or get_settings().ops_history_days,))
 
 
 def _rows(suite: TableSuite, batch_id: str | None) -> sql.Composable:

@@ -8,7 +8,7 @@ session is redirected to the sign-in page, which the client reports as `http_302
   episodesPlayCount: {<episode id>: [{playscount, totaltimelistened, uniquelistenerscount,
   uniqueengagedlistenerscount, …}]}}`: every episode, and the totals of those played in
   [start, end]. Episodes carry the RSS item guid.
-- `episodeDetails?showId=&episodeId=&startDate=&endDate=` → `{episodePlayCountAllTime, 
+- `episodeDetails?showId=&episodeId=&startDate=&endDate=` → `{episodePlayCountAllTime,
   episodePlayCountTrends: [{timebucket (epoch milliseconds, UTC day), playscount,
   totaltimelistened (seconds), uniquelistenerscount, uniqueengagedlistenerscount}], …}`.
 - `showTrendsV2?showId=&start=&end=&seriesMode=DAILY&metric=FOLLOWERS` → `{measure,

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from assets.ingestion.platforms.base import Platform, Stream, SyncStats
 from assets.ingestion.platforms.sync import PLATFORMS, load_platform_sources, sync_platform
-from pipelines.settings import get_settings
+from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 PLATFORM_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-09-01", end_offset=1)

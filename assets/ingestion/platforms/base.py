@@ -29,8 +29,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from pipelines.identifiers import TenantId
-from pipelines.settings import get_settings
+from resources.identifiers import TenantId
+from resources.settings import get_settings
 from resources.platform_http import ApiClient, ApiPolicy
 
 # -- configuration --------------------------------------------------------------------------
@@ -38,7 +38,7 @@ from resources.platform_http import ApiClient, ApiPolicy
 
 class ShowConfig(BaseModel):
     """One show (podcast) of one tenant on a platform; `source_id` is the platform's id. A
-    tenant id that is not a plain identifier (`pipelines.identifiers`) is a config error."""
+    tenant id that is not a plain identifier (`resources.identifiers`) is a config error."""
 
     tenant_id: TenantId
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from pipelines.quality_gate import BuildStates, CheckStates, raise_if_blocked
+from assets.quality_gate import BuildStates, CheckStates, raise_if_blocked
 
 POLL_SECONDS = 15.0
 

@@ -19,6 +19,7 @@ their input arrived before the latest daily tick and they were not rebuilt since
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ class CheckStates:
         return self.on(self.asset_graph.get_ancestor_asset_keys(key))
 
 
+# The code location (workspace.yaml, pyproject.toml [tool.dagster]); asset_graph_of loads it by name.
+CODE_LOCATION_MODULE = "pipelines.definitions"
 FAILED_BUILD = "latest_build_failed"
 BEHIND_INPUT = "older_than_its_input"
 
@@ -171,13 +174,13 @@ def gated_keys(instance: dg.DagsterInstance, asset_graph, keys: Iterable[dg.Asse
 
 def asset_graph_of(context: dg.AssetExecutionContext):
     """The code location's whole asset graph: the run's repository, or (runs in process, e.g.
-    `dg.materialize`, whose job graph holds only the selected assets) the one `Definitions`."""
+    `dg.materialize`, which carry no repository and whose job holds only the selected assets) the
+    one `Definitions`, looked up by module name as Dagster's workspace does (CODE_LOCATION_MODULE),
+    so nothing below the code location imports it."""
     try:
         return context.repository_def.asset_graph
     except Exception:
-        from pipelines.definitions import defs
-
-        return defs.resolve_asset_graph()
+        return importlib.import_module(CODE_LOCATION_MODULE).defs.resolve_asset_graph()
 
 
 def blocker_metadata(blockers: list[Blocker]) -> dict[str, dg.MetadataValue]:

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # Sponsor reports: where files go (any fsspec URL), how long they are kept, how they are sent.
     reports_url: str | None = None
     report_retention_days: int = 30
+    # How long the ops history tables keep their rows (ops.sla_status_history, ops.quality_results:
+    # each writer prunes what is older in the transaction that appends; the latest result of every
+    # quality rule stays, however old).
+    ops_history_days: int = Field(default=90, ge=1)
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_username: str | None = None
