@@ -7,7 +7,9 @@ placement, whose bytes reach the ad under the IAB delivery rule. Conversions are
 households that heard an ad buy with the campaign's promo code, through its vanity URL or UTM
 link, or just from the same address (household match); organic buyers (listeners who heard
 nothing, people who never listen), promo codes that leak, prior customers, data-centre and
-shared addresses, order edits and refunds, and a few broken records.
+shared addresses, order edits and refunds, and a few broken records. How many households buy
+is the `response` setting (RESPONSES): realistic returns on ad spend by default, dense for tests
+of the attribution rules.
 
 `campaign_truth` applies the measurement rules to the planted events in plain Python: the
 exposures, the deterministic and household matches, every multi-touch model, cost, ROI and
@@ -436,9 +438,10 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int, res
     for e in exposures:
         delivered_ads[e.campaign_id] += 1
     downloads = _expected_downloads(logs.windows, episodes, campaigns, placements)
-    for c_index, c in enumerate(campaigns):
+    for c_index, c in enumerate(campaigns):  # whole dollars, rounded up
         if c.pricing_model == "flat":
-            c.budget = c.flat_fee = max(FLAT_FEE_MIN, (downloads[c.campaign_id] * cover[c_index] / 1000).quantize(Decimal(1), ROUND_CEILING))
+            fee = (downloads[c.campaign_id] * cover[c_index] / 1000).quantize(Decimal(1), ROUND_CEILING)
+            c.budget = c.flat_fee = max(FLAT_FEE_MIN, fee)
         else:
             c.budget = (delivered_ads[c.campaign_id] * c.cpm_rate * cover[c_index] / 1000).quantize(Decimal(1), ROUND_CEILING)
     world = CampaignWorld(seed, sponsors, campaigns, placements, [], exposures, [], agents,
@@ -574,9 +577,11 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random, response: str) 
             # code counts too) until their orders make that revenue.
             smallest = 20.0 if sponsor.tracking == "shop" else 15.0  # the smallest order (see `conversion`)
             for c in mine:
-                remaining = rng.uniform(float(ROAS_DRAW[0]), float(ROAS_DRAW[1])) * float(_expected_cost(c, world.exposures))
+                roas = rng.uniform(float(ROAS_DRAW[0]), float(ROAS_DRAW[1]))
+                remaining = roas * float(_expected_cost(c, world.exposures))  # revenue still to come
                 if c.promo_codes and remaining >= 2 * smallest:  # room for a leaked code and a real buyer
-                    when = datetime.combine(c.flight_start, time(), timezone.utc) + timedelta(days=rng.randint(2, 15), seconds=rng.randint(0, 86399))
+                    when = datetime.combine(c.flight_start, time(), timezone.utc) + timedelta(
+                        days=rng.randint(2, 15), seconds=rng.randint(0, 86399))
                     leaked = conversion(sponsor, when, _stranger_ip(rng), "promo_code", c, code=c.promo_codes[-1],
                                         note="leaked_code", at_most=Decimal(remaining / 2).quantize(CENT))
                     remaining -= float(leaked.net_revenue)
