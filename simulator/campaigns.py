@@ -627,6 +627,24 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random, response: str) 
         if shared and (tenant, sponsor.sponsor_id, shared) in exposures_by:
             e = sorted(exposures_by[(tenant, sponsor.sponsor_id, shared)], key=lambda x: x.exposed_at)[0]
             conversion(sponsor, e.exposed_at + timedelta(hours=5), e.ip, "organic", note="shared_ip")
+    if response == "dense":
+        # Per tenant, a household the newest ad reached buys two hours after it, and the ad before
+        # it was another of the sponsor's campaigns: the tenant's newest log lines move its credit
+        # (an incremental attribution run must rewrite it).
+        converted = {(ev.tenant_id, ev.sponsor_id, _prefix(ev.ip)) for ev in events if ev.is_conversion}
+        for tenant in sorted(world.listener_households):
+            latest = sorted((e for e in world.exposures if e.tenant_id == tenant
+                             and e.household != world.shared_households.get(tenant)),
+                            key=lambda e: (e.exposed_at, e.campaign_id, e.placement_id), reverse=True)
+            for e in latest:
+                sponsor_id = campaigns[e.campaign_id].sponsor_id
+                earlier = [x for x in exposures_by[(tenant, sponsor_id, e.household)] if x.exposed_at < e.exposed_at]
+                if (tenant, sponsor_id, e.household) not in converted and earlier and \
+                        max(earlier, key=lambda x: x.exposed_at).campaign_id != e.campaign_id:
+                    conversion(world.sponsor(tenant, sponsor_id), e.exposed_at + timedelta(hours=2),
+                               _other_address(rng, e.ip), "household", campaigns[e.campaign_id],
+                               customer=customer(tenant, e.household))
+                    break
     # An organic purchase that happens to fall inside a window of an exposed household: the one
     # kind of mistake household matching cannot avoid. One per tenant.
     converted = {(ev.tenant_id, ev.sponsor_id, _prefix(ev.ip)) for ev in events if ev.is_conversion}
