@@ -7,7 +7,9 @@ placement, whose bytes reach the ad under the IAB delivery rule. Conversions are
 households that heard an ad buy with the campaign's promo code, through its vanity URL or UTM
 link, or just from the same address (household match); organic buyers (listeners who heard
 nothing, people who never listen), promo codes that leak, prior customers, data-centre and
-shared addresses, order edits and refunds, and a few broken records.
+shared addresses, order edits and refunds, and a few broken records. How many households buy
+is the `response` setting (RESPONSES): realistic returns on ad spend by default, dense for tests
+of the attribution rules.
 
 `campaign_truth` applies the measurement rules to the planted events in plain Python: the
 exposures, the deterministic and household matches, every multi-touch model, cost, ROI and
@@ -22,7 +24,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,23 +50,36 @@ EPOCH = datetime(2026, 9, 1, tzinfo=timezone.utc)  # records are created from he
 # (`FUTURE_EVENT_AT`), which the truth excludes as bad records.
 SIMULATED_NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
 FUTURE_EVENT_AT = datetime(2036, 1, 1, 12, tzinfo=timezone.utc)  # a device clock years ahead
-# Prices as podcast ads are sold: host-read CPMs of $18-$50 (IAB / Advertiser Perceptions podcast
-# ad revenue studies; agencies quote about $25 for a 60-second mid-roll). CPM budgets are sized to
-# the simulated audience (a few hundred downloads per campaign in three days of logs), so the
-# cap binds for some campaigns; flat fees are sized so that ROI lands in the range real campaign
-# reports show (README, "Costs, ROI and the range the demo targets").
+# Prices as podcast ads are sold: CPMs of $18-$50 (the range the IAB / Advertiser Perceptions podcast
+# ad revenue studies report; agencies quote about $25 for a 60-second mid-roll).
+# A CPM campaign is a dynamically inserted run-of-show buy: its ad goes into every ad break
+# (`CPM_BREAKS`) of every episode of its shows, back catalogue included, during the flight. Its
+# budget is the delivery the simulator expects (the ads its logs deliver) times the rate, times a
+# cover factor: below 1 the budget caps the cost.
 CPM_RATES = ("18.00", "25.00", "32.00", "45.00")
-CPM_BUDGETS = (3, 5, 8, 12)
-# A flat fee is priced on the audience the placements reach: dollars per household reached
-# (at least FLAT_FEE_MIN, rounded to $50).
-FLAT_FEE_PER_HOUSEHOLD = (16, 20, 24, 28)
-FLAT_FEE_MIN = Decimal(300)
-# The ROI range demo campaigns target (README, "Costs, ROI and the range the demo targets"): flat-fee
-# campaigns that reached at least ROI_TARGET_MIN_REACH households. CPM campaigns are outside it by
-# construction (a few hundred simulated downloads at real CPMs cost dollars, against conversions
-# planted densely enough to test attribution); a campaign that reached almost no one loses its fee.
+CPM_BREAKS = (("pre", 0), ("mid", 600), ("mid", 1500))
+CPM_BUDGET_COVER = ("0.80", "1.00", "1.25", "1.50")
+# A flat fee (host-read, baked in) is priced as its placements' expected downloads during the flight
+# (the counted downloads of the placed episodes in the simulator's logs) times a CPM, in whole dollars.
+FLAT_FEE_CPMS = ("18.00", "25.00", "32.00", "50.00")
+FLAT_FEE_MIN = Decimal(10)  # a show's smallest sponsorship
+# Response: in the realistic world (the demo's) each campaign draws a return on ad spend in
+# ROAS_DRAW and the households it reached buy, through a traceable channel, until their orders
+# add up to that return on the cost it is expected to accrue; unexposed listeners buy from the
+# sponsor at ORGANIC_RATE. The dense world (`response="dense"`, the test fixtures') plants a
+# conversion for DENSE_RESPONSE of the reached households and organic purchases at
+# DENSE_ORGANIC_RATE, so every attribution rule is exercised many times; its ROIs are far above
+# what real campaigns see.
+RESPONSES = ("realistic", "dense")
+ROAS_DRAW = (Decimal("0.60"), Decimal("2.40"))
+ORGANIC_RATE = 0.01
+DENSE_RESPONSE = 0.45
+DENSE_ORGANIC_RATE = 0.06
+# What the realistic world's campaigns must show (README, "Costs, ROI and the range the demo
+# targets"): ROI between -80 % and +300 % (ROAS 0.2x-4x) and an effective CPM (cost to date per
+# thousand delivered ads) in EFFECTIVE_CPM_BAND.
 ROI_TARGET = (Decimal("-0.80"), Decimal("3.00"))
-ROI_TARGET_MIN_REACH = 10
+EFFECTIVE_CPM_BAND = (Decimal("10.00"), Decimal("75.00"))
 
 
 def _money(value: Decimal) -> Decimal:
@@ -275,6 +290,28 @@ def compute_exposures(windows: list[DownloadWindow], episodes: dict[str, dict[st
     return out
 
 
+def _expected_downloads(windows: list[DownloadWindow], episodes: dict[str, dict[str, Any]],
+                        campaigns: list[Campaign], placements: list[Placement]) -> dict[str, int]:
+    """Campaign id -> counted downloads of its placed episodes during the placements' dates and the
+    flight (each placement's downloads counted once per placement): what a show sells a flat fee on."""
+    by_campaign = {c.campaign_id: c for c in campaigns}
+    by_show: dict[tuple[str, str], list[Placement]] = defaultdict(list)
+    for p in placements:
+        by_show[(p.tenant_id, p.feed_url)].append(p)
+    out: dict[str, int] = defaultdict(int)
+    for w in windows:
+        ep = episodes.get(w.enclosure_url_normalized)
+        if ep is None:
+            continue
+        day = w.window_start.date()
+        for p in by_show.get((w.tenant_id, ep["feed_url"]), ()):
+            c = by_campaign[p.campaign_id]
+            if (p.episode_guid in (None, ep["guid"]) and p.start_date <= day <= p.end_date
+                    and c.flight_start <= day <= c.flight_end):
+                out[p.campaign_id] += 1
+    return out
+
+
 def _other_address(rng: random.Random, ip: str) -> str:
     """An address of the same household: IPv6 privacy extensions rotate the interface id."""
     address = ipaddress.ip_address(ip)
@@ -288,9 +325,13 @@ def _stranger_ip(rng: random.Random) -> str:
     return f"100.{rng.randint(64, 127)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
-def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> CampaignWorld:
+def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int, response: str = "realistic") -> CampaignWorld:
     """The sponsorship side of the network whose feeds `truth_doc` describes and whose access
-    logs `logs` records (generated with a shared household: `shared_ip_user_agents`)."""
+    logs `logs` records (generated with a shared household: `shared_ip_user_agents`).
+    `response` is `realistic` (campaign returns real campaigns see) or `dense` (many conversions
+    per campaign, for tests of the attribution rules; see RESPONSES)."""
+    if response not in RESPONSES:
+        raise ValueError(f"response must be one of {', '.join(RESPONSES)}, not {response!r}")
     rng = random.Random(f"{seed}:campaigns")
     episodes = _episodes(truth_doc)
     sponsors: list[Sponsor] = []
@@ -304,6 +345,7 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> 
     shared = {t: h for (t, h), n in agents.items() if n > MAX_HOUSEHOLD_AGENTS and h in listener_households.get(t, ())}
     updated_base = datetime(2026, 10, 1, 9, tzinfo=timezone.utc)
     name_index = 0
+    cover: dict[int, Decimal] = {}  # campaign index -> CPM budget cover, or the flat fee's CPM
     for t_index, tenant in enumerate(sorted(windows_by_tenant)):
         windows = windows_by_tenant[tenant]
         show_downloads: dict[str, int] = defaultdict(int)
@@ -340,10 +382,11 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> 
                 start = date(2026, 10, 28) + timedelta(days=rng.randint(0, 4))
                 end = date(2026, 11, 20) + timedelta(days=rng.randint(0, 25))
                 size = rng.randrange(4)
-                # A flat fee's amount is set below, once the audience its placements reach is known.
-                budget = Decimal(FLAT_FEE_PER_HOUSEHOLD[size] if pricing == "flat" else CPM_BUDGETS[size])
-                flat_fee = budget if pricing == "flat" else None
+                # A flat fee and a CPM budget are set below, once the audience the placements reach is known.
+                budget = Decimal(0)
+                flat_fee = Decimal(0) if pricing == "flat" else None
                 cpm_rate = Decimal(rng.choice(CPM_RATES)) if pricing == "cpm" else None
+                cover[c_index] = Decimal(CPM_BUDGET_COVER[size]) if pricing == "cpm" else Decimal(FLAT_FEE_CPMS[size])
                 via_io = k == 3 or (k == 0 and j == 1)
                 campaign = Campaign(
                     tenant, f"cmp-{tenant}-{c_index + 1:03d}", sponsor.sponsor_id,
@@ -360,45 +403,56 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int) -> 
                 )
                 campaigns.append(campaign)
                 my_shows = sponsor_shows[j * 3:(j + 1) * 3] or sponsor_shows[:1]
-                for p_index, feed in enumerate(my_shows[: rng.randint(1, 3)]):
-                    p_number = len(placements) + 1
+                if pricing == "cpm":  # run of show: every break of every episode, inserted dynamically
                     ad_duration = rng.choice((30, 60))
-                    single = p_index == 1 or (p_index == 0 and c_index % 4 == 2)
-                    guid, position, offset = None, rng.choice(("pre", "mid")), 0
-                    if single:
-                        show_eps = sorted((e for e in episodes.values() if e["feed_url"] == feed and e["duration_seconds"]),
-                                          key=lambda e: (-episode_downloads[e["enclosure_url_normalized"]], e["guid"]))
-                        if show_eps:
-                            ep = show_eps[0]
-                            guid = ep["guid"]
-                            position = rng.choice(("mid", "post"))
-                            if position == "post":
-                                offset = max(0, ep["duration_seconds"] - ad_duration)
-                    if position == "mid" and not offset:
-                        offset = rng.choice((90, 240, 600, 1200))
-                    p_start = start if p_number % 5 else date(2026, 11, 2)  # one in five starts late
-                    placements.append(Placement(
-                        tenant, f"pl-{tenant}-{p_number:04d}", campaign.campaign_id, feed, guid, position,
-                        "dynamic" if p_number % 2 else "baked_in", p_start, end, offset, ad_duration,
-                        campaign.updated_at + timedelta(minutes=p_number),
-                    ))
+                    for feed in my_shows:
+                        for position, offset in CPM_BREAKS:
+                            p_number = len(placements) + 1
+                            p_start = start if p_number % 5 else date(2026, 11, 2)  # one in five starts late
+                            placements.append(Placement(
+                                tenant, f"pl-{tenant}-{p_number:04d}", campaign.campaign_id, feed, None, position,
+                                "dynamic", p_start, end, offset, ad_duration, campaign.updated_at + timedelta(minutes=p_number),
+                            ))
+                    continue
+                # Flat fee: a host-read ad baked into every episode of its shows (back catalogue
+                # included); one show's most downloaded episode also carries a read at its end.
+                for p_index, feed in enumerate(my_shows):
+                    ad_duration = rng.choice((30, 60))
+                    show_eps = sorted((e for e in episodes.values() if e["feed_url"] == feed and e["duration_seconds"]),
+                                      key=lambda e: (-episode_downloads[e["enclosure_url_normalized"]], e["guid"]))
+                    spots = [(None, rng.choice(("pre", "mid")), 0)]
+                    if p_index == 1 and show_eps:
+                        ep = show_eps[0]
+                        spots.append((ep["guid"], "post", max(0, ep["duration_seconds"] - ad_duration)))
+                    for guid, position, offset in spots:
+                        p_number = len(placements) + 1
+                        if position == "mid":
+                            offset = rng.choice((90, 240, 600, 1200))
+                        p_start = start if p_number % 5 else date(2026, 11, 2)  # one in five starts late
+                        placements.append(Placement(
+                            tenant, f"pl-{tenant}-{p_number:04d}", campaign.campaign_id, feed, guid, position,
+                            "baked_in", p_start, end, offset, ad_duration, campaign.updated_at + timedelta(minutes=p_number),
+                        ))
     exposures = compute_exposures(logs.windows, episodes, campaigns, placements)
-    reached: dict[str, set[str]] = defaultdict(set)
+    delivered_ads: dict[str, int] = defaultdict(int)
     for e in exposures:
-        reached[e.campaign_id].add(e.household)
-    for c in campaigns:
+        delivered_ads[e.campaign_id] += 1
+    downloads = _expected_downloads(logs.windows, episodes, campaigns, placements)
+    for c_index, c in enumerate(campaigns):  # whole dollars, rounded up
         if c.pricing_model == "flat":
-            fee = max(FLAT_FEE_MIN, (c.budget * len(reached[c.campaign_id]) / 50).quantize(Decimal(1)) * 50)
-            c.budget = c.flat_fee = fee
+            fee = (downloads[c.campaign_id] * cover[c_index] / 1000).quantize(Decimal(1), ROUND_CEILING)
+            c.budget = c.flat_fee = max(FLAT_FEE_MIN, fee)
+        else:
+            c.budget = (delivered_ads[c.campaign_id] * c.cpm_rate * cover[c_index] / 1000).quantize(Decimal(1), ROUND_CEILING)
     world = CampaignWorld(seed, sponsors, campaigns, placements, [], exposures, [], agents,
                           listener_households, shared)
     for w in logs.windows:
         world.listener_days.setdefault((w.tenant_id, w.ip_prefix), set()).add(w.window_start.date())
-    _plant_conversions(world, rng)
+    _plant_conversions(world, rng, response)
     return world
 
 
-def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
+def _plant_conversions(world: CampaignWorld, rng: random.Random, response: str) -> None:
     campaigns = {c.campaign_id: c for c in world.campaigns}
     events = world.events
     counter = defaultdict(int)
@@ -417,13 +471,19 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
 
     def conversion(sponsor: Sponsor, when: datetime, ip: str, channel: str, campaign: Campaign | None = None,
                    code: str | None = None, landing: str | None = None, note: str | None = None,
-                   customer: str | None = None) -> Event:
+                   customer: str | None = None, at_most: Decimal | None = None) -> Event:
+        # at_most: the largest order the buyer places (never below the smallest order)
+        def order_value(low: int, high: int) -> Decimal:
+            if at_most is not None:
+                high = max(low, min(high, int(at_most * 100)))
+            return Decimal(rng.randint(low, high)) / 100
+
         if sponsor.tracking == "shop":
             event_type = "order"
-            gross = Decimal(rng.randint(2000, 25000)) / 100
+            gross = order_value(2000, 25000)
         else:
             event_type = "purchase" if rng.random() < 0.75 else "lead"
-            gross = Decimal(rng.randint(1500, 18000)) / 100 if event_type == "purchase" else None
+            gross = order_value(1500, 18000) if event_type == "purchase" else None
         ev = new_event(sponsor, event_type, when, ip, channel, intended_campaign=campaign.campaign_id if campaign else None,
                        gross=gross, discount_codes=[code] if code else [],
                        landing_url=landing or f"https://{sponsor.website}/", note=note,
@@ -459,12 +519,42 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
     def customer(tenant: str, household: str) -> str:
         return customer_ids.setdefault((tenant, household), str(7_000_000 + len(customer_ids)))
 
+    def caused(sponsor: Sponsor, household: str, e: Exposure, at_most: Decimal | None = None,
+               matched: bool = True) -> Event:
+        """A purchase the ad caused: after exposure `e`, within its campaign's window, through one
+        of the channels attribution traces (matched=False: a promo code, UTM link or vanity URL
+        only, not the household match that multi-touch models share between campaigns)."""
+        c = campaigns[e.campaign_id]
+        tenant = sponsor.tenant_id
+        longest = int(c.attribution_window_days * 86400 * 0.9)
+        if response == "realistic":  # a caused purchase has happened (dense: some lie ahead)
+            longest = max(3600, min(longest, int((SIMULATED_NOW - e.exposed_at).total_seconds()) - 3600))
+        when = e.exposed_at + timedelta(seconds=rng.randint(3600, longest))
+        channels = ["household", "household", "utm", "vanity_url"] + (["promo_code"] * 2 if c.promo_codes else [])
+        channel = rng.choice(channels if matched else channels[2:])
+        addr = _other_address(rng, e.ip)
+        if channel == "promo_code":
+            code = rng.choice(c.promo_codes)
+            return conversion(sponsor, when, addr, channel, c, code=rng.choice((code, code.lower())),
+                              customer=customer(tenant, household), at_most=at_most)
+        if channel == "utm":
+            return conversion(sponsor, when, addr, channel, c, customer=customer(tenant, household), at_most=at_most,
+                              landing=f"https://{sponsor.website}/?utm_source=podcast&utm_medium=audio&utm_campaign={c.utm_campaign}")
+        if channel == "vanity_url":
+            ua = rng.choice(BROWSERS)
+            visit = when - timedelta(minutes=rng.randint(5, 600))
+            vanity_visit(sponsor, c, max(visit, e.exposed_at + timedelta(minutes=1)), addr, ua)
+            return conversion(sponsor, when, addr, channel, c, customer=customer(tenant, household), at_most=at_most)
+        return conversion(sponsor, when, addr, channel, c, customer=customer(tenant, household), at_most=at_most,
+                          landing=f"https://{sponsor.website}/?utm_source=newsletter&utm_medium=email&utm_campaign=fall_sale")
+
     for sponsor in world.sponsors:
         tenant = sponsor.tenant_id
         shared = world.shared_households.get(tenant)
         mine = [c for c in world.campaigns if c.sponsor_id == sponsor.sponsor_id and c.tenant_id == tenant]
         flight_start = min(c.flight_start for c in mine)
         exposed = sorted(h for (t, s, h) in exposures_by if t == tenant and s == sponsor.sponsor_id and h != shared)
+        prior: set[str] = set()
         for household in exposed:
             seen = sorted(exposures_by[(tenant, sponsor.sponsor_id, household)], key=lambda e: e.exposed_at)
             ip = seen[0].ip
@@ -473,40 +563,49 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
                                                                                         minutes=rng.randint(0, 600))
                 conversion(sponsor, when, _other_address(rng, ip), "organic", note="prior_customer",
                            customer=customer(tenant, household))
+                prior.add(household)
             roll = rng.random()
-            if roll < 0.45:
-                e = rng.choice(seen)
-                c = campaigns[e.campaign_id]
-                delay = timedelta(seconds=rng.randint(3600, int(c.attribution_window_days * 86400 * 0.9)))
-                when = e.exposed_at + delay
-                channels = ["household", "household", "utm", "vanity_url"] + (["promo_code"] * 2 if c.promo_codes else [])
-                channel = rng.choice(channels)
-                addr = _other_address(rng, ip)
-                if channel == "promo_code":
-                    code = rng.choice(c.promo_codes)
-                    conversion(sponsor, when, addr, channel, c, code=rng.choice((code, code.lower())),
-                               customer=customer(tenant, household))
-                elif channel == "utm":
-                    conversion(sponsor, when, addr, channel, c, customer=customer(tenant, household),
-                               landing=f"https://{sponsor.website}/?utm_source=podcast&utm_medium=audio&utm_campaign={c.utm_campaign}")
-                elif channel == "vanity_url":
-                    ua = rng.choice(BROWSERS)
-                    visit = when - timedelta(minutes=rng.randint(5, 600))
-                    vanity_visit(sponsor, c, max(visit, e.exposed_at + timedelta(minutes=1)), addr, ua)
-                    conversion(sponsor, when, addr, channel, c, customer=customer(tenant, household))
-                else:
-                    conversion(sponsor, when, addr, channel, c, customer=customer(tenant, household),
-                               landing=f"https://{sponsor.website}/?utm_source=newsletter&utm_medium=email&utm_campaign=fall_sale")
-            elif roll < 0.55:  # visits the vanity URL, buys nothing
+            if response == "dense" and roll < DENSE_RESPONSE:
+                caused(sponsor, household, rng.choice(seen))
+            elif DENSE_RESPONSE <= roll < DENSE_RESPONSE + 0.1:  # visits the vanity URL, buys nothing
                 e = rng.choice(seen)
                 vanity_visit(sponsor, campaigns[e.campaign_id], e.exposed_at + timedelta(hours=rng.randint(1, 48)),
                              ip, rng.choice(BROWSERS))
+        if response == "realistic":
+            # Each campaign returns what it returns: a ROAS drawn in ROAS_DRAW on the cost it will
+            # have accrued by the network's present. Its reached households buy (a leaked promo
+            # code counts too) until their orders make that revenue.
+            smallest = 20.0 if sponsor.tracking == "shop" else 15.0  # the smallest order (see `conversion`)
+            for c in mine:
+                roas = rng.uniform(float(ROAS_DRAW[0]), float(ROAS_DRAW[1]))
+                remaining = roas * float(_expected_cost(c, world.exposures))  # revenue still to come
+                if c.promo_codes and remaining >= 2 * smallest:  # room for a leaked code and a real buyer
+                    when = datetime.combine(c.flight_start, time(), timezone.utc) + timedelta(
+                        days=rng.randint(2, 15), seconds=rng.randint(0, 86399))
+                    leaked = conversion(sponsor, when, _stranger_ip(rng), "promo_code", c, code=c.promo_codes[-1],
+                                        note="leaked_code", at_most=Decimal(remaining / 2).quantize(CENT))
+                    remaining -= float(leaked.net_revenue)
+                reached = sorted({e.household for e in world.exposures if e.campaign_id == c.campaign_id} - {shared})
+                rng.shuffle(reached)
+                bought = 0
+                for household in reached:
+                    if bought and remaining < smallest / 2:  # the next order would overshoot more than fall short
+                        break
+                    heard = exposures_by[(tenant, sponsor.sponsor_id, household)]
+                    seen = [e for e in heard if e.campaign_id == c.campaign_id]
+                    # A household that heard another of the sponsor's campaigns buys through a
+                    # campaign's own code or link, so the return stays with the campaign that made it.
+                    ev = caused(sponsor, household, rng.choice(seen), at_most=Decimal(max(remaining, 0)).quantize(CENT),
+                                matched=len(seen) == len(heard))
+                    if not (ev.channel == "household" and household in prior and c.exclude_prior_customers):
+                        remaining -= float(ev.net_revenue)
+                        bought += ev.net_revenue > 0
         # Listeners who heard none of the sponsor's ads: the baseline.
         unexposed = sorted(world.listener_households[tenant] - set(exposed) - {shared})
         window_end = max(c.flight_end for c in mine)
         span = int((datetime.combine(window_end, time(), timezone.utc) - datetime.combine(flight_start, time(), timezone.utc)).total_seconds())
         for household in unexposed:
-            if rng.random() < 0.06:
+            if rng.random() < (DENSE_ORGANIC_RATE if response == "dense" else ORGANIC_RATE):
                 ip = str(ipaddress.ip_network(household)[1]) if "/" in household else household
                 when = datetime.combine(flight_start, time(), timezone.utc) + timedelta(seconds=rng.randint(0, span))
                 conversion(sponsor, when, _other_address(rng, ip), "organic", customer=customer(tenant, household))
@@ -515,7 +614,7 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
             when = datetime.combine(flight_start, time(), timezone.utc) + timedelta(seconds=rng.randint(0, span))
             conversion(sponsor, when, _stranger_ip(rng), "organic")
         for c in mine:
-            if c.promo_codes:
+            if c.promo_codes and response == "dense":  # (realistic: planted with the campaign's response)
                 when = datetime.combine(c.flight_start, time(), timezone.utc) + timedelta(days=rng.randint(2, 15), seconds=rng.randint(0, 86399))
                 conversion(sponsor, when, _stranger_ip(rng), "promo_code", c, code=c.promo_codes[-1],
                            note="leaked_code")
@@ -528,6 +627,24 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
         if shared and (tenant, sponsor.sponsor_id, shared) in exposures_by:
             e = sorted(exposures_by[(tenant, sponsor.sponsor_id, shared)], key=lambda x: x.exposed_at)[0]
             conversion(sponsor, e.exposed_at + timedelta(hours=5), e.ip, "organic", note="shared_ip")
+    if response == "dense":
+        # Per tenant, a household the newest ad reached buys two hours after it, and the ad before
+        # it was another of the sponsor's campaigns: the tenant's newest log lines move its credit
+        # (an incremental attribution run must rewrite it).
+        converted = {(ev.tenant_id, ev.sponsor_id, _prefix(ev.ip)) for ev in events if ev.is_conversion}
+        for tenant in sorted(world.listener_households):
+            latest = sorted((e for e in world.exposures if e.tenant_id == tenant
+                             and e.household != world.shared_households.get(tenant)),
+                            key=lambda e: (e.exposed_at, e.campaign_id, e.placement_id), reverse=True)
+            for e in latest:
+                sponsor_id = campaigns[e.campaign_id].sponsor_id
+                earlier = [x for x in exposures_by[(tenant, sponsor_id, e.household)] if x.exposed_at < e.exposed_at]
+                if (tenant, sponsor_id, e.household) not in converted and earlier and \
+                        max(earlier, key=lambda x: x.exposed_at).campaign_id != e.campaign_id:
+                    conversion(world.sponsor(tenant, sponsor_id), e.exposed_at + timedelta(hours=2),
+                               _other_address(rng, e.ip), "household", campaigns[e.campaign_id],
+                               customer=customer(tenant, e.household))
+                    break
     # An organic purchase that happens to fall inside a window of an exposed household: the one
     # kind of mistake household matching cannot avoid. One per tenant.
     converted = {(ev.tenant_id, ev.sponsor_id, _prefix(ev.ip)) for ev in events if ev.is_conversion}
@@ -536,10 +653,15 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
             (t, s, h) for (t, s, h) in exposures_by
             if t == tenant and h != world.shared_households.get(t) and (t, s, h) not in converted
         )
+        if response == "realistic":  # the smallest order, credited to the campaign that costs most
+            costs = {c.campaign_id: _expected_cost(c, world.exposures) for c in world.campaigns if c.tenant_id == tenant}
+            top = max(sorted(costs), key=lambda cid: costs[cid])
+            candidates = [k for k in candidates if {e.campaign_id for e in exposures_by[k]} == {top}]
         if candidates:
             t, s, h = candidates[0]
             e = sorted(exposures_by[(t, s, h)], key=lambda x: x.exposed_at)[-1]
-            conversion(world.sponsor(t, s), e.exposed_at + timedelta(hours=3), e.ip, "organic", note="organic_in_window")
+            conversion(world.sponsor(t, s), e.exposed_at + timedelta(hours=3), e.ip, "organic", note="organic_in_window",
+                       at_most=Decimal(0) if response == "realistic" else None)  # realistic: the smallest order
     # What has not happened by the network's present is not written.
     events[:] = [ev for ev in events if ev.occurred_at <= SIMULATED_NOW]
     for ev in events:
@@ -547,6 +669,17 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random) -> None:
         ev.refunds = [(t, a) for t, a in ev.refunds if t <= SIMULATED_NOW]
     events.sort(key=lambda ev: (ev.tenant_id, ev.occurred_at, ev.event_id))
     _plant_bad_records(world, rng)
+
+
+def _expected_cost(c: Campaign, exposures: list[Exposure]) -> Decimal:
+    """The cost the campaign will have accrued by the network's present (as `campaign_truth`
+    computes it, with the day before the present as the as-of day)."""
+    if c.pricing_model == "cpm":
+        delivered_ads = sum(1 for e in exposures if e.campaign_id == c.campaign_id)
+        return min(c.budget, _money(Decimal(delivered_ads) / 1000 * c.cpm_rate))
+    flight = (c.flight_end - c.flight_start).days + 1
+    elapsed = max(0, min(flight, ((SIMULATED_NOW - timedelta(days=1)).date() - c.flight_start).days + 1))
+    return _money(c.flat_fee * elapsed / flight)
 
 
 def _prefix(ip: str) -> str:

@@ -122,7 +122,8 @@ ATTRIBUTION_SELECT = ("--select", "+path:models/marts/attribution", "+dim_episod
 def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     """One warehouse with the simulated network's feeds, three days of access logs, campaigns and
     conversions loaded, and the attribution marts built by dbt (shared by the attribution and
-    report tests; built once per session)."""
+    report tests; built once per session). Its campaigns are priced as the demo's, with dense
+    conversions (`response="dense"`) so that every attribution rule is exercised many times."""
     import ipaddress
 
     import yaml
@@ -164,7 +165,7 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     load_logs({log.log_date for log in files} - {last_day})
 
-    world = generate_campaigns(truth, logs, ATTRIBUTION_SEED)
+    world = generate_campaigns(truth, logs, ATTRIBUTION_SEED, response="dense")  # every rule, many times
     simulator.attach_campaigns(world)
     write_insertion_orders(world, root / "io")
     write_event_files(world, root / "conversions")

@@ -147,18 +147,21 @@ def test_cost_reconciles_with_the_contract(built):
     assert 0 < len(capped) < sum(1 for c in truth["campaigns"] if c["pricing_model"] == "cpm")
 
 
-def test_flat_fee_campaign_rois_fall_in_the_documented_range(built):
-    """README "Costs, ROI and the range the demo targets": every flat-fee campaign that reached
-    enough households has a selected-model ROI in ROI_TARGET; CPM campaigns are the documented
-    exception, and a flat-fee campaign that reached no one loses its fee to date (ROI -1)."""
-    from simulator.campaigns import ROI_TARGET, ROI_TARGET_MIN_REACH
+def test_every_campaign_has_an_effective_cpm_in_the_documented_band(built):
+    """README "Costs, ROI and the range the demo targets": every campaign of the fixture world
+    delivered ads, and its effective CPM (cost to date per thousand delivered ads) is in
+    EFFECTIVE_CPM_BAND, flat fees included. The world's conversions are dense (for the
+    attribution rules), so its ROIs are far above ROI_TARGET; the ROIs of the realistic worlds
+    (the demo's and this network's) are asserted in tests/test_campaigns_ingest.py and test_demo.py."""
+    from simulator.campaigns import EFFECTIVE_CPM_BAND
 
-    rows = query(built["url"], "select campaign_id, pricing_model, households_reached, roi, cost from marts.mart_campaign_roi "
-                               "where is_selected_model")
-    low, high = ROI_TARGET
-    in_range = [roi for _, pricing, reach, roi, _ in rows if pricing == "flat" and reach >= ROI_TARGET_MIN_REACH]
-    assert len(in_range) >= 6 and all(low <= roi <= high for roi in in_range), sorted(in_range)
-    assert all(roi == -1 for _, pricing, reach, roi, _ in rows if pricing == "flat" and reach == 0)
+    rows = query(built["url"], "select campaign_id, pricing_model, impressions, cost, effective_cpm "
+                               "from marts.mart_campaign_roi where is_selected_model")
+    low, high = EFFECTIVE_CPM_BAND
+    assert len(rows) == len(built["truth"]["campaigns"]) and {r[1] for r in rows} == {"flat", "cpm"}
+    assert all(impressions > 0 and cost > 0 for _, _, impressions, cost, _ in rows), rows
+    assert all(ecpm == (cost / impressions * 1000).quantize(Decimal("0.01"), ROUND_HALF_UP) for _, _, impressions, cost, ecpm in rows)
+    assert all(low <= ecpm <= high for *_, ecpm in rows), sorted((r[4], r[0]) for r in rows)
 
 
 def test_lift_counts_equal_the_truth(built):

@@ -30,7 +30,7 @@ def side(tmp_path_factory, network, simulator, truth):
     """The sponsorship side of the test network, served by the session's simulator."""
     root = tmp_path_factory.mktemp("campaigns")
     logs = generate_logs(truth, root / "logs", DEMO_LOG_DAYS, seed=SEED, shared_ip_user_agents=SHARED_IP_USER_AGENTS)
-    world = generate_campaigns(truth, logs, SEED)
+    world = generate_campaigns(truth, logs, SEED, response="dense")  # every channel and rule, many times
     apis = simulator.attach_campaigns(world)
     write_insertion_orders(world, root / "io")
     write_event_files(world, root / "conversions")
@@ -241,6 +241,43 @@ def test_truth_is_internally_consistent(side):
         assert Decimal(row["models"]["linear"]["revenue"]) == linear.quantize(Decimal("0.01"))
     assert any(Decimal(r["cost"]) == campaigns[r["campaign_id"]].budget for r in truth["campaigns"]
                if r["pricing_model"] == "cpm")  # a CPM buy capped at its budget
+
+
+def _economics(world) -> list[tuple[str, str, Decimal, Decimal, int, int]]:
+    """(campaign, pricing, selected-model ROI, effective CPM, caused conversions, households reached)."""
+    truth = campaign_truth(world)
+    caused = Counter(cid for r in truth["conversions"] for cid in r["true_campaigns"])
+    return [(c["campaign_id"], c["pricing_model"], Decimal(c["selected"]["roi"]),
+             (Decimal(c["cost"]) / c["impressions"] * 1000).quantize(Decimal("0.01"), ROUND_HALF_UP),
+             caused[c["campaign_id"]], c["reach"]) for c in truth["campaigns"]]
+
+
+def test_realistic_worlds_return_what_real_campaigns_do(tmp_path, truth):
+    """README "Costs, ROI and the range the demo targets": in the realistic world (the default)
+    every campaign, CPM and flat fee, has an ROI in ROI_TARGET and an effective CPM in
+    EFFECTIVE_CPM_BAND; few of the households an ad reached buy. Checked on this network's world
+    and on the demo's (seed 42, built as `podcast-analytics demo` builds it), without a warehouse."""
+    from simulator.__main__ import campaign_world
+    from simulator.campaigns import EFFECTIVE_CPM_BAND, FLAT_FEE_MIN, ROI_TARGET
+    from simulator.network import build_network
+    from simulator.truth import ground_truth
+
+    logs = generate_logs(truth, tmp_path / "logs", DEMO_LOG_DAYS, seed=SEED, shared_ip_user_agents=SHARED_IP_USER_AGENTS)
+    fixture = generate_campaigns(truth, logs, SEED)
+    demo = campaign_world(ground_truth(build_network(seed=42), "http://127.0.0.1:8500"), 42)
+    for world in (fixture, demo):
+        rows = _economics(world)
+        assert len(rows) == 24 and {r[1] for r in rows} == {"flat", "cpm"}
+        assert all(ROI_TARGET[0] <= roi <= ROI_TARGET[1] for _, _, roi, *_ in rows), [(r[0], r[2]) for r in rows]
+        assert all(EFFECTIVE_CPM_BAND[0] <= r[3] <= EFFECTIVE_CPM_BAND[1] for r in rows), [(r[0], r[3]) for r in rows]
+        assert all(1 <= bought <= reached * Decimal("0.1") for *_, bought, reached in rows), rows
+        # Flat fees: whole dollars, at least the smallest sponsorship; CPM buys: run of show, inserted.
+        assert all(c.flat_fee >= FLAT_FEE_MIN and c.flat_fee == c.flat_fee.to_integral_value()
+                   for c in world.campaigns if c.pricing_model == "flat")
+        pricing = {c.campaign_id: c.pricing_model for c in world.campaigns}
+        assert {p.insertion for p in world.placements if pricing[p.campaign_id] == "cpm"} == {"dynamic"}
+        assert all(p.episode_guid is None for p in world.placements if pricing[p.campaign_id] == "cpm")
+        assert {p.insertion for p in world.placements if pricing[p.campaign_id] == "flat"} == {"baked_in"}
 
 
 def test_conversion_files_sensor_requests_what_the_ledger_lacks(fresh_db, side, monkeypatch):

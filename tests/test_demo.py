@@ -274,6 +274,12 @@ def test_demo_reports_every_campaign_and_a_second_demo_reissues_them(demo_runs):
                                      "from marts.mart_campaign_roi where is_selected_model")[0]
     assert campaigns > 0
     assert f"Reports: {campaigns} of {campaigns} campaigns and {sponsors} of {sponsors} sponsors" in first.stdout
+    # README "Costs, ROI and the range the demo targets": every demo campaign, CPM and flat fee.
+    from simulator.campaigns import EFFECTIVE_CPM_BAND, ROI_TARGET
+
+    economics = query(url, "select campaign_id, roi, effective_cpm from marts.mart_campaign_roi where is_selected_model")
+    assert all(roi is not None and ROI_TARGET[0] <= roi <= ROI_TARGET[1] for _, roi, _ in economics), economics
+    assert all(ecpm is not None and EFFECTIVE_CPM_BAND[0] <= ecpm <= EFFECTIVE_CPM_BAND[1] for *_, ecpm in economics), economics
     per_campaign = query(url, "select campaign_id, count(distinct report_id), count(distinct format) "
                               "from reports.reports where scope = 'campaign' group by 1")
     # One report per campaign in all five formats: the second demo found the same numbers and
