@@ -173,3 +173,30 @@ def test_sensor_requests_finalized_days_the_ledger_lacks_and_again_when_their_fi
     assert isinstance(tick(), dg.SkipReason)
     with gzip.open(export_path(sensor_root, show.tenant_id, show.network_id, DAY_1), "rt") as handle:
         assert sum(1 for _ in handle) > 50
+
+
+def test_records_after_the_load_time_plus_tolerance_are_quarantined_and_the_rest_stored(fresh_db, network, tmp_path):
+    """A Megaphone day loaded at noon (as if the exporter's clock ran ahead): its afternoon records
+    are `future_timestamp` in quarantine, its morning is counted."""
+    import datetime as dt
+
+    import psycopg
+
+    from assets.ingestion.megaphone_export import export_filesystem, load_export_day, scan_exports
+
+    root = str(tmp_path / "exports")
+    truth = write_megaphone_exports(network, root, [DAY_1])
+    fs, base = export_filesystem(root)
+    noon = dt.datetime.combine(DAY_1, dt.time(12), dt.timezone.utc)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        loads = [load_export_day(conn, fs, export, "noon", latest=noon) for export in scan_exports(fs, base)]
+    future = sum(load.quarantined["future_timestamp"] for load in loads)
+    quarantined = sum(sum(load.quarantined.values()) for load in loads)
+    records = sum(load.records for load in loads)
+    assert 0 < future < records / 2 and quarantined - future <= sum(truth["quarantined"].values())
+    counted = query(fresh_db, "select coalesce(sum(downloads + blacklisted_requests), 0) "
+                              "from raw.megaphone_episode_metrics_daily")[0][0]
+    assert counted + quarantined == records and counted > records / 3  # the morning is stored
+    details = [d for (d,) in query(fresh_db, "select detail from quarantine.platform_records where platform = 'megaphone' "
+                                           "and reason_code = 'future_timestamp'")]
+    assert len(details) == future and all(d.split()[1] > "2026-11-01T12:00:00" for d in details)

@@ -183,8 +183,11 @@ def _amount(value: Any) -> int | None:
     return int(value)
 
 
-def parse_delivery(line: str | None, day: date, listener_key: bytes) -> Delivery | tuple[str, str]:
-    """A valid delivery record of `day`, or (reason code, detail). `line` None: a line too long."""
+def parse_delivery(line: str | None, day: date, listener_key: bytes,
+                   latest: datetime | None = None) -> Delivery | tuple[str, str]:
+    """A valid delivery record of `day`, or (reason code, detail). `line` None: a line too long.
+    A record created after `latest` (the load's time plus `PODCAST_FUTURE_TOLERANCE`) is
+    `future_timestamp`: a clock that ran ahead, not a delivery that happened."""
     if line is None:
         return "record_too_large", f"line over {MAX_LINE_BYTES} bytes"
     try:
@@ -209,6 +212,8 @@ def parse_delivery(line: str | None, day: date, listener_key: bytes) -> Delivery
         return "invalid_timestamp", f"created_at {created!r}"
     if moment.date() != day:
         return "date_outside_day", f"created_at {created} is not on {day}"
+    if latest is not None and moment > latest:
+        return "future_timestamp", f"created_at {created} is after the load's time plus tolerance ({latest.isoformat()})"
     amounts = {k: _amount(record.get(k, 0)) for k in ("bytes_sent", "seconds_downloaded")}
     bad = [k for k, v in amounts.items() if v is None]
     if bad:
@@ -280,7 +285,7 @@ on conflict (platform, tenant_id, source_id, stream, record_key, reason_code) do
 
 
 def load_export_day(conn: psycopg.Connection, fs: fsspec.AbstractFileSystem, export: ExportDay, batch_id: str,
-                    listener_key: bytes = b"megaphone") -> DayLoad:
+                    listener_key: bytes = b"megaphone", latest: datetime | None = None) -> DayLoad:
     """Load one finalized (tenant, network, day) unless the ledger holds its files' checksums."""
     checksums = {f.relative: file_sha256(fs, f.path) for f in export.files}
     ledger = dict(conn.execute(
@@ -300,7 +305,7 @@ def load_export_day(conn: psycopg.Connection, fs: fsspec.AbstractFileSystem, exp
             records = bad = 0
             for line_no, line in iter_lines(fs, export_file.path):
                 records += 1
-                parsed = parse_delivery(line, day, listener_key)
+                parsed = parse_delivery(line, day, listener_key, latest)
                 if isinstance(parsed, Delivery):
                     episodes.setdefault(parsed.episode_id, EpisodeDay(parsed.podcast_id)).add(parsed)
                     continue
@@ -364,7 +369,8 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
             try:
                 validate_identifier("tenant id", export.tenant_id)
                 validate_identifier("Megaphone network id", export.network_id)
-                loads.append(load_export_day(conn, fs, export, context.run_id, listener_key))
+                loads.append(load_export_day(conn, fs, export, context.run_id, listener_key,
+                                             settings.latest_event_time()))
             except (UnreadableFile, InvalidIdentifier, psycopg.errors.DataError) as exc:
                 failed[export.key] = f"{type(exc).__name__}: {str(exc)[:300]}"
                 continue
