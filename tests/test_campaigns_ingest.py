@@ -312,3 +312,30 @@ def test_conversion_files_sensor_requests_what_the_ledger_lacks(fresh_db, side, 
         assert again.run_key != first.run_key
     finally:
         settings_module.get_settings.cache_clear()
+
+
+def test_sponsorship_records_updated_in_the_future_wait_in_quarantine_and_never_move_the_cursor(fresh_db, side):
+    """A sync whose clock stands between the campaigns' update times: the later campaigns are
+    `future_timestamp` (the API's clock ran ahead of ours), the cursor stays at or before the sync's
+    time, and the next sync, when their time has come, stores them all."""
+    from datetime import timedelta
+
+    from resources.settings import get_settings
+
+    api_campaigns = {c.campaign_id: c for c in side["world"].campaigns if c.channel == "sponsorship_api"}
+    stamps = sorted({c.updated_at for c in api_campaigns.values()})
+    now = stamps[len(stamps) // 2] - get_settings().future_tolerance_delta() - timedelta(seconds=1)
+    latest = get_settings().latest_event_time(now)
+    sponsorships_only = side["sources"].model_copy(update={"shops": None})
+    first = sync_campaigns(fresh_db, sponsorships_only, None, "early", environ=side["environ"], now=now)
+    early = {c for (c,) in query(fresh_db, "select campaign_id from raw.campaigns")}
+    [(cursor,)] = query(fresh_db, "select max(cursor) from ops.campaign_sync_cursors where stream = 'campaigns'")
+    sync_campaigns(fresh_db, sponsorships_only, None, "later", environ=side["environ"])
+    accepted = {c for (c,) in query(fresh_db, "select campaign_id from raw.campaigns")}
+    future = {c for c in accepted if api_campaigns[c].updated_at > latest}
+    assert future and early and early == accepted - future
+    assert first.quarantined["future_timestamp"] >= len(future)
+    waited = {k for (k,) in query(fresh_db, "select record_key from quarantine.campaign_records "
+                                            "where reason_code = 'future_timestamp' and record_key like 'campaigns/%'")}
+    assert waited == {f"campaigns/{c}" for c in future}
+    assert datetime.fromisoformat(cursor.replace("Z", "+00:00")) <= latest

@@ -33,6 +33,7 @@ from assets.ingestion.campaign_store import (
 )
 from resources.identifiers import SponsorId, TenantId, is_valid_identifier
 from resources.platform_http import ApiClient, ApiPolicy, Secret, credential_from_env
+from resources.settings import get_settings
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 
@@ -289,34 +290,41 @@ API_STREAMS = {
 
 
 def sync_sponsorship_api(url: str, source: SponsorshipSource, batch_id: str, stats: LoadStats,
-                         environ: dict[str, str] | None = None) -> None:
+                         environ: dict[str, str] | None = None, now: datetime | None = None) -> None:
     """Each tenant's sponsors, campaigns and placements changed since the last sync. A tenant
     whose sync stops (its API fails, a response is not a page of records) is reported in
-    `stats.failed_sources`; what it stored so far stays, with its cursor, and the next tenant runs."""
+    `stats.failed_sources`; what it stored so far stays, with its cursor, and the next tenant runs.
+
+    A record `updated_at` after the sync's time (`now`, the clock by default) plus
+    `PODCAST_FUTURE_TOLERANCE` is quarantined as `future_timestamp` and never moves the cursor:
+    a cursor in the future would skip every real change until then. The API sends the record
+    again on each sync (it is newer than the cursor), so it is stored once its time has come."""
+    latest = get_settings().latest_event_time(now)
     policy = ApiPolicy(timeout_seconds=15, max_attempts=5, allow_private_hosts=source.allow_private_hosts,
                        retry_budget_seconds=60)
     with psycopg.connect(url, autocommit=True) as conn:
         for tenant in source.tenants:
             try:
-                _sync_tenant(conn, source, tenant, policy, batch_id, stats, environ)
+                _sync_tenant(conn, source, tenant, policy, batch_id, stats, environ, latest)
             except Exception as exc:  # noqa: BLE001 (one tenant's failure must not lose the other tenants' sync)
                 stats.failed_sources[f"{tenant.tenant_id}/sponsorship_api"] = f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _sync_tenant(conn: psycopg.Connection, source: SponsorshipSource, tenant: SponsorshipTenant, policy: ApiPolicy,
-                 batch_id: str, stats: LoadStats, environ: dict[str, str] | None) -> None:
+                 batch_id: str, stats: LoadStats, environ: dict[str, str] | None, latest: datetime) -> None:
     token = credential_from_env(tenant.token_env, environ)
     with ApiClient(source.base_url, policy, {"Authorization": Secret("Bearer " + token.reveal())}) as client:
         try:
             for stream, (table, keys, parse) in API_STREAMS.items():
-                _sync_stream(conn, client, source, tenant.tenant_id, stream, table, keys, parse, batch_id, stats)
+                _sync_stream(conn, client, source, tenant.tenant_id, stream, table, keys, parse, batch_id, stats,
+                             latest)
         finally:
             stats.requests += client.stats.requests
 
 
 def _sync_stream(conn: psycopg.Connection, client: ApiClient, source: SponsorshipSource, tenant: str, stream: str,
                  table: str, keys: tuple[str, ...], parse: Callable[..., dict[str, Any]], batch_id: str,
-                 stats: LoadStats) -> None:
+                 stats: LoadStats, latest: datetime) -> None:
     since = read_cursor(conn, tenant, "sponsorship_api", stream)
     params: dict[str, Any] = {"limit": source.page_size}
     if since:
@@ -336,6 +344,9 @@ def _sync_stream(conn: psycopg.Connection, client: ApiClient, source: Sponsorshi
                     raise Invalid("invalid_type", "a record is not an object")
                 args = (tenant, record, batch_id) if stream != "sponsors" else (tenant, record, "sponsorship_api", batch_id)
                 row = parse_record(parse, *args)
+                if row["updated_at"] is not None and row["updated_at"] > latest:
+                    raise Invalid("future_timestamp", f"updated at {row['updated_at'].isoformat()}, after the "
+                                  f"sync's time plus tolerance ({latest.isoformat()})")
             except Invalid as exc:
                 bad.append((key, exc, record))
                 continue
@@ -541,11 +552,12 @@ def load_insertion_order(conn: psycopg.Connection, tenant: str, path: Path, batc
 
 
 def sync_campaigns(url: str, sources: CampaignSources, io_folder: Path | None, batch_id: str,
-                   environ: dict[str, str] | None = None, on_unit: OnUnit = _no_hook) -> LoadStats:
+                   environ: dict[str, str] | None = None, on_unit: OnUnit = _no_hook,
+                   now: datetime | None = None) -> LoadStats:
     stats = LoadStats()
     ensure_campaign_tables(url)
     if sources.sponsorships is not None:
-        sync_sponsorship_api(url, sources.sponsorships, batch_id, stats, environ)
+        sync_sponsorship_api(url, sources.sponsorships, batch_id, stats, environ, now)
     if io_folder is not None:
         load_insertion_orders(url, io_folder, batch_id, stats, on_unit)
     return stats
