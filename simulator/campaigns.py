@@ -266,13 +266,14 @@ def delivered(placement: Placement, enclosure_length: int, duration_seconds: int
     return bytes_covered >= start
 
 
-def compute_exposures(windows: list[DownloadWindow], episodes: dict[str, dict[str, Any]],
-                      campaigns: list[Campaign], placements: list[Placement]) -> list[Exposure]:
+def _placed_downloads(windows: list[DownloadWindow], episodes: dict[str, dict[str, Any]],
+                      campaigns: list[Campaign], placements: list[Placement]):
+    """(download window, its episode, placement) for every download of a placed episode during the
+    placement's dates and its campaign's flight."""
     by_campaign = {(c.tenant_id, c.campaign_id): c for c in campaigns}
     by_show: dict[tuple[str, str], list[Placement]] = defaultdict(list)
     for p in placements:
         by_show[(p.tenant_id, p.feed_url)].append(p)
-    out = []
     for w in windows:
         ep = episodes.get(w.enclosure_url_normalized)
         if ep is None:
@@ -280,35 +281,26 @@ def compute_exposures(windows: list[DownloadWindow], episodes: dict[str, dict[st
         day = w.window_start.date()
         for p in by_show.get((w.tenant_id, ep["feed_url"]), ()):
             c = by_campaign[(p.tenant_id, p.campaign_id)]
-            if p.episode_guid is not None and p.episode_guid != ep["guid"]:
-                continue
-            if not (p.start_date <= day <= p.end_date and c.flight_start <= day <= c.flight_end):
-                continue
-            if delivered(p, ep["enclosure_length"], ep.get("duration_seconds"), w.bytes_covered):
-                out.append(Exposure(w.tenant_id, p.campaign_id, p.placement_id, w.ip_prefix, w.ip, w.user_agent,
-                                    w.enclosure_url_normalized, w.window_start))
-    return out
+            if (p.episode_guid in (None, ep["guid"]) and p.start_date <= day <= p.end_date
+                    and c.flight_start <= day <= c.flight_end):
+                yield w, ep, p
+
+
+def compute_exposures(windows: list[DownloadWindow], episodes: dict[str, dict[str, Any]],
+                      campaigns: list[Campaign], placements: list[Placement]) -> list[Exposure]:
+    return [Exposure(w.tenant_id, p.campaign_id, p.placement_id, w.ip_prefix, w.ip, w.user_agent,
+                     w.enclosure_url_normalized, w.window_start)
+            for w, ep, p in _placed_downloads(windows, episodes, campaigns, placements)
+            if delivered(p, ep["enclosure_length"], ep.get("duration_seconds"), w.bytes_covered)]
 
 
 def _expected_downloads(windows: list[DownloadWindow], episodes: dict[str, dict[str, Any]],
                         campaigns: list[Campaign], placements: list[Placement]) -> dict[str, int]:
     """Campaign id -> counted downloads of its placed episodes during the placements' dates and the
     flight (each placement's downloads counted once per placement): what a show sells a flat fee on."""
-    by_campaign = {c.campaign_id: c for c in campaigns}
-    by_show: dict[tuple[str, str], list[Placement]] = defaultdict(list)
-    for p in placements:
-        by_show[(p.tenant_id, p.feed_url)].append(p)
     out: dict[str, int] = defaultdict(int)
-    for w in windows:
-        ep = episodes.get(w.enclosure_url_normalized)
-        if ep is None:
-            continue
-        day = w.window_start.date()
-        for p in by_show.get((w.tenant_id, ep["feed_url"]), ()):
-            c = by_campaign[p.campaign_id]
-            if (p.episode_guid in (None, ep["guid"]) and p.start_date <= day <= p.end_date
-                    and c.flight_start <= day <= c.flight_end):
-                out[p.campaign_id] += 1
+    for _, _, p in _placed_downloads(windows, episodes, campaigns, placements):
+        out[p.campaign_id] += 1
     return out
 
 
