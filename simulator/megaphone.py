@@ -203,12 +203,15 @@ def write_megaphone_exports(network: Network, root: str, days: list[date], revis
                     agg["seconds_downloaded"] += record["seconds_downloaded"]
             path = export_path(root, tenant_id, network_id, day)
             fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            # Written under a temporary name and moved: a reader never sees half a file.
-            fs.pipe_file(path + ".tmp", gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
-            fs.mv(path + ".tmp", path)
+            data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+            if not (fs.exists(path) and fs.cat_file(path) == data):  # the same bytes again: nothing new delivered
+                # Written under a temporary name and moved: a reader never sees half a file.
+                fs.pipe_file(path + ".tmp", data)
+                fs.mv(path + ".tmp", path)
             files += 1
-            if finalize:
-                fs.pipe_file(marker_path(root, tenant_id, network_id, day), b"")
+            marker = marker_path(root, tenant_id, network_id, day)
+            if finalize and not fs.exists(marker):
+                fs.pipe_file(marker, b"")
     for agg in metrics.values():
         agg["unique_listeners"] = len(agg.pop("listeners"))
     return {"metrics": metrics, "quarantined": quarantined, "episodes": mapping, "files": files}

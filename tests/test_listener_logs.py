@@ -335,8 +335,9 @@ def test_batch_reader_loads_exactly_what_the_per_line_parser_reads(fresh_db, tmp
     path = folder / "access-northwind-2026-11-01.log"
     good = lines[:2] * 300  # enough lines for the vectorised reader to carry most of the file
     path.write_text("\n".join(good + lines + good) + "\n", encoding="utf-8", newline="")
+    later = datetime(2030, 1, 1, tzinfo=timezone.utc)  # loaded after every line's time (one is in 2028)
     with psycopg.connect(fresh_db, autocommit=True) as conn:
-        result = load_file(conn, discover(tmp_path, settle_seconds=0, now=time.time() + 60)[0], HASHER, "b1")
+        result = load_file(conn, discover(tmp_path, settle_seconds=0, now=time.time() + 60)[0], HASHER, "b1", now=later)
     stored = query(fresh_db, """select line_no, event_time, host, path, query, method, status, bytes_sent, range_start,
                                        range_end, ip_hash, ip_prefix_hash, ip_version, user_agent, referer, country
                                 from raw.listener_events order by line_no""")
