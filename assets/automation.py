@@ -22,8 +22,10 @@ DAILY_CRON = "30 4 * * *"  # after the night's late data (Apple ~2 days, Megapho
 # Raw, quarantine and ops tables exist from the warehouse bootstrap whether or not Dagster has
 # materialized them, and the daily-partitioned ones (access logs, platform metrics) always miss
 # most days: `eager()`'s "no dependency missing" would hold every model built from them back for
-# good. Missing models upstream still hold a model back.
-SOURCES = dg.AssetSelection.key_prefixes(["raw"], ["quarantine"], ["ops"])
+# good. The same holds for the daily-partitioned dbt models (dbt tag `partitioned`, see
+# docs/PARTITIONED_DBT.md) under an unpartitioned model. Missing models upstream still hold a
+# model back.
+SOURCES = dg.AssetSelection.key_prefixes(["raw"], ["quarantine"], ["ops"]) | dg.AssetSelection.tag("partitioned", "")
 
 # As `any_deps_updated()`, with a new data version in place of a new materialization: a parent
 # updated by a run that also built this asset is no news, and a parent requested on this tick

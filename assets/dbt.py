@@ -102,8 +102,15 @@ class LayeredTranslator(DagsterDbtTranslator):
 TRANSLATOR = LayeredTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+PARTITIONED_TAG = "partitioned"
+# UTC days, as the access-log partitions (LOG_PARTITIONS): today is a partition while it fills.
+DBT_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1, timezone="UTC")
+
+
 @functools.cache
 def build_dbt_assets() -> dg.AssetsDefinition:
+    """Every model but the partitioned ones (dbt tag `partitioned`): one `dbt build` of the
+    selected models, as before partitions."""
     project = dbt_project()
 
     @dbt_assets(
@@ -111,42 +118,113 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         project=project,
         dagster_dbt_translator=TRANSLATOR,
         name="dbt_models",
+        exclude=f"tag:{PARTITIONED_TAG}",
         # One build at a time per instance (dagster.yaml: concurrency.pools.default_limit): two
         # builds of the same models deadlocked in their table swaps; the second now waits.
         pool=DBT_POOL,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         """`dbt build` of the selected models: runs them, their unit tests and data tests."""
-        # dbt's sessions: named podcast-analytics/dbt, with their lock and statement timeouts
-        # (PGOPTIONS, read by libpq in dbt's process only: set around its start, not for this process).
-        session = warehouse.dbt_env()
-        session_options = session.pop("PGOPTIONS")
-        os.environ.update(session)
-        # A run of some models tests those models, not every test that reads one of them: a
-        # relationship from an unselected model may point at a table not built yet (dbt's eager
-        # default ran it and failed the run). The whole graph still runs every test.
-        os.environ.setdefault("DBT_INDIRECT_SELECTION", "cautious")
-        # The quality gate: models with a failed blocking check upstream (from an earlier run too)
-        # are left out of the build and say why; the others go on.
-        gated = gated_keys(context.instance, asset_graph_of(context), context.selected_asset_keys)
-        for key, blockers in sorted(gated.items(), key=lambda item: item[0].to_user_string()):
-            context.log.warning(f"{key.to_user_string()} not built: " + "; ".join(map(str, blockers)))
-            yield dg.AssetObservation(asset_key=key, metadata=blocker_metadata(blockers))
-        if gated and not set(context.selected_asset_keys) - set(gated):
-            return
-        # Each gated model with everything built from it (its descendants are gated as well) and
-        # every test that reads it, a relationship from a model that is built included.
-        exclude = ["--exclude", " ".join(sorted(f"{_model_name(context, key)}+" for key in gated))] if gated else []
-        with _environ(PGOPTIONS=session_options):
-            invocation = dbt.cli(["build", "--vars", json.dumps(get_settings().dbt_vars()), *exclude], context=context)
-        with warehouse.connect(autocommit=True) as conn:
-            for event in invocation.stream():
-                if isinstance(event, dg.Output):
-                    key = context.asset_key_for_output(event.output_name)
-                    event = event.with_metadata({**event.metadata, "dagster/row_count": _row_count(conn, key)})
-                yield event
+        yield from _build(context, dbt, warehouse, get_settings().dbt_vars())
 
     return dbt_models
+
+
+@functools.cache
+def build_partitioned_dbt_assets() -> dg.AssetsDefinition:
+    """The models tagged `partitioned`, one daily partition per UTC day (docs/PARTITIONED_DBT.md):
+    a run passes its partition window to dbt as the vars `min_date`/`max_date`, and each model
+    replaces the rows of those days. A backfill of many days is one run over the range."""
+    project = dbt_project()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=TRANSLATOR,
+        name="dbt_partitioned_models",
+        select=f"tag:{PARTITIONED_TAG}",
+        partitions_def=DBT_PARTITIONS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=DBT_POOL,
+    )
+    def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        """`dbt build` of the selected models over the run's days."""
+        yield from _build(context, dbt, warehouse, {**get_settings().dbt_vars(), **partition_vars(context.partition_time_window)})
+
+    return dbt_partitioned_models
+
+
+def dbt_asset_definitions() -> list[dg.AssetsDefinition]:
+    """Both dbt asset sets: what the code location and whole-graph tests load."""
+    return [build_dbt_assets(), build_partitioned_dbt_assets()]
+
+
+def partition_vars(window: dg.TimeWindow) -> dict[str, str]:
+    """The dbt vars of a partition window: its first day and the day after its last."""
+    return {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, dbt_vars: dict):
+    # dbt's sessions: named podcast-analytics/dbt, with their lock and statement timeouts
+    # (PGOPTIONS, read by libpq in dbt's process only: set around its start, not for this process).
+    session = warehouse.dbt_env()
+    session_options = session.pop("PGOPTIONS")
+    os.environ.update(session)
+    # A run of some models tests those models, not every test that reads one of them: a
+    # relationship from an unselected model may point at a table not built yet (dbt's eager
+    # default ran it and failed the run). The whole graph still runs every test.
+    os.environ.setdefault("DBT_INDIRECT_SELECTION", "cautious")
+    # The quality gate: models with a failed blocking check upstream (from an earlier run too)
+    # are left out of the build and say why; the others go on.
+    gated = gated_keys(context.instance, asset_graph_of(context), context.selected_asset_keys)
+    for key, blockers in sorted(gated.items(), key=lambda item: item[0].to_user_string()):
+        context.log.warning(f"{key.to_user_string()} not built: " + "; ".join(map(str, blockers)))
+        yield dg.AssetObservation(asset_key=key, metadata=blocker_metadata(blockers))
+    if gated and not set(context.selected_asset_keys) - set(gated):
+        return
+    # Each gated model with everything built from it (its descendants are gated as well) and
+    # every test that reads it, a relationship from a model that is built included.
+    exclude = ["--exclude", " ".join(sorted(f"{_model_name(context, key)}+" for key in gated))] if gated else []
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    one_partition = partitioned and len(context.partition_keys) == 1
+    with _environ(PGOPTIONS=session_options):
+        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars), *exclude], context=context)
+    with warehouse.connect(autocommit=True) as conn:
+        for raw in invocation.stream_raw_events():
+            written = rows_written(raw.raw_event)
+            for event in raw.to_default_asset_events(
+                manifest=invocation.manifest, dagster_dbt_translator=invocation.dagster_dbt_translator,
+                context=context, target_path=invocation.target_path, project=invocation.project,
+            ):
+                if isinstance(event, dg.Output):
+                    key = context.asset_key_for_output(event.output_name)
+                    event = event.with_metadata({**event.metadata, **_row_metadata(
+                        conn, key, raw.raw_event, written, partitioned, one_partition)})
+                yield event
+
+
+def rows_written(raw_event: Mapping[str, Any]) -> int | None:
+    """The rows a model's main statement wrote, from dbt's adapter response (`rows_affected` of
+    the node's `run_result`): an incremental model's insert, a table's `create table as`. None for
+    an event that is not a node's result or a statement that reports no rows (a view)."""
+    result = raw_event.get("data", {}).get("run_result") or {}
+    rows = (result.get("adapter_response") or {}).get("rows_affected")
+    return rows if isinstance(rows, int) and rows >= 0 else None
+
+
+def _row_metadata(conn, key: dg.AssetKey, raw_event: Mapping[str, Any], written: int | None,
+                  partitioned: bool, one_partition: bool) -> dict[str, Any]:
+    """Row counts without counting: a table's rows and a partition's rows are what the build
+    wrote; an unpartitioned incremental table, which a run only adds to, gets the planner's
+    estimate; a run over several partitions reports what it wrote over all of them."""
+    materialized = raw_event.get("data", {}).get("node_info", {}).get("materialized")
+    if written is None or materialized not in ("table", "incremental"):
+        return {}
+    if materialized == "table" or (partitioned and one_partition):
+        return {"dagster/row_count": written}
+    if partitioned:
+        return {"rows_written": written}
+    return {"rows_written": written, "dagster/row_count": _estimated_rows(conn, key), "row_count_source": "planner estimate"}
 
 
 @contextlib.contextmanager
@@ -169,13 +247,11 @@ def _model_name(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
     return key.path[-1]
 
 
-def _row_count(conn, key: dg.AssetKey) -> int:
-    """Rows of the relation a model just built (schema = layer, table = model name)."""
-    from psycopg import sql
-
-    schema, name = key.path[0], key.path[-1]
-    statement = sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
-    return conn.execute(statement).fetchone()[0]
+def _estimated_rows(conn, key: dg.AssetKey) -> int:
+    """The planner's row estimate of a model's table (schema = layer, table = model name)."""
+    row = conn.execute("select greatest(reltuples, 0)::bigint from pg_class where oid = to_regclass(%s)",
+                       (f"{key.path[0]}.{key.path[-1]}",)).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def dbt_resource() -> DbtCliResource:

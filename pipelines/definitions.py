@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.dbt import build_dbt_assets, dbt_resource
+from assets.dbt import dbt_asset_definitions, dbt_resource
 from assets.ingestion.listener_logs import listener_log_sources, listener_logs
 from assets.ingestion.megaphone_export import megaphone_episode_metrics_daily, megaphone_export_job
 from assets.ingestion.platforms.assets import PLATFORM_ASSETS
@@ -68,7 +68,7 @@ defs = dg.Definitions(
     # Raw assets and marts carry the freshness SLA (assets/quality.py).
     assets=[*dg.map_asset_specs(with_freshness, [
         rss_feeds, user_agent_patterns, listener_logs, listener_log_sources, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
-        megaphone_episode_metrics_daily, build_dbt_assets(), *QUALITY_ASSETS]), *REPORT_ASSETS],
+        megaphone_episode_metrics_daily, *dbt_asset_definitions(), *QUALITY_ASSETS]), *REPORT_ASSETS],
     asset_checks=[*CHECKS, *LOG_CHECKS],
     jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS],
     schedules=[*SCHEDULES, *REPORT_SCHEDULES],

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.dbt import DBT_PARTITIONS, PARTITIONED_TAG
 from assets.ingestion.listener_logs import LOG_KEYS, LOG_PARTITIONS
 from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
@@ -24,10 +25,18 @@ rss_ingest_job = dg.define_asset_job(
 
 SLA_KEY = dg.AssetKey(["marts", "sla_status"])
 
+PARTITIONED_DBT = dg.AssetSelection.tag(PARTITIONED_TAG, "")
+
 materialize_all_job = dg.define_asset_job(
     "materialize_all",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS, MEGAPHONE_KEY, SLA_KEY, *REPORT_KEYS),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS, MEGAPHONE_KEY, SLA_KEY, *REPORT_KEYS)
+    - PARTITIONED_DBT,
     description="Every unpartitioned asset once: feeds, checks, dbt staging and marts.",
+)
+
+dbt_partitioned_job = dg.define_asset_job(
+    "dbt_partitioned", selection=PARTITIONED_DBT, partitions_def=DBT_PARTITIONS,
+    description="The daily-partitioned dbt models over the selected days (docs/PARTITIONED_DBT.md).",
 )
 
 listener_logs_job = dg.define_asset_job(
@@ -62,5 +71,5 @@ sla_snapshot_job = dg.define_asset_job(
     description="Measure every SLA (freshness, completeness, checks, blocks) into marts.sla_status and its history.",
 )
 
-JOBS = [rss_ingest_job, materialize_all_job, sla_snapshot_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
+JOBS = [rss_ingest_job, materialize_all_job, dbt_partitioned_job, sla_snapshot_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
         sponsorship_campaigns_job, conversion_events_job]
