@@ -5,6 +5,7 @@ import fcntl
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -103,6 +104,7 @@ TRANSLATOR = LayeredTranslator(settings=DagsterDbtTranslatorSettings(enable_asse
 
 
 PARTITIONED_TAG = "partitioned"
+ROWS_MESSAGE = re.compile(r"(?:INSERT [0-9]+|SELECT|UPDATE|DELETE|MERGE|COPY) ([0-9]+)")
 # UTC days, as the access-log partitions (LOG_PARTITIONS): today is a partition while it fills.
 DBT_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1, timezone="UTC")
 
@@ -204,12 +206,19 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
 
 
 def rows_written(raw_event: Mapping[str, Any]) -> int | None:
-    """The rows a model's main statement wrote, from dbt's adapter response (`rows_affected` of
-    the node's `run_result`): an incremental model's insert, a table's `create table as`. None for
-    an event that is not a node's result or a statement that reports no rows (a view)."""
-    result = raw_event.get("data", {}).get("run_result") or {}
-    rows = (result.get("adapter_response") or {}).get("rows_affected")
-    return rows if isinstance(rows, int) and rows >= 0 else None
+    """The rows a model's main statement wrote, from dbt's adapter response: an incremental
+    model's insert, a table's `create table as`. dbt's result event of a model (`LogModelResult`,
+    the one dagster-dbt turns into the asset's output) carries the response's message as its
+    `status` (`INSERT 0 250`, `SELECT 3`); `NodeFinished` carries the whole response
+    (`run_result.adapter_response.rows_affected`, a float: protobuf Struct numbers are). None for
+    any other event and for a statement that reports no rows (a view: `CREATE VIEW`)."""
+    data = raw_event.get("data", {})
+    rows = ((data.get("run_result") or {}).get("adapter_response") or {}).get("rows_affected")
+    if isinstance(rows, int | float) and rows >= 0:
+        return int(rows)
+    status = data.get("status")
+    match = ROWS_MESSAGE.fullmatch(status) if isinstance(status, str) else None
+    return int(match.group(1)) if match else None
 
 
 def _row_metadata(conn, key: dg.AssetKey, raw_event: Mapping[str, Any], written: int | None,

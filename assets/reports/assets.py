@@ -44,6 +44,16 @@ CAMPAIGN_UPSTREAM = [*(dg.AssetKey(["marts", name]) for name in (
 )), dg.AssetKey(["intermediate", "int_placement_episodes"])]
 SPONSOR_UPSTREAM = [dg.AssetKey(["marts", name]) for name in ("mart_sponsor_roi", "mart_campaign_roi",
                                                                 "fct_attributed_conversions")]
+# Day-partitioned marts (docs/PARTITIONED_DBT.md) a report reads over its whole period.
+DAILY_PARTITIONED_UPSTREAM = {dg.AssetKey(["marts", "fct_downloads_daily_by_show"]),
+                              dg.AssetKey(["marts", "fct_downloads_daily_by_tenant"])}
+
+
+def report_deps(keys: list[dg.AssetKey]) -> list[dg.AssetDep]:
+    """A report's dependencies: every day of a day-partitioned mart, the other marts whole."""
+    return [dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping() if key in DAILY_PARTITIONED_UPSTREAM else None)
+            for key in keys]
+
 DELIVERY_CHECK = "deliveries_succeeded"
 
 
@@ -209,7 +219,7 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
 
 
 @dg.asset(
-    key=CAMPAIGN_REPORT, partitions_def=CAMPAIGN_PARTITIONS, deps=CAMPAIGN_UPSTREAM, group_name="reports",
+    key=CAMPAIGN_REPORT, partitions_def=CAMPAIGN_PARTITIONS, deps=report_deps(CAMPAIGN_UPSTREAM), group_name="reports",
     output_required=False,  # each partition made is an AssetMaterialization of its own
     backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=ON_NEW_DATA,
     kinds={"python", "pdf", "html"},
@@ -224,7 +234,7 @@ def campaign_report(context: dg.AssetExecutionContext, config: ReportConfig, war
 
 
 @dg.asset(
-    key=SPONSOR_REPORT, partitions_def=SPONSOR_PARTITIONS, deps=SPONSOR_UPSTREAM, group_name="reports",
+    key=SPONSOR_REPORT, partitions_def=SPONSOR_PARTITIONS, deps=report_deps(SPONSOR_UPSTREAM), group_name="reports",
     output_required=False,  # each partition made is an AssetMaterialization of its own
     backfill_policy=dg.BackfillPolicy.single_run(), automation_condition=ON_NEW_DATA,
     kinds={"python", "pdf", "html"},
