@@ -126,6 +126,22 @@ def test_a_partition_through_dagster_reports_the_rows_it_wrote(fresh_db, simulat
     assert query(fresh_db, "select distinct download_date from marts.fct_downloads_daily_by_episode") == [(DAYS[1],)]
     assert counts == {by_tenant: stored["tenant"], by_episode: stored["episode"]} and stored["episode"] > 10
 
+    # A range of partitions is one run (as a backfill or the demo runs it): both days are built,
+    # and what it wrote over the range is reported, not as one partition's row count.
+    ranged = dg.materialize(
+        [build_partitioned_dbt_assets()], selection=[by_tenant],
+        tags={"dagster/asset_partition_range_start": DAYS[0].isoformat(),
+              "dagster/asset_partition_range_end": DAYS[1].isoformat()},
+        resources={"warehouse": WarehouseResource(database_url=fresh_db), "dbt": dbt_resource()},
+    )
+    assert ranged.success
+    written = {event.partition: dict(event.step_materialization_data.materialization.metadata)
+               for event in ranged.get_asset_materialization_events()}
+    tenant_days = query(fresh_db, "select download_date, count(*) from marts.fct_downloads_daily_by_tenant group by 1")
+    assert set(written) == {DAYS[0].isoformat(), DAYS[1].isoformat()} and {day for day, _ in tenant_days} == set(DAYS[:2])
+    assert all(metadata["rows_written"].value == sum(n for _, n in tenant_days) and "dagster/row_count" not in metadata
+               for metadata in written.values())
+
 
 def test_rows_written_reads_the_adapter_response():
     """As dbt-core 1.11 sends them: the model's result event with the response's message, and
