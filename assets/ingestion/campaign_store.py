@@ -33,6 +33,16 @@ class Invalid(Exception):
         self.code, self.detail = code, detail
 
 
+def not_future(row: dict[str, Any], latest: datetime | None, column: str = "occurred_at") -> dict[str, Any]:
+    """The row unless its `column` is after `latest` (the load's time plus the clock-skew tolerance,
+    `Settings.latest_event_time`): a time from the future is `future_timestamp`."""
+    when = row[column]
+    if latest is not None and when is not None and when > latest:
+        raise Invalid("future_timestamp", f"{column.replace('_', ' ')} {when.isoformat()}, after the load's "
+                                          f"time plus tolerance ({latest.isoformat(timespec='seconds')})")
+    return row
+
+
 def ensure_campaign_tables(url: str) -> None:
     """The sponsorship tables (campaigns.sql, campaigns_ops.sql) come with the schema migrations:
     stop with one line unless the warehouse is at the code's revision."""

@@ -28,8 +28,8 @@ import yaml
 from pydantic import BaseModel
 
 from assets.ingestion.campaign_store import (
-    Invalid, checked, ensure_campaign_tables, file_loaded, identifier, parse_record, payload, quarantine,
-    read_cursor, record_file, store, write_cursor,
+    Invalid, checked, ensure_campaign_tables, file_loaded, identifier, not_future, parse_record, payload,
+    quarantine, read_cursor, record_file, store, write_cursor,
 )
 from resources.identifiers import SponsorId, TenantId, is_valid_identifier
 from resources.platform_http import ApiClient, ApiPolicy, Secret, credential_from_env
@@ -343,10 +343,7 @@ def _sync_stream(conn: psycopg.Connection, client: ApiClient, source: Sponsorshi
                 if not isinstance(record, dict):
                     raise Invalid("invalid_type", "a record is not an object")
                 args = (tenant, record, batch_id) if stream != "sponsors" else (tenant, record, "sponsorship_api", batch_id)
-                row = parse_record(parse, *args)
-                if row["updated_at"] is not None and row["updated_at"] > latest:
-                    raise Invalid("future_timestamp", f"updated at {row['updated_at'].isoformat()}, after the "
-                                  f"sync's time plus tolerance ({latest.isoformat()})")
+                row = not_future(parse_record(parse, *args), latest, "updated_at")
             except Invalid as exc:
                 bad.append((key, exc, record))
                 continue

@@ -36,8 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 
 from assets.ingestion.campaign_store import (
-    Invalid, ensure_campaign_tables, file_loaded, identifier, parse_record, payload, quarantine, read_cursor,
-    record_file, store, write_cursor,
+    Invalid, ensure_campaign_tables, file_loaded, identifier, not_future, parse_record, payload, quarantine,
+    read_cursor, record_file, store, write_cursor,
 )
 from assets.ingestion.campaigns import (
     CampaignSources, LoadStats, ShopSources, ShopStore, normalize_vanity, parse_money, parse_time,
@@ -258,15 +258,6 @@ def parse_vanity(tenant: str, line: dict[str, Any], addresses: Addresses, batch_
         "referrer": line.get("referer"), **utm_fields(None), "vanity_url": url,
         "payload": payload(minimised(line, VANITY_FIELDS)), "_batch_id": batch_id,
     }
-
-
-def not_future(row: dict[str, Any], latest: datetime | None) -> dict[str, Any]:
-    """The row unless it happened after `latest` (the load's time plus the clock-skew tolerance,
-    `Settings.latest_event_time`): an event from the future is `future_timestamp`."""
-    if latest is not None and row["occurred_at"] > latest:
-        raise Invalid("future_timestamp", f"occurred at {row['occurred_at'].isoformat()}, after the load's "
-                                          f"time plus tolerance ({latest.isoformat(timespec='seconds')})")
-    return row
 
 
 def stored_evidence(row: dict[str, Any]) -> dict[str, Any]:

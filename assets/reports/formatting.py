@@ -71,7 +71,7 @@ LABELS = {
 # when the model's name is there (the row is marked "(this report)" instead).
 HIDDEN_WHEN = {"podcast_id": "podcast_title", "campaign_id": "campaign_name", "is_selected_model": "attribution_model"}
 
-_CENT, _TENTH, _HUNDREDTH, _ONE = Decimal("0.01"), Decimal("0.1"), Decimal("0.01"), Decimal(1)
+_CENT, _TENTH, _ONE = Decimal("0.01"), Decimal("0.1"), Decimal(1)
 
 
 def kind_of(column: str) -> str:
@@ -113,7 +113,7 @@ def percent(value) -> str:
 
 
 def ratio(value) -> str:
-    return "—" if value is None else f"{_quantized(value, _HUNDREDTH):,}"
+    return "—" if value is None else f"{_quantized(value, _CENT):,}"
 
 
 def count(value) -> str:
