@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,8 +17,8 @@ from assets.reports.formatting import label
 from assets.reports.generate import generate_report
 from resources.settings import Settings
 from resources.report_store import ReportStoreResource
-from resources.warehouse import dbt_env
 from tests.conftest import query
+from tests.dbt_cli import run_dbt
 from tests.test_reports import NOW
 
 PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -29,13 +26,6 @@ K, M = 5, 3  # the defaults (dbt_project.yml, resources/settings.py)
 QUARTILES = ("roi_p25", "roi_median", "roi_p75")
 BENCHMARKS = ("select category, position, benchmark_level, campaigns, tenants, roi_p25, roi_median, roi_p75 "
               "from marts.mart_roi_benchmarks order by category, position")
-
-
-def dbt(url: str, target: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(PROJECT), "--profiles-dir",
-         str(PROJECT), "--target-path", target, "--log-path", target + "/logs"],
-        capture_output=True, text=True, env={**os.environ, **dbt_env(url)}, timeout=540)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +119,7 @@ def leaks(campaigns: dict, rows: list[dict]) -> list[tuple]:
 def test_the_marts_own_tests_pass_the_two_placement_case_among_them(built):
     """The dbt unit tests (two placements of two tenants in a cell: nothing published; the roll-ups;
     no pool one campaign larger than another) and the mart's data tests, run by dbt."""
-    result = dbt(built["url"], built["target"], "test", "--select", "mart_roi_benchmarks")
+    result = run_dbt(built["url"], built["target"], "test", "--select", "mart_roi_benchmarks")
     assert result.returncode == 0, result.stdout[-4000:]
     results = json.loads((Path(built["target"]) / "run_results.json").read_text())["results"]
     status = {r["unique_id"].split(".")[-1]: r["status"] for r in results}
@@ -235,12 +225,12 @@ def test_reports_state_the_benchmark_level(built, campaigns, tmp_path_factory):
 
     strict = json.dumps({"benchmark_min_campaigns": 100, "benchmark_min_tenants": 3})
     try:
-        result = dbt(url, built["target"], "run", "--select", "mart_roi_benchmarks", "--vars", strict)
+        result = run_dbt(url, built["target"], "run", "--select", "mart_roi_benchmarks", "--vars", strict)
         assert result.returncode == 0, result.stdout[-4000:]
         assert query(url, "select distinct benchmark_level from marts.mart_roi_benchmarks") == [("suppressed",)]
         assert statement(tenant, campaign) == "Benchmark: not enough campaigns to publish a benchmark"
     finally:
-        result = dbt(url, built["target"], "run", "--select", "mart_roi_benchmarks")
+        result = run_dbt(url, built["target"], "run", "--select", "mart_roi_benchmarks")
         assert result.returncode == 0, result.stdout[-4000:]
     assert dict(((c, p), lvl) for c, p, lvl in query(url, "select category, position, benchmark_level "
                                                            "from marts.mart_roi_benchmarks")) == levels

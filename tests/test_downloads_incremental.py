@@ -1,10 +1,6 @@
 """IAB download marts built incrementally equal a full rebuild, day by day."""
 
-import os
-import subprocess
-import sys
 from datetime import date
-from pathlib import Path
 
 import psycopg
 
@@ -12,10 +8,9 @@ from assets.ingestion.listener_logs_load import discover, forget_missing, load_f
 from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
-from resources.settings import REPO_ROOT
-from resources.warehouse import dbt_env
 from simulator.logs import generate_logs
 from tests.conftest import UA_PATTERNS, query
+from tests.dbt_cli import run_dbt
 from tests.test_rss_ingest import sources_for
 
 # The download marts and everything they read (with their tests): what these tests build.
@@ -23,16 +18,7 @@ DOWNLOADS = ("--select", "+path:models/marts/downloads", "--indirect-selection",
 
 
 def dbt_build(url: str, target: str, *extra: str, command: str = "build", check: bool = True):
-    env = {**os.environ, **dbt_env(url)}
-    project = REPO_ROOT / "dbt_project"
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), command, "--project-dir", str(project),
-         "--profiles-dir", str(project), "--target-path", target, "--log-path", target + "/logs",
-         "--exclude", "test_type:unit", *extra],
-        capture_output=True, text=True, env=env, timeout=540,
-    )
-    assert result.returncode == 0 or not check, result.stdout[-4000:]
-    return result
+    return run_dbt(url, target, command, "--exclude", "test_type:unit", *extra, check=check)
 
 
 def snapshot(url):

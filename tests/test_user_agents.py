@@ -3,11 +3,8 @@ exactly as the OPAWG algorithm says (bots, apps, libraries, browsers; first matc
 stored OPAWG copy the loader prefers, and the warning when the built-in list is in use."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -18,10 +15,11 @@ from assets.ingestion.user_agents import (
     BUILT_IN_DIR, SOURCE_CHECK, PatternUpdateError, pattern_source, read_patterns, store_patterns, stored_version,
     to_postgres_regex, update_patterns, user_agent_patterns,
 )
-from resources.settings import REPO_ROOT, Settings, get_settings
-from resources.warehouse import WarehouseResource, dbt_env
+from resources.settings import Settings, get_settings
+from resources.warehouse import WarehouseResource
 from simulator.logs import APPS, BOTS, SHARED_AGENTS, WATCH
 from tests.conftest import OPAWG_PATTERNS, query
+from tests.dbt_cli import run_dbt
 
 OPAWG = OPAWG_PATTERNS
 ENTITY_SETS = ("bots", "apps", "libraries", "browsers")
@@ -117,13 +115,6 @@ def test_built_in_patterns_classify_the_simulated_agents(fresh_db):
 
 # --- the dbt model on OPAWG's files ---------------------------------------------------------------
 
-def _dbt(url: str, target: Path, *args: str) -> subprocess.CompletedProcess:
-    project = REPO_ROOT / "dbt_project"
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(project), "--profiles-dir",
-         str(project), "--target-path", str(target), "--log-path", str(target / "logs")],
-        capture_output=True, text=True, env={**os.environ, **dbt_env(url)}, timeout=540)
-
 
 def _agents_to_classify() -> list[str]:
     agents = {ua for name in (*ENTITY_SETS, "devices") for e in opawg_entries(name) for ua in e.get("examples", [])}
@@ -141,7 +132,7 @@ def classified(new_warehouse, tmp_path_factory):
     with psycopg.connect(url, autocommit=True) as conn:
         counts = store_patterns(conn, read_patterns(OPAWG), "test")
     assert counts["quarantined"] == 0
-    first = _dbt(url, target, "build", "--select", "stg_reference__user_agent_patterns", "stg_listener_logs__events",
+    first = run_dbt(url, target, "build", "--select", "stg_reference__user_agent_patterns", "stg_listener_logs__events",
                  "int_log_file_user_agents",
                  "--exclude", "test_type:unit")
     assert first.returncode == 0, first.stdout[-3000:]
@@ -151,7 +142,7 @@ def classified(new_warehouse, tmp_path_factory):
                                 "from stdin") as copy:
             for agent in agents:
                 copy.write_row(("opawg-examples", "2026-11-01T00:00:00Z", agent))
-    built = _dbt(url, target, "build", "--select", "int_user_agents_classified")  # its unit and data tests too
+    built = run_dbt(url, target, "build", "--select", "int_user_agents_classified")  # its unit and data tests too
     assert built.returncode == 0, built.stdout[-3000:]
     rows = query(url, "select user_agent, agent_type, agent_name, device_name, device_category "
                       "from intermediate.int_user_agents_classified")
