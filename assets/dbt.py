@@ -22,6 +22,7 @@ from dagster_dbt import (
 )
 
 from assets.automation import DAILY, DAILY_TAG, ON_NEW_DATA
+from assets.dbt_rules import RuleFingerprints, pattern_set_version, project_vars
 from assets.quality_gate import asset_graph_of, blocker_metadata, gated_keys
 from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
@@ -65,6 +66,11 @@ def ensure_manifest(project: DbtProject) -> Path:
 
 
 @functools.cache
+def dbt_manifest() -> dict[str, Any]:
+    return json.loads(dbt_project().manifest_path.read_text())
+
+
+@functools.cache
 def dbt_project() -> DbtProject:
     settings = get_settings()
     project = DbtProject(project_dir=settings.dbt_project_dir, profiles_dir=settings.dbt_project_dir)
@@ -97,7 +103,30 @@ class LayeredTranslator(DagsterDbtTranslator):
             key=dg.AssetKey([layer, props["name"]]),
             group_name=layer,
             automation_condition=DAILY if DAILY_TAG in props.get("tags", []) else ON_NEW_DATA,
+            # The model's SQL and the rule vars it and its parents read (assets/dbt_rules.py).
+            code_version=rule_fingerprints(manifest).code_version(unique_id),
         ).merge_attributes(kinds={"postgres"})
+
+
+def rule_fingerprints(manifest: Mapping[str, Any], pattern_set: str | None = None) -> RuleFingerprints:
+    """The rules fingerprints of the manifest's models under the vars every build passes."""
+    key = (id(manifest), pattern_set)
+    if key not in _FINGERPRINTS:
+        values = {**project_vars(Path(get_settings().dbt_project_dir)), **get_settings().dbt_vars()}
+        _FINGERPRINTS[key] = RuleFingerprints(manifest, values, pattern_set)
+    return _FINGERPRINTS[key]
+
+
+_FINGERPRINTS: dict[tuple[int, str | None], RuleFingerprints] = {}
+
+
+class DbtConfig(dg.Config):
+    """Run config of both dbt asset sets. `full_refresh` rebuilds the selected models from
+    scratch (`dbt build --full-refresh`); `vars` replace the project's and the settings' dbt vars
+    for this run only."""
+
+    full_refresh: bool = False
+    vars: dict[str, Any] = {}
 
 
 TRANSLATOR = LayeredTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -125,9 +154,10 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         # builds of the same models deadlocked in their table swaps; the second now waits.
         pool=DBT_POOL,
     )
-    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+                   config: DbtConfig):
         """`dbt build` of the selected models: runs them, their unit tests and data tests."""
-        yield from _build(context, dbt, warehouse, get_settings().dbt_vars())
+        yield from _build(context, dbt, warehouse, config, {})
 
     return dbt_models
 
@@ -149,9 +179,10 @@ def build_partitioned_dbt_assets() -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=DBT_POOL,
     )
-    def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+                               config: DbtConfig):
         """`dbt build` of the selected models over the run's days."""
-        yield from _build(context, dbt, warehouse, {**get_settings().dbt_vars(), **partition_vars(context.partition_time_window)})
+        yield from _build(context, dbt, warehouse, config, partition_vars(context.partition_time_window))
 
     return dbt_partitioned_models
 
@@ -166,7 +197,9 @@ def partition_vars(window: dg.TimeWindow) -> dict[str, str]:
     return {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, dbt_vars: dict):
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+           config: DbtConfig, window_vars: dict[str, str]):
+    dbt_vars = {**get_settings().dbt_vars(), **config.vars, **window_vars}
     # dbt's sessions: named podcast-analytics/dbt, with their lock and statement timeouts
     # (PGOPTIONS, read by libpq in dbt's process only: set around its start, not for this process).
     session = warehouse.dbt_env()
@@ -186,11 +219,47 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
         return
     # Each gated model with everything built from it (its descendants are gated as well) and
     # every test that reads it, a relationship from a model that is built included.
-    exclude = ["--exclude", " ".join(sorted(f"{_model_name(context, key)}+" for key in gated))] if gated else []
+    excluded = sorted(f"{_model_name(context, key)}+" for key in gated)
     partitioned = context.has_partition_key or context.has_partition_key_range
     one_partition = partitioned and len(context.partition_keys) == 1
-    with _environ(PGOPTIONS=session_options):
-        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars), *exclude], context=context)
+    manifest = dbt_manifest()
+    with warehouse.connect(autocommit=True) as conn:
+        fingerprints = RuleFingerprints(manifest, {**project_vars(Path(get_settings().dbt_project_dir)), **dbt_vars},
+                                        pattern_set_version(conn))
+    models = {node["name"]: unique_id for unique_id, node in manifest["nodes"].items() if unique_id.startswith("model.")}
+    current = {key: fingerprints.fingerprint(models[_model_name(context, key)])
+               for key in context.selected_asset_keys if _model_name(context, key) in models}
+    # An unpartitioned incremental model built under other rules (or at the run's request) is
+    # rebuilt whole: adding what is new would keep its old rows as they were. A partitioned
+    # model rebuilds its window anyway; its other partitions are a backfill's (rules_changed_sensor).
+    if config.full_refresh:
+        refresh = sorted(_model_name(context, key) for key in current if key not in gated)
+    elif partitioned:
+        refresh = []
+    else:
+        refresh = sorted(
+            _model_name(context, key) for key, fingerprint in current.items()
+            if key not in gated and manifest["nodes"][models[_model_name(context, key)]]["config"].get("materialized") == "incremental"
+            and (recorded := recorded_fingerprint(context.instance, key)) is not None and recorded != fingerprint
+        )
+        if refresh:
+            context.log.info("rebuilt whole, their rules changed since their last build: " + ", ".join(refresh))
+    invocations = []
+    if refresh:
+        invocations.append(["build", "--full-refresh", "--vars", json.dumps(dbt_vars), "--select", " ".join(refresh),
+                            *(["--exclude", " ".join(excluded)] if excluded else [])])
+    if not config.full_refresh:
+        rest = excluded + refresh
+        invocations.append(["build", "--vars", json.dumps(dbt_vars), *(["--exclude", " ".join(rest)] if rest else [])])
+    for args in invocations:
+        with _environ(PGOPTIONS=session_options):
+            invocation = dbt.cli(args, context=context)
+        yield from _asset_events(context, invocation, warehouse, current, partitioned, one_partition)
+
+
+def _asset_events(context, invocation, warehouse: WarehouseResource, fingerprints: dict, partitioned: bool,
+                  one_partition: bool):
+    """The invocation's Dagster events, each output with its row counts and rules fingerprint."""
     with warehouse.connect(autocommit=True) as conn:
         for raw in invocation.stream_raw_events():
             written = rows_written(raw.raw_event)
@@ -200,9 +269,17 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
             ):
                 if isinstance(event, dg.Output):
                     key = context.asset_key_for_output(event.output_name)
+                    extra = {"rules_fingerprint": fingerprints[key]} if key in fingerprints else {}
                     event = event.with_metadata({**event.metadata, **_row_metadata(
-                        conn, key, raw.raw_event, written, partitioned, one_partition)})
+                        conn, key, raw.raw_event, written, partitioned, one_partition), **extra})
                 yield event
+
+
+def recorded_fingerprint(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
+    """The rules fingerprint of the asset's latest materialization (any partition), if recorded."""
+    event = instance.get_latest_materialization_event(key)
+    value = event.asset_materialization.metadata.get("rules_fingerprint") if event and event.asset_materialization else None
+    return value.value if value is not None else None
 
 
 def rows_written(raw_event: Mapping[str, Any]) -> int | None:

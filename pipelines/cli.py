@@ -1081,6 +1081,66 @@ def tenants_delete(tenant_id: str, yes: bool, by: str | None) -> None:
 
 
 @main.command()
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First day of the partitioned models to rebuild (default: the first day a rule change left "
+                   "out of date).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last day (default: the newest partition, today).")
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild every dbt model whole and every partitioned day from --since, whatever the rules say.")
+@click.option("--plan", "plan_only", is_flag=True, help="Print what would be rebuilt, and stop.")
+def backfill(since, until, full_refresh: bool, plan_only: bool) -> None:
+    """Rebuild what a rule change (IAB or attribution vars, user-agent patterns, model SQL) left
+    out of date, as rules_changed_sensor does under the daemon: the unpartitioned dbt models
+    first (incremental ones whole), then the partitioned models over their days as one run.
+    With --since, those days of every partitioned model are rebuilt in any case."""
+    import dagster as dg
+
+    from assets.dbt import DBT_PARTITIONS, build_dbt_assets, build_partitioned_dbt_assets
+    from pipelines.rules import RANGE_END, RANGE_START, rebuild_plan
+    from resources.warehouse import WarehouseResource
+
+    settings = _settings()
+    _quiet_libraries(settings)
+    warehouse_url, _, _ = _prepare_environment(settings)
+    from pipelines.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    plan = rebuild_plan(instance, WarehouseResource(database_url=warehouse_url))
+    unpartitioned = sorted(build_dbt_assets().keys, key=str) if full_refresh else plan.unpartitioned
+    partitioned = plan.partitioned
+    first_day = plan.first_day
+    if full_refresh or since is not None:
+        partitioned = sorted(build_partitioned_dbt_assets().keys, key=str)
+        built = set().union(*(instance.get_materialized_partitions(key) for key in partitioned))
+        first_day = since.date().isoformat() if since else min(built, default=None)
+    last_day = until.date().isoformat() if until else DBT_PARTITIONS.get_last_partition_key()
+    console.print(f"unpartitioned models to rebuild{' (whole)' if full_refresh else ''}: "
+                  f"{', '.join(k.path[-1] for k in unpartitioned) or 'none'}")
+    if partitioned and first_day is not None:
+        console.print(f"partitioned models over {first_day}..{last_day}: {', '.join(k.path[-1] for k in partitioned)}")
+    else:
+        console.print("partitioned models: none to rebuild")
+    if plan_only:
+        return
+    results = []
+    if unpartitioned:
+        results.append(defs.resolve_job_def("dbt_models").execute_in_process(
+            instance=instance, raise_on_error=False, asset_selection=unpartitioned, tags={"rule_change": "rebuild"},
+            run_config={"ops": {"dbt_models": {"config": {"full_refresh": full_refresh}}}}))
+    if partitioned and first_day is not None and all(r.success for r in results):
+        results.append(defs.resolve_job_def("dbt_partitioned").execute_in_process(
+            instance=instance, raise_on_error=False, asset_selection=partitioned,
+            tags={RANGE_START: first_day, RANGE_END: last_day, "rule_change": "backfill"}))
+    for result in results:
+        console.print(f"run {result.run_id[:8]} ({result.job_def.name}): {'success' if result.success else 'FAILED'}")
+    failed = _failure_lines(results)
+    for line in failed:
+        console.print(line)
+    sys.exit(0 if all(r.success for r in results) else 1)
+
+
+@main.command()
 @click.option("--port", type=int, default=8080, show_default=True, help="Port of the documentation site.")
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the site after generating it.")
 def docs(port: int, serve: bool) -> None:

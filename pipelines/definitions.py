@@ -19,6 +19,7 @@ from pipelines.jobs import JOBS
 from pipelines.json_logs import LOGGERS
 from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.reports import REPORT_JOBS, REPORT_SCHEDULES, REPORT_SENSORS
+from pipelines.rules import rules_changed_sensor
 from pipelines.schedules import AUTOMATION_SENSORS, SCHEDULES
 from pipelines.sensors import SENSORS
 from resources.settings import Settings, get_settings
@@ -72,7 +73,8 @@ defs = dg.Definitions(
     asset_checks=[*CHECKS, *LOG_CHECKS],
     jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS],
     schedules=[*SCHEDULES, *REPORT_SCHEDULES],
-    sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS, *AUTOMATION_SENSORS],
+    sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS, *AUTOMATION_SENSORS,
+             rules_changed_sensor],
     resources=build_resources(),
     loggers=LOGGERS,
     executor=build_executor(),

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.dbt import DBT_PARTITIONS, PARTITIONED_TAG
+from assets.dbt import DBT_PARTITIONS, PARTITIONED_TAG, build_dbt_assets
 from assets.ingestion.listener_logs import LOG_KEYS, LOG_PARTITIONS
 from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
@@ -32,6 +32,14 @@ materialize_all_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*LOG_KEYS, *METRIC_KEYS, MEGAPHONE_KEY, SLA_KEY, *REPORT_KEYS)
     - PARTITIONED_DBT,
     description="Every unpartitioned asset once: feeds, checks, dbt staging and marts.",
+)
+
+DBT_UNPARTITIONED = dg.AssetSelection.assets(*build_dbt_assets().keys)
+
+dbt_models_job = dg.define_asset_job(
+    "dbt_models", selection=DBT_UNPARTITIONED,
+    description="The unpartitioned dbt models (run config `DbtConfig`: full_refresh, vars); a rule change "
+                "rebuilds the ones it affects through this job (pipelines/rules.py).",
 )
 
 dbt_partitioned_job = dg.define_asset_job(
@@ -71,5 +79,5 @@ sla_snapshot_job = dg.define_asset_job(
     description="Measure every SLA (freshness, completeness, checks, blocks) into marts.sla_status and its history.",
 )
 
-JOBS = [rss_ingest_job, materialize_all_job, dbt_partitioned_job, sla_snapshot_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
+JOBS = [rss_ingest_job, materialize_all_job, dbt_models_job, dbt_partitioned_job, sla_snapshot_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
         sponsorship_campaigns_job, conversion_events_job]

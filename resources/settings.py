@@ -11,7 +11,7 @@ import functools
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,10 +105,15 @@ class Settings(BaseSettings):
     # is left after a tenant's own campaigns is one other tenant's.
     benchmark_min_campaigns: int = Field(default=5, ge=5)
     benchmark_min_tenants: int = Field(default=3, ge=3)
+    # dbt vars that replace dbt_project.yml's in every build the platform runs, as JSON
+    # (`PODCAST_DBT_VARS='{"iab_window": "calendar_day"}'`). A changed rule var rebuilds what
+    # it affects (assets/dbt_rules.py).
+    dbt_var_overrides: dict[str, Any] = Field(default_factory=dict, validation_alias=AliasChoices(
+        "PODCAST_DBT_VARS", "dbt_var_overrides"))
 
-    def dbt_vars(self) -> dict[str, int]:
+    def dbt_vars(self) -> dict[str, Any]:
         """The dbt vars the platform's settings decide (`--vars` of every build it runs)."""
-        return {"benchmark_min_campaigns": self.benchmark_min_campaigns,
+        return {**self.dbt_var_overrides, "benchmark_min_campaigns": self.benchmark_min_campaigns,
                 "benchmark_min_tenants": self.benchmark_min_tenants}
 
     @property

@@ -1,0 +1,170 @@
+"""A change of the rules the dbt models count with (assets/dbt_rules.py, pipelines/rules.py):
+each model's rules fingerprint follows exactly the vars and patterns it reads, and a change
+rebuilds what it affects through Dagster: the unpartitioned incremental models whole, then the
+partitioned models over every day they were built for."""
+
+import json
+from datetime import date
+
+import dagster as dg
+import psycopg
+import pytest
+
+from assets.dbt import (
+    DBT_PARTITIONS,
+    build_dbt_assets,
+    build_partitioned_dbt_assets,
+    dbt_manifest,
+    dbt_resource,
+    recorded_fingerprint,
+)
+from assets.dbt_rules import RuleFingerprints, project_vars
+from assets.ingestion.rss_ingest import ingest_rss
+from assets.ingestion.user_agents import read_patterns, store_patterns
+from pipelines.rules import RANGE_END, RANGE_START, rebuild_plan, rebuild_requests
+from resources.settings import REPO_ROOT, Settings, get_settings
+from resources.warehouse import WarehouseResource
+from simulator.logs import generate_logs
+from tests.conftest import UA_PATTERNS, query
+from tests.dbt_cli import run_dbt
+from tests.test_downloads_incremental import load_days
+from tests.test_rss_ingest import sources_for
+
+DAYS = [date(2026, 11, 1), date(2026, 11, 2)]
+IAB_CHAIN = {"int_download_windows", "int_downloads_iab_filtered", "fct_downloads"}
+
+
+def fingerprints(values: dict, pattern_set: str = "patterns-1") -> dict[str, str]:
+    manifest = dbt_manifest()
+    rules = RuleFingerprints(manifest, values, pattern_set)
+    return {node["name"]: rules.fingerprint(unique_id) for unique_id, node in manifest["nodes"].items()
+            if unique_id.startswith("model.")}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {name for name in before if before[name] != after[name]}
+
+
+def test_a_rule_var_changes_the_fingerprint_of_the_models_it_reaches_and_of_no_other():
+    base = {**project_vars(REPO_ROOT / "dbt_project"), **Settings().dbt_vars()}
+    before = fingerprints(base)
+
+    window = changed(before, fingerprints({**base, "iab_window": "calendar_day"}))
+    # The windows read the var; everything built from them follows; nothing upstream or beside does.
+    assert IAB_CHAIN | {"fct_downloads_daily_by_show", "int_exposures", "fct_attributed_conversions",
+                        "mart_campaign_roi"} <= window
+    assert not window & {"int_listener_requests_screened", "int_user_agents_classified", "int_media_sizes",
+                         "int_conversions", "stg_listener_logs__events", "dim_campaigns"}
+
+    # A var read only through a macro counts (smallest_plausible_bytes reads the bitrate band).
+    assert "int_downloads_iab_filtered" in changed(before, fingerprints({**base, "media_min_bitrate_bps": 9000}))
+    # Settings of how a build runs change no row, and no fingerprint.
+    assert fingerprints({**base, "model_work_mem": "1GB", "removed_rows_retention_days": 3}) == before
+    # The benchmark thresholds reach the benchmark mart only.
+    assert changed(before, fingerprints({**base, "benchmark_min_campaigns": 6})) == {"mart_roi_benchmarks"}
+
+    # Another pattern set reaches the classification and every request screened with it, and is
+    # data: the code versions stay.
+    patterns = changed(before, fingerprints(base, "patterns-2"))
+    assert {"int_user_agents_classified", "int_listener_requests_screened", "fct_downloads"} <= patterns
+    assert "int_media_sizes" in patterns  # sizes are learned from the screened requests
+    assert not patterns & {"int_conversions", "dim_campaigns", "stg_listener_logs__events"}
+    manifest = dbt_manifest()
+    assert all(RuleFingerprints(manifest, base, "patterns-1").code_version(uid)
+               == RuleFingerprints(manifest, base, "patterns-2").code_version(uid)
+               for uid in manifest["nodes"] if uid.startswith("model."))
+
+
+def downloads(url) -> list[tuple]:
+    return sorted(query(url, "select download_id, episode_id, download_date, bytes_covered from marts.fct_downloads"))
+
+
+def tenant_rollup(url) -> list[tuple]:
+    return sorted(query(url, "select download_date, tenant_id, downloads from marts.fct_downloads_daily_by_tenant"))
+
+
+@pytest.fixture
+def rules_env(monkeypatch):
+    """Settings read afresh, so a test can change the dbt vars the platform passes."""
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_a_rule_change_rebuilds_the_models_it_affects_then_backfills_their_partitions(
+        fresh_db, simulator, truth, tmp_path, rules_env):
+    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
+    landing = tmp_path / "landing"
+    generate_logs(truth, landing, DAYS, seed=9, listeners_per_tenant=30)
+    load_days(fresh_db, landing, set(DAYS))
+
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"warehouse": WarehouseResource(database_url=fresh_db), "dbt": dbt_resource()}
+    fct_downloads = dg.AssetKey(["marts", "fct_downloads"])
+    upstream = dg.AssetSelection.assets(fct_downloads, dg.AssetKey(["marts", "dim_podcasts"])).upstream()
+    assert dg.materialize([build_dbt_assets()], selection=upstream, instance=instance, resources=resources).success
+    rollups = sorted(build_partitioned_dbt_assets().keys, key=str)
+    range_tags = {RANGE_START: DAYS[0].isoformat(), RANGE_END: DAYS[-1].isoformat()}
+    assert dg.materialize([build_partitioned_dbt_assets()], instance=instance, resources=resources,
+                          tags=range_tags).success
+    rolling = downloads(fresh_db)
+    assert rolling and rebuild_requests(rebuild_plan(instance, resources["warehouse"])) == []
+
+    # The network switches to calendar-day windows.
+    rules_env.setenv("PODCAST_DBT_VARS", json.dumps({"iab_window": "calendar_day"}))
+    get_settings.cache_clear()
+    plan = rebuild_plan(instance, resources["warehouse"])
+    assert {key.path[-1] for key in plan.unpartitioned} == IAB_CHAIN
+    assert plan.partitioned == rollups and plan.first_day == DAYS[0].isoformat()
+    assert plan.last_day == DBT_PARTITIONS.get_last_partition_key()
+
+    # First the unpartitioned models, rebuilt whole although no new data came.
+    [first] = rebuild_requests(plan)
+    assert first.job_name == "dbt_models" and {key.path[-1] for key in first.asset_selection} == IAB_CHAIN
+    assert dg.materialize([build_dbt_assets()], selection=first.asset_selection, instance=instance,
+                          resources=resources, tags=first.tags).success
+    rebuilt = downloads(fresh_db)
+    assert recorded_fingerprint(instance, fct_downloads) == plan.fingerprints[fct_downloads]
+    # What a from-scratch build under the new rule gives; and the rule made a difference.
+    target = tmp_path / "target"
+    run_dbt(fresh_db, target, "build", "--full-refresh", "--select", "+fct_downloads", "--exclude", "test_type:unit",
+            "--vars", json.dumps({"iab_window": "calendar_day"}), check=True)
+    assert downloads(fresh_db) == rebuilt != rolling
+    assert len(rebuilt) > len(rolling)  # a listener across midnight is two calendar-day downloads
+
+    # Then the partitioned rollups, over every day they were built for, as one run.
+    [second] = rebuild_requests(rebuild_plan(instance, resources["warehouse"]))
+    assert second.job_name == "dbt_partitioned" and sorted(second.asset_selection, key=str) == rollups
+    assert (second.tags[RANGE_START], second.tags[RANGE_END]) == (plan.first_day, plan.last_day)
+    assert tenant_rollup(fresh_db) != sorted(query(
+        fresh_db, "select download_date, tenant_id, count(*) from marts.fct_downloads group by 1, 2"))
+    assert dg.materialize([build_partitioned_dbt_assets()], selection=second.asset_selection, instance=instance,
+                          resources=resources, tags=second.tags).success
+    assert tenant_rollup(fresh_db) == sorted(query(
+        fresh_db, "select download_date, tenant_id, count(*) from marts.fct_downloads group by 1, 2"))
+    assert rebuild_requests(rebuild_plan(instance, resources["warehouse"])) == []
+
+
+def test_a_full_refresh_through_run_config_rebuilds_every_selected_model(fresh_db, simulator, truth, tmp_path):
+    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
+    landing = tmp_path / "landing"
+    generate_logs(truth, landing, DAYS[:1], seed=9, listeners_per_tenant=10)
+    load_days(fresh_db, landing, set(DAYS[:1]))
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"warehouse": WarehouseResource(database_url=fresh_db), "dbt": dbt_resource()}
+    selection = dg.AssetSelection.assets(dg.AssetKey(["marts", "fct_downloads"])).upstream()
+    assert dg.materialize([build_dbt_assets()], selection=selection, instance=instance, resources=resources).success
+    screened = "select count(*), min(xmin::text::bigint) from intermediate.int_listener_requests_screened"
+    [(rows, oldest)] = query(fresh_db, screened)
+    # An incremental run without new data leaves the rows; a full refresh writes them all again.
+    assert dg.materialize([build_dbt_assets()], selection=selection, instance=instance, resources=resources).success
+    assert query(fresh_db, screened) == [(rows, oldest)]
+    assert dg.materialize([build_dbt_assets()], selection=selection, instance=instance, resources=resources,
+                          run_config={"ops": {"dbt_models": {"config": {"full_refresh": True}}}}).success
+    [(again, newest)] = query(fresh_db, screened)
+    assert again == rows > 0 and newest > oldest
+
