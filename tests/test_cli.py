@@ -172,6 +172,23 @@ def test_dbt_runs_against_the_warehouse_and_creates_dagsters_database(cli_wareho
     assert failed.returncode != 0  # dbt's exit status is the command's
 
 
+def test_backfill_plans_nothing_on_a_new_warehouse_and_the_days_asked_for(cli_warehouse):
+    from assets.dbt import DBT_PARTITIONS
+
+    url, storage, data_dir = cli_warehouse
+    result = run_cli("backfill", "--plan", data_dir=data_dir, DATABASE_URL=url, PODCAST_DAGSTER_DB=storage)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "unpartitioned models to rebuild: none" in result.stdout
+    assert "partitioned models: none to rebuild" in result.stdout
+    since = run_cli("backfill", "--plan", "--since", "2026-11-01", "--full-refresh", data_dir=data_dir,
+                    DATABASE_URL=url, PODCAST_DAGSTER_DB=storage)
+    assert since.returncode == 0, since.stdout + since.stderr
+    lines = since.stdout.replace("\n", " ")
+    assert f"partitioned models over 2026-11-01..{DBT_PARTITIONS.get_last_partition_key()}:" in lines
+    assert "fct_downloads_daily_by_tenant" in lines and "unpartitioned models to rebuild (whole): " in lines
+    assert "int_listener_requests_screened" in lines
+
+
 def test_docs_generate_without_serving(cli_warehouse):
     url, storage, data_dir = cli_warehouse
     result = run_cli("docs", "--no-serve", data_dir=data_dir, DATABASE_URL=url, PODCAST_DAGSTER_DB=storage)
