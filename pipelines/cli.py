@@ -1125,7 +1125,7 @@ def backfill(since, until, full_refresh: bool, plan_only: bool) -> None:
         return
     results = []
     if unpartitioned:
-        results.append(defs.resolve_job_def("dbt_models").execute_in_process(
+        results.append(defs.resolve_job_def("dbt_unpartitioned").execute_in_process(
             instance=instance, raise_on_error=False, asset_selection=unpartitioned, tags={"rule_change": "rebuild"},
             run_config={"ops": {"dbt_models": {"config": {"full_refresh": full_refresh}}}}))
     if partitioned and first_day is not None and all(r.success for r in results):

@@ -37,7 +37,7 @@ materialize_all_job = dg.define_asset_job(
 DBT_UNPARTITIONED = dg.AssetSelection.assets(*build_dbt_assets().keys)
 
 dbt_models_job = dg.define_asset_job(
-    "dbt_models", selection=DBT_UNPARTITIONED,
+    "dbt_unpartitioned", selection=DBT_UNPARTITIONED,
     description="The unpartitioned dbt models (run config `DbtConfig`: full_refresh, vars); a rule change "
                 "rebuilds the ones it affects through this job (pipelines/rules.py).",
 )

@@ -94,7 +94,7 @@ def rebuild_plan(instance: dg.DagsterInstance, warehouse: WarehouseResource) -> 
 def rebuild_requests(plan: RebuildPlan) -> list[dg.RunRequest]:
     """The next run of a plan: the unpartitioned models first, then the partitioned backfill."""
     if plan.unpartitioned:
-        return [dg.RunRequest(job_name="dbt_models", asset_selection=plan.unpartitioned,
+        return [dg.RunRequest(job_name="dbt_unpartitioned", asset_selection=plan.unpartitioned,
                               run_key=plan.run_key(plan.unpartitioned), tags={"rule_change": "rebuild"})]
     if plan.partitioned:
         return [dg.RunRequest(job_name="dbt_partitioned", asset_selection=plan.partitioned,

@@ -111,7 +111,7 @@ def test_a_deployment_starts_with_automation_schedules_and_sensors_on(defs):
     # The sources are started by schedules and sensors, all on by default.
     for schedule in defs.schedules:
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
-    started = {s.job_name for s in defs.schedules} | {s.job_name for s in defs.sensors if s.has_jobs}
+    started = {s.job_name for s in defs.schedules} | {job.name for s in defs.sensors if s.has_jobs for job in s.jobs}
     assert {"rss_ingest", "platform_catalog", "platform_metrics", "sync_sponsorship_campaigns",
             "load_conversion_events", "load_listener_logs", "load_megaphone_exports"} <= started
     for sensor in defs.sensors:

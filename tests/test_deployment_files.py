@@ -361,7 +361,8 @@ def test_runs_carry_the_tags_the_queue_limits():
         "rss_ingest": "rss", "load_listener_logs": "listener_logs", "platform_catalog": "platforms",
         "platform_metrics": "platforms", "sync_sponsorship_campaigns": "sponsorships",
         "load_conversion_events": "conversions", "load_megaphone_exports": "megaphone",
-        # everything at once (first loads), and the SLA snapshot: no one source
-        "materialize_all": None, "sla_snapshot": None,
+        # everything at once (first loads), the dbt models (rule changes, backfills), and the SLA
+        # snapshot: no one source
+        "materialize_all": None, "dbt_unpartitioned": None, "dbt_partitioned": None, "sla_snapshot": None,
     }
     assert report_tenant_tags("acme:spring-launch") == {TENANT_TAG: "acme"}
