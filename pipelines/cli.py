@@ -387,6 +387,32 @@ class _Phases:
             console.print(f"    [red]{line}[/]")
 
 
+def _materialize_in_phases(defs, execute, days: list[str], run_config: dict) -> list:
+    """Every asset of a first load, in the phases pipelines/phases.py orders: the unpartitioned
+    ones by `materialize_all` / `materialize_marts`, the daily-partitioned dbt models by
+    `dbt_partitioned` over the log days in one run."""
+    from pipelines.jobs import EVERYTHING, UNPARTITIONED, FROM_PARTITIONED
+    from pipelines.phases import phases as ordered_phases
+
+    graph = defs.resolve_asset_graph()
+    keys = {key for key in EVERYTHING.resolve(graph) if graph.get(key).is_materializable}
+    upstream_only = (UNPARTITIONED - FROM_PARTITIONED).resolve(graph)
+    runs = []
+    for partitioned, phase_keys in ordered_phases(graph, keys):
+        if partitioned:
+            if not days:
+                continue
+            runs.append(execute("dbt_partitioned", asset_selection=sorted(phase_keys, key=str), run_tags={
+                "dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}))
+        else:
+            job = "materialize_all" if phase_keys <= upstream_only else "materialize_marts"
+            ops = {op: config for op, config in run_config.get("ops", {}).items()
+                   if any(graph.get(key).assets_def.node_def.name == op for key in phase_keys)}
+            runs.append(execute(job, asset_selection=sorted(phase_keys, key=str),
+                                run_config={**run_config, "ops": ops}))
+    return runs
+
+
 def _failure_lines(results) -> list[str]:
     """One line per failed run: its job, id and first error."""
     lines = []
@@ -513,13 +539,10 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
             runs = [execute("platform_metrics", partition_key=DEMO_LOG_DAYS[-1].isoformat())]
             phase.update(line="platform API metrics synced", failed=_failure_lines(runs))
         with phases.run("Materializing every asset (feeds → raw → checks → dbt staging → marts)...") as phase:
-            runs = [execute("materialize_all", run_config={
-                **quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}})]
-            # The daily-partitioned dbt models (docs/PARTITIONED_DBT.md), over the log days in one run.
-            if days:
-                runs.append(execute("dbt_partitioned", run_tags={
-                    "dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}))
-            phase.update(line=f"every asset materialized (dbt's log: {dbt_log})", failed=_failure_lines(runs))
+            runs = _materialize_in_phases(defs, execute, days, {
+                **quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}})
+            phase.update(line=f"every asset materialized in {len(runs)} runs (dbt's log: {dbt_log})",
+                         failed=_failure_lines(runs))
         with phases.run("Generating the sponsor reports (every campaign and sponsor)...") as phase:
             report_results, reports = _generate_reports(defs, instance, warehouse_url, quiet, tags)
             phase.update(line=f"reports: {reports['campaign_reports']} campaigns, {reports['sponsor_reports']} "

@@ -19,6 +19,7 @@ from pipelines.jobs import JOBS
 from pipelines.json_logs import LOGGERS
 from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.reports import REPORT_JOBS, REPORT_SCHEDULES, REPORT_SENSORS
+from pipelines.partition_sensor import dbt_partitions_sensor
 from pipelines.rules import rules_changed_sensor
 from pipelines.schedules import AUTOMATION_SENSORS, SCHEDULES
 from pipelines.sensors import SENSORS
@@ -74,7 +75,7 @@ defs = dg.Definitions(
     jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS],
     schedules=[*SCHEDULES, *REPORT_SCHEDULES],
     sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS, *AUTOMATION_SENSORS,
-             rules_changed_sensor],
+             rules_changed_sensor, dbt_partitions_sensor],
     resources=build_resources(),
     loggers=LOGGERS,
     executor=build_executor(),

@@ -1,6 +1,8 @@
-"""IAB download marts built incrementally equal a full rebuild, day by day."""
+"""IAB download marts built partition by partition, for the days the loader's ledger says changed,
+equal a full rebuild."""
 
-from datetime import date
+import json
+from datetime import date, datetime, timedelta, timezone
 
 import psycopg
 
@@ -9,6 +11,8 @@ from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from simulator.logs import generate_logs
+from assets.dbt import window_reach_days
+from pipelines.partition_sensor import day_ranges, out_of_date
 from tests.conftest import UA_PATTERNS, query
 from tests.dbt_cli import run_dbt
 from tests.test_rss_ingest import sources_for
@@ -41,63 +45,107 @@ def load_days(url, landing, days):
                 load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), "t")
 
 
-def test_incremental_runs_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_path):
+def run_changed_days(url: str, target: str, cursor: dict) -> tuple[dict, list[tuple[date, date]]]:
+    """What the partition sensor would request since `cursor` (pipelines/partition_sensor.py), run
+    as the dbt_partitioned job runs it: each range of days as one build of the partitioned models
+    with the range's vars; then the tables built from them."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        days, after = out_of_date(conn, cursor, window_reach_days())
+    ranges = day_ranges(days)
+    for low, high in ranges:
+        window = json.dumps({"min_date": low.isoformat(), "max_date": (high + timedelta(days=1)).isoformat()})
+        dbt_build(url, target, "--select", "tag:partitioned", "--vars", window)
+    dbt_build(url, target, "--select", "fct_listener_engagement")
+    return after, ranges
+
+
+def island_lines(host_line: str, ip: str, agent: str, times: list[datetime]) -> str:
+    """Whole-file requests of one listener at the given times, in the shape of a vhost_combined line."""
+    host, _, rest = host_line.partition(" ")
+    request = rest[rest.index('"GET'):]
+    request = request[:request.index('"', 1) + 1] + " 200 " + request.split()[4] + ' "-" "' + agent + '" "-"'
+    return "".join(f"{host} {ip} - - [{at.strftime('%d/%b/%Y:%H:%M:%S +0000')}] {request}\n" for at in times)
+
+
+def test_partitions_run_for_the_changed_days_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_path):
     ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
-    generate_logs(truth, landing, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)], seed=9, listeners_per_tenant=30)
-    all_days = {f.log_date for f in discover(landing, settle_seconds=0)}
+    days = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+    generate_logs(truth, landing, days, seed=9, listeners_per_tenant=30)
+    # One listener who comes back within a day for three days: first-touch windows chain across
+    # the days (opened day 1 20:00, reaching into day 2; opened day 2 23:00, reaching into day 3),
+    # so a day's partition must start from the windows the day before left open.
+    sample = next(f for f in discover(landing, settle_seconds=0)
+                  if f.path.suffix == ".log" and f.path.read_text()[:1] not in ("{", "["))
+    line = max((li for li in sample.path.read_text().splitlines() if '" 200 ' in li and '"GET' in li),
+               key=lambda li: int(li.split('" 200 ')[1].split()[0]))
+    times = [datetime(2026, 11, 1, 20, tzinfo=timezone.utc), datetime(2026, 11, 2, 10, tzinfo=timezone.utc),
+             datetime(2026, 11, 2, 23, tzinfo=timezone.utc), datetime(2026, 11, 3, 12, tzinfo=timezone.utc)]
+    agent = "Overcast/3.0 (+http://overcast.fm/; iOS podcast app)"
+    for day in days:
+        (sample.path.parent / f"island-{day}.log").write_text(
+            island_lines(line, "198.51.100.77", agent, [t for t in times if t.date() == day]))
     target = str(tmp_path / "target")
 
-    load_days(fresh_db, landing, {date(2026, 11, 1)})
-    dbt_build(fresh_db, target, *DOWNLOADS)
-    first_rows = query(fresh_db, "select request_id, xmin::text from intermediate.int_listener_requests_screened")
+    load_days(fresh_db, landing, {days[0]})
+    dbt_build(fresh_db, target, *DOWNLOADS)                          # the first build: every day
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        cursor = out_of_date(conn, {}, window_reach_days())[1]    # the sensor's first tick
 
-    load_days(fresh_db, landing, all_days - {date(2026, 11, 1)})   # the next days arrive
-    dbt_build(fresh_db, target, *DOWNLOADS)                          # incremental
-    incremental = snapshot(fresh_db)
-    untouched = dict(query(fresh_db, "select request_id, xmin::text from intermediate.int_listener_requests_screened"))
-    # Requests of the day already processed were not rewritten by the incremental run.
-    assert all(untouched[request_id] == xmin for request_id, xmin in first_rows)
+    load_days(fresh_db, landing, set(days[1:]))                     # the next days arrive
+    cursor, ranges = run_changed_days(fresh_db, target, cursor)
+    # Their days, the day before (windows opened then) and the day after (not there yet: none).
+    assert ranges == [(days[0], days[2] + timedelta(days=1))]
+    partitioned = snapshot(fresh_db)
+    # Nothing new: nothing runs, nothing changes.
+    assert run_changed_days(fresh_db, target, cursor)[1] == [] and snapshot(fresh_db) == partitioned
 
-    dbt_build(fresh_db, target, *DOWNLOADS)                          # nothing new: nothing changes
-    assert snapshot(fresh_db) == incremental
+    # The chained listener: two downloads (day 1 20:00 and day 2 23:00), as over all days at once.
+    chained = query(fresh_db, "select download_date, downloaded_at from marts.fct_downloads "
+                              "where user_agent = %s order by 2", (agent,))
+    assert [d for d, _ in chained] == [days[0], days[1]], chained
 
     dbt_build(fresh_db, target, *DOWNLOADS, "--full-refresh")
-    assert snapshot(fresh_db) == incremental
-    assert len(incremental["downloads"]) > 100
+    assert snapshot(fresh_db) == partitioned
+    assert len(partitioned["downloads"]) > 100
     # A rebuilt table gets its indexes again (the old table, renamed aside until the end of the
     # rebuild, must not keep their names and leave the new one without them).
     indexes = dict(query(fresh_db, "select tablename, count(*) from pg_indexes where schemaname in "
                                    "('intermediate', 'marts') group by tablename"))
-    assert indexes["fct_downloads"] == 4 and indexes["int_listener_requests_screened"] == 5
-    assert indexes["int_downloads_iab_filtered"] == 4 and indexes["int_episode_media"] == 1
+    assert indexes["fct_downloads"] == 3 and indexes["int_listener_requests_screened"] == 5
+    assert indexes["int_downloads_iab_filtered"] == 3 and indexes["int_episode_media"] == 1
 
-    # The request-level data tests check the rows of the last run: a duplicate written with the
-    # last run's stamp fails them.
+    # The request-level data tests read the run's partition window: a duplicate on day 2 fails
+    # them in a run over day 2, not in a run over day 1.
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("insert into intermediate.int_listener_requests_screened "
-                     "select * from intermediate.int_listener_requests_screened limit 1")
-    tested = dbt_build(fresh_db, target, "-s", "int_listener_requests_screened", command="test", check=False)
-    assert tested.returncode == 1 and "unique_int_listener_requests_screened_request_id" in tested.stdout
+                     "select * from intermediate.int_listener_requests_screened where event_date = %s limit 1",
+                     (days[1],))
+    for day, failed in ((days[0], False), (days[1], True)):
+        window = json.dumps({"min_date": day.isoformat(), "max_date": (day + timedelta(days=1)).isoformat()})
+        tested = dbt_build(fresh_db, target, "-s", "int_listener_requests_screened", "--vars", window,
+                           command="test", check=False)
+        assert (tested.returncode == 1 and "unique_int_listener_requests_screened_request_id" in tested.stdout) == failed
 
 
-def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, simulator, truth, tmp_path):
-    """The incremental models find pending files in the loader's ledger, not by load time: a file
-    loaded again with fewer lines, a file emptied, and a file whose load committed after a dbt
-    run that started later all end up exactly as a full rebuild has them."""
+def test_files_loaded_again_emptied_deleted_or_committed_late_reach_the_marts(fresh_db, simulator, truth, tmp_path):
+    """The days a file's change touched come from the loader's ledger, whatever the file's name or
+    load time: a file loaded again with fewer lines, a file emptied, a file deleted, and a file
+    whose load committed after the sensor's tick that started later all end up exactly as a full
+    rebuild has them, with only their days run again."""
     ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
-    days = [date(2026, 11, 1), date(2026, 11, 2)]
-    generate_logs(truth, landing, days, seed=11, listeners_per_tenant=30)
+    days = [date(2026, 11, 1) + timedelta(days=n) for n in range(5)]
+    generate_logs(truth, landing, days, seed=11, listeners_per_tenant=20)
     files = discover(landing, settle_seconds=0)
-    plain = [f for f in files if f.path.suffix == ".log" and f.log_date == days[1]]
+    plain = [f for f in files if f.path.suffix == ".log" and f.log_date == days[4]]
     shrunk, emptied = plain[0], plain[1]
-    late = next(f for f in files if f.log_date == days[1] and f not in (shrunk, emptied))
-    gone = next(f for f in files if f not in (shrunk, emptied, late))
+    late = next(f for f in files if f.log_date == days[4] and f not in (shrunk, emptied))
+    gone = next(f for f in files if f.log_date == days[0])
     target = str(tmp_path / "target")
 
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -105,10 +153,14 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
             if log != late:
                 load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), "t")
     dbt_build(fresh_db, target, *DOWNLOADS)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        cursor = out_of_date(conn, {}, window_reach_days())[1]
     before = dict(query(fresh_db, "select file_key, count(*) from intermediate.int_downloads_iab_filtered "
                                   "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
     assert before[shrunk.file_key] > 10 and before[emptied.file_key] > 0 and late.file_key not in before
     assert before[gone.file_key] > 0
+    untouched_day = query(fresh_db, "select xmin::text from marts.fct_downloads where download_date = %s "
+                                    "order by download_id", (days[2],))
 
     lines = shrunk.path.read_text().splitlines(keepends=True)
     shrunk.path.write_text("".join(lines[: len(lines) // 3]))
@@ -119,11 +171,16 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
         for log in discover(landing, settle_seconds=0):
             if log.file_key in (shrunk.file_key, emptied.file_key, late.file_key):
                 assert load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), "t").status == "loaded"
-        # As if its transaction had started long before the last dbt run and committed after it.
-        conn.execute("update raw.listener_events set _ingested_at = '2000-01-01' where file_key = %s", (late.file_key,))
-        conn.execute("update ops.listener_log_files set loaded_at = '2000-01-01' where file_key = %s", (late.file_key,))
-    dbt_build(fresh_db, target, *DOWNLOADS)
-    incremental = snapshot(fresh_db)
+        # As if its transaction had started before the sensor's last tick and committed after it.
+        conn.execute("update ops.listener_log_files set loaded_at = %s::timestamptz - interval '2 minutes' "
+                     "where file_key = %s", (cursor["ledger_through"], late.file_key))
+    cursor, ranges = run_changed_days(fresh_db, target, cursor)
+    # The deleted file's day with the days beside it, and the same around day 5's files. Day 3's
+    # downloads were not rewritten.
+    assert ranges == [(days[0] - timedelta(days=1), days[1]), (days[3], days[4] + timedelta(days=1))], ranges
+    assert untouched_day and query(fresh_db, "select xmin::text from marts.fct_downloads where download_date = %s "
+                                             "order by download_id", (days[2],)) == untouched_day
+    partitioned = snapshot(fresh_db)
     after = dict(query(fresh_db, "select file_key, count(*) from intermediate.int_downloads_iab_filtered "
                                  "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
     shrunk_rows = query(fresh_db, "select count(*) from raw.listener_events where file_key = %s", (shrunk.file_key,))
@@ -133,4 +190,4 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
     assert query(fresh_db, "select count(*) from intermediate.int_downloads_iab_filtered")[0][0] == raw_total
 
     dbt_build(fresh_db, target, *DOWNLOADS, "--full-refresh")
-    assert snapshot(fresh_db) == incremental
+    assert snapshot(fresh_db) == partitioned

@@ -133,15 +133,15 @@ def classified(new_warehouse, tmp_path_factory):
         counts = store_patterns(conn, read_patterns(OPAWG), "test")
     assert counts["quarantined"] == 0
     first = run_dbt(url, target, "build", "--select", "stg_reference__user_agent_patterns", "stg_listener_logs__events",
-                 "int_log_file_user_agents",
+                 "int_user_agents_daily",
                  "--exclude", "test_type:unit")
     assert first.returncode == 0, first.stdout[-3000:]
     agents = _agents_to_classify()
     with psycopg.connect(url, autocommit=True) as conn:
-        with conn.cursor().copy("copy intermediate.int_log_file_user_agents (file_key, ingested_at, user_agent) "
+        with conn.cursor().copy("copy intermediate.int_user_agents_daily (event_date, user_agent) "
                                 "from stdin") as copy:
             for agent in agents:
-                copy.write_row(("opawg-examples", "2026-11-01T00:00:00Z", agent))
+                copy.write_row(("2026-11-01", agent))
     built = run_dbt(url, target, "build", "--select", "int_user_agents_classified")  # its unit and data tests too
     assert built.returncode == 0, built.stdout[-3000:]
     rows = query(url, "select user_agent, agent_type, agent_name, device_name, device_category "

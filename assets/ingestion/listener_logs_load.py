@@ -395,13 +395,28 @@ def lock_tenant(cur: psycopg.Cursor, tenant_id: str) -> None:
 
 
 def forget(cur: psycopg.Cursor, file_key: str, reason: str, batch_id: str) -> None:
-    """Remove what a file stored (its events and quarantined lines); its ledger row says why."""
+    """Remove what a file stored (its events and quarantined lines); its ledger row says why, and
+    that the days of its events changed."""
     cur.execute("delete from raw.listener_events where file_key = %s", (file_key,))
     cur.execute("delete from quarantine.listener_events where file_key = %s", (file_key,))
     cur.execute(
         "update ops.listener_log_files set status = 'deleted', reason = %s, duplicate_of = null, rows_loaded = 0, "
-        "rows_quarantined = 0, loaded_at = now(), _batch_id = %s where file_key = %s",
+        "rows_quarantined = 0, loaded_at = now(), _batch_id = %s, changed_from = first_event_at, "
+        "changed_to = last_event_at, first_event_at = null, last_event_at = null where file_key = %s",
         (reason, batch_id, file_key),
+    )
+
+
+def record_event_span(cur: psycopg.Cursor, file_key: str) -> None:
+    """After a file's events were replaced: the span of its events now, and the span of what
+    changed (its old events and its new ones), which the partition sensor reads."""
+    cur.execute(
+        "update ops.listener_log_files as f set first_event_at = spans.low, last_event_at = spans.high, "
+        "changed_from = least(f.first_event_at, spans.low), changed_to = greatest(f.last_event_at, spans.high) "
+        "from (select min(event_time) as low, max(event_time) as high from raw.listener_events "
+        "      where file_key = %s) as spans "
+        "where f.file_key = %s",
+        (file_key, file_key),
     )
 
 
@@ -489,6 +504,7 @@ def _load_version(conn: psycopg.Connection, log: LogFile, hasher: IpHasher, batc
         cur.execute(LEDGER_UPSERT, (log.file_key, log.tenant_id, log.log_date, result.format, version.size,
                                     content_sha256, result.rows, sum(result.quarantined.values()), "loaded", None,
                                     None, batch_id, version.raw_sha256))
+        record_event_span(cur, log.file_key)
         return result
 
 

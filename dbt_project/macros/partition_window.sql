@@ -3,20 +3,45 @@
   partitioned dbt assets (assets/dbt.py) from the Dagster partition time window. A run without
   them (a bare `dbt build`, `--full-refresh`) covers every day.
 
-  partition_window(column): the predicate that keeps the rows of `column` (a date) inside the
-  window, with the bounds as literals (the planner sees plain ranges: index range scans,
-  TimescaleDB chunk exclusion at plan time, no scalar subqueries).
+  window_day(offset): the window's first day (`'min'`) or the day after its last (`'max'`), moved
+  by `offset` days, as a date string; none without vars.
+  partition_window(column, before=0, after=0): the predicate that keeps the rows of `column` (a
+  date) inside the window, widened by `before` days at the start and `after` days at the end,
+  with the bounds as literals (the planner sees plain ranges: index range scans, TimescaleDB
+  chunk exclusion at plan time, no scalar subqueries).
+  partition_time_window(column, before=0, after=0): the same for a timestamptz column (UTC days).
   delete_partition_window(column): pre-hook of a partitioned model: on an incremental run the
   window's rows go first and the model inserts the window again (strategy `append`), so a day
   whose rows all went away ends up empty.
+  Data tests on a partitioned model read the window only: `where: "__partition_window__:<column>"`
+  (see get_where_subquery below).
 -#}
-{% macro partition_window(column) -%}
-{%- set min_date = var('min_date', none) -%}
-{%- set max_date = var('max_date', none) -%}
-{%- if min_date is none and max_date is none -%}
+{% macro window_day(bound, offset=0) -%}
+{%- set value = var('min_date' if bound == 'min' else 'max_date', none) -%}
+{%- if value is none -%}{{ return(none) }}{%- endif -%}
+{{ return((modules.datetime.date.fromisoformat(value | string) + modules.datetime.timedelta(days=offset)).isoformat()) }}
+{%- endmacro %}
+
+{% macro has_partition_window() -%}
+{{ return(var('min_date', none) is not none or var('max_date', none) is not none) }}
+{%- endmacro %}
+
+{% macro partition_window(column, before=0, after=0) -%}
+{%- if not has_partition_window() -%}
 true
 {%- else -%}
-{{ column }} >= '{{ min_date or "-infinity" }}'::date and {{ column }} < '{{ max_date or "infinity" }}'::date
+{%- set low, high = window_day('min', -before), window_day('max', after) -%}
+{{ column }} >= '{{ low or "-infinity" }}'::date and {{ column }} < '{{ high or "infinity" }}'::date
+{%- endif -%}
+{%- endmacro %}
+
+{% macro partition_time_window(column, before=0, after=0) -%}
+{%- if not has_partition_window() -%}
+true
+{%- else -%}
+{%- set low, high = window_day('min', -before), window_day('max', after) -%}
+{{ column }} >= '{{ low ~ " 00:00:00+00" if low else "-infinity" }}'::timestamptz
+and {{ column }} < '{{ high ~ " 00:00:00+00" if high else "infinity" }}'::timestamptz
 {%- endif -%}
 {%- endmacro %}
 
@@ -24,4 +49,21 @@ true
 {%- if is_incremental() -%}
 delete from {{ this }} where {{ partition_window(column) }}
 {%- endif -%}
+{%- endmacro %}
+
+{#- A data test's relation, limited to the run's partition window with
+    `where: "__partition_window__:<date column>"`; any other `where` works as in dbt. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where and where.startswith('__partition_window__:') -%}
+        {%- set where = partition_window(where.split(':', 1)[1]) -%}
+    {%- endif -%}
+    {%- if where -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
 {%- endmacro %}

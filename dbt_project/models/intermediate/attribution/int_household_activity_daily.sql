@@ -3,5 +3,5 @@
 -- Per UTC day and household (hashed IP prefix): IAB downloads and distinct listeners (user
 -- agents on the address). The listening population of the lift baseline: as large as the
 -- downloads themselves, so it is tagged `daily` and rebuilt with the lift mart, not with every
--- attribution run (the shared-address screen reads int_shared_address_days). Incremental by
--- day, like the other download rollups.
+-- attribution run (the shared-address screen reads int_shared_address_days). Daily-partitioned
+-- by download_date, like the other download rollups.

@@ -3,4 +3,4 @@
 -- agent) downloaded, with how many: the shared-address screen of int_household_exclusions,
 -- run with every attribution run. It is the small part of int_household_activity_daily (every
 -- household-day, for the daily lift baseline), so the hourly run does not upkeep the large one.
--- Incremental by day, with a run log (its rows are a filtered part of what it reads).
+-- Daily-partitioned by download_date, like the other download rollups.

@@ -1,71 +1,39 @@
-{{ config(indexes=[{'columns': ['group_key']}, {'columns': ['refreshed_at']}],
-          materialized='incremental', incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.download_windows__groups', 'group_key') }}{% endif %}"
-) }}
+{{ config(indexes=[{'columns': ['event_date']}, {'columns': ['window_date']}, {'columns': ['group_key']}],
+          tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          pre_hook=["{{ delete_partition_window('event_date') }}"]) }}
 -- Requests that passed the request-level rules, grouped into IAB measurement windows per
 -- listener (IP prefix + user agent) and episode. The window type comes from `iab_window`:
 --   calendar_day   a window per UTC day;
 --   rolling_24h    first touch: 24 hours from the first request, the next request after that
 --                  opens a new window;
---   extending_24h  last touch: every request extends the window by 24 hours.
+--   extending_24h  last touch: every request extends the window by 24 hours, for at most
+--                  `iab_max_window_days` days (a listener who keeps coming back within a day
+--                  opens a new window then: so a window is always counted within that many
+--                  days of its start, and a day's downloads never wait on the days after it).
 -- Requests of an IP with an implausible number of downloads that day get no window.
--- Incremental: the groups that received requests screened since the last run (or lost requests
--- to a file screened again), and every group of an IP and day that did, are recomputed whole
--- (windows depend on a group's whole history); the pre-hook removes their old rows first, so a
--- group that lost every request disappears.
+-- Daily-partitioned by the request's UTC day. Windows cross midnight, so a run starts from the
+-- windows the day before its first day left open (the *seed*, read from this model's own rows
+-- of that day): a first-touch window opened on that day within 24 hours of the run's first
+-- midnight, or the last request of a last-touch window less than 24 hours before it. The seed
+-- joins the group's requests as a request of its own (dropped from the result), so every
+-- request of the run is placed as a build over all days would place it, however long the
+-- listener's visits chain. (Nothing older can reach into the window: a first-touch window
+-- lasts 24 hours, and a last-touch window's latest request is on the day before.)
 {% set screened_relation = ref('int_listener_requests_screened') %}
-{% if is_incremental() %}
-{% set new_rows = create_batch_table('download_windows__new', "
-    with watermark as (
-        select coalesce(max(refreshed_at), '-infinity') as refreshed_at from " ~ this ~ "
-    )
-    select group_key, tenant_id, ip_hash, event_date from " ~ screened_relation ~ "
-    where screened_at > (select refreshed_at from watermark)
-    union all
-    select group_key, tenant_id, ip_hash, event_date from " ~ removed_rows_relation(screened_relation) ~ "
-    where removed_at > (select refreshed_at from watermark)") %}
-{% set new_days = create_batch_table('download_windows__new_days', "
-    select distinct tenant_id, ip_hash, event_date from " ~ new_rows) %}
-{% set touched_groups = create_batch_table('download_windows__groups', "
-    select group_key from " ~ new_rows ~ "
-    union
-    select screened.group_key
-    from " ~ join_batch(new_days, screened_relation, ['tenant_id', 'ip_hash', 'event_date'], 'screened')) %}
-{% set touched_days = create_batch_table('download_windows__days', "
-    select distinct screened.tenant_id, screened.ip_hash, screened.event_date
-    from " ~ join_batch(touched_groups, screened_relation, ['group_key'], 'screened') ~ "
-    where screened.screen_reason is null") %}
-{% endif %}
+{% set seeded = is_incremental() and has_partition_window() and var('iab_window') != 'calendar_day' %}
 -- The screened relation is read directly, not through a CTE: a CTE read twice is materialized
--- whole, and the incremental joins could not use its indexes.
+-- whole, and the window predicate could not use its index.
 with candidates as (
     select
         screened.request_id, screened.tenant_id, screened.ip_hash, screened.user_agent, screened.episode_id,
-        screened.event_time, screened.event_date, screened.group_key, screened.screened_at
-    {% if is_incremental() %}
-    from {{ join_batch(touched_groups, screened_relation, ['group_key'], 'screened') }}
-    {% else %}
+        screened.event_time, screened.event_date, screened.group_key
     from {{ screened_relation }} as screened
-    {% endif %}
-    where screened.screen_reason is null
-),
-
-batch as (
-    select coalesce(max(screened_at), now()) as refreshed_at from candidates
+    where screened.screen_reason is null and {{ partition_window('screened.event_date') }}
 ),
 
 ip_volume as (
-    select
-        screened.tenant_id,
-        screened.ip_hash,
-        screened.event_date,
-        count(distinct (screened.user_agent, screened.episode_id)) as downloads_candidates
-    {% if is_incremental() %}
-    from {{ join_batch(touched_days, screened_relation, ['tenant_id', 'ip_hash', 'event_date'], 'screened') }}
-    {% else %}
-    from {{ screened_relation }} as screened
-    {% endif %}
-    where screened.screen_reason is null
+    select tenant_id, ip_hash, event_date, count(distinct (user_agent, episode_id)) as downloads_candidates
+    from candidates
     group by 1, 2, 3
 ),
 
@@ -78,7 +46,29 @@ flagged as (
 ),
 
 included as (
-    select request_id, group_key, event_time from flagged where not is_high_volume
+    select request_id, group_key, event_time, null::timestamptz as seed_start
+    from flagged
+    where not is_high_volume
+    {% if seeded %}
+    union all
+    select null as request_id, group_key, seed_time as event_time, seed_start
+    from (
+        {% if var('iab_window') == 'rolling_24h' %}
+        select group_key, max(window_start) as seed_time, max(window_start) as seed_start
+        from {{ this }}
+        where event_date = '{{ window_day('min', -1) }}'::date and window_start is not null
+        group by group_key
+        having max(window_start) > '{{ window_day('min') }} 00:00:00+00'::timestamptz - interval '24 hours'
+        {% else %}
+        select distinct on (group_key) group_key, event_time as seed_time, window_start as seed_start
+        from {{ this }}
+        where event_date = '{{ window_day('min', -1) }}'::date and window_start is not null
+            and event_time > '{{ window_day('min') }} 00:00:00+00'::timestamptz - interval '24 hours'
+        order by group_key, event_time desc
+        {% endif %}
+    ) as seeds
+    where group_key in (select group_key from flagged where not is_high_volume)
+    {% endif %}
 ),
 
 {% if var('iab_window') == 'calendar_day' %}
@@ -116,7 +106,8 @@ islands as (
 island_spans as (
     select
         *,
-        min(event_time) over (partition by group_key, island_no) as island_start,
+        coalesce(min(seed_start) over (partition by group_key, island_no),
+                 min(event_time) over (partition by group_key, island_no)) as island_start,
         max(event_time) over (partition by group_key, island_no) as island_end
     from islands
 ),
@@ -124,7 +115,12 @@ island_spans as (
 {% if var('iab_window') == 'extending_24h' %}
 
 windows as (
-    select request_id, group_key, event_time, island_start as window_start from island_spans
+    select
+        request_id, group_key, event_time,
+        island_start + floor(extract(epoch from event_time - island_start)
+                             / ({{ var('iab_max_window_days') }} * 86400)) * interval '{{ var('iab_max_window_days') }} days'
+            as window_start
+    from island_spans
 )
 
 {% else %}
@@ -171,22 +167,23 @@ windows as (
 select
     windows.request_id,
     windows.group_key,
+    (windows.event_time at time zone 'UTC')::date as event_date,
     false as is_high_volume,
     md5(windows.group_key || '|' || windows.window_start::text) as window_id,
     windows.window_start,
-    windows.event_time,
-    batch.refreshed_at
+    (windows.window_start at time zone 'UTC')::date as window_date,
+    windows.event_time
 from windows
-cross join batch
+where windows.request_id is not null
 union all
 select
     flagged.request_id,
     flagged.group_key,
+    flagged.event_date,
     true as is_high_volume,
     null as window_id,
     null as window_start,
-    flagged.event_time,
-    batch.refreshed_at
+    null as window_date,
+    flagged.event_time
 from flagged
-cross join batch
 where flagged.is_high_volume

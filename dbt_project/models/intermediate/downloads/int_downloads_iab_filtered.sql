@@ -1,7 +1,6 @@
-{{ config(indexes=[{'columns': ['request_id']}, {'columns': ['refreshed_at']}, {'columns': ['filtered_at']}, {'columns': ['group_key']}],
-          materialized='incremental', incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.iab_filtered__groups', 'group_key') }}{% endif %}"
-) }}
+{{ config(indexes=[{'columns': ['window_date']}, {'columns': ['request_id']}, {'columns': ['episode_id', 'window_date']}],
+          tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          pre_hook=["{{ delete_partition_window('window_date') }}"]) }}
 -- Every request, with the IAB v2.3 reason it is excluded (null: it belongs to a counted
 -- download). Request-level rules come first, then implausible IP volume, then the window
 -- rule: the bytes a listener received inside a window must cover the episode's threshold (ID3
@@ -14,51 +13,38 @@
 -- the sum where its largest single response is far below the file. When the episode's size is
 -- unknown, a window counts only if it holds a `200` without a range of at least the smallest
 -- plausible size (the whole-file rule); otherwise its requests are `unknown_file_size`.
--- Incremental: every request of a group with requests screened, or replaced, or windows
--- recomputed since the last run, or of an episode whose size changed (int_media_sizes.sized_at),
--- replaced whole (the pre-hook removes the group's old rows).
-{% if is_incremental() %}
-{% set batch_groups = create_batch_table('iab_filtered__groups', "
-    with watermark as (
-        select coalesce(max(refreshed_at), '-infinity') as refreshed_at from " ~ this ~ "
-    )
-    select group_key from " ~ ref('int_listener_requests_screened') ~ "
-    where screened_at > (select refreshed_at from watermark)
-    union
-    select group_key from " ~ removed_rows_relation(ref('int_listener_requests_screened')) ~ "
-    where removed_at > (select refreshed_at from watermark)
-    union
-    select group_key from " ~ ref('int_download_windows') ~ "
-    where refreshed_at > (select refreshed_at from watermark)
-    union
-    select screened.group_key
-    from " ~ ref('int_media_sizes') ~ " as sizes
-    cross join lateral (
-        select group_key from " ~ ref('int_listener_requests_screened') ~ " as screened__rows
-        where screened__rows.episode_id = sizes.episode_id
-        offset 0
-    ) as screened
-    where sizes.sized_at > (select refreshed_at from watermark)") %}
+-- Daily-partitioned by `window_date`, the UTC day the request's window opened (its own day
+-- when it has no window): a window and its download are decided on that day. Its requests
+-- reach into the days after it (24 hours for the rolling windows, up to iab_max_window_days
+-- for last-touch ones), so a run reads the requests and windows of those days too.
+{% set reach_days = 0 if var('iab_window') == 'calendar_day' else (1 if var('iab_window') == 'rolling_24h' else var('iab_max_window_days')) %}
+with joined as (
+    select
+        screened.*,
+        windows.request_id as windowed_request_id,
+        windows.window_id,
+        windows.window_start,
+        windows.is_high_volume,
+        coalesce(windows.window_date, screened.event_date) as window_date
+    from {{ ref('int_listener_requests_screened') }} as screened
+    left join {{ ref('int_download_windows') }} as windows
+        on windows.request_id = screened.request_id and {{ partition_window('windows.event_date', after=reach_days) }}
+    where {{ partition_window('screened.event_date', after=reach_days) }}
+        and {{ partition_window('coalesce(windows.window_date, screened.event_date)') }}
+),
 
-with screened as (
-    select screened.* from {{ join_batch(batch_groups, ref('int_listener_requests_screened'), ['group_key'], 'screened') }}
+screened as (
+    select * from joined
 ),
 
 windows as (
-    select windows.* from {{ join_batch(batch_groups, ref('int_download_windows'), ['group_key'], 'windows') }}
+    select windowed_request_id as request_id, window_id, window_start, is_high_volume
+    from joined
+    where windowed_request_id is not null
 ),
-{% else %}
-with screened as (
-    select * from {{ ref('int_listener_requests_screened') }}
-),
-
-windows as (
-    select * from {{ ref('int_download_windows') }}
-),
-{% endif %}
 
 sizes as (
-    select episode_id, iab_threshold_bytes, min_plausible_bytes, sized_at from {{ ref('int_media_sizes') }}
+    select episode_id, iab_threshold_bytes, min_plausible_bytes from {{ ref('int_media_sizes') }}
 ),
 
 intervals as (
@@ -116,7 +102,6 @@ window_facts as (
         window_requests.window_start,
         coalesce(coverage.bytes_covered, 0) + window_requests.unplaced_bytes as bytes_covered,
         sizes.iab_threshold_bytes as threshold_bytes,
-        sizes.sized_at,
         -- The whole-file rule, for a file of unknown size: a 200 without a range, of at least the
         -- smallest plausible size (an aborted 200 logs the few bytes it sent).
         coalesce(window_requests.complete_bytes >= coalesce(sizes.min_plausible_bytes,
@@ -153,8 +138,7 @@ final as (
         window_facts.window_start,
         window_facts.bytes_covered,
         window_facts.threshold_bytes,
-        greatest(screened.screened_at, windows.refreshed_at, window_facts.sized_at) as refreshed_at,
-        now() as filtered_at,
+        screened.window_date,
         case
             when screened.screen_reason is not null then screened.screen_reason
             when windows.is_high_volume then 'high_volume_ip'

@@ -1,14 +1,13 @@
-{{ config(indexes=[{'columns': ['file_key', 'ingested_at']}, {'columns': ['screened_at']}, {'columns': ['tenant_id', 'ip_hash', 'event_date']}, {'columns': ['group_key']}, {'columns': ['episode_id']}],
-          materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ replace_batch_hook('file_key', ['group_key', 'tenant_id', 'ip_hash', 'event_date'], 'pg_temp.requests_screened__files') }}"],
-          post_hook=["{{ create_removed_rows_table(['group_key', 'tenant_id', 'ip_hash', 'event_date']) }}"]) }}
+{{ config(indexes=[{'columns': ['event_date']}, {'columns': ['request_id']}, {'columns': ['tenant_id', 'ip_hash', 'event_date']},
+                   {'columns': ['group_key']}, {'columns': ['episode_id', 'event_date']}],
+          tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          pre_hook=["{{ delete_partition_window('event_date') }}"]) }}
 -- Every request with its episode, agent, the byte interval it delivered, and the first
--- request-level IAB rule it fails (null when it may count), stamped with the run that screened
--- it (`screened_at`, the watermark of the models downstream). Incremental: a run takes the log
--- files of the loader's ledger whose current load it has not screened yet (new, committed late,
--- loaded again with other content, or emptied), whole. The rows of a file screened before are
--- replaced, and their groups recorded in `<this>__removed` so the models downstream recompute
--- them too (see removed_rows).
+-- request-level IAB rule it fails (null when it may count). Daily-partitioned by the request's
+-- UTC day (`event_date`): a run replaces the requests of its days with what the raw events of
+-- those days are now (a file loaded late, loaded again with other content, emptied or removed
+-- changes the days its events fall on; the Dagster sensor that watches the loader's ledger
+-- requests them, pipelines/partition_sensor.py).
 -- Matching: a request with a host matches the media file of its host + path; one logged
 -- without a host matches by path (int_media_paths), unless the path is ambiguous
 -- (`ambiguous_media_path`) or unknown (`unmatched_media_path`).
@@ -20,16 +19,8 @@
 -- Status 0 (a CDN's `000`): IAB v2.3 reads Akamai's `000` as a 206 that ended prematurely, to
 -- be counted only if it passes every filter; it is screened as a 206 (its bytes count, placed
 -- by its range when logged, else unplaced).
--- depends_on: {{ source('listener_log_ledger', 'listener_log_files') }}
-{% if is_incremental() %}
-{% set pending_files = create_batch_table('requests_screened__files', pending_log_files()) %}
-{% endif %}
 with requests as (
-    {% if is_incremental() %}
-    select events.* from {{ join_batch(pending_files, ref('stg_listener_logs__events'), ['file_key'], 'events') }}
-    {% else %}
-    select * from {{ ref('stg_listener_logs__events') }}
-    {% endif %}
+    select * from {{ ref('stg_listener_logs__events') }} where {{ partition_time_window('event_time') }}
 ),
 
 media as (
@@ -64,7 +55,6 @@ joined as (
         coalesce(requests.range_start = 0 and requests.range_end = 1, false)
             or (requests.range_start is null and requests.status in (0, 206) and requests.bytes_sent between 1 and 2) as is_probe,
         (requests.event_time at time zone 'UTC')::date as event_date,
-        now() as screened_at,
         md5(requests.tenant_id || '|' || requests.listener_ip_key || '|' || requests.user_agent || '|'
             || coalesce(media.episode_id, '')) as group_key
     from requests

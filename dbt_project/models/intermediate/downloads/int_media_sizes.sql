@@ -1,5 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='episode_id',
-          indexes=[{'columns': ['episode_id']}, {'columns': ['sized_at']}]) }}
+{{ config(materialized='table', tags=['partitioned'], indexes=[{'columns': ['episode_id']}, {'columns': ['sized_at']}]) }}
 -- One row per episode media file with the size a download is measured against, where it comes
 -- from (`size_source`), and the IAB v2.3 threshold (ID3 allowance + one minute of audio, or the
 -- whole file when shorter than a minute or of unknown duration).
@@ -21,44 +20,19 @@
 -- the larger of the last two is used; each must pass the same plausibility test. `unknown`
 -- otherwise: then only a window holding a complete rangeless `200` counts (the whole-file rule,
 -- see int_downloads_iab_filtered).
--- Incremental: the evidence is a set of maxima, so a run folds the requests screened since its
--- last run (`screened_through`, the newest screened or removed stamp it read) into the stored
--- evidence and sizes again the episodes they belong to, and those whose feed facts changed;
--- when requests were removed since (a file loaded again or emptied: its evidence may be gone)
--- it reads every request again. `sized_at` moves only when an episode's size, source or
--- threshold changed, so int_downloads_iab_filtered re-measures only those episodes' windows.
-{% set screened_relation = ref('int_listener_requests_screened') %}
-{% set folding = false %}
-{% if is_incremental() and execute %}
-{#- The watermark as a literal: compared with a subquery, the planner cannot tell the new
-    requests from the whole table and scans it all. -#}
-{% set watermark = "'" ~ run_query("select coalesce(max(screened_through), '-infinity')::text from " ~ this).columns[0].values()[0] ~ "'::timestamptz" %}
-{% set removed = run_query("select exists (select 1 from " ~ removed_rows_relation(screened_relation)
-    ~ " where removed_at > " ~ watermark ~ ")").columns[0].values()[0] %}
-{% set folding = not removed %}
-{% endif %}
-{% if folding %}
-{% set new_requests = create_batch_table('media_sizes__requests', "
-    select episode_id, method, status, bytes_sent, range_start, range_end, object_size
-    from " ~ screened_relation ~ "
-    where screened_at > " ~ watermark ~ " and episode_id is not null") %}
-{% endif %}
-with new_evidence as (
+-- A plain table rebuilt whole by every partitioned run (it is small: one row per episode), from
+-- the evidence of all days (int_media_size_evidence_daily). `sized_at` keeps its value while an
+-- episode's size, source and threshold stay as they were, and moves when they change: the days
+-- that episode's windows were measured on are then out of date, and the partition sensor
+-- requests them (pipelines/partition_sensor.py).
+{% set previous = adapter.get_relation(this.database, this.schema, this.identifier) if execute else none %}
+with evidence as (
     select
         episode_id,
-        max(object_size) filter (where status in (200, 206, 304) and object_size > 0) as log_object_size,
-        max(bytes_sent) filter (
-            where method = 'GET' and status = 200 and range_start is null and bytes_sent > 0
-        ) as log_complete_bytes,
-        max(coalesce(range_end, range_start + bytes_sent - 1)) filter (
-            where method = 'GET' and status = 206 and range_start is not null and bytes_sent > 0
-        ) + 1 as log_range_bound
-    {% if folding %}
-    from {{ new_requests }}
-    {% else %}
-    from {{ screened_relation }}
-    where episode_id is not null
-    {% endif %}
+        max(log_object_size) as log_object_size,
+        max(log_complete_bytes) as log_complete_bytes,
+        max(log_range_bound) as log_range_bound
+    from {{ ref('int_media_size_evidence_daily') }}
     group by 1
 ),
 
@@ -66,26 +40,6 @@ media as (
     select media.tenant_id, media.episode_id, media.podcast_id, media.media_key, media.enclosure_length_bytes,
         media.duration_seconds
     from {{ ref('int_episode_media') }} as media
-    {% if folding %}
-    left join {{ this }} as previous on previous.episode_id = media.episode_id
-    where media.episode_id in (select episode_id from new_evidence)
-        or previous.episode_id is null
-        or (previous.tenant_id, previous.podcast_id, previous.media_key, previous.enclosure_length_bytes, previous.duration_seconds)
-            is distinct from (media.tenant_id, media.podcast_id, media.media_key, media.enclosure_length_bytes, media.duration_seconds)
-    {% endif %}
-),
-
-evidence as (
-    select
-        media.episode_id,
-        {% for column in ['log_object_size', 'log_complete_bytes', 'log_range_bound'] %}
-        {% if folding %}greatest(new_evidence.{{ column }}, previous.{{ column }}){% else %}new_evidence.{{ column }}{% endif %} as {{ column }}{% if not loop.last %},{% endif %}
-        {% endfor %}
-    from media
-    left join new_evidence on new_evidence.episode_id = media.episode_id
-    {% if folding %}
-    left join {{ this }} as previous on previous.episode_id = media.episode_id
-    {% endif %}
 ),
 
 candidates as (
@@ -166,11 +120,9 @@ final as (
 )
 
 {% set size_columns = ['media_size_bytes', 'size_source', 'iab_threshold_bytes', 'media_key'] %}
-{% if is_incremental() %}
--- The touched episodes are written again; `sized_at` moves only when the size did.
 select
     final.*,
-    {{ last_change(screened_relation, 'screened_at') }} as screened_through,
+    {% if previous is not none %}
     case
         when previous.episode_id is not null
             and ({% for c in size_columns %}previous.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %})
@@ -179,8 +131,8 @@ select
         else now()
     end as sized_at
 from final
-left join {{ this }} as previous on previous.episode_id = final.episode_id
-{% else %}
-select final.*, (select max(screened_at) from {{ screened_relation }}) as screened_through, now() as sized_at
+left join {{ previous }} as previous on previous.episode_id = final.episode_id
+    {% else %}
+    now() as sized_at
 from final
-{% endif %}
+    {% endif %}

@@ -2,15 +2,16 @@
     parents it was dropped by both parents' `drop ... cascade` on parallel dbt threads, and the
     two drops deadlocked.) -#}
 {{ config(indexes=[{'columns': ['user_agent']}],
-          materialized='table') }}
--- One row per distinct user agent: OPAWG's deterministic match as its README gives it (newlines
+          materialized='table', tags=['partitioned']) }}
+-- One row per distinct user agent of the logs (a table rebuilt whole by every partitioned run,
+-- between the day partitions of int_user_agents_daily and of the requests it classifies): OPAWG's deterministic match as its README gives it (newlines
 -- removed; bots, apps, libraries, browsers, the first pattern in file order wins), the device
 -- (first devices pattern, for agents that are not bots), and the IAB rules around it: malformed
 -- agents and Apple Watch duplicates are dropped whatever matched; an agent no pattern matched
 -- that calls itself a robot (bot, crawler, spider, scraper) is a bot. The text rule never
 -- overrides a pattern: a phone named "CUBOT" running Chrome is a browser.
 with agents as (
-    select distinct user_agent from {{ ref('int_log_file_user_agents') }}
+    select distinct user_agent from {{ ref('int_user_agents_daily') }}
 ),
 
 cleaned as (

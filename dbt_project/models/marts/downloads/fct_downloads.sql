@@ -1,40 +1,20 @@
-{{ config(indexes=[{'columns': ['group_key']}, {'columns': ['download_date']}, {'columns': ['episode_id']}, {'columns': ['counted_at']}],
-          materialized='incremental', incremental_strategy='append',
-    pre_hook="{{ replace_batch_hook('group_key', ['download_date', 'episode_id'], 'pg_temp.downloads__groups') }}",
-    post_hook=["{{ create_removed_rows_table(['download_date', 'episode_id']) }}"]
-) }}
+{{ config(indexes=[{'columns': ['download_date']}, {'columns': ['episode_id', 'download_date']}, {'columns': ['download_id']}],
+          tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          pre_hook=["{{ delete_partition_window('download_date') }}"]) }}
 -- One row per IAB v2.3 download: a measurement window of one listener (IP prefix + user
 -- agent) on one episode whose reassembled bytes cover the threshold. Counted on the UTC day
--- the window opened. Incremental: the groups whose requests were re-evaluated are replaced
--- whole (the pre-hook also removes downloads of groups that no longer count at all, and
--- records the days and episodes of the removed rows for the rollups; see removed_rows).
--- depends_on: {{ ref('int_listener_requests_screened') }}
-{% if is_incremental() %}
-{% set batch_groups = create_batch_table('downloads__groups', "
-    with watermark as (
-        select coalesce(max(refreshed_at), '-infinity') as refreshed_at from " ~ this ~ "
-    )
-    select group_key from " ~ ref('int_downloads_iab_filtered') ~ "
-    where refreshed_at > (select refreshed_at from watermark)
-    union
-    select group_key from " ~ removed_rows_relation(ref('int_listener_requests_screened')) ~ "
-    where removed_at > (select refreshed_at from watermark)") %}
-{% endif %}
+-- the window opened. Daily-partitioned by that day (`download_date`): a run replaces its days'
+-- downloads with the counted windows int_downloads_iab_filtered holds for them.
 with requests as (
     select requests.*
-    {% if is_incremental() %}
-    from {{ join_batch(batch_groups, ref('int_downloads_iab_filtered'), ['group_key'], 'requests') }}
-    {% else %}
     from {{ ref('int_downloads_iab_filtered') }} as requests
-    {% endif %}
-    where requests.exclusion_reason is null
+    where requests.exclusion_reason is null and {{ partition_window('requests.window_date') }}
 ),
 
 downloads as (
     select
         window_id as download_id,
         min(group_key) as group_key,
-        max(refreshed_at) as refreshed_at,
         min(tenant_id) as tenant_id,
         min(episode_id) as episode_id,
         min(podcast_id) as podcast_id,

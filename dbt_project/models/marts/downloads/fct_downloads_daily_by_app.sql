@@ -1,2 +1,2 @@
 -- Daily downloads by app (UTC day of the download).
-{{ downloads_daily_rollup(["tenant_id", "app_name", "agent_type"], partitioned=true) }}
+{{ downloads_daily_rollup(["tenant_id", "app_name", "agent_type"]) }}

@@ -1,2 +1,2 @@
 -- Daily downloads by device (UTC day of the download).
-{{ downloads_daily_rollup(["tenant_id", "device_category"], partitioned=true) }}
+{{ downloads_daily_rollup(["tenant_id", "device_category"]) }}

@@ -1,2 +1,2 @@
 -- Daily downloads by episode (UTC day of the download).
-{{ downloads_daily_rollup(["tenant_id", "podcast_id", "episode_id"], partitioned=true) }}
+{{ downloads_daily_rollup(["tenant_id", "podcast_id", "episode_id"]) }}

@@ -1,2 +1,2 @@
 -- Daily downloads by platform (UTC day of the download).
-{{ downloads_daily_rollup(["tenant_id", "platform"], partitioned=true) }}
+{{ downloads_daily_rollup(["tenant_id", "platform"]) }}

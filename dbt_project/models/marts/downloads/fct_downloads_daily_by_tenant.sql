@@ -1,2 +1,2 @@
 -- Daily downloads by tenant (UTC day of the download).
-{{ downloads_daily_rollup(["tenant_id"], partitioned=true) }}
+{{ downloads_daily_rollup(["tenant_id"]) }}

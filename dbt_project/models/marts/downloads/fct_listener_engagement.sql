@@ -1,19 +1,10 @@
-{{ config(indexes=[{'columns': ['episode_id']}],
-          materialized='incremental', incremental_strategy='append',
-          pre_hook="{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'episode_id') }}{% endif %}") }}
+{{ config(indexes=[{'columns': ['episode_id']}], materialized='table') }}
 -- Engagement per episode: downloads, distinct listeners (IP prefix + user agent) and the share
 -- of the file the downloads delivered, as far as bytes tell (a completion estimate, not plays).
--- Incremental by episode: a run replaces the episodes with downloads counted or removed since
--- its last run (see changed_rows_batch).
-{% if is_incremental() %}
-{% set episodes = changed_rows_batch(ref('fct_downloads'), 'episode_id', 'counted_at', 'counted_at') %}
-{% endif %}
+-- A table rebuilt whole: distinct listeners over an episode's whole life cannot be summed from
+-- days, and the table is one row per episode (docs/BENCHMARKS.md has its build time at scale).
 with downloads as (
-    {% if is_incremental() %}
-    select downloads.* from {{ join_batch(episodes, ref('fct_downloads'), ['episode_id'], 'downloads') }}
-    {% else %}
     select * from {{ ref('fct_downloads') }}
-    {% endif %}
 ),
 
 episodes as (

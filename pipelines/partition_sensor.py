@@ -1,0 +1,121 @@
+"""Which days of the daily-partitioned dbt models a change of their inputs left out of date, and
+the sensor that requests them (docs/PARTITIONED_DBT.md).
+
+- **Log files.** The loader's ledger (`ops.listener_log_files`) records, with each change of a
+  file (a load, a load of other content, an emptying, a removal), the span of the events it
+  added or removed (`changed_from`/`changed_to`). Those days are out of date, and the days a
+  download window reaches across: the day before each (a window opened then has requests on
+  it) and the day after (its windows start from this day's, int_download_windows), or
+  `iab_max_window_days` for last-touch windows. A file committed late, a day reloaded weeks
+  later: the days requested are the days its events are on, whatever its name or load day.
+- **Episode sizes.** An episode whose size changed (`int_media_sizes.sized_at`) was measured
+  against the old one on every day it has windows on (int_downloads_iab_filtered's episode
+  index tells which).
+
+Contiguous days become one run of the `dbt_partitioned` job over that range (the models'
+backfill policy is a single run). The cursor holds two watermarks and the ledger rows seen in
+the last minutes (a row committed late, with an older `loaded_at`, is still picked up): its size
+does not grow with the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+
+from assets.dbt import DBT_PARTITIONS, window_reach_days
+from pipelines.jobs import dbt_partitioned_job
+from pipelines.rules import RANGE_END, RANGE_START
+from resources.warehouse import WarehouseResource
+
+# How far back a tick looks again for ledger rows committed after a later one was seen.
+COMMIT_SLACK = timedelta(minutes=10)
+
+
+def day_ranges(days: set[date]) -> list[tuple[date, date]]:
+    """Contiguous runs of days, first and last of each."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def affected_days(first: datetime, last: datetime, reach: int) -> set[date]:
+    """The days whose partitions read events of [first, last]."""
+    low = first.date() - timedelta(days=max(reach, 0))
+    high = last.date() + timedelta(days=max(reach, 0))
+    return {low + timedelta(days=n) for n in range((high - low).days + 1)}
+
+
+def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], dict]:
+    """The days changed since the cursor, and the cursor after them."""
+    through = datetime.fromisoformat(cursor["ledger_through"]) if cursor.get("ledger_through") else None
+    seen = {tuple(item) for item in cursor.get("ledger_recent", [])}
+    rows = conn.execute(
+        "select file_key, loaded_at, changed_from, changed_to from ops.listener_log_files "
+        "where %s::timestamptz is null or loaded_at > %s::timestamptz - %s::interval order by loaded_at",
+        (through, through, COMMIT_SLACK),
+    ).fetchall()
+    days: set[date] = set()
+    newest = through
+    recent = []
+    for file_key, loaded_at, changed_from, changed_to in rows:
+        key = (file_key, loaded_at.isoformat())
+        newest = loaded_at if newest is None or loaded_at > newest else newest
+        recent.append(key)
+        if key in seen or changed_from is None:
+            continue
+        days |= affected_days(changed_from, changed_to, reach)
+    sized_through = cursor.get("sized_through")
+    newest_size = None
+    if _exists(conn, "intermediate.int_media_sizes") and _exists(conn, "intermediate.int_downloads_iab_filtered"):
+        newest_size = conn.execute("select max(sized_at) from intermediate.int_media_sizes").fetchone()[0]
+        if sized_through is not None:  # the first tick only starts the watermark
+            days |= {day for day, in conn.execute(
+                "select distinct window_date from intermediate.int_downloads_iab_filtered where episode_id in ("
+                "  select episode_id from intermediate.int_media_sizes where sized_at > %s::timestamptz)",
+                (sized_through,)).fetchall()}
+    cutoff = newest - COMMIT_SLACK if newest is not None else None
+    return days, {
+        "ledger_through": newest.isoformat() if newest is not None else None,
+        "ledger_recent": [list(key) for key in recent if cutoff is None or datetime.fromisoformat(key[1]) > cutoff],
+        "sized_through": newest_size.isoformat() if newest_size is not None else sized_through,
+    }
+
+
+def _exists(conn, relation: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
+
+
+def partition_requests(days: set[date]) -> list[dg.RunRequest]:
+    """One run of the partitioned dbt models per contiguous range of existing partitions."""
+    first = date.fromisoformat(DBT_PARTITIONS.get_first_partition_key())
+    last = date.fromisoformat(DBT_PARTITIONS.get_last_partition_key())
+    days = {day for day in days if first <= day <= last}
+    requests = []
+    for low, high in day_ranges(days):
+        tags = {RANGE_START: low.isoformat(), RANGE_END: high.isoformat()}
+        requests.append(dg.RunRequest(
+            run_key="days:" + hashlib.sha256(json.dumps(sorted(days, key=str), default=str).encode()).hexdigest()[:16]
+                    + f":{low}:{high}",
+            tags={**tags, "requested_by": "changed days"},
+        ))
+    return requests
+
+
+@dg.sensor(job=dbt_partitioned_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Requests the daily-partitioned dbt models for the days a log file's change (load, "
+                       "reload, emptying, removal) or an episode's new size left out of date.")
+def dbt_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    with warehouse.connect(autocommit=True) as conn:
+        days, after = out_of_date(conn, cursor, window_reach_days())
+    context.update_cursor(json.dumps(after))
+    requests = partition_requests(days)
+    return requests or dg.SkipReason("no day of the partitioned dbt models changed")
