@@ -83,7 +83,7 @@ def test_partitions_run_for_the_changed_days_equal_a_full_rebuild(fresh_db, simu
                key=lambda li: int(li.split('" 200 ')[1].split()[0]))
     times = [datetime(2026, 11, 1, 20, tzinfo=timezone.utc), datetime(2026, 11, 2, 10, tzinfo=timezone.utc),
              datetime(2026, 11, 2, 23, tzinfo=timezone.utc), datetime(2026, 11, 3, 12, tzinfo=timezone.utc)]
-    agent = "Overcast/3.0 (+http://overcast.fm/; iOS podcast app)"
+    agent = "Overcast/3.0 (+http://overcast.fm/; iOS podcast app; one listener)"
     for day in days:
         (sample.path.parent / f"island-{day}.log").write_text(
             island_lines(line, "198.51.100.77", agent, [t for t in times if t.date() == day]))
@@ -94,10 +94,12 @@ def test_partitions_run_for_the_changed_days_equal_a_full_rebuild(fresh_db, simu
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         cursor = out_of_date(conn, {}, window_reach_days())[1]    # the sensor's first tick
 
-    load_days(fresh_db, landing, set(days[1:]))                     # the next days arrive
-    cursor, ranges = run_changed_days(fresh_db, target, cursor)
-    # Their days, the day before (windows opened then) and the day after (not there yet: none).
-    assert ranges == [(days[0], days[2] + timedelta(days=1))]
+    # The next days arrive one by one. Each run covers the new day, the day before (windows
+    # opened then) and the day after; it starts from the windows left open two days before.
+    for day in days[1:]:
+        load_days(fresh_db, landing, {day})
+        cursor, ranges = run_changed_days(fresh_db, target, cursor)
+        assert ranges == [(day - timedelta(days=1), day + timedelta(days=1))]
     partitioned = snapshot(fresh_db)
     # Nothing new: nothing runs, nothing changes.
     assert run_changed_days(fresh_db, target, cursor)[1] == [] and snapshot(fresh_db) == partitioned
