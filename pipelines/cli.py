@@ -1114,13 +1114,14 @@ def tenants_delete(tenant_id: str, yes: bool, by: str | None) -> None:
 @click.option("--plan", "plan_only", is_flag=True, help="Print what would be rebuilt, and stop.")
 def backfill(since, until, full_refresh: bool, plan_only: bool) -> None:
     """Rebuild what a rule change (IAB or attribution vars, user-agent patterns, model SQL) left
-    out of date, as rules_changed_sensor does under the daemon: the unpartitioned dbt models
-    first (incremental ones whole), then the partitioned models over their days as one run.
+    out of date, as rules_changed_sensor does under the daemon, in the order of the graph: the
+    unpartitioned dbt models whole, the partitioned ones over their days as one run.
     With --since, those days of every partitioned model are rebuilt in any case."""
     import dagster as dg
 
     from assets.dbt import DBT_PARTITIONS, build_dbt_assets, build_partitioned_dbt_assets
-    from pipelines.rules import RANGE_END, RANGE_START, rebuild_plan
+    from pipelines.phases import phases
+    from pipelines.rules import RANGE_END, RANGE_START, RULE_TAG, rebuild_plan
     from resources.warehouse import WarehouseResource
 
     settings = _settings()
@@ -1147,14 +1148,20 @@ def backfill(since, until, full_refresh: bool, plan_only: bool) -> None:
     if plan_only:
         return
     results = []
-    if unpartitioned:
-        results.append(defs.resolve_job_def("dbt_unpartitioned").execute_in_process(
-            instance=instance, raise_on_error=False, asset_selection=unpartitioned, tags={"rule_change": "rebuild"},
-            run_config={"ops": {"dbt_models": {"config": {"full_refresh": full_refresh}}}}))
-    if partitioned and first_day is not None and all(r.success for r in results):
-        results.append(defs.resolve_job_def("dbt_partitioned").execute_in_process(
-            instance=instance, raise_on_error=False, asset_selection=partitioned,
-            tags={RANGE_START: first_day, RANGE_END: last_day, "rule_change": "backfill"}))
+    graph = defs.resolve_asset_graph()
+    keys = set(unpartitioned) | (set(partitioned) if first_day is not None else set())
+    for is_partitioned, phase_keys in phases(graph, keys):
+        if results and not results[-1].success:
+            break
+        if is_partitioned:
+            results.append(defs.resolve_job_def("dbt_partitioned").execute_in_process(
+                instance=instance, raise_on_error=False, asset_selection=sorted(phase_keys, key=str),
+                tags={RANGE_START: first_day, RANGE_END: last_day, RULE_TAG: "backfill"}))
+        else:
+            results.append(defs.resolve_job_def("dbt_unpartitioned").execute_in_process(
+                instance=instance, raise_on_error=False, asset_selection=sorted(phase_keys, key=str),
+                tags={RULE_TAG: "rebuild"},
+                run_config={"ops": {"dbt_models": {"config": {"full_refresh": full_refresh}}}}))
     for result in results:
         console.print(f"run {result.run_id[:8]} ({result.job_def.name}): {'success' if result.success else 'FAILED'}")
     failed = _failure_lines(results)

@@ -3,10 +3,10 @@ it, and the same plan for `podcast-analytics backfill`.
 
 A dbt model is out of date with its rules when the rules fingerprint recorded on its latest
 materialization differs from the one its SQL, the vars and the user-agent patterns give now.
-The unpartitioned models go first (their run rebuilds an incremental model whole); the
-partitioned ones once nothing upstream of them is left, as one run over every day they were
-built for (their backfill policy is a single run), so a backfill never reads a table the rule
-change has not reached yet.
+They are rebuilt in the order of the graph, one run at a time: unpartitioned models whole (an
+incremental one with `--full-refresh`), partitioned ones over every day they were built for,
+as one run (their backfill policy is a single run); a run never reads a table the rule change
+has not reached yet.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from assets.dbt import (
 )
 from assets.dbt_rules import RuleFingerprints, pattern_set_version, project_vars
 from pipelines.jobs import dbt_models_job, dbt_partitioned_job
+from pipelines.phases import phases
 from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+RULE_TAG = "rule_change"
 
 
 @dataclass
@@ -91,16 +93,20 @@ def rebuild_plan(instance: dg.DagsterInstance, warehouse: WarehouseResource) -> 
     return plan
 
 
-def rebuild_requests(plan: RebuildPlan) -> list[dg.RunRequest]:
-    """The next run of a plan: the unpartitioned models first, then the partitioned backfill."""
-    if plan.unpartitioned:
-        return [dg.RunRequest(job_name="dbt_unpartitioned", asset_selection=plan.unpartitioned,
-                              run_key=plan.run_key(plan.unpartitioned), tags={"rule_change": "rebuild"})]
-    if plan.partitioned:
-        return [dg.RunRequest(job_name="dbt_partitioned", asset_selection=plan.partitioned,
-                              run_key=plan.run_key(plan.partitioned),
-                              tags={RANGE_START: plan.first_day, RANGE_END: plan.last_day, "rule_change": "backfill"})]
-    return []
+def rebuild_requests(plan: RebuildPlan, graph) -> list[dg.RunRequest]:
+    """The next run of a plan, in the order of the asset graph (pipelines/phases.py): the models
+    out of date that nothing else out of date is upstream of, all unpartitioned (rebuilt whole)
+    or all partitioned (over every day they were built for, as one run)."""
+    keys = set(plan.unpartitioned) | set(plan.partitioned)
+    if not keys:
+        return []
+    partitioned, first = phases(graph, keys)[0]
+    selection = sorted(first, key=str)
+    if partitioned:
+        return [dg.RunRequest(job_name="dbt_partitioned", asset_selection=selection, run_key=plan.run_key(selection),
+                              tags={RANGE_START: plan.first_day, RANGE_END: plan.last_day, RULE_TAG: "backfill"})]
+    return [dg.RunRequest(job_name="dbt_unpartitioned", asset_selection=selection, run_key=plan.run_key(selection),
+                          tags={RULE_TAG: "rebuild"})]
 
 
 @dg.sensor(jobs=[dbt_models_job, dbt_partitioned_job], minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -108,5 +114,13 @@ def rebuild_requests(plan: RebuildPlan) -> list[dg.RunRequest]:
                        "user-agent patterns) rebuilds what it affects: the unpartitioned models whole, then "
                        "the partitioned ones over every day they were built for.")
 def rules_changed_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    # One step at a time: while a rebuild runs, the models it has not reached yet still look
+    # out of date, and a second run over them would race the first.
+    running = context.instance.get_run_records(dg.RunsFilter(
+        tags={RULE_TAG: ["rebuild", "backfill"]},
+        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                  dg.DagsterRunStatus.STARTED]), limit=1)
+    if running:
+        return dg.SkipReason(f"a rule-change rebuild is running ({running[0].dagster_run.run_id[:8]})")
     plan = rebuild_plan(context.instance, warehouse)
-    return rebuild_requests(plan) or dg.SkipReason(plan.describe())
+    return rebuild_requests(plan, context.repository_def.asset_graph) or dg.SkipReason(plan.describe())

@@ -21,6 +21,8 @@ from assets.dbt import (
 from assets.dbt_rules import RuleFingerprints, project_vars
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
+from pipelines.definitions import defs
+from pipelines.phases import phases
 from pipelines.rules import RANGE_END, RANGE_START, rebuild_plan, rebuild_requests
 from resources.settings import REPO_ROOT, Settings, get_settings
 from resources.warehouse import WarehouseResource
@@ -91,7 +93,13 @@ def rules_env(monkeypatch):
     get_settings.cache_clear()
 
 
-def test_a_rule_change_rebuilds_the_models_it_affects_then_backfills_their_partitions(
+def materialize_phase(instance, resources, partitioned: bool, keys, tags=None) -> bool:
+    assets = build_partitioned_dbt_assets() if partitioned else build_dbt_assets()
+    return dg.materialize([assets], selection=sorted(keys, key=str), instance=instance, resources=resources,
+                          tags=tags or {}).success
+
+
+def test_a_rule_change_rebuilds_what_it_affects_in_the_order_of_the_graph(
         fresh_db, simulator, truth, tmp_path, rules_env):
     ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -102,31 +110,47 @@ def test_a_rule_change_rebuilds_the_models_it_affects_then_backfills_their_parti
 
     instance = dg.DagsterInstance.ephemeral()
     resources = {"warehouse": WarehouseResource(database_url=fresh_db), "dbt": dbt_resource()}
-    fct_downloads = dg.AssetKey(["marts", "fct_downloads"])
-    upstream = dg.AssetSelection.assets(fct_downloads, dg.AssetKey(["marts", "dim_podcasts"])).upstream()
-    assert dg.materialize([build_dbt_assets()], selection=upstream, instance=instance, resources=resources).success
-    rollups = sorted(build_partitioned_dbt_assets().keys, key=str)
+    graph = defs.resolve_asset_graph()
+    # The download marts and everything they are built from, in phases, as a first load runs them.
+    engagement = dg.AssetKey(["marts", "fct_listener_engagement"])
+    targets = set(build_partitioned_dbt_assets().keys) | {engagement}
+    dbt_keys = set(build_dbt_assets().keys) | set(build_partitioned_dbt_assets().keys)
+    keys = dg.AssetSelection.assets(*targets).upstream().resolve(graph) & dbt_keys
     range_tags = {RANGE_START: DAYS[0].isoformat(), RANGE_END: DAYS[-1].isoformat()}
-    assert dg.materialize([build_partitioned_dbt_assets()], instance=instance, resources=resources,
-                          tags=range_tags).success
+    for partitioned, phase_keys in phases(graph, keys):
+        assert materialize_phase(instance, resources, partitioned, phase_keys, range_tags if partitioned else None)
     rolling = downloads(fresh_db)
-    assert rolling and rebuild_requests(rebuild_plan(instance, resources["warehouse"])) == []
+    assert rolling and rebuild_requests(rebuild_plan(instance, resources["warehouse"]), graph) == []
 
     # The network switches to calendar-day windows.
     rules_env.setenv("PODCAST_DBT_VARS", json.dumps({"iab_window": "calendar_day"}))
     get_settings.cache_clear()
     plan = rebuild_plan(instance, resources["warehouse"])
-    assert {key.path[-1] for key in plan.unpartitioned} == IAB_CHAIN
-    assert plan.partitioned == rollups and plan.first_day == DAYS[0].isoformat()
-    assert plan.last_day == DBT_PARTITIONS.get_last_partition_key()
+    assert plan.unpartitioned == [engagement]
+    assert IAB_CHAIN | {"fct_downloads_daily_by_show"} <= {key.path[-1] for key in plan.partitioned}
+    assert not {"int_listener_requests_screened", "int_media_sizes"} & {key.path[-1] for key in plan.partitioned}
+    assert plan.first_day == DAYS[0].isoformat() and plan.last_day == DBT_PARTITIONS.get_last_partition_key()
 
-    # First the unpartitioned models, rebuilt whole although no new data came.
-    [first] = rebuild_requests(plan)
-    assert first.job_name == "dbt_unpartitioned" and {key.path[-1] for key in first.asset_selection} == IAB_CHAIN
-    assert dg.materialize([build_dbt_assets()], selection=first.asset_selection, instance=instance,
-                          resources=resources, tags=first.tags).success
+    # First the partitioned models over every day they were built for, as one run.
+    [first] = rebuild_requests(plan, graph)
+    assert first.job_name == "dbt_partitioned" and sorted(first.asset_selection, key=str) == plan.partitioned
+    assert (first.tags[RANGE_START], first.tags[RANGE_END]) == (plan.first_day, plan.last_day)
+    assert materialize_phase(instance, resources, True, first.asset_selection, first.tags)
     rebuilt = downloads(fresh_db)
+    fct_downloads = dg.AssetKey(["marts", "fct_downloads"])
     assert recorded_fingerprint(instance, fct_downloads) == plan.fingerprints[fct_downloads]
+    assert tenant_rollup(fresh_db) == sorted(query(
+        fresh_db, "select download_date, tenant_id, count(*) from marts.fct_downloads group by 1, 2"))
+
+    # Then what is built from them, whole; then nothing is left.
+    [second] = rebuild_requests(rebuild_plan(instance, resources["warehouse"]), graph)
+    assert second.job_name == "dbt_unpartitioned" and second.asset_selection == [engagement]
+    engaged = "select sum(downloads) from marts.fct_listener_engagement"
+    assert query(fresh_db, engaged) == [(len(rolling),)]
+    assert materialize_phase(instance, resources, False, second.asset_selection)
+    assert query(fresh_db, engaged) == [(len(rebuilt),)]
+    assert rebuild_requests(rebuild_plan(instance, resources["warehouse"]), graph) == []
+
     # What a from-scratch build under the new rule gives; and the rule made a difference.
     target = tmp_path / "target"
     run_dbt(fresh_db, target, "build", "--full-refresh", "--select", "+fct_downloads", "--exclude", "test_type:unit",
@@ -134,37 +158,31 @@ def test_a_rule_change_rebuilds_the_models_it_affects_then_backfills_their_parti
     assert downloads(fresh_db) == rebuilt != rolling
     assert len(rebuilt) > len(rolling)  # a listener across midnight is two calendar-day downloads
 
-    # Then the partitioned rollups, over every day they were built for, as one run.
-    [second] = rebuild_requests(rebuild_plan(instance, resources["warehouse"]))
-    assert second.job_name == "dbt_partitioned" and sorted(second.asset_selection, key=str) == rollups
-    assert (second.tags[RANGE_START], second.tags[RANGE_END]) == (plan.first_day, plan.last_day)
-    assert tenant_rollup(fresh_db) != sorted(query(
-        fresh_db, "select download_date, tenant_id, count(*) from marts.fct_downloads group by 1, 2"))
-    assert dg.materialize([build_partitioned_dbt_assets()], selection=second.asset_selection, instance=instance,
-                          resources=resources, tags=second.tags).success
-    assert tenant_rollup(fresh_db) == sorted(query(
-        fresh_db, "select download_date, tenant_id, count(*) from marts.fct_downloads group by 1, 2"))
-    assert rebuild_requests(rebuild_plan(instance, resources["warehouse"])) == []
 
-
-def test_a_full_refresh_through_run_config_rebuilds_every_selected_model(fresh_db, simulator, truth, tmp_path):
+def test_a_full_refresh_through_run_config_rebuilds_every_day_of_a_partitioned_model(fresh_db, simulator, truth,
+                                                                                    tmp_path):
     ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
-    generate_logs(truth, landing, DAYS[:1], seed=9, listeners_per_tenant=10)
-    load_days(fresh_db, landing, set(DAYS[:1]))
+    generate_logs(truth, landing, DAYS, seed=9, listeners_per_tenant=10)
+    load_days(fresh_db, landing, set(DAYS))
+    run_dbt(fresh_db, tmp_path / "target", "build", "--select", "+fct_downloads_daily_by_tenant",
+            "--exclude", "test_type:unit", check=True)
     instance = dg.DagsterInstance.ephemeral()
     resources = {"warehouse": WarehouseResource(database_url=fresh_db), "dbt": dbt_resource()}
-    selection = dg.AssetSelection.assets(dg.AssetKey(["marts", "fct_downloads"])).upstream()
-    assert dg.materialize([build_dbt_assets()], selection=selection, instance=instance, resources=resources).success
-    screened = "select count(*), min(xmin::text::bigint) from intermediate.int_listener_requests_screened"
-    [(rows, oldest)] = query(fresh_db, screened)
-    # An incremental run without new data leaves the rows; a full refresh writes them all again.
-    assert dg.materialize([build_dbt_assets()], selection=selection, instance=instance, resources=resources).success
-    assert query(fresh_db, screened) == [(rows, oldest)]
-    assert dg.materialize([build_dbt_assets()], selection=selection, instance=instance, resources=resources,
-                          run_config={"ops": {"dbt_models": {"config": {"full_refresh": True}}}}).success
-    [(again, newest)] = query(fresh_db, screened)
-    assert again == rows > 0 and newest > oldest
-
+    by_tenant = [dg.AssetKey(["marts", "fct_downloads_daily_by_tenant"])]
+    stamps = "select download_date, tenant_id, downloads, xmin::text from marts.fct_downloads_daily_by_tenant"
+    before = {row[:3]: row[3] for row in query(fresh_db, stamps)}
+    assert {day for day, *_ in before} == set(DAYS)
+    # A run of the first day rewrites that day only; with full_refresh, every day, whatever its partition.
+    assert dg.materialize([build_partitioned_dbt_assets()], selection=by_tenant, partition_key=DAYS[0].isoformat(),
+                          instance=instance, resources=resources).success
+    one_day = {row[:3]: row[3] for row in query(fresh_db, stamps)}
+    assert one_day.keys() == before.keys()
+    assert {key[0] for key in before if one_day[key] != before[key]} == {DAYS[0]}
+    assert dg.materialize([build_partitioned_dbt_assets()], selection=by_tenant, partition_key=DAYS[0].isoformat(),
+                          instance=instance, resources=resources,
+                          run_config={"ops": {"dbt_partitioned_models": {"config": {"full_refresh": True}}}}).success
+    refreshed = {row[:3]: row[3] for row in query(fresh_db, stamps)}
+    assert refreshed.keys() == before.keys() and all(refreshed[key] != one_day[key] for key in before)
