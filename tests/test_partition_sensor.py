@@ -1,0 +1,66 @@
+"""The partition sensor (pipelines/partition_sensor.py) through Dagster: the days of changed log
+files become runs over ranges of days, a row committed late is still seen, nothing is asked
+twice, and the cursor stays small however many files go by."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import psycopg
+
+from pipelines.partition_sensor import dbt_partitions_sensor
+from pipelines.rules import RANGE_END, RANGE_START
+from resources.warehouse import WarehouseResource
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+
+
+def ledger_row(conn, file_key: str, loaded_at: datetime, first: datetime | None, last: datetime | None):
+    conn.execute(
+        "insert into ops.listener_log_files (file_key, tenant_id, log_date, format, size_bytes, sha256, rows_loaded, "
+        "rows_quarantined, loaded_at, status, changed_from, changed_to, first_event_at, last_event_at) "
+        "values (%s, 't', %s, 'vhost_combined', 1, %s, 1, 0, %s, 'loaded', %s, %s, %s, %s)",
+        (file_key, (first or loaded_at).date(), file_key, loaded_at, first, last, first, last))
+
+
+def tick(url: str, cursor: str | None):
+    context = dg.build_sensor_context(cursor=cursor, resources={"warehouse": WarehouseResource(database_url=url)})
+    result = dbt_partitions_sensor(context)
+    requests = result if isinstance(result, list) else []
+    return [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests], context.cursor
+
+
+def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        ledger_row(conn, "t/a-2026-11-03.log", NOW, datetime(2026, 11, 3, 0, 5, tzinfo=timezone.utc),
+                   datetime(2026, 11, 3, 23, 50, tzinfo=timezone.utc))
+        ledger_row(conn, "t/b-2026-11-10.log", NOW + timedelta(seconds=1), datetime(2026, 11, 10, tzinfo=timezone.utc),
+                   datetime(2026, 11, 11, 0, 2, tzinfo=timezone.utc))   # a few events past midnight
+    ranges, cursor = tick(fresh_db, None)
+    # Each file's days, with the day before and the day after (24-hour windows).
+    assert ranges == [("2026-11-02", "2026-11-04"), ("2026-11-09", "2026-11-12")]
+    assert tick(fresh_db, cursor)[0] == []
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        # Committed after the last tick although it started before it: an older loaded_at.
+        ledger_row(conn, "t/late-2026-11-05.log", NOW - timedelta(minutes=3), datetime(2026, 11, 5, 8, tzinfo=timezone.utc),
+                   datetime(2026, 11, 5, 9, tzinfo=timezone.utc))
+        # A file removed: its old span is what changed.
+        conn.execute("update ops.listener_log_files set changed_from = first_event_at, changed_to = last_event_at, "
+                     "first_event_at = null, last_event_at = null, status = 'deleted', loaded_at = %s "
+                     "where file_key = 't/a-2026-11-03.log'", (NOW + timedelta(minutes=1),))
+    ranges, cursor = tick(fresh_db, cursor)
+    assert ranges == [("2026-11-02", "2026-11-06")]
+    assert tick(fresh_db, cursor)[0] == []
+
+    # Five hundred files an hour apart: each tick's cursor keeps the last minutes only.
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for n in range(500):
+            at = NOW + timedelta(hours=1 + n)
+            ledger_row(conn, f"t/bulk-{n}.log", at, datetime(2026, 11, 15, tzinfo=timezone.utc),
+                       datetime(2026, 11, 15, 1, tzinfo=timezone.utc))
+    ranges, cursor = tick(fresh_db, cursor)
+    assert ranges == [("2026-11-14", "2026-11-16")]
+    state = json.loads(cursor)
+    assert len(state["ledger_recent"]) == 1 and len(cursor) < 300
+    assert state["ledger_through"] == (NOW + timedelta(hours=500)).isoformat()
