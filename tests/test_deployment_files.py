@@ -363,6 +363,7 @@ def test_runs_carry_the_tags_the_queue_limits():
         "load_conversion_events": "conversions", "load_megaphone_exports": "megaphone",
         # everything at once (first loads), the dbt models (rule changes, backfills), and the SLA
         # snapshot: no one source
-        "materialize_all": None, "dbt_unpartitioned": None, "dbt_partitioned": None, "sla_snapshot": None,
+        "materialize_all": None, "materialize_marts": None, "dbt_unpartitioned": None, "dbt_partitioned": None,
+        "sla_snapshot": None,
     }
     assert report_tenant_tags("acme:spring-launch") == {TENANT_TAG: "acme"}
