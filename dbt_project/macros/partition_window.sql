@@ -27,21 +27,20 @@
 {%- endmacro %}
 
 {% macro partition_window(column, before=0, after=0) -%}
-{%- if not has_partition_window() -%}
-true
-{%- else -%}
-{%- set low, high = window_day('min', -before), window_day('max', after) -%}
-{{ column }} >= '{{ low or "-infinity" }}'::date and {{ column }} < '{{ high or "infinity" }}'::date
-{%- endif -%}
+{{ window_predicate(column, before, after, 'date', '') }}
 {%- endmacro %}
 
 {% macro partition_time_window(column, before=0, after=0) -%}
+{{ window_predicate(column, before, after, 'timestamptz', ' 00:00:00+00') }}
+{%- endmacro %}
+
+{% macro window_predicate(column, before, after, type, midnight) -%}
 {%- if not has_partition_window() -%}
 true
 {%- else -%}
 {%- set low, high = window_day('min', -before), window_day('max', after) -%}
-{{ column }} >= '{{ low ~ " 00:00:00+00" if low else "-infinity" }}'::timestamptz
-and {{ column }} < '{{ high ~ " 00:00:00+00" if high else "infinity" }}'::timestamptz
+{{ column }} >= '{{ low ~ midnight if low else "-infinity" }}'::{{ type }}
+and {{ column }} < '{{ high ~ midnight if high else "infinity" }}'::{{ type }}
 {%- endif -%}
 {%- endmacro %}
 
