@@ -8,8 +8,8 @@ stored events.
 
 from resources.schema import run_script
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 
 
 def upgrade() -> None:
