@@ -916,12 +916,22 @@ def _dbt_environment(settings: Settings, warehouse_url: str | None = None) -> tu
 def dbt(args: tuple[str, ...]) -> None:
     """Run dbt against the platform's warehouse: `podcast-analytics dbt -- build --full-refresh`.
 
-    Artifacts go to `<data dir>/dbt/target`, dbt's log to `<data dir>/logs/dbt.log`."""
+    Artifacts go to `<data dir>/dbt/target`, dbt's log to `<data dir>/logs/dbt.log`. A full
+    refresh is refused while a fact holds days a raw table's retention no longer keeps (it would
+    rebuild them from nothing; `resources.warehouse.check_rebuild`)."""
     settings = _settings()
     _quiet_libraries(settings)
     if not args:
         raise CliError("give dbt's arguments after --, e.g. `podcast-analytics dbt -- build --full-refresh`")
-    env, executable = _dbt_environment(settings)
+    warehouse_url, _, _ = _prepare_environment(settings)
+    if "--full-refresh" in args:  # rebuilt from raw: not past what the raw tables' retention keeps
+        import psycopg
+
+        from resources.warehouse import check_rebuild
+
+        with psycopg.connect(warehouse_url) as conn:
+            check_rebuild(conn)
+    env, executable = _dbt_environment(settings, warehouse_url)
     if args[0] in ("build", "run", "test", "compile", "show") and "--vars" not in args:  # the settings' vars
         args = (*args, "--vars", json.dumps(settings.dbt_vars()))
     result = subprocess.run([str(executable), *args], env=env, cwd=settings.dbt_project_dir, check=False)
