@@ -474,8 +474,10 @@ def timescale_decision(status: TimescaleStatus, mode: str) -> tuple[bool, str]:
             "timescaledb to shared_preload_libraries (embedded server: PODCAST_TIMESCALEDB=auto or preload) "
             "and restart the server")
     if mode == "off":
-        kept = f" (TimescaleDB {status.created} stays created: its hypertables are kept)" if status.created else ""
-        return False, f"PODCAST_TIMESCALEDB=off: the raw time-series tables are plain tables{kept}"
+        if status.created:
+            return False, (f"PODCAST_TIMESCALEDB=off: TimescaleDB {status.created} is created in this database and "
+                           "left as it is (its hypertables and their policies unchanged)")
+        return False, "PODCAST_TIMESCALEDB=off: the raw time-series tables are plain tables"
     if status.usable:
         version = status.created or status.available
         return True, f"TimescaleDB {version} (preloaded): the raw time-series tables are hypertables"
@@ -605,16 +607,20 @@ def retention_horizons(conn: psycopg.Connection, now: datetime | None = None) ->
     return dict(rows)
 
 
-def check_rebuild(conn: psycopg.Connection, since: date | None = None, now: datetime | None = None) -> None:
+def check_rebuild(conn: psycopg.Connection, since: date | None = None, now: datetime | None = None,
+                  models: set[str] | None = None) -> None:
     """Refuse a rebuild of facts from raw rows that retention has dropped: a full rebuild (`since`
     None) or a rebuild of the days from `since` on replaces each fact's rows of those days with
     what the raw table still holds, so fact rows dated before the first whole (UTC) day a raw
     table keeps (`retention_horizons`) would be lost. WarehouseError names the fact, the rows, the
-    table and its horizon; nothing to lose, nothing said."""
+    table and its horizon; nothing to lose, nothing said. `models`: the dbt models the rebuild
+    replaces (default: every fact)."""
     for table, kept_from in sorted(retention_horizons(conn, now).items()):
         first_day = conn.execute("select (%s::timestamptz at time zone 'UTC' + interval '1 day' "
                                  "- interval '1 microsecond')::date", (kept_from,)).fetchone()[0]
         for fact, column in HISTORY_FACTS.get(table, ()):
+            if models is not None and fact.split(".")[1] not in models:
+                continue
             if conn.execute("select to_regclass(%s) is null", (fact,)).fetchone()[0]:
                 continue
             schema, name = fact.split(".")

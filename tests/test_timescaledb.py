@@ -140,6 +140,10 @@ def test_the_decision_says_why_for_each_kind_of_server():
     assert timescale_decision(preloaded, "auto") == (
         True, "TimescaleDB 2.29.2 (preloaded): the raw time-series tables are hypertables")
     assert timescale_decision(preloaded, "off") == (False, "PODCAST_TIMESCALEDB=off: the raw time-series tables are plain tables")
+    created = TimescaleStatus(available="2.29.2", preloaded=True, created="2.29.2", preload_libraries="timescaledb")
+    assert timescale_decision(created, "off") == (False, (
+        "PODCAST_TIMESCALEDB=off: TimescaleDB 2.29.2 is created in this database and left as it is (its hypertables "
+        "and their policies unchanged)"))
     with pytest.raises(WarehouseError, match=r"^PODCAST_TIMESCALEDB=preload, but TimescaleDB 2\.29\.2 is installed "
                                              r"but not preloaded \(shared_preload_libraries 'pg_stat_statements'\)$"):
         timescale_decision(installed, "preload")
@@ -394,7 +398,8 @@ def test_a_rebuild_never_reaches_past_the_retention(timescale_admin, new_db):
 
 
 def test_the_cli_refuses_a_full_refresh_that_would_shrink_history(timescale_admin, new_db, tmp_path):
-    """`podcast-analytics dbt -- build --full-refresh` checks before dbt starts: one line, exit 1."""
+    """`podcast-analytics dbt -- build --full-refresh` checks before dbt builds anything: refused
+    with one line (exit 1) when its selection holds the fact, not when it leaves it out."""
     from tests.test_cli import one_line_error, run_cli
 
     url = new_db(timescale_admin)
@@ -402,7 +407,13 @@ def test_the_cli_refuses_a_full_refresh_that_would_shrink_history(timescale_admi
     with psycopg.connect(url) as conn:
         conn.execute("create table marts.fct_downloads (download_date date not null)")
         conn.execute("insert into marts.fct_downloads values (current_date - 100), (current_date - 1)")
-    line = one_line_error(run_cli("dbt", "--", "build", "--full-refresh", data_dir=tmp_path, DATABASE_URL=url,
-                                  PODCAST_LISTENER_EVENTS_RETENTION="30d"))
+    variables = {"DATABASE_URL": url, "PODCAST_LISTENER_EVENTS_RETENTION": "30d"}
+    line = one_line_error(run_cli("dbt", "--", "build", "--full-refresh", data_dir=tmp_path, **variables))
     assert line.startswith("error: a rebuild of marts.fct_downloads in full would lose 1 rows dated ")
     assert "raw.listener_events keeps whole days from" in line and "PODCAST_LISTENER_EVENTS_RETENTION" in line
+    line = one_line_error(run_cli("dbt", "--", "run", "--full-refresh", "--select", "int_downloads_iab_filtered+",
+                                  "--threads", "1", data_dir=tmp_path, **variables))
+    assert line.startswith("error: a rebuild of marts.fct_downloads in full would lose 1 rows")
+    # a selection without the fact: dbt runs (and fails here, on a warehouse without its staging views)
+    other = run_cli("dbt", "--", "run", "--full-refresh", "--select", "dim_podcasts", data_dir=tmp_path, **variables)
+    assert "would lose" not in other.stderr and "1 of 1 START sql table model marts.dim_podcasts" in other.stdout
