@@ -943,16 +943,53 @@ def _dbt_environment(settings: Settings, warehouse_url: str | None = None) -> tu
 def dbt(args: tuple[str, ...]) -> None:
     """Run dbt against the platform's warehouse: `podcast-analytics dbt -- build --full-refresh`.
 
-    Artifacts go to `<data dir>/dbt/target`, dbt's log to `<data dir>/logs/dbt.log`."""
+    Artifacts go to `<data dir>/dbt/target`, dbt's log to `<data dir>/logs/dbt.log`. A full
+    refresh is refused while a fact holds days a raw table's retention no longer keeps (it would
+    rebuild them from nothing; `resources.warehouse.check_rebuild`)."""
     settings = _settings()
     _quiet_libraries(settings)
     if not args:
         raise CliError("give dbt's arguments after --, e.g. `podcast-analytics dbt -- build --full-refresh`")
-    env, executable = _dbt_environment(settings)
+    warehouse_url, _, _ = _prepare_environment(settings)
+    env, executable = _dbt_environment(settings, warehouse_url)
+    if "--full-refresh" in args:  # rebuilt from raw: not past what the raw tables' retention keeps
+        _check_full_refresh(settings, warehouse_url, args, env, executable)
     if args[0] in ("build", "run", "test", "compile", "show") and "--vars" not in args:  # the settings' vars
         args = (*args, "--vars", json.dumps(settings.dbt_vars()))
     result = subprocess.run([str(executable), *args], env=env, cwd=settings.dbt_project_dir, check=False)
     sys.exit(result.returncode)
+
+
+_SELECTION_OPTIONS = ("-s", "--select", "-m", "--models", "--exclude", "--selector")
+
+
+def _check_full_refresh(settings: Settings, warehouse_url: str, args: tuple[str, ...], env: dict[str, str],
+                        executable: Path) -> None:
+    """Refuse a full refresh of a fact whose older days a raw table's retention no longer keeps
+    (`resources.warehouse.check_rebuild`); the models it would rebuild are dbt's own reading of the
+    selection (`dbt ls`), asked only when a retention could refuse it."""
+    import psycopg
+
+    from resources.warehouse import HISTORY_FACTS, check_rebuild, retention_horizons
+
+    with psycopg.connect(warehouse_url) as conn:
+        horizons = retention_horizons(conn)
+        if not any(table in HISTORY_FACTS for table in horizons):
+            return
+        selection, option = [], None
+        for arg in args[1:]:
+            if arg.startswith("-"):
+                option = arg if arg in _SELECTION_OPTIONS else None
+                if option:
+                    selection.append(arg)
+            elif option:
+                selection.append(arg)
+        listed = subprocess.run([str(executable), "ls", "--resource-type", "model", "--output", "name", "--quiet",
+                                 *selection], env=env, cwd=settings.dbt_project_dir, capture_output=True, text=True,
+                                check=False)
+        if listed.returncode != 0:
+            raise CliError(f"cannot read the selection of this full refresh (dbt ls): {listed.stdout[-300:].strip()}")
+        check_rebuild(conn, models=set(listed.stdout.split()))
 
 
 # --- data-subject requests and tenant deletion ---------------------------------------------------------

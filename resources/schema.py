@@ -32,15 +32,18 @@ class Migration:
     before: str | None
     after: str | None
     applied: list[str] = field(default_factory=list)
+    timescale: str = ""  # what became of the raw time-series tables (resources.warehouse.apply_timescale)
 
     def describe(self) -> str:
         if not self.applied:
-            return f"schema at {self.after} (head), nothing to apply"
-        start = f"from {self.before}" if self.before else "from an empty or pre-migration warehouse"
-        return f"schema at {self.after} (head), {start}: applied {', '.join(self.applied)}"
+            text = f"schema at {self.after} (head), nothing to apply"
+        else:
+            start = f"from {self.before}" if self.before else "from an empty or pre-migration warehouse"
+            text = f"schema at {self.after} (head), {start}: applied {', '.join(self.applied)}"
+        return f"{text}; {self.timescale}" if self.timescale else text
 
 
-def _config(script_location: Path | None = None, connection=None):
+def _config(script_location: Path | None = None, connection=None, timescale: tuple | None = None):
     from alembic.config import Config
 
     config = Config()
@@ -49,6 +52,8 @@ def _config(script_location: Path | None = None, connection=None):
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     if connection is not None:
         config.attributes["connection"] = connection
+    # (PODCAST_TIMESCALEDB, each time-series table's policies), for the revisions that need them
+    config.attributes["timescale"] = timescale
     return config
 
 
@@ -86,14 +91,28 @@ def run_script(statements: str) -> None:
     op.get_bind().connection.driver_connection.execute(statements)
 
 
-def migrate(url: str, lock_timeout: str = "30s", script_location: Path | None = None) -> Migration:
+def migrate(url: str, lock_timeout: str = "30s", script_location: Path | None = None,
+            timescaledb: str | None = None, policies: dict[str, dict[str, str]] | None = None) -> Migration:
     """Apply every revision the warehouse at `url` lacks. Its sessions wait at most `lock_timeout`
     for a table (a load's COPY, a reader's transaction) and then stop with one line, instead of
-    queueing every later query of that table behind them; nothing of the interrupted revision stays."""
+    queueing every later query of that table behind them; nothing of the interrupted revision stays.
+
+    Then, every time, the raw time-series tables are brought to the TimescaleDB settings
+    (`timescaledb`: PODCAST_TIMESCALEDB; `policies`: their chunk intervals, compression and
+    retention; default: the settings): hypertables once the server preloads the extension, their
+    policies as the settings say (`resources.warehouse.apply_timescale`)."""
     import sqlalchemy as sa
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.util import CommandError
+
+    from resources.settings import get_settings
+    from resources.warehouse import apply_timescale
+
+    if timescaledb is None or policies is None:
+        settings = get_settings()
+        timescaledb = timescaledb or settings.timescaledb
+        policies = policies or settings.time_series_policies()
 
     def connect() -> psycopg.Connection:
         return psycopg.connect(libpq_url(url), connect_timeout=10, application_name=MIGRATE_APPLICATION_NAME,
@@ -106,8 +125,11 @@ def migrate(url: str, lock_timeout: str = "30s", script_location: Path | None = 
         with engine.connect() as connection:
             before = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
             connection.commit()
-            command.upgrade(_config(script_location, connection), "head")
+            command.upgrade(_config(script_location, connection, (timescaledb, policies)), "head")
             after = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+            connection.commit()
+            connection.exec_driver_sql(f"select pg_advisory_xact_lock({MIGRATION_LOCK})")
+            timescale = apply_timescale(connection.connection.driver_connection, timescaledb, policies)
             connection.commit()
     except (sa.exc.DBAPIError, psycopg.Error) as exc:
         # SQLAlchemy wraps the driver's error; a revision's script (`run_script`) raises it as is
@@ -117,6 +139,8 @@ def migrate(url: str, lock_timeout: str = "30s", script_location: Path | None = 
             reason += (f" (another session held a table for more than lock_timeout {lock_timeout}: "
                        f"the revision was rolled back; run `podcast-analytics migrate` again when it is free)")
         raise WarehouseError(f"cannot migrate {describe_url(url)} from {before or 'none'} to {target}: {reason}") from None
+    except WarehouseError as exc:  # TimescaleDB asked for and not possible, or created and not preloaded
+        raise WarehouseError(f"cannot migrate {describe_url(url)}: {exc}") from None
     except CommandError as exc:
         raise WarehouseError(f"cannot migrate {describe_url(url)}: {one_line(exc)} (warehouse schema at "
                              f"{before}, this code knows revisions up to {target})") from None
@@ -126,7 +150,7 @@ def migrate(url: str, lock_timeout: str = "30s", script_location: Path | None = 
     applied = [] if before == after else [
         rev.revision for rev in reversed(list(script.iterate_revisions(after, before)))]
     _checked.discard(_database_key(url))
-    return Migration(before=before, after=after, applied=applied)
+    return Migration(before=before, after=after, applied=applied, timescale=timescale)
 
 
 _checked: set[tuple] = set()

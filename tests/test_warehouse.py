@@ -5,7 +5,8 @@ import psycopg
 import pytest
 
 from resources.schema import migrate
-from resources.warehouse import ConnectionParts, timescale_available
+from resources.settings import get_settings
+from resources.warehouse import TIME_SERIES_TABLES, ConnectionParts, timescale_decision, timescale_status
 from tests.conftest import query
 
 SCHEMAS = {"raw", "quarantine", "staging", "intermediate", "marts", "reports", "ops"}
@@ -47,16 +48,27 @@ def test_connection_parts_for_socket_and_tcp_urls():
     assert (tcp.host, tcp.port, tcp.user, tcp.password, tcp.dbname) == ("db.internal", 6543, "u", "p@ss", "wh")
 
 
-def test_timescaledb_hypertables(fresh_db):
+def test_the_time_series_tables_follow_the_servers_timescaledb(fresh_db):
+    """Hypertables with the settings' policies where the server preloads TimescaleDB, plain tables
+    elsewhere (tests/test_timescaledb.py goes through both, and the fall-back, in depth)."""
     with psycopg.connect(fresh_db) as conn:
-        available = timescale_available(conn)
-    if not available:
-        pytest.skip("TimescaleDB extension is not installed on this PostgreSQL server")
-    rows = query(fresh_db, "select hypertable_schema || '.' || hypertable_name from timescaledb_information.hypertables")
-    assert ("raw.rss_feed_fetches",) in rows and ("raw.listener_events",) in rows
-    jobs = {r[0] for r in query(fresh_db, "select proc_name from timescaledb_information.jobs "
-                                          "where hypertable_name = 'listener_events'")}
-    assert {"policy_compression", "policy_retention"} <= jobs
+        use, _ = timescale_decision(timescale_status(conn), get_settings().timescaledb)
+    tables = {table.name for table in TIME_SERIES_TABLES}
+    assert tables == {"raw.listener_events", "raw.attribution_events", "raw.rss_feed_fetches"}
+    if use:
+        rows = query(fresh_db, "select format('%I.%I', hypertable_schema, hypertable_name) "
+                               "from timescaledb_information.hypertables")
+        assert {row[0] for row in rows} == tables
+        jobs = set(query(fresh_db, "select format('%I.%I', hypertable_schema, hypertable_name), proc_name "
+                                   "from timescaledb_information.jobs where hypertable_schema = 'raw'"))
+        policies = get_settings().time_series_policies()
+        assert jobs == {(table, f"policy_{proc}") for table in tables for proc, setting in
+                        (("compression", "compress_after"), ("retention", "retention"))
+                        if policies[table][setting] != "0"}
+    else:
+        kinds = query(fresh_db, "select relkind from pg_class where oid = any(%s::regclass[])", (sorted(tables),))
+        assert kinds == [("r",)] * 3
+        assert query(fresh_db, "select count(*) from pg_extension where extname = 'timescaledb'") == [(0,)]
 
 
 def test_the_read_only_role_reads_marts_and_reports_and_nothing_else(fresh_db):
