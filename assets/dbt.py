@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from assets.automation import DAILY, DAILY_TAG, ON_NEW_DATA
 from assets.dbt_rules import RuleFingerprints, pattern_set_version, project_vars
 from assets.quality_gate import asset_graph_of, blocker_metadata, gated_keys
 from resources.settings import get_settings
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseError, WarehouseResource, check_rebuild
 
 LAYERS = ("staging", "intermediate", "marts")
 DBT_POOL = "dbt"
@@ -256,6 +257,14 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
     one_partition = partitioned and len(context.partition_keys) == 1
     manifest = dbt_manifest()
     with warehouse.connect(autocommit=True) as conn:
+        # Days rebuilt from raw rows a TimescaleDB retention has dropped would shrink the facts:
+        # refused, naming the fact, the rows and the first day the raw table keeps.
+        if partitioned or config.full_refresh:
+            try:
+                check_rebuild(conn, since=None if "min_date" not in dbt_vars else date.fromisoformat(dbt_vars["min_date"]),
+                              models={_model_name(context, key) for key in context.selected_asset_keys})
+            except WarehouseError as refused:
+                raise dg.Failure(str(refused)) from None
         fingerprints = RuleFingerprints(manifest, {**project_vars(Path(get_settings().dbt_project_dir)), **dbt_vars},
                                         pattern_set_version(conn))
     models = {node["name"]: unique_id for unique_id, node in manifest["nodes"].items() if unique_id.startswith("model.")}
