@@ -144,9 +144,10 @@ def test_files_loaded_again_emptied_deleted_or_committed_late_reach_the_marts(fr
     days = [date(2026, 11, 1) + timedelta(days=n) for n in range(5)]
     generate_logs(truth, landing, days, seed=11, listeners_per_tenant=20)
     files = discover(landing, settle_seconds=0)
-    plain = [f for f in files if f.path.suffix == ".log" and f.log_date == days[4]]
-    shrunk, emptied = plain[0], plain[1]
-    late = next(f for f in files if f.log_date == days[4] and f not in (shrunk, emptied))
+    last_day = [f for f in files if f.log_date == days[4]]
+    shrunk = next(f for f in last_day if f.path.suffix == ".log")
+    emptied = next(f for f in last_day if f != shrunk and not f.path.name.endswith(".gz"))
+    late = next(f for f in last_day if f not in (shrunk, emptied))
     gone = next(f for f in files if f.log_date == days[0])
     target = str(tmp_path / "target")
 

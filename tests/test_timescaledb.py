@@ -189,7 +189,7 @@ def test_a_server_started_with_timescaledb_off_keeps_plain_tables(plain_embedded
         status = timescale_status(conn)
     assert (status.preloaded, status.created, status.preload_libraries) == (False, None, "")
     migration = migrate(url, timescaledb="auto", policies=DEFAULTS)
-    assert migration.applied[-1] == "0010"
+    assert "0010" in migration.applied
     if status.available is None:
         assert migration.timescale.startswith("TimescaleDB is not installed on this server: the raw time-series "
                                               "tables are plain tables")
