@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
@@ -167,9 +168,7 @@ def write_volume(url: str, downloads: int, conversions: int, campaigns: int, hou
         for statement in filter(str.strip, CAMPAIGNS_SQL.split(";")):
             conn.execute(statement, common)
         conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": conversions, "day_offset": 0})
-        # Loaded minutes after they happened, as in production (an incremental run re-reads
-        # what was loaded in the attribution_reprocess_minutes before its last run; stamping
-        # every event with one load time would put all of them in that window).
+        # Loaded minutes after they happened, as in production.
         conn.execute("update raw.attribution_events set _ingested_at = occurred_at + interval '5 minutes'")
         conn.execute("analyze")
         return common, conn.execute("select count(*) from raw.campaigns").fetchone()[0]
@@ -224,8 +223,12 @@ def main() -> None:
                                          "day_offset": DAYS, "days": 1})
             conn.execute(CONVERSIONS_SQL, {**common, "start": args.conversions,
                                            "stop": args.conversions + day_conversions, "day_offset": DAYS, "days": 1})
-        # The hourly run: every attribution model but the daily lift (tag `daily`).
-        incremental, incremental_models = dbt("--select", *ATTRIBUTION, "--exclude", "tag:daily")
+        # The hourly run: every attribution model but the daily lift (tag `daily`), the
+        # partitioned ones over the new day's partition (no conversion comes after it, so no
+        # later day's credits change), the others whole.
+        new_day = date.fromisoformat(FIRST_DAY) + timedelta(days=DAYS)
+        window = json.dumps({"min_date": new_day.isoformat(), "max_date": (new_day + timedelta(days=1)).isoformat()})
+        incremental, incremental_models = dbt("--select", *ATTRIBUTION, "--exclude", "tag:daily", "--vars", window)
         print(f"(b) incremental build after one more day ({day_downloads:,} downloads, {day_conversions:,} "
               f"conversion events), lift excluded: {incremental:.1f} s = {incremental / full:.1%} of the "
               f"full build (target <= 5 %); the models' own time (summed over dbt's threads, without dbt's "

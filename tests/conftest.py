@@ -114,8 +114,32 @@ def query(url: str, statement: str, params=None) -> list[tuple]:
 ATTRIBUTION_SECRET = b"attribution-test-secret"
 ATTRIBUTION_SEED = 7
 # The attribution marts and everything under them, plus the daily download rollups reports chart.
-ATTRIBUTION_SELECT = ("--select", "+path:models/marts/attribution", "+dim_episodes", "fct_downloads_daily_by_show",
-                      "fct_downloads_daily_by_tenant", "--indirect-selection", "cautious")
+ATTRIBUTION_MODELS = ("+path:models/marts/attribution", "+dim_episodes", "fct_downloads_daily_by_show",
+                      "fct_downloads_daily_by_tenant")
+ATTRIBUTION_SELECT = ("--select", *ATTRIBUTION_MODELS, "--indirect-selection", "cautious")
+
+
+def build_days(url: str, target: str, first, last, models=ATTRIBUTION_MODELS, dbt_vars=None,
+               phases=("before", "partitioned", "after")) -> list:
+    """A build of `models` as the platform runs one after new data for the days first..last
+    (docs/PARTITIONED_DBT.md): `before`, the unpartitioned models the partitioned ones read;
+    `partitioned`, the partitioned models (dbt tag `partitioned`) over that partition range (vars
+    min_date and max_date); `after`, the unpartitioned models built from them. Each runs the data
+    tests of its own models (`cautious`). Returns the dbt results of the phases asked for."""
+    import json
+    from datetime import timedelta
+
+    from tests.test_downloads_incremental import dbt_build
+
+    window = {"min_date": first.isoformat(), "max_date": (last + timedelta(days=1)).isoformat()}
+    selections = {
+        "before": ("--select", *(f"{m},+tag:partitioned" for m in models), "--exclude", "tag:partitioned"),
+        "partitioned": ("--select", *(f"{m},tag:partitioned" for m in models)),
+        "after": ("--select", *models, "--exclude", "+tag:partitioned"),
+    }
+    return [dbt_build(url, target, *selections[phase], "--indirect-selection", "cautious", "--vars",
+                      json.dumps({**(dbt_vars or {}), **(window if phase == "partitioned" else {})}), check=False)
+            for phase in phases]
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +149,11 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     report tests; built once per session). Its campaigns are priced as the demo's, with dense
     conversions (`response="dense"`) so that every attribution rule is exercised many times."""
     import ipaddress
+    from datetime import timedelta
 
     import yaml
 
+    from assets.dbt_rules import project_vars
     from assets.ingestion.campaigns import load_campaign_sources, sync_campaigns
     from assets.ingestion.conversions import sync_conversions
     from assets.ingestion.listener_logs_load import discover, load_file
@@ -175,13 +201,18 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     sync_campaigns(url, sources, root / "io", "campaigns", environ=environ)
     sync_conversions(url, sources, root / "conversions", ATTRIBUTION_SECRET, datacenters, "conversions", environ=environ)
 
-    # Built as in production: every day but the last, then the last day's logs and an
-    # incremental run (new exposures of households that converted before and after them).
+    # Built as in production: every day but the last, whole; then the last day's logs, and a
+    # run of the days they change (new exposures of households that converted before and after
+    # them): the downloads of the day before and that day, the credits of the conversions up to
+    # the longest attribution window after it. Then every data test of the marts and what they read.
     target = str(root / "target")
     first = dbt_build(url, target, *ATTRIBUTION_SELECT, check=False)
     assert first.returncode == 0, first.stdout[-4000:]
     load_logs({last_day})
-    result = dbt_build(url, target, *ATTRIBUTION_SELECT, check=False)
+    lookback = timedelta(days=project_vars(REPO_ROOT / "dbt_project")["attribution_max_window_days"])
+    for run in build_days(url, target, last_day - timedelta(days=1), last_day + lookback):
+        assert run.returncode == 0, run.stdout[-4000:]
+    result = dbt_build(url, target, *ATTRIBUTION_SELECT, command="test", check=False)
     yield {"url": url, "truth": campaign_truth(world), "world": world, "dbt": result, "target": target}
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))

@@ -4,14 +4,22 @@ ground truth (simulator/campaigns.py `campaign_truth`)."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections import defaultdict
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from assets.dbt_rules import project_vars
+from resources.warehouse import with_database
 from simulator.campaigns import MODELS
-from tests.conftest import query
+from tests.conftest import build_days, query
+from tests.dbt_cli import PROJECT
 from tests.test_downloads_incremental import dbt_build
 
 CENT = Decimal("0.01")
@@ -196,116 +204,257 @@ def test_python_recomputation_of_roi_agrees_and_catches_a_wrong_cent(built):
 
 
 ATTRIBUTION_TABLES = {
-    "exposures": "select exposure_id, campaign_id, household_key, exposed_at from intermediate.int_exposures",
+    "exposures": "select exposure_id, exposure_date, campaign_id, household_key, exposed_at from intermediate.int_exposures",
     "delivery": "select grain, campaign_id, podcast_id, position, exposure_date, impressions, households, "
                 "first_exposed_at, last_exposed_at from intermediate.int_campaign_delivery_daily",
-    "reach": "select reach_key, grain, campaign_id, household_key, first_exposure_date "
-             "from intermediate.int_campaign_reach",
     "reach_daily": "select grain, campaign_id, podcast_id, position, first_exposure_date, households "
                    "from intermediate.int_campaign_reach_daily",
+    "conversions": "select conversion_id, conversion_date, coalesce(deterministic_campaign_id, ''), net_revenue "
+                   "from intermediate.int_conversions",
+    "exclusions": "select household_key, reason_code from intermediate.int_household_exclusions",
+    "first_conversions": "select household_key, sponsor_id, first_converted_at "
+                         "from intermediate.int_household_first_conversions",
     "credits": "select conversion_id, attribution_model, coalesce(campaign_id, ''), match_type, credited_share, "
-               "credited_revenue, coalesce(exclusion_reason, '') from marts.fct_attributed_conversions",
+               "credited_revenue, touchpoints, coalesce(exclusion_reason, '') from marts.fct_attributed_conversions",
     "credits_daily": "select campaign_id, attribution_model, conversion_date, match_type, conversions, revenue "
                      "from marts.fct_campaign_credits_daily",
     "daily": "select campaign_id, activity_date, impressions, households_reached, conversions, revenue, cost "
              "from marts.fct_campaign_performance_daily",
     "roi": "select campaign_id, attribution_model, impressions, households_reached, conversions, revenue, cost, roi, "
-           "payback_days "
-           "from marts.mart_campaign_roi",
+           "payback_days from marts.mart_campaign_roi",
     "by_placement": "select campaign_id, podcast_id, position, attribution_model, impressions, households_reached, "
-                    "conversions, "
-                    "revenue from marts.mart_campaign_roi_by_placement",
+                    "conversions, revenue from marts.mart_campaign_roi_by_placement",
+    "lift": "select campaign_id, exposed_households, exposed_converters, baseline_households, baseline_converters "
+            "from marts.mart_campaign_lift",
 }
+# The partitioned attribution models and the column that places a row in a partition.
+PARTITIONED = {"intermediate.int_exposures": "exposure_date", "intermediate.int_campaign_delivery_daily": "exposure_date",
+               "intermediate.int_conversions": "conversion_date", "marts.fct_attributed_conversions": "conversion_date",
+               "marts.fct_campaign_credits_daily": "conversion_date"}
+# The attribution models (the download rollups they read are the downloads' own).
+ATTRIBUTION = ("path:models/intermediate/attribution", "path:models/marts/attribution")
+DAY = timedelta(days=1)
 
 
-# Rows and conversions of the credits table, and the conversions the newest run wrote.
-WRITES = """
-    select count(*), count(distinct conversion_id),
-           count(distinct conversion_id) filter (where attributed_at = (select max(attributed_at)
-                                                                        from marts.fct_attributed_conversions))
-    from marts.fct_attributed_conversions
-"""
+def snapshot(url: str) -> dict[str, list]:
+    return {name: sorted(query(url, statement)) for name, statement in ATTRIBUTION_TABLES.items()}
 
 
-# The households of the conversions the newest run wrote.
-REWRITTEN_HOUSEHOLDS = """
-    select distinct household_key from marts.fct_attributed_conversions
-    where attributed_at = (select max(attributed_at) from marts.fct_attributed_conversions)
-"""
+def max_window() -> timedelta:
+    return timedelta(days=project_vars(PROJECT)["attribution_max_window_days"])
 
 
-def test_incremental_build_equals_a_full_rebuild(built):
-    """The fixture built the last day incrementally; a run with nothing new changes nothing, a
-    change of the household exclusions recomputes the households concerned, and a full rebuild
-    gives the same rows in every attribution table."""
-    url = built["url"]
-    incremental = {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()}
-    assert all(incremental.values()) and len(incremental["reach"]) > 100
-    # The last day's run wrote back only the conversions whose credits it changed.
-    (rows, conversions, rewritten), = query(url, WRITES)
-    assert 0 < rewritten < conversions / 2, (rewritten, conversions)
-    runs = "select count(*) from internal.fct_attributed_conversions__runs"
-    (before,), = query(url, runs)
-    dbt_build(url, built["target"], "--select", "path:models/intermediate/attribution", "path:models/marts/attribution",
+def run_days(url: str, target: str, first: date, last: date, phases=("before", "partitioned", "after"), dbt_vars=None):
+    """The attribution models run for the days first..last, as the platform runs them."""
+    for result in build_days(url, target, first, last, ATTRIBUTION, dbt_vars, phases):
+        assert result.returncode == 0, result.stdout[-4000:]
+
+
+def rebuild(url: str, target: str, dbt_vars=None) -> dict[str, list]:
+    """The attribution models rebuilt whole (no partition window: every day), then their rows."""
+    dbt_build(url, target, "--select", *ATTRIBUTION, "--full-refresh", "--vars", json.dumps(dbt_vars or {}),
               command="run")
-    assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
-    assert query(url, WRITES) == [(rows, conversions, rewritten)]
-    assert query(url, runs) == [(before + 1,)]
-    removed = query(url, "select count(*) from internal.fct_attributed_conversions__removed")
-    # An insertion order sent again: every day's exposures are replaced, so the rollups take the
-    # path for removed rows (households recomputed whole); the numbers stay as they were.
+    return snapshot(url)
+
+
+@pytest.fixture
+def clone(built, admin_url, tmp_path):
+    """A template copy of the attribution warehouse for a test that changes its data."""
+    source = psycopg.conninfo.conninfo_to_dict(built["url"])["dbname"]
+    name = f"t_attr_copy_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(source)))
+    yield with_database(admin_url, name), str(tmp_path / "target")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def test_partitions_built_range_by_range_equal_a_full_rebuild(built, clone):
+    """The fixture built every day whole, then the last log day's partitions with the credits of
+    the longest window after them. Emptied and built again range by range, in time order as
+    Dagster runs them (a day's credits read the exposures of the days before it): the exposure
+    days one by one, the other days in ranges. The attribution tables hold the same rows; so
+    does a full rebuild."""
+    url, target = clone
+    expected = snapshot(url)
+    assert all(expected.values()) and len(expected["credits"]) > 3000, {k: len(v) for k, v in expected.items()}
+    exposure_days = sorted(d for d, in query(url, "select distinct exposure_date from intermediate.int_exposures"))
+    (first, last), = query(url, "select min(conversion_date), max(conversion_date) from intermediate.int_conversions")
+    assert first < exposure_days[0] and exposure_days[-1] < last, (first, exposure_days, last)
+    middle = exposure_days[-1] + (last - exposure_days[-1]) / 2
+    ranges = [(first, exposure_days[0] - DAY), *((day, day) for day in exposure_days),
+              (exposure_days[-1] + DAY, middle), (middle + DAY, last)]
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("update raw.placements set _ingested_at = now() where placement_id = "
-                     "(select min(placement_id) from raw.placements)")
-    dbt_build(url, built["target"], "--select", "path:models/staging/campaigns", "path:models/intermediate/attribution",
-              "path:models/marts/attribution", command="run")
-    assert query(url, "select count(*) from internal.int_exposures__removed")[0][0] > 0
-    assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
-    # Every household was recomputed and none of its credits moved: nothing written, nothing removed.
-    assert query(url, WRITES) == [(rows, conversions, rewritten)]
-    assert query(url, "select count(*) from internal.fct_attributed_conversions__removed") == removed
-    # A stricter shared-address screen: the hourly run (lift and its rollup left out) recomputes
-    # the households whose exclusion came and no other, and agrees with a rebuild of the credits.
-    # (Without re-reading recent loads: every conversion here was loaded minutes ago.)
-    hourly = ("--select", "path:models/intermediate/attribution", "path:models/marts/attribution", "--exclude", "tag:daily")
-    strict = ("--vars", "{attribution_max_household_user_agents: 1, attribution_reprocess_minutes: 0}")
-    excluded = "select household_key from intermediate.int_household_exclusions"
-    excluded_before = {key for key, in query(url, excluded)}
-    dbt_build(url, built["target"], *hourly, *strict, command="run")
-    newly = {key for key, in query(url, excluded)} - excluded_before
-    written = {key for key, in query(url, REWRITTEN_HOUSEHOLDS)}
-    assert newly and written and written <= newly, (len(newly), len(written - newly))
-    strict_credits = sorted(query(url, ATTRIBUTION_TABLES["credits"]))
-    dbt_build(url, built["target"], "--select", "fct_attributed_conversions", "--full-refresh", *strict, command="run")
-    assert sorted(query(url, ATTRIBUTION_TABLES["credits"])) == strict_credits
-    # Back to the usual screen: those households are recomputed again, and every table is as before.
-    dbt_build(url, built["target"], *hourly, "--vars", "{attribution_reprocess_minutes: 0}", command="run")
-    assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
-    dbt_build(url, built["target"], "--select", "path:models/intermediate/attribution", "path:models/marts/attribution",
-              "--full-refresh", command="run")
-    assert {name: sorted(query(url, sql)) for name, sql in ATTRIBUTION_TABLES.items()} == incremental
+        conn.execute("truncate " + ", ".join(PARTITIONED))
+    for start, end in ranges:
+        run_days(url, target, start, end, phases=("partitioned",))
+    run_days(url, target, first, last, phases=("after",))
+    assert snapshot(url) == expected
+    assert rebuild(url, target) == expected
 
 
-def test_downloads_without_an_ad_are_read_once(built):
-    """Most downloads carry no ad. A run reads their day once (the exposures' run log notes what
-    it read), not again on every later run, as a watermark taken from the exposures' own rows
-    would: they never hold the stamp of a download that made no exposure."""
+def test_a_late_conversion_is_credited_by_a_run_of_its_day(built, clone):
+    """An order loaded a month late, for a day 30 days before the newest conversions, with one
+    of a running campaign's promo codes: the run of that day's partition credits it, and every
+    attribution table then equals a full rebuild."""
+    url, target = clone
+    (newest,), = query(url, "select max(conversion_date) from intermediate.int_conversions")
+    day = newest - timedelta(days=30)
+    tenant, sponsor, campaign, code = query(url, """
+        select campaigns.tenant_id, campaigns.sponsor_id, campaigns.campaign_id, keys.key_value
+        from staging.stg_campaigns__campaigns as campaigns
+        inner join staging.stg_campaigns__match_keys as keys using (tenant_id, campaign_id)
+        where keys.key_type = 'promo_code' and campaigns.flight_start <= %s
+        order by campaigns.campaign_id, keys.key_value limit 1""", (day,))[0]
+    before = snapshot(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("""
+            insert into raw.attribution_events (tenant_id, source, event_id, occurred_at, sponsor_id, event_type,
+                                                ip_prefix_hash, gross_revenue, currency, discount_codes)
+            values (%s, 'shop_orders', 'late-order', %s, %s, 'order', 'late-household', 80, 'USD', %s)""",
+                     (tenant, datetime.combine(day, time(15), timezone.utc), sponsor, [code]))
+    run_days(url, target, day, day)
+    late = query(url, "select attribution_model, campaign_id, match_type, credited_share "
+                      "from marts.fct_attributed_conversions where event_id = 'late-order'")
+    assert sorted(late) == sorted((m, campaign, "promo_code", 1) for m in MODELS)
+    after = snapshot(url)
+    assert after != before and rebuild(url, target) == after
+
+
+def test_a_late_first_conversion_moves_the_credit_periods_of_campaigns_excluding_prior_customers(built, clone):
+    """A household credited for a campaign that excludes prior customers turns out to have
+    ordered before the flight (an order loaded late). The run of that order's day adds the order
+    but leaves the household's later credits as they were; the first-conversions table has moved,
+    and the run of the credit periods (flight start to flight end + window) of the sponsor's
+    campaigns that exclude prior customers and start after the order takes the credits away:
+    every attribution table then equals a full rebuild."""
+    url, target = clone
+    (tenant, sponsor, household, campaign, start, credited_on), = query(url, """
+        select credits.tenant_id, credits.sponsor_id, credits.household_key, credits.campaign_id,
+               campaigns.flight_start, min(credits.conversion_date)
+        from marts.fct_attributed_conversions as credits
+        inner join staging.stg_campaigns__campaigns as campaigns using (tenant_id, campaign_id)
+        where credits.match_type = 'household' and campaigns.exclude_prior_customers
+        group by 1, 2, 3, 4, 5
+        order by min(credits.conversion_date) desc, 3, 4 limit 1""")
+    day = start - 2 * DAY
+    (period_start, period_end), = query(url, """
+        select min(flight_start), max(flight_end + attribution_window_days) from staging.stg_campaigns__campaigns
+        where tenant_id = %s and sponsor_id = %s and exclude_prior_customers and flight_start > %s""",
+                                        (tenant, sponsor, day))
+    credits = ("select count(*) from marts.fct_attributed_conversions "
+               "where household_key = %s and campaign_id = %s and match_type = 'household'")
+    assert query(url, credits, (household, campaign))[0][0] > 0 and credited_on > day
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("""
+            insert into raw.attribution_events (tenant_id, source, event_id, occurred_at, sponsor_id, event_type,
+                                                ip_prefix_hash, gross_revenue, currency)
+            values (%s, 'shop_orders', 'prior-order', %s, %s, 'order', %s, 40, 'USD')""",
+                     (tenant, datetime.combine(day, time(9), timezone.utc), sponsor, household))
+    run_days(url, target, day, day)
+    first = "select first_converted_at from intermediate.int_household_first_conversions " \
+            "where tenant_id = %s and household_key = %s and sponsor_id = %s"
+    assert query(url, first, (tenant, household, sponsor))[0][0].date() == day
+    assert query(url, "select count(*) from marts.fct_attributed_conversions where event_id = 'prior-order'")[0][0] > 0
+    assert query(url, credits, (household, campaign))[0][0] > 0   # the later days are not run yet
+    run_days(url, target, period_start, period_end)
+    assert query(url, credits, (household, campaign))[0][0] == 0
+    after = snapshot(url)
+    assert rebuild(url, target) == after
+
+
+def test_a_late_exposure_is_credited_by_a_run_of_its_day_and_the_longest_window_after_it(built, clone):
+    """A download found late for the first exposure day, carrying an ad to a household that
+    converts on a later day: the run of [its day, its day + attribution_max_window_days] adds the exposure
+    and the touchpoint to the later conversion's credits, and every attribution table then
+    equals a full rebuild."""
+    url, target = clone
+    (download, household, campaign, day, converted), = query(url, """
+        select exposures.download_id, exposures.household_key, exposures.campaign_id, exposures.exposure_date,
+               min(credits.conversion_date)
+        from intermediate.int_exposures as exposures
+        inner join marts.fct_attributed_conversions as credits
+            on credits.household_key = exposures.household_key and credits.campaign_id = exposures.campaign_id
+            and credits.match_type = 'household' and credits.first_exposed_at = exposures.exposed_at
+        where exposures.exposure_date = (select min(exposure_date) from intermediate.int_exposures)
+            and credits.conversion_date > exposures.exposure_date
+        group by 1, 2, 3, 4
+        order by 1 limit 1""")
+    touchpoints = ("select sum(touchpoints) from marts.fct_attributed_conversions "
+                   "where household_key = %s and campaign_id = %s and attribution_model = 'linear'")
+    (before,), = query(url, touchpoints, (household, campaign))
+    # A copy of the download a minute later the same day (the listener's own, at the same
+    # address: no address becomes shared).
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create temporary table late as select * from marts.fct_downloads where download_id = %s",
+                     (download,))
+        (moved,), = conn.execute(
+            "update late set download_id = 'late-' || download_id, downloaded_at = least("
+            "downloaded_at + interval '1 minute', (download_date + 1)::timestamp at time zone 'UTC' - interval '1 second') "
+            "returning downloaded_at").fetchall()
+        assert moved.astimezone(timezone.utc).date() == day
+        conn.execute("insert into marts.fct_downloads select * from late")
+    run_days(url, target, day, day + max_window())
+    exposures = "select campaign_id from intermediate.int_exposures where download_id = %s order by 1"
+    assert query(url, exposures, ("late-" + download,)) == query(url, exposures, (download,))
+    assert query(url, touchpoints, (household, campaign))[0][0] > before and converted > day
+    after = snapshot(url)
+    assert rebuild(url, target) == after
+
+
+def household_screens_to_run(url: str, target: str, dbt_vars: dict) -> list[tuple]:
+    """The rows of the warning test attribution_household_screens_current: the conversions
+    credited under another household screen than the current one."""
+    dbt_build(url, target, "--select", "attribution_household_screens_current", "--vars", json.dumps(dbt_vars),
+              command="compile")
+    compiled = Path(target) / "compiled" / "podcast_analytics" / "tests" / "attribution_household_screens_current.sql"
+    return query(url, compiled.read_text())
+
+
+def test_a_stricter_household_screen_over_every_day_equals_a_full_rebuild(built, clone):
+    """A stricter shared-address screen (var attribution_max_household_user_agents: 1). A run of
+    one day applies it to that day's conversions; the warning test lists the conversions of
+    other days still credited under the old screen, and a run of those days clears it. The
+    credits then equal a full rebuild under the stricter screen, and differ from the usual ones."""
+    url, target = clone
+    strict = {"attribution_max_household_user_agents": 1}
+    usual = snapshot(url)
+    assert household_screens_to_run(url, target, {}) == []
+    (newest,), = query(url, "select max(conversion_date) from intermediate.int_conversions")
+    run_days(url, target, newest, newest, dbt_vars=strict)
+    stale = household_screens_to_run(url, target, strict)
+    days = sorted({row[0] for row in stale})
+    assert stale and newest not in days and {row[-1] for row in stale} == {"shared_ip"}, stale[:5]
+    run_days(url, target, days[0], days[-1], dbt_vars=strict)
+    assert household_screens_to_run(url, target, strict) == []
+    screened = snapshot(url)
+    assert screened["credits"] != usual["credits"] and screened["exclusions"] != usual["exclusions"]
+    assert rebuild(url, target, strict) == screened
+
+
+def test_a_partition_run_rewrites_its_days_only(built, tmp_path):
+    """A run of one day's partitions writes the attribution rows of that day again, the same
+    rows, and leaves every other day's rows as they are (not rewritten: same row versions)."""
     url = built["url"]
-    with psycopg.connect(url, autocommit=True) as conn:
-        (day,), = conn.execute(
-            "update marts.fct_downloads set counted_at = now() where download_id = ("
-            "  select min(download_id) from marts.fct_downloads as downloads where not exists ("
-            "    select 1 from intermediate.int_exposures as exposures"
-            "    where exposures.download_id = downloads.download_id)"
-            "  and downloads.download_date in (select exposure_date from intermediate.int_exposures)"
-            ") returning download_date").fetchall()
-    exposures = "select exposure_date, max(computed_at), count(*) from intermediate.int_exposures group by 1"
-    before = dict((d, (at, n)) for d, at, n in query(url, exposures))
-    hourly = ("--select", "int_exposures", "--vars", "{attribution_reprocess_minutes: 0}")
-    dbt_build(url, built["target"], *hourly, command="run")
-    read = dict((d, (at, n)) for d, at, n in query(url, exposures))
-    # the download's day was read again (same exposures, computed anew), and only that day
-    assert {d for d in read if read[d] != before[d]} == {day}
-    assert {d: n for d, (_, n) in read.items()} == {d: n for d, (_, n) in before.items()}
-    dbt_build(url, built["target"], *hourly, command="run")
-    assert dict((d, (at, n)) for d, at, n in query(url, exposures)) == read
+    versions = {table: dict(((day, values), xmin) for day, values, xmin in query(
+        url, f"select {column}, t::text, xmin::text from {table} as t")) for table, column in PARTITIONED.items()}
+    (day,), = query(url, "select min(exposure_date) + 1 from intermediate.int_exposures")
+    run_days(url, str(tmp_path / "target"), day, day, phases=("partitioned",))
+    for table, column in PARTITIONED.items():
+        now = dict(((d, values), xmin) for d, values, xmin in query(url, f"select {column}, t::text, xmin::text from {table} as t"))
+        assert now.keys() == versions[table].keys(), table
+        rewritten = {key[0] for key in now if now[key] != versions[table][key]}
+        assert rewritten == {day}, (table, rewritten)
+
+
+def test_a_campaign_window_longer_than_the_lookback_fails_its_test(built, tmp_path):
+    """attribution_windows_within_lookback blocks a campaign whose window exceeds what a
+    partition reads back (var attribution_max_window_days): one failing row per such campaign."""
+    url, target = built["url"], str(tmp_path / "target")
+    test = ("--select", "attribution_windows_within_lookback")
+    assert dbt_build(url, target, *test, command="test", check=False).returncode == 0
+    result = dbt_build(url, target, *test, "--vars", "{attribution_max_window_days: 30}", command="test", check=False)
+    (longer,), = query(url, "select count(*) from raw.campaigns where attribution_window_days > 30")
+    results = json.loads((Path(target) / "run_results.json").read_text())["results"]
+    failures = next(r["failures"] for r in results if r["unique_id"].startswith("test."))
+    assert result.returncode != 0 and failures == longer > 0

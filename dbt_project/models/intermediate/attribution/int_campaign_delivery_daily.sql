@@ -1,24 +1,15 @@
 {{ config(indexes=[{'columns': ['exposure_date']}, {'columns': ['tenant_id', 'campaign_id']}],
-          materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ sort_memory() }}",
-                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'exposure_date') }}{% endif %}"]) }}
+          tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          pre_hook=["{{ sort_memory() }}", "{{ delete_partition_window('exposure_date') }}"]) }}
 -- Ads delivered per campaign and day, at two grains (`grain`):
 --   'placement'  per show (podcast_id) and ad position: impressions, households that day;
 --   'campaign'   all the campaign's shows and positions: impressions, distinct households that
 --                day (a household reached by two shows counts once).
 -- The ROI marts and the daily performance fact read these few rows instead of every ad.
--- Incremental by day: a run replaces the days int_exposures recomputed or removed rows of
--- since its last run (watermark: the newest int_exposures change it has taken in).
-{% set exposures = ref('int_exposures') %}
-{% if is_incremental() %}
-{% set batch = changed_rows_batch(exposures, 'exposure_date', 'computed_at', 'exposures_changed_at') %}
-{% endif %}
+-- Partitioned by day (`exposure_date`): a run replaces the days of its window from the
+-- exposures of those days.
 with exposures as (
-    {% if is_incremental() %}
-    select exposures.* from {{ join_batch(batch, exposures, ['exposure_date'], 'exposures') }}
-    {% else %}
-    select * from {{ exposures }}
-    {% endif %}
+    select * from {{ ref('int_exposures') }} where {{ partition_window('exposure_date') }}
 ),
 
 rolled_up as (
@@ -41,5 +32,4 @@ rolled_up as (
     )
 )
 
-select rolled_up.*, {{ last_change(exposures, 'computed_at') }} as exposures_changed_at
-from rolled_up
+select * from rolled_up

@@ -1,7 +1,6 @@
-{{ config(indexes=[{'columns': ['tenant_id', 'household_key']}, {'columns': ['attribution_key']}],
-          materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ hash_joins_only() }}",
-                    "{% if is_incremental() %}{{ delete_batch('pg_temp.' ~ this.name ~ '__batch', 'attribution_key') }}{% endif %}"]) }}
+{{ config(indexes=[{'columns': ['conversion_date']}, {'columns': ['tenant_id', 'household_key']}],
+          tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          pre_hook=["{{ hash_joins_only() }}", "{{ delete_partition_window('conversion_date') }}"]) }}
 -- One row per conversion (shop order, pixel purchase or lead) with its deterministic match, if
 -- any. Deterministic signals, in order of precedence, each only from the campaign's flight
 -- start to its flight end + attribution window and only for the sponsor's own campaigns (ties
@@ -10,60 +9,22 @@
 --   utm         the conversion landed with the campaign's utm_campaign;
 --   vanity_url  the household visited the campaign's vanity URL during that period before
 --               converting, within the window (the latest such visit wins).
--- `attribution_key` groups what is recomputed together: the household, or the conversion
--- itself when it has no address. Incremental by attribution key: a run recomputes the keys
--- with events loaded since its last run (or up to var attribution_reprocess_minutes before it,
--- for loads that committed late), and every key when campaigns changed.
-{% if is_incremental() %}
-{% set events_rel = source('campaigns', 'attribution_events') %}
-{% set batch = create_batch_table(this.name ~ '__batch', "
-    with watermark as (
-        select coalesce(max(events_loaded_at), '-infinity')
-                   - make_interval(mins => " ~ var('attribution_reprocess_minutes') ~ ") as events_loaded_at,
-               coalesce(max(campaigns_loaded_at), '-infinity') as campaigns_loaded_at
-        from " ~ this ~ "
-    ),
-    campaigns_changed as (
-        select coalesce(max(ingested_at) > (select campaigns_loaded_at from watermark), false) as changed
-        from " ~ ref('stg_campaigns__campaigns') ~ "
-    )
-    select distinct tenant_id, ip_prefix_hash as household_key,
-           coalesce(ip_prefix_hash, md5(tenant_id || '|' || source || '|' || event_id)) as attribution_key,
-           case when ip_prefix_hash is null then source end as source,
-           case when ip_prefix_hash is null then event_id end as event_id
-    from " ~ events_rel ~ "
-    where _ingested_at > (select events_loaded_at from watermark)
-        or (select changed from campaigns_changed)") %}
-{% endif %}
-with events as (
-    {% if is_incremental() %}
-    -- a household's events through the index on (tenant_id, ip_prefix_hash); an event without an
-    -- address through the primary key (an `or` of the two would use neither index)
-    select events.*
-    from {{ batch }} as keys
-    cross join lateral (
-        select * from {{ ref('stg_conversions__events') }} as rows
-        where rows.tenant_id = keys.tenant_id and rows.household_key = keys.household_key
-        offset 0
-    ) as events
-    where keys.household_key is not null
-    union all
-    select events.*
-    from {{ batch }} as keys
-    cross join lateral (
-        select * from {{ ref('stg_conversions__events') }} as rows
-        where rows.tenant_id = keys.tenant_id and rows.source = keys.source and rows.event_id = keys.event_id
-            and rows.household_key is null
-        offset 0
-    ) as events
-    where keys.household_key is null
-    {% else %}
+-- `attribution_key` is the household, or the conversion itself when it has no address.
+-- Partitioned by the conversion's UTC day (`conversion_date`): a run replaces the conversions
+-- of its window, reading the events of those days and the vanity visits of up to
+-- var attribution_max_window_days before them (no campaign's window is longer: test
+-- attribution_windows_within_lookback), so a visit found late for day E changes the days
+-- E .. E + that many days, which a run over them recomputes exactly.
+{%- set max_window = var('attribution_max_window_days') %}
+with conversions as (
     select * from {{ ref('stg_conversions__events') }}
-    {% endif %}
+    where is_conversion and {{ partition_window_utc('occurred_at') }}
 ),
 
-conversions as (
-    select * from events where is_conversion
+visits as (
+    select tenant_id, household_key, occurred_at, vanity_url
+    from {{ ref('stg_conversions__events') }}
+    where event_type = 'vanity_visit' and {{ partition_window_utc('occurred_at', max_window) }}
 ),
 
 campaigns as (
@@ -74,21 +35,17 @@ campaigns as (
     from {{ ref('stg_campaigns__campaigns') }}
 ),
 
-codes as {% if is_incremental() %}materialized {% endif %}(
+codes as materialized (
+    -- the window's orders' own codes, through the events' primary key (not every order's codes),
+    -- looked up once per order before any campaign is joined
     select conversions.event_key, codes.code
     from conversions
-    {% if is_incremental() %}
-    -- the batch's orders' own codes, through the events' primary key (not every order's codes),
-    -- looked up once per order before any campaign is joined
     cross join lateral (
         select codes.code from {{ ref('stg_conversions__discount_codes') }} as codes
         where codes.tenant_id = conversions.tenant_id and codes.source = conversions.source
             and codes.event_id = conversions.event_id
         offset 0
     ) as codes
-    {% else %}
-    inner join {{ ref('stg_conversions__discount_codes') }} as codes on codes.event_key = conversions.event_key
-    {% endif %}
 ),
 
 promo as (
@@ -111,10 +68,9 @@ vanity as (
     select distinct on (conversions.event_key)
         conversions.event_key, campaigns.campaign_id
     from conversions
-    inner join events as visits
+    inner join visits
         on visits.tenant_id = conversions.tenant_id
         and visits.household_key = conversions.household_key
-        and visits.event_type = 'vanity_visit'
         and visits.occurred_at <= conversions.occurred_at
     inner join {{ ref('stg_campaigns__match_keys') }} as keys
         on keys.tenant_id = conversions.tenant_id and keys.key_type = 'vanity_url' and keys.key_value = visits.vanity_url
@@ -163,9 +119,7 @@ select
         when utm.campaign_id is not null then 'utm'
         when vanity.campaign_id is not null then 'vanity_url'
     end as deterministic_match,
-    conversions.ingested_at,
-    (select max(ingested_at) from {{ ref('stg_conversions__events') }}) as events_loaded_at,
-    (select max(ingested_at) from {{ ref('stg_campaigns__campaigns') }}) as campaigns_loaded_at
+    conversions.ingested_at
 from conversions
 left join promo on promo.event_key = conversions.event_key
 left join vanity on vanity.event_key = conversions.event_key

@@ -1,12 +1,8 @@
-{{ config(indexes=[{'columns': ['attribution_key']}, {'columns': ['campaign_id', 'attribution_model']},
-                   {'columns': ['conversion_date']}, {'columns': ['attributed_at']}],
-          materialized='incremental', incremental_strategy='changed_rows', unique_key='attribution_key',
-          changed_rows_group='conversion_id', changed_rows_stamps=['attributed_at'],
-          removed_columns=['conversion_date'],
-          pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}", "{{ reset_run_log() }}"],
-          post_hook=["{{ create_removed_rows_table(['conversion_date']) }}", "{{ record_applied_exclusions() }}",
-                     "{{ record_run({'conversions_loaded_at': '(select max(ingested_at) from ' ~ ref('int_conversions') ~ ')',
-                                     'campaigns_loaded_at': campaigns_loaded_at()}) }}"]) }}
+{{ config(indexes=[{'columns': ['conversion_date']}, {'columns': ['attribution_key']},
+                   {'columns': ['campaign_id', 'attribution_model']}],
+          tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}",
+                    "{{ delete_partition_window('conversion_date') }}"]) }}
 -- One row per conversion × attribution model × credited campaign, with the campaign's share of
 -- the conversion (shares of a conversion sum to 1 under every model; a conversion no campaign
 -- earned has one row per model with a null campaign and match_type 'unattributed').
@@ -15,65 +11,26 @@
 --   household: the exposures (touchpoints) of the same household to the sponsor's campaigns
 --   before the conversion and within each campaign's attribution window, unless the household is
 --   excluded (int_household_exclusions), the conversion came from a data-centre address, or the
---   campaign excludes prior customers and the household converted before its flight. Models:
+--   campaign excludes prior customers and the household converted before its flight
+--   (int_household_first_conversions). Models:
 --     first_touch / last_touch   the earliest / latest touchpoint;
 --     linear                     an equal share per touchpoint;
 --     time_decay                 weight 2^(-age / half-life), the half-life of the touchpoint's
 --                                campaign, age = days from exposure to conversion;
 --     position_based             40 % first, 40 % last, 20 % over the ones between
 --                                (two touchpoints: 50/50; one: all).
--- Incremental by attribution key (household): a run recomputes the households with conversions
--- loaded or exposures removed since its last run (conversions loaded up to
--- var attribution_reprocess_minutes before it too, for loads that committed late), those with
--- exposures computed since then and a conversion at or after the earliest of them (an exposure
--- changes no credit of an earlier conversion), those whose exclusion changed (the exclusions a
--- run applied are kept in `__exclusions`), and every household when campaigns or placements
--- changed. Only the conversions whose credits came out different are written back
--- (strategy changed_rows): `attributed_at` is when a conversion's credits last changed, and the
--- run log (`__runs`) keeps what each run read up to.
--- depends_on: {{ ref('int_placement_episodes') }}
+-- Partitioned by the conversion's UTC day (`conversion_date`): a run replaces the credits of the
+-- conversions of its window. A conversion of day D is credited from exposures of
+-- [D - window, D], so the run reads the exposures of the days from min_date minus
+-- var attribution_max_window_days (no campaign's window is longer: test
+-- attribution_windows_within_lookback) to its last day, and an exposure found late for day E
+-- changes the credits of E .. E + that many days, which a run over them recomputes exactly.
+-- What reaches further back is read from two small tables rebuilt whole: the household screen
+-- (int_household_exclusions) and each household's first conversion
+-- (int_household_first_conversions).
 {% set models = var('attribution_models') %}
-{% if is_incremental() %}
-{% set batch = create_batch_table(this.name ~ '__batch', "
-    with watermark as (
-        select " ~ last_run('run_at') ~ " as attributed_at,
-               " ~ last_run('conversions_loaded_at') ~ " as conversions_loaded_at,
-               " ~ last_run('campaigns_loaded_at') ~ " as campaigns_loaded_at
-    ),
-    campaigns_changed as (
-        select coalesce((select " ~ campaigns_loaded_at() ~ ") > (select campaigns_loaded_at from watermark), false)
-            as changed
-    )
-    select attribution_key from " ~ ref('int_conversions') ~ "
-    where ingested_at > (select conversions_loaded_at from watermark)
-        - make_interval(mins => " ~ var('attribution_reprocess_minutes') ~ ")
-    union
-    select exposed.household_key
-    from (
-        select tenant_id, household_key, min(exposed_at) as exposed_at
-        from " ~ ref('int_exposures') ~ "
-        where computed_at > (select attributed_at from watermark)
-        group by tenant_id, household_key
-    ) as exposed
-    where exists (
-        select 1 from " ~ ref('int_conversions') ~ " as later
-        where later.tenant_id = exposed.tenant_id and later.household_key = exposed.household_key
-            and later.converted_at >= exposed.exposed_at
-    )
-    union
-    select household_key from " ~ removed_rows_relation(ref('int_exposures')) ~ "
-    where removed_at > (select attributed_at from watermark)
-    union
-    " ~ changed_exclusions() ~ "
-    union
-    select attribution_key from " ~ ref('int_conversions') ~ " where (select changed from campaigns_changed)") %}
-{% endif %}
 with conversions as (
-    {% if is_incremental() %}
-    select conversions.* from {{ join_batch(batch, ref('int_conversions'), ['attribution_key'], 'conversions') }}
-    {% else %}
-    select * from {{ ref('int_conversions') }}
-    {% endif %}
+    select * from {{ ref('int_conversions') }} where {{ partition_window('conversion_date') }}
 ),
 
 campaigns as (
@@ -81,7 +38,10 @@ campaigns as (
 ),
 
 exclusions as (
-    {{ household_exclusions() }}
+    -- each excluded household once, with its first reason
+    select tenant_id, household_key, min(reason_code) as reason_code
+    from {{ ref('int_household_exclusions') }}
+    group by tenant_id, household_key
 ),
 
 screened as (
@@ -98,13 +58,10 @@ screened as (
         on exclusions.tenant_id = conversions.tenant_id and exclusions.household_key = conversions.household_key
 ),
 
--- The first conversion of each household for each sponsor: whether it is a prior customer of a
--- campaign excluding them. (A batch holds whole households, so their first conversion is in it.)
+-- The first conversion of each household for each sponsor, whenever it was: whether the
+-- household is a prior customer of a campaign excluding them.
 first_conversions as (
-    select tenant_id, sponsor_id, household_key, min(converted_at) as first_converted_at
-    from conversions
-    where household_key is not null
-    group by tenant_id, sponsor_id, household_key
+    select * from {{ ref('int_household_first_conversions') }}
 ),
 
 touchpoints as (
@@ -116,13 +73,15 @@ touchpoints as (
         campaigns.decay_half_life_days,
         extract(epoch from screened.converted_at - exposures.exposed_at) / 86400.0 as age_days
     from screened
-    -- the household's exposures, read through the index on (tenant_id, household_key)
+    -- the household's exposures of the days the window's conversions can be credited from,
+    -- read through the index on (tenant_id, household_key)
     cross join lateral (
         select * from {{ ref('int_exposures') }} as rows
         where rows.tenant_id = screened.tenant_id
             and rows.household_key = screened.household_key
             and rows.sponsor_id = screened.sponsor_id
             and rows.exposed_at <= screened.converted_at
+            and {{ partition_window_since('rows.exposure_date', var('attribution_max_window_days')) }}
         offset 0
     ) as exposures
     inner join campaigns
@@ -242,8 +201,7 @@ final as (
         rows.touchpoints,
         rows.first_exposed_at,
         rows.last_exposed_at,
-        case when rows.match_type = 'unattributed' then screened.exclusion_reason end as exclusion_reason,
-        now() as attributed_at
+        case when rows.match_type = 'unattributed' then screened.exclusion_reason end as exclusion_reason
     from screened
     inner join (select * from credited union all select * from unattributed) as rows
         on rows.conversion_id = screened.conversion_id
