@@ -13,7 +13,7 @@ from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from resources.settings import REPO_ROOT
-from resources.warehouse import dbt_env
+from resources.warehouse import dbt_env, warehouse_at
 from simulator.logs import generate_logs
 from tests.conftest import UA_PATTERNS, query
 from tests.test_rss_ingest import sources_for
@@ -56,7 +56,7 @@ def load_days(url, landing, days):
 
 
 def test_incremental_runs_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_path):
-    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
@@ -101,7 +101,7 @@ def test_files_loaded_again_emptied_or_committed_late_reach_the_marts(fresh_db, 
     """The incremental models find pending files in the loader's ledger, not by load time: a file
     loaded again with fewer lines, a file emptied, and a file whose load committed after a dbt
     run that started later all end up exactly as a full rebuild has them."""
-    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"

@@ -17,7 +17,7 @@ from assets.ingestion.platforms.buzzsprout import BuzzsproutClient, buzzsprout_a
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from assets.ingestion.platforms.transistor import TransistorClient, transistor_api
 from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.platforms import FAULT_KINDS, api_token, hosted_shows, platform_sources, platform_truth
 from simulator.server import SimulatorServer
 from tests.conftest import query
@@ -45,7 +45,7 @@ def sources_for(sim: SimulatorServer, **options) -> tuple[PlatformSources, dict[
 
 def sync_all(url: str, sim: SimulatorServer, batch_id: str, **kwargs) -> dict:
     sources, environ = sources_for(sim, **kwargs.pop("options", {}))
-    return {p: sync_platform(url, sources, p, batch_id, *WINDOW, environ=environ, **kwargs)
+    return {p: sync_platform(warehouse_at(url), sources, p, batch_id, *WINDOW, environ=environ, **kwargs)
             for p in ("buzzsprout", "transistor")}
 
 
@@ -163,7 +163,7 @@ def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clea
     # page/day it is storing (the first of them mid-stream, the later ones after their first unit).
     sources, environ = sources_for(clean_sim, concurrency=1)
     clean_units = {p: clean[1][p].units for p in ("buzzsprout", "transistor")}
-    first = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ,
+    first = {p: sync_platform(warehouse_at(url), sources, p, "cut-1", *WINDOW, environ=environ,
                               checkpoint=crash_after(clean_units[p] // 2 + 1))
              for p in ("buzzsprout", "transistor")}
     partial = snapshot(url)
@@ -174,7 +174,7 @@ def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clea
         assert 0 < len(partial[table]) < len(clean[2][table])
 
     # The retry of the same sync (a re-executed run) picks up where each stream stopped.
-    resumed = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ) for p in ("buzzsprout", "transistor")}
+    resumed = {p: sync_platform(warehouse_at(url), sources, p, "cut-1", *WINDOW, environ=environ) for p in ("buzzsprout", "transistor")}
     for platform in ("buzzsprout", "transistor"):
         assert not resumed[platform].failed_sources and resumed[platform].resumed >= 1
         # Every page/day was stored exactly once over the two attempts: nothing redone, nothing skipped.

@@ -5,7 +5,7 @@ import psycopg
 import pytest
 
 from resources.schema import migrate
-from resources.warehouse import ConnectionParts, timescale_available
+from resources.warehouse import ConnectionParts, timescale_available, warehouse_at
 from tests.conftest import query
 
 SCHEMAS = {"raw", "quarantine", "staging", "intermediate", "marts", "reports", "ops"}
@@ -125,7 +125,7 @@ def test_quarantined_share_judges_each_tenants_current_items_not_the_newest_batc
                 [(t, f, g, g, at, batch) for t, f, g in rows])
 
     def judged():
-        passed, outcomes, rows = evaluate(fresh_db, suite)
+        passed, outcomes, rows = evaluate(warehouse_at(fresh_db), suite)
         per_tenant = {r["tenant_id"]: (r["passed"], r["details"]["bad_rows"], r["details"]["rows"])
                       for r in rows if r["check_name"] == rule}
         return outcomes[rule]["success"], per_tenant
