@@ -19,6 +19,9 @@ from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 MAX_CHECKS_PER_ALERT = 20
+# Check evaluations read per tick of `alert_on_check_failure`: a backlog (the first start, a long
+# stop) is worked off a page a tick, and the cursor stays one storage id however long it was.
+CHECK_EVALUATIONS_PER_TICK = 1000
 
 
 class AlertNotPosted(Exception):
@@ -112,7 +115,7 @@ def alert_on_check_failure(context: dg.SensorEvaluationContext, warehouse: Wareh
     records = context.instance.get_event_records(
         dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
                               after_cursor=int(context.cursor) if context.cursor else None),
-        limit=1000, ascending=True,
+        limit=CHECK_EVALUATIONS_PER_TICK, ascending=True,
     )
     if not records:
         return dg.SkipReason("no check evaluated since the last tick")
