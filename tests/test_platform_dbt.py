@@ -84,7 +84,7 @@ def warehouse(admin_url, network, simulator, truth, tmp_path_factory):
         with SimulatorServer(network, transistor_limit=TRANSISTOR_LIMIT) as apis:
             sources, environ = all_sources_for(apis, simulator.base_url)
             with ThreadPoolExecutor(3) as pool:
-                runs = {p: pool.submit(sync_platform, url, sources, p, "sync-1", *WINDOW, environ=environ)
+                runs = {p: pool.submit(sync_platform, warehouse_at(url), sources, p, "sync-1", *WINDOW, environ=environ)
                         for p in MODELLED}
                 stats = {p: run.result() for p, run in runs.items()}
         assert not any(s.failed_sources for s in stats.values())

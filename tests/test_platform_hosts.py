@@ -49,7 +49,7 @@ def sync_hosts(url: str, sim: SimulatorServer, batch_id: str) -> dict:
     """Both platforms, side by side (as their Dagster assets run)."""
     sources, environ = sources_for(sim)
     with ThreadPoolExecutor(len(HOSTS)) as pool:
-        runs = {p: pool.submit(sync_platform, url, sources, p, batch_id, *WINDOW, environ=environ) for p in HOSTS}
+        runs = {p: pool.submit(sync_platform, warehouse_at(url), sources, p, batch_id, *WINDOW, environ=environ) for p in HOSTS}
     return {p: run.result() for p, run in runs.items()}
 
 
