@@ -50,6 +50,7 @@ from assets.ingestion.platforms.base import SyncStats
 from assets.ingestion.platforms.sync import PLATFORMS, PlatformSources, ensure_platform_tables, sync_platform
 from simulator.network import build_network
 from simulator.platforms import ALL_FAULT_KINDS, API_LAST_DAY, platform_sources
+from resources.warehouse import warehouse_at
 
 SEED = 42
 TRANSISTOR_LIMIT = (1000, 1.0)
@@ -146,7 +147,7 @@ def full_sync(url: str, sources, environ, start: date, end: date, batch_id: str)
         config = getattr(sources, name, None)
         if config is None or not config.shows:
             continue
-        stats = sync_platform(url, sources, name, batch_id, start, end, environ=environ)
+        stats = sync_platform(warehouse_at(url), sources, name, batch_id, start, end, environ=environ)
         if stats.failed_sources:
             raise SystemExit(f"{name}: {stats.failed_sources}")
         total.merge(stats)
@@ -198,7 +199,7 @@ def shares(stats: SyncStats) -> str:
 
 def measure(args, work: Path, network, start: date, end: date) -> None:
     with scratch_warehouse(args.database_url, work) as url:
-        ensure_platform_tables(url)
+        ensure_platform_tables(warehouse_at(url))
         clean_sim = Simulator(work, "clean", 0.0, 2 * args.timeout)
         try:
             sources, environ = sources_for(network, clean_sim.base_url, args.timeout)

@@ -38,7 +38,7 @@ from scratch import scratch_warehouse
 from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from resources.settings import REPO_ROOT
-from resources.warehouse import dbt_env
+from resources.warehouse import dbt_env, warehouse_at
 from simulator.network import build_network
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
@@ -180,7 +180,7 @@ def load_catalog(url: str) -> None:
     with SimulatorServer(network) as sim:
         truth = ground_truth(network, sim.base_url)
         feeds = [FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]]
-        ingest_rss(url, RssSources(feeds=feeds, allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1,
+        ingest_rss(warehouse_at(url), RssSources(feeds=feeds, allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1,
                                    max_bytes=4_000_000), batch_id="bench")
     with psycopg.connect(url, autocommit=True) as conn:
         store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")

@@ -28,6 +28,7 @@ from scratch import scratch_warehouse
 
 from assets.ingestion.rss_ingest import RssSources, ingest_rss, load_sources
 from simulator.__main__ import write_network_files
+from resources.warehouse import warehouse_at
 
 
 def free_port() -> int:
@@ -49,11 +50,11 @@ def wait_until_up(base_url: str) -> None:
 def poll_twice(url: str, sources: RssSources, port: int, changed_every: int):
     """The warm-up poll (stores every feed), a change to every n-th feed, the timed poll."""
     started = time.perf_counter()
-    warm = ingest_rss(url, sources, batch_id="warm-up")
+    warm = ingest_rss(warehouse_at(url), sources, batch_id="warm-up")
     warm_seconds = time.perf_counter() - started
     changed = int(httpx.post(f"http://127.0.0.1:{port}/admin/change?every={changed_every}").text)
     started = time.perf_counter()
-    timed = ingest_rss(url, sources, batch_id="timed")
+    timed = ingest_rss(warehouse_at(url), sources, batch_id="timed")
     return warm, warm_seconds, changed, timed, time.perf_counter() - started
 
 

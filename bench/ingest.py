@@ -43,7 +43,7 @@ from scratch import scratch_warehouse
 from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from resources.settings import REPO_ROOT
-from resources.warehouse import dbt_env
+from resources.warehouse import dbt_env, warehouse_at
 from simulator.logs import generate_logs
 from simulator.server import SimulatorServer
 from simulator.network import build_network
@@ -106,7 +106,7 @@ def measure(url: str, work: Path, landing: Path, parts: str, label: str = "defau
         truth = ground_truth(server.network, server.base_url)
         feeds = RssSources(feeds=[FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]],
                            allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1, max_bytes=4_000_000)
-        ingest_rss(url, feeds, batch_id="bench")
+        ingest_rss(warehouse_at(url), feeds, batch_id="bench")
 
     out = subprocess.run([sys.executable, "-c", LOADER, url, str(landing)], capture_output=True, text=True, check=True)
     loader = json.loads(out.stdout.strip().splitlines()[-1])

@@ -35,7 +35,7 @@ from assets.ingestion.user_agents import read_patterns, store_patterns
 from pipelines.partition_sensor import day_ranges, out_of_date
 from pipelines.phases import phases
 from resources.settings import REPO_ROOT
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.logs import generate_logs
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
@@ -81,7 +81,7 @@ def measure(url: str, work: Path, days: int, listeners: int) -> None:
         truth = ground_truth(server.network, server.base_url)
         feeds = RssSources(feeds=[FeedSource(tenant_id=f["tenant_id"], url=f["feed_url"]) for f in truth["feeds"]],
                            allow_private_hosts=True, timeout_seconds=1.0, max_attempts=1, max_bytes=4_000_000)
-        ingest_rss(url, feeds, batch_id="bench")
+        ingest_rss(warehouse_at(url), feeds, batch_id="bench")
     with psycopg.connect(url, autocommit=True) as conn:
         store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
     first = LAST_DAY - timedelta(days=days - 1)

@@ -34,7 +34,8 @@ import json, sys
 from pathlib import Path
 from assets.ingestion.campaigns import CampaignSources
 from assets.ingestion.conversions import sync_conversions
-stats = sync_conversions(sys.argv[1], CampaignSources(), Path(sys.argv[2]), b"bench", [], "bench")
+from resources.warehouse import warehouse_at
+stats = sync_conversions(warehouse_at(sys.argv[1]), CampaignSources(), Path(sys.argv[2]), b"bench", [], "bench")
 print(json.dumps({"rows": stats.fetched, "quarantined": dict(stats.quarantined)}))
 """
 

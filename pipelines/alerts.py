@@ -19,6 +19,9 @@ from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 MAX_CHECKS_PER_ALERT = 20
+# Check evaluations read per tick of `alert_on_check_failure`: a backlog (the first start, a long
+# stop) is worked off a page a tick, and the cursor stays one storage id however long it was.
+CHECK_EVALUATIONS_PER_TICK = 1000
 
 
 class AlertNotPosted(Exception):
@@ -35,20 +38,20 @@ def post_alert(url: str, payload: dict, timeout: float = 10.0) -> None:
         raise AlertNotPosted(redact_text(f"alert webhook: {type(exc).__name__}: {exc}", url)) from None
 
 
-def post_timed(warehouse_url: str, url: str, payload: dict, alert: str, failed_at: list[float]) -> None:
+def post_timed(warehouse: WarehouseResource, url: str, payload: dict, alert: str, failed_at: list[float]) -> None:
     """`post_alert`, recording the attempt and, when accepted, the latency from each failure
     (`failed_at`: epoch seconds) to the webhook's answer."""
     started = time.perf_counter()
     try:
         post_alert(url, payload)
     except Exception:
-        record_timings(warehouse_url, [Timing("delivery_attempt", time.perf_counter() - started, "failure",
+        record_timings(warehouse, [Timing("delivery_attempt", time.perf_counter() - started, "failure",
                                               subject=alert, detail="alert_webhook"),
                                        Timing("alert_delivery", time.perf_counter() - started, "failure",
                                               subject=alert, detail="alert_webhook")])
         raise
     posted = time.time()
-    record_timings(warehouse_url, [
+    record_timings(warehouse, [
         Timing("delivery_attempt", time.perf_counter() - started, "success", subject=alert, detail="alert_webhook"),
         *(Timing("alert_delivery", max(0.0, posted - when), "success", subject=alert, detail="alert_webhook")
           for when in failed_at),
@@ -99,7 +102,7 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext, warehouse: Warehou
     message = context.failure_event.message or "the run failed"
     record = context.instance.get_run_record_by_id(context.dagster_run.run_id)
     failed_at = record.end_time if record is not None else None  # when the run was marked failed
-    post_timed(warehouse.url(), url, run_failure_payload(context.dagster_run, message), "run_failure",
+    post_timed(warehouse, url, run_failure_payload(context.dagster_run, message), "run_failure",
                [failed_at] if failed_at is not None else [])
     return None
 
@@ -112,7 +115,7 @@ def alert_on_check_failure(context: dg.SensorEvaluationContext, warehouse: Wareh
     records = context.instance.get_event_records(
         dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
                               after_cursor=int(context.cursor) if context.cursor else None),
-        limit=1000, ascending=True,
+        limit=CHECK_EVALUATIONS_PER_TICK, ascending=True,
     )
     if not records:
         return dg.SkipReason("no check evaluated since the last tick")
@@ -121,7 +124,7 @@ def alert_on_check_failure(context: dg.SensorEvaluationContext, warehouse: Wareh
     failed = [(r.run_id, r.event_log_entry.dagster_event.event_specific_data) for r in failed_records]
     url = get_settings().alert_webhook_url
     if failed and url:
-        post_timed(warehouse.url(), url, check_failure_payload(failed), "check_failure",
+        post_timed(warehouse, url, check_failure_payload(failed), "check_failure",
                    [r.event_log_entry.timestamp for r in failed_records])
     context.update_cursor(cursor)
     return dg.SkipReason(f"{len(failed)} failed check(s) " + ("posted" if url and failed else "not posted"))

@@ -624,8 +624,9 @@ def _generate_reports(defs, instance, warehouse_url: str, run_config: dict, tags
 
     from assets.reports.assets import CAMPAIGN_PARTITIONS, SPONSOR_PARTITIONS, valid_partition_key
     from pipelines.reports import report_subjects
+    from resources.warehouse import warehouse_at
 
-    campaigns, sponsors = report_subjects(warehouse_url)
+    campaigns, sponsors = report_subjects(warehouse_at(warehouse_url))
     campaign_keys = [f"{tenant}:{campaign}" for tenant, campaign, *_ in campaigns]
     for partitions, keys in ((CAMPAIGN_PARTITIONS, campaign_keys), (SPONSOR_PARTITIONS, sponsors)):
         known = set(instance.get_dynamic_partitions(partitions.name))  # ids that would be paths: never partitions
@@ -705,8 +706,9 @@ def dev() -> None:
     settings.resolved_ip_hash_secret()  # outside the demo there is no new key: one line and stop
     warehouse_url, _, _ = _prepare_environment(settings)
     from assets.ingestion.identity import checked_hash_secret
+    from resources.warehouse import warehouse_at
 
-    checked_hash_secret(warehouse_url, settings)  # the key the warehouse's hashes were made with
+    checked_hash_secret(warehouse_at(warehouse_url), settings)  # the key the warehouse's hashes were made with
     sources = settings.resolved_sources_file()
     simulator = None
     if sources == settings.simulator_dir / "sources.yaml":

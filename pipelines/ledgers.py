@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-import psycopg
+from resources.warehouse import WarehouseResource
 
 LEDGERS = {  # ledger -> (table, query of (key, size or null, loaded at, state, log date or null))
     # state: `current` (the row stands for the file as stored), `stale` (a duplicate whose original
@@ -50,9 +50,9 @@ class Stored:
     log_date: date | None = None
 
 
-def read_ledger(warehouse_url: str, ledger: str) -> dict[str, Stored]:
+def read_ledger(warehouse: WarehouseResource, ledger: str) -> dict[str, Stored]:
     """Every file of `ledger`; empty when the warehouse has no such table yet (never bootstrapped)."""
-    with psycopg.connect(warehouse_url) as conn:
+    with warehouse.connect() as conn:
         table, statement = LEDGERS[ledger]
         if conn.execute("select to_regclass(%s)", (table,)).fetchone()[0] is None:
             return {}

@@ -20,7 +20,7 @@ def megaphone_export_sensor(context: dg.SensorEvaluationContext, warehouse: Ware
     fs, root = export_filesystem(get_settings().resolved_megaphone_export_url())
     exports = scan_exports(fs, root)
     finalized = [e for e in exports if e.finalized]
-    stored = read_ledger(warehouse.url(), "megaphone")
+    stored = read_ledger(warehouse, "megaphone")
     fresh = [e for e in finalized if any(needs_load(stored.get(f.relative), f.size, f.modified) for f in e.files)]
     if not fresh:
         return dg.SkipReason(f"no newly finalized exports ({len(finalized)} finalized and loaded, "

@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Iterable
 
 import dagster as dg
-import psycopg
 
 from assets.reports.assets import (
     CAMPAIGN_PARTITIONS, CAMPAIGN_REPORT, CAMPAIGN_UPSTREAM, SPONSOR_PARTITIONS, SPONSOR_REPORT, SPONSOR_UPSTREAM,
@@ -31,10 +30,10 @@ from resources.warehouse import WarehouseResource
 CADENCES = ("weekly", "daily_live", "end_of_flight")
 
 
-def report_subjects(warehouse_url: str) -> tuple[list[tuple], list[str]]:
+def report_subjects(warehouse: WarehouseResource) -> tuple[list[tuple], list[str]]:
     """(campaign rows (tenant, campaign, flight start, flight end, attribution window),
     sponsor partition keys), from the ROI mart; empty before its first build."""
-    with psycopg.connect(warehouse_url) as conn:
+    with warehouse.connect() as conn:
         exists = conn.execute("select to_regclass('marts.mart_campaign_roi') is not null").fetchone()[0]
         if not exists:
             return [], []
@@ -79,7 +78,7 @@ def partition_changes(wanted: list[str], have: set[str]) -> tuple[list[str], lis
            description="Keeps a report partition for every campaign and sponsor in marts.mart_campaign_roi: adds "
                        "new ones, removes those that left the mart, refuses ids that are not valid identifiers.")
 def report_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    campaigns, sponsors = report_subjects(warehouse.url())
+    campaigns, sponsors = report_subjects(warehouse)
     wanted_campaigns = [partition_key(t, c) for t, c, *_ in campaigns]
     have_campaigns = set(context.instance.get_dynamic_partitions(CAMPAIGN_PARTITIONS.name))
     have_sponsors = set(context.instance.get_dynamic_partitions(SPONSOR_PARTITIONS.name))
@@ -122,7 +121,7 @@ def _campaign_schedule(name: str, cron: str, cadence: str):
                  description=f"Campaign reports, {cadence.replace('_', ' ')}.")
     def _schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
         today = context.scheduled_execution_time.date()
-        campaigns, _ = report_subjects(warehouse.url())
+        campaigns, _ = report_subjects(warehouse)
         registered = set(context.instance.get_dynamic_partitions(CAMPAIGN_PARTITIONS.name))
         keys = [k for k in campaigns_due(campaigns, today, cadence) if k in registered]
         if not keys:
@@ -169,8 +168,8 @@ def generate_report_on_demand(context: dg.OpExecutionContext, config: OnDemandRe
     require_current_upstream(
         context.instance, asset_graph_of(context), CAMPAIGN_UPSTREAM if scope == "campaign" else SPONSOR_UPSTREAM,
         f"on-demand {scope} report {config.tenant_id}:{config.campaign_id or config.sponsor_id}")
-    report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)
-    outcomes = deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id, rules=[])
+    report = generate_report(warehouse, report_store, request, config.formats, batch_id=context.run_id)
+    outcomes = deliver(report, config, report_delivery, report_store, warehouse, context.run_id, rules=[])
     failed = [o for o in outcomes if not o.succeeded]
     if failed:
         raise dg.Failure(
@@ -189,7 +188,7 @@ def report_on_demand_job():
 @dg.op(description="Delete report files past their expiry and mark their registry rows deleted.")
 def expire_reports(context: dg.OpExecutionContext, warehouse: WarehouseResource,
                    report_store: ReportStoreResource) -> dg.Output:
-    result = enforce_retention(warehouse.url(), report_store)
+    result = enforce_retention(warehouse, report_store)
     context.log.info(f"{result.expired_files} report files expired ({result.removed_files} removed)")
     if result.refused_files:
         context.log.warning(f"{len(result.refused_files)} expired report file(s) registered outside the report store "

@@ -25,7 +25,7 @@ def listener_log_files_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
     settings = get_settings()
     landing = settings.resolved_log_landing_dir()
     ready = discover(landing, settings.log_settle_seconds)
-    stored = read_ledger(warehouse.url(), "listener_logs")
+    stored = read_ledger(warehouse, "listener_logs")
     by_day: dict[str, list] = {}
     for log in ready:
         row = stored.get(log.file_key)
@@ -51,7 +51,7 @@ def conversion_files_sensor(context: dg.SensorEvaluationContext, warehouse: Ware
 
     settings = get_settings()
     ready = event_files(settings.resolved_conversion_landing_dir(), settings.log_settle_seconds)
-    stored = read_ledger(warehouse.url(), "conversions")
+    stored = read_ledger(warehouse, "conversions")
     fresh = []
     for tenant, kind, path in ready:
         key, stat = f"{kind}/{tenant}/{path.name}", path.stat()

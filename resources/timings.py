@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from resources.warehouse import WarehouseResource
+
 log = logging.getLogger(__name__)
 
 
@@ -21,13 +23,13 @@ class Timing:
     detail: str | None = None
 
 
-def record_timings(warehouse_url: str, timings: list[Timing], batch_id: str | None = None) -> None:
+def record_timings(warehouse: WarehouseResource, timings: list[Timing], batch_id: str | None = None) -> None:
     """Append timings to `ops.operation_timings`. Never raises: a metric that cannot be stored
     must not fail the report, delivery or alert it measures (the miss is logged)."""
     if not timings:
         return
     try:
-        with psycopg.connect(warehouse_url, connect_timeout=10) as conn:
+        with warehouse.connect(connect_timeout=10) as conn:
             conn.cursor().executemany(
                 "insert into ops.operation_timings (operation, tenant_id, subject, detail, outcome, seconds, _batch_id) "
                 "values (%s, %s, %s, %s, %s, %s, %s)",

@@ -685,10 +685,22 @@ class WarehouseResource(dg.ConfigurableResource):
     def url(self) -> str:
         return session_url(self.base_url(), _application_name(), self.lock_timeout, self.statement_timeout)
 
+    def open(self, autocommit: bool = False, connect_timeout: int | None = None) -> psycopg.Connection:
+        """A connection the caller closes (one kept open across calls, as a show's sync does)."""
+        options = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+        return psycopg.connect(self.url(), autocommit=autocommit, **options)
+
     @contextlib.contextmanager
-    def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-        with psycopg.connect(self.url(), autocommit=autocommit) as conn:
+    def connect(self, autocommit: bool = False, connect_timeout: int | None = None) -> Iterator[psycopg.Connection]:
+        """A connection for a `with` block: committed at its end (unless `autocommit`), rolled
+        back on an error, closed either way. Assets, checks, sensors and the functions they call
+        take their connections here, never from a URL of their own."""
+        with self.open(autocommit, connect_timeout) as conn:
             yield conn
+
+    def sqlalchemy_url(self) -> str:
+        """The URL a client that builds its own engine is given (Great Expectations' SQL source)."""
+        return self.parts().sqlalchemy_url()
 
     def parts(self) -> ConnectionParts:
         return ConnectionParts.from_url(self.base_url())
@@ -704,6 +716,12 @@ class WarehouseResource(dg.ConfigurableResource):
         from resources.schema import require_schema
 
         require_schema(self.base_url())
+
+
+def warehouse_at(url: str) -> WarehouseResource:
+    """The warehouse resource for a known URL: what the CLI, benches and tests hand the functions
+    that take the warehouse, as Dagster hands it to assets."""
+    return WarehouseResource(database_url=url)
 
 
 def _application_name() -> str:

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from resources.schema import migrate
-from resources.warehouse import embedded_server, stop_embedded_server, with_database
+from resources.warehouse import embedded_server, stop_embedded_server, warehouse_at, with_database
 from simulator.network import build_network
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
@@ -175,7 +175,7 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     migrate(url)
     datacenters = [ipaddress.ip_network(c) for c in DATACENTER_CIDRS]
 
-    ingest_rss(url, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(url), sources_for(truth), batch_id="rss")
     logs = generate_logs(truth, root / "logs", DEMO_LOG_DAYS, seed=ATTRIBUTION_SEED,
                          shared_ip_user_agents=SHARED_IP_USER_AGENTS)
     files = discover(root / "logs", settle_seconds=0)
@@ -198,8 +198,8 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     section, environ = campaign_sources(world, simulator.base_url)
     (root / "sources.yaml").write_text(yaml.safe_dump(section))
     sources = load_campaign_sources(root / "sources.yaml")
-    sync_campaigns(url, sources, root / "io", "campaigns", environ=environ)
-    sync_conversions(url, sources, root / "conversions", ATTRIBUTION_SECRET, datacenters, "conversions", environ=environ)
+    sync_campaigns(warehouse_at(url), sources, root / "io", "campaigns", environ=environ)
+    sync_conversions(warehouse_at(url), sources, root / "conversions", ATTRIBUTION_SECRET, datacenters, "conversions", environ=environ)
 
     # Built as in production: every day but the last, whole; then the last day's logs, and a
     # run of the days they change (new exposures of households that converted before and after

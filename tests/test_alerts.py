@@ -149,3 +149,44 @@ def test_without_a_webhook_nothing_is_posted(monkeypatch, instance):
         assert isinstance(alert_on_run_failure(context), dg.SkipReason)
     finally:
         get_settings.cache_clear()
+
+
+MANY_CHECKS = 40
+
+
+@dg.multi_asset_check(specs=[dg.AssetCheckSpec(f"rule_{n:02d}", asset=counted) for n in range(MANY_CHECKS)])
+def many_rules():
+    for n in range(MANY_CHECKS):
+        yield dg.AssetCheckResult(check_name=f"rule_{n:02d}", passed=n % 3 != 0, description=f"rule {n} broken")
+
+
+def test_the_check_alert_cursor_stays_one_storage_id_and_posts_every_failure_once(webhook, instance, warehouse,
+                                                                                   monkeypatch):
+    """A backlog of evaluations (two runs of 40 checks, 28 failed) read 7 a tick: each failure is
+    posted once, none is lost, and the cursor is one storage id however many were read."""
+    import re
+
+    from pipelines import alerts
+
+    monkeypatch.setattr(alerts, "CHECK_EVALUATIONS_PER_TICK", 7)
+    runs = [dg.materialize([counted, many_rules], instance=instance).run_id for _ in range(2)]
+    resources = {"warehouse": WarehouseResource(database_url=warehouse)}
+    cursor, cursors, ticks = None, [], 0
+    while ticks < 50:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result = alert_on_check_failure(context)
+        ticks += 1
+        if context.cursor == cursor:
+            assert result.skip_message == "no check evaluated since the last tick"
+            break
+        cursor = context.cursor
+        cursors.append(cursor)
+    assert ticks == -(-2 * MANY_CHECKS // 7) + 1  # every page, then one tick with nothing new
+    assert all(re.fullmatch(r"[0-9]{1,19}", c) for c in cursors)
+    assert [int(c) for c in cursors] == sorted({int(c) for c in cursors})  # it only moves forward
+    posted = [re.findall(r"counted / (rule_\d+): rule \d+ broken \(run (\w+)\)", hook["json"]["text"])
+              for hook in webhook]
+    assert all(0 < len(lines) <= 7 for lines in posted)
+    failed = [(name, run[:8]) for lines in posted for name, run in lines]
+    expected = [(f"rule_{n:02d}", run[:8]) for run in runs for n in range(MANY_CHECKS) if n % 3 == 0]
+    assert sorted(failed) == sorted(expected) and len(failed) == len(set(failed)) == 28

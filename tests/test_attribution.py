@@ -21,6 +21,7 @@ from simulator.campaigns import MODELS
 from tests.conftest import build_days, query
 from tests.dbt_cli import PROJECT
 from tests.test_downloads_incremental import dbt_build
+from resources.warehouse import warehouse_at
 
 CENT = Decimal("0.01")
 
@@ -187,7 +188,7 @@ def test_python_recomputation_of_roi_agrees_and_catches_a_wrong_cent(built):
     from pipelines.checks.roi import roi_discrepancies
 
     url = built["url"]
-    assert roi_discrepancies(url) == []
+    assert roi_discrepancies(warehouse_at(url)) == []
     with psycopg.connect(url) as conn:
         tenant, campaign = conn.execute(
             "select tenant_id, campaign_id from marts.mart_campaign_roi where revenue > 0 order by campaign_id limit 1"
@@ -195,7 +196,7 @@ def test_python_recomputation_of_roi_agrees_and_catches_a_wrong_cent(built):
         conn.execute("update marts.mart_campaign_roi set revenue = revenue + 0.01 "
                      "where tenant_id = %s and campaign_id = %s and attribution_model = 'linear'", (tenant, campaign))
     try:
-        problems = roi_discrepancies(url)
+        problems = roi_discrepancies(warehouse_at(url))
         assert len(problems) == 1 and f"{tenant}/{campaign}/linear: revenue" in problems[0]
     finally:
         with psycopg.connect(url) as conn:

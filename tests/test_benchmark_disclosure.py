@@ -17,6 +17,7 @@ from assets.reports.formatting import label
 from assets.reports.generate import generate_report
 from resources.settings import Settings
 from resources.report_store import ReportStoreResource
+from resources.warehouse import warehouse_at
 from tests.conftest import query
 from tests.dbt_cli import run_dbt
 from tests.test_reports import NOW
@@ -204,7 +205,7 @@ def test_reports_state_the_benchmark_level(built, campaigns, tmp_path_factory):
     assert {"category", "all"} <= set(chosen), chosen
 
     def statement(tenant, campaign, formats=("html", "json")):
-        report = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign), list(formats), now=NOW)
+        report = generate_report(warehouse_at(url), store, ReportRequest(tenant, campaign_id=campaign), list(formats), now=NOW)
         page = store.read(report.url("html")).decode()
         fact = json.loads(store.read(report.url("json")))["facts"]["Benchmark"]
         assert fact in page

@@ -20,6 +20,7 @@ from simulator.campaign_sources import campaign_sources, write_event_files, writ
 from simulator.campaigns import MODELS, campaign_truth, generate_campaigns
 from simulator.logs import DATACENTER_CIDRS, generate_logs
 from tests.conftest import query
+from resources.warehouse import warehouse_at
 
 SECRET = b"campaign-test-secret"
 SEED = 7
@@ -47,8 +48,8 @@ def _sync(url, side, batch):
     import ipaddress
 
     networks = [ipaddress.ip_network(c) for c in DATACENTER_CIDRS]
-    campaigns = sync_campaigns(url, side["sources"], side["root"] / "io", batch, environ=side["environ"])
-    conversions = sync_conversions(url, side["sources"], side["root"] / "conversions", SECRET, networks, batch,
+    campaigns = sync_campaigns(warehouse_at(url), side["sources"], side["root"] / "io", batch, environ=side["environ"])
+    conversions = sync_conversions(warehouse_at(url), side["sources"], side["root"] / "conversions", SECRET, networks, batch,
                                    environ=side["environ"])
     return campaigns, conversions
 
@@ -327,10 +328,10 @@ def test_sponsorship_records_updated_in_the_future_wait_in_quarantine_and_never_
     now = stamps[len(stamps) // 2] - get_settings().future_tolerance_delta() - timedelta(seconds=1)
     latest = get_settings().latest_event_time(now)
     sponsorships_only = side["sources"].model_copy(update={"shops": None})
-    first = sync_campaigns(fresh_db, sponsorships_only, None, "early", environ=side["environ"], now=now)
+    first = sync_campaigns(warehouse_at(fresh_db), sponsorships_only, None, "early", environ=side["environ"], now=now)
     early = {c for (c,) in query(fresh_db, "select campaign_id from raw.campaigns")}
     [(cursor,)] = query(fresh_db, "select max(cursor) from ops.campaign_sync_cursors where stream = 'campaigns'")
-    sync_campaigns(fresh_db, sponsorships_only, None, "later", environ=side["environ"])
+    sync_campaigns(warehouse_at(fresh_db), sponsorships_only, None, "later", environ=side["environ"])
     accepted = {c for (c,) in query(fresh_db, "select campaign_id from raw.campaigns")}
     future = {c for c in accepted if api_campaigns[c].updated_at > latest}
     assert future and early and early == accepted - future

@@ -10,6 +10,7 @@ from assets.ingestion.listener_logs_load import discover, forget_missing, load_f
 from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
+from resources.warehouse import warehouse_at
 from simulator.logs import generate_logs
 from assets.dbt import window_reach_days
 from pipelines.partition_sensor import day_ranges, out_of_date
@@ -68,7 +69,7 @@ def island_lines(host_line: str, ip: str, agent: str, times: list[datetime]) -> 
 
 
 def test_partitions_run_for_the_changed_days_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_path):
-    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
@@ -137,7 +138,7 @@ def test_files_loaded_again_emptied_deleted_or_committed_late_reach_the_marts(fr
     load time: a file loaded again with fewer lines, a file emptied, a file deleted, and a file
     whose load committed after the sensor's tick that started later all end up exactly as a full
     rebuild has them, with only their days run again."""
-    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"

@@ -22,7 +22,7 @@ from assets.ingestion.rss_ingest import (
 )
 from assets.ingestion.rss_parse import parse_feed
 from resources.http import FetchPolicy, HttpResource
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from tests.conftest import SHARED, query
 
 REAL = SHARED / "realdata" / "feeds"
@@ -329,7 +329,7 @@ def test_an_unexpected_parser_error_is_its_feeds_quarantine_reason(fresh_db, hos
     monkeypatch.setattr(rss_ingest, "parse_feed", parse)
     sources = RssSources(feeds=[FeedSource(tenant_id="t1", url=hostile_server + p) for p in ("/ok/example.xml", "/ok/narro.rss")],
                          allow_private_hosts=True)
-    stats = ingest_rss(fresh_db, sources, batch_id="a")
+    stats = ingest_rss(warehouse_at(fresh_db), sources, batch_id="a")
     assert dict(stats.feed_errors) == {"parse_failed": 1} and stats.episodes_written == 3
     assert query(fresh_db, "select reason_code, detail from quarantine.rss_feeds") == [
         ("parse_failed", "RecursionError: maximum recursion depth exceeded")]

@@ -33,7 +33,7 @@ from resources.redaction import redact_url
 from pipelines.reports import report_partitions_sensor
 from resources.settings import get_settings
 from resources.report_store import ReportStoreResource
-from resources.warehouse import WarehouseResource, with_database
+from resources.warehouse import WarehouseResource, warehouse_at, with_database
 from tests.conftest import query
 from tests.test_reports import assert_each_partition_has_its_own_report, report_partitions
 from tests.test_reports import smtp  # noqa: F401 (the loopback SMTP server fixture)
@@ -304,7 +304,7 @@ def test_retention_never_deletes_outside_the_store(hostile, store, tmp_path):
             from reports.reports limit 1""", (str(Path(store.root()) / ".." / ".." / victim.name),))
         conn.execute("update reports.reports set file_url = %s where report_id = 'escape-report'", (str(victim),))
     for _ in range(2):  # re-running changes nothing
-        result = enforce_retention(url, store)
+        result = enforce_retention(warehouse_at(url), store)
         assert result.refused_files == (str(victim),) and victim.read_text() == "not a report"
     assert query(url, "select deleted_at from reports.reports where report_id = 'escape-report'") == [(None,)]
 

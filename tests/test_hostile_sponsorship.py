@@ -30,7 +30,7 @@ from assets.ingestion.conversions import MAX_RECORD_BYTES, sync_conversions
 from assets.ingestion.platforms.sync import PlatformSources, load_platform_sources, sync_platform
 from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
 from resources import settings as settings_module
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.platforms import platform_sources
 from tests.conftest import REPO_ROOT, query
 
@@ -408,8 +408,9 @@ def test_a_killed_conversion_load_rerun_stores_every_line_once(new_warehouse, tm
     run_killed("""
 from assets.ingestion import conversions
 from assets.ingestion.campaigns import CampaignSources
+from resources.warehouse import warehouse_at
 conversions.BATCH_ROWS = 40
-conversions.sync_conversions(args["url"], CampaignSources(), __import__("pathlib").Path(args["landing"]),
+conversions.sync_conversions(warehouse_at(args["url"]), CampaignSources(), __import__("pathlib").Path(args["landing"]),
                              b"k", [], "killed", on_batch=stop)
 """, url=url, landing=landing, kill_at=6)
     # Killed inside the sixth batch: the first file (four batches) and one batch of the second
@@ -418,7 +419,7 @@ conversions.sync_conversions(args["url"], CampaignSources(), __import__("pathlib
         query(url, "select count(*) from quarantine.campaign_records")[0][0] == 190
     assert query(url, "select file_key from ops.campaign_files") == [("pixel/hq/pixel-1.jsonl",)]
 
-    stats = sync_conversions(url, load_campaign_sources(tmp_path / "none.yaml"), landing, b"k", [], "rerun")
+    stats = sync_conversions(warehouse_at(url), load_campaign_sources(tmp_path / "none.yaml"), landing, b"k", [], "rerun")
     assert stats.files_loaded == 1 and stats.files_unchanged == 1
     events = query(url, "select count(*), count(distinct event_id) from raw.attribution_events")[0]
     quarantined = query(url, "select count(*), count(distinct record_key) from quarantine.campaign_records")[0]
@@ -435,12 +436,13 @@ def test_a_killed_insertion_order_load_rerun_stores_every_file_once(new_warehous
         (io / "hq" / f"IO_{n}.csv").write_text(insertion_order(f"cmp-{n}", rows))
     run_killed("""
 from assets.ingestion.campaigns import CampaignSources, sync_campaigns
-sync_campaigns(args["url"], CampaignSources(), __import__("pathlib").Path(args["io"]), "killed", on_unit=stop)
+from resources.warehouse import warehouse_at
+sync_campaigns(warehouse_at(args["url"]), CampaignSources(), __import__("pathlib").Path(args["io"]), "killed", on_unit=stop)
 """, url=url, io=io, kill_at=4)
     assert query(url, "select count(*) from raw.campaigns") == [(3,)]
     assert query(url, "select count(*) from ops.campaign_files") == [(3,)]
 
-    stats = sync_campaigns(url, load_campaign_sources(tmp_path / "none.yaml"), io, "rerun")
+    stats = sync_campaigns(warehouse_at(url), load_campaign_sources(tmp_path / "none.yaml"), io, "rerun")
     assert stats.files_loaded == 5 and stats.files_unchanged == 3
     assert query(url, "select count(*), count(distinct campaign_id) from raw.campaigns")[0] == (8, 8)
     placements = query(url, "select count(*) from raw.placements")[0][0]
@@ -456,14 +458,15 @@ def test_a_killed_platform_sync_rerun_matches_an_uninterrupted_one(new_warehouse
     section = {"allow_private_hosts": True, "buzzsprout": section["buzzsprout"]}
     sources = PlatformSources.model_validate(section)
     clean_url, url = new_warehouse("t_kill"), new_warehouse("t_kill")
-    clean = sync_platform(clean_url, sources, "buzzsprout", "clean", *WINDOW, environ=environ)
+    clean = sync_platform(warehouse_at(clean_url), sources, "buzzsprout", "clean", *WINDOW, environ=environ)
     assert clean.units > 4 and not clean.failed_sources
 
     run_killed("""
 from datetime import date
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
+from resources.warehouse import warehouse_at
 sources = PlatformSources.model_validate(args["section"])
-sync_platform(args["url"], sources, "buzzsprout", "killed", date(2026, 10, 30), date(2026, 11, 1),
+sync_platform(warehouse_at(args["url"]), sources, "buzzsprout", "killed", date(2026, 10, 30), date(2026, 11, 1),
               environ=args["environ"], checkpoint=stop)
 """, url=url, section=section, environ=environ, kill_at=clean.units // 2)
     tables = ("raw.buzzsprout_episodes", "raw.buzzsprout_episode_downloads_daily", "quarantine.platform_records")
@@ -483,7 +486,7 @@ sync_platform(args["url"], sources, "buzzsprout", "killed", date(2026, 10, 30), 
 
     expected = content(clean_url)
     assert 0 < sum(map(len, content(url).values())) < sum(map(len, expected.values()))
-    resumed = sync_platform(url, sources, "buzzsprout", "killed", *WINDOW, environ=environ)
+    resumed = sync_platform(warehouse_at(url), sources, "buzzsprout", "killed", *WINDOW, environ=environ)
     assert not resumed.failed_sources and resumed.units < clean.units
     got = content(url)
     for table in tables:
@@ -544,7 +547,7 @@ def test_a_platform_record_with_a_nul_is_quarantined_and_the_rest_of_its_unit_st
     url = new_warehouse("t_hostile")
     config = BuzzsproutConfig(base_url="http://127.0.0.1:9", shows=[])
     show = BuzzsproutShow(tenant_id="acme", podcast_id="p1", token_env="UNUSED")
-    job = ShowSync(Buzzsprout(), url, config, show, None, frozenset({"episodes"}), None, None, "batch-1", "sync-1",
+    job = ShowSync(Buzzsprout(), warehouse_at(url), config, show, None, frozenset({"episodes"}), None, None, "batch-1", "sync-1",
                    SyncStats(), no_checkpoint)
 
     def episode(eid, title, payload):
@@ -575,7 +578,7 @@ def test_platform_metric_days_after_the_load_day_are_quarantined_and_the_rest_st
     url = new_warehouse("t_hostile")
     config = BuzzsproutConfig(base_url="http://127.0.0.1:9", shows=[])
     show = BuzzsproutShow(tenant_id="acme", podcast_id="p1", token_env="UNUSED")
-    job = ShowSync(Buzzsprout(), url, config, show, None, frozenset({"downloads"}), date(2026, 11, 1),
+    job = ShowSync(Buzzsprout(), warehouse_at(url), config, show, None, frozenset({"downloads"}), date(2026, 11, 1),
                    date(2026, 11, 7), "batch-1", "sync-1", SyncStats(), no_checkpoint,
                    now=datetime(2026, 11, 5, 10, tzinfo=timezone.utc))
     rows = [{"episode_id": "1", "download_date": date(2026, 11, day), "downloads": day} for day in range(3, 8)]

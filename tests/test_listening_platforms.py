@@ -16,7 +16,7 @@ from assets.ingestion.platforms.listening import bearer_api
 from assets.ingestion.platforms.spotify import SpotifyClient
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from resources.platform_http import ApiError, ApiPolicy, Secret
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.listening import AGE_BUCKETS, GENDERS, listening_shows, listening_token, listening_truth
 from simulator.network import build_network
 from simulator.platforms import platform_sources
@@ -40,7 +40,7 @@ TABLES = {
 def sync_all(url: str, sim: SimulatorServer, batch_id: str, window=WINDOW) -> dict:
     section, environ = platform_sources(sim.network, sim.base_url, **FAST)
     sources = PlatformSources.model_validate(section)
-    return {p: sync_platform(url, sources, p, batch_id, *window, environ=environ) for p in PLATFORMS}
+    return {p: sync_platform(warehouse_at(url), sources, p, batch_id, *window, environ=environ) for p in PLATFORMS}
 
 
 def snapshot(url: str) -> dict[str, list[tuple]]:
@@ -242,14 +242,14 @@ def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clea
     section, environ = platform_sources(clean_sim.network, clean_sim.base_url, **{**FAST, "concurrency": 3})
     sources = PlatformSources.model_validate(section)
     clean_units = {p: clean[1][p].units for p in PLATFORMS}
-    first = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ,
+    first = {p: sync_platform(warehouse_at(url), sources, p, "cut-1", *WINDOW, environ=environ,
                               checkpoint=crash_after(clean_units[p] // 2 + 1)) for p in PLATFORMS}
     for platform in PLATFORMS:
         assert 0 < len(first[platform].failed_sources) < len(getattr(sources, platform).shows)
     partial = snapshot(url)
     assert 0 < len(partial["raw.spotify_episode_metrics_daily"]) < len(clean[2]["raw.spotify_episode_metrics_daily"])
     # The retry of the same sync picks up where each stream stopped: every unit stored exactly once.
-    resumed = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ) for p in PLATFORMS}
+    resumed = {p: sync_platform(warehouse_at(url), sources, p, "cut-1", *WINDOW, environ=environ) for p in PLATFORMS}
     for platform in PLATFORMS:
         assert not resumed[platform].failed_sources and resumed[platform].resumed >= 1
         assert first[platform].units + resumed[platform].units == clean_units[platform]

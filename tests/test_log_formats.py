@@ -20,7 +20,7 @@ from assets.ingestion.listener_logs_parse import BadLine, IpHasher, parse_combin
 from assets.ingestion.log_formats import LogFormat, detect_format, load_log_sources
 from pipelines.checks.log_files import judge
 from pipelines.checks.quality import SUITES, evaluate
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.logs import generate_logs
 from tests.conftest import query
 
@@ -351,13 +351,13 @@ def test_request_table_suite_judges_the_batch_it_loads(fresh_db, tmp_path):
     (folder / "access-2026-11-01.log").write_text(line.format(d=1, s=200) + line.format(d=1, s=700))
     _load(fresh_db, tmp_path, "bad")
     suite = SUITES["listener_events"]
-    success, outcomes, _ = evaluate(fresh_db, suite)
+    success, outcomes, _ = evaluate(warehouse_at(fresh_db), suite)
     assert not success and not outcomes["between(status)"]["success"]
     (folder / "access-2026-11-02.log").write_text(line.format(d=2, s=206) + line.format(d=2, s=0))
     _load(fresh_db, tmp_path, "clean")
-    success, outcomes, _ = evaluate(fresh_db, suite)
+    success, outcomes, _ = evaluate(warehouse_at(fresh_db), suite)
     assert success, outcomes
-    assert not evaluate(fresh_db, suite, run_id="bad")[0]
+    assert not evaluate(warehouse_at(fresh_db), suite, run_id="bad")[0]
 
 
 # --- configuration: media hosts and JSON field mappings ---------------------------------------------

@@ -27,6 +27,7 @@ from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
 from assets.ingestion.rss_parse import parse_feed
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from resources.settings import REPO_ROOT
+from resources.warehouse import warehouse_at
 from tests.conftest import query
 from tests.test_downloads_incremental import DOWNLOADS, dbt_build, snapshot
 
@@ -93,7 +94,7 @@ def ingest_feeds(url: str, feeds_dir: Path, tenants: dict[str, str]) -> None:
     with serve(feeds_dir) as base:
         sources = RssSources(feeds=[FeedSource(tenant_id=t, url=f"{base}/{name}") for t, name in tenants.items()],
                              allow_private_hosts=True, timeout_seconds=5, max_attempts=2, max_bytes=8_000_000)
-        stats = ingest_rss(url, sources, batch_id="feeds", force_refetch=True)
+        stats = ingest_rss(warehouse_at(url), sources, batch_id="feeds", force_refetch=True)
     assert stats.outcomes["fetched"] == len(tenants), stats
 
 

@@ -15,6 +15,7 @@ from assets.ingestion.platforms.megaphone import MegaphoneClient, megaphone_api,
 from assets.ingestion.platforms.paging import read_pages
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from resources.platform_http import ApiError, ApiPolicy, Secret
+from resources.warehouse import warehouse_at
 from simulator.megaphone import megaphone_shows
 from simulator.megaphone_api import megaphone_catalog_truth, megaphone_token
 from simulator.platforms import platform_sources
@@ -52,7 +53,7 @@ def as_comparable(rows: dict[tuple, tuple]) -> dict[tuple, tuple]:
 def test_clean_sync_equals_the_catalog_and_the_export_ids(fresh_db, network):
     with SimulatorServer(network) as sim:
         sources, environ = sources_for(sim)
-        stats = sync_platform(fresh_db, sources, "megaphone", "mega-1", environ=environ)
+        stats = sync_platform(warehouse_at(fresh_db), sources, "megaphone", "mega-1", environ=environ)
     want = expected(network)
     assert not stats.failed_sources and not stats.quarantined
     assert as_comparable(stored(fresh_db)) == want and len(want) > 100
@@ -70,7 +71,7 @@ def test_clean_sync_equals_the_catalog_and_the_export_ids(fresh_db, network):
     # A second sync changes nothing.
     with SimulatorServer(network) as sim:
         sources, environ = sources_for(sim)
-        again = sync_platform(fresh_db, sources, "megaphone", "mega-2", environ=environ)
+        again = sync_platform(warehouse_at(fresh_db), sources, "megaphone", "mega-2", environ=environ)
     assert again.rows_written["megaphone_episodes"] == 0 and again.rows_seen["megaphone_episodes"] == len(want)
 
 
@@ -87,10 +88,10 @@ def test_sync_under_faults_and_interrupted_stores_the_same(fresh_db, network):
 
     with SimulatorServer(network, api_faults=0.25, api_fault_seed=3, api_retry_after=0) as sim:
         sources, environ = sources_for(sim)
-        first = sync_platform(fresh_db, sources, "megaphone", "mega-1", checkpoint=interrupt, environ=environ,
+        first = sync_platform(warehouse_at(fresh_db), sources, "megaphone", "mega-1", checkpoint=interrupt, environ=environ,
                               sync_id="sync-a")
         assert len(first.failed_sources) >= 1  # the interrupted show; the others completed
-        resumed = sync_platform(fresh_db, sources, "megaphone", "mega-1", environ=environ, sync_id="sync-a")
+        resumed = sync_platform(warehouse_at(fresh_db), sources, "megaphone", "mega-1", environ=environ, sync_id="sync-a")
         assert sum(sim.apis.faults_served.values()) > 5
     assert not resumed.failed_sources and resumed.resumed == 1
     assert sum(first.retries.values()) + sum(resumed.retries.values()) >= 5

@@ -13,6 +13,7 @@ from prometheus_client.exposition import generate_latest
 from pipelines.metrics import (DELIVERY_BUCKETS, GENERATION_BUCKETS, METRIC_TYPES, build_registry, dashboard_queries,
                                grafana_sql)
 from resources.timings import Timing, record_timings
+from resources.warehouse import warehouse_at
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -103,7 +104,7 @@ def test_sync_outcomes_rate_the_platform_sources(fresh_db):
 
 
 def test_report_generation_and_delivery_are_histograms_of_recorded_timings(fresh_db):
-    record_timings(fresh_db, [
+    record_timings(warehouse_at(fresh_db), [
         *(Timing("report_generation", s, "success", "north", "cmp-1", "campaign") for s in (0.4, 0.8, 3.0, 45.0)),
         Timing("report_generation", 0.05, "reused", "north", "cmp-1", "campaign"),
         Timing("report_generation", 2.0, "failure", "north", "cmp-2", "campaign"),
@@ -151,7 +152,7 @@ def test_report_generation_and_delivery_are_histograms_of_recorded_timings(fresh
 
 
 def test_every_family_is_declared_and_typed(fresh_db):
-    record_timings(fresh_db, [Timing("report_generation", 1.0, "success", "north", "c", "campaign")])
+    record_timings(warehouse_at(fresh_db), [Timing("report_generation", 1.0, "success", "north", "c", "campaign")])
     families = {f.name: f.type for f in text_string_to_metric_families(generate_latest(build_registry(
         fresh_db, dg.DagsterInstance.ephemeral, lambda: dg.Definitions().resolve_asset_graph())).decode())}
     assert set(families) <= set(METRIC_TYPES)

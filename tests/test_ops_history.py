@@ -8,7 +8,7 @@ import pytest
 from assets.quality import sla_status
 from pipelines.checks.quality import SUITES, evaluate
 from resources import settings as settings_module
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from tests.conftest import query
 
 
@@ -53,7 +53,7 @@ def test_a_quality_check_prunes_old_results_but_keeps_each_rules_latest(fresh_db
                          "now() - make_interval(days => %s))", (rule, age))
 
     suite = SUITES["rss_podcasts"]
-    evaluate(fresh_db, suite, run_id="retention-run")
+    evaluate(warehouse_at(fresh_db), suite, run_id="retention-run")
 
     kept = query(fresh_db, "select rule, extract(day from now() - evaluated_at)::int from ops.quality_results "
                            "where tenant_id = 'acme' order by rule, evaluated_at")

@@ -11,7 +11,7 @@ from assets.dbt import DBT_PARTITIONS, build_partitioned_dbt_assets, dbt_resourc
 from assets.ingestion.listener_logs_load import discover, forget_missing
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.logs import generate_logs
 from tests.conftest import UA_PATTERNS, query
 from tests.test_downloads_incremental import dbt_build, load_days
@@ -49,7 +49,7 @@ def day_vars(day: date) -> str:
 
 
 def test_partitions_built_day_by_day_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_path):
-    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
@@ -102,7 +102,7 @@ def test_partitions_built_day_by_day_equal_a_full_rebuild(fresh_db, simulator, t
 
 
 def test_a_partition_through_dagster_reports_the_rows_it_wrote(fresh_db, simulator, truth, tmp_path):
-    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"

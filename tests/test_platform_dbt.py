@@ -15,7 +15,7 @@ from psycopg import sql
 from assets.ingestion.megaphone_export import export_filesystem, load_export_day, scan_exports
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from assets.ingestion.rss_ingest import ingest_rss
-from resources.warehouse import bootstrap, with_database
+from resources.warehouse import bootstrap, warehouse_at, with_database
 from simulator.megaphone import write_megaphone_exports
 from simulator.megaphone_api import megaphone_identity_truth
 from simulator.listening import listening_identity_truth, listening_truth
@@ -84,11 +84,11 @@ def warehouse(admin_url, network, simulator, truth, tmp_path_factory):
         with SimulatorServer(network, transistor_limit=TRANSISTOR_LIMIT) as apis:
             sources, environ = all_sources_for(apis, simulator.base_url)
             with ThreadPoolExecutor(3) as pool:
-                runs = {p: pool.submit(sync_platform, url, sources, p, "sync-1", *WINDOW, environ=environ)
+                runs = {p: pool.submit(sync_platform, warehouse_at(url), sources, p, "sync-1", *WINDOW, environ=environ)
                         for p in MODELLED}
                 stats = {p: run.result() for p, run in runs.items()}
         assert not any(s.failed_sources for s in stats.values())
-        ingest_rss(url, rss_sources_for(truth), batch_id="rss-1")
+        ingest_rss(warehouse_at(url), rss_sources_for(truth), batch_id="rss-1")
         megaphone = load_megaphone_exports(url, network)
         target = str(tmp_path_factory.mktemp("dbt-target"))
         dbt_build(url, target, "--select", *SELECT, "--indirect-selection", "cautious")

@@ -17,6 +17,7 @@ from psycopg import sql
 from assets.ingestion.platforms.podbean import PodbeanClient, podbean_api
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from resources.platform_http import ApiError, ApiPolicy, Secret
+from resources.warehouse import warehouse_at
 from simulator.platform_hosts import HOST_FAULT_KINDS, podbean_client_id
 from simulator.platforms import api_token, hosted_shows, platform_sources, platform_truth
 from simulator.server import SimulatorServer
@@ -48,7 +49,7 @@ def sync_hosts(url: str, sim: SimulatorServer, batch_id: str) -> dict:
     """Both platforms, side by side (as their Dagster assets run)."""
     sources, environ = sources_for(sim)
     with ThreadPoolExecutor(len(HOSTS)) as pool:
-        runs = {p: pool.submit(sync_platform, url, sources, p, batch_id, *WINDOW, environ=environ) for p in HOSTS}
+        runs = {p: pool.submit(sync_platform, warehouse_at(url), sources, p, batch_id, *WINDOW, environ=environ) for p in HOSTS}
     return {p: run.result() for p, run in runs.items()}
 
 
@@ -169,7 +170,7 @@ def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clea
 
     sources, environ = sources_for(clean_sim, concurrency=1)
     clean_units = {p: clean[1][p].units for p in HOSTS}
-    first = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ,
+    first = {p: sync_platform(warehouse_at(url), sources, p, "cut-1", *WINDOW, environ=environ,
                               checkpoint=crash_after(clean_units[p] // 2 + 1)) for p in HOSTS}
     partial = snapshot(url)
     for platform in HOSTS:
@@ -177,7 +178,7 @@ def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clea
     assert 0 < len(partial["raw.podbean_episode_downloads_daily"]) < len(clean[2]["raw.podbean_episode_downloads_daily"])
     assert 0 < len(partial["raw.simplecast_episode_locations"]) < len(clean[2]["raw.simplecast_episode_locations"])
 
-    resumed = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ) for p in HOSTS}
+    resumed = {p: sync_platform(warehouse_at(url), sources, p, "cut-1", *WINDOW, environ=environ) for p in HOSTS}
     for platform in HOSTS:
         assert not resumed[platform].failed_sources and resumed[platform].resumed >= 1
         assert first[platform].units + resumed[platform].units == clean_units[platform]
@@ -194,7 +195,7 @@ def test_a_podbean_token_that_expires_mid_sync_is_renewed(new_warehouse, network
             if not expired and not cursor["complete"]:
                 expired.append(sim.apis.hosts.expire_podbean_tokens())
 
-        stats = sync_platform(url, sources, "podbean", "expiry-1", *WINDOW, environ=environ, streams={"downloads"},
+        stats = sync_platform(warehouse_at(url), sources, "podbean", "expiry-1", *WINDOW, environ=environ, streams={"downloads"},
                               checkpoint=expire_once)
         issued, refusals = sum(sim.apis.hosts.tokens_issued.values()), sim.apis.hosts.expired_refusals["podbean"]
     assert expired == [1] and not stats.failed_sources
@@ -236,7 +237,7 @@ def test_a_rotated_simplecast_token_is_picked_up_mid_sync(new_warehouse, network
                 rotated.append(sim.apis.hosts.rotate_simplecast_token(first_show.tenant_id))
                 environ[first_show.token_env] = rotated[0]
 
-        stats = sync_platform(url, sources, "simplecast", "rotate-1", *WINDOW, environ=environ,
+        stats = sync_platform(warehouse_at(url), sources, "simplecast", "rotate-1", *WINDOW, environ=environ,
                               streams={"downloads"}, checkpoint=rotate_once)
         refusals = sim.apis.hosts.expired_refusals["simplecast"]
     assert rotated and not stats.failed_sources and refusals == 1 and not stats.retries
@@ -271,12 +272,12 @@ def test_credentials_and_tokens_never_appear_in_logs_metadata_errors_or_tables(n
     url = new_warehouse("t_hosts")
     caplog.set_level(logging.DEBUG)
     sources, environ = sources_for(clean_sim)
-    good = sync_platform(url, sources, "podbean", "secrets-1", streams={"episodes"}, environ=environ)
-    good_simplecast = sync_platform(url, sources, "simplecast", "secrets-1", streams={"episodes"}, environ=environ)
+    good = sync_platform(warehouse_at(url), sources, "podbean", "secrets-1", streams={"episodes"}, environ=environ)
+    good_simplecast = sync_platform(warehouse_at(url), sources, "simplecast", "secrets-1", streams={"episodes"}, environ=environ)
     # Wrong secrets: the token endpoint and the API refuse them, and say so without them.
     wrong = {k: (v[:-6] + "x0x0x0" if "SECRET" in k or "TOKEN" in k else v) for k, v in environ.items()}
-    refused = sync_platform(url, sources, "podbean", "secrets-2", streams={"episodes"}, environ=wrong)
-    refused_simplecast = sync_platform(url, sources, "simplecast", "secrets-2", streams={"episodes"}, environ=wrong)
+    refused = sync_platform(warehouse_at(url), sources, "podbean", "secrets-2", streams={"episodes"}, environ=wrong)
+    refused_simplecast = sync_platform(warehouse_at(url), sources, "simplecast", "secrets-2", streams={"episodes"}, environ=wrong)
     with pytest.raises(ApiError) as denied:
         show = sources.podbean.shows[0]
         with podbean_api(sources.podbean.base_url, Secret(wrong[show.client_id_env]),

@@ -17,6 +17,7 @@ from assets.ingestion.platforms.paging import ListCursor, Page, read_pages
 from assets.ingestion.platforms.sync import PlatformSources, ensure_platform_tables, sync_platform
 from assets.ingestion.platforms.transistor import TransistorClient, transistor_api
 from resources.platform_http import ApiError, ApiPolicy, Secret
+from resources.warehouse import warehouse_at
 from simulator.platforms import (
     SHIFT, api_token, download_details_truth, hosted_shows, platform_sources, platform_truth,
 )
@@ -200,7 +201,7 @@ def test_lists_that_shift_while_paged_end_without_duplicates_or_gaps(fresh_db, n
         assert len(ids) > len(set(ids)) and listed - set(ids)
 
         # Each stream separately, so what the simulator published during it is the truth it must end with.
-        episodes = sync_platform(fresh_db, sources, "transistor", "shift-1", *window, environ=environ,
+        episodes = sync_platform(warehouse_at(fresh_db), sources, "transistor", "shift-1", *window, environ=environ,
                                  streams={"episodes"}, raise_errors=True)
         truth = platform_truth(network, *window, apis=sim.apis)
         ids = source_ids(sources, "transistor")
@@ -210,7 +211,7 @@ def test_lists_that_shift_while_paged_end_without_duplicates_or_gaps(fresh_db, n
                      if h.source_id in ids for e in sim.apis.published.get(("transistor", h.source_id), [])}
         assert len(published) >= 5 and published <= {e[:3] for e in stored}
 
-        downloads = sync_platform(fresh_db, sources, "transistor", "shift-2", *window, environ=environ,
+        downloads = sync_platform(warehouse_at(fresh_db), sources, "transistor", "shift-2", *window, environ=environ,
                                   streams={"downloads"}, raise_errors=True)
         truth = platform_truth(network, *window, apis=sim.apis)
         stored_downloads = {(t, s, e, d): n for t, s, e, d, n in query(
@@ -223,7 +224,7 @@ def test_lists_that_shift_while_paged_end_without_duplicates_or_gaps(fresh_db, n
         assert {k[2] for k in stored_downloads} & new_episodes  # downloads of episodes published meanwhile
 
         served_before = sim.apis.faults_served.get(SHIFT, 0)
-        details = sync_platform(fresh_db, sources, "buzzsprout", "shift-3", *window, environ=environ,
+        details = sync_platform(warehouse_at(fresh_db), sources, "buzzsprout", "shift-3", *window, environ=environ,
                                 streams={"download_details"}, raise_errors=True)
         late = sum(len(v) for v in sim.apis.late_downloads.values())
         assert late == sim.apis.faults_served[SHIFT] - served_before > 10
@@ -240,7 +241,7 @@ def test_lists_that_shift_while_paged_end_without_duplicates_or_gaps(fresh_db, n
 def test_per_download_records_are_stored_as_served_and_add_up_to_the_daily_totals(fresh_db, clean_sim):
     window = (date(2026, 10, 31), date(2026, 11, 1))
     sources, environ = sources_for(clean_sim, details_per_page=250)
-    first = sync_platform(fresh_db, sources, "buzzsprout", "details-1", *window, environ=environ, raise_errors=True)
+    first = sync_platform(warehouse_at(fresh_db), sources, "buzzsprout", "details-1", *window, environ=environ, raise_errors=True)
     expected, expected_quarantine = details_truth(clean_sim, sources, window)
     stored = stored_details(fresh_db)
     assert len(stored) > 2000 and stored == expected
@@ -263,7 +264,7 @@ def test_per_download_records_are_stored_as_served_and_add_up_to_the_daily_total
 
     # A second sync of the same window rewrites nothing.
     before = query(fresh_db, "select xmin::text, download_id from raw.buzzsprout_episode_download_details order by 2")
-    again = sync_platform(fresh_db, sources, "buzzsprout", "details-2", *window, environ=environ, raise_errors=True)
+    again = sync_platform(warehouse_at(fresh_db), sources, "buzzsprout", "details-2", *window, environ=environ, raise_errors=True)
     assert again.rows_written["buzzsprout_download_details"] == 0
     assert again.rows_seen["buzzsprout_download_details"] == first.rows_seen["buzzsprout_download_details"]
     assert query(fresh_db, "select xmin::text, download_id from raw.buzzsprout_episode_download_details order by 2") == before
@@ -291,7 +292,7 @@ def test_an_interrupted_details_sync_resumes_without_duplicates_or_gaps(fresh_db
 
     rounds = 0
     while True:
-        stats = sync_platform(fresh_db, sources, "buzzsprout", "cut-1", *window, environ=environ,
+        stats = sync_platform(warehouse_at(fresh_db), sources, "buzzsprout", "cut-1", *window, environ=environ,
                               streams={"download_details"}, checkpoint=checkpoint)
         rounds += 1
         if not stats.failed_sources:
@@ -306,7 +307,7 @@ def test_an_interrupted_details_sync_resumes_without_duplicates_or_gaps(fresh_db
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("truncate raw.buzzsprout_episode_download_details, quarantine.platform_records, "
                      "ops.platform_sync_cursors")
-    uninterrupted = sync_platform(fresh_db, sources, "buzzsprout", "whole-1", *window, environ=environ,
+    uninterrupted = sync_platform(warehouse_at(fresh_db), sources, "buzzsprout", "whole-1", *window, environ=environ,
                                   streams={"download_details"})
     assert uninterrupted.units == units["n"]
     assert stored_details(fresh_db) == expected
@@ -316,10 +317,10 @@ def test_an_interrupted_details_sync_resumes_without_duplicates_or_gaps(fresh_db
 
 
 def test_copy_merge_keeps_unchanged_rows_counts_written_rows_and_is_one_transaction(fresh_db):
-    ensure_platform_tables(fresh_db)
+    ensure_platform_tables(warehouse_at(fresh_db))
     config = BuzzsproutConfig(base_url="http://127.0.0.1:9", shows=[])
     show = BuzzsproutShow(tenant_id="acme", podcast_id="p1", token_env="UNUSED")
-    job = ShowSync(Buzzsprout(), fresh_db, config, show, None, frozenset({"episodes", "downloads"}), None, None,
+    job = ShowSync(Buzzsprout(), warehouse_at(fresh_db), config, show, None, frozenset({"episodes", "downloads"}), None, None,
                    "batch-1", "sync-1", SyncStats(), no_checkpoint)
 
     def episode(eid, title, payload):

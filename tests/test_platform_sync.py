@@ -17,7 +17,7 @@ from assets.ingestion.platforms.buzzsprout import BuzzsproutClient, buzzsprout_a
 from assets.ingestion.platforms.sync import PlatformSources, sync_platform
 from assets.ingestion.platforms.transistor import TransistorClient, transistor_api
 from resources.platform_http import ApiClient, ApiError, ApiPolicy, Secret
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.platforms import FAULT_KINDS, api_token, hosted_shows, platform_sources, platform_truth
 from simulator.server import SimulatorServer
 from tests.conftest import query
@@ -45,7 +45,7 @@ def sources_for(sim: SimulatorServer, **options) -> tuple[PlatformSources, dict[
 
 def sync_all(url: str, sim: SimulatorServer, batch_id: str, **kwargs) -> dict:
     sources, environ = sources_for(sim, **kwargs.pop("options", {}))
-    return {p: sync_platform(url, sources, p, batch_id, *WINDOW, environ=environ, **kwargs)
+    return {p: sync_platform(warehouse_at(url), sources, p, batch_id, *WINDOW, environ=environ, **kwargs)
             for p in ("buzzsprout", "transistor")}
 
 
@@ -163,7 +163,7 @@ def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clea
     # page/day it is storing (the first of them mid-stream, the later ones after their first unit).
     sources, environ = sources_for(clean_sim, concurrency=1)
     clean_units = {p: clean[1][p].units for p in ("buzzsprout", "transistor")}
-    first = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ,
+    first = {p: sync_platform(warehouse_at(url), sources, p, "cut-1", *WINDOW, environ=environ,
                               checkpoint=crash_after(clean_units[p] // 2 + 1))
              for p in ("buzzsprout", "transistor")}
     partial = snapshot(url)
@@ -174,7 +174,7 @@ def test_interrupted_sync_resumes_without_duplicates_or_gaps(new_warehouse, clea
         assert 0 < len(partial[table]) < len(clean[2][table])
 
     # The retry of the same sync (a re-executed run) picks up where each stream stopped.
-    resumed = {p: sync_platform(url, sources, p, "cut-1", *WINDOW, environ=environ) for p in ("buzzsprout", "transistor")}
+    resumed = {p: sync_platform(warehouse_at(url), sources, p, "cut-1", *WINDOW, environ=environ) for p in ("buzzsprout", "transistor")}
     for platform in ("buzzsprout", "transistor"):
         assert not resumed[platform].failed_sources and resumed[platform].resumed >= 1
         # Every page/day was stored exactly once over the two attempts: nothing redone, nothing skipped.
@@ -324,3 +324,37 @@ def test_a_partition_run_rereads_its_lookback_window_and_picks_up_restated_days(
         assert restated and {k[3] for k in restated} <= {date(2026, 11, 4), date(2026, 11, 5)}
         # Only the restated rows were written again.
         assert changed(second)[f"{platform}_episode_downloads_daily"] == {f"{platform}_downloads": len(restated)}
+
+
+RECORD_SESSIONS = """
+create table public.ddl_sessions (application_name text, object_identity text);
+create function public.record_ddl_session() returns event_trigger language plpgsql as $$
+declare
+    command record;
+begin
+    for command in select * from pg_event_trigger_ddl_commands() loop
+        insert into public.ddl_sessions values (current_setting('application_name'), command.object_identity);
+    end loop;
+end $$;
+create event trigger record_ddl_session on ddl_command_end execute function public.record_ddl_session();
+"""
+
+
+def test_a_platform_asset_stores_in_sessions_named_for_it(fresh_db, clean_sim, tmp_path, monkeypatch):
+    """The shows of a sync run on worker threads; the connections they take from the warehouse
+    resource carry the asset's session name all the same (pg_stat_activity, the server log)."""
+    section, environ = platform_sources(clean_sim.network, clean_sim.base_url, **FAST)
+    sources_file = tmp_path / "sources.yaml"
+    sources_file.write_text(yaml.safe_dump({"platforms": {"allow_private_hosts": True, "buzzsprout": section["buzzsprout"]}}))
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(RECORD_SESSIONS)
+    [episodes] = [a for a in HOST_ASSETS if a.key == dg.AssetKey(["raw", "buzzsprout_episodes"])]
+    result = dg.materialize([episodes], resources={"warehouse": WarehouseResource(database_url=fresh_db)},
+                            run_config={"ops": {episodes.op.name: {"config": {"sources_file": str(sources_file)}}}})
+    assert result.success
+    shows = len(section["buzzsprout"]["shows"])
+    sessions = query(fresh_db, "select application_name from public.ddl_sessions "
+                               "where object_identity like '%stage_buzzsprout_episodes'")
+    assert shows > 1 and sessions == [(f"podcast-analytics:{episodes.op.name}",)] * shows

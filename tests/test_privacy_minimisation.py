@@ -32,7 +32,7 @@ from assets.reports.assets import CAMPAIGN_PARTITIONS, campaign_report
 from assets.reports.delivery import ReportDeliveryResource
 from resources.settings import HashSecretError, Settings, get_settings
 from resources.report_store import ReportStoreResource
-from resources.warehouse import WarehouseResource, with_database
+from resources.warehouse import WarehouseResource, warehouse_at, with_database
 from simulator.buyers import FIRST_NAMES, LAST_NAMES, STREETS, personal_values
 from simulator.campaign_sources import buyers_of, campaign_sources, shop_token, write_event_files
 from tests.conftest import SHARED, query
@@ -287,9 +287,9 @@ def test_hash_secret_required_outside_the_demo_and_checked(privacy, tmp_path, mo
     url = privacy["url"]
     assert query(url, "select check_value from ops.hash_key_check") == [(key_check_value(HASH_SECRET.encode()),)]
     assert HASH_SECRET not in query(url, "select check_value from ops.hash_key_check")[0][0]
-    assert checked_hash_secret(url, Settings(ip_hash_secret=HASH_SECRET)) == HASH_SECRET.encode()
+    assert checked_hash_secret(warehouse_at(url), Settings(ip_hash_secret=HASH_SECRET)) == HASH_SECRET.encode()
     with pytest.raises(HashSecretError, match="not the one this warehouse's hashes were made with"):
-        checked_hash_secret(url, Settings(ip_hash_secret="another-secret"))
+        checked_hash_secret(warehouse_at(url), Settings(ip_hash_secret="another-secret"))
 
     before = query(url, "select count(*), max(_ingested_at) from raw.attribution_events")
     for k, v in {**privacy["env"], "PODCAST_IP_HASH_SECRET": "another-secret"}.items():

@@ -36,7 +36,7 @@ from pipelines.reports import (
     campaigns_due, daily_live_campaign_reports, report_on_demand_job, report_partitions_sensor, report_retention_job,
 )
 from resources.report_store import ReportStoreResource
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from tests.browser import table_overflow
 from tests.conftest import query
 
@@ -64,7 +64,7 @@ def campaigns(url):
 def full_report(url, store, campaigns):
     """The busiest campaign's report in every format."""
     tenant, campaign = campaigns[0]
-    return generate_report(url, store, ReportRequest(tenant, campaign_id=campaign),
+    return generate_report(warehouse_at(url), store, ReportRequest(tenant, campaign_id=campaign),
                            ["html", "pdf", "csv", "xlsx", "json"], batch_id="test", now=NOW)
 
 
@@ -80,7 +80,7 @@ def test_every_campaign_report_read_back_equals_the_marts(url, store, campaigns,
     truth = {(c["tenant_id"], c["campaign_id"]): c for c in attribution_warehouse["truth"]["campaigns"]}
     assert len(campaigns) == len(truth) >= 5
     for tenant, campaign in campaigns:
-        report = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign), ["csv", "json"], now=NOW)
+        report = generate_report(warehouse_at(url), store, ReportRequest(tenant, campaign_id=campaign), ["csv", "json"], now=NOW)
         document = json.loads(store.read(report.url("json")))
         assert document["report"]["campaign_id"] == campaign
 
@@ -117,7 +117,7 @@ def test_every_campaign_report_read_back_equals_the_marts(url, store, campaigns,
 
 def test_unchanged_report_is_reissued_not_rendered_again(url, store, full_report):
     later = NOW + dt.timedelta(hours=1)
-    again = generate_report(url, store, ReportRequest(full_report.content.tenant_id,
+    again = generate_report(warehouse_at(url), store, ReportRequest(full_report.content.tenant_id,
                                                       campaign_id=full_report.content.campaign_id),
                             ["json", "pdf", "html", "xlsx", "csv"], now=later)
     assert again.reused and again.report_id == full_report.report_id
@@ -194,7 +194,7 @@ def test_html_tables_fit_their_container_in_chromium(url, store, full_report, tm
     tenant, sponsor = query(url, "select tenant_id, sponsor_id from marts.mart_sponsor_roi "
                                  "order by campaigns desc, revenue desc limit 1")[0]
     # the same request as test_sponsor_rollup_equals_the_sponsor_mart, which re-issues this report
-    rollup = generate_report(url, store, ReportRequest(tenant, sponsor_id=sponsor), ["json", "html"], now=NOW)
+    rollup = generate_report(warehouse_at(url), store, ReportRequest(tenant, sponsor_id=sponsor), ["json", "html"], now=NOW)
     for report, tables in ((full_report, 6), (rollup, 2)):
         measured = table_overflow(store.read(report.url("html")).decode(), tmp_path, width=800)
         assert len(measured) == len(shown_tables(report.content, "standard")) == tables
@@ -295,13 +295,13 @@ def test_json_numbers_are_decimal_strings_with_units(url, store, full_report, ca
     assert document["report"]["period_end_partial_day"] is (full_report.content.period_end >= NOW.date())
 
     tenant, campaign = campaigns[0]
-    today = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign, period_end=NOW.date()),
+    today = generate_report(warehouse_at(url), store, ReportRequest(tenant, campaign_id=campaign, period_end=NOW.date()),
                             ["json"], now=NOW)
     stated = json.loads(store.read(today.url("json")))
     assert stated["report"]["period_end_partial_day"] is True
     assert stated["facts"]["Reporting period"].endswith(f"to {NOW.date()}, partial day")
     earlier = NOW.date() - dt.timedelta(days=1)
-    past = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign, period_end=earlier),
+    past = generate_report(warehouse_at(url), store, ReportRequest(tenant, campaign_id=campaign, period_end=earlier),
                            ["json"], now=NOW)
     assert json.loads(store.read(past.url("json")))["facts"]["Reporting period"].endswith(f"to {earlier}")
 
@@ -341,7 +341,7 @@ def test_summary_template_and_date_range(url, store, campaigns):
     tenant, campaign = campaigns[0]
     start, end = query(url, "select min(activity_date), min(activity_date) + 1 from marts.fct_campaign_performance_daily "
                             "where tenant_id = %s and campaign_id = %s and impressions > 0", (tenant, campaign))[0]
-    report = generate_report(url, store, ReportRequest(tenant, campaign_id=campaign, period_start=start, period_end=end,
+    report = generate_report(warehouse_at(url), store, ReportRequest(tenant, campaign_id=campaign, period_start=start, period_end=end,
                                                        template="summary"), ["html", "json"], now=NOW)
     page = store.read(report.url("html")).decode()
     assert page.count("<svg ") == 2 and 'data-table="performance_daily"' not in page
@@ -354,7 +354,7 @@ def test_summary_template_and_date_range(url, store, campaigns):
 def test_sponsor_rollup_equals_the_sponsor_mart(url, store):
     tenant, sponsor = query(url, "select tenant_id, sponsor_id from marts.mart_sponsor_roi "
                                  "order by campaigns desc, revenue desc limit 1")[0]
-    report = generate_report(url, store, ReportRequest(tenant, sponsor_id=sponsor), ["json", "html"], now=NOW)
+    report = generate_report(warehouse_at(url), store, ReportRequest(tenant, sponsor_id=sponsor), ["json", "html"], now=NOW)
     rows = json.loads(store.read(report.url("json")))["tables"]["roi_by_model"]["rows"]
     mart = query(url, "select attribution_model, campaigns, revenue, cost, roi from marts.mart_sponsor_roi "
                       "where tenant_id = %s and sponsor_id = %s order by attribution_model", (tenant, sponsor))
@@ -366,9 +366,9 @@ def test_sponsor_rollup_equals_the_sponsor_mart(url, store):
 def test_bad_requests_get_clear_errors(url, store, campaigns):
     tenant, campaign = campaigns[0]
     with pytest.raises(ReportError, match="not in marts.mart_campaign_roi"):
-        generate_report(url, store, ReportRequest(tenant, campaign_id="no-such-campaign"), ["json"])
+        generate_report(warehouse_at(url), store, ReportRequest(tenant, campaign_id="no-such-campaign"), ["json"])
     with pytest.raises(ReportError, match="unknown or no report formats"):
-        generate_report(url, store, ReportRequest(tenant, campaign_id=campaign), ["docx"])
+        generate_report(warehouse_at(url), store, ReportRequest(tenant, campaign_id=campaign), ["docx"])
     with pytest.raises(ReportError, match="unknown template"):
         ReportRequest(tenant, campaign_id=campaign, template="glossy")
     with pytest.raises(ReportError, match="after it ends"):
@@ -380,20 +380,20 @@ def test_bad_requests_get_clear_errors(url, store, campaigns):
 def test_fsspec_store_and_retention(url, campaigns):
     memory = ReportStoreResource(base_url="memory://retention-test", retention_days=30)
     tenant, campaign = campaigns[-1]
-    old = generate_report(url, memory, ReportRequest(tenant, campaign_id=campaign), ["json", "csv"],
+    old = generate_report(warehouse_at(url), memory, ReportRequest(tenant, campaign_id=campaign), ["json", "csv"],
                           now=NOW - dt.timedelta(days=31))
-    fresh = generate_report(url, memory, ReportRequest(tenant, campaign_id=campaign), ["json"], now=NOW)
+    fresh = generate_report(warehouse_at(url), memory, ReportRequest(tenant, campaign_id=campaign), ["json"], now=NOW)
     fs = fsspec.filesystem("memory")
     assert old.url("json").startswith("memory://retention-test/") and fs.exists(old.url("json"))
 
     gone_before = old.url("csv", "lift")
     fs.rm(gone_before)  # a file someone removed by hand: still marked deleted, no error
-    result = enforce_retention(url, memory, now=NOW)
+    result = enforce_retention(warehouse_at(url), memory, now=NOW)
     assert result.expired_files == len(old.files) and result.removed_files == len(old.files) - 1
     assert not any(fs.exists(f.url) for f in old.files) and fs.exists(fresh.url("json"))
     assert query(url, "select count(*) from reports.reports where report_id = %s and deleted_at = %s",
                  (old.report_id, NOW))[0][0] == len(old.files)
-    again = enforce_retention(url, memory, now=NOW)
+    again = enforce_retention(warehouse_at(url), memory, now=NOW)
     assert again.expired_files == 0 and again.removed_files == 0
     assert query(url, "select deleted_at from reports.reports where report_id = %s", (fresh.report_id,)) == [(None,)]
 
@@ -466,7 +466,7 @@ def test_email_and_webhook_delivery_with_retries(url, store, full_report, smtp, 
     hook_url, hook = webhook
     delivery = ReportDeliveryResource(smtp_host="127.0.0.1", smtp_port=port, webhook_secret="s3cret",
                                       wait_initial_seconds=0.01, wait_max_seconds=0.02, max_attempts=3)
-    sent = send_email(delivery, store, url, full_report, ["sponsor@example.com", "am@example.com"], "run-1")
+    sent = send_email(delivery, store, warehouse_at(url), full_report, ["sponsor@example.com", "am@example.com"], "run-1")
     assert sent.succeeded and sent.attempts == 1
     message = email.message_from_bytes(inbox.messages[-1].as_bytes(), policy=email.policy.default)
     assert message["To"] == "sponsor@example.com, am@example.com" and full_report.content.title in message["Subject"]
@@ -476,7 +476,7 @@ def test_email_and_webhook_delivery_with_retries(url, store, full_report, smtp, 
     assert parts["application/pdf"].get_payload(decode=True) == store.read(full_report.url("pdf"))
 
     hook.statuses[:] = [503]  # one failure, then success
-    posted = send_webhook(delivery, url, full_report, hook_url, "run-1")
+    posted = send_webhook(delivery, warehouse_at(url), full_report, hook_url, "run-1")
     assert posted.succeeded and posted.attempts == 2
     headers, payload = hook.received[-1]
     import hmac
@@ -486,10 +486,10 @@ def test_email_and_webhook_delivery_with_retries(url, store, full_report, smtp, 
     assert payload["report_id"] == full_report.report_id and len(payload["files"]) == len(full_report.files)
 
     hook.statuses[:] = [500, 500, 500]
-    failed = send_webhook(delivery, url, full_report, hook_url, "run-2")
+    failed = send_webhook(delivery, warehouse_at(url), full_report, hook_url, "run-2")
     assert not failed.succeeded and failed.attempts == 3 and "500" in failed.error
     hook.statuses[:] = [404]
-    refused = send_webhook(delivery, url, full_report, hook_url, "run-3")
+    refused = send_webhook(delivery, warehouse_at(url), full_report, hook_url, "run-3")
     assert not refused.succeeded and refused.attempts == 1
     attempts = query(url, "select _batch_id, channel, attempt, succeeded from reports.deliveries "
                           "where report_id = %s order by delivery_id", (full_report.report_id,))

@@ -15,6 +15,7 @@ from simulator.network import build_network
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
 from tests.conftest import SHARED, query
+from resources.warehouse import warehouse_at
 
 
 def sources_for(truth) -> RssSources:
@@ -39,10 +40,10 @@ def loaded(admin_url, simulator, truth, tmp_path_factory):
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = with_database(admin_url, name)
     bootstrap(url)
-    first = ingest_rss(url, sources_for(truth), batch_id="run-1")
+    first = ingest_rss(warehouse_at(url), sources_for(truth), batch_id="run-1")
     counts_after_first = {t: query(url, f"select count(*) from {t}")[0][0] for t in
                           ("raw.rss_episodes", "raw.rss_podcasts", "quarantine.rss_feeds", "quarantine.rss_episodes")}
-    second = ingest_rss(url, sources_for(truth), batch_id="run-2")
+    second = ingest_rss(warehouse_at(url), sources_for(truth), batch_id="run-2")
     yield url, first, second, counts_after_first
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
@@ -113,11 +114,11 @@ def test_changed_feed_is_refetched_and_upserted(fresh_db):
     with SimulatorServer(network) as sim:
         truth = ground_truth(network, sim.base_url)
         sources = sources_for(truth)
-        ingest_rss(fresh_db, sources, batch_id="a")
+        ingest_rss(warehouse_at(fresh_db), sources, batch_id="a")
         show = network.shows[0]
         show.episodes[0].title = "A corrected title"
         sim.change([show])
-        stats = ingest_rss(fresh_db, sources, batch_id="b")
+        stats = ingest_rss(warehouse_at(fresh_db), sources, batch_id="b")
     assert (stats.outcomes["fetched"], stats.outcomes["not_modified"]) == (1, 2)
     assert stats.episodes_written == 1  # only the edited item is rewritten
     title = query(fresh_db, "select title from raw.rss_episodes where guid = %s", (show.episodes[0].guid,))
@@ -131,8 +132,8 @@ def test_a_304_without_validators_keeps_the_next_poll_conditional(fresh_db):
     with SimulatorServer(network) as sim:
         sim.validators_on_304 = False
         sources = sources_for(ground_truth(network, sim.base_url))
-        first = ingest_rss(fresh_db, sources, batch_id="a")
-        polls = [ingest_rss(fresh_db, sources, batch_id=b) for b in ("b", "c", "d")]
+        first = ingest_rss(warehouse_at(fresh_db), sources, batch_id="a")
+        polls = [ingest_rss(warehouse_at(fresh_db), sources, batch_id=b) for b in ("b", "c", "d")]
     assert first.outcomes["fetched"] == 3
     assert [(p.outcomes["fetched"], p.outcomes["not_modified"], p.bytes_downloaded) for p in polls] == [(0, 3, 0)] * 3
 
@@ -144,11 +145,11 @@ def test_a_tenant_adding_a_feed_another_tenant_polls_gets_its_rows(fresh_db):
     with SimulatorServer(network) as sim:
         truth = ground_truth(network, sim.base_url)
         sources = sources_for(truth)
-        ingest_rss(fresh_db, sources, batch_id="a")
+        ingest_rss(warehouse_at(fresh_db), sources, batch_id="a")
         shared = sources.feeds[0].url
         both = sources.model_copy(update={"feeds": [*sources.feeds, FeedSource(tenant_id="second", url=shared)]})
-        stats = ingest_rss(fresh_db, both, batch_id="b")
-        again = ingest_rss(fresh_db, both, batch_id="c")
+        stats = ingest_rss(warehouse_at(fresh_db), both, batch_id="b")
+        again = ingest_rss(warehouse_at(fresh_db), both, batch_id="c")
     assert (stats.requests, stats.outcomes["fetched"], stats.outcomes["not_modified"]) == (2, 2, 1)
     assert (again.requests, again.outcomes["fetched"], again.outcomes["not_modified"]) == (2, 0, 3)
     owner = sources.feeds[0].tenant_id
@@ -171,13 +172,13 @@ def test_two_tenants_listing_one_url_cause_one_request_per_poll(fresh_db):
         requests = []
         for batch in ("a", "b", "c"):
             before = sim.requests[path]
-            stats = ingest_rss(fresh_db, both, batch_id=batch)
+            stats = ingest_rss(warehouse_at(fresh_db), both, batch_id=batch)
             requests.append((sim.requests[path] - before, stats.requests, stats.outcomes["fetched"]))
         show = next(s for s in network.shows if shared.endswith(s.path))
         show.episodes[0].title = "Retitled for everyone"
         sim.change([show])
         before = sim.requests[path]
-        ingest_rss(fresh_db, both, batch_id="d")
+        ingest_rss(warehouse_at(fresh_db), both, batch_id="d")
         requests.append((sim.requests[path] - before,))
     # Poll a: 200 for 4 (tenant, URL) pairs from 2 requests; b and c: 304s, 2 requests each.
     assert requests == [(1, 2, 4), (1, 2, 0), (1, 2, 0), (1,)]
@@ -245,9 +246,9 @@ def test_three_polls_of_an_unchanged_feed_on_http_server_give_200_304_304(fresh_
     publish(tmp_path / "feed.xml", (REALDATA / "feeds" / "rbren__rss-parser__narro.rss").read_bytes(), 1_700_000_000)
     with http_server(tmp_path) as (base, statuses):
         feed = FeedSource(tenant_id="t1", url=f"{base}/feed.xml")
-        polls = [ingest_rss(fresh_db, loopback_sources(feed), batch_id=b) for b in ("a", "b", "c")]
-        switched = ingest_rss(fresh_db, loopback_sources(feed, strict_xml=True), batch_id="d")
-        after = ingest_rss(fresh_db, loopback_sources(feed, strict_xml=True), batch_id="e")
+        polls = [ingest_rss(warehouse_at(fresh_db), loopback_sources(feed), batch_id=b) for b in ("a", "b", "c")]
+        switched = ingest_rss(warehouse_at(fresh_db), loopback_sources(feed, strict_xml=True), batch_id="d")
+        after = ingest_rss(warehouse_at(fresh_db), loopback_sources(feed, strict_xml=True), batch_id="e")
         served = statuses()
     assert served == [200, 304, 304, 200, 304]
     assert [(p.outcomes["fetched"], p.outcomes["not_modified"]) for p in polls] == [(1, 0), (0, 1), (0, 1)]
@@ -277,17 +278,17 @@ def test_undefined_entity_feed_recovers_degraded_and_quarantine_keeps_history(fr
                     "jsonb_array_length(transcripts), chapters_url, parse_degraded from raw.rss_episodes order by guid")
     with http_server(tmp_path) as (base, statuses):
         feed = FeedSource(tenant_id="t1", url=f"{base}/example.xml")
-        truncated = ingest_rss(fresh_db, loopback_sources(feed), batch_id="a")
+        truncated = ingest_rss(warehouse_at(fresh_db), loopback_sources(feed), batch_id="a")
         quarantined = query(fresh_db, "select reason_code from quarantine.rss_feeds")
         publish(feed_file, broken, 1_700_000_100)
-        recovered = ingest_rss(fresh_db, loopback_sources(feed), batch_id="b")
+        recovered = ingest_rss(warehouse_at(fresh_db), loopback_sources(feed), batch_id="b")
         degraded_rows = query(fresh_db, episodes_sql)
         warnings = query(fresh_db, "select parse_degraded, parse_warnings from raw.rss_podcasts")
-        unchanged = ingest_rss(fresh_db, loopback_sources(feed), batch_id="c")
-        strict = ingest_rss(fresh_db, loopback_sources(feed, strict_xml=True), batch_id="d")
+        unchanged = ingest_rss(warehouse_at(fresh_db), loopback_sources(feed), batch_id="c")
+        strict = ingest_rss(warehouse_at(fresh_db), loopback_sources(feed, strict_xml=True), batch_id="d")
         strict_quarantine = query(fresh_db, "select reason_code from quarantine.rss_feeds")
         publish(feed_file, broken.replace(b"&nbsp;", b"&#160;"), 1_700_000_200)
-        fixed = ingest_rss(fresh_db, loopback_sources(feed, strict_xml=True), batch_id="e")
+        fixed = ingest_rss(warehouse_at(fresh_db), loopback_sources(feed, strict_xml=True), batch_id="e")
         fixed_rows = query(fresh_db, episodes_sql)
         served = statuses()
     assert truncated.feed_errors == {"malformed_xml": 1} and quarantined == [("malformed_xml",)]
@@ -325,7 +326,7 @@ def test_degraded_flag_and_bigint_lengths_reach_staging_and_dim_episodes(fresh_d
     publish(tmp_path / "example.xml", body, 1_700_000_000)
     publish(tmp_path / "clean.xml", (REALDATA / "feeds" / "rbren__rss-parser__narro.rss").read_bytes(), 1_700_000_000)
     with http_server(tmp_path) as (base, _):
-        ingest_rss(fresh_db, loopback_sources(FeedSource(tenant_id="t1", url=f"{base}/example.xml"),
+        ingest_rss(warehouse_at(fresh_db), loopback_sources(FeedSource(tenant_id="t1", url=f"{base}/example.xml"),
                                               FeedSource(tenant_id="t1", url=f"{base}/clean.xml")), batch_id="a")
     dbt_build(fresh_db, str(tmp_path / "target"), "--select", "+dim_episodes", "--indirect-selection", "cautious")
     stg = query(fresh_db, "select feed_url like '%%example.xml', parse_degraded, count(*), max(enclosure_length_bytes) "
@@ -358,8 +359,8 @@ def test_simulated_real_shapes_are_stored_as_their_truth_says(fresh_db):
         sources = sources_for(truth)
         sources = sources.model_copy(update={"feeds": [
             *sources.feeds, *(FeedSource(tenant_id=t, url=u) for t, u in shaped["shared_sources"])]})
-        first = ingest_rss(fresh_db, sources, batch_id="a")
-        second = ingest_rss(fresh_db, sources, batch_id="b")
+        first = ingest_rss(warehouse_at(fresh_db), sources, batch_id="a")
+        second = ingest_rss(warehouse_at(fresh_db), sources, batch_id="b")
         served = sum(sim.requests.values())
     assert first.requests == second.requests == len(network.shows) == 6 and served == 12
     assert first.degraded_feeds == 2 + sum(1 for t, u in shaped["shared_sources"] if u in shaped["degraded_feeds"])

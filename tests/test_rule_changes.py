@@ -25,7 +25,7 @@ from pipelines.definitions import defs
 from pipelines.phases import phases
 from pipelines.rules import RANGE_END, RANGE_START, rebuild_plan, rebuild_requests
 from resources.settings import REPO_ROOT, Settings, get_settings
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.logs import generate_logs
 from tests.conftest import UA_PATTERNS, query
 from tests.dbt_cli import run_dbt
@@ -101,7 +101,7 @@ def materialize_phase(instance, resources, partitioned: bool, keys, tags=None) -
 
 def test_a_rule_change_rebuilds_what_it_affects_in_the_order_of_the_graph(
         fresh_db, simulator, truth, tmp_path, rules_env):
-    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"
@@ -161,7 +161,7 @@ def test_a_rule_change_rebuilds_what_it_affects_in_the_order_of_the_graph(
 
 def test_a_full_refresh_through_run_config_rebuilds_every_day_of_a_partitioned_model(fresh_db, simulator, truth,
                                                                                     tmp_path):
-    ingest_rss(fresh_db, sources_for(truth), batch_id="rss")
+    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store_patterns(conn, read_patterns(UA_PATTERNS), "t")
     landing = tmp_path / "landing"

@@ -6,7 +6,7 @@ import pytest
 
 from resources.schema import migrate
 from resources.settings import get_settings
-from resources.warehouse import TIME_SERIES_TABLES, ConnectionParts, timescale_decision, timescale_status
+from resources.warehouse import TIME_SERIES_TABLES, ConnectionParts, timescale_decision, timescale_status, warehouse_at
 from tests.conftest import query
 
 SCHEMAS = {"raw", "quarantine", "staging", "intermediate", "marts", "reports", "ops"}
@@ -137,7 +137,7 @@ def test_quarantined_share_judges_each_tenants_current_items_not_the_newest_batc
                 [(t, f, g, g, at, batch) for t, f, g in rows])
 
     def judged():
-        passed, outcomes, rows = evaluate(fresh_db, suite)
+        passed, outcomes, rows = evaluate(warehouse_at(fresh_db), suite)
         per_tenant = {r["tenant_id"]: (r["passed"], r["details"]["bad_rows"], r["details"]["rows"])
                       for r in rows if r["check_name"] == rule}
         return outcomes[rule]["success"], per_tenant

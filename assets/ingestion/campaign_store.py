@@ -9,6 +9,7 @@ losing the rows stored with it."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
@@ -20,9 +21,11 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from resources.identifiers import InvalidIdentifier, validate_identifier
-from resources.schema import require_schema
+from resources.warehouse import WarehouseResource
 
 META_COLUMNS = ("_source", "_batch_id", "_ingested_at")
+# Filled in by the warehouse (its default, and `upsert` on a change), never by a record.
+FILLED_BY_WAREHOUSE = frozenset({"_ingested_at"})
 
 
 class Invalid(Exception):
@@ -43,10 +46,10 @@ def not_future(row: dict[str, Any], latest: datetime | None, column: str = "occu
     return row
 
 
-def ensure_campaign_tables(url: str) -> None:
+def ensure_campaign_tables(warehouse: WarehouseResource) -> None:
     """The sponsorship tables (campaigns.sql, campaigns_ops.sql) come with the schema migrations:
     stop with one line unless the warehouse is at the code's revision."""
-    require_schema(url)
+    warehouse.require_schema()
 
 
 def _evidence(value: Any) -> Any:
@@ -118,56 +121,63 @@ def parse_record(parse: Callable[..., dict[str, Any]], *args: Any) -> dict[str, 
         raise Invalid("invalid_record", f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def upsert(conn: psycopg.Connection, table: str, keys: Sequence[str], rows: Iterable[dict[str, Any]],
-           update: bool = True) -> int:
+@functools.cache
+def _upsert_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...], update: bool) -> sql.Composed:
+    schema, name = table.split(".")
+    content = [c for c in columns if c not in keys and c not in META_COLUMNS]
+    return sql.SQL(
+        "insert into {table} ({cols}) values ({vals}) on conflict ({keys}) "
+        + ("do update set {sets} where ({old}) is distinct from ({new})" if update else "do nothing")
+    ).format(
+        table=sql.Identifier(schema, name),
+        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
+        keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in [*content, "_batch_id"] if c in columns
+        ) + sql.SQL(", _ingested_at = now()"),
+        old=sql.SQL(", ").join(sql.Identifier(name, c) for c in content),
+        new=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in content),
+    )
+
+
+def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str], keys: Sequence[str],
+           rows: Iterable[dict[str, Any]], update: bool = True) -> int:
     """Insert rows or update them on their key; a row whose stored content is the same is left
     alone (its `_ingested_at` and `_batch_id` stay). `update=False`: existing rows are kept as
-    they are. Returns the rows inserted or changed."""
-    schema, name = table.split(".")
+    they are. Returns the rows inserted or changed.
+
+    `columns` are the table's as the module that writes it declares them (its `RAW_COLUMNS`):
+    every row holds exactly those the warehouse does not fill in, else `ValueError` (a parser
+    and its table have drifted apart)."""
+    staged = tuple(c for c in columns if c not in FILLED_BY_WAREHOUSE)
+    statement = _upsert_sql(table, staged, tuple(keys), update)
     changed = 0
-    statement = None
-    columns: list[str] = []
     with conn.cursor() as cur:
         for row in rows:
-            if statement is None:
-                columns = list(row)
-                content = [c for c in columns if c not in keys and c not in META_COLUMNS]
-                target = sql.Identifier(schema, name)
-                statement = sql.SQL(
-                    "insert into {table} ({cols}) values ({vals}) on conflict ({keys}) "
-                    + ("do update set {sets} where ({old}) is distinct from ({new})" if update else "do nothing")
-                ).format(
-                    table=target,
-                    cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-                    vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
-                    keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
-                    sets=sql.SQL(", ").join(
-                        sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
-                        for c in [*content, "_batch_id"] if c in columns
-                    ) + sql.SQL(", _ingested_at = now()"),
-                    old=sql.SQL(", ").join(sql.Identifier(name, c) for c in content),
-                    new=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in content),
-                )
+            if row.keys() != set(staged):
+                raise ValueError(f"{table}: a row with columns {sorted(row)} where {sorted(staged)} are declared")
             cur.execute(statement, row)
             changed += cur.rowcount
     return changed
 
 
-def store(conn: psycopg.Connection, table: str, keys: Sequence[str], rows: list[dict[str, Any]],
-          refuse: Callable[[int, Invalid], None], update: bool = True) -> int:
+def store(conn: psycopg.Connection, table: str, columns: Sequence[str], keys: Sequence[str],
+          rows: list[dict[str, Any]], refuse: Callable[[int, Invalid], None], update: bool = True) -> int:
     """`upsert` of a batch; when the database refuses a row of it (a value out of a column's
     range, a check constraint), the batch is stored row by row and each refused row's index goes
     to `refuse` with the reason `rejected_by_database`. Runs inside the caller's transaction."""
     try:
         with conn.transaction():
-            return upsert(conn, table, keys, rows, update)
+            return upsert(conn, table, columns, keys, rows, update)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError):
         pass
     changed = 0
     for i, row in enumerate(rows):
         try:
             with conn.transaction():
-                changed += upsert(conn, table, keys, [row], update)
+                changed += upsert(conn, table, columns, keys, [row], update)
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             refuse(i, Invalid("rejected_by_database", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
     return changed

@@ -34,6 +34,7 @@ from assets.ingestion.campaign_store import (
 from resources.identifiers import SponsorId, TenantId, is_valid_identifier
 from resources.platform_http import ApiClient, ApiPolicy, Secret, credential_from_env
 from resources.settings import get_settings
+from resources.warehouse import WarehouseResource
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 
@@ -282,6 +283,25 @@ def parse_api_placement(tenant: str, r: dict[str, Any], batch_id: str) -> dict[s
     return placement_row(tenant, flat, "sponsorship_api", batch_id, r)
 
 
+# The columns of the raw tables this module writes, declared here once: the upsert
+# (`campaign_store.store`), the quality suite (pipelines/checks/quality.py) and the dbt source
+# read them, and tests/test_raw_columns.py holds the warehouse's tables and dbt's sources to them.
+RAW_COLUMNS = {
+    "sponsors": ("tenant_id", "sponsor_id", "name", "category", "website", "updated_at", "payload", "_source",
+                 "_ingested_at", "_batch_id"),
+    "campaigns": (
+        "tenant_id", "campaign_id", "sponsor_id", "name", "budget", "currency", "flight_start", "flight_end",
+        "pricing_model", "flat_fee", "cpm_rate", "goal_type", "goal_value", "promo_codes", "vanity_urls",
+        "utm_campaign", "attribution_window_days", "attribution_model", "decay_half_life_days",
+        "exclude_prior_customers", "status", "updated_at", "payload", "_source", "_ingested_at", "_batch_id",
+    ),
+    "placements": (
+        "tenant_id", "placement_id", "campaign_id", "feed_url", "episode_guid", "position", "insertion", "start_date",
+        "end_date", "ad_offset_seconds", "ad_duration_seconds", "updated_at", "payload", "_source", "_ingested_at",
+        "_batch_id",
+    ),
+}
+
 API_STREAMS = {
     "sponsors": ("raw.sponsors", ("tenant_id", "sponsor_id"), parse_sponsor),
     "campaigns": ("raw.campaigns", ("tenant_id", "campaign_id"), parse_api_campaign),
@@ -289,7 +309,7 @@ API_STREAMS = {
 }
 
 
-def sync_sponsorship_api(url: str, source: SponsorshipSource, batch_id: str, stats: LoadStats,
+def sync_sponsorship_api(warehouse: WarehouseResource, source: SponsorshipSource, batch_id: str, stats: LoadStats,
                          environ: dict[str, str] | None = None, now: datetime | None = None) -> None:
     """Each tenant's sponsors, campaigns and placements changed since the last sync. A tenant
     whose sync stops (its API fails, a response is not a page of records) is reported in
@@ -302,7 +322,7 @@ def sync_sponsorship_api(url: str, source: SponsorshipSource, batch_id: str, sta
     latest = get_settings().latest_event_time(now)
     policy = ApiPolicy(timeout_seconds=15, max_attempts=5, allow_private_hosts=source.allow_private_hosts,
                        retry_budget_seconds=60)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with warehouse.connect(autocommit=True) as conn:
         for tenant in source.tenants:
             try:
                 _sync_tenant(conn, source, tenant, policy, batch_id, stats, environ, latest)
@@ -353,7 +373,7 @@ def _sync_stream(conn: psycopg.Connection, client: ApiClient, source: Sponsorshi
                 stamp = str(record["updated_at"])
                 newest = max(newest or stamp, stamp)
         with conn.transaction():
-            stats.changed[table] += store(conn, table, keys, rows,
+            stats.changed[table] += store(conn, table, RAW_COLUMNS[table.removeprefix("raw.")], keys, rows,
                                           lambda i, exc: bad.append((record_keys[i], exc, rows[i]["payload"].obj)))
             for key, exc, record in bad:
                 stats.quarantined[exc.code] += quarantine(conn, tenant, "sponsorship_api", key, exc, record, batch_id)
@@ -487,13 +507,13 @@ def _no_hook(unit: str) -> None:
     return None
 
 
-def load_insertion_orders(url: str, folder: Path, batch_id: str, stats: LoadStats, on_unit: OnUnit = _no_hook) -> None:
+def load_insertion_orders(warehouse: WarehouseResource, folder: Path, batch_id: str, stats: LoadStats, on_unit: OnUnit = _no_hook) -> None:
     """Every CSV/XLSX under `<folder>/<tenant>/` whose bytes were not loaded before, one
     transaction per file. A file that cannot be read is refused in the ledger with the reason
     (and quarantined); a tenant folder whose name is not an identifier is quarantined, unread."""
     if not folder.exists():
         return
-    with psycopg.connect(url, autocommit=True) as conn:
+    with warehouse.connect(autocommit=True) as conn:
         for tenant_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
             tenant = tenant_dir.name
             if not is_valid_identifier(tenant):
@@ -533,12 +553,14 @@ def load_insertion_order(conn: psycopg.Connection, tenant: str, path: Path, batc
     with conn.transaction():
         if sponsor is not None:
             # The sponsorship API's record of a sponsor wins over an IO's copy of it.
-            stats.changed["raw.sponsors"] += store(conn, "raw.sponsors", ("tenant_id", "sponsor_id"), [sponsor],
+            stats.changed["raw.sponsors"] += store(conn, "raw.sponsors", RAW_COLUMNS["sponsors"],
+                                                   ("tenant_id", "sponsor_id"), [sponsor],
                                                    refuse(f"{path.name}:sponsor", sponsor), update=False)
-            stats.changed["raw.campaigns"] += store(conn, "raw.campaigns", ("tenant_id", "campaign_id"), [campaign],
+            stats.changed["raw.campaigns"] += store(conn, "raw.campaigns", RAW_COLUMNS["campaigns"],
+                                                    ("tenant_id", "campaign_id"), [campaign],
                                                     refuse(f"{path.name}:campaign", campaign))
             stats.changed["raw.placements"] += store(
-                conn, "raw.placements", ("tenant_id", "placement_id"), placements,
+                conn, "raw.placements", RAW_COLUMNS["placements"], ("tenant_id", "placement_id"), placements,
                 lambda i, exc: refuse(f"{path.name}:placement:{placements[i]['placement_id']}", placements[i])(i, exc))
         for key, exc, document in bad + refused:
             stats.quarantined[exc.code] += quarantine(conn, tenant, "insertion_order", key, exc, document, batch_id)
@@ -548,13 +570,13 @@ def load_insertion_order(conn: psycopg.Connection, tenant: str, path: Path, batc
     stats.files_loaded += 1
 
 
-def sync_campaigns(url: str, sources: CampaignSources, io_folder: Path | None, batch_id: str,
+def sync_campaigns(warehouse: WarehouseResource, sources: CampaignSources, io_folder: Path | None, batch_id: str,
                    environ: dict[str, str] | None = None, on_unit: OnUnit = _no_hook,
                    now: datetime | None = None) -> LoadStats:
     stats = LoadStats()
-    ensure_campaign_tables(url)
+    ensure_campaign_tables(warehouse)
     if sources.sponsorships is not None:
-        sync_sponsorship_api(url, sources.sponsorships, batch_id, stats, environ, now)
+        sync_sponsorship_api(warehouse, sources.sponsorships, batch_id, stats, environ, now)
     if io_folder is not None:
-        load_insertion_orders(url, io_folder, batch_id, stats, on_unit)
+        load_insertion_orders(warehouse, io_folder, batch_id, stats, on_unit)
     return stats

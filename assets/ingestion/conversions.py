@@ -47,7 +47,20 @@ from assets.ingestion.listener_logs_parse import IpHasher
 from resources.identifiers import is_valid_identifier
 from resources.settings import get_settings
 from resources.platform_http import ApiClient, ApiPolicy, credential_from_env
+from resources.warehouse import WarehouseResource
 
+# The columns of the raw table this module writes, declared here once: the upsert
+# (`campaign_store.store`), the quality suite (pipelines/checks/quality.py) and the dbt source
+# read them, and tests/test_raw_columns.py holds the warehouse's table and dbt's source to them.
+RAW_COLUMNS = {
+    "attribution_events": (
+        "tenant_id", "source", "event_id", "occurred_at", "sponsor_id", "event_type", "updated_at", "ip_hash",
+        "ip_prefix_hash", "ip_version", "ip_datacenter", "user_agent", "customer_key", "email_key", "phone_key",
+        "order_id", "gross_revenue", "refunded_amount", "currency", "discount_codes", "landing_url", "referrer",
+        "utm_source", "utm_medium", "utm_campaign", "vanity_url", "payload", "_ingested_at", "_batch_id",
+    ),
+}
+EVENT_COLUMNS = RAW_COLUMNS["attribution_events"]
 EVENT_KEY = ("tenant_id", "source", "event_id", "occurred_at")
 FILE_NAME = re.compile(r"^(pixel|vanity)-.*\.jsonl(\.gz)?$")
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial")
@@ -265,13 +278,13 @@ def stored_evidence(row: dict[str, Any]) -> dict[str, Any]:
     return {**row["payload"].obj, **{k: row[k] for k in KEY_COLUMNS if row.get(k) is not None}}
 
 
-def sync_orders(url: str, shops: ShopSources, secret: bytes, datacenters: list, batch_id: str, stats: LoadStats,
+def sync_orders(warehouse: WarehouseResource, shops: ShopSources, secret: bytes, datacenters: list, batch_id: str, stats: LoadStats,
                 environ: dict[str, str] | None = None, latest: datetime | None = None) -> None:
     """Each store's orders created or changed since the last sync (the cursor is the newest
     `updated_at` stored; it moves after each page, so an interrupted sync resumes)."""
     policy = ApiPolicy(timeout_seconds=15, max_attempts=5, allow_private_hosts=shops.allow_private_hosts,
                        retry_budget_seconds=60)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with warehouse.connect(autocommit=True) as conn:
         for shop in shops.stores:
             try:
                 _sync_store(conn, shop, shops, policy, secret, datacenters, batch_id, stats, environ, latest)
@@ -315,7 +328,7 @@ def _sync_store(conn: psycopg.Connection, shop: ShopStore, shops: ShopSources, p
                     newest = max(newest or stamp, stamp)
                 with conn.transaction():
                     stats.changed["raw.attribution_events"] += store(
-                        conn, "raw.attribution_events", EVENT_KEY, rows,
+                        conn, "raw.attribution_events", EVENT_COLUMNS, EVENT_KEY, rows,
                         lambda i, exc: bad.append((keys[i], exc, stored_evidence(rows[i]))))
                     for key, exc, document in bad:
                         stats.quarantined[exc.code] += quarantine(conn, shop.tenant_id, "shop_orders", key, exc,
@@ -415,8 +428,8 @@ def load_event_file(conn: psycopg.Connection, tenant: str, kind: str, path: Path
     def flush() -> None:
         with conn.transaction():
             totals["rows"] += len(rows)
-            stats.changed["raw.attribution_events"] += store(conn, "raw.attribution_events", EVENT_KEY,
-                                                             [row for _, row in rows], refuse)
+            stats.changed["raw.attribution_events"] += store(conn, "raw.attribution_events", EVENT_COLUMNS,
+                                                             EVENT_KEY, [row for _, row in rows], refuse)
             for key, exc, document in bad:
                 stats.quarantined[exc.code] += quarantine(conn, tenant, kind, key, exc, document, batch_id)
             on_batch(file_key)
@@ -461,9 +474,9 @@ def load_event_file(conn: psycopg.Connection, tenant: str, kind: str, path: Path
     stats.files_loaded += 1
 
 
-def load_event_files(url: str, landing: Path, secret: bytes, datacenters: list, batch_id: str, stats: LoadStats,
+def load_event_files(warehouse: WarehouseResource, landing: Path, secret: bytes, datacenters: list, batch_id: str, stats: LoadStats,
                      settle_seconds: float = 0.0, on_batch: OnBatch = _no_hook, latest: datetime | None = None) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
+    with warehouse.connect(autocommit=True) as conn:
         refused_tenants = set()
         for tenant, kind, path in event_files(landing, settle_seconds):
             if not is_valid_identifier(tenant):
@@ -482,16 +495,16 @@ def load_event_files(url: str, landing: Path, secret: bytes, datacenters: list, 
             load_event_file(conn, tenant, kind, path, file_key, digest, addresses, batch_id, stats, on_batch, latest)
 
 
-def sync_conversions(url: str, sources: CampaignSources, landing: Path | None, secret: bytes, datacenters: list,
+def sync_conversions(warehouse: WarehouseResource, sources: CampaignSources, landing: Path | None, secret: bytes, datacenters: list,
                      batch_id: str, environ: dict[str, str] | None = None, settle_seconds: float = 0.0,
                      on_batch: OnBatch = _no_hook, now: datetime | None = None) -> LoadStats:
     """Shop orders and pixel/vanity files; an event later than the load's time (`now`, default
     the clock) plus `PODCAST_FUTURE_TOLERANCE` is quarantined as `future_timestamp`."""
     stats = LoadStats()
-    ensure_campaign_tables(url)
+    ensure_campaign_tables(warehouse)
     latest = get_settings().latest_event_time(now)
     if sources.shops is not None:
-        sync_orders(url, sources.shops, secret, datacenters, batch_id, stats, environ, latest)
+        sync_orders(warehouse, sources.shops, secret, datacenters, batch_id, stats, environ, latest)
     if landing is not None:
-        load_event_files(url, landing, secret, datacenters, batch_id, stats, settle_seconds, on_batch, latest)
+        load_event_files(warehouse, landing, secret, datacenters, batch_id, stats, settle_seconds, on_batch, latest)
     return stats

@@ -20,10 +20,9 @@ import hmac
 import re
 from typing import Any
 
-import psycopg
-
 from assets.ingestion.listener_logs_parse import IpHasher
 from resources.settings import HashSecretError, Settings, get_settings
+from resources.warehouse import WarehouseResource
 
 IDENTITY_KINDS = ("email", "phone", "customer")
 _NOT_DIGIT = re.compile(r"\D")
@@ -68,13 +67,13 @@ def key_check_value(secret: bytes) -> str:
     return hmac.new(secret, _CHECK_LABEL, hashlib.sha256).hexdigest()
 
 
-def checked_hash_secret(url: str, settings: Settings | None = None) -> bytes:
+def checked_hash_secret(warehouse: WarehouseResource, settings: Settings | None = None) -> bytes:
     """The hash secret (`Settings.resolved_ip_hash_secret`), once the warehouse agrees it is the
     one its hashes were made with: the first run records its check value, a later run with
     another secret is refused with `HashSecretError`."""
     secret = (settings or get_settings()).resolved_ip_hash_secret()
     value = key_check_value(secret)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with warehouse.connect(autocommit=True) as conn:
         conn.execute("insert into ops.hash_key_check (check_value) values (%s) on conflict do nothing", (value,))
         stored = conn.execute("select check_value from ops.hash_key_check").fetchone()[0]
     if not hmac.compare_digest(stored, value):

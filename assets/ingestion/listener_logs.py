@@ -59,7 +59,7 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     log_sources = load_log_sources(Path(config.sources_file) if config.sources_file else settings.resolved_sources_file())
     mappings = log_sources.mappings()
     warehouse.require_schema()
-    secret = checked_hash_secret(warehouse.url(), settings)
+    secret = checked_hash_secret(warehouse, settings)
     outcomes: Counter = Counter()
     quarantined: Counter = Counter()
     rows = 0

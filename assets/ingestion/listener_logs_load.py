@@ -36,11 +36,23 @@ from resources.settings import get_settings
 
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".inprogress", ".crdownload")
-EVENT_COLUMNS = (
-    "tenant_id", "event_time", "log_date", "file_key", "line_no", "host", "path", "query", "method",
-    "status", "bytes_sent", "range_start", "range_end", "ip_hash", "ip_prefix_hash", "ip_version",
-    "ip_datacenter", "user_agent", "referer", "country", "object_size", "_source", "_batch_id",
-)
+# The columns of the raw tables this loader writes, declared here once: the COPY of events, the
+# media hosts' insert, the quality suite (pipelines/checks/quality.py) and the dbt sources read
+# them, and tests/test_raw_columns.py holds the warehouse's tables and dbt's sources to them.
+RAW_COLUMNS = {
+    "listener_events": (
+        "tenant_id", "event_time", "log_date", "file_key", "line_no", "host", "path", "query", "method",
+        "status", "bytes_sent", "range_start", "range_end", "ip_hash", "ip_prefix_hash", "ip_version",
+        "ip_datacenter", "user_agent", "referer", "country", "object_size", "_ingested_at", "_source", "_batch_id",
+    ),
+    "listener_log_sources": ("tenant_id", "media_host", "_ingested_at", "_batch_id"),
+}
+# Filled in the warehouse by its default: the load time.
+NOT_STAGED = frozenset({"_ingested_at"})
+EVENT_COLUMNS = tuple(c for c in RAW_COLUMNS["listener_events"] if c not in NOT_STAGED)
+LOG_SOURCE_COLUMNS = tuple(c for c in RAW_COLUMNS["listener_log_sources"] if c not in NOT_STAGED)
+INSERT_LOG_SOURCE = (f"insert into raw.listener_log_sources ({', '.join(LOG_SOURCE_COLUMNS)}) "
+                     f"values ({', '.join(['%s'] * len(LOG_SOURCE_COLUMNS))})")
 COPY_EVENTS = f"copy raw.listener_events ({', '.join(EVENT_COLUMNS)}) from stdin (format csv)"
 BLOCK_BYTES = 2 << 20  # some 8k lines: PostgreSQL ingests one batch while the next is parsed
 
@@ -626,7 +638,6 @@ def store_log_sources(conn: psycopg.Connection, sources: list[LogSource], batch_
         for source in sources:
             hosts = sorted({h.strip().lower() for h in source.media_hosts if h.strip()})
             cur.execute("delete from raw.listener_log_sources where tenant_id = %s", (source.tenant_id,))
-            cur.executemany("insert into raw.listener_log_sources (tenant_id, media_host, _batch_id) values (%s, %s, %s)",
-                            [(source.tenant_id, host, batch_id) for host in hosts])
+            cur.executemany(INSERT_LOG_SOURCE, [(source.tenant_id, host, batch_id) for host in hosts])
             rows += len(hosts)
     return rows

@@ -34,10 +34,10 @@ from typing import Any
 import dagster as dg
 import fsspec
 import psycopg
+from psycopg import sql
 
 from assets.ingestion.conversions import bounded_lines
 from assets.ingestion.identity import checked_hash_secret
-from assets.ingestion.platforms.sync import ensure_platform_tables
 from resources.identifiers import InvalidIdentifier, validate_identifier
 from assets.run_tags import source_tags
 from resources.settings import get_settings
@@ -264,18 +264,38 @@ class DayLoad:
     quarantined: Counter = field(default_factory=Counter)
 
 
-UPSERT = """
-insert into raw.megaphone_episode_metrics_daily as t (tenant_id, network_id, podcast_id, episode_id, metric_date,
-    downloads, unique_listeners, blacklisted_requests, bytes_sent, seconds_downloaded, _batch_id)
-values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-on conflict (tenant_id, network_id, episode_id, metric_date) do update set
-    podcast_id = excluded.podcast_id, downloads = excluded.downloads, unique_listeners = excluded.unique_listeners,
-    blacklisted_requests = excluded.blacklisted_requests, bytes_sent = excluded.bytes_sent,
-    seconds_downloaded = excluded.seconds_downloaded, _batch_id = excluded._batch_id, _ingested_at = now()
-where (t.podcast_id, t.downloads, t.unique_listeners, t.blacklisted_requests, t.bytes_sent, t.seconds_downloaded)
-    is distinct from (excluded.podcast_id, excluded.downloads, excluded.unique_listeners,
-                      excluded.blacklisted_requests, excluded.bytes_sent, excluded.seconds_downloaded)
-"""
+# The columns of the raw table this asset writes, declared here once: the upsert below, the
+# quality suite (pipelines/checks/quality.py) and the dbt source read them, and
+# tests/test_raw_columns.py holds the warehouse's table and dbt's source to them.
+RAW_COLUMNS = {
+    "megaphone_episode_metrics_daily": (
+        "tenant_id", "network_id", "podcast_id", "episode_id", "metric_date", "downloads", "unique_listeners",
+        "blacklisted_requests", "bytes_sent", "seconds_downloaded", "_ingested_at", "_source", "_batch_id",
+    ),
+}
+METRICS_KEY = ("tenant_id", "network_id", "episode_id", "metric_date")
+# Filled in the warehouse: the load time (its default, and the upsert on a change) and `_source`.
+NOT_STAGED = frozenset({"_ingested_at", "_source"})
+METRICS_COLUMNS = tuple(c for c in RAW_COLUMNS["megaphone_episode_metrics_daily"] if c not in NOT_STAGED)
+_METRICS_VALUES = tuple(c for c in METRICS_COLUMNS if c not in METRICS_KEY and c != "_batch_id")
+
+
+def _names(columns: tuple[str, ...], prefix: str | None = None) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(*filter(None, (prefix, c))) for c in columns)
+
+
+# A day's row per episode, rewritten only when its numbers changed.
+UPSERT = sql.SQL(
+    "insert into raw.megaphone_episode_metrics_daily as t ({columns}) values ({values}) "
+    "on conflict ({key}) do update set {assignments}, _ingested_at = now() "
+    "where ({old}) is distinct from ({new})"
+).format(
+    columns=_names(METRICS_COLUMNS), values=sql.SQL(", ").join(map(sql.Placeholder, METRICS_COLUMNS)),
+    key=_names(METRICS_KEY),
+    assignments=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                                   for c in (*_METRICS_VALUES, "_batch_id")),
+    old=_names(_METRICS_VALUES, "t"), new=_names(_METRICS_VALUES, "excluded"),
+)
 QUARANTINE = """
 insert into quarantine.platform_records (platform, tenant_id, source_id, stream, record_key, reason_code, record_date,
     detail, payload, _batch_id)
@@ -328,8 +348,11 @@ def load_export_day(conn: psycopg.Connection, fs: fsspec.AbstractFileSystem, exp
                 (export_file.relative, tenant, network, day, checksums[export_file.relative], export_file.size, records,
                  bad, batch_id))
         for episode_id, agg in sorted(episodes.items()):
-            cur.execute(UPSERT, (tenant, network, agg.podcast_id, episode_id, day, agg.downloads, len(agg.listeners),
-                                 agg.blacklisted_requests, agg.bytes_sent, agg.seconds_downloaded, batch_id))
+            cur.execute(UPSERT, {
+                "tenant_id": tenant, "network_id": network, "podcast_id": agg.podcast_id, "episode_id": episode_id,
+                "metric_date": day, "downloads": agg.downloads, "unique_listeners": len(agg.listeners),
+                "blacklisted_requests": agg.blacklisted_requests, "bytes_sent": agg.bytes_sent,
+                "seconds_downloaded": agg.seconds_downloaded, "_batch_id": batch_id})
             result.rows_written += cur.rowcount
         cur.execute("delete from raw.megaphone_episode_metrics_daily where tenant_id = %s and network_id = %s "
                     "and metric_date = %s and not (episode_id = any(%s))", (tenant, network, day, list(episodes)))
@@ -359,11 +382,10 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
     day = date.fromisoformat(context.partition_key)
     exports = [e for e in scan_exports(fs, root) if e.day == day]
     warehouse.require_schema()
-    ensure_platform_tables(warehouse.url())
     loads: list[DayLoad] = []
     waiting = [e.key for e in exports if not e.finalized]
     failed: dict[str, str] = {}
-    listener_key = checked_hash_secret(warehouse.url(), settings)
+    listener_key = checked_hash_secret(warehouse, settings)
     with warehouse.connect(autocommit=True) as conn:  # one transaction per (tenant, network, day)
         for export in (e for e in exports if e.finalized):
             try:

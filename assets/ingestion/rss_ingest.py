@@ -42,6 +42,7 @@ from assets.ingestion.rss_parse import UNSTORABLE, ParsedFeed, Rejection, conten
 from resources.identifiers import TenantId
 from resources.adaptive_pool import map_adaptive
 from resources.http import Fetcher, FetchPolicy, FetchResult
+from resources.warehouse import WarehouseResource
 
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,11 @@ def _sql(name: str) -> str:
 # upsert, the quality suite (pipelines/checks/quality.py) and the dbt source read them, and
 # tests/test_raw_columns.py holds the upsert SQL, the warehouse's tables and dbt's sources to them.
 RAW_COLUMNS = {
+    "rss_feed_fetches": (
+        "fetch_id", "tenant_id", "feed_url", "final_url", "fetched_at", "outcome", "status_code", "etag",
+        "last_modified", "bytes", "duration_ms", "attempts", "error_code", "error", "content_sha256", "parse_options",
+        "_ingested_at", "_source", "_batch_id",
+    ),
     "rss_podcasts": (
         "tenant_id", "feed_url", "final_url", "title", "link", "description_html", "language", "author",
         "owner_name", "owner_email", "image_url", "itunes_type", "explicit_raw", "categories",
@@ -239,8 +245,10 @@ RAW_COLUMNS = {
         "_first_seen_at", "_ingested_at", "_source", "_batch_id",
     ),
 }
-# Filled in the warehouse, not staged: load times by defaults, `_source` by the upsert.
-NOT_STAGED = frozenset({"_ingested_at", "_first_seen_at", "_source"})
+# Filled in the warehouse, not staged: load times by defaults, `_source` by the upsert (a
+# fetch's by its default), a fetch's id by its identity.
+NOT_STAGED = frozenset({"_ingested_at", "_first_seen_at", "_source", "fetch_id"})
+FETCH_COLUMNS = tuple(c for c in RAW_COLUMNS["rss_feed_fetches"] if c not in NOT_STAGED)
 PODCAST_COLUMNS = tuple(c for c in RAW_COLUMNS["rss_podcasts"] if c not in NOT_STAGED)
 EPISODE_COLUMNS = tuple(c for c in RAW_COLUMNS["rss_episodes"] if c not in NOT_STAGED)
 JSON_COLUMNS = {"payload", "transcripts"}
@@ -288,7 +296,7 @@ class _FeedWrite:
 
 def _feed_write(o: FeedOutcome, batch_id: str, parse_options: str | None) -> _FeedWrite:
     f = o.fetch
-    fetch_row = (
+    fetch_row = (  # in FETCH_COLUMNS' order
         o.source.tenant_id, o.source.url, pg_text(f.final_url), f.fetched_at, o.outcome, f.status_code,
         pg_text(f.etag), pg_text(f.last_modified), len(f.body) if f.body is not None else None, f.duration_ms,
         f.attempts, f.error_code, pg_text(f.error), o.content_sha256, parse_options, batch_id,
@@ -380,11 +388,7 @@ def store_outcomes(conn: psycopg.Connection, outcomes: list[FeedOutcome], batch_
 
 def _write(cur: psycopg.Cursor, units: list[_FeedWrite], batch_id: str) -> tuple[int, int, Counter]:
     """Write `units`; (podcasts written, episodes written, quarantine changes)."""
-    with cur.copy(
-        "copy raw.rss_feed_fetches (tenant_id, feed_url, final_url, fetched_at, outcome, status_code, "
-        "etag, last_modified, bytes, duration_ms, attempts, error_code, error, content_sha256, "
-        "parse_options, _batch_id) from stdin"
-    ) as copy:
+    with cur.copy(f"copy raw.rss_feed_fetches ({', '.join(FETCH_COLUMNS)}) from stdin") as copy:
         for unit in units:
             copy.write_row(unit.fetch_row)
     cur.execute("truncate tmp_rss_podcasts, tmp_rss_episodes")
@@ -466,7 +470,7 @@ def _store_quarantine(cur: psycopg.Cursor, feed_state: dict, item_state: dict, b
 
 
 def ingest_rss(
-    warehouse_url: str, sources: RssSources, batch_id: str, default_policy: FetchPolicy | None = None,
+    warehouse: WarehouseResource, sources: RssSources, batch_id: str, default_policy: FetchPolicy | None = None,
     default_concurrency: int = 32, force_refetch: bool = False,
 ) -> IngestStats:
     """Poll every configured feed once and store the result. Safe to run again at any time."""
@@ -480,7 +484,7 @@ def ingest_rss(
     policy = FetchPolicy(**{**base.__dict__, **overrides})
     concurrency = sources.concurrency or default_concurrency
     parse_options = sources.parse_options()
-    with psycopg.connect(warehouse_url) as conn:
+    with warehouse.connect() as conn:
         validators = {} if force_refetch else conditional_validators(conn, sources.feeds, parse_options)
         conn.commit()  # no transaction is held open while the feeds are fetched
         outcomes = poll_feeds(sources, policy, validators, concurrency)

@@ -55,7 +55,7 @@ def sponsorship_campaigns(context: dg.AssetExecutionContext, warehouse: Warehous
     settings = get_settings()
     warehouse.require_schema()
     sources = load_campaign_sources(settings.resolved_sources_file())
-    stats = sync_campaigns(warehouse.url(), sources, settings.resolved_insertion_order_dir(), context.run_id)
+    stats = sync_campaigns(warehouse, sources, settings.resolved_insertion_order_dir(), context.run_id)
     for key in CAMPAIGN_KEYS[:3]:
         table = ".".join(key.path)
         yield dg.MaterializeResult(asset_key=key, metadata={
@@ -83,8 +83,8 @@ def conversion_events(context: dg.AssetExecutionContext, config: ConversionLoadC
     warehouse.require_schema()
     sources = load_campaign_sources(settings.resolved_sources_file())
     settle = settings.log_settle_seconds if config.settle_seconds is None else config.settle_seconds
-    secret = checked_hash_secret(warehouse.url(), settings)
-    stats = sync_conversions(warehouse.url(), sources, settings.resolved_conversion_landing_dir(), secret,
+    secret = checked_hash_secret(warehouse, settings)
+    stats = sync_conversions(warehouse, sources, settings.resolved_conversion_landing_dir(), secret,
                              settings.datacenter_networks(), context.run_id, settle_seconds=settle)
     yield dg.MaterializeResult(asset_key=CONVERSION_KEYS[0], metadata={
         "dagster/row_count": _count(warehouse, "raw.attribution_events"),

@@ -30,6 +30,15 @@ from resources.settings import REPO_ROOT, Settings, get_settings
 from resources.warehouse import WarehouseResource
 
 PATTERN_SETS = ("bots", "apps", "libraries", "browsers", "devices")
+# The columns of the raw table this asset writes, declared here once: the COPY of the patterns,
+# the quality suite (pipelines/checks/quality.py) and the dbt source read them, and
+# tests/test_raw_columns.py holds the warehouse's table and dbt's source to them.
+RAW_COLUMNS = {
+    "user_agent_patterns": ("pattern_set", "ordinal", "name", "pattern", "category", "source_file", "_ingested_at",
+                            "_batch_id"),
+}
+# A stored pattern row (`read_patterns`) plus the batch; the load time is the warehouse's default.
+PATTERN_COLUMNS = tuple(c for c in RAW_COLUMNS["user_agent_patterns"] if c != "_ingested_at")
 BUILT_IN_DIR = REPO_ROOT / "resources" / "user_agents"
 
 # The upstream project and the files `user-agents update` takes from it (its README's layout:
@@ -98,7 +107,7 @@ def store_patterns(conn: psycopg.Connection, rows: list[tuple], batch_id: str) -
         conn.execute("delete from raw.user_agent_patterns")
         conn.execute("delete from quarantine.user_agent_patterns")
         with conn.cursor() as cur:
-            with cur.copy("copy raw.user_agent_patterns (pattern_set, ordinal, name, pattern, category, source_file, _batch_id) from stdin") as copy:
+            with cur.copy(f"copy raw.user_agent_patterns ({', '.join(PATTERN_COLUMNS)}) from stdin") as copy:
                 for row in kept:
                     copy.write_row((*row, batch_id))
             cur.executemany(

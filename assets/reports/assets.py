@@ -93,7 +93,7 @@ class ReportConfig(dg.Config):
 
 
 def deliver(report: GeneratedReport, config: ReportConfig, delivery: ReportDeliveryResource,
-            store: ReportStoreResource, warehouse_url: str, run_id: str,
+            store: ReportStoreResource, warehouse: WarehouseResource, run_id: str,
             rules: list[RecipientRule]) -> list[DeliveryOutcome]:
     """Send the report to the run's own recipients (config) and to the ones the recipients
     file's `rules` give its campaign or sponsor (an on-demand report passes none: it goes to
@@ -104,9 +104,9 @@ def deliver(report: GeneratedReport, config: ReportConfig, delivery: ReportDeliv
     hooks = list(dict.fromkeys([*([config.webhook_url] if config.webhook_url else []), *hooks]))
     outcomes = []
     if emails:
-        outcomes.append(send_email(delivery, store, warehouse_url, report, emails, run_id))
+        outcomes.append(send_email(delivery, store, warehouse, report, emails, run_id))
     for url in hooks:
-        outcomes.append(send_webhook(delivery, warehouse_url, report, url, run_id))
+        outcomes.append(send_webhook(delivery, warehouse, report, url, run_id))
     return outcomes
 
 
@@ -181,8 +181,8 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
             request = ReportRequest(tenant, campaign_id=subject if scope == "campaign" else None,
                                     sponsor_id=subject if scope == "sponsor" else None,
                                     period_start=start, period_end=end, template=config.template)
-            report = generate_report(warehouse.url(), report_store, request, config.formats, batch_id=context.run_id)
-            outcomes = deliver(report, config, report_delivery, report_store, warehouse.url(), context.run_id, rules)
+            report = generate_report(warehouse, report_store, request, config.formats, batch_id=context.run_id)
+            outcomes = deliver(report, config, report_delivery, report_store, warehouse, context.run_id, rules)
         except SubjectNotFound as exc:
             skipped[key] = str(exc)
             context.log.warning(f"{scope} report {key} skipped: {exc}")

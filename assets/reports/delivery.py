@@ -23,7 +23,6 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
-import psycopg
 import stamina
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -32,6 +31,7 @@ from assets.reports.generate import GeneratedReport
 from resources.timings import Timing, record_timings
 from resources.redaction import redact_text, redact_url
 from resources.report_store import ReportStoreResource
+from resources.warehouse import WarehouseResource
 
 ATTACHED = {"pdf": "application/pdf",
             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -161,15 +161,15 @@ def _retry(resource: ReportDeliveryResource):
     )
 
 
-def _record(warehouse_url: str, report_id: str, channel: str, target: str, attempt: int, error: str | None,
+def _record(warehouse: WarehouseResource, report_id: str, channel: str, target: str, attempt: int, error: str | None,
             batch_id: str | None) -> None:
-    with psycopg.connect(warehouse_url) as conn:
+    with warehouse.connect() as conn:
         conn.execute(
             "insert into reports.deliveries (report_id, channel, target, attempt, succeeded, error, _batch_id) "
             "values (%s, %s, %s, %s, %s, %s, %s)", (report_id, channel, target, attempt, error is None, error, batch_id))
 
 
-def _attempts(resource, warehouse_url, report, channel, target, send, batch_id) -> DeliveryOutcome:
+def _attempts(resource, warehouse, report, channel, target, send, batch_id) -> DeliveryOutcome:
     attempt_no = 0
     content = report.content
     timings: list[Timing] = []
@@ -187,15 +187,15 @@ def _attempts(resource, warehouse_url, report, channel, target, send, batch_id) 
                     send()
                 except (_Transient, DeliveryFailed) as exc:
                     timings.append(timed("failure", time.perf_counter() - attempt_started))
-                    _record(warehouse_url, report.report_id, channel, target, attempt_no, str(exc), batch_id)
+                    _record(warehouse, report.report_id, channel, target, attempt_no, str(exc), batch_id)
                     raise
                 timings.append(timed("success", time.perf_counter() - attempt_started))
-                _record(warehouse_url, report.report_id, channel, target, attempt_no, None, batch_id)
+                _record(warehouse, report.report_id, channel, target, attempt_no, None, batch_id)
     except (_Transient, DeliveryFailed) as exc:
-        record_timings(warehouse_url, [*timings, Timing("report_delivery", time.perf_counter() - started, "failure",
+        record_timings(warehouse, [*timings, Timing("report_delivery", time.perf_counter() - started, "failure",
                                                         content.tenant_id, report.report_id, channel)], batch_id)
         return DeliveryOutcome(channel, target, False, attempt_no, str(exc))
-    record_timings(warehouse_url, [*timings, Timing("report_delivery", time.perf_counter() - started, "success",
+    record_timings(warehouse, [*timings, Timing("report_delivery", time.perf_counter() - started, "success",
                                                     content.tenant_id, report.report_id, channel)], batch_id)
     return DeliveryOutcome(channel, target, True, attempt_no, None)
 
@@ -236,12 +236,12 @@ def email_message(resource: ReportDeliveryResource, store: ReportStoreResource, 
     return message
 
 
-def send_email(resource: ReportDeliveryResource, store: ReportStoreResource, warehouse_url: str,
+def send_email(resource: ReportDeliveryResource, store: ReportStoreResource, warehouse: WarehouseResource,
                report: GeneratedReport, recipients: list[str], batch_id: str | None = None) -> DeliveryOutcome:
     try:
         message = email_message(resource, store, report, recipients)
     except DeliveryFailed as exc:
-        _record(warehouse_url, report.report_id, "email", header_text(", ".join(recipients)), 1, str(exc), batch_id)
+        _record(warehouse, report.report_id, "email", header_text(", ".join(recipients)), 1, str(exc), batch_id)
         return DeliveryOutcome("email", header_text(", ".join(recipients)), False, 1, str(exc))
 
     def send() -> None:
@@ -270,7 +270,7 @@ def send_email(resource: ReportDeliveryResource, store: ReportStoreResource, war
         if refused:
             raise DeliveryFailed(f"recipients refused: {sorted(refused)}")
 
-    return _attempts(resource, warehouse_url, report, "email", ", ".join(recipients), send, batch_id)
+    return _attempts(resource, warehouse, report, "email", ", ".join(recipients), send, batch_id)
 
 
 def webhook_payload(report: GeneratedReport) -> dict:
@@ -287,7 +287,7 @@ def webhook_payload(report: GeneratedReport) -> dict:
     }
 
 
-def send_webhook(resource: ReportDeliveryResource, warehouse_url: str, report: GeneratedReport, url: str,
+def send_webhook(resource: ReportDeliveryResource, warehouse: WarehouseResource, report: GeneratedReport, url: str,
                  batch_id: str | None = None) -> DeliveryOutcome:
     body = json.dumps(webhook_payload(report), sort_keys=True).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "podcast-analytics/0.1 (+report webhook)",
@@ -309,4 +309,4 @@ def send_webhook(resource: ReportDeliveryResource, warehouse_url: str, report: G
         if not 200 <= response.status_code < 300:
             raise DeliveryFailed(f"webhook answered {response.status_code}")
 
-    return _attempts(resource, warehouse_url, report, "webhook", redact_url(url), send, batch_id)
+    return _attempts(resource, warehouse, report, "webhook", redact_url(url), send, batch_id)

@@ -8,12 +8,12 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
-import psycopg
 
 from assets.reports.content import FORMATS, ReportContent, ReportError, ReportRequest, report_content
 from assets.reports.render import fingerprint, render
 from resources.timings import Timing, record_timings
 from resources.report_store import ReportStoreResource
+from resources.warehouse import WarehouseResource
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def data_fresh_through(content: ReportContent) -> dt.datetime | None:
     return dt.datetime.combine(min(days), dt.time.max, dt.UTC) if days else None
 
 
-def generate_report(warehouse_url: str, store: ReportStoreResource, request: ReportRequest, formats: list[str],
+def generate_report(warehouse: WarehouseResource, store: ReportStoreResource, request: ReportRequest, formats: list[str],
                     batch_id: str | None = None, now: dt.datetime | None = None) -> GeneratedReport:
     """Read, draw, render, write every format and register the files, in that order: a failure
     anywhere leaves no registry row (rows are written last, in one transaction).
@@ -73,32 +73,32 @@ def generate_report(warehouse_url: str, store: ReportStoreResource, request: Rep
     scope = "campaign" if request.campaign_id is not None else "sponsor"
     subject = request.campaign_id if scope == "campaign" else request.sponsor_id
     try:
-        report = _generate(warehouse_url, store, request, formats, batch_id, now, started, timings)
+        report = _generate(warehouse, store, request, formats, batch_id, now, started, timings)
     except Exception:
         timings.append(Timing("report_generation", time.perf_counter() - started, "failure", request.tenant_id,
                               subject, scope))
-        record_timings(warehouse_url, timings, batch_id)
+        record_timings(warehouse, timings, batch_id)
         raise
     timings.append(Timing("report_generation", report.seconds, "reused" if report.reused else "success",
                           request.tenant_id, subject, scope))
-    record_timings(warehouse_url, timings, batch_id)
+    record_timings(warehouse, timings, batch_id)
     return report
 
 
-def _generate(warehouse_url: str, store: ReportStoreResource, request: ReportRequest, formats: list[str],
+def _generate(warehouse: WarehouseResource, store: ReportStoreResource, request: ReportRequest, formats: list[str],
               batch_id: str | None, now: dt.datetime | None, started: float, timings: list[Timing]) -> GeneratedReport:
     import time
 
     formats = validate_formats(formats)
     now = now or dt.datetime.now(dt.UTC)
     read_started = time.perf_counter()
-    with psycopg.connect(warehouse_url) as conn:
+    with warehouse.connect() as conn:
         content = report_content(conn, request, today=now.date())
     timings.append(Timing("roi_calculation", time.perf_counter() - read_started, "success", content.tenant_id,
                           content.subject_id, content.scope))
     content_sha256 = fingerprint(content, request.template, formats)
     expires = now + dt.timedelta(days=store.retention_days)
-    existing = _reissue(warehouse_url, store, content, content_sha256, now, expires)
+    existing = _reissue(warehouse, store, content, content_sha256, now, expires)
     if existing is not None:
         report_id, generated_at, stored = existing
         return GeneratedReport(report_id, content, stored, generated_at, expires, round(time.perf_counter() - started, 3),
@@ -118,7 +118,7 @@ def _generate(warehouse_url: str, store: ReportStoreResource, request: ReportReq
         url = store.write("/".join((content.tenant_id, content.scope, content.subject_id, f"{report_id}{file.suffix}")),
                           file.data)
         stored.append(StoredFile(file.format, file.part, url, len(file.data), hashlib.sha256(file.data).hexdigest()))
-    with psycopg.connect(warehouse_url) as conn:
+    with warehouse.connect() as conn:
         conn.cursor().executemany(
             "insert into reports.reports (report_id, format, part, scope, tenant_id, sponsor_id, campaign_id, template, "
             "attribution_model, period_start, period_end, data_fresh_through, file_url, size_bytes, checksum_sha256, "
@@ -133,11 +133,11 @@ def _generate(warehouse_url: str, store: ReportStoreResource, request: ReportReq
     return GeneratedReport(report_id, content, stored, now, expires, round(time.perf_counter() - started, 3))
 
 
-def _reissue(warehouse_url: str, store: ReportStoreResource, content: ReportContent, content_sha256: str,
+def _reissue(warehouse: WarehouseResource, store: ReportStoreResource, content: ReportContent, content_sha256: str,
              now: dt.datetime, expires: dt.datetime) -> tuple[str, dt.datetime, list[StoredFile]] | None:
     """The newest unexpired report with this content whose files are all still there, its
     expiry pushed to `expires`; None when there is none."""
-    with psycopg.connect(warehouse_url) as conn:
+    with warehouse.connect() as conn:
         rows = conn.execute(
             "select report_id, generated_at, format, part, file_url, size_bytes, checksum_sha256 from reports.reports "
             "where tenant_id = %s and content_sha256 = %s and deleted_at is null and expires_at > %s "
@@ -159,13 +159,13 @@ class RetentionResult:
     refused_files: tuple[str, ...] = ()   # registered URLs outside the report store: never deleted
 
 
-def enforce_retention(warehouse_url: str, store: ReportStoreResource, now: dt.datetime | None = None) -> RetentionResult:
+def enforce_retention(warehouse: WarehouseResource, store: ReportStoreResource, now: dt.datetime | None = None) -> RetentionResult:
     """Remove every report file past its expiry and mark its registry row deleted. Running it
     again changes nothing; a file already gone is recorded as deleted all the same. A registered
     URL outside the report store is never deleted: it stays in the registry, undeleted, and is
     returned in `refused_files` (every run names it again until someone looks)."""
     now = now or dt.datetime.now(dt.UTC)
-    with psycopg.connect(warehouse_url) as conn:
+    with warehouse.connect() as conn:
         expired = conn.execute(
             "select report_id, format, part, file_url from reports.reports "
             "where deleted_at is null and expires_at <= %s order by expires_at for update skip locked", (now,)

@@ -21,16 +21,16 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from assets.ingestion.rss_ingest import RAW_COLUMNS as RSS_COLUMNS
+from assets.ingestion import campaigns, conversions, listener_logs_load, megaphone_export, rss_ingest, user_agents
+from assets.ingestion.platforms.sync import RAW_COLUMNS as PLATFORM_COLUMNS
 from pipelines.checks.rss_quality import validate_table
 from resources.settings import get_settings
-from resources.warehouse import ConnectionParts, WarehouseResource
+from resources.warehouse import WarehouseResource
 
 COMPLETENESS = 0.9     # the SLA: > 90 % of required fields filled
 QUARANTINE_LIMIT = 0.25  # a tenant with more than 25 % of its current items refused has a broken source (sources
 # refuse a few per cent in normal operation: the simulated network plants about 10 %)
 QUARANTINE_MIN_ROWS = 5
-INGESTION = ("_ingested_at", "_source", "_batch_id")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,6 @@ class Rule:
 @dataclass(frozen=True)
 class TableSuite:
     table: str
-    columns: tuple[str, ...]
     key: tuple[str, ...]
     required: tuple[str, ...] = ()
     also_unique: tuple[tuple[str, ...], ...] = ()  # further column sets that identify a record
@@ -65,6 +64,11 @@ class TableSuite:
     quarantine: str | None = None  # quarantine table of the same source, with tenant_id and _batch_id
     tenant_column: str | None = "tenant_id"
     batch_scoped: bool = False  # judge the rows of one `_batch_id` (the run's), not the whole table
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns as the module that writes it declares them (`RAW_COLUMNS`)."""
+        return RAW_COLUMNS[self.table]
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -90,8 +94,13 @@ class TableSuite:
         return rules
 
 
-def _cols(text: str) -> tuple[str, ...]:
-    return (*text.split(), *INGESTION)
+# Every raw table's columns, as the module that writes it declares them (its `RAW_COLUMNS`): the
+# suites expect exactly these (schema drift), and tests/test_raw_columns.py holds the warehouse's
+# tables and dbt's sources to the same declarations.
+RAW_COLUMNS: dict[str, tuple[str, ...]] = {
+    **rss_ingest.RAW_COLUMNS, **listener_logs_load.RAW_COLUMNS, **user_agents.RAW_COLUMNS, **campaigns.RAW_COLUMNS,
+    **conversions.RAW_COLUMNS, **megaphone_export.RAW_COLUMNS, **PLATFORM_COLUMNS,
+}
 
 
 N = None
@@ -105,7 +114,6 @@ LATE_LAG = "3 days"
 SUITES: dict[str, TableSuite] = {s.table: s for s in [
     TableSuite(
         "rss_episodes",
-        RSS_COLUMNS["rss_episodes"],
         key=("tenant_id", "feed_url", "guid"),
         required=("title", "enclosure_url", "enclosure_type", "published_at"),
         ranges={"duration_seconds": (0, 2 * DAY), "enclosure_length": (0, 10**10)},
@@ -120,20 +128,14 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
     ),
     TableSuite(
         "rss_podcasts",
-        RSS_COLUMNS["rss_podcasts"],
         key=("tenant_id", "feed_url"), required=("title",), ranges={"episode_count": COUNT},
     ),
     TableSuite(
         "rss_feed_fetches",
-        _cols("fetch_id tenant_id feed_url final_url fetched_at outcome status_code etag last_modified bytes "
-              "duration_ms attempts error_code error content_sha256 parse_options"),
         key=("fetch_id",), required=("outcome",), ranges={"bytes": COUNT, "duration_ms": (0, 3_600_000)},
     ),
     TableSuite(
         "listener_events",
-        _cols("tenant_id event_time log_date file_key line_no host path query method status bytes_sent "
-              "range_start range_end ip_hash ip_prefix_hash ip_version ip_datacenter user_agent referer country "
-              "object_size"),
         key=("file_key", "line_no", "event_time"), required=("user_agent",),
         # status 0: a logged `000` (CloudFront: the viewer left before any response; Akamai: a 206
         # cut short), stored as a request; the dbt screening decides whether it counts
@@ -143,99 +145,64 @@ SUITES: dict[str, TableSuite] = {s.table: s for s in [
         late_filter="b.event_time < b.log_date - interval '1 day'",
         batch_scoped=True,
     ),
-    TableSuite("user_agent_patterns", (*"pattern_set ordinal name pattern category source_file".split(),
-                                       "_ingested_at", "_batch_id"),
-               key=("pattern_set", "ordinal"), tenant_column=None),
+    TableSuite("user_agent_patterns", key=("pattern_set", "ordinal"), tenant_column=None),
     TableSuite(
         "campaigns",
-        _cols("tenant_id campaign_id sponsor_id name budget currency flight_start flight_end pricing_model flat_fee "
-              "cpm_rate goal_type goal_value promo_codes vanity_urls utm_campaign attribution_window_days "
-              "attribution_model decay_half_life_days exclude_prior_customers status updated_at payload"),
         key=("tenant_id", "campaign_id"),
         ranges={"budget": (0, BIG), "flat_fee": (0, BIG), "cpm_rate": (0, 10_000), "attribution_window_days": (0, 365)},
     ),
-    TableSuite("sponsors", _cols("tenant_id sponsor_id name category website updated_at payload"),
-               key=("tenant_id", "sponsor_id"), required=("name",)),
+    TableSuite("sponsors", key=("tenant_id", "sponsor_id"), required=("name",)),
     TableSuite(
         "placements",
-        _cols("tenant_id placement_id campaign_id feed_url episode_guid position insertion start_date end_date "
-              "ad_offset_seconds ad_duration_seconds updated_at payload"),
         key=("tenant_id", "placement_id"), required=("feed_url",),
         ranges={"ad_offset_seconds": (0, 2 * DAY), "ad_duration_seconds": (0, 3_600)},
     ),
     TableSuite(
         "attribution_events",
-        ("tenant_id source event_id occurred_at sponsor_id event_type updated_at ip_hash ip_prefix_hash ip_version "
-         "ip_datacenter user_agent customer_key email_key phone_key order_id gross_revenue refunded_amount currency "
-         "discount_codes landing_url referrer utm_source utm_medium utm_campaign vanity_url payload _ingested_at "
-         "_batch_id").split(),
         key=("tenant_id", "source", "event_id", "occurred_at"), required=("event_type",),
         ranges={"gross_revenue": (0, BIG), "refunded_amount": (0, BIG)},
     ),
 ]}
 
 
-def _platform_catalog(table: str, columns: str, key: tuple[str, ...], required: tuple[str, ...] = ("title",)) -> TableSuite:
-    return TableSuite(table, _cols(columns), key=key, required=required, ranges={"duration_seconds": (0, 2 * DAY)})
+def _platform_catalog(table: str, key: tuple[str, ...], required: tuple[str, ...] = ("title",)) -> TableSuite:
+    return TableSuite(table, key=key, required=required, ranges={"duration_seconds": (0, 2 * DAY)})
 
 
-def _platform_daily(table: str, columns: str, key: tuple[str, ...], counts: tuple[str, ...]) -> TableSuite:
-    return TableSuite(table, _cols(columns), key=key, ranges={c: COUNT for c in counts})
+def _platform_daily(table: str, key: tuple[str, ...], counts: tuple[str, ...]) -> TableSuite:
+    return TableSuite(table, key=key, ranges={c: COUNT for c in counts})
 
 
 SHOW_EP = ("tenant_id", "show_id", "episode_id")
 POD_EP = ("tenant_id", "podcast_id", "episode_id")
 for _suite in [
-    _platform_catalog("buzzsprout_episodes", "tenant_id podcast_id episode_id guid title audio_url published_at "
-                      "duration_seconds episode_number season_number payload", POD_EP),
-    _platform_daily("buzzsprout_episode_downloads_daily", "tenant_id podcast_id episode_id download_date downloads",
-                    (*POD_EP, "download_date"), ("downloads",)),
-    TableSuite("buzzsprout_episode_download_details",
-               _cols("tenant_id podcast_id episode_id download_date download_id app device device_type country_code "
-                     "region city continent media_type"),
-               key=(*POD_EP, "download_date", "download_id"), required=("country_code",)),
-    _platform_catalog("transistor_episodes", "tenant_id show_id episode_id guid title media_url status published_at "
-                      "duration_seconds episode_number season_number payload", SHOW_EP),
-    _platform_daily("transistor_episode_downloads_daily", "tenant_id show_id episode_id download_date downloads",
-                    (*SHOW_EP, "download_date"), ("downloads",)),
-    _platform_catalog("podbean_episodes", "tenant_id podcast_id episode_id title media_url permalink_url status "
-                      "published_at duration_seconds episode_number season_number payload", POD_EP),
-    _platform_daily("podbean_episode_downloads_daily", "tenant_id podcast_id episode_id download_date downloads",
-                    (*POD_EP, "download_date"), ("downloads",)),
-    _platform_catalog("simplecast_episodes", "tenant_id podcast_id episode_id guid title enclosure_url status "
-                      "published_at duration_seconds episode_number season_number payload", POD_EP),
-    _platform_daily("simplecast_episode_downloads_daily", "tenant_id podcast_id episode_id download_date downloads",
-                    (*POD_EP, "download_date"), ("downloads",)),
-    _platform_daily("simplecast_episode_locations", "tenant_id podcast_id episode_id download_date country_code "
-                    "country_name downloads", (*POD_EP, "download_date", "country_code"), ("downloads",)),
-    _platform_daily("simplecast_episode_technology", "tenant_id podcast_id episode_id download_date dimension name "
-                    "downloads", (*POD_EP, "download_date", "dimension", "name"), ("downloads",)),
-    TableSuite("simplecast_episode_ad_markers",
-               _cols("tenant_id podcast_id episode_id marker_id ad_type offset_seconds ad_limit name"),
-               key=(*POD_EP, "marker_id"), ranges={"offset_seconds": (0, 2 * DAY)}),
-    _platform_catalog("apple_episodes", "tenant_id show_id episode_id guid title episode_number episode_type "
-                      "released_at duration_seconds enclosure_url show_name feed_url payload", SHOW_EP),
-    _platform_daily("apple_episode_metrics_daily", "tenant_id show_id episode_id metric_date plays listeners "
-                    "engaged_listeners time_listened_seconds", (*SHOW_EP, "metric_date"),
+    _platform_catalog("buzzsprout_episodes", POD_EP),
+    _platform_daily("buzzsprout_episode_downloads_daily", (*POD_EP, "download_date"), ("downloads",)),
+    TableSuite("buzzsprout_episode_download_details", key=(*POD_EP, "download_date", "download_id"),
+               required=("country_code",)),
+    _platform_catalog("transistor_episodes", SHOW_EP),
+    _platform_daily("transistor_episode_downloads_daily", (*SHOW_EP, "download_date"), ("downloads",)),
+    _platform_catalog("podbean_episodes", POD_EP),
+    _platform_daily("podbean_episode_downloads_daily", (*POD_EP, "download_date"), ("downloads",)),
+    _platform_catalog("simplecast_episodes", POD_EP),
+    _platform_daily("simplecast_episode_downloads_daily", (*POD_EP, "download_date"), ("downloads",)),
+    _platform_daily("simplecast_episode_locations", (*POD_EP, "download_date", "country_code"), ("downloads",)),
+    _platform_daily("simplecast_episode_technology", (*POD_EP, "download_date", "dimension", "name"), ("downloads",)),
+    TableSuite("simplecast_episode_ad_markers", key=(*POD_EP, "marker_id"), ranges={"offset_seconds": (0, 2 * DAY)}),
+    _platform_catalog("apple_episodes", SHOW_EP),
+    _platform_daily("apple_episode_metrics_daily", (*SHOW_EP, "metric_date"),
                     ("plays", "listeners", "engaged_listeners", "time_listened_seconds")),
-    _platform_daily("apple_show_followers_daily", "tenant_id show_id metric_date followers followers_gained "
-                    "followers_lost", ("tenant_id", "show_id", "metric_date"),
+    _platform_daily("apple_show_followers_daily", ("tenant_id", "show_id", "metric_date"),
                     ("followers", "followers_gained", "followers_lost")),
-    _platform_catalog("spotify_episodes", "tenant_id show_id episode_id name release_date duration_seconds explicit "
-                      "language url show_name feed_url payload", SHOW_EP, required=("name",)),
-    _platform_daily("spotify_episode_metrics_daily", "tenant_id show_id episode_id metric_date starts streams "
-                    "listeners median_completion_percentage median_completion_seconds", (*SHOW_EP, "metric_date"),
-                    ("starts", "streams", "listeners")),
-    _platform_daily("spotify_show_metrics_daily", "tenant_id show_id metric_date starts streams listeners followers",
-                    ("tenant_id", "show_id", "metric_date"), ("starts", "streams", "listeners", "followers")),
-    _platform_daily("spotify_show_demographics_daily", "tenant_id show_id metric_date age_bucket gender listeners "
-                    "share", ("tenant_id", "show_id", "metric_date", "age_bucket", "gender"), ("listeners",)),
-    _platform_daily("megaphone_episode_metrics_daily", "tenant_id network_id podcast_id episode_id metric_date "
-                    "downloads unique_listeners blacklisted_requests bytes_sent seconds_downloaded",
-                    ("tenant_id", "network_id", "episode_id", "metric_date"),
+    _platform_catalog("spotify_episodes", SHOW_EP, required=("name",)),
+    _platform_daily("spotify_episode_metrics_daily", (*SHOW_EP, "metric_date"), ("starts", "streams", "listeners")),
+    _platform_daily("spotify_show_metrics_daily", ("tenant_id", "show_id", "metric_date"),
+                    ("starts", "streams", "listeners", "followers")),
+    _platform_daily("spotify_show_demographics_daily", ("tenant_id", "show_id", "metric_date", "age_bucket", "gender"),
+                    ("listeners",)),
+    _platform_daily("megaphone_episode_metrics_daily", ("tenant_id", "network_id", "episode_id", "metric_date"),
                     ("downloads", "unique_listeners", "blacklisted_requests", "bytes_sent", "seconds_downloaded")),
-    _platform_catalog("megaphone_episodes", "tenant_id podcast_id episode_id network_id guid uid title published_at "
-                      "duration_seconds audio_url status payload", POD_EP),
+    _platform_catalog("megaphone_episodes", POD_EP),
 ]:
     SUITES[_suite.table] = _suite
 
@@ -502,22 +469,22 @@ def _tenants(conn: psycopg.Connection, suite: TableSuite) -> list[str]:
     return found or ["-"]
 
 
-def evaluate(url: str, suite: TableSuite, run_id: str | None = None) -> tuple[bool, dict[str, Any], list[dict]]:
+def evaluate(warehouse: WarehouseResource, suite: TableSuite, run_id: str | None = None) -> tuple[bool, dict[str, Any], list[dict]]:
     """Validate the table (a batch-scoped suite: the run's batch) with GX in the database, score
     it per tenant, record the results."""
     batch_id = None
     if suite.batch_scoped:
-        with psycopg.connect(url) as conn:
+        with warehouse.connect() as conn:
             batch_id = judged_batch(conn, suite, run_id)
             query = sql.SQL("select * from {} where _batch_id = {}").format(
                 sql.Identifier("raw", suite.table), sql.Literal(batch_id or "")).as_string(conn)
-        result = validate_query(ConnectionParts.from_url(url).sqlalchemy_url(), f"raw.{suite.table}", query,
+        result = validate_query(warehouse.sqlalchemy_url(), f"raw.{suite.table}", query,
                                 lambda: build_suite(suite))
     else:
-        result = validate_table(ConnectionParts.from_url(url).sqlalchemy_url(), "raw", suite.table,
+        result = validate_table(warehouse.sqlalchemy_url(), "raw", suite.table,
                                 lambda: build_suite(suite))
     outcomes = _gx_outcomes(result)
-    with psycopg.connect(url) as conn:
+    with warehouse.connect() as conn:
         tenants = _tenants(conn, suite)
         measures = _tenant_measures(conn, suite, batch_id)
         rows = quality_rows(suite, outcomes, measures, tenants)
@@ -533,7 +500,7 @@ def _check(suite: TableSuite) -> dg.AssetChecksDefinition:
         description=f"Great Expectations suite raw.{suite.table}: {rules}.",
     )
     def _run(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        success, outcomes, rows = evaluate(warehouse.url(), suite, run_id=context.op_execution_context.run_id)
+        success, outcomes, rows = evaluate(warehouse, suite, run_id=context.op_execution_context.run_id)
         failed = sorted(name for name, o in outcomes.items() if not o["success"])
         scores = {}
         for r in rows:

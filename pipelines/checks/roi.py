@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import dagster as dg
-import psycopg
 
 from resources.warehouse import WarehouseResource
 
@@ -34,9 +33,9 @@ class Roi:
     roi: Decimal | None
 
 
-def recompute_roi(url: str) -> dict[tuple[str, str, str], Roi]:
+def recompute_roi(warehouse: WarehouseResource) -> dict[tuple[str, str, str], Roi]:
     """(tenant, campaign, model) -> revenue, cost and ROI, from the rows under the mart."""
-    with psycopg.connect(url) as conn:
+    with warehouse.connect() as conn:
         terms = conn.execute(
             "select tenant_id, campaign_id, pricing_model, flat_fee, cpm_rate, budget, flight_start, flight_end "
             "from raw.campaigns"
@@ -80,9 +79,9 @@ def recompute_roi(url: str) -> dict[tuple[str, str, str], Roi]:
     return out
 
 
-def roi_discrepancies(url: str) -> list[str]:
-    expected = recompute_roi(url)
-    with psycopg.connect(url) as conn:
+def roi_discrepancies(warehouse: WarehouseResource) -> list[str]:
+    expected = recompute_roi(warehouse)
+    with warehouse.connect() as conn:
         mart = {(t, c, m): Roi(Decimal(rev), Decimal(cost), roi) for t, c, m, rev, cost, roi in conn.execute(
             "select tenant_id, campaign_id, attribution_model, revenue, cost, roi from marts.mart_campaign_roi")}
     problems = []
@@ -104,7 +103,7 @@ def roi_discrepancies(url: str) -> list[str]:
     description="ROI per campaign and model recomputed independently in Python agrees with the mart to the cent.",
 )
 def roi_recomputed_in_python(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    problems = roi_discrepancies(warehouse.url())
+    problems = roi_discrepancies(warehouse)
     return dg.AssetCheckResult(
         passed=not problems,
         description="; ".join(problems[:10]) or "every campaign agrees to the cent",

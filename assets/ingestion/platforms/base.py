@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from resources.identifiers import TenantId
 from resources.settings import get_settings
 from resources.platform_http import ApiClient, ApiPolicy
+from resources.warehouse import WarehouseResource
 
 # -- configuration --------------------------------------------------------------------------
 
@@ -171,11 +172,20 @@ def days(start: date, end: date) -> Iterator[date]:
 # -- storage --------------------------------------------------------------------------------
 
 
+# Columns every platform table has besides the stream's own; the warehouse fills in the first
+# two (`_ingested_at` by its default and the merge, `_source` by its default: the platform).
+META_COLUMNS = ("_ingested_at", "_source", "_batch_id")
+FILLED_BY_WAREHOUSE = frozenset({"_ingested_at", "_source"})
+
+
 @dataclass(frozen=True)
 class Stream:
     """One entity of a platform, stored in `raw.<table>` and upserted on its natural key
     (tenant, the platform's show id column, `keys`). `daily` streams hold metrics per day: their
-    asset is daily-partitioned and a run re-reads the platform's look-back window."""
+    asset is daily-partitioned and a run re-reads the platform's look-back window.
+
+    Its `keys` and `values` declare the table's columns once (`raw_columns`): the merge, the
+    quality suite (pipelines/checks/quality.py) and the dbt source read them from here."""
 
     name: str
     table: str
@@ -187,6 +197,11 @@ class Stream:
     @property
     def qualified_table(self) -> sql.Identifier:
         return sql.Identifier("raw", self.table)
+
+    def raw_columns(self, source_column: str) -> tuple[str, ...]:
+        """Every column of `raw.<table>`: tenant, the platform's show id, keys, values, then the
+        load's own."""
+        return ("tenant_id", source_column, *self.keys, *self.values, *META_COLUMNS)
 
 
 def _names(cols) -> sql.Composed:
@@ -215,7 +230,7 @@ class MergeSql:
 def merge_sql(stream: Stream, source_column: str) -> MergeSql:
     """Insert new keys, update a row only where its values differ (an unchanged row keeps its
     version, and the merge's row count is the rows inserted or changed)."""
-    columns = ("tenant_id", source_column, *stream.keys, *stream.values, "_batch_id")
+    columns = tuple(c for c in stream.raw_columns(source_column) if c not in FILLED_BY_WAREHOUSE)
     keys = ("tenant_id", source_column, *stream.keys)
     stage = sql.Identifier(f"stage_{stream.table}")
     return MergeSql(
@@ -271,7 +286,7 @@ class ShowSync:
     window of daily metrics (None: the catalog streams only)."""
 
     platform: Platform
-    url: str
+    warehouse: WarehouseResource
     config: PlatformConfig
     show: ShowConfig
     client: Any
@@ -293,7 +308,7 @@ class ShowSync:
 
     def connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True)
+            self._conn = self.warehouse.open(autocommit=True)
             self._staged = {}
         return self._conn
 
@@ -440,6 +455,10 @@ class Platform:
 
     def stream(self, name: str) -> Stream:
         return next(s for s in self.streams if s.name == name)
+
+    def raw_columns(self) -> dict[str, tuple[str, ...]]:
+        """Each stream's raw table and its columns (`Stream.raw_columns`)."""
+        return {s.table: s.raw_columns(self.source_column) for s in self.streams}
 
     def open_api(self, config: PlatformConfig, show: ShowConfig, policy: ApiPolicy,
                  environ: dict[str, str] | None) -> ApiClient:

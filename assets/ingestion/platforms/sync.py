@@ -7,6 +7,7 @@ only in request headers.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +27,17 @@ from assets.ingestion.platforms.simplecast import Simplecast
 from assets.ingestion.platforms.spotify import Spotify
 from assets.ingestion.platforms.transistor import Transistor
 from resources.platform_http import ApiClient
-from resources.schema import require_schema
+from resources.warehouse import WarehouseResource
 
 # Every platform the sync knows, by name. A platform module adds its `Platform` here.
 PLATFORMS: dict[str, Platform] = {
     p.name: p for p in (Buzzsprout(), Transistor(), Podbean(), Simplecast(), Spotify(), Apple(), Megaphone())
+}
+# The columns of every platform stream's raw table, as each platform module's streams declare
+# them (`Stream.raw_columns`): read by the merge, the quality suite and, through
+# tests/test_raw_columns.py, held equal to the dbt sources.
+RAW_COLUMNS: dict[str, tuple[str, ...]] = {
+    table: columns for p in PLATFORMS.values() for table, columns in p.raw_columns().items()
 }
 
 
@@ -50,14 +57,14 @@ def load_platform_sources(path: Path) -> Any:
     return PlatformSources.model_validate((document or {}).get("platforms") or {})
 
 
-def ensure_platform_tables(url: str) -> None:
+def ensure_platform_tables(warehouse: WarehouseResource) -> None:
     """The platform tables (resources/sql/platforms*.sql) come with the schema migrations: stop
     with one line unless the warehouse is at the code's revision."""
-    require_schema(url)
+    warehouse.require_schema()
 
 
 def sync_platform(
-    url: str, sources: Any, platform: str, batch_id: str, start: date | None = None,
+    warehouse: WarehouseResource, sources: Any, platform: str, batch_id: str, start: date | None = None,
     end: date | None = None, checkpoint: Checkpoint = no_checkpoint, environ: dict[str, str] | None = None,
     raise_errors: bool = False, streams: Collection[str] | None = None, sync_id: str | None = None,
 ) -> SyncStats:
@@ -68,11 +75,13 @@ def sync_platform(
     this sync already finished is skipped, one that stopped part-way resumes at its cursor.
 
     Shows run concurrently (bounded by the policy's concurrency); shows sharing a credential
-    share one client, so its rate limit covers the whole account."""
+    share one client, so its rate limit covers the whole account. Each show runs in a copy of the
+    caller's context, so the connection it takes from the warehouse carries the asset's session
+    name (`podcast-analytics:<op>`) as the caller's would."""
     spec = PLATFORMS[platform]
     config = getattr(sources, platform)
     stats = SyncStats()
-    ensure_platform_tables(url)
+    ensure_platform_tables(warehouse)
     if config is None or not config.shows:
         return stats
     wanted = frozenset(streams) if streams is not None else frozenset(s.name for s in spec.streams)
@@ -83,7 +92,7 @@ def sync_platform(
         account = show.credential_envs
         if account not in clients:
             clients[account] = spec.open_api(config, show, policy, environ)
-        jobs.append(ShowSync(spec, url, config, show, spec.client(clients[account], show, config), wanted, start, end,
+        jobs.append(ShowSync(spec, warehouse, config, show, spec.client(clients[account], show, config), wanted, start, end,
                              batch_id, sync_id or batch_id, SyncStats(), checkpoint))
 
     def run(job: ShowSync) -> Exception | None:
@@ -96,9 +105,10 @@ def sync_platform(
             job.stats.show_seconds += time.perf_counter() - started
         return None
 
+    caller = contextvars.copy_context()
     try:
         with ThreadPoolExecutor(policy.concurrency, f"{platform}-sync") as pool:
-            outcomes = list(pool.map(run, jobs))
+            outcomes = list(pool.map(lambda job: caller.copy().run(run, job), jobs))
         errors = []
         for job, exc in zip(jobs, outcomes):
             stats.merge(job.stats)  # what a failed show stored before it failed is stored for good
