@@ -133,7 +133,8 @@ def build_days(url: str, target: str, first, last, models=ATTRIBUTION_MODELS, db
 
     window = {"min_date": first.isoformat(), "max_date": (last + timedelta(days=1)).isoformat()}
     selections = {
-        "before": ("--select", *(f"{m},+tag:partitioned" for m in models), "--exclude", "tag:partitioned"),
+        # (not what is built from a partitioned model: the tests reading one wait for it)
+        "before": ("--select", *(f"{m},+tag:partitioned" for m in models), "--exclude", "tag:partitioned+"),
         "partitioned": ("--select", *(f"{m},tag:partitioned" for m in models)),
         "after": ("--select", *models, "--exclude", "+tag:partitioned"),
     }

@@ -273,9 +273,9 @@ def clone(built, admin_url, tmp_path):
 def test_partitions_built_range_by_range_equal_a_full_rebuild(built, clone):
     """The fixture built every day whole, then the last log day's partitions with the credits of
     the longest window after them. Emptied and built again range by range, in time order as
-    Dagster runs them (a day's credits read the exposures of the days before it): the exposure
-    days one by one, the other days in ranges. The attribution tables hold the same rows; so
-    does a full rebuild."""
+    Dagster runs them (a day's credits read the exposures of the days before it): the days
+    before any ad, the first day with ads, the other days with ads, the rest in two ranges. The
+    attribution tables hold the same rows; so does a full rebuild."""
     url, target = clone
     expected = snapshot(url)
     assert all(expected.values()) and len(expected["credits"]) > 3000, {k: len(v) for k, v in expected.items()}
@@ -283,8 +283,8 @@ def test_partitions_built_range_by_range_equal_a_full_rebuild(built, clone):
     (first, last), = query(url, "select min(conversion_date), max(conversion_date) from intermediate.int_conversions")
     assert first < exposure_days[0] and exposure_days[-1] < last, (first, exposure_days, last)
     middle = exposure_days[-1] + (last - exposure_days[-1]) / 2
-    ranges = [(first, exposure_days[0] - DAY), *((day, day) for day in exposure_days),
-              (exposure_days[-1] + DAY, middle), (middle + DAY, last)]
+    ranges = [(first, exposure_days[0] - DAY), (exposure_days[0], exposure_days[0]),
+              (exposure_days[0] + DAY, exposure_days[-1]), (exposure_days[-1] + DAY, middle), (middle + DAY, last)]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("truncate " + ", ".join(PARTITIONED))
     for start, end in ranges:
@@ -403,13 +403,12 @@ def test_a_late_exposure_is_credited_by_a_run_of_its_day_and_the_longest_window_
     assert rebuild(url, target) == after
 
 
-def household_screens_to_run(url: str, target: str, dbt_vars: dict) -> list[tuple]:
-    """The rows of the warning test attribution_household_screens_current: the conversions
-    credited under another household screen than the current one."""
-    dbt_build(url, target, "--select", "attribution_household_screens_current", "--vars", json.dumps(dbt_vars),
-              command="compile")
-    compiled = Path(target) / "compiled" / "podcast_analytics" / "tests" / "attribution_household_screens_current.sql"
-    return query(url, compiled.read_text())
+def household_screens_test(url: str, target: str) -> str:
+    """The SQL of the warning test attribution_household_screens_current: its rows are the
+    conversions credited under another household screen than the current one."""
+    dbt_build(url, target, "--select", "attribution_household_screens_current", command="compile")
+    return (Path(target) / "compiled" / "podcast_analytics" / "tests" / "attribution_household_screens_current.sql"
+            ).read_text()
 
 
 def test_a_stricter_household_screen_over_every_day_equals_a_full_rebuild(built, clone):
@@ -420,14 +419,15 @@ def test_a_stricter_household_screen_over_every_day_equals_a_full_rebuild(built,
     url, target = clone
     strict = {"attribution_max_household_user_agents": 1}
     usual = snapshot(url)
-    assert household_screens_to_run(url, target, {}) == []
+    screens_test = household_screens_test(url, target)
+    assert query(url, screens_test) == []
     (newest,), = query(url, "select max(conversion_date) from intermediate.int_conversions")
     run_days(url, target, newest, newest, dbt_vars=strict)
-    stale = household_screens_to_run(url, target, strict)
+    stale = query(url, screens_test)
     days = sorted({row[0] for row in stale})
     assert stale and newest not in days and {row[-1] for row in stale} == {"shared_ip"}, stale[:5]
     run_days(url, target, days[0], days[-1], dbt_vars=strict)
-    assert household_screens_to_run(url, target, strict) == []
+    assert query(url, screens_test) == []
     screened = snapshot(url)
     assert screened["credits"] != usual["credits"] and screened["exclusions"] != usual["exclusions"]
     assert rebuild(url, target, strict) == screened
