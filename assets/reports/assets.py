@@ -45,8 +45,8 @@ CAMPAIGN_UPSTREAM = [*(dg.AssetKey(["marts", name]) for name in (
 SPONSOR_UPSTREAM = [dg.AssetKey(["marts", name]) for name in ("mart_sponsor_roi", "mart_campaign_roi",
                                                                 "fct_attributed_conversions")]
 # Day-partitioned marts (docs/PARTITIONED_DBT.md) a report reads over its whole period.
-DAILY_PARTITIONED_UPSTREAM = {dg.AssetKey(["marts", "fct_downloads_daily_by_show"]),
-                              dg.AssetKey(["marts", "fct_downloads_daily_by_tenant"])}
+DAILY_PARTITIONED_UPSTREAM = {dg.AssetKey(["marts", name]) for name in (
+    "fct_downloads_daily_by_show", "fct_downloads_daily_by_tenant", "fct_attributed_conversions")}
 
 
 def report_deps(keys: list[dg.AssetKey]) -> list[dg.AssetDep]:
