@@ -109,6 +109,9 @@ class LayeredTranslator(DagsterDbtTranslator):
         if dbt_resource_props["name"] == "int_downloads_iab_filtered" and parent.get("name") in (
                 "int_listener_requests_screened", "int_download_windows"):
             return dg.TimeWindowPartitionMapping(start_offset=0, end_offset=window_reach_days())
+        if dbt_resource_props["name"] == "fct_attributed_conversions" and parent.get("name") == "int_exposures":
+            # A day's conversions are credited from the exposures of the attribution window before it.
+            return dg.TimeWindowPartitionMapping(start_offset=-attribution_lookback_days(), end_offset=0)
         return None
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
@@ -145,6 +148,12 @@ def window_reach_days(dbt_vars: Mapping[str, Any] | None = None) -> int:
     values = {**project_vars(Path(get_settings().dbt_project_dir)), **get_settings().dbt_vars(), **(dbt_vars or {})}
     window = values.get("iab_window", "rolling_24h")
     return 0 if window == "calendar_day" else 1 if window == "rolling_24h" else int(values.get("iab_max_window_days", 7))
+
+
+def attribution_lookback_days(dbt_vars: Mapping[str, Any] | None = None) -> int:
+    """How many days before a conversion its exposures can be: `attribution_max_window_days`."""
+    values = {**project_vars(Path(get_settings().dbt_project_dir)), **get_settings().dbt_vars(), **(dbt_vars or {})}
+    return int(values.get("attribution_max_window_days", 60))
 
 
 class DbtConfig(dg.Config):

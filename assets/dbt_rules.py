@@ -30,10 +30,8 @@ from typing import Any
 import yaml
 
 VAR_CALL = re.compile(r"""\bvar\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
-# Not rules: the run's partition window, and settings of how a build runs (memory, how long
-# side logs are kept, how far back a run re-reads), which change no row.
-NOT_RULES = frozenset({"min_date", "max_date", "model_work_mem", "removed_rows_retention_days",
-                       "attribution_reprocess_minutes"})
+# Not rules: the run's partition window, and how a build runs (memory), which change no row.
+NOT_RULES = frozenset({"min_date", "max_date", "model_work_mem"})
 PATTERNS_SOURCE = ("raw", "user_agent_patterns")
 # The pattern set as the classification reads it (ordered as it matches).
 PATTERN_SET_QUERY = """

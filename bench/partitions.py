@@ -101,7 +101,7 @@ def measure(url: str, work: Path, days: int, listeners: int) -> None:
     full_seconds, full_models = materialize(instance, resources, graph, keys, first, LAST_DAY)
     with psycopg.connect(url, autocommit=True) as conn:
         downloads = conn.execute("select count(*) from marts.fct_downloads").fetchone()[0]
-        cursor = out_of_date(conn, {}, window_reach_days())[1]
+        cursor = out_of_date(conn, {}, window_reach_days())[2]
 
     # One hour's worth of new events on the last day: the day's traffic from 1/24 of the listeners.
     hour = work / "landing-hour"
@@ -111,7 +111,7 @@ def measure(url: str, work: Path, days: int, listeners: int) -> None:
             path.rename(path.with_name("hour-" + path.name))
     load(url, hour)
     with psycopg.connect(url, autocommit=True) as conn:
-        changed, _ = out_of_date(conn, cursor, window_reach_days())
+        changed, _, _ = out_of_date(conn, cursor, window_reach_days())
     # The hourly run: the partitioned models of those days and what is built from them (the
     # unpartitioned models upstream of them did not change).
     increment_keys = keys - phases(graph, keys)[0][1]

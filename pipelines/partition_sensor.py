@@ -11,6 +11,9 @@ the sensor that requests them (docs/PARTITIONED_DBT.md).
 - **Episode sizes.** An episode whose size changed (`int_media_sizes.sized_at`) was measured
   against the old one on every day it has windows on (int_downloads_iab_filtered's episode
   index tells which).
+- **Conversions.** Conversion events stored or changed (`raw.attribution_events._ingested_at`)
+  change their day's credits, and a changed download day changes the exposures credited on the
+  `attribution_max_window_days` after it: those days run the attribution models alone.
 
 Contiguous days become one run of the `dbt_partitioned` job over that range (the models'
 backfill policy is a single run). The cursor holds two watermarks and the ledger rows seen in
@@ -26,7 +29,7 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 
-from assets.dbt import DBT_PARTITIONS, window_reach_days
+from assets.dbt import DBT_PARTITIONS, attribution_lookback_days, build_partitioned_dbt_assets, window_reach_days
 from pipelines.jobs import dbt_partitioned_job
 from pipelines.rules import RANGE_END, RANGE_START
 from resources.warehouse import WarehouseResource
@@ -53,8 +56,9 @@ def affected_days(first: datetime, last: datetime, reach: int) -> set[date]:
     return {low + timedelta(days=n) for n in range((high - low).days + 1)}
 
 
-def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], dict]:
-    """The days changed since the cursor, and the cursor after them."""
+def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], dict]:
+    """The days whose downloads changed since the cursor, the days whose conversions changed,
+    and the cursor after them."""
     through = datetime.fromisoformat(cursor["ledger_through"]) if cursor.get("ledger_through") else None
     seen = {tuple(item) for item in cursor.get("ledger_recent", [])}
     rows = conn.execute(
@@ -81,11 +85,21 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], dict]:
                 "select distinct window_date from intermediate.int_downloads_iab_filtered where episode_id in ("
                 "  select episode_id from intermediate.int_media_sizes where sized_at > %s::timestamptz)",
                 (sized_through,)).fetchall()}
+    # Conversion events stored or changed since the last tick (an order edited, refunded): their
+    # days. A row committed late is seen within the slack; the same rows give the same run key.
+    events_through = cursor.get("events_through")
+    conversion_days: set[date] = set()
+    newest_event = conn.execute("select max(_ingested_at) from raw.attribution_events").fetchone()[0]
+    if events_through is not None and newest_event is not None:
+        conversion_days = {day for day, in conn.execute(
+            "select distinct (occurred_at at time zone 'UTC')::date from raw.attribution_events "
+            "where _ingested_at > %s::timestamptz - %s::interval", (events_through, COMMIT_SLACK)).fetchall()}
     cutoff = newest - COMMIT_SLACK if newest is not None else None
-    return days, {
+    return days, conversion_days, {
         "ledger_through": newest.isoformat() if newest is not None else None,
         "ledger_recent": [list(key) for key in recent if cutoff is None or datetime.fromisoformat(key[1]) > cutoff],
         "sized_through": newest_size.isoformat() if newest_size is not None else sized_through,
+        "events_through": newest_event.isoformat() if newest_event is not None else events_through,
     }
 
 
@@ -93,20 +107,38 @@ def _exists(conn, relation: str) -> bool:
     return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
 
 
-def partition_requests(days: set[date]) -> list[dg.RunRequest]:
-    """One run of the partitioned dbt models per contiguous range of existing partitions."""
+def partition_requests(days: set[date], conversion_days: set[date] = frozenset(), lookback: int = 0,
+                       credit_keys: list[dg.AssetKey] | None = None, run_key_salt: str = "") -> list[dg.RunRequest]:
+    """One run of the partitioned dbt models per contiguous range of existing partitions whose
+    downloads changed; then, for the days only credits reach (a conversion's day and the
+    `lookback` days of conversions its changed exposures or visits are credited to), runs of the
+    attribution models alone."""
     first = date.fromisoformat(DBT_PARTITIONS.get_first_partition_key())
     last = date.fromisoformat(DBT_PARTITIONS.get_last_partition_key())
-    days = {day for day in days if first <= day <= last}
+
+    def existing(candidates: set[date]) -> set[date]:
+        return {day for day in candidates if first <= day <= last}
+
+    days = existing(days)
+    credit_days = existing({day + timedelta(days=n) for day in days | set(conversion_days)
+                            for n in range(lookback + 1)}) - days
     requests = []
-    for low, high in day_ranges(days):
-        tags = {RANGE_START: low.isoformat(), RANGE_END: high.isoformat()}
-        requests.append(dg.RunRequest(
-            run_key="days:" + hashlib.sha256(json.dumps(sorted(days, key=str), default=str).encode()).hexdigest()[:16]
-                    + f":{low}:{high}",
-            tags={**tags, "requested_by": "changed days"},
-        ))
+    for selection, chosen in ((None, days), (credit_keys, credit_days)):
+        if selection is not None and not selection:
+            continue
+        for low, high in day_ranges(chosen):
+            key = hashlib.sha256(json.dumps([sorted(map(str, chosen)), run_key_salt]).encode()).hexdigest()[:16]
+            requests.append(dg.RunRequest(
+                run_key=f"days:{key}:{low}:{high}", asset_selection=selection,
+                tags={RANGE_START: low.isoformat(), RANGE_END: high.isoformat(),
+                      "requested_by": "changed days" if selection is None else "changed credits"},
+            ))
     return requests
+
+
+# The attribution models a day's changed conversions (or the exposures before them) reach.
+CREDIT_MODELS = ("int_conversions", "int_household_exclusions", "fct_attributed_conversions",
+                 "fct_campaign_credits_daily")
 
 
 @dg.sensor(job=dbt_partitioned_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -115,7 +147,9 @@ def partition_requests(days: set[date]) -> list[dg.RunRequest]:
 def dbt_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
     with warehouse.connect(autocommit=True) as conn:
-        days, after = out_of_date(conn, cursor, window_reach_days())
+        days, conversion_days, after = out_of_date(conn, cursor, window_reach_days())
     context.update_cursor(json.dumps(after))
-    requests = partition_requests(days)
+    credit_keys = [key for key in build_partitioned_dbt_assets().keys if key.path[-1] in CREDIT_MODELS]
+    requests = partition_requests(days, conversion_days, attribution_lookback_days(), credit_keys,
+                                  run_key_salt=after.get("events_through") or "")
     return requests or dg.SkipReason("no day of the partitioned dbt models changed")

@@ -51,7 +51,7 @@ def run_changed_days(url: str, target: str, cursor: dict) -> tuple[dict, list[tu
     as the dbt_partitioned job runs it: each range of days as one build of the partitioned models
     of the download marts with the range's vars; then the tables built from them."""
     with psycopg.connect(url, autocommit=True) as conn:
-        days, after = out_of_date(conn, cursor, window_reach_days())
+        days, _, after = out_of_date(conn, cursor, window_reach_days())
     ranges = day_ranges(days)
     for low, high in ranges:
         window = json.dumps({"min_date": low.isoformat(), "max_date": (high + timedelta(days=1)).isoformat()})
@@ -93,7 +93,7 @@ def test_partitions_run_for_the_changed_days_equal_a_full_rebuild(fresh_db, simu
     load_days(fresh_db, landing, {days[0]})
     dbt_build(fresh_db, target, *DOWNLOADS)                          # the first build: every day
     with psycopg.connect(fresh_db, autocommit=True) as conn:
-        cursor = out_of_date(conn, {}, window_reach_days())[1]    # the sensor's first tick
+        cursor = out_of_date(conn, {}, window_reach_days())[2]    # the sensor's first tick
 
     # The next days arrive one by one. Each run covers the new day, the day before (windows
     # opened then) and the day after; it starts from the windows left open two days before.
@@ -158,7 +158,7 @@ def test_files_loaded_again_emptied_deleted_or_committed_late_reach_the_marts(fr
                 load_file(conn, log, IpHasher.for_tenant(b"k", log.tenant_id), "t")
     dbt_build(fresh_db, target, *DOWNLOADS)
     with psycopg.connect(fresh_db, autocommit=True) as conn:
-        cursor = out_of_date(conn, {}, window_reach_days())[1]
+        cursor = out_of_date(conn, {}, window_reach_days())[2]
     before = dict(query(fresh_db, "select file_key, count(*) from intermediate.int_downloads_iab_filtered "
                                   "join intermediate.int_listener_requests_screened using (request_id) group by 1"))
     assert before[shrunk.file_key] > 10 and before[emptied.file_key] > 0 and late.file_key not in before

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import psycopg
 
+from assets.dbt import DBT_PARTITIONS
 from pipelines.partition_sensor import dbt_partitions_sensor
 from pipelines.rules import RANGE_END, RANGE_START
 from resources.warehouse import WarehouseResource
@@ -27,7 +28,8 @@ def tick(url: str, cursor: str | None):
     context = dg.build_sensor_context(cursor=cursor, resources={"warehouse": WarehouseResource(database_url=url)})
     result = dbt_partitions_sensor(context)
     requests = result if isinstance(result, list) else []
-    return [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests], context.cursor
+    return [(r.tags[RANGE_START], r.tags[RANGE_END]) + (("credits",) if r.asset_selection else ())
+            for r in requests], context.cursor
 
 
 def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
@@ -37,8 +39,11 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
         ledger_row(conn, "t/b-2026-11-10.log", NOW + timedelta(seconds=1), datetime(2026, 11, 10, tzinfo=timezone.utc),
                    datetime(2026, 11, 11, 0, 2, tzinfo=timezone.utc))   # a few events past midnight
     ranges, cursor = tick(fresh_db, None)
-    # Each file's days, with the day before and the day after (24-hour windows).
-    assert ranges == [("2026-11-02", "2026-11-04"), ("2026-11-09", "2026-11-12")]
+    # Each file's days, with the day before and the day after (24-hour windows); then the credits
+    # of the conversions those days' exposures reach (60 days on, up to the last partition).
+    assert ranges[:2] == [("2026-11-02", "2026-11-04"), ("2026-11-09", "2026-11-12")]
+    assert ranges[2:] == [("2026-11-05", "2026-11-08", "credits"),
+                          ("2026-11-13", DBT_PARTITIONS.get_last_partition_key(), "credits")]
     assert tick(fresh_db, cursor)[0] == []
 
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -50,7 +55,7 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
                      "first_event_at = null, last_event_at = null, status = 'deleted', loaded_at = %s "
                      "where file_key = 't/a-2026-11-03.log'", (NOW + timedelta(minutes=1),))
     ranges, cursor = tick(fresh_db, cursor)
-    assert ranges == [("2026-11-02", "2026-11-06")]
+    assert ranges[0] == ("2026-11-02", "2026-11-06") and all(r[-1] == "credits" for r in ranges[1:])
     assert tick(fresh_db, cursor)[0] == []
 
     # Five hundred files an hour apart: each tick's cursor keeps the last minutes only.
@@ -60,7 +65,7 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
             ledger_row(conn, f"t/bulk-{n}.log", at, datetime(2026, 11, 15, tzinfo=timezone.utc),
                        datetime(2026, 11, 15, 1, tzinfo=timezone.utc))
     ranges, cursor = tick(fresh_db, cursor)
-    assert ranges == [("2026-11-14", "2026-11-16")]
+    assert ranges[0] == ("2026-11-14", "2026-11-16")
     state = json.loads(cursor)
     assert len(state["ledger_recent"]) == 1 and len(cursor) < 300
     assert state["ledger_through"] == (NOW + timedelta(hours=500)).isoformat()

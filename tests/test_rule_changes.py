@@ -61,7 +61,7 @@ def test_a_rule_var_changes_the_fingerprint_of_the_models_it_reaches_and_of_no_o
     # A var read only through a macro counts (smallest_plausible_bytes reads the bitrate band).
     assert "int_downloads_iab_filtered" in changed(before, fingerprints({**base, "media_min_bitrate_bps": 9000}))
     # Settings of how a build runs change no row, and no fingerprint.
-    assert fingerprints({**base, "model_work_mem": "1GB", "removed_rows_retention_days": 3}) == before
+    assert fingerprints({**base, "model_work_mem": "1GB"}) == before
     # The benchmark thresholds reach the benchmark mart only.
     assert changed(before, fingerprints({**base, "benchmark_min_campaigns": 6})) == {"mart_roi_benchmarks"}
 

@@ -38,7 +38,7 @@
 {%- if not has_partition_window() -%}
 true
 {%- else -%}
-{%- set low, high = window_day('min', -before), window_day('max', after) -%}
+{%- set low, high = window_day('min', -(before | int)), window_day('max', after | int) -%}
 {{ column }} >= '{{ low ~ midnight if low else "-infinity" }}'::{{ type }}
 and {{ column }} < '{{ high ~ midnight if high else "infinity" }}'::{{ type }}
 {%- endif -%}

@@ -18,13 +18,13 @@
 {%- set max_window = var('attribution_max_window_days') %}
 with conversions as (
     select * from {{ ref('stg_conversions__events') }}
-    where is_conversion and {{ partition_window_utc('occurred_at') }}
+    where is_conversion and {{ partition_time_window('occurred_at') }}
 ),
 
 visits as (
     select tenant_id, household_key, occurred_at, vanity_url
     from {{ ref('stg_conversions__events') }}
-    where event_type = 'vanity_visit' and {{ partition_window_utc('occurred_at', max_window) }}
+    where event_type = 'vanity_visit' and {{ partition_time_window('occurred_at', before=max_window) }}
 ),
 
 campaigns as (

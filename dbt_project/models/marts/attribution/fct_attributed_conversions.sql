@@ -81,7 +81,7 @@ touchpoints as (
             and rows.household_key = screened.household_key
             and rows.sponsor_id = screened.sponsor_id
             and rows.exposed_at <= screened.converted_at
-            and {{ partition_window_since('rows.exposure_date', var('attribution_max_window_days')) }}
+            and {{ partition_window('rows.exposure_date', before=var('attribution_max_window_days') | int) }}
         offset 0
     ) as exposures
     inner join campaigns
