@@ -387,10 +387,32 @@ class _Phases:
             console.print(f"    [red]{line}[/]")
 
 
-def _materialize_in_phases(defs, execute, days: list[str], run_config: dict) -> list:
+def _data_days(warehouse_url: str) -> tuple[str, str] | None:
+    """The first and last UTC day with requests or conversion events in the warehouse, within the
+    partitions that exist."""
+    import psycopg
+
+    with psycopg.connect(warehouse_url) as conn:
+        low, high = conn.execute("""
+            select min(day)::text, max(day)::text from (
+                select (min(event_time) at time zone 'UTC')::date as day from raw.listener_events
+                union all select (max(event_time) at time zone 'UTC')::date from raw.listener_events
+                union all select (min(occurred_at) at time zone 'UTC')::date from raw.attribution_events
+                union all select (max(occurred_at) at time zone 'UTC')::date from raw.attribution_events
+            ) as days""").fetchone()
+    if low is None:
+        return None
+    from assets.dbt import DBT_PARTITIONS
+
+    first, last = DBT_PARTITIONS.get_first_partition_key(), DBT_PARTITIONS.get_last_partition_key()
+    return max(low, first), min(high, last)
+
+
+def _materialize_in_phases(defs, execute, warehouse_url: str, run_config: dict) -> list:
     """Every asset of a first load, in the phases pipelines/phases.py orders: the unpartitioned
     ones by `materialize_all` / `materialize_marts`, the daily-partitioned dbt models by
-    `dbt_partitioned` over the log days in one run."""
+    `dbt_partitioned` in one run over every day with data (requests or conversion events, as
+    the warehouse holds them when that phase starts)."""
     from pipelines.jobs import EVERYTHING, UNPARTITIONED, FROM_PARTITIONED
     from pipelines.phases import phases as ordered_phases
 
@@ -400,10 +422,11 @@ def _materialize_in_phases(defs, execute, days: list[str], run_config: dict) -> 
     runs = []
     for partitioned, phase_keys in ordered_phases(graph, keys):
         if partitioned:
-            if not days:
+            days = _data_days(warehouse_url)
+            if days is None:
                 continue
             runs.append(execute("dbt_partitioned", asset_selection=sorted(phase_keys, key=str), run_tags={
-                "dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}))
+                "dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[1]}))
         else:
             job = "materialize_all" if phase_keys <= upstream_only else "materialize_marts"
             ops = {op: config for op, config in run_config.get("ops", {}).items()
@@ -539,7 +562,7 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
             runs = [execute("platform_metrics", partition_key=DEMO_LOG_DAYS[-1].isoformat())]
             phase.update(line="platform API metrics synced", failed=_failure_lines(runs))
         with phases.run("Materializing every asset (feeds → raw → checks → dbt staging → marts)...") as phase:
-            runs = _materialize_in_phases(defs, execute, days, {
+            runs = _materialize_in_phases(defs, execute, warehouse_url, {
                 **quiet, "ops": {"conversion_events": {"config": {"settle_seconds": 0}}}})
             phase.update(line=f"every asset materialized in {len(runs)} runs (dbt's log: {dbt_log})",
                          failed=_failure_lines(runs))
