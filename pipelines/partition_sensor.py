@@ -16,7 +16,9 @@ the sensor that requests them (docs/PARTITIONED_DBT.md).
   `attribution_max_window_days` after it: those days run the attribution models alone.
 
 Contiguous days become one run of the `dbt_partitioned` job over that range (the models'
-backfill policy is a single run). The cursor holds two watermarks and the ledger rows seen in
+backfill policy is a single run). The sensor's first tick only sets its watermarks: what was
+loaded before it (a first load, the demo) was built by the run that loaded it; an existing
+warehouse moving to partitions is rebuilt once by `podcast-analytics backfill --full-refresh`. The cursor holds two watermarks and the ledger rows seen in
 the last minutes (a row committed late, with an older `loaded_at`, is still picked up): its size
 does not grow with the files.
 """
@@ -73,7 +75,7 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
         key = (file_key, loaded_at.isoformat())
         newest = loaded_at if newest is None or loaded_at > newest else newest
         recent.append(key)
-        if key in seen or changed_from is None:
+        if key in seen or changed_from is None or not cursor:  # a first tick only starts the watermarks
             continue
         days |= affected_days(changed_from, changed_to, reach)
     sized_through = cursor.get("sized_through")

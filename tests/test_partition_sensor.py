@@ -38,7 +38,12 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
                    datetime(2026, 11, 3, 23, 50, tzinfo=timezone.utc))
         ledger_row(conn, "t/b-2026-11-10.log", NOW + timedelta(seconds=1), datetime(2026, 11, 10, tzinfo=timezone.utc),
                    datetime(2026, 11, 11, 0, 2, tzinfo=timezone.utc))   # a few events past midnight
+    # The first tick sets the watermarks only: what was loaded before it is built.
     ranges, cursor = tick(fresh_db, None)
+    assert ranges == []
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("update ops.listener_log_files set loaded_at = loaded_at + interval '1 hour'")
+    ranges, cursor = tick(fresh_db, cursor)
     # Each file's days, with the day before and the day after (24-hour windows); then the credits
     # of the conversions those days' exposures reach (60 days on, up to the last partition).
     assert ranges[:2] == [("2026-11-02", "2026-11-04"), ("2026-11-09", "2026-11-12")]
@@ -48,12 +53,12 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
 
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         # Committed after the last tick although it started before it: an older loaded_at.
-        ledger_row(conn, "t/late-2026-11-05.log", NOW - timedelta(minutes=3), datetime(2026, 11, 5, 8, tzinfo=timezone.utc),
+        ledger_row(conn, "t/late-2026-11-05.log", NOW + timedelta(minutes=57), datetime(2026, 11, 5, 8, tzinfo=timezone.utc),
                    datetime(2026, 11, 5, 9, tzinfo=timezone.utc))
         # A file removed: its old span is what changed.
         conn.execute("update ops.listener_log_files set changed_from = first_event_at, changed_to = last_event_at, "
                      "first_event_at = null, last_event_at = null, status = 'deleted', loaded_at = %s "
-                     "where file_key = 't/a-2026-11-03.log'", (NOW + timedelta(minutes=1),))
+                     "where file_key = 't/a-2026-11-03.log'", (NOW + timedelta(minutes=61),))
     ranges, cursor = tick(fresh_db, cursor)
     assert ranges[0] == ("2026-11-02", "2026-11-06") and all(r[-1] == "credits" for r in ranges[1:])
     assert tick(fresh_db, cursor)[0] == []
@@ -61,11 +66,11 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
     # Five hundred files an hour apart: each tick's cursor keeps the last minutes only.
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         for n in range(500):
-            at = NOW + timedelta(hours=1 + n)
+            at = NOW + timedelta(hours=2 + n)
             ledger_row(conn, f"t/bulk-{n}.log", at, datetime(2026, 11, 15, tzinfo=timezone.utc),
                        datetime(2026, 11, 15, 1, tzinfo=timezone.utc))
     ranges, cursor = tick(fresh_db, cursor)
     assert ranges[0] == ("2026-11-14", "2026-11-16")
     state = json.loads(cursor)
     assert len(state["ledger_recent"]) == 1 and len(cursor) < 300
-    assert state["ledger_through"] == (NOW + timedelta(hours=500)).isoformat()
+    assert state["ledger_through"] == (NOW + timedelta(hours=501)).isoformat()
