@@ -124,7 +124,12 @@ class LayeredTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(
             key=dg.AssetKey([layer, props["name"]]),
             group_name=layer,
-            automation_condition=DAILY if DAILY_TAG in props.get("tags", []) else ON_NEW_DATA,
+            # The daily-partitioned models run for the days their inputs changed, all of them in
+            # one run per range of days (pipelines/partition_sensor.py): automation would request
+            # them asset by asset and partition by partition, and the tables rebuilt in every
+            # partitioned run would set them off again.
+            automation_condition=None if PARTITIONED_TAG in props.get("tags", [])
+            else DAILY if DAILY_TAG in props.get("tags", []) else ON_NEW_DATA,
             # The model's SQL and the rule vars it and its parents read (assets/dbt_rules.py).
             code_version=rule_fingerprints(manifest).code_version(unique_id),
         ).merge_attributes(kinds={"postgres"})

@@ -54,7 +54,8 @@ sla_snapshot_schedule = on_cron("sla_snapshot_every_5_minutes", sla_snapshot_job
 
 automation = dg.AutomationConditionSensorDefinition(
     "automation",
-    target=dg.AssetSelection.all(),
+    # The daily-partitioned dbt models are requested by dbt_partitions_sensor, days at a time.
+    target=dg.AssetSelection.all() - dg.AssetSelection.tag("partitioned", ""),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=get_settings().automation_interval_seconds,
     description="Builds dbt models and report partitions when what they read was updated (their "
