@@ -88,20 +88,30 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
                 "  select episode_id from intermediate.int_media_sizes where sized_at > %s::timestamptz)",
                 (sized_through,)).fetchall()}
     # Conversion events stored or changed since the last tick (an order edited, refunded): their
-    # days. A row committed late is seen within the slack; the same rows give the same run key.
+    # days, by load batch; a batch committed late (an older `_ingested_at`) is seen within the
+    # slack, and the batches of the last minutes are kept so that none is taken twice.
     events_through = cursor.get("events_through")
+    events_seen = set(cursor.get("events_recent", []))
     conversion_days: set[date] = set()
-    newest_event = conn.execute("select max(_ingested_at) from raw.attribution_events").fetchone()[0]
-    if events_through is not None and newest_event is not None:
-        conversion_days = {day for day, in conn.execute(
-            "select distinct (occurred_at at time zone 'UTC')::date from raw.attribution_events "
-            "where _ingested_at > %s::timestamptz - %s::interval", (events_through, COMMIT_SLACK)).fetchall()}
+    batches = conn.execute(
+        "select coalesce(_batch_id, ''), max(_ingested_at), array_agg(distinct (occurred_at at time zone 'UTC')::date) "
+        "from raw.attribution_events where %s::timestamptz is null or _ingested_at > %s::timestamptz - %s::interval "
+        "group by 1", (events_through, events_through, COMMIT_SLACK)).fetchall()
+    newest_event = max((at for _, at, _ in batches), default=None)
+    if events_through is not None:
+        newest_event = max(newest_event, datetime.fromisoformat(events_through)) if newest_event else \
+            datetime.fromisoformat(events_through)
+    for batch, _, batch_days in batches:
+        if events_through is not None and batch not in events_seen:  # a first tick only starts the watermark
+            conversion_days |= set(batch_days)
+    event_cutoff = newest_event - COMMIT_SLACK if newest_event is not None else None
     cutoff = newest - COMMIT_SLACK if newest is not None else None
     return days, conversion_days, {
         "ledger_through": newest.isoformat() if newest is not None else None,
         "ledger_recent": [list(key) for key in recent if cutoff is None or datetime.fromisoformat(key[1]) > cutoff],
         "sized_through": newest_size.isoformat() if newest_size is not None else sized_through,
-        "events_through": newest_event.isoformat() if newest_event is not None else events_through,
+        "events_through": newest_event.isoformat() if newest_event is not None else None,
+        "events_recent": sorted(batch for batch, at, _ in batches if event_cutoff is None or at > event_cutoff),
     }
 
 

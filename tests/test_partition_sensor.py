@@ -74,3 +74,26 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
     state = json.loads(cursor)
     assert len(state["ledger_recent"]) == 1 and len(cursor) < 300
     assert state["ledger_through"] == (NOW + timedelta(hours=501)).isoformat()
+
+
+def test_conversions_stored_late_request_their_credit_days_once(fresh_db):
+    def store(batch: str, day: int, at: datetime):
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute("insert into raw.attribution_events (tenant_id, source, event_id, occurred_at, sponsor_id, "
+                         "event_type, _ingested_at, _batch_id) values ('t', 'shop', %s, %s, 's', 'order', %s, %s)",
+                         (f"{batch}-{day}", datetime(2026, 11, day, 15, tzinfo=timezone.utc), at, batch))
+
+    store("first", 1, NOW)
+    ranges, cursor = tick(fresh_db, None)
+    assert ranges == []  # the first tick starts the watermark
+    # An order of November 20 stored now, and one of November 10 whose load committed late.
+    store("second", 20, NOW + timedelta(minutes=30))
+    store("late", 10, NOW + timedelta(minutes=25))
+    ranges, cursor = tick(fresh_db, cursor)
+    last = DBT_PARTITIONS.get_last_partition_key()
+    # The credits of each conversion's day and of the 60 days after it (a conversion can be a
+    # household's first, excluding it from campaigns that exclude prior customers), attribution
+    # models only.
+    assert ranges == [("2026-11-10", last, "credits")]
+    assert tick(fresh_db, cursor)[0] == []
+    assert len(json.loads(tick(fresh_db, cursor)[1])["events_recent"]) <= 3
