@@ -93,6 +93,16 @@ def rules_env(monkeypatch):
     get_settings.cache_clear()
 
 
+def load_network(url: str, truth, tmp_path, listeners: int) -> None:
+    """The simulated network's feeds, the test patterns and DAYS of access logs, loaded."""
+    ingest_rss(warehouse_at(url), sources_for(truth), batch_id="rss")
+    with psycopg.connect(url, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
+    landing = tmp_path / "landing"
+    generate_logs(truth, landing, DAYS, seed=9, listeners_per_tenant=listeners)
+    load_days(url, landing, set(DAYS))
+
+
 def materialize_phase(instance, resources, partitioned: bool, keys, tags=None) -> bool:
     assets = build_partitioned_dbt_assets() if partitioned else build_dbt_assets()
     return dg.materialize([assets], selection=sorted(keys, key=str), instance=instance, resources=resources,
@@ -101,12 +111,7 @@ def materialize_phase(instance, resources, partitioned: bool, keys, tags=None) -
 
 def test_a_rule_change_rebuilds_what_it_affects_in_the_order_of_the_graph(
         fresh_db, simulator, truth, tmp_path, rules_env):
-    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
-    landing = tmp_path / "landing"
-    generate_logs(truth, landing, DAYS, seed=9, listeners_per_tenant=30)
-    load_days(fresh_db, landing, set(DAYS))
+    load_network(fresh_db, truth, tmp_path, listeners=30)
 
     instance = dg.DagsterInstance.ephemeral()
     resources = {"warehouse": WarehouseResource(database_url=fresh_db), "dbt": dbt_resource()}
@@ -161,12 +166,7 @@ def test_a_rule_change_rebuilds_what_it_affects_in_the_order_of_the_graph(
 
 def test_a_full_refresh_through_run_config_rebuilds_every_day_of_a_partitioned_model(fresh_db, simulator, truth,
                                                                                     tmp_path):
-    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
-    landing = tmp_path / "landing"
-    generate_logs(truth, landing, DAYS, seed=9, listeners_per_tenant=10)
-    load_days(fresh_db, landing, set(DAYS))
+    load_network(fresh_db, truth, tmp_path, listeners=10)
     run_dbt(fresh_db, tmp_path / "target", "build", "--select", "+fct_downloads_daily_by_tenant",
             "--exclude", "test_type:unit", check=True)
     instance = dg.DagsterInstance.ephemeral()
