@@ -153,7 +153,7 @@ CREDIT_MODELS = ("int_conversions", "int_household_exclusions", "fct_attributed_
                  "fct_campaign_credits_daily")
 
 
-@dg.sensor(job=dbt_partitioned_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=dbt_partitioned_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests the daily-partitioned dbt models for the days a log file's change (load, "
                        "reload, emptying, removal) or an episode's new size left out of date.")
 def dbt_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):

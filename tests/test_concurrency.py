@@ -190,6 +190,18 @@ def test_two_builds_of_the_same_models_take_turns(guarded, admin_url, tmp_path):
            "PODCAST_JSON_LOG": str(tmp_path / "runs.jsonl"), "PODCAST_DATA_DIR": str(tmp_path / "data"),
            "PYTHONPATH": str(REPO_ROOT)}
     try:
+        # The pool's limit row is made once before the runs: two runs of a new instance that both
+        # made it at once raced on its unique key inside Dagster's storage (seen in CI).
+        saved_url = os.environ.get("DAGSTER_PG_URL")
+        os.environ["DAGSTER_PG_URL"] = env["DAGSTER_PG_URL"]
+        try:
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                instance.event_log_storage.initialize_concurrency_limit_to_default("dbt")
+        finally:
+            if saved_url is None:
+                os.environ.pop("DAGSTER_PG_URL")
+            else:
+                os.environ["DAGSTER_PG_URL"] = saved_url
         builds = [subprocess.Popen([sys.executable, "-c", BUILD, url], env=env, cwd=REPO_ROOT, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
         outputs = [build.communicate(timeout=600) for build in builds]

@@ -1,14 +1,13 @@
-"""The daily-partitioned dbt models (tag `partitioned`, docs/PARTITIONED_DBT.md): built partition
-by partition they equal a full rebuild, and through Dagster a partition reports the rows it wrote."""
+"""The daily-partitioned dbt models (tag `partitioned`, docs/PARTITIONED_DBT.md) through Dagster: a
+partition reports the rows it wrote. (Partitions run day by day equal a full rebuild:
+tests/test_downloads_incremental.py, tests/test_attribution.py.)"""
 
-import json
 from datetime import date
 
 import dagster as dg
 import psycopg
 
-from assets.dbt import DBT_PARTITIONS, build_partitioned_dbt_assets, dbt_resource, partition_vars, rows_written
-from assets.ingestion.listener_logs_load import discover, forget_missing
+from assets.dbt import build_partitioned_dbt_assets, dbt_resource, rows_written
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from resources.warehouse import WarehouseResource, warehouse_at
@@ -18,87 +17,6 @@ from tests.test_downloads_incremental import dbt_build, load_days
 from tests.test_rss_ingest import sources_for
 
 DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
-# fct_downloads and dim_podcasts with what they read (nothing partitioned), and the partitioned set.
-UPSTREAM = ("--select", "+tag:partitioned", "--exclude", "tag:partitioned+", "--indirect-selection", "cautious")
-PARTITIONED = ("--select", "tag:partitioned", "--indirect-selection", "cautious")
-ROLLUPS = {
-    "marts.fct_downloads_daily_by_tenant": "tenant_id",
-    "marts.fct_downloads_daily_by_show": "tenant_id, podcast_id, podcast_title",
-    "marts.fct_downloads_daily_by_episode": "tenant_id, podcast_id, episode_id, podcast_title",
-    "marts.fct_downloads_daily_by_app": "tenant_id, app_name, agent_type",
-    "marts.fct_downloads_daily_by_country": "tenant_id, country_code",
-    "marts.fct_downloads_daily_by_device": "tenant_id, device_category",
-    "marts.fct_downloads_daily_by_platform": "tenant_id, platform",
-}
-
-
-def rollups(url) -> dict[str, list]:
-    return {table: sorted(query(url, f"select download_date, {columns}, downloads, unique_listeners from {table}"))
-            for table, columns in ROLLUPS.items()}
-
-
-def range_vars(first: date, last: date) -> str:
-    """The vars of the Dagster partition range first..last."""
-    window = DBT_PARTITIONS.time_window_for_partition_key(first.isoformat())
-    end = DBT_PARTITIONS.time_window_for_partition_key(last.isoformat()).end
-    return json.dumps(partition_vars(dg.TimeWindow(window.start, end)))
-
-
-def day_vars(day: date) -> str:
-    return range_vars(day, day)
-
-
-def test_partitions_built_day_by_day_equal_a_full_rebuild(fresh_db, simulator, truth, tmp_path):
-    ingest_rss(warehouse_at(fresh_db), sources_for(truth), batch_id="rss")
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
-    landing = tmp_path / "landing"
-    generate_logs(truth, landing, DAYS, seed=9, listeners_per_tenant=30)
-    target = str(tmp_path / "target")
-
-    # The first day, built whole (no vars: every day).
-    load_days(fresh_db, landing, {DAYS[0]})
-    dbt_build(fresh_db, target, *UPSTREAM)
-    dbt_build(fresh_db, target, *PARTITIONED)
-    first_day = rollups(fresh_db)
-    assert {row[0] for row in first_day["marts.fct_downloads_daily_by_tenant"]} == {DAYS[0]}
-
-    # The next days arrive; each day's partition is built on its own, the first is left alone.
-    load_days(fresh_db, landing, set(DAYS[1:]))
-    dbt_build(fresh_db, target, *UPSTREAM)
-    untouched = query(fresh_db, "select xmin::text from marts.fct_downloads_daily_by_tenant order by 1")
-    for day in DAYS[1:]:
-        dbt_build(fresh_db, target, *PARTITIONED, "--vars", day_vars(day))
-    assert query(fresh_db, "select xmin::text from marts.fct_downloads_daily_by_tenant "
-                           "where download_date = %s order by 1", (DAYS[0],)) == untouched
-    by_partition = rollups(fresh_db)
-    assert {row[0] for row in by_partition["marts.fct_downloads_daily_by_tenant"]} == set(DAYS)
-    assert len(by_partition["marts.fct_downloads_daily_by_episode"]) > 20
-
-    # Running a partition again changes nothing.
-    dbt_build(fresh_db, target, *PARTITIONED, "--vars", day_vars(DAYS[1]))
-    assert rollups(fresh_db) == by_partition
-
-    dbt_build(fresh_db, target, *PARTITIONED, "--full-refresh")
-    assert rollups(fresh_db) == by_partition
-
-    # Every file of the last day leaves: its partition, run again, is empty, as in a full rebuild.
-    for log in discover(landing, settle_seconds=0):
-        if log.log_date == DAYS[2]:
-            log.path.unlink()
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        assert forget_missing(conn, landing, DAYS[2], "t")
-    dbt_build(fresh_db, target, *UPSTREAM)
-    # The partitions a change of day 3 reaches: that day and the one before (a download window
-    # opened on day 2 may have requests of day 3), as one run over the range.
-    dbt_build(fresh_db, target, *PARTITIONED, "--vars", range_vars(DAYS[1], DAYS[2]))
-    emptied = rollups(fresh_db)
-    downloads_left = query(fresh_db, "select count(*) from marts.fct_downloads where download_date = %s", (DAYS[2],))
-    assert sum(row[-2] for row in emptied["marts.fct_downloads_daily_by_tenant"] if row[0] == DAYS[2]) \
-        == downloads_left[0][0] < sum(row[-2] for row in by_partition["marts.fct_downloads_daily_by_tenant"]
-                                      if row[0] == DAYS[2])
-    dbt_build(fresh_db, target, *PARTITIONED, "--full-refresh")
-    assert rollups(fresh_db) == emptied
 
 
 def test_a_partition_through_dagster_reports_the_rows_it_wrote(fresh_db, simulator, truth, tmp_path):
@@ -109,7 +27,7 @@ def test_a_partition_through_dagster_reports_the_rows_it_wrote(fresh_db, simulat
     generate_logs(truth, landing, DAYS[:2], seed=9, listeners_per_tenant=30)
     load_days(fresh_db, landing, set(DAYS[:2]))
     target = str(tmp_path / "target")
-    dbt_build(fresh_db, target, "--select", "+fct_downloads", "--indirect-selection", "cautious")  # every day
+    dbt_build(fresh_db, target, "--select", "+fct_downloads", "+dim_podcasts", "--indirect-selection", "cautious")
 
     by_tenant = dg.AssetKey(["marts", "fct_downloads_daily_by_tenant"])
     by_episode = dg.AssetKey(["marts", "fct_downloads_daily_by_episode"])
