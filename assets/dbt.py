@@ -135,12 +135,17 @@ class LayeredTranslator(DagsterDbtTranslator):
         ).merge_attributes(kinds={"postgres"})
 
 
+def effective_vars(dbt_vars: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The values dbt sees for its vars: dbt_project.yml's, replaced by the settings' (every build
+    passes those), replaced by `dbt_vars` (a run's own)."""
+    return {**project_vars(Path(get_settings().dbt_project_dir)), **get_settings().dbt_vars(), **(dbt_vars or {})}
+
+
 def rule_fingerprints(manifest: Mapping[str, Any], pattern_set: str | None = None) -> RuleFingerprints:
     """The rules fingerprints of the manifest's models under the vars every build passes."""
     key = (id(manifest), pattern_set)
     if key not in _FINGERPRINTS:
-        values = {**project_vars(Path(get_settings().dbt_project_dir)), **get_settings().dbt_vars()}
-        _FINGERPRINTS[key] = RuleFingerprints(manifest, values, pattern_set)
+        _FINGERPRINTS[key] = RuleFingerprints(manifest, effective_vars(), pattern_set)
     return _FINGERPRINTS[key]
 
 
@@ -150,15 +155,14 @@ _FINGERPRINTS: dict[tuple[int, str | None], RuleFingerprints] = {}
 def window_reach_days(dbt_vars: Mapping[str, Any] | None = None) -> int:
     """How many days after the day it opened an IAB window's requests can fall on: none for
     calendar-day windows, one for 24-hour ones, `iab_max_window_days` for last-touch ones."""
-    values = {**project_vars(Path(get_settings().dbt_project_dir)), **get_settings().dbt_vars(), **(dbt_vars or {})}
+    values = effective_vars(dbt_vars)
     window = values.get("iab_window", "rolling_24h")
     return 0 if window == "calendar_day" else 1 if window == "rolling_24h" else int(values.get("iab_max_window_days", 7))
 
 
 def attribution_lookback_days(dbt_vars: Mapping[str, Any] | None = None) -> int:
     """How many days before a conversion its exposures can be: `attribution_max_window_days`."""
-    values = {**project_vars(Path(get_settings().dbt_project_dir)), **get_settings().dbt_vars(), **(dbt_vars or {})}
-    return int(values.get("attribution_max_window_days", 60))
+    return int(effective_vars(dbt_vars).get("attribution_max_window_days", 60))
 
 
 class DbtConfig(dg.Config):
@@ -279,7 +283,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
                               models={_model_name(context, key) for key in context.selected_asset_keys})
             except WarehouseError as refused:
                 raise dg.Failure(str(refused)) from None
-        fingerprints = RuleFingerprints(manifest, {**project_vars(Path(get_settings().dbt_project_dir)), **dbt_vars},
+        fingerprints = RuleFingerprints(manifest, effective_vars(dbt_vars),
                                         pattern_set_version(conn))
     models = {node["name"]: unique_id for unique_id, node in manifest["nodes"].items() if unique_id.startswith("model.")}
     current = {key: fingerprints.fingerprint(models[_model_name(context, key)])

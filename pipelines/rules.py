@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dagster as dg
 
@@ -22,12 +21,12 @@ from assets.dbt import (
     build_dbt_assets,
     build_partitioned_dbt_assets,
     dbt_manifest,
+    effective_vars,
     recorded_fingerprint,
 )
-from assets.dbt_rules import RuleFingerprints, pattern_set_version, project_vars
+from assets.dbt_rules import RuleFingerprints, pattern_set_version
 from pipelines.jobs import dbt_models_job, dbt_partitioned_job
 from pipelines.phases import phases
-from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -61,11 +60,9 @@ class RebuildPlan:
 def current_fingerprints(warehouse: WarehouseResource, dbt_vars: dict | None = None) -> dict[dg.AssetKey, str]:
     """The rules fingerprint of every dbt model asset, as a run would record it now."""
     manifest = dbt_manifest()
-    settings = get_settings()
     with warehouse.connect(autocommit=True) as conn:
         pattern_set = pattern_set_version(conn)
-    fingerprints = RuleFingerprints(
-        manifest, {**project_vars(Path(settings.dbt_project_dir)), **settings.dbt_vars(), **(dbt_vars or {})}, pattern_set)
+    fingerprints = RuleFingerprints(manifest, effective_vars(dbt_vars), pattern_set)
     by_name = {node["name"]: unique_id for unique_id, node in manifest["nodes"].items() if unique_id.startswith("model.")}
     return {key: fingerprints.fingerprint(by_name[key.path[-1]])
             for assets_def in (build_dbt_assets(), build_partitioned_dbt_assets()) for key in assets_def.keys
