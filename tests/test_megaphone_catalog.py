@@ -60,7 +60,9 @@ def test_clean_sync_equals_the_catalog_and_the_export_ids(fresh_db, network):
     # One unit per page: every podcast took several pages, each followed through its Link header.
     shows = megaphone_shows(network)
     pages = sum(-(-len(s.episodes) // PER_PAGE) for s in shows)
-    assert stats.units == stats.requests == pages > 2 * len(shows)
+    assert stats.units == pages > 2 * len(shows)
+    # Every request is a page, or a retry of one (a busy machine can time a request out).
+    assert stats.requests == stats.units + sum(stats.retries.values())
     assert stats.rows_written["megaphone_episodes"] == len(want)
     # The catalog names exactly the episodes the delivery exports are written for.
     assert set(want) == {(s.tenant_id, s.podcast_id, e.episode_id) for s in shows for e in s.episodes}
