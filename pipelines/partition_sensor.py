@@ -62,6 +62,8 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
     """The days whose downloads changed since the cursor, the days whose conversions changed,
     and the cursor after them."""
     through = datetime.fromisoformat(cursor["ledger_through"]) if cursor.get("ledger_through") else None
+    if through is None:  # a first tick reads the last minutes of the ledger only (its index on loaded_at)
+        through = conn.execute("select max(loaded_at) from ops.listener_log_files").fetchone()[0]
     seen = {tuple(item) for item in cursor.get("ledger_recent", [])}
     rows = conn.execute(
         "select file_key, loaded_at, changed_from, changed_to from ops.listener_log_files "
@@ -93,10 +95,12 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
     events_through = cursor.get("events_through")
     events_seen = set(cursor.get("events_recent", []))
     conversion_days: set[date] = set()
+    # A first tick reads the last minutes only (the index on _ingested_at), not every event.
+    since = events_through or conn.execute("select max(_ingested_at) from raw.attribution_events").fetchone()[0]
     batches = conn.execute(
         "select coalesce(_batch_id, ''), max(_ingested_at), array_agg(distinct (occurred_at at time zone 'UTC')::date) "
         "from raw.attribution_events where %s::timestamptz is null or _ingested_at > %s::timestamptz - %s::interval "
-        "group by 1", (events_through, events_through, COMMIT_SLACK)).fetchall()
+        "group by 1", (since, since, COMMIT_SLACK)).fetchall()
     newest_event = max((at for _, at, _ in batches), default=None)
     if events_through is not None:
         newest_event = max(newest_event, datetime.fromisoformat(events_through)) if newest_event else \
