@@ -13,7 +13,12 @@ the sensor that requests them (docs/PARTITIONED_DBT.md).
   index tells which).
 - **Conversions.** Conversion events stored or changed (`raw.attribution_events._ingested_at`)
   change their day's credits, and a changed download day changes the exposures credited on the
-  `attribution_max_window_days` after it: those days run the attribution models alone.
+  `attribution_max_window_days` after it, up to the newest conversion (a day after it has no
+  conversion to credit; one stored later requests its own day): those days run the attribution
+  models alone.
+- **Days after the data.** A window opens on a day with a request, so the days a change reaches
+  stop at the newest request or the last day the change touched, whichever is later: a log
+  file of today does not run the empty partitions up to `iab_max_window_days` ahead.
 
 Contiguous days become one run of the `dbt_partitioned` job over that range (the models'
 backfill policy is a single run). The sensor's first tick only sets its watermarks: what was
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -73,6 +78,7 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
     days: set[date] = set()
     newest = through
     recent = []
+    changed_through = None
     for file_key, loaded_at, changed_from, changed_to in rows:
         key = (file_key, loaded_at.isoformat())
         newest = loaded_at if newest is None or loaded_at > newest else newest
@@ -80,6 +86,13 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
         if key in seen or changed_from is None or not cursor:  # a first tick only starts the watermarks
             continue
         days |= affected_days(changed_from, changed_to, reach)
+        changed_through = max(changed_through or changed_to, changed_to)
+    if days:
+        # A window opens on a day with a request: a day after the newest request and after every
+        # day the changes touched had no download before them and has none after them.
+        last_request = conn.execute("select max(event_time) from raw.listener_events").fetchone()[0]
+        bound = max(moment for moment in (last_request, changed_through) if moment is not None)
+        days = {day for day in days if day <= _day(bound)}
     sized_through = cursor.get("sized_through")
     newest_size = None
     if _exists(conn, "intermediate.int_media_sizes") and _exists(conn, "intermediate.int_downloads_iab_filtered"):
@@ -119,16 +132,28 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
     }
 
 
+def _day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def last_conversion_day(conn) -> date | None:
+    """The day of the newest stored conversion event (its index on occurred_at)."""
+    newest = conn.execute("select max(occurred_at) from raw.attribution_events").fetchone()[0]
+    return _day(newest) if newest is not None else None
+
+
 def _exists(conn, relation: str) -> bool:
     return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
 
 
 def partition_requests(days: set[date], conversion_days: set[date] = frozenset(), lookback: int = 0,
-                       credit_keys: list[dg.AssetKey] | None = None, run_key_salt: str = "") -> list[dg.RunRequest]:
+                       credit_keys: list[dg.AssetKey] | None = None, run_key_salt: str = "",
+                       last_conversion_day: date | None = None) -> list[dg.RunRequest]:
     """One run of the partitioned dbt models per contiguous range of existing partitions whose
     downloads changed; then, for the days only credits reach (a conversion's day and the
-    `lookback` days of conversions its changed exposures or visits are credited to), runs of the
-    attribution models alone."""
+    `lookback` days of conversions its changed exposures or visits are credited to, up to the
+    newest conversion: a day after it has no conversion to credit, and a conversion stored later
+    requests its own day), runs of the attribution models alone."""
     first = date.fromisoformat(DBT_PARTITIONS.get_first_partition_key())
     last = date.fromisoformat(DBT_PARTITIONS.get_last_partition_key())
 
@@ -138,6 +163,8 @@ def partition_requests(days: set[date], conversion_days: set[date] = frozenset()
     days = existing(days)
     credit_days = existing({day + timedelta(days=n) for day in days | set(conversion_days)
                             for n in range(lookback + 1)}) - days
+    if last_conversion_day is not None:
+        credit_days = {day for day in credit_days if day <= last_conversion_day}
     requests = []
     for selection, chosen in ((None, days), (credit_keys, credit_days)):
         if selection is not None and not selection:
@@ -164,8 +191,9 @@ def dbt_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: Wareho
     cursor = json.loads(context.cursor) if context.cursor else {}
     with warehouse.connect(autocommit=True) as conn:
         days, conversion_days, after = out_of_date(conn, cursor, window_reach_days())
+        last_conversion = (last_conversion_day(conn) or date.min) if days or conversion_days else None
     context.update_cursor(json.dumps(after))
     credit_keys = [key for key in build_partitioned_dbt_assets().keys if key.path[-1] in CREDIT_MODELS]
     requests = partition_requests(days, conversion_days, attribution_lookback_days(), credit_keys,
-                                  run_key_salt=after.get("events_through") or "")
+                                  run_key_salt=after.get("events_through") or "", last_conversion_day=last_conversion)
     return requests or dg.SkipReason("no day of the partitioned dbt models changed")

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import psycopg
 
-from assets.dbt import DBT_PARTITIONS
 from pipelines.partition_sensor import dbt_partitions_sensor
 from pipelines.rules import RANGE_END, RANGE_START
 from resources.warehouse import WarehouseResource
@@ -38,17 +37,21 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
                    datetime(2026, 11, 3, 23, 50, tzinfo=timezone.utc))
         ledger_row(conn, "t/b-2026-11-10.log", NOW + timedelta(seconds=1), datetime(2026, 11, 10, tzinfo=timezone.utc),
                    datetime(2026, 11, 11, 0, 2, tzinfo=timezone.utc))   # a few events past midnight
+        conn.execute("insert into raw.attribution_events (tenant_id, source, event_id, occurred_at, sponsor_id, "
+                     "event_type, _ingested_at, _batch_id) values ('t', 'shop', 'o-1', '2026-11-30 15:00+00', 's', "
+                     "'order', %s, 'b')", (NOW,))
     # The first tick sets the watermarks only: what was loaded before it is built.
     ranges, cursor = tick(fresh_db, None)
     assert ranges == []
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("update ops.listener_log_files set loaded_at = loaded_at + interval '1 hour'")
     ranges, cursor = tick(fresh_db, cursor)
-    # Each file's days, with the day before and the day after (24-hour windows); then the credits
-    # of the conversions those days' exposures reach (60 days on, up to the last partition).
-    assert ranges[:2] == [("2026-11-02", "2026-11-04"), ("2026-11-09", "2026-11-12")]
-    assert ranges[2:] == [("2026-11-05", "2026-11-08", "credits"),
-                          ("2026-11-13", DBT_PARTITIONS.get_last_partition_key(), "credits")]
+    # Each file's days, with the day before and the day after (24-hour windows), but not past the
+    # last day with a request (no request is stored here: the last day a file touched, November
+    # 11); then the credits of the conversions those days' exposures reach: 60 days on, up to the
+    # newest conversion (November 30).
+    assert ranges[:2] == [("2026-11-02", "2026-11-04"), ("2026-11-09", "2026-11-11")]
+    assert ranges[2:] == [("2026-11-05", "2026-11-08", "credits"), ("2026-11-12", "2026-11-30", "credits")]
     assert tick(fresh_db, cursor)[0] == []
 
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -60,11 +63,17 @@ def test_changed_days_become_ranges_once_and_the_cursor_stays_small(fresh_db):
                      "first_event_at = null, last_event_at = null, status = 'deleted', loaded_at = %s "
                      "where file_key = 't/a-2026-11-03.log'", (NOW + timedelta(minutes=61),))
     ranges, cursor = tick(fresh_db, cursor)
-    assert ranges[0] == ("2026-11-02", "2026-11-06") and all(r[-1] == "credits" for r in ranges[1:])
+    assert ranges[0] == ("2026-11-02", "2026-11-05") and all(r[-1] == "credits" for r in ranges[1:])
     assert tick(fresh_db, cursor)[0] == []
 
-    # Five hundred files an hour apart: each tick's cursor keeps the last minutes only.
+    # Five hundred files an hour apart: each tick's cursor keeps the last minutes only. A request
+    # of November 16 is stored (by an earlier load): its windows may start from November 15's, so
+    # the day after the files' runs too, and no later day.
     with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("insert into raw.listener_events (tenant_id, event_time, log_date, file_key, line_no, path, "
+                     "method, status, bytes_sent, ip_hash, ip_prefix_hash, ip_version, _source) values ('t', "
+                     "'2026-11-16 12:00+00', '2026-11-16', 't/c-2026-11-16.log', 1, '/e.mp3', 'GET', 200, 1, 'h', "
+                     "'p', 4, 'test')")
         for n in range(500):
             at = NOW + timedelta(hours=2 + n)
             ledger_row(conn, f"t/bulk-{n}.log", at, datetime(2026, 11, 15, tzinfo=timezone.utc),
@@ -90,10 +99,9 @@ def test_conversions_stored_late_request_their_credit_days_once(fresh_db):
     store("second", 20, NOW + timedelta(minutes=30))
     store("late", 10, NOW + timedelta(minutes=25))
     ranges, cursor = tick(fresh_db, cursor)
-    last = DBT_PARTITIONS.get_last_partition_key()
     # The credits of each conversion's day and of the 60 days after it (a conversion can be a
-    # household's first, excluding it from campaigns that exclude prior customers), attribution
-    # models only.
-    assert ranges == [("2026-11-10", last, "credits")]
+    # household's first, excluding it from campaigns that exclude prior customers), up to the
+    # newest conversion, attribution models only.
+    assert ranges == [("2026-11-10", "2026-11-20", "credits")]
     assert tick(fresh_db, cursor)[0] == []
     assert len(json.loads(tick(fresh_db, cursor)[1])["events_recent"]) <= 3
