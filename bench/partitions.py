@@ -52,10 +52,10 @@ def download_targets(graph) -> set[dg.AssetKey]:
     return dg.AssetSelection.assets(*targets).upstream().resolve(graph) & dbt_keys
 
 
-def materialize(instance, resources, graph, keys: set[dg.AssetKey], first: date, last: date) -> tuple[float, float]:
+def materialize(instance, resources, graph, keys: set[dg.AssetKey], first: date, last: date) -> tuple[float, dict]:
     """Materialize `keys` phase by phase, the partitioned ones over [first, last]: the seconds
-    through Dagster, and the seconds dbt spent in the models themselves (their execution
-    durations; the rest is starting dbt and Dagster, and the data tests)."""
+    through Dagster, and the seconds dbt spent in each model itself (its execution duration; the
+    rest is starting dbt and Dagster, and the data tests)."""
     started = time.perf_counter()
     in_models: dict[dg.AssetKey, float] = {}
     for partitioned, phase_keys in phases(graph, keys):
@@ -67,7 +67,7 @@ def materialize(instance, resources, graph, keys: set[dg.AssetKey], first: date,
             duration = event.step_materialization_data.materialization.metadata.get("Execution Duration")
             if duration is not None:
                 in_models[event.asset_key] = duration.value
-    return time.perf_counter() - started, sum(in_models.values())
+    return time.perf_counter() - started, in_models
 
 
 def load(url: str, landing: Path) -> int:
@@ -98,7 +98,7 @@ def measure(url: str, work: Path, days: int, listeners: int) -> None:
     keys = download_targets(graph)
     instance = dg.DagsterInstance.ephemeral()
     resources = {"warehouse": WarehouseResource(database_url=url), "dbt": dbt_resource()}
-    full_seconds, full_models = materialize(instance, resources, graph, keys, first, LAST_DAY)
+    full_seconds, full_per_model = materialize(instance, resources, graph, keys, first, LAST_DAY)
     with psycopg.connect(url, autocommit=True) as conn:
         downloads = conn.execute("select count(*) from marts.fct_downloads").fetchone()[0]
         cursor = out_of_date(conn, {}, window_reach_days())[2]
@@ -117,13 +117,18 @@ def measure(url: str, work: Path, days: int, listeners: int) -> None:
     increment_keys = keys - phases(graph, keys)[0][1]
     runs = [materialize(instance, resources, graph, increment_keys, low, min(high, LAST_DAY))
             for low, high in day_ranges(changed)]
-    increment_seconds, increment_models = sum(r[0] for r in runs), sum(r[1] for r in runs)
+    increment_seconds = sum(seconds for seconds, _ in runs)
+    per_model = {key: sum(models.get(key, 0.0) for _, models in runs) for key in keys}
+    increment_models, full_models = sum(per_model.values()), sum(full_per_model.values())
+    slowest = sorted(per_model.items(), key=lambda item: -item[1])[:6]
     print(f"[{days} days] {lines:,} log lines, {events:,} events, {downloads:,} downloads; full build through "
           f"Dagster {full_seconds:.0f} s; after {extra.lines:,} new events on the last day, the sensor's days "
           f"{[f'{low}..{high}' for low, high in day_ranges(changed)]} and the tables built from them "
           f"{increment_seconds:.1f} s = {100 * increment_seconds / full_seconds:.1f} % of the full build "
           f"(target <= {5 if days <= 30 else 2} %); time in the models themselves: full {full_models:.1f} s, "
-          f"increment {increment_models:.1f} s = {100 * increment_models / full_models:.1f} %", flush=True)
+          f"increment {increment_models:.1f} s = {100 * increment_models / full_models:.1f} %; the increment's "
+          f"slowest models: " + ", ".join(f"{key.path[-1]} {seconds:.1f} s (full {full_per_model.get(key, 0):.1f} s)"
+                                          for key, seconds in slowest), flush=True)
 
 
 def main() -> None:
