@@ -1,5 +1,6 @@
 {{ config(indexes=[{'columns': ['event_date']}, {'columns': ['window_date']}, {'columns': ['group_key']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          meta={'retention_day_column': 'event_date'},
           pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}", "{{ delete_partition_window('event_date') }}"]) }}
 -- Requests that passed the request-level rules, grouped into IAB measurement windows per
 -- listener (IP prefix + user agent) and episode. The window type comes from `iab_window`:

@@ -1,5 +1,6 @@
 {{ config(indexes=[{'columns': ['window_date']}, {'columns': ['request_id']}, {'columns': ['episode_id', 'window_date']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          meta={'retention_day_column': 'window_date'},
           pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}", "{{ delete_partition_window('window_date') }}"]) }}
 -- Every request, with the IAB v2.3 reason it is excluded (null: it belongs to a counted
 -- download). Request-level rules come first, then implausible IP volume, then the window

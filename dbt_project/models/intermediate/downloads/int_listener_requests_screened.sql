@@ -1,6 +1,7 @@
 {{ config(indexes=[{'columns': ['event_date']}, {'columns': ['request_id']}, {'columns': ['tenant_id', 'ip_hash', 'event_date']},
                    {'columns': ['group_key']}, {'columns': ['episode_id', 'event_date']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          meta={'retention_day_column': 'event_date'},
           pre_hook=["{{ delete_partition_window('event_date') }}"]) }}
 -- Every request with its episode, agent, the byte interval it delivered, and the first
 -- request-level IAB rule it fails (null when it may count). Daily-partitioned by the request's
