@@ -1,8 +1,6 @@
 """Bounded growth of the request-level dbt tables: a daily job deletes their days older than the
 dbt var `request_retention_days` (resources/request_retention.py, docs/PARTITIONED_DBT.md)."""
 
-from __future__ import annotations
-
 from datetime import date, datetime, timezone
 
 import dagster as dg
