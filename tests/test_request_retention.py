@@ -23,11 +23,11 @@ from tests.test_rss_ingest import sources_for
 DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)]
 TODAY = date(2026, 11, 5)  # with a retention of 2 days: 3 and 4 November are kept
 KEPT_FROM = date(2026, 11, 3)
-SCREENED, WINDOWS, FILTERED = (f"intermediate.{name}" for name in (
-    "int_listener_requests_screened", "int_download_windows", "int_downloads_iab_filtered"))
-DAY_COLUMNS = {SCREENED: "event_date", WINDOWS: "event_date", FILTERED: "window_date"}
+SCREENED, WINDOWS, FILTERED, AGENTS = (f"intermediate.{name}" for name in (
+    "int_listener_requests_screened", "int_download_windows", "int_downloads_iab_filtered", "int_user_agents_daily"))
+DAY_COLUMNS = {SCREENED: "event_date", WINDOWS: "event_date", FILTERED: "window_date", AGENTS: "event_date"}
 CHAIN = [dg.AssetKey(["intermediate", name]) for name in (
-    "int_listener_requests_screened", "int_download_windows", "int_downloads_iab_filtered")] + [
+    "int_user_agents_daily", "int_listener_requests_screened", "int_download_windows", "int_downloads_iab_filtered")] + [
     dg.AssetKey(["marts", "fct_downloads"]), dg.AssetKey(["marts", "fct_downloads_daily_by_tenant"])]
 
 
@@ -46,6 +46,7 @@ def _request_rows(url: str) -> dict[str, list[tuple]]:
         SCREENED: sorted(query(url, f"select event_date, request_id, coalesce(screen_reason, '') from {SCREENED}")),
         WINDOWS: sorted(query(url, f"select event_date, request_id, coalesce(window_id, '') from {WINDOWS}")),
         FILTERED: sorted(query(url, f"select window_date, request_id, coalesce(exclusion_reason, '') from {FILTERED}")),
+        AGENTS: sorted(query(url, f"select event_date, user_agent from {AGENTS}")),
     }
 
 
@@ -103,7 +104,9 @@ def test_the_request_level_tables_are_the_ones_declared_and_their_readers():
     assert read["int_download_windows"] == {SCREENED, WINDOWS}
     assert read["int_downloads_iab_filtered"] == {SCREENED, WINDOWS, FILTERED}
     assert read["fct_downloads"] == {FILTERED} and read["int_media_size_evidence_daily"] == {SCREENED}
-    assert "fct_downloads_daily_by_tenant" not in read  # it reads the fact, which keeps every day
+    assert read["int_user_agents_classified"] == {AGENTS}
+    # the evidence of file sizes is kept (sizes are learned from every day), and what the facts feed
+    assert "int_media_sizes" not in read and "fct_downloads_daily_by_tenant" not in read
 
 
 def test_old_days_go_and_the_facts_keep_their_history(pruned):
@@ -131,8 +134,8 @@ def test_a_run_over_deleted_days_is_refused_and_one_after_them_equals_the_full_b
         result = _materialize(url, day)
         assert not result.success
         assert _failure(result) == (
-            f"a run of fct_downloads, int_download_windows, int_downloads_iab_filtered, int_listener_requests_screened "
-            f"from {day:%Y-%m-%d} on reads the request-level rows of {day.replace(day=day.day - 1):%Y-%m-%d} on (a day's "
+            f"a run of fct_downloads, int_download_windows, int_downloads_iab_filtered, int_listener_requests_screened, "
+            f"int_user_agents_daily from {day:%Y-%m-%d} on reads the request-level rows of {day.replace(day=day.day - 1):%Y-%m-%d} on (a day's "
             f"IAB windows start from the day before's), but {WINDOWS} keeps days from 2026-11-03 on (its retention, "
             "the dbt var request_retention_days): run the days from 2026-11-04 on only, or rebuild the partitioned "
             "models in full (a full refresh, which reads the raw events again)")

@@ -17,7 +17,8 @@
 -- Daily-partitioned by `window_date`, the UTC day the request's window opened (its own day
 -- when it has no window): a window and its download are decided on that day. Its requests
 -- reach into the days after it (24 hours for the rolling windows, up to iab_max_window_days
--- for last-touch ones), so a run reads the requests and windows of those days too.
+-- for last-touch ones), so a run reads the requests and windows of those days too. Days older
+-- than `request_retention_days` are deleted (resources/request_retention.py).
 {% set reach_days = 0 if var('iab_window') == 'calendar_day' else (1 if var('iab_window') == 'rolling_24h' else var('iab_max_window_days')) %}
 with joined as (
     select
