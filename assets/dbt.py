@@ -25,6 +25,7 @@ from dagster_dbt import (
 from assets.automation import DAILY, DAILY_TAG, ON_NEW_DATA
 from assets.dbt_rules import RuleFingerprints, pattern_set_version, project_vars
 from assets.quality_gate import asset_graph_of, blocker_metadata, gated_keys
+from resources.request_retention import check_request_window, clear_request_horizons
 from resources.settings import get_settings
 from resources.warehouse import WarehouseError, WarehouseResource, check_rebuild
 
@@ -283,6 +284,16 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
                               models={_model_name(context, key) for key in context.selected_asset_keys})
             except WarehouseError as refused:
                 raise dg.Failure(str(refused)) from None
+        # Days whose request-level rows the retention deleted cannot be rebuilt from them.
+        read = request_tables_read(manifest)
+        reading = {name: read[name] for name in {_model_name(context, key) for key in context.selected_asset_keys}
+                   if name in read}
+        if partitioned and "min_date" in dbt_vars and reading:
+            try:
+                check_request_window(conn, date.fromisoformat(dbt_vars["min_date"]),
+                                     set().union(*reading.values()), reading)
+            except WarehouseError as refused:
+                raise dg.Failure(str(refused)) from None
         fingerprints = RuleFingerprints(manifest, effective_vars(dbt_vars),
                                         pattern_set_version(conn))
     models = {node["name"]: unique_id for unique_id, node in manifest["nodes"].items() if unique_id.startswith("model.")}
@@ -313,12 +324,16 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
     for args in invocations:
         with _environ(PGOPTIONS=session_options):
             invocation = dbt.cli(args, context=context)
-        yield from _asset_events(context, invocation, warehouse, current, partitioned, one_partition)
+        yield from _asset_events(context, invocation, warehouse, current, partitioned, one_partition,
+                                 rebuilt_whole="min_date" not in dbt_vars)
 
 
 def _asset_events(context, invocation, warehouse: WarehouseResource, fingerprints: dict, partitioned: bool,
-                  one_partition: bool):
-    """The invocation's Dagster events, each output with its row counts and rules fingerprint."""
+                  one_partition: bool, rebuilt_whole: bool = False):
+    """The invocation's Dagster events, each output with its row counts and rules fingerprint. A
+    request-level table built without a window holds every day the raw events do again: the days
+    its retention deleted are no longer missing."""
+    retained = request_tables(dbt_manifest())
     with warehouse.connect(autocommit=True) as conn:
         for raw in invocation.stream_raw_events():
             written = rows_written(raw.raw_event)
@@ -331,7 +346,36 @@ def _asset_events(context, invocation, warehouse: WarehouseResource, fingerprint
                     extra = {"rules_fingerprint": fingerprints[key]} if key in fingerprints else {}
                     event = event.with_metadata({**event.metadata, **_row_metadata(
                         conn, key, raw.raw_event, written, partitioned, one_partition), **extra})
+                    if rebuilt_whole and _relation(key) in retained:
+                        clear_request_horizons(conn, [_relation(key)])
                 yield event
+
+
+def request_tables(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The request-level tables, whose days older than `request_retention_days` are deleted
+    (resources/request_retention.py): `schema.table` -> the day column its model's config `meta`
+    names as `retention_day_column`."""
+    return {relation: column for relation, column in _request_nodes(manifest).values()}
+
+
+def request_tables_read(manifest: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Each model that is a request-level table or reads one (by name), and those tables."""
+    nodes = _request_nodes(manifest)
+    found = {}
+    for unique_id, node in manifest["nodes"].items():
+        if unique_id.startswith("model."):
+            read = {nodes[parent][0] for parent in [unique_id, *node.get("depends_on", {}).get("nodes", [])]
+                    if parent in nodes}
+            if read:
+                found[node["name"]] = read
+    return found
+
+
+def _request_nodes(manifest: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    return {unique_id: (f"{node['schema']}.{node.get('alias') or node['name']}",
+                        node["config"]["meta"]["retention_day_column"])
+            for unique_id, node in manifest["nodes"].items()
+            if unique_id.startswith("model.") and "retention_day_column" in node["config"].get("meta", {})}
 
 
 def recorded_fingerprint(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
@@ -390,6 +434,11 @@ def _environ(**values: str):
 def _model_name(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
     """The dbt node name of a model's asset key (`[layer, model]`)."""
     return key.path[-1]
+
+
+def _relation(key: dg.AssetKey) -> str:
+    """A model's table (schema = layer, table = model name)."""
+    return f"{key.path[0]}.{key.path[-1]}"
 
 
 def _estimated_rows(conn, key: dg.AssetKey) -> int:

@@ -19,6 +19,7 @@ from pipelines.jobs import JOBS
 from pipelines.json_logs import LOGGERS
 from pipelines.megaphone_sensor import megaphone_export_sensor
 from pipelines.reports import REPORT_JOBS, REPORT_SCHEDULES, REPORT_SENSORS
+from pipelines.retention import RETENTION_JOBS, RETENTION_SCHEDULES
 from pipelines.partition_sensor import dbt_partitions_sensor
 from pipelines.rules import rules_changed_sensor
 from pipelines.schedules import AUTOMATION_SENSORS, SCHEDULES
@@ -72,8 +73,8 @@ defs = dg.Definitions(
         rss_feeds, user_agent_patterns, listener_logs, listener_log_sources, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
         megaphone_episode_metrics_daily, *dbt_asset_definitions(), *QUALITY_ASSETS]), *REPORT_ASSETS],
     asset_checks=[*CHECKS, *LOG_CHECKS],
-    jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS],
-    schedules=[*SCHEDULES, *REPORT_SCHEDULES],
+    jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS, *RETENTION_JOBS],
+    schedules=[*SCHEDULES, *REPORT_SCHEDULES, *RETENTION_SCHEDULES],
     sensors=[*SENSORS, megaphone_export_sensor, *REPORT_SENSORS, *ALERT_SENSORS, *AUTOMATION_SENSORS,
              rules_changed_sensor, dbt_partitions_sensor],
     resources=build_resources(),

@@ -417,3 +417,70 @@ def test_the_cli_refuses_a_full_refresh_that_would_shrink_history(timescale_admi
     # a selection without the fact: dbt runs (and fails here, on a warehouse without its staging views)
     other = run_cli("dbt", "--", "run", "--full-refresh", "--select", "dim_podcasts", data_dir=tmp_path, **variables)
     assert "would lose" not in other.stderr and "1 of 1 START sql table model marts.dim_podcasts" in other.stdout
+
+
+FACT_CHUNKS = {"marts.fct_downloads": "7 days", "marts.fct_downloads_daily_by_tenant": "90 days",
+               "marts.fct_downloads_daily_by_episode": "90 days", "marts.fct_attributed_conversions": "30 days",
+               "marts.fct_campaign_credits_daily": "90 days"}
+
+
+def _fact_rows(url: str) -> dict[str, list[tuple]]:
+    return {
+        "downloads": sorted(query(url, "select download_id, episode_id, download_date, bytes_covered, listener_id "
+                                       "from marts.fct_downloads")),
+        "by_tenant": sorted(query(url, "select download_date, tenant_id, downloads, unique_listeners "
+                                       "from marts.fct_downloads_daily_by_tenant")),
+        "by_episode": sorted(query(url, "select download_date, episode_id, downloads, unique_listeners "
+                                        "from marts.fct_downloads_daily_by_episode")),
+        "exposures": sorted(query(url, "select * from intermediate.int_exposures")),
+    }
+
+
+def test_the_daily_partitioned_facts_are_hypertables_through_partition_runs_and_full_refreshes(
+        timescale_admin, new_db, simulator, truth, tmp_path):
+    """A build where TimescaleDB is preloaded makes the daily-partitioned facts hypertables on their
+    day column (chunks sized to each one's volume; row-level security kept); two partition runs in
+    a row (their window filters are literal bounds: no SkipScan error in the models that read the
+    facts, int_exposures among them) and a full refresh leave the same rows, and the facts still
+    hypertables."""
+    import json
+
+    from assets.ingestion.rss_ingest import ingest_rss
+    from assets.ingestion.user_agents import read_patterns, store_patterns
+    from resources.warehouse import warehouse_at
+    from simulator.logs import generate_logs
+    from tests.conftest import UA_PATTERNS
+    from tests.test_downloads_incremental import dbt_build, load_days
+    from tests.test_rss_ingest import sources_for
+
+    url = new_db(timescale_admin)
+    migrate(url, timescaledb="auto", policies=DEFAULTS)
+    days = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+    ingest_rss(warehouse_at(url), sources_for(truth), batch_id="rss")
+    with psycopg.connect(url, autocommit=True) as conn:
+        store_patterns(conn, read_patterns(UA_PATTERNS), "t")
+    generate_logs(truth, tmp_path / "landing", days, seed=6, listeners_per_tenant=20)
+    load_days(url, tmp_path / "landing", set(days))
+    target = str(tmp_path / "target")
+    facts = ("fct_downloads_daily_by_tenant", "fct_downloads_daily_by_episode", "fct_campaign_credits_daily",
+             "int_exposures")
+    dbt_build(url, target, "--select", *(f"+{name}" for name in facts), "--indirect-selection", "cautious")
+    built = _fact_rows(url)
+    assert len(built["downloads"]) > 50 and {row[2] for row in built["downloads"]} == set(days)
+    hypertables = {table: chunk for table, chunk in _hypertables(url).items() if not table.startswith("raw.")}
+    assert hypertables == FACT_CHUNKS
+    assert query(url, "select relrowsecurity from pg_class where oid = 'marts.fct_downloads'::regclass") == [(True,)]
+    assert query(url, "select count(*) from timescaledb_information.chunks where hypertable_name = 'fct_downloads'") \
+        == [(1,)]  # 1 to 3 November: the week from Thursday 29 October (chunks align on the epoch, a Thursday)
+
+    for day in days[1:]:  # day by day, as the partition sensor requests them
+        window = {"min_date": day.isoformat(), "max_date": (day + timedelta(days=1)).isoformat()}
+        dbt_build(url, target, "--select", *(f"tag:partitioned,+{name}" for name in facts),
+                  "--indirect-selection", "cautious", "--vars", json.dumps(window))
+    assert _fact_rows(url) == built
+
+    dbt_build(url, target, "--full-refresh", "--select", *(f"tag:partitioned,+{name}" for name in facts),
+              "--indirect-selection", "cautious")
+    assert _fact_rows(url) == built
+    assert {table: chunk for table, chunk in _hypertables(url).items() if not table.startswith("raw.")} == FACT_CHUNKS
+    assert query(url, "select relrowsecurity from pg_class where oid = 'marts.fct_downloads'::regclass") == [(True,)]

@@ -2,12 +2,13 @@
     daily-partitioned model (tag `partitioned`, see partition_window.sql): a run replaces the
     days of its partition window. With `having`, only the groups that pass it are kept.
     A rollup by podcast carries the show's title (dim_podcasts) as it was when the day was last
-    counted. -#}
+    counted. The mart rollups (`fct_`) are hypertables where TimescaleDB is (fact_hypertable). -#}
 {% macro downloads_daily_rollup(dimensions, having=none) -%}
 {%- set titled = 'podcast_id' in dimensions %}
 {{ config(indexes=[{'columns': ['download_date']}], tags=['partitioned'],
           materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ delete_partition_window('download_date') }}"]) }}
+          pre_hook=["{{ delete_partition_window('download_date') }}"],
+          post_hook=["{{ fact_hypertable('download_date', '90 days') }}"] if this.identifier.startswith('fct_') else []) }}
 select
     downloads.download_date,
     {%- for dimension in dimensions %}

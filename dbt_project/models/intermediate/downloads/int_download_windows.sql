@@ -1,5 +1,6 @@
 {{ config(indexes=[{'columns': ['event_date']}, {'columns': ['window_date']}, {'columns': ['group_key']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          meta={'retention_day_column': 'event_date'},
           pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}", "{{ delete_partition_window('event_date') }}"]) }}
 -- Requests that passed the request-level rules, grouped into IAB measurement windows per
 -- listener (IP prefix + user agent) and episode. The window type comes from `iab_window`:
@@ -19,6 +20,8 @@
 -- request of the run is placed as a build over all days would place it, however long the
 -- listener's visits chain. (Nothing older can reach into the window: a first-touch window
 -- lasts 24 hours, and a last-touch window's latest request is on the day before.)
+-- Days older than `request_retention_days` are deleted (resources/request_retention.py): a run
+-- whose seed day is gone is refused (assets/dbt.py), never built without it.
 {% set screened_relation = ref('int_listener_requests_screened') %}
 {% set seeded = is_incremental() and has_partition_window() and var('iab_window') != 'calendar_day' %}
 -- The screened relation is read directly, not through a CTE: a CTE read twice is materialized

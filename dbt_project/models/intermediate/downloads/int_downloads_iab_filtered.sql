@@ -1,5 +1,6 @@
 {{ config(indexes=[{'columns': ['window_date']}, {'columns': ['request_id']}, {'columns': ['episode_id', 'window_date']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          meta={'retention_day_column': 'window_date'},
           pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}", "{{ delete_partition_window('window_date') }}"]) }}
 -- Every request, with the IAB v2.3 reason it is excluded (null: it belongs to a counted
 -- download). Request-level rules come first, then implausible IP volume, then the window
@@ -16,7 +17,8 @@
 -- Daily-partitioned by `window_date`, the UTC day the request's window opened (its own day
 -- when it has no window): a window and its download are decided on that day. Its requests
 -- reach into the days after it (24 hours for the rolling windows, up to iab_max_window_days
--- for last-touch ones), so a run reads the requests and windows of those days too.
+-- for last-touch ones), so a run reads the requests and windows of those days too. Days older
+-- than `request_retention_days` are deleted (resources/request_retention.py).
 {% set reach_days = 0 if var('iab_window') == 'calendar_day' else (1 if var('iab_window') == 'rolling_24h' else var('iab_max_window_days')) %}
 with joined as (
     select

@@ -1,13 +1,15 @@
 {{ config(indexes=[{'columns': ['event_date']}, {'columns': ['request_id']}, {'columns': ['tenant_id', 'ip_hash', 'event_date']},
                    {'columns': ['group_key']}, {'columns': ['episode_id', 'event_date']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          meta={'retention_day_column': 'event_date'},
           pre_hook=["{{ delete_partition_window('event_date') }}"]) }}
 -- Every request with its episode, agent, the byte interval it delivered, and the first
 -- request-level IAB rule it fails (null when it may count). Daily-partitioned by the request's
 -- UTC day (`event_date`): a run replaces the requests of its days with what the raw events of
 -- those days are now (a file loaded late, loaded again with other content, emptied or removed
 -- changes the days its events fall on; the Dagster sensor that watches the loader's ledger
--- requests them, pipelines/partition_sensor.py).
+-- requests them, pipelines/partition_sensor.py). Days older than `request_retention_days` are
+-- deleted (resources/request_retention.py); the facts keep them.
 -- Matching: a request with a host matches the media file of its host + path; one logged
 -- without a host matches by path (int_media_paths), unless the path is ambiguous
 -- (`ambiguous_media_path`) or unknown (`unmatched_media_path`).

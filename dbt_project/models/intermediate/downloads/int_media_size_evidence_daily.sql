@@ -5,7 +5,9 @@
 -- int_media_sizes weighs): the largest object size a log states (S3 `Object Size`,
 -- Content-Range totals), the largest body of a `200` without a range, and the largest range end
 -- + 1. Daily-partitioned by the requests' day: each is a maximum, so the evidence of all days is
--- the maximum of the days', and a day loaded again replaces its own.
+-- the maximum of the days', and a day loaded again replaces its own. Kept whatever
+-- `request_retention_days` says (one row per episode and day, not per request): the sizes are
+-- learned from every day's evidence, and deleting old days would change them.
 select
     event_date,
     episode_id,

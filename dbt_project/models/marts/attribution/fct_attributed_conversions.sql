@@ -2,7 +2,8 @@
                    {'columns': ['campaign_id', 'attribution_model']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
           pre_hook=["{{ hash_joins_only() }}", "{{ sort_memory() }}",
-                    "{{ delete_partition_window('conversion_date') }}"]) }}
+                    "{{ delete_partition_window('conversion_date') }}"],
+          post_hook=["{{ fact_hypertable('conversion_date', '30 days') }}"]) }}
 -- One row per conversion × attribution model × credited campaign, with the campaign's share of
 -- the conversion (shares of a conversion sum to 1 under every model; a conversion no campaign
 -- earned has one row per model with a null campaign and match_type 'unattributed').

@@ -1,6 +1,7 @@
 {{ config(indexes=[{'columns': ['conversion_date']}, {'columns': ['tenant_id', 'campaign_id']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ delete_partition_window('conversion_date') }}"]) }}
+          pre_hook=["{{ delete_partition_window('conversion_date') }}"],
+          post_hook=["{{ fact_hypertable('conversion_date', '90 days') }}"]) }}
 -- Credited conversions and revenue per campaign, attribution model, day and match type (the
 -- rows of fct_attributed_conversions that credit a campaign, added up): what the ROI marts and
 -- the daily performance fact read instead of every credited conversion.

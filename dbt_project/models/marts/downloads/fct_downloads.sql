@@ -1,6 +1,7 @@
 {{ config(indexes=[{'columns': ['download_date']}, {'columns': ['episode_id', 'download_date']}, {'columns': ['download_id']}],
           tags=['partitioned'], materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ delete_partition_window('download_date') }}"]) }}
+          pre_hook=["{{ delete_partition_window('download_date') }}"],
+          post_hook=["{{ fact_hypertable('download_date', '7 days') }}"]) }}
 -- One row per IAB v2.3 download: a measurement window of one listener (IP prefix + user
 -- agent) on one episode whose reassembled bytes cover the threshold. Counted on the UTC day
 -- the window opened. Daily-partitioned by that day (`download_date`): a run replaces its days'
