@@ -25,7 +25,8 @@ from dagster_dbt import (
 from assets.automation import DAILY, DAILY_TAG, ON_NEW_DATA
 from assets.dbt_rules import RuleFingerprints, pattern_set_version, project_vars
 from assets.quality_gate import asset_graph_of, blocker_metadata, gated_keys
-from resources.request_retention import check_request_window, clear_request_horizons
+from resources.request_retention import (check_request_window, clear_request_horizons, reads_from_the_first_request,
+                                         request_horizons)
 from resources.settings import get_settings
 from resources.warehouse import WarehouseError, WarehouseResource, check_rebuild
 
@@ -288,6 +289,12 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
         read = request_tables_read(manifest)
         reading = {name: read[name] for name in {_model_name(context, key) for key in context.selected_asset_keys}
                    if name in read}
+        # A run from the first stored request on, past the last pruned day, reads every pruned day
+        # from the raw events again.
+        restores = (partitioned and "min_date" in dbt_vars
+                    and reads_from_the_first_request(conn, date.fromisoformat(dbt_vars["min_date"]))
+                    and ("max_date" not in dbt_vars or date.fromisoformat(dbt_vars["max_date"])
+                         >= max(request_horizons(conn).values(), default=date.min)))
         if partitioned and "min_date" in dbt_vars and reading:
             try:
                 check_request_window(conn, date.fromisoformat(dbt_vars["min_date"]),
@@ -325,7 +332,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
         with _environ(PGOPTIONS=session_options):
             invocation = dbt.cli(args, context=context)
         yield from _asset_events(context, invocation, warehouse, current, partitioned, one_partition,
-                                 rebuilt_whole="min_date" not in dbt_vars)
+                                 rebuilt_whole="min_date" not in dbt_vars or restores)
 
 
 def _asset_events(context, invocation, warehouse: WarehouseResource, fingerprints: dict, partitioned: bool,

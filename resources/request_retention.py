@@ -11,13 +11,15 @@ What a deletion leaves out is recorded (`ops.request_table_horizons`, migration 
 day each table still holds. A partitioned run reads the request-level rows of its days and of the
 day before (a day's IAB windows start from the windows the day before left open), so a run whose
 first day is on or before that day is refused: it would count windows without their start and
-replace downloads with fewer. A full rebuild reads the raw events again and clears the record.
+replace downloads with fewer, unless no request is stored before its first day. A full rebuild,
+or a run from the first stored request to the last pruned day or later, reads the raw events again
+and clears the record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import psycopg
 from psycopg import sql
@@ -66,6 +68,8 @@ def check_request_window(conn: psycopg.Connection, since: date, tables: Iterable
     `tables`) when the day before `since` is no longer kept by one of those tables: its windows
     would start without the ones that day left open, and its downloads would shrink. WarehouseError
     names the models, the table, the first day it keeps and what to run instead."""
+    if reads_from_the_first_request(conn, since):
+        return  # no request before its first day: no window to start from, every day read from raw
     horizons = request_horizons(conn)
     needed = since - timedelta(days=1)
     for table in sorted(set(tables) & set(horizons)):
@@ -77,6 +81,14 @@ def check_request_window(conn: psycopg.Connection, since: date, tables: Iterable
                 f"from {kept_from:%Y-%m-%d} on (its retention, the dbt var request_retention_days): run the days "
                 f"from {kept_from + timedelta(days=1):%Y-%m-%d} on only, or rebuild the partitioned models in full "
                 "(a full refresh, which reads the raw events again)")
+
+
+def reads_from_the_first_request(conn: psycopg.Connection, since: date) -> bool:
+    """Whether a run from `since` on starts at or before the first stored request (the index on
+    event_time): it needs no windows of an earlier day, and it rebuilds every pruned day of its
+    range from the raw events (a rule change's backfill from the first day built)."""
+    first = conn.execute("select min(event_time) from raw.listener_events").fetchone()[0]
+    return first is None or since <= first.astimezone(UTC).date()
 
 
 def clear_request_horizons(conn: psycopg.Connection, tables: Iterable[str]) -> None:

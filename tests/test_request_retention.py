@@ -13,6 +13,7 @@ from assets.dbt import build_partitioned_dbt_assets, dbt_manifest, dbt_resource,
 from assets.ingestion.rss_ingest import ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from pipelines.retention import request_table_retention_job
+from pipelines.rules import RANGE_END, RANGE_START
 from resources.settings import get_settings
 from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.logs import generate_logs
@@ -50,13 +51,13 @@ def _request_rows(url: str) -> dict[str, list[tuple]]:
     }
 
 
-def _materialize(url: str, day: date | None, full_refresh: bool = False) -> dg.ExecuteInProcessResult:
+def _materialize(url: str, day: date | None) -> dg.ExecuteInProcessResult:
     """The request-level chain and the facts built from it, through Dagster: one partition, or
-    every day (a full refresh)."""
+    (None) every day with requests as one range run, as a rule change's backfill runs them."""
+    days = {"partition_key": day.isoformat()} if day else {
+        "tags": {RANGE_START: DAYS[0].isoformat(), RANGE_END: DAYS[-1].isoformat()}}
     return dg.materialize(
-        [build_partitioned_dbt_assets()], selection=CHAIN, raise_on_error=False,
-        partition_key=(day or DAYS[-1]).isoformat(),
-        run_config={"ops": {"dbt_partitioned_models": {"config": {"full_refresh": full_refresh}}}},
+        [build_partitioned_dbt_assets()], selection=CHAIN, raise_on_error=False, **days,
         resources={"warehouse": WarehouseResource(database_url=url), "dbt": dbt_resource()},
     )
 
@@ -125,8 +126,9 @@ def test_old_days_go_and_the_facts_keep_their_history(pruned):
 
 def test_a_run_over_deleted_days_is_refused_and_one_after_them_equals_the_full_build(pruned):
     """2 November is deleted, and 3 November's windows start from it: both refused, nothing
-    written; 4 November's run reads 3 and 4 November only and gives the full build's rows; a full
-    refresh reads the raw events again and brings every day back. (Why refuse: a day's windows
+    written; 4 November's run reads 3 and 4 November only and gives the full build's rows; a run
+    from the first stored request on (a rule change's backfill) reads the raw events again and
+    brings every day back. (Why refuse: a day's windows
     built without the day before's count a listener's chained visits again,
     tests/test_downloads_incremental.py.)"""
     url, facts, rows, _ = pruned
@@ -145,6 +147,8 @@ def test_a_run_over_deleted_days_is_refused_and_one_after_them_equals_the_full_b
     assert _request_rows(url) == {table: [row for row in table_rows if row[0] >= KEPT_FROM]
                                   for table, table_rows in rows.items()}
 
-    assert _materialize(url, None, full_refresh=True).success
+    # A run from the first stored request on needs no day before it: it reads every day of its
+    # range from the raw events (as a full refresh does) and brings the deleted days back.
+    assert _materialize(url, None).success
     assert _facts(url) == facts and _request_rows(url) == rows
     assert query(url, "select count(*) from ops.request_table_horizons") == [(0,)]  # no day missing now
