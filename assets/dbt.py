@@ -3,11 +3,14 @@
 import contextlib
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -328,11 +331,43 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
     if not config.full_refresh:
         rest = excluded + refresh
         invocations.append(["build", "--vars", json.dumps(dbt_vars), *(["--exclude", " ".join(rest)] if rest else [])])
+    state = _parse_state(Path(dbt.project_dir), session, dbt_vars)
     for args in invocations:
+        # A target folder of the run's own, as dagster-dbt names one, started from the last parse.
+        target = Path(dbt.project_dir, "target", f"{context.op_def.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
+        if state.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(state, target / PARTIAL_PARSE)
         with _environ(PGOPTIONS=session_options):
-            invocation = dbt.cli(args, context=context)
+            invocation = dbt.cli(args, context=context, target_path=target)
         yield from _asset_events(context, invocation, warehouse, current, partitioned, one_partition,
                                  rebuilt_whole="min_date" not in dbt_vars or restores)
+        _keep_parse_state(target / PARTIAL_PARSE, state)
+
+
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def _parse_state(project_dir: Path, session: Mapping[str, str], dbt_vars: Mapping[str, Any]) -> Path:
+    """Where the runs keep dbt's parse of the project for a warehouse and the vars of their kind
+    (the partition window aside). dbt parses the whole project again, seconds of every run, when
+    the connection or the vars differ from the parse in its target folder, and each run gets a
+    new target folder: the next run with the same connection and vars starts from this one's
+    parse. dbt itself checks the connection, the vars and every file before it reuses a parse."""
+    kind = {name: value for name, value in dbt_vars.items() if name not in ("min_date", "max_date")}
+    connection = {name: value for name, value in session.items() if name != "PODCAST_PG_PASSWORD"}
+    key = hashlib.sha256(json.dumps([connection, kind, "min_date" in dbt_vars], sort_keys=True).encode()).hexdigest()
+    return project_dir / "target" / "parse_state" / f"{key[:16]}.msgpack"
+
+
+def _keep_parse_state(parsed: Path, state: Path) -> None:
+    """The invocation's parse, kept for the next run (replaced whole: runs may end at once)."""
+    if not parsed.exists():
+        return
+    state.parent.mkdir(parents=True, exist_ok=True)
+    partial = state.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+    shutil.copyfile(parsed, partial)
+    os.replace(partial, state)
 
 
 def _asset_events(context, invocation, warehouse: WarehouseResource, fingerprints: dict, partitioned: bool,

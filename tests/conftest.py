@@ -45,9 +45,12 @@ def admin_url():
 
 @pytest.fixture
 def fresh_db(admin_url):
-    """A new warehouse database at the code's schema revision (migrated); dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    """A new warehouse database at the code's schema revision (migrated); dropped afterwards.
+    Every test's has the same name in a process, so dbt's parse of the project for that
+    connection is reused from test to test (tests/dbt_cli.py)."""
+    name = f"t_fresh_{os.getpid()}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = with_database(admin_url, name)
     migrate(url)

@@ -5,7 +5,7 @@ ground truth (simulator/campaigns.py `campaign_truth`)."""
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -260,10 +260,13 @@ def rebuild(url: str, target: str, dbt_vars=None) -> dict[str, list]:
 
 @pytest.fixture
 def clone(built, admin_url, tmp_path):
-    """A template copy of the attribution warehouse for a test that changes its data."""
+    """A template copy of the attribution warehouse for a test that changes its data. Each test's
+    copy has the same name (dropped after the test), so dbt's parse of the project for this
+    connection is reused from test to test (tests/dbt_cli.py)."""
     source = psycopg.conninfo.conninfo_to_dict(built["url"])["dbname"]
-    name = f"t_attr_copy_{uuid.uuid4().hex[:8]}"
+    name = f"t_attr_copy_{os.getpid()}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(source)))
     yield with_database(admin_url, name), str(tmp_path / "target")
     with psycopg.connect(admin_url, autocommit=True) as conn:

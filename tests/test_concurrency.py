@@ -178,7 +178,9 @@ BUILD = textwrap.dedent("""
 
 def test_two_builds_of_the_same_models_take_turns(guarded, admin_url, tmp_path):
     """Two runs (processes) build the same marts at once, with the instance the platform uses
-    (dagster.yaml, PostgreSQL storage): both succeed and their dbt steps do not overlap."""
+    (dagster.yaml, PostgreSQL storage): both succeed and their dbt steps do not overlap. Each
+    starts from the parse of the project the last build of the warehouse left (assets/dbt.py):
+    dbt does not parse it all again."""
     url, _ = guarded
     storage = f"t_dagster_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -227,6 +229,10 @@ def test_two_builds_of_the_same_models_take_turns(guarded, admin_url, tmp_path):
                 os.environ["DAGSTER_PG_URL"] = saved
         first, second = sorted(spans)
         assert first[1] <= second[0], f"the dbt steps overlapped: {spans}"
+        for run_id in run_ids:
+            [log] = (REPO_ROOT / "dbt_project" / "target").glob(f"dbt_models-{run_id[:7]}-*/dbt.log")
+            parse = [line for line in log.read_text().splitlines() if "partial pars" in line.lower()]
+            assert parse and not [line for line in parse if "Unable to do partial parsing" in line], parse
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(storage)))

@@ -49,14 +49,15 @@ def load_days(url, landing, days):
 def run_changed_days(url: str, target: str, cursor: dict) -> tuple[dict, list[tuple[date, date]]]:
     """What the partition sensor would request since `cursor` (pipelines/partition_sensor.py), run
     as the dbt_partitioned job runs it: each range of days as one build of the partitioned models
-    of the download marts with the range's vars; then the tables built from them."""
+    of the download marts with the range's vars; then the tables built from them. No range, no run."""
     with psycopg.connect(url, autocommit=True) as conn:
         days, _, after = out_of_date(conn, cursor, window_reach_days())
     ranges = day_ranges(days)
     for low, high in ranges:
         window = json.dumps({"min_date": low.isoformat(), "max_date": (high + timedelta(days=1)).isoformat()})
         dbt_build(url, target, "--select", "tag:partitioned,+path:models/marts/downloads", "--vars", window)
-    dbt_build(url, target, "--select", "fct_listener_engagement")
+    if ranges:
+        dbt_build(url, target, "--select", "fct_listener_engagement")
     return after, ranges
 
 

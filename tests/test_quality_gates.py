@@ -50,13 +50,13 @@ def small_network():
 
 
 @pytest.fixture
-def world(small_network, new_warehouse, tmp_path):
+def world(small_network, fresh_db, tmp_path):
     network, server = small_network
     sources = tmp_path / "sources.yaml"
     feeds = [{"tenant_id": s.tenant_id, "url": server.base_url + s.path} for s in network.shows]
     sources.write_text(yaml.safe_dump({"rss": {"feeds": feeds, "allow_private_hosts": True, "timeout_seconds": 2,
                                                "max_attempts": 2}}))
-    url = new_warehouse("t_dq")
+    url = fresh_db
     with dg.instance_for_test() as instance:
         yield {"url": url, "server": server, "show": network.shows[0], "sources": str(sources), "instance": instance}
     for show in network.shows:
