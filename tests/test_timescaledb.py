@@ -425,11 +425,10 @@ FACT_CHUNKS = {"marts.fct_downloads": "7 days", "marts.fct_downloads_daily_by_te
 
 
 def _fact_rows(url: str) -> dict[str, list[tuple]]:
+    from tests.test_request_retention import _facts
+
     return {
-        "downloads": sorted(query(url, "select download_id, episode_id, download_date, bytes_covered, listener_id "
-                                       "from marts.fct_downloads")),
-        "by_tenant": sorted(query(url, "select download_date, tenant_id, downloads, unique_listeners "
-                                       "from marts.fct_downloads_daily_by_tenant")),
+        **_facts(url),
         "by_episode": sorted(query(url, "select download_date, episode_id, downloads, unique_listeners "
                                         "from marts.fct_downloads_daily_by_episode")),
         "exposures": sorted(query(url, "select * from intermediate.int_exposures")),
