@@ -8,6 +8,7 @@
 -- the maximum of the days', and a day loaded again replaces its own.
 select
     event_date,
+    tenant_id,
     episode_id,
     max(object_size) filter (where status in (200, 206, 304) and object_size > 0) as log_object_size,
     max(bytes_sent) filter (
@@ -18,4 +19,4 @@ select
     ) + 1 as log_range_bound
 from {{ ref('int_listener_requests_screened') }}
 where episode_id is not null and {{ partition_window('event_date') }}
-group by 1, 2
+group by 1, 2, 3
