@@ -273,8 +273,9 @@ def _dbt_busy(instance: dg.DagsterInstance) -> list[str]:
             or set(r.dagster_run.asset_selection or ()) & keys]
 
 
-def _wait_for_dbt_to_settle(deployment, deadline: float) -> None:
+def _wait_for_dbt_to_settle(deployment) -> None:
     """Until no run building dbt models is queued or in progress, twice 15 s apart."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
     quiet = 0
     while quiet < 2:
         assert time.monotonic() < deadline, f"dbt runs still busy: {_dbt_busy(deployment['instance'])}"
@@ -291,17 +292,15 @@ def _writing(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float]:
     return min(stamps), max(stamps)
 
 
-@pytest.mark.timeout(DEADLINE_SECONDS + 600)
+@pytest.mark.timeout(3 * DEADLINE_SECONDS + 600)  # the daemon's work to settle, the backfill, the work it sets off
 def test_a_backfill_per_tenant_runs_the_tenants_in_parallel_and_gives_the_same_marts(deployment):
     url, instance = deployment["url"], deployment["instance"]
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    _wait_for_dbt_to_settle(deployment, deadline)
+    _wait_for_dbt_to_settle(deployment)
     tables = [*partitioned_tables(), *MARTS_FROM_PARTITIONS]
     before = _contents(url, tables)
     assert before["marts.fct_downloads"][0] > 0 and before["marts.fct_attributed_conversions"][0] > 0
-    [(last_day,)] = query(url, """
-        select greatest((select max(download_date) from marts.fct_downloads),
-                        (select max(conversion_date) from marts.fct_attributed_conversions))""")
+    # the last 30 days of downloads (and the conversions of those days)
+    [(last_day,)] = query(url, "select max(download_date) from marts.fct_downloads")
     first_day = last_day - dt.timedelta(days=BACKFILL_DAYS - 1)
 
     def backfill(*args: str) -> dict[str, str]:
@@ -316,6 +315,7 @@ def test_a_backfill_per_tenant_runs_the_tenants_in_parallel_and_gives_the_same_m
     assert sorted(runs.values()) == tenants and len(tenants) == 3, runs
     # A second run of the first tenant (its last day), submitted while its backfill is queued or running.
     [(again, _)] = backfill("--tenant", tenants[0], "--since", last_day.isoformat(), "--until", last_day.isoformat()).items()
+    deadline = time.monotonic() + DEADLINE_SECONDS
 
     while not all(instance.get_run_by_id(run_id).status in FINISHED for run_id in [*runs, again]):
         assert time.monotonic() < deadline, {r: instance.get_run_by_id(r).status for r in [*runs, again]}
@@ -343,5 +343,6 @@ def test_a_backfill_per_tenant_runs_the_tenants_in_parallel_and_gives_the_same_m
     assert second.start_time >= first.end_time
     # (c) the partitioned tables and the marts built from them are what the demo's one run over
     # every tenant (and the daemon's runs since) gave
-    _wait_for_dbt_to_settle(deployment, deadline)
-    assert _contents(url, tables) == before
+    _wait_for_dbt_to_settle(deployment)
+    after = _contents(url, tables)
+    assert {t: after[t] for t in tables if after[t] != before[t]} == {}, {t: before[t] for t in tables if after[t] != before[t]}
