@@ -28,6 +28,7 @@ from dagster_dbt import (
 from assets.automation import DAILY, DAILY_TAG, ON_NEW_DATA
 from assets.dbt_rules import RuleFingerprints, pattern_set_version, project_vars
 from assets.quality_gate import asset_graph_of, blocker_metadata, gated_keys
+from assets.run_tags import DBT_TENANT_TAG
 from resources.request_retention import (check_request_window, clear_request_horizons, reads_from_the_first_request,
                                          request_horizons)
 from resources.settings import get_settings
@@ -201,13 +202,14 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         name="dbt_models",
         exclude=f"tag:{PARTITIONED_TAG}",
         # One build at a time per instance (dagster.yaml: concurrency.pools.default_limit): two
-        # builds of the same models deadlocked in their table swaps; the second now waits.
+        # builds of the same models deadlocked in their table swaps; the second now waits. (It
+        # also takes turns with the partitioned builds: WarehouseResource.dbt_lock in _build.)
         pool=DBT_POOL,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                    config: DbtConfig):
         """`dbt build` of the selected models: runs them, their unit tests and data tests."""
-        yield from _build(context, dbt, warehouse, config, {})
+        yield from _build(context, dbt, warehouse, config, {}, tenant=None)
 
     return dbt_models
 
@@ -216,7 +218,14 @@ def build_dbt_assets() -> dg.AssetsDefinition:
 def build_partitioned_dbt_assets() -> dg.AssetsDefinition:
     """The models tagged `partitioned`, one daily partition per UTC day (docs/PARTITIONED_DBT.md):
     a run passes its partition window to dbt as the vars `min_date`/`max_date`, and each model
-    replaces the rows of those days. A backfill of many days is one run over the range."""
+    replaces the rows of those days. A backfill of many days is one run over the range.
+
+    A run tagged `podcast/dbt_tenant` builds that tenant's rows only (var `tenants`), in parallel
+    with other tenants' runs (docs/PARTITIONED_DBT.md, section 15). So this op takes no pool (a
+    pool is fixed on the op, and pool `dbt` would make the tenants' runs wait for each other):
+    its builds take turns through the warehouse's dbt lock instead, shared by tenant runs and
+    exclusive for a build of every tenant, and two runs of one tenant through the run queue
+    (dagster.yaml: a limit of 1 per value of `podcast/dbt_tenant`)."""
     project = dbt_project()
 
     @dbt_assets(
@@ -227,12 +236,12 @@ def build_partitioned_dbt_assets() -> dg.AssetsDefinition:
         select=f"tag:{PARTITIONED_TAG}",
         partitions_def=DBT_PARTITIONS,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=DBT_POOL,
     )
     def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                                config: DbtConfig):
-        """`dbt build` of the selected models over the run's days."""
-        yield from _build(context, dbt, warehouse, config, partition_vars(context.partition_time_window))
+        """`dbt build` of the selected models over the run's days (and tenant, if it names one)."""
+        yield from _build(context, dbt, warehouse, config, partition_vars(context.partition_time_window),
+                          tenant=context.run.tags.get(DBT_TENANT_TAG))
 
     return dbt_partitioned_models
 
@@ -248,10 +257,18 @@ def partition_vars(window: dg.TimeWindow) -> dict[str, str]:
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-           config: DbtConfig, window_vars: dict[str, str]):
+           config: DbtConfig, window_vars: dict[str, str], tenant: str | None):
     # A full refresh rebuilds every day of a partitioned model, whatever the run's partitions: a
     # table recreated from one window would hold that window only.
     dbt_vars = {**get_settings().dbt_vars(), **config.vars, **({} if config.full_refresh else window_vars)}
+    # A run for one tenant (its tag, which the run queue limits by) builds that tenant's rows only;
+    # a full refresh recreates the tables of every tenant.
+    if "tenants" in dbt_vars:
+        raise dg.Failure(f"the dbt var `tenants` comes from the run tag {DBT_TENANT_TAG} (one tenant per run)")
+    if tenant is not None:
+        if config.full_refresh:
+            raise dg.Failure(f"a full refresh rebuilds every tenant: start it without the run tag {DBT_TENANT_TAG}")
+        dbt_vars["tenants"] = [tenant]
     # dbt's sessions: named podcast-analytics/dbt, with their lock and statement timeouts
     # (PGOPTIONS, read by libpq in dbt's process only: set around its start, not for this process).
     session = warehouse.dbt_env()
@@ -332,18 +349,23 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
         rest = excluded + refresh
         invocations.append(["build", "--vars", json.dumps(dbt_vars), *(["--exclude", " ".join(rest)] if rest else [])])
     state = _parse_state(Path(dbt.project_dir), session, dbt_vars)
-    for args in invocations:
-        # A target folder of the run's own, as dagster-dbt names one, started from the last parse.
-        target = Path(dbt.project_dir, "target", f"{context.op_def.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
-        if state.exists():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(state, target / PARTIAL_PARSE)
-        with _environ(PGOPTIONS=session_options):
-            invocation = dbt.cli(args, context=context, target_path=target)
-        yield from _asset_events(context, invocation, warehouse, current, partitioned, one_partition,
-                                 rebuilt_whole="min_date" not in dbt_vars or restores)
-        _keep_parse_state(target / PARTIAL_PARSE, state)
-
+    # Builds take turns: one for a tenant shares the lock with other tenants' builds, any other
+    # waits for every build to end (and they for it).
+    with warehouse.dbt_lock(shared=tenant is not None, waiting=lambda: context.log.info(
+            "waiting for the dbt builds in progress to end" if tenant is None
+            else "waiting for the dbt build of every tenant in progress to end")):
+        for args in invocations:
+            # A target folder of the run's own, as dagster-dbt names one, started from the last parse.
+            target = Path(dbt.project_dir, "target",
+                          f"{context.op_def.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
+            if state.exists():
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(state, target / PARTIAL_PARSE)
+            with _environ(PGOPTIONS=session_options):
+                invocation = dbt.cli(args, context=context, target_path=target)
+            yield from _asset_events(context, invocation, warehouse, current, partitioned, one_partition,
+                                     rebuilt_whole="min_date" not in dbt_vars or restores)
+            _keep_parse_state(target / PARTIAL_PARSE, state)
 
 PARTIAL_PARSE = "partial_parse.msgpack"
 

@@ -31,7 +31,7 @@ import yaml
 
 VAR_CALL = re.compile(r"""\bvar\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 # Not rules: the run's partition window, and how a build runs (memory), which change no row.
-NOT_RULES = frozenset({"min_date", "max_date", "model_work_mem"})
+NOT_RULES = frozenset({"min_date", "max_date", "tenants", "model_work_mem"})
 PATTERNS_SOURCE = ("raw", "user_agent_patterns")
 # The pattern set as the classification reads it (ordered as it matches).
 PATTERN_SET_QUERY = """

@@ -1174,11 +1174,26 @@ def tenants_delete(tenant_id: str, yes: bool, by: str | None) -> None:
 @click.option("--full-refresh", is_flag=True,
               help="Rebuild every dbt model whole and every partitioned day from --since, whatever the rules say.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print what would be rebuilt, and stop.")
-def backfill(since, until, full_refresh: bool, plan_only: bool) -> None:
+@click.option("--per-tenant", is_flag=True,
+              help="Submit one run of the partitioned models over --since..--until per tenant to the instance's run "
+                   "queue (the daemon runs different tenants' runs in parallel), print their run ids and return.")
+@click.option("--tenant", "tenant_ids", multiple=True, metavar="TENANT",
+              help="With --per-tenant: a tenant to submit a run for (repeatable; default: every tenant with podcasts).")
+@click.option("--workspace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With --per-tenant: the Dagster workspace the runs are submitted through, as the daemon loads "
+                   "the code location (default: the repository's workspace.yaml).")
+def backfill(since, until, full_refresh: bool, plan_only: bool, per_tenant: bool, tenant_ids: tuple[str, ...],
+             workspace: Path | None) -> None:
     """Rebuild what a rule change (IAB or attribution vars, user-agent patterns, model SQL) left
     out of date, as rules_changed_sensor does under the daemon, in the order of the graph: the
     unpartitioned dbt models whole, the partitioned ones over their days as one run.
-    With --since, those days of every partitioned model are rebuilt in any case."""
+    With --since, those days of every partitioned model are rebuilt in any case.
+    With --per-tenant, the partitioned models over --since..--until as one queued run per tenant."""
+    if per_tenant:
+        _backfill_per_tenant(since, until, full_refresh, plan_only, tenant_ids, workspace)
+        return
+    if tenant_ids or workspace:
+        raise CliError("--tenant and --workspace go with --per-tenant")
     import dagster as dg
 
     from assets.dbt import DBT_PARTITIONS, build_dbt_assets, build_partitioned_dbt_assets
@@ -1230,6 +1245,59 @@ def backfill(since, until, full_refresh: bool, plan_only: bool) -> None:
     for line in failed:
         console.print(line)
     sys.exit(0 if all(r.success for r in results) else 1)
+
+
+def _backfill_per_tenant(since, until, full_refresh: bool, plan_only: bool, tenant_ids: tuple[str, ...],
+                         workspace: Path | None) -> None:
+    """One `dbt_partitioned` run per tenant over the days asked for, submitted to the instance's
+    run queue through Dagster's own `dagster job launch` (as the UI or a sensor submits runs):
+    each carries its tenant's tags (assets/run_tags.py), so its dbt build rewrites that tenant's
+    rows only, runs of different tenants build in parallel and two of one tenant take turns."""
+    import uuid
+
+    import psycopg
+
+    from assets.dbt import DBT_PARTITIONS
+    from assets.run_tags import dbt_tenant_tags
+    from pipelines.rules import RANGE_END, RANGE_START
+    from resources.identifiers import InvalidIdentifier, validate_identifier
+
+    if since is None:
+        raise CliError("--per-tenant needs --since (the first day to rebuild)")
+    if full_refresh:
+        raise CliError("--per-tenant rebuilds days, --full-refresh whole tables of every tenant: choose one")
+    try:
+        for tenant_id in tenant_ids:
+            validate_identifier("tenant id", tenant_id)
+    except InvalidIdentifier as exc:
+        raise CliError(str(exc)) from None
+    settings = _settings()
+    _quiet_libraries(settings)
+    warehouse_url, _, _ = _prepare_environment(settings)
+    first_day = since.date().isoformat()
+    last_day = until.date().isoformat() if until else DBT_PARTITIONS.get_last_partition_key()
+    if first_day > last_day:
+        raise CliError(f"--since {first_day} is after --until {last_day}")
+    if not tenant_ids:
+        with psycopg.connect(warehouse_url) as conn:
+            tenant_ids = tuple(r[0] for r in conn.execute("select distinct tenant_id from marts.dim_podcasts order by 1"))
+    if not tenant_ids:
+        raise CliError("no tenant has podcasts in the warehouse: nothing to backfill")
+    console.print(f"partitioned models over {first_day}..{last_day}, one run per tenant: {', '.join(tenant_ids)}")
+    if plan_only:
+        return
+    workspace = workspace or REPO_ROOT / "workspace.yaml"
+    dagster = Path(sys.executable).with_name("dagster")
+    for tenant_id in tenant_ids:
+        run_id = str(uuid.uuid4())
+        tags = {**dbt_tenant_tags(tenant_id), RANGE_START: first_day, RANGE_END: last_day}
+        submitted = subprocess.run(
+            [str(dagster), "job", "launch", "-w", str(workspace), "-j", "dbt_partitioned", "--run-id", run_id,
+             "--tags", json.dumps(tags)], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        if submitted.returncode != 0:
+            detail = (submitted.stderr.strip().splitlines() or ["no output"])[-1]
+            raise CliError(f"tenant {tenant_id}: the run was not submitted ({detail})")
+        console.print(f"run {run_id} (dbt_partitioned, tenant {tenant_id}): queued")
 
 
 @main.command()

@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import resources as importlib_resources
@@ -86,6 +86,12 @@ def dbt_env(url: str) -> dict[str, str]:
 DURATION_PATTERN = r"^[0-9]+(ms|s|min|h|d)?$"
 PLATFORM_APPLICATION_NAME = "podcast-analytics"
 DBT_APPLICATION_NAME = "podcast-analytics/dbt"
+# The lock dbt builds take turns by (WarehouseResource.dbt_lock): (wait for it, try it), shared or not.
+DBT_LOCK_NAME = "podcast-analytics/dbt builds"
+DBT_LOCK_QUERIES = {
+    True: ("select pg_advisory_lock_shared(hashtext(%s))", "select pg_try_advisory_lock_shared(hashtext(%s))"),
+    False: ("select pg_advisory_lock(hashtext(%s))", "select pg_try_advisory_lock(hashtext(%s))"),
+}
 
 
 def session_options(lock_timeout: str, statement_timeout: str) -> str:
@@ -697,6 +703,24 @@ class WarehouseResource(dg.ConfigurableResource):
         take their connections here, never from a URL of their own."""
         with self.open(autocommit, connect_timeout) as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def dbt_lock(self, shared: bool, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """Held around a dbt build (assets/dbt.py): shared by the builds for named tenants (the
+        partitioned models with the var `tenants`, which read and write those tenants' rows
+        only), exclusive for every other build (every tenant's rows, table swaps, views). A
+        PostgreSQL advisory lock of a session of its own: it waits as long as it takes (no lock
+        or statement timeout), in the order asked (an exclusive request is not overtaken by later
+        shared ones), and goes with the connection, also when the process dies. `waiting` is
+        called once before a wait."""
+        acquire, try_acquire = DBT_LOCK_QUERIES[shared]
+        with self.open(autocommit=True) as conn:
+            conn.execute("select set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false)")
+            if not conn.execute(try_acquire, (DBT_LOCK_NAME,)).fetchone()[0]:
+                if waiting is not None:
+                    waiting()
+                conn.execute(acquire, (DBT_LOCK_NAME,))
+            yield
 
     def sqlalchemy_url(self) -> str:
         """The URL a client that builds its own engine is given (Great Expectations' SQL source)."""

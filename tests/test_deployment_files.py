@@ -26,7 +26,9 @@ DAGSTER_EXECUTABLES = {"dagster", "dagster-webserver", "dagster-daemon"}
 DAGSTER_SERVICES = ("user_code", "webserver", "daemon")
 # The run tags the queue limits: ours (assets/run_tags.py) and the one Dagster gives runs of a
 # partition with a `tenant` dimension.
-QUEUE_TAGS = ("podcast/tenant", "dagster/partition/tenant", "podcast/source")
+QUEUE_TAGS = ("podcast/tenant", "dagster/partition/tenant", "podcast/source", "podcast/dbt_tenant")
+# one run of the partitioned dbt models per tenant at a time; of the rest, 2 per tenant and per source
+QUEUE_LIMITS = {"podcast/dbt_tenant": 1}
 ENVIRONMENT = (
     "DATABASE_URL",
     "DAGSTER_PG_URL",
@@ -226,11 +228,12 @@ def test_dagster_yaml_uses_postgres_from_env_and_passes_the_schema():
     # runs queue a few at a time; the dbt build's pool (assets/dbt.py) takes one step at a time
     assert 0 < validated["concurrency"]["runs"]["max_concurrent_runs"] <= 10
     assert validated["concurrency"]["pools"]["default_limit"] == 1
-    # ... and at most 2 at once per tenant and per source, each value of the tag on its own
+    # ... and at most 2 at once per tenant and per source (one dbt run per tenant), each value of
+    # the tag on its own
     limits = {limit["key"]: limit for limit in validated["concurrency"]["runs"]["tag_concurrency_limits"]}
     assert limits.keys() == set(QUEUE_TAGS)
-    for limit in limits.values():
-        assert limit["value"] == {"applyLimitPerUniqueValue": True} and limit["limit"] == 2
+    for key, limit in limits.items():
+        assert limit["value"] == {"applyLimitPerUniqueValue": True} and limit["limit"] == QUEUE_LIMITS.get(key, 2)
 
 
 def test_dockerfile_installs_the_project_from_repository_files():
@@ -350,10 +353,11 @@ def test_runs_carry_the_tags_the_queue_limits():
 
     from pipelines.jobs import JOBS
     from pipelines.reports import report_tenant_tags
-    from assets.run_tags import SOURCE_TAG, TENANT_TAG
+    from assets.run_tags import DBT_TENANT_TAG, SOURCE_TAG, TENANT_TAG, dbt_tenant_tags
     from assets.ingestion.megaphone_export import megaphone_export_job
 
-    assert {SOURCE_TAG, TENANT_TAG} < set(QUEUE_TAGS)
+    assert {SOURCE_TAG, TENANT_TAG, DBT_TENANT_TAG} < set(QUEUE_TAGS)
+    assert dbt_tenant_tags("acme") == {TENANT_TAG: "acme", DBT_TENANT_TAG: "acme"}
     # the tag Dagster puts on a run of a partition with a `tenant` dimension
     assert get_multidimensional_partition_tag("tenant") in QUEUE_TAGS
     sources = {job.name: job.tags.get(SOURCE_TAG) for job in [*JOBS, megaphone_export_job]}

@@ -49,23 +49,25 @@ flagged as (
 ),
 
 included as (
-    select request_id, group_key, event_time, null::timestamptz as seed_start
+    select request_id, tenant_id, group_key, event_time, null::timestamptz as seed_start
     from flagged
     where not is_high_volume
     {% if seeded %}
     union all
-    select null as request_id, group_key, seed_time as event_time, seed_start
+    select null as request_id, tenant_id, group_key, seed_time as event_time, seed_start
     from (
         {% if var('iab_window') == 'rolling_24h' %}
-        select group_key, max(window_start) as seed_time, max(window_start) as seed_start
+        select tenant_id, group_key, max(window_start) as seed_time, max(window_start) as seed_start
         from {{ this }}
         where event_date = '{{ window_day('min', -1) }}'::date and window_start is not null
-        group by group_key
+            and {{ tenant_predicate('tenant_id') }}
+        group by tenant_id, group_key
         having max(window_start) > '{{ window_day('min') }} 00:00:00+00'::timestamptz - interval '24 hours'
         {% else %}
-        select distinct on (group_key) group_key, event_time as seed_time, window_start as seed_start
+        select distinct on (group_key) tenant_id, group_key, event_time as seed_time, window_start as seed_start
         from {{ this }}
         where event_date = '{{ window_day('min', -1) }}'::date and window_start is not null
+            and {{ tenant_predicate('tenant_id') }}
             and event_time > '{{ window_day('min') }} 00:00:00+00'::timestamptz - interval '24 hours'
         order by group_key, event_time desc
         {% endif %}
@@ -79,6 +81,7 @@ included as (
 windows as (
     select
         request_id,
+        tenant_id,
         group_key,
         event_time,
         min(event_time) over (partition by group_key, (event_time at time zone 'UTC')::date) as window_start
@@ -119,7 +122,7 @@ island_spans as (
 
 windows as (
     select
-        request_id, group_key, event_time,
+        request_id, tenant_id, group_key, event_time,
         island_start + floor(extract(epoch from event_time - island_start)
                              / ({{ var('iab_max_window_days') }} * 86400)) * interval '{{ var('iab_max_window_days') }} days'
             as window_start
@@ -134,6 +137,7 @@ windows as (
 long_islands as (
     select
         group_key,
+        min(tenant_id) as tenant_id,
         array_agg(request_id order by event_time, request_id) as request_ids,
         array_agg(event_time order by event_time, request_id) as event_times
     from island_spans
@@ -143,7 +147,8 @@ long_islands as (
 
 walked as (
     -- The function runs once per island; the join pairs each request with its position.
-    select per_island.request_id, long_islands.group_key, per_island.event_time, per_island.window_start
+    select per_island.request_id, long_islands.tenant_id, long_islands.group_key, per_island.event_time,
+        per_island.window_start
     from long_islands
     cross join lateral (
         select ids.request_id, ids.event_time, starts.window_start
@@ -155,11 +160,11 @@ walked as (
 ),
 
 windows as (
-    select request_id, group_key, event_time, island_start as window_start
+    select request_id, tenant_id, group_key, event_time, island_start as window_start
     from island_spans
     where island_end - island_start < interval '24 hours'
     union all
-    select request_id, group_key, event_time, window_start
+    select request_id, tenant_id, group_key, event_time, window_start
     from walked
 )
 
@@ -169,6 +174,7 @@ windows as (
 -- No join back to `flagged`: the planner cannot estimate these CTEs and would loop.
 select
     windows.request_id,
+    windows.tenant_id,
     windows.group_key,
     (windows.event_time at time zone 'UTC')::date as event_date,
     false as is_high_volume,
@@ -181,6 +187,7 @@ where windows.request_id is not null
 union all
 select
     flagged.request_id,
+    flagged.tenant_id,
     flagged.group_key,
     flagged.event_date,
     true as is_high_volume,

@@ -32,7 +32,7 @@ with joined as (
     left join {{ ref('int_download_windows') }} as windows
         on windows.request_id = screened.request_id and {{ partition_window('windows.event_date', after=reach_days) }}
     where {{ partition_window('screened.event_date', after=reach_days) }}
-        and {{ partition_window('coalesce(windows.window_date, screened.event_date)') }}
+        and {{ partition_window('coalesce(windows.window_date, screened.event_date)', tenant='screened.tenant_id') }}
 ),
 
 screened as (

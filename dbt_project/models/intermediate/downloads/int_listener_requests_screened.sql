@@ -65,7 +65,7 @@ joined as (
     left join media
         on media.tenant_id = requests.tenant_id and media.media_key = coalesce(requests.media_key, paths.media_key)
     left join agents
-        on agents.user_agent = requests.user_agent
+        on agents.tenant_id = requests.tenant_id and agents.user_agent = requests.user_agent
 ),
 
 final as (

@@ -10,6 +10,7 @@
 -- learned from every day's evidence, and deleting old days would change them.
 select
     event_date,
+    tenant_id,
     episode_id,
     max(object_size) filter (where status in (200, 206, 304) and object_size > 0) as log_object_size,
     max(bytes_sent) filter (
@@ -20,4 +21,4 @@ select
     ) + 1 as log_range_bound
 from {{ ref('int_listener_requests_screened') }}
 where episode_id is not null and {{ partition_window('event_date') }}
-group by 1, 2
+group by 1, 2, 3

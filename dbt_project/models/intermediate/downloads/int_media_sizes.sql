@@ -1,4 +1,8 @@
-{{ config(materialized='table', tags=['partitioned'], indexes=[{'columns': ['episode_id']}, {'columns': ['sized_at']}]) }}
+{{ config(tags=['partitioned'], materialized='incremental', incremental_strategy='delete+insert', unique_key='episode_id',
+          indexes=[{'columns': ['episode_id']}, {'columns': ['sized_at']}],
+          pre_hook=["{% if is_incremental() %}delete from {{ this }} as sizes where {{ tenant_predicate('sizes.tenant_id') }}
+                     and not exists (select 1 from {{ ref('int_episode_media') }} as media where media.episode_id = sizes.episode_id)
+                     {% endif %}"]) }}
 -- One row per episode media file with the size a download is measured against, where it comes
 -- from (`size_source`), and the IAB v2.3 threshold (ID3 allowance + one minute of audio, or the
 -- whole file when shorter than a minute or of unknown duration).
@@ -20,8 +24,11 @@
 -- the larger of the last two is used; each must pass the same plausibility test. `unknown`
 -- otherwise: then only a window holding a complete rangeless `200` counts (the whole-file rule,
 -- see int_downloads_iab_filtered).
--- A plain table rebuilt whole by every partitioned run (it is small: one row per episode), from
--- the evidence of all days (int_media_size_evidence_daily). `sized_at` keeps its value while an
+-- Rebuilt whole by every partitioned run (it is small: one row per episode), from the evidence
+-- of all days (int_media_size_evidence_daily); a run for some tenants (var `tenants`) rebuilds
+-- their episodes only: its rows replace theirs by episode (`delete+insert`, after the pre-hook
+-- removed their episodes no feed has any more), so runs for different tenants never rewrite
+-- the same rows. `sized_at` keeps its value while an
 -- episode's size, source and threshold stay as they were, and moves when they change: the days
 -- that episode's windows were measured on are then out of date, and the partition sensor
 -- requests them (pipelines/partition_sensor.py).
@@ -33,6 +40,7 @@ with evidence as (
         max(log_complete_bytes) as log_complete_bytes,
         max(log_range_bound) as log_range_bound
     from {{ ref('int_media_size_evidence_daily') }}
+    where {{ tenant_predicate('tenant_id') }}
     group by 1
 ),
 
@@ -40,6 +48,7 @@ media as (
     select media.tenant_id, media.episode_id, media.podcast_id, media.media_key, media.enclosure_length_bytes,
         media.duration_seconds
     from {{ ref('int_episode_media') }} as media
+    where {{ tenant_predicate('media.tenant_id') }}
 ),
 
 candidates as (

@@ -1,17 +1,27 @@
 {#- A table, indexed: the request models join every request to it. (As a view with two view
     parents it was dropped by both parents' `drop ... cascade` on parallel dbt threads, and the
     two drops deadlocked.) -#}
-{{ config(indexes=[{'columns': ['user_agent']}],
-          materialized='table', tags=['partitioned']) }}
--- One row per distinct user agent of the logs (a table rebuilt whole by every partitioned run,
--- between the day partitions of int_user_agents_daily and of the requests it classifies): OPAWG's deterministic match as its README gives it (newlines
+{{ config(indexes=[{'columns': ['tenant_id', 'user_agent']}],
+          tags=['partitioned'], materialized='incremental', incremental_strategy='append',
+          pre_hook=["{{ delete_partition_tenants() }}"]) }}
+-- One row per tenant and distinct user agent of its logs, rebuilt whole by every partitioned run
+-- (between the day partitions of int_user_agents_daily and of the requests it classifies), for
+-- the run's tenants only when it names some (var `tenants`): their rows are deleted and inserted
+-- again, so runs for different tenants never rebuild the same rows (a table swap by each would
+-- clash). Each agent is classified once per run, whatever the number of tenants it appears in.
+-- OPAWG's deterministic match as its README gives it (newlines
 -- removed; bots, apps, libraries, browsers, the first pattern in file order wins), the device
 -- (first devices pattern, for agents that are not bots), and the IAB rules around it: malformed
 -- agents and Apple Watch duplicates are dropped whatever matched; an agent no pattern matched
 -- that calls itself a robot (bot, crawler, spider, scraper) is a bot. The text rule never
 -- overrides a pattern: a phone named "CUBOT" running Chrome is a browser.
-with agents as (
-    select distinct user_agent from {{ ref('int_user_agents_daily') }}
+with tenant_agents as (
+    select distinct tenant_id, user_agent from {{ ref('int_user_agents_daily') }}
+    where {{ tenant_predicate('tenant_id') }}
+),
+
+agents as (
+    select distinct user_agent from tenant_agents
 ),
 
 cleaned as (
@@ -78,4 +88,6 @@ final as (
     from matched
 )
 
-select * from final
+select tenant_agents.tenant_id, final.*
+from tenant_agents
+inner join final on final.user_agent = tenant_agents.user_agent
