@@ -1288,16 +1288,24 @@ def _backfill_per_tenant(since, until, full_refresh: bool, plan_only: bool, tena
         return
     workspace = workspace or REPO_ROOT / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
+    # The tenants' submissions at once (each starts Dagster's CLI and reads the workspace).
+    launches = {}
     for tenant_id in tenant_ids:
         run_id = str(uuid.uuid4())
         tags = {**dbt_tenant_tags(tenant_id), RANGE_START: first_day, RANGE_END: last_day}
-        submitted = subprocess.run(
+        launches[tenant_id] = run_id, subprocess.Popen(
             [str(dagster), "job", "launch", "-w", str(workspace), "-j", "dbt_partitioned", "--run-id", run_id,
-             "--tags", json.dumps(tags)], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-        if submitted.returncode != 0:
-            detail = (submitted.stderr.strip().splitlines() or ["no output"])[-1]
-            raise CliError(f"tenant {tenant_id}: the run was not submitted ({detail})")
-        console.print(f"run {run_id} (dbt_partitioned, tenant {tenant_id}): queued")
+             "--tags", json.dumps(tags)], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    refused = []
+    for tenant_id, (run_id, launch) in launches.items():
+        _, stderr = launch.communicate()
+        if launch.returncode != 0:
+            refused.append(f"tenant {tenant_id}: the run was not submitted "
+                           f"({(stderr.strip().splitlines() or ['no output'])[-1]})")
+        else:
+            console.print(f"run {run_id} (dbt_partitioned, tenant {tenant_id}): queued")
+    if refused:
+        raise CliError("; ".join(refused))
 
 
 @main.command()
