@@ -133,7 +133,7 @@ def test_status_and_stop(demo_runs):
 def test_demo_console_shows_phases_and_a_summary_not_library_output(demo_runs):
     data_dir, _, first, second, url = demo_runs
     for run in (first, second):
-        assert "Traceback" not in run.stdout + run.stderr
+        assert "Traceback" not in run.stdout + run.stderr, run.stderr[-6000:] or run.stdout[-6000:]
         assert run.stderr.strip() == "", run.stderr[-2000:]  # no library warnings, no dbt lines, no step logs
         phases = [line for line in run.stdout.splitlines() if line.startswith(("✓ ", "✗ "))]
         assert len(phases) >= 10 and all(line.startswith("✓ ") for line in phases), phases
