@@ -367,6 +367,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
                                      rebuilt_whole="min_date" not in dbt_vars or restores)
             _keep_parse_state(target / PARTIAL_PARSE, state)
 
+
 PARTIAL_PARSE = "partial_parse.msgpack"
 
 
