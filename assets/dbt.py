@@ -309,16 +309,16 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
         read = request_tables_read(manifest)
         reading = {name: read[name] for name in {_model_name(context, key) for key in context.selected_asset_keys}
                    if name in read}
-        # A run from the first stored request on, past the last pruned day, reads every pruned day
-        # from the raw events again.
-        restores = (partitioned and "min_date" in dbt_vars
-                    and reads_from_the_first_request(conn, date.fromisoformat(dbt_vars["min_date"]))
-                    and ("max_date" not in dbt_vars or date.fromisoformat(dbt_vars["max_date"])
-                         >= max(request_horizons(conn).values(), default=date.min)))
-        if partitioned and "min_date" in dbt_vars and reading:
+        since = date.fromisoformat(dbt_vars["min_date"]) if partitioned and "min_date" in dbt_vars else None
+        horizons = request_horizons(conn) if since is not None else {}
+        # A run from the first stored request on needs no earlier day, and past the last pruned day
+        # it reads every pruned day from the raw events again.
+        from_first = since is not None and reads_from_the_first_request(conn, since)
+        restores = from_first and ("max_date" not in dbt_vars or date.fromisoformat(dbt_vars["max_date"])
+                                   >= max(horizons.values(), default=date.min))
+        if since is not None and reading and not from_first:
             try:
-                check_request_window(conn, date.fromisoformat(dbt_vars["min_date"]),
-                                     set().union(*reading.values()), reading)
+                check_request_window(horizons, since, set().union(*reading.values()), reading)
             except WarehouseError as refused:
                 raise dg.Failure(str(refused)) from None
         fingerprints = RuleFingerprints(manifest, effective_vars(dbt_vars),
@@ -509,7 +509,7 @@ def _relation(key: dg.AssetKey) -> str:
 def _estimated_rows(conn, key: dg.AssetKey) -> int:
     """The planner's row estimate of a model's table (schema = layer, table = model name)."""
     row = conn.execute("select greatest(reltuples, 0)::bigint from pg_class where oid = to_regclass(%s)",
-                       (f"{key.path[0]}.{key.path[-1]}",)).fetchone()
+                       (_relation(key),)).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 

@@ -1,8 +1,8 @@
 """Retention of the request-level dbt tables (docs/PARTITIONED_DBT.md, "Retention").
 
-The daily-partitioned models that hold a row per request (`int_listener_requests_screened`,
-`int_download_windows`, `int_downloads_iab_filtered`: the models whose config `meta` names a
-`retention_day_column`) keep the days of the last `request_retention_days` (dbt var, 90; 0 keeps
+The daily-partitioned models that hold a row per request or per day's agent
+(`int_listener_requests_screened`, `int_download_windows`, `int_downloads_iab_filtered`,
+`int_user_agents_daily`: the models whose config `meta` names a `retention_day_column`) keep the days of the last `request_retention_days` (dbt var, 90; 0 keeps
 every day); older days are deleted by their day column. The facts built from them keep their
 history: a partitioned run replaces only its own days, and no model reads a request-level table
 outside its run's days.
@@ -63,14 +63,14 @@ def request_horizons(conn: psycopg.Connection) -> dict[str, date]:
     return dict(conn.execute(f"select table_name, kept_from from {HORIZONS}").fetchall())
 
 
-def check_request_window(conn: psycopg.Connection, since: date, tables: Iterable[str], models: Iterable[str]) -> None:
+def check_request_window(horizons: Mapping[str, date], since: date, tables: Iterable[str],
+                         models: Iterable[str]) -> None:
     """Refuse a partitioned run from `since` on of `models` (which read or are the request-level
-    `tables`) when the day before `since` is no longer kept by one of those tables: its windows
-    would start without the ones that day left open, and its downloads would shrink. WarehouseError
-    names the models, the table, the first day it keeps and what to run instead."""
-    if reads_from_the_first_request(conn, since):
-        return  # no request before its first day: no window to start from, every day read from raw
-    horizons = request_horizons(conn)
+    `tables`) when the day before `since` is no longer kept by one of those tables (`horizons`,
+    from request_horizons): its windows would start without the ones that day left open, and its
+    downloads would shrink. (A run from the first stored request on needs no earlier day: the
+    caller does not ask, reads_from_the_first_request.) WarehouseError names the models, the
+    table, the first day it keeps and what to run instead."""
     needed = since - timedelta(days=1)
     for table in sorted(set(tables) & set(horizons)):
         kept_from = horizons[table]
@@ -92,7 +92,8 @@ def reads_from_the_first_request(conn: psycopg.Connection, since: date) -> bool:
 
 
 def clear_request_horizons(conn: psycopg.Connection, tables: Iterable[str]) -> None:
-    """The tables were rebuilt from the raw events (a full refresh): they hold every day again."""
+    """The tables were rebuilt from the raw events (a full refresh, or a run from the first stored
+    request past the last pruned day): they hold every day again."""
     names = sorted(tables)
     if names and not conn.execute("select to_regclass(%s) is null", (HORIZONS,)).fetchone()[0]:
         conn.execute(f"delete from {HORIZONS} where table_name = any(%s)", (names,))
