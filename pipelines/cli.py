@@ -199,6 +199,9 @@ def _quiet_libraries(settings: Settings) -> Path:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.captureWarnings(True)
     warnings.simplefilter("default")
+    # A record the file cannot take (a warning raised by the garbage collector while the handler
+    # writes) is dropped, not printed to the console with a traceback.
+    logging.raiseExceptions = False
     for name in ("py.warnings", "stamina", ""):
         logger = logging.getLogger(name)
         logger.addHandler(handler)

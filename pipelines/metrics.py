@@ -239,16 +239,12 @@ class PlatformCollector(Collector):
         """Share of the finished runs that planned one of the assets and materialized it (a run
         that planned it and ended without it failed to sync)."""
         import dagster as dg
-        from dagster._core.events import DagsterEventType
 
         done = failed = 0
         for key in keys:
-            planned = {r.run_id for r in instance.get_event_records(
-                dg.EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION_PLANNED, asset_key=key,
-                                      after_timestamp=since.timestamp()), limit=1000)}
-            made = {r.run_id for r in instance.get_event_records(
-                dg.EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, asset_key=key,
-                                      after_timestamp=since.timestamp()), limit=1000)}
+            records = dg.AssetRecordsFilter(asset_key=key, after_timestamp=since.timestamp())
+            planned = {r.run_id for r in instance.fetch_planned_materializations(records, limit=1000).records}
+            made = {r.run_id for r in instance.fetch_materializations(records, limit=1000).records}
             missing = planned - made
             if missing:
                 ended = {r.dagster_run.run_id for r in instance.get_run_records(dg.RunsFilter(

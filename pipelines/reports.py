@@ -168,8 +168,8 @@ def generate_report_on_demand(context: dg.OpExecutionContext, config: OnDemandRe
     require_current_upstream(
         context.instance, asset_graph_of(context), CAMPAIGN_UPSTREAM if scope == "campaign" else SPONSOR_UPSTREAM,
         f"on-demand {scope} report {config.tenant_id}:{config.campaign_id or config.sponsor_id}")
-    report = generate_report(warehouse, report_store, request, config.formats, batch_id=context.run_id)
-    outcomes = deliver(report, config, report_delivery, report_store, warehouse, context.run_id, rules=[])
+    report = generate_report(warehouse, report_store, request, config.formats, batch_id=context.run.run_id)
+    outcomes = deliver(report, config, report_delivery, report_store, warehouse, context.run.run_id, rules=[])
     failed = [o for o in outcomes if not o.succeeded]
     if failed:
         raise dg.Failure(

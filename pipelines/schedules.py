@@ -1,8 +1,9 @@
 """How the platform runs unattended: what starts each piece of work.
 
-- Sources: feeds every 15 minutes (`PODCAST_RSS_POLL_CRON`), platform catalogs and metrics
-  hourly, sponsorships and shop orders hourly; access-log, conversion and Megaphone export files
-  by sensors as they land (pipelines/sensors.py, pipelines/megaphone_sensor.py).
+- Sources: feeds every 15 minutes (`PODCAST_RSS_POLL_CRON`; a tick is skipped while the last
+  poll runs), platform catalogs and metrics hourly, sponsorships and shop orders hourly;
+  access-log, conversion and Megaphone export files by sensors as they land
+  (pipelines/sensors.py, pipelines/megaphone_sensor.py).
 - Everything built from them (dbt staging, intermediate and marts, and the report partitions)
   follows through its automation condition, evaluated by `automation`, an automation-condition
   sensor that is on by default: a model runs when an upstream asset was updated (eager), the
@@ -30,7 +31,22 @@ def on_cron(name: str, job, cron: str, description: str | None = None) -> dg.Sch
                                  default_status=RUNNING, description=description)
 
 
-rss_poll_schedule = on_cron("rss_poll_every_15_minutes", rss_ingest_job, get_settings().rss_poll_cron)
+BUSY = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED]
+
+
+@dg.schedule(
+    name="rss_poll_every_15_minutes", job=rss_ingest_job, cron_schedule=get_settings().rss_poll_cron,
+    execution_timezone="UTC", default_status=RUNNING,
+)
+def rss_poll_schedule(context: dg.ScheduleEvaluationContext):
+    """Every feed, unless the previous poll is still queued or running: a poll of many feeds can
+    outlast a short interval, and polls that stack up fetch the same feeds twice."""
+    busy = context.instance.get_run_records(
+        dg.RunsFilter(job_name=rss_ingest_job.name, statuses=BUSY), limit=1)
+    if busy:
+        return dg.SkipReason(f"the previous poll (run {busy[0].dagster_run.run_id}) has not finished")
+    return dg.RunRequest()
 platform_catalog_schedule = on_cron("platform_catalog_hourly", platform_catalog_job, "5 * * * *")
 
 

@@ -57,6 +57,26 @@ def test_definitions_load_without_great_expectations_and_form_one_graph():
     assert unwritten == []
 
 
+def test_a_feed_poll_is_skipped_while_the_previous_one_is_unfinished():
+    from pipelines.jobs import rss_ingest_job
+    from pipelines.schedules import rss_poll_schedule
+
+    with dg.instance_for_test() as instance:
+        def tick():
+            return rss_poll_schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+
+        assert len(tick().run_requests) == 1
+        for status in (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTED):
+            run = instance.add_run(dg.DagsterRun(job_name=rss_ingest_job.name, status=status))
+            result = tick()
+            assert not result.run_requests and run.run_id in result.skip_message
+            instance.report_run_failed(run)
+            assert len(tick().run_requests) == 1
+        # an unfinished run of another job does not hold the poll back
+        instance.add_run(dg.DagsterRun(job_name="sla_snapshot", status=dg.DagsterRunStatus.STARTED))
+        assert len(tick().run_requests) == 1
+
+
 def test_dagster_definitions_validate(tmp_path):
     import os
 

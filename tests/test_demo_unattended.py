@@ -94,7 +94,7 @@ def deployment(demo_runs):
     env.update(simulator_credentials(sources))
     env.update(
         DAGSTER_HOME=str(data_dir / "dagster_home"), DAGSTER_PG_URL=psycopg2_url(dagster_url),
-        PODCAST_SOURCES_FILE=str(sources), PODCAST_RSS_POLL_CRON="* * * * *",
+        PODCAST_SOURCES_FILE=str(sources), PODCAST_RSS_POLL_CRON="*/2 * * * *",
         PODCAST_AUTOMATION_INTERVAL_SECONDS="10", PODCAST_LOG_SETTLE_SECONDS="0",
     )
     logs = data_dir / "processes"

@@ -65,12 +65,12 @@ def listener_logs(context: dg.AssetExecutionContext, config: LogLoadConfig, ware
     rows = 0
     formats: Counter = Counter()
     with warehouse.connect(autocommit=True) as conn:
-        store_log_sources(conn, log_sources.sources, context.run_id)
-        gone = forget_missing(conn, landing, day, context.run_id)
+        store_log_sources(conn, log_sources.sources, context.run.run_id)
+        gone = forget_missing(conn, landing, day, context.run.run_id)
         for file_key in gone:
             context.log.info(f"{file_key}: left the landing folder, its rows removed")
         for log in files:
-            result = load_file(conn, log, IpHasher.for_tenant(secret, log.tenant_id), context.run_id, datacenters,
+            result = load_file(conn, log, IpHasher.for_tenant(secret, log.tenant_id), context.run.run_id, datacenters,
                                mappings, limits)
             outcomes[result.status] += 1
             rows += result.rows
@@ -116,7 +116,7 @@ def listener_log_sources(context: dg.AssetExecutionContext, warehouse: Warehouse
     log_sources = load_log_sources(get_settings().resolved_sources_file())
     warehouse.require_schema()
     with warehouse.connect(autocommit=True) as conn:
-        store_log_sources(conn, log_sources.sources, context.run_id)
+        store_log_sources(conn, log_sources.sources, context.run.run_id)
         rows = conn.execute("select tenant_id, media_host from raw.listener_log_sources order by 1, 2").fetchall()
     version = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
     return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={

@@ -391,7 +391,7 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
             try:
                 validate_identifier("tenant id", export.tenant_id)
                 validate_identifier("Megaphone network id", export.network_id)
-                loads.append(load_export_day(conn, fs, export, context.run_id, listener_key,
+                loads.append(load_export_day(conn, fs, export, context.run.run_id, listener_key,
                                              settings.latest_event_time()))
             except (UnreadableFile, InvalidIdentifier, psycopg.errors.DataError) as exc:
                 failed[export.key] = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -52,7 +52,7 @@ def rss_feeds(
     sources = load_sources(path)
     warehouse.require_schema()
     stats = ingest_rss(
-        warehouse, sources, batch_id=context.run_id, default_policy=http.policy(),
+        warehouse, sources, batch_id=context.run.run_id, default_policy=http.policy(),
         default_concurrency=http.concurrency, force_refetch=config.force_refetch,
     )
     context.log.info(f"polled {stats.feeds} feeds: {dict(stats.outcomes)}")

@@ -55,7 +55,7 @@ def sponsorship_campaigns(context: dg.AssetExecutionContext, warehouse: Warehous
     settings = get_settings()
     warehouse.require_schema()
     sources = load_campaign_sources(settings.resolved_sources_file())
-    stats = sync_campaigns(warehouse, sources, settings.resolved_insertion_order_dir(), context.run_id)
+    stats = sync_campaigns(warehouse, sources, settings.resolved_insertion_order_dir(), context.run.run_id)
     for key in CAMPAIGN_KEYS[:3]:
         table = ".".join(key.path)
         yield dg.MaterializeResult(asset_key=key, metadata={
@@ -85,7 +85,7 @@ def conversion_events(context: dg.AssetExecutionContext, config: ConversionLoadC
     settle = settings.log_settle_seconds if config.settle_seconds is None else config.settle_seconds
     secret = checked_hash_secret(warehouse, settings)
     stats = sync_conversions(warehouse, sources, settings.resolved_conversion_landing_dir(), secret,
-                             settings.datacenter_networks(), context.run_id, settle_seconds=settle)
+                             settings.datacenter_networks(), context.run.run_id, settle_seconds=settle)
     yield dg.MaterializeResult(asset_key=CONVERSION_KEYS[0], metadata={
         "dagster/row_count": _count(warehouse, "raw.attribution_events"),
         "changed_this_run": stats.changed["raw.attribution_events"], "files_loaded": stats.files_loaded,

@@ -360,7 +360,7 @@ def user_agent_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseR
     rows = read_patterns(source.folder)
     warehouse.require_schema()
     with warehouse.connect(autocommit=True) as conn:
-        counts = store_patterns(conn, rows, context.run_id)
+        counts = store_patterns(conn, rows, context.run.run_id)
     version = source.version or {}
     if source.built_in:
         context.log.warning(f"user-agent patterns: {source.describe()}")

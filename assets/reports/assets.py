@@ -151,7 +151,7 @@ def not_made(context: dg.AssetExecutionContext, key: str, status: str, reason: s
     """A partition the run did not make, recorded on that partition (an observation: it stays
     unmaterialized): `skipped_subject_gone` or `failed`, and why."""
     return dg.AssetObservation(asset_key=context.asset_key, partition=key,
-                               metadata={"status": status, "reason": reason, "run_id": context.run_id})
+                               metadata={"status": status, "reason": reason, "run_id": context.run.run_id})
 
 
 def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
@@ -181,8 +181,8 @@ def _materialize(context: dg.AssetExecutionContext, config: ReportConfig, wareho
             request = ReportRequest(tenant, campaign_id=subject if scope == "campaign" else None,
                                     sponsor_id=subject if scope == "sponsor" else None,
                                     period_start=start, period_end=end, template=config.template)
-            report = generate_report(warehouse, report_store, request, config.formats, batch_id=context.run_id)
-            outcomes = deliver(report, config, report_delivery, report_store, warehouse, context.run_id, rules)
+            report = generate_report(warehouse, report_store, request, config.formats, batch_id=context.run.run_id)
+            outcomes = deliver(report, config, report_delivery, report_store, warehouse, context.run.run_id, rules)
         except SubjectNotFound as exc:
             skipped[key] = str(exc)
             context.log.warning(f"{scope} report {key} skipped: {exc}")

@@ -114,7 +114,7 @@ def listener_log_files_refused_share(context: dg.AssetCheckExecutionContext,
     settings = get_settings()
     mappings = load_log_sources(settings.resolved_sources_file()).mappings()
     with warehouse.connect() as conn:
-        return judge(conn, settings.log_refused_limit, context.op_execution_context.run_id, accepted_formats(mappings),
+        return judge(conn, settings.log_refused_limit, context.op_execution_context.run.run_id, accepted_formats(mappings),
                      settings.log_refused_min_lines)
 
 

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from assets.ingestion import campaigns, conversions, listener_logs_load, megaphone_export, rss_ingest, user_agents
 from assets.ingestion.platforms.sync import RAW_COLUMNS as PLATFORM_COLUMNS
-from pipelines.checks.rss_quality import validate_table
+from pipelines.checks.rss_quality import validate_query, validate_table
 from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -208,22 +208,6 @@ for _suite in [
 
 
 # --- the suite in GX ------------------------------------------------------------------------------
-
-def validate_query(sqlalchemy_url: str, name: str, query: str, suite_factory) -> Any:
-    """`validate_table` for the rows of a query (a batch-scoped suite's batch)."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url)
-    try:
-        asset = source.add_query_asset(name=name, query=query)
-        batch = asset.add_batch_definition_whole_table("whole_query").get_batch()
-        return batch.validate(context.suites.add(suite_factory()))
-    finally:
-        source.get_execution_engine().engine.dispose()  # no pooled connection outlives the check
-
 
 def _late_query(suite: TableSuite, rule: Rule, grouped: bool) -> str:
     """Late rows of the table's newest batch; `grouped` gives (tenant, late, rows) per tenant."""
@@ -500,7 +484,7 @@ def _check(suite: TableSuite) -> dg.AssetChecksDefinition:
         description=f"Great Expectations suite raw.{suite.table}: {rules}.",
     )
     def _run(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        success, outcomes, rows = evaluate(warehouse, suite, run_id=context.op_execution_context.run_id)
+        success, outcomes, rows = evaluate(warehouse, suite, run_id=context.op_execution_context.run.run_id)
         failed = sorted(name for name, o in outcomes.items() if not o["success"])
         scores = {}
         for r in rows:

@@ -39,7 +39,7 @@ def _sources(config: PlatformSyncConfig):
 
 def _sync_id(context: dg.AssetExecutionContext) -> str:
     """A run and its re-executions share the root run id: a retry resumes, a new run re-reads."""
-    return context.run.root_run_id or context.run_id
+    return context.run.root_run_id or context.run.run_id
 
 
 def _table_rows(warehouse: WarehouseResource, stream: Stream) -> int:
@@ -66,7 +66,7 @@ def _catalog_asset(platform: Platform, stream: Stream) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, config: PlatformSyncConfig, warehouse: WarehouseResource):
         sources = _sources(config)
         warehouse.require_schema()
-        stats = sync_platform(warehouse, sources, platform.name, batch_id=context.run_id, streams={stream.name},
+        stats = sync_platform(warehouse, sources, platform.name, batch_id=context.run.run_id, streams={stream.name},
                               sync_id=_sync_id(context))
         return _finish(context, platform, stream, stats, warehouse)
 
@@ -87,7 +87,7 @@ def _daily_asset(platform: Platform, stream: Stream) -> dg.AssetsDefinition:
         lookback = platform_config.lookback_days if platform_config else 0
         start: date = window.start.date() - timedelta(days=lookback)
         warehouse.require_schema()
-        stats = sync_platform(warehouse, sources, platform.name, batch_id=context.run_id, start=start, end=end,
+        stats = sync_platform(warehouse, sources, platform.name, batch_id=context.run.run_id, start=start, end=end,
                               streams={stream.name}, sync_id=_sync_id(context))
         return _finish(context, platform, stream, stats, warehouse, window=f"{start}..{end}")
 
