@@ -26,6 +26,7 @@ from dagster_dbt import (
 )
 
 from assets.automation import DAILY, DAILY_TAG, ON_NEW_DATA
+from assets.partitions import DAILY_PARTITIONS
 from assets.dbt_rules import RuleFingerprints, pattern_set_version, project_vars
 from assets.quality_gate import asset_graph_of, blocker_metadata, gated_keys
 from assets.run_tags import DBT_TENANT_TAG
@@ -186,7 +187,7 @@ TRANSLATOR = LayeredTranslator(settings=DagsterDbtTranslatorSettings(enable_asse
 PARTITIONED_TAG = "partitioned"
 ROWS_MESSAGE = re.compile(r"(?:INSERT [0-9]+|SELECT|UPDATE|DELETE|MERGE|COPY) ([0-9]+)")
 # UTC days, as the access-log partitions (LOG_PARTITIONS): today is a partition while it fills.
-DBT_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1, timezone="UTC")
+DBT_PARTITIONS = DAILY_PARTITIONS
 
 
 @functools.cache

@@ -16,6 +16,9 @@ the sensor that requests them (docs/PARTITIONED_DBT.md).
   `attribution_max_window_days` after it, up to the newest conversion (a day after it has no
   conversion to credit; one stored later requests its own day): those days run the attribution
   models alone.
+- **Days the request retention deleted.** A changed day whose day before the retention deleted
+  from the request-level tables runs from the first stored request to the first kept day: its
+  windows start from that day's, which only the raw events still hold.
 - **Days after the data.** A window opens on a day with a request, so the days a change reaches
   stop at the newest request or the last day the change touched, whichever is later: a log
   file of today does not run the empty partitions up to `iab_max_window_days` ahead.
@@ -39,6 +42,7 @@ import dagster as dg
 from assets.dbt import DBT_PARTITIONS, attribution_lookback_days, build_partitioned_dbt_assets, window_reach_days
 from pipelines.jobs import dbt_partitioned_job
 from pipelines.rules import RANGE_END, RANGE_START
+from resources.request_retention import request_horizons
 from resources.warehouse import WarehouseResource
 
 # How far back a tick looks again for ledger rows committed after a later one was seen.
@@ -142,18 +146,36 @@ def last_conversion_day(conn) -> date | None:
     return _day(newest) if newest is not None else None
 
 
+def retention_bounds(conn) -> tuple[date, date] | None:
+    """When the request retention deleted days: the day of the first stored request and the first
+    day every request-level table keeps (partition_requests)."""
+    horizons = request_horizons(conn)
+    if not horizons:
+        return None
+    first = conn.execute("select min(event_time) from raw.listener_events").fetchone()[0]
+    kept_from = max(horizons.values())
+    return (_day(first) if first is not None else kept_from), kept_from
+
+
 def _exists(conn, relation: str) -> bool:
     return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
 
 
 def partition_requests(days: set[date], conversion_days: set[date] = frozenset(), lookback: int = 0,
                        credit_keys: list[dg.AssetKey] | None = None, run_key_salt: str = "",
-                       last_conversion_day: date | None = None) -> list[dg.RunRequest]:
+                       last_conversion_day: date | None = None,
+                       retention: tuple[date, date] | None = None) -> list[dg.RunRequest]:
     """One run of the partitioned dbt models per contiguous range of existing partitions whose
     downloads changed; then, for the days only credits reach (a conversion's day and the
     `lookback` days of conversions its changed exposures or visits are credited to, up to the
     newest conversion: a day after it has no conversion to credit, and a conversion stored later
-    requests its own day), runs of the attribution models alone."""
+    requests its own day), runs of the attribution models alone.
+
+    `retention` (the day of the first stored request, the first day every request-level table
+    keeps) is given when the request retention deleted days: a changed day whose day before is
+    deleted cannot be rebuilt from the request-level rows (the run would be refused,
+    resources/request_retention.py), so its run starts at the first stored request and reaches
+    the first kept day, reading every deleted day from the raw events again."""
     first = date.fromisoformat(DBT_PARTITIONS.get_first_partition_key())
     last = date.fromisoformat(DBT_PARTITIONS.get_last_partition_key())
 
@@ -161,6 +183,12 @@ def partition_requests(days: set[date], conversion_days: set[date] = frozenset()
         return {day for day in candidates if first <= day <= last}
 
     days = existing(days)
+    if retention is not None:
+        first_request, kept_from = retention
+        before = [day for day in days if day - timedelta(days=1) < kept_from]
+        if before:
+            start, end = min(first_request, *before), max(kept_from, *before)
+            days |= existing({start + timedelta(days=n) for n in range((end - start).days + 1)})
     credit_days = existing({day + timedelta(days=n) for day in days | set(conversion_days)
                             for n in range(lookback + 1)}) - days
     if last_conversion_day is not None:
@@ -192,8 +220,17 @@ def dbt_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: Wareho
     with warehouse.connect(autocommit=True) as conn:
         days, conversion_days, after = out_of_date(conn, cursor, window_reach_days())
         last_conversion = (last_conversion_day(conn) or date.min) if days or conversion_days else None
+        retention = retention_bounds(conn) if days else None
     context.update_cursor(json.dumps(after))
+    first = date.fromisoformat(DBT_PARTITIONS.get_first_partition_key())
+    early = sorted(day for day in days if day < first)
+    if early:
+        context.log.warning(
+            f"changed events on {len(early)} day(s) before the first partition {first} ({early[0]}..{early[-1]}) "
+            f"have no partition to rebuild: set PODCAST_HISTORY_START on or before {early[0]}, or rebuild the "
+            "partitioned models in full (`podcast-analytics backfill --full-refresh`)")
     credit_keys = [key for key in build_partitioned_dbt_assets().keys if key.path[-1] in CREDIT_MODELS]
     requests = partition_requests(days, conversion_days, attribution_lookback_days(), credit_keys,
-                                  run_key_salt=after.get("events_through") or "", last_conversion_day=last_conversion)
+                                  run_key_salt=after.get("events_through") or "", last_conversion_day=last_conversion,
+                                  retention=retention)
     return requests or dg.SkipReason("no day of the partitioned dbt models changed")

@@ -9,6 +9,7 @@ on every tick; it is asked again when it or its ledger row changes.
 
 import dagster as dg
 
+from assets.ingestion.listener_logs import LOG_PARTITIONS
 from assets.ingestion.listener_logs_load import discover, present
 from pipelines.jobs import conversion_events_job, listener_logs_job
 from pipelines.ledgers import needs_load, read_ledger, run_key
@@ -35,8 +36,19 @@ def listener_log_files_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
     for key, row in stored.items():
         if row.state != "deleted" and row.log_date is not None and present(landing, key) is False:
             by_day.setdefault(row.log_date.isoformat(), []).append((key, "gone", row.loaded_at))
+    # A file named for a day outside the partitions (before `history_start`, or after tomorrow)
+    # has no run to load it: it is named, and the other days are requested.
+    first, last = LOG_PARTITIONS.get_first_partition_key(), LOG_PARTITIONS.get_last_partition_key()
+    outside = {day: by_day.pop(day) for day in sorted(by_day) if not first <= day <= last}
+    if outside:
+        names = [file[0] for files in outside.values() for file in files]
+        context.log.warning(
+            f"{len(names)} log file(s) of {len(outside)} day(s) outside the partitions {first}..{last} are not "
+            f"loaded ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}): a day before {first} needs "
+            "PODCAST_HISTORY_START on or before it")
     if not by_day:
-        return dg.SkipReason(f"every log file is loaded ({len(ready)} found, {len(stored)} in the ledger)")
+        return dg.SkipReason(f"every log file is loaded ({len(ready)} found, {len(stored)} in the ledger)" if not outside
+                             else f"nothing to load but files of {len(outside)} day(s) outside the partitions")
     return [
         dg.RunRequest(partition_key=day, run_key=run_key(day, files), tags={"log_files": str(len(files))})
         for day, files in sorted(by_day.items())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     dbt_project_dir: Path = REPO_ROOT / "dbt_project"
     simulator_port: int = 8765
     log_landing_dir: Path | None = None
+    # The first day of the daily partitions of the access-log loads and the partitioned dbt models
+    # (Dagster partitions start on a fixed day): set it to the first day of a network's own logs
+    # before loading them. Files of an earlier day are not loaded (the log sensor says which), and
+    # events of an earlier day reach the facts only through a full rebuild.
+    history_start: date = date(2026, 1, 1)
     log_settle_seconds: float = 10.0
     # A log file whose refused share (malformed or unknown lines; not non-download operations) is above
     # this fails the blocking check `listener_log_files_refused_share`.

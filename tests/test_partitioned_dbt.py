@@ -11,6 +11,7 @@ import psycopg
 
 from assets.dbt import PARTITIONED_TAG, build_partitioned_dbt_assets, dbt_manifest, dbt_resource, rows_written
 from assets.ingestion.rss_ingest import ingest_rss
+from assets.run_tags import dbt_tenant_tags
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.logs import generate_logs
@@ -61,6 +62,22 @@ def test_a_partition_through_dagster_reports_the_rows_it_wrote(fresh_db, simulat
     assert set(written) == {DAYS[0].isoformat(), DAYS[1].isoformat()} and {day for day, _ in tenant_days} == set(DAYS[:2])
     assert all(metadata["rows_written"].value == sum(n for _, n in tenant_days) and "dagster/row_count" not in metadata
                for metadata in written.values())
+
+    # A run for one tenant cannot be a full refresh (that recreates every tenant's tables), and the
+    # tenant comes from the run tag only: both are refused before dbt starts, and nothing changes.
+    before = query(fresh_db, "select count(*), sum(downloads), max(counted_at) from marts.fct_downloads_daily_by_tenant")
+    tenant = query(fresh_db, "select min(tenant_id) from marts.fct_downloads_daily_by_tenant")[0][0]
+    for tags, config, refusal in (
+            (dbt_tenant_tags(tenant), {"full_refresh": True}, "a full refresh rebuilds every tenant"),
+            ({}, {"vars": {"tenants": [tenant]}}, "the dbt var `tenants` comes from the run tag")):
+        refused = dg.materialize(
+            [build_partitioned_dbt_assets()], selection=[by_tenant], partition_key=DAYS[1].isoformat(), tags=tags,
+            run_config={"ops": {"dbt_partitioned_models": {"config": config}}}, raise_on_error=False,
+            resources={"warehouse": WarehouseResource(database_url=fresh_db), "dbt": dbt_resource()},
+        )
+        failures = [e.step_failure_data.error.message for e in refused.all_events if e.is_step_failure]
+        assert not refused.success and len(failures) == 1 and refusal in failures[0], failures
+    assert query(fresh_db, "select count(*), sum(downloads), max(counted_at) from marts.fct_downloads_daily_by_tenant") == before
 
 
 def test_rows_written_reads_the_adapter_response():

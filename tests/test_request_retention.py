@@ -3,7 +3,7 @@ their days older than `request_retention_days`, the facts keep every day, a part
 would read a deleted day is refused with one clear error, a run after the deleted days equals the
 full build, and a full refresh brings every day back from the raw events."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import psycopg
@@ -19,6 +19,7 @@ from resources.warehouse import WarehouseResource, warehouse_at
 from simulator.logs import generate_logs
 from tests.conftest import UA_PATTERNS, query
 from tests.test_downloads_incremental import dbt_build, load_days
+from tests.test_partition_sensor import ledger_row, tick
 from tests.test_rss_ingest import sources_for
 
 DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)]
@@ -86,16 +87,19 @@ def built(new_warehouse, simulator, truth, tmp_path_factory):
 def pruned(built):
     """The retention job run with a retention of 2 days on 5 November (PODCAST_DBT_VARS)."""
     url, facts, rows = built
+    return url, facts, rows, [_prune(url) for _ in range(2)]
+
+
+def _prune(url: str) -> dg.ExecuteInProcessResult:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PODCAST_DBT_VARS", '{"request_retention_days": 2}')
         get_settings.cache_clear()
         try:
-            runs = [request_table_retention_job.execute_in_process(
+            return request_table_retention_job.execute_in_process(
                 run_config={"ops": {"prune_request_days": {"config": {"today": TODAY.isoformat()}}}},
-                resources={"warehouse": WarehouseResource(database_url=url)}) for _ in range(2)]
+                resources={"warehouse": WarehouseResource(database_url=url)})
         finally:
             get_settings.cache_clear()
-    return url, facts, rows, runs
 
 
 def test_the_request_level_tables_are_the_ones_declared_and_their_readers():
@@ -152,3 +156,27 @@ def test_a_run_over_deleted_days_is_refused_and_one_after_them_equals_the_full_b
     assert _materialize(url, None).success
     assert _facts(url) == facts and _request_rows(url) == rows
     assert query(url, "select count(*) from ops.request_table_horizons") == [(0,)]  # no day missing now
+
+
+def test_a_late_file_of_a_kept_day_after_deleted_ones_runs_from_the_first_request(pruned):
+    """The partition sensor, for a log file of 3 November loaded after the retention deleted 1 and
+    2 November: its days (2 to 4 November, with the day on each side) would run from 2 November,
+    whose windows need 1 November's, and be refused; so the sensor asks for the days from the
+    first stored request on. That run succeeds, and every day is back."""
+    url, facts, rows, _ = pruned
+    _prune(url)  # the test before brought the deleted days back
+    assert query(url, "select count(*) from ops.request_table_horizons")[0][0] == 4
+    _, cursor = tick(url, None)  # the first tick sets the watermarks
+    with psycopg.connect(url, autocommit=True) as conn:
+        now = conn.execute("select now()").fetchone()[0]
+        ledger_row(conn, "t/late-2026-11-03.log", now, datetime(2026, 11, 3, 10, tzinfo=UTC),
+                   datetime(2026, 11, 3, 11, tzinfo=UTC))
+    ranges, _ = tick(url, cursor)
+    assert [r for r in ranges if "credits" not in r] == [(DAYS[0].isoformat(), DAYS[-1].isoformat())]
+    result = dg.materialize(
+        [build_partitioned_dbt_assets()], selection=CHAIN, raise_on_error=False,
+        tags={RANGE_START: DAYS[0].isoformat(), RANGE_END: DAYS[-1].isoformat()},
+        resources={"warehouse": WarehouseResource(database_url=url), "dbt": dbt_resource()})
+    assert result.success
+    assert _facts(url) == facts and _request_rows(url) == rows
+    assert query(url, "select count(*) from ops.request_table_horizons") == [(0,)]

@@ -12,10 +12,11 @@ from assets.ingestion.listener_logs_load import LoadLimits, discover, forget_mis
 from assets.ingestion.identity import checked_hash_secret
 from assets.ingestion.listener_logs_parse import IpHasher
 from assets.ingestion.log_formats import load_log_sources
+from assets.partitions import DAILY_PARTITIONS
 from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
-LOG_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1, timezone="UTC")
+LOG_PARTITIONS = DAILY_PARTITIONS
 LOG_KEYS = [dg.AssetKey(["raw", "listener_events"]), dg.AssetKey(["quarantine", "listener_events"]),
             dg.AssetKey(["ops", "listener_log_files"])]
 
