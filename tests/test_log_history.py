@@ -13,7 +13,9 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+import pytest
 
+from assets.ingestion.listener_logs_load import name_date
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from pipelines.sensors import listener_log_files_sensor
 from resources.settings import get_settings
@@ -39,6 +41,20 @@ def _land(landing: Path, *files: tuple[Path, str], tenant: str = "northwind") ->
         target.symlink_to(source)
 
 
+@pytest.mark.parametrize(("name", "day"), [
+    ("E2EXAMPLE1.2026-11-06-15.a1b2c3d4.gz", date(2026, 11, 6)),         # CloudFront
+    ("logs/2026-11-06-15-22-37-FEE50FAB52B0A1B2", date(2026, 11, 6)),     # S3 server access log
+    ("2026-11-06T15:00:00.000-aBcD.log", date(2026, 11, 6)),             # Fastly to S3
+    ("access.log-20261106", date(2026, 11, 6)),                          # logrotate dateext
+    ("access.log-20261106.gz", date(2026, 11, 6)),
+    ("npr_download.esw3c_S.202611061500-1600-0.gz", date(2026, 11, 6)),  # Akamai log delivery
+    ("access.log", None),                                                # still being written
+    ("id-12345678.log", None), ("ep-123456789.log", None), ("x-20261306.log", None),
+])
+def test_the_day_a_log_file_is_named_for(name, day):
+    assert name_date(Path(name).name) == day
+
+
 def test_files_before_the_history_start_are_named_and_the_other_days_load(fresh_db, tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     _land(landing, CLOUDFRONT_2025, S3_2013)
@@ -50,10 +66,12 @@ def test_files_before_the_history_start_are_named_and_the_other_days_load(fresh_
         skipped = listener_log_files_sensor(context)
         assert isinstance(skipped, dg.SkipReason)
         assert skipped.skip_message == "nothing to load but files of 2 day(s) outside the partitions"
-        # a file of a day inside the partitions is asked for; the old ones do not hold it back
-        _land(landing, (AKAMAI_2016[0], "npr_download.esw3c_S.2026-11-02-1500.log"))
-        [request] = listener_log_files_sensor(context)
-        assert request.partition_key == "2026-11-02" and request.tags["log_files"] == "1"
+        # files of days inside the partitions are asked for, named as Akamai and nginx's logrotate
+        # name theirs; the old ones do not hold them back, and the file still written waits
+        _land(landing, (AKAMAI_2016[0], "npr_download.esw3c_S.202611021500-1600-0.log"),
+              (CLOUDFRONT_2025[0], "access.log-20261103"), (CLOUDFRONT_2025[0], "access.log"))
+        requests = listener_log_files_sensor(context)
+        assert [(r.partition_key, r.tags["log_files"]) for r in requests] == [("2026-11-02", "1"), ("2026-11-03", "1")]
     finally:
         get_settings.cache_clear()
 

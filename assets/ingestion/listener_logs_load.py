@@ -35,6 +35,9 @@ from resources.identifiers import is_valid_identifier
 from resources.settings import get_settings
 
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+# Names without dashes: logrotate's `dateext` (`access.log-20261106`), and stamps with the hour
+# and minute after the day (`...esw3c_S.202611061500-1600-0.gz`): a run of exactly 8 or 12 digits.
+COMPACT_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?:\d{4})?(?!\d)")
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".inprogress", ".crdownload")
 # The columns of the raw tables this loader writes, declared here once: the COPY of events, the
 # media hosts' insert, the quality suite (pipelines/checks/quality.py) and the dbt sources read
@@ -87,8 +90,23 @@ class FileLoad:
     address_cache_peak: int = 0  # the most client addresses the load held at once
 
 
+def name_date(name: str) -> date | None:
+    """The day a log file's name gives: the first `YYYY-MM-DD` (S3, CloudFront, Fastly), else a
+    run of 8 or 12 digits that is a day of this century (`YYYYMMDD`, `YYYYMMDDhhmm`). None for a
+    name without one, such as the file a server still writes (`access.log`)."""
+    match = DATE_IN_NAME.search(name)
+    candidates = [match.group(1)] if match else [
+        "-".join(found.groups()) for found in COMPACT_DATE_IN_NAME.finditer(name) if found.group(1).startswith("20")]
+    for text in candidates:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            continue
+    return None
+
+
 def discover(landing: Path, settle_seconds: float, now: float | None = None) -> list[LogFile]:
-    """Log files ready to load: `<landing>/<tenant>/...<YYYY-MM-DD>...`, not hidden, not named as
+    """Log files ready to load: `<landing>/<tenant>/...`, named for a day (name_date), not hidden, not named as
     partial downloads, and untouched for `settle_seconds` (a writer may still be appending)."""
     now = time.time() if now is None else now
     found: list[LogFile] = []
@@ -99,15 +117,11 @@ def discover(landing: Path, settle_seconds: float, now: float | None = None) -> 
             name = path.name
             if not path.is_file() or name.startswith(".") or name.endswith(PARTIAL_SUFFIXES):
                 continue
-            match = DATE_IN_NAME.search(name)
-            if not match:
+            log_date = name_date(name)
+            if log_date is None:
                 continue
             stat = path.stat()
             if now - stat.st_mtime < settle_seconds:
-                continue
-            try:
-                log_date = date.fromisoformat(match.group(1))
-            except ValueError:
                 continue
             found.append(LogFile(path, path.relative_to(landing).as_posix(), tenant_dir.name, log_date,
                                  stat.st_size, stat.st_mtime))
