@@ -27,6 +27,7 @@ class DagsterRuns:
         self.resources = {"warehouse": WarehouseResource(database_url=url), "dbt": dbt_resource()}
         self.partitioned = set(build_partitioned_dbt_assets().keys)
         self.dbt_keys = self.partitioned | set(build_dbt_assets().keys)
+        self.count = 0  # Dagster runs so far
 
     def materialize(self, keys: set[dg.AssetKey], first: date, last: date) -> tuple[float, dict[dg.AssetKey, float]]:
         """Materialize `keys` phase by phase, the partitioned ones over [first, last]: the seconds
@@ -39,6 +40,7 @@ class DagsterRuns:
             tags = {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()} if partitioned else {}
             result = dg.materialize([assets], selection=sorted(phase_keys, key=str), instance=self.instance,
                                     resources=self.resources, tags=tags, raise_on_error=True)
+            self.count += 1
             for event in result.get_asset_materialization_events():  # a range run repeats it per day
                 duration = event.step_materialization_data.materialization.metadata.get("Execution Duration")
                 if duration is not None:
