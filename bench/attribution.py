@@ -64,7 +64,7 @@ PERIOD = 30  # --downloads, --conversions and --campaigns are per this many days
 # Synthetic volume, written with set-based SQL. %(...)s are psycopg parameters.
 DOWNLOADS_SQL = """
 insert into marts.fct_downloads (
-    download_id, group_key, refreshed_at, tenant_id, episode_id, podcast_id, listener_ip_key, user_agent,
+    download_id, group_key, tenant_id, episode_id, podcast_id, listener_ip_key, user_agent,
     listener_id, app_name, agent_type, device_category, platform, country_code, downloaded_at, download_date,
     bytes_covered, threshold_bytes, request_count, counted_at)
 with episodes as (
@@ -79,7 +79,7 @@ picks as (
                + make_interval(secs => (hashtext('t' || i) & 2147483647) %% 86400) as at
     from generate_series(%(start)s, %(stop)s - 1) as i
 )
-select md5('d' || picks.i), md5('g' || picks.i), now(), episodes.tenant_id, episodes.episode_id, episodes.podcast_id,
+select md5('d' || picks.i), md5('g' || picks.i), episodes.tenant_id, episodes.episode_id, episodes.podcast_id,
        md5(episodes.tenant_id || 'h' || picks.household), 'App/' || (picks.household %% 3),
        md5('l' || picks.household), 'App', 'app', 'mobile', 'ios', 'US', picks.at, (picks.at at time zone 'UTC')::date,
        (episodes.enclosure_length_bytes * (0.2 + 0.8 * ((hashtext('b' || picks.i) & 1023) / 1023.0)))::bigint,
@@ -223,8 +223,9 @@ def measure(url: str, days: int, args: argparse.Namespace) -> None:
     print(f"[{days} days] synthetic volume {first}..{LAST_DAY}: {downloads:,} downloads, {conversions:,} conversion "
           f"events, {campaigns} campaigns ({time.perf_counter() - started:.0f} s to write)", flush=True)
 
+    count = runs.count
     full, full_models = runs.materialize(keys, first, LAST_DAY)
-    full_runs = runs.count
+    full_runs = runs.count - count
     lift = None if args.skip_lift else runs.materialize(daily, first, LAST_DAY)[0]
     with psycopg.connect(url, autocommit=True) as conn:
         exposures = conn.execute("select count(*) from intermediate.int_exposures").fetchone()[0]
