@@ -192,6 +192,30 @@ def write_volume(url: str, common: dict, downloads: int, conversions: int) -> in
         return conn.execute("select count(*) from raw.campaigns").fetchone()[0]
 
 
+def attribution_warehouse(url: str, days: int, downloads: int, conversions: int, campaigns: int,
+                          also: tuple[str, ...] = ()) -> tuple[DagsterRuns, dict, int]:
+    """The catalog, then the models the attribution models (and the models named `also`) read, built once through
+    Dagster while empty so that their tables exist (the attribution models are not: their build
+    is a first load), then `days` days of synthetic volume up to LAST_DAY: `downloads`,
+    `conversions` and `campaigns` per tenant are per PERIOD days. Returns the Dagster runs on the
+    warehouse, the parameters of the volume statements (for a later day) and the number of
+    campaigns."""
+    first = LAST_DAY - timedelta(days=days - 1)
+    common = {"households": max(1000, downloads // 8), "days": days, "first_day": first.isoformat(), "sponsors": 12,
+              "campaigns": campaigns * max(1, round(days / PERIOD)), "per_period": campaigns, "period": PERIOD}
+    load_catalog(url)
+    runs = DagsterRuns(url)
+    built = set().union(*attribution_keys(runs), {key for key in runs.dbt_keys if key.path[-1] in also})
+    runs.materialize(dg.AssetSelection.assets(*built).upstream().resolve(runs.graph) & runs.dbt_keys - built,
+                     first, LAST_DAY)
+    started = time.perf_counter()
+    total = write_volume(url, common, downloads * days // PERIOD, conversions * days // PERIOD)
+    print(f"[{days} days] synthetic volume {first}..{LAST_DAY}: {downloads * days // PERIOD:,} downloads, "
+          f"{conversions * days // PERIOD:,} conversion events, {total} campaigns "
+          f"({time.perf_counter() - started:.0f} s to write)", flush=True)
+    return runs, common, total
+
+
 def load_catalog(url: str) -> None:
     """The simulator's catalog (seed 42 feeds, ingested for real) and the user-agent patterns."""
     network = build_network(seed=42)
@@ -207,21 +231,9 @@ def load_catalog(url: str) -> None:
 def measure(url: str, days: int, args: argparse.Namespace) -> None:
     first = LAST_DAY - timedelta(days=days - 1)
     new_day = LAST_DAY + timedelta(days=1)
-    periods = max(1, round(days / PERIOD))
     downloads, conversions = args.downloads * days // PERIOD, args.conversions * days // PERIOD
-    common = {"households": max(1000, args.downloads // 8), "days": days, "first_day": first.isoformat(),
-              "sponsors": 12, "campaigns": args.campaigns * periods, "per_period": args.campaigns, "period": PERIOD}
-    load_catalog(url)
-    runs = DagsterRuns(url)
+    runs, common, campaigns = attribution_warehouse(url, days, args.downloads, args.conversions, args.campaigns)
     keys, daily = attribution_keys(runs)
-    # The models the attribution reads (catalog, downloads) are built once, empty, so that the
-    # tables exist; the attribution models are not: (a) is their first load.
-    upstream = dg.AssetSelection.assets(*keys | daily).upstream().resolve(runs.graph) & runs.dbt_keys - keys - daily
-    runs.materialize(upstream, first, LAST_DAY)
-    started = time.perf_counter()
-    campaigns = write_volume(url, common, downloads, conversions)
-    print(f"[{days} days] synthetic volume {first}..{LAST_DAY}: {downloads:,} downloads, {conversions:,} conversion "
-          f"events, {campaigns} campaigns ({time.perf_counter() - started:.0f} s to write)", flush=True)
 
     count = runs.count
     full, full_models = runs.materialize(keys, first, LAST_DAY)
