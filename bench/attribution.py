@@ -1,56 +1,70 @@
-"""Attribution at scale: exposures, multi-touch attribution and ROI marts.
+"""Attribution at scale through Dagster: exposures, multi-touch attribution and ROI marts.
 
-Builds a warehouse with the simulator's real catalog (RSS feeds of the bench network), then
-writes synthetic volume straight into the tables the attribution models read: `--downloads`
-IAB downloads in marts.fct_downloads over 30 days (households re-used across days, as real
-listeners are), campaigns with show-wide placements (each show carries a few campaigns at a time, as real
-ones do), and `--conversions` conversion events in
+For each history length (`--days 30,90`): builds a warehouse with the simulator's real catalog
+(RSS feeds of the bench network), then writes synthetic volume straight into the tables the
+attribution models read, at the same daily rate whatever the history: `--downloads` IAB downloads
+per 30 days in marts.fct_downloads (households re-used across days, as real listeners are),
+`--campaigns` campaigns per tenant and 30 days with show-wide placements (each show carries a few
+campaigns at a time, as real ones do), and `--conversions` conversion events per 30 days in
 raw.attribution_events (a share with promo codes, UTM or vanity visits; most from listening
-households). The download counting itself is measured by bench/ingest.py; this measures what
-comes after it. Prints:
+households). The download counting itself is measured by bench/ingest.py and bench/partitions.py;
+this measures what comes after it. The models are materialized through Dagster as the platform
+runs them (bench/dagster_runs.py: `dbt build`, so their data tests are in the times). Prints:
 
-  (a) full build of the attribution models (staging of campaigns and conversions, exposures,
-      attribution, ROI marts), and of the daily lift mart on its own;
-  (b) the incremental build after one more day of downloads and conversions, as a share of (a),
-      both without the lift mart, which is rebuilt daily rather than with each run (target: <= 5 %);
-  (c) ROI per campaign: the mart_campaign_roi build time divided by the number of campaigns,
-      and the latency of recomputing one campaign's ROI from the attributed conversions
-      (target: < 1 s per campaign).
+  (a) full build of the attribution models as a first load does (pipelines/phases.py: the
+      unpartitioned models, the daily-partitioned ones as one run over every day, then what is
+      built from them), lift mart aside, and of the daily lift mart on its own;
+  (b) the hourly run after one more day of downloads and conversions (lift excluded, it is
+      rebuilt daily): the unpartitioned models the new conversions feed, the partition sensor's
+      runs (pipelines/partition_sensor.py: the days it finds out of date, by its own
+      `out_of_date` and `partition_requests`, each range with the sensor's asset selection),
+      then the unpartitioned models built from them; as a share of (a), wall time and the
+      models' own time (targets: <= 5 % at 30 days, <= 2 % at 90 days);
+  (c) ROI per campaign: the mart_campaign_roi build time of (b) divided by the number of
+      campaigns, and the latency of recomputing one campaign's ROI from the attributed
+      conversions (target: < 1 s per campaign).
 
-    python bench/attribution.py [--downloads 10000000] [--conversions 1000000] [--database-url URL] [--skip-lift]
+    python bench/attribution.py [--days 30,90] [--downloads 10000000] [--conversions 1000000]
+                                [--campaigns 40] [--database-url URL] [--skip-lift]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
+import shutil
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import dagster as dg
 import psycopg
+from dagster_runs import DagsterRuns, combined, slowest
 from scratch import scratch_warehouse
 
+from assets.automation import DAILY_TAG
+from assets.dbt import attribution_lookback_days, dbt_manifest, window_reach_days
 from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
+from pipelines.partition_sensor import CREDIT_MODELS, last_conversion_day, out_of_date, partition_requests
+from pipelines.rules import RANGE_END, RANGE_START
 from resources.settings import REPO_ROOT
-from resources.warehouse import dbt_env, warehouse_at
+from resources.warehouse import warehouse_at
 from simulator.network import build_network
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
 
-ATTRIBUTION = ["path:models/staging/campaigns", "path:models/intermediate/attribution", "path:models/marts/attribution"]
-DAYS = 30
-FIRST_DAY = "2026-10-01"
+ATTRIBUTION = ("models/staging/campaigns", "models/intermediate/attribution", "models/marts/attribution")
+# What the one more day changes: the bench writes both straight into these tables.
+CHANGED = (dg.AssetKey(["raw", "attribution_events"]), dg.AssetKey(["marts", "fct_downloads"]))
+LAST_DAY = date(2026, 11, 30)  # the history ends on it; the one more day is the day after
+PERIOD = 30  # --downloads, --conversions and --campaigns are per this many days of history
 
 # Synthetic volume, written with set-based SQL. %(...)s are psycopg parameters.
 DOWNLOADS_SQL = """
 insert into marts.fct_downloads (
-    download_id, group_key, refreshed_at, tenant_id, episode_id, podcast_id, listener_ip_key, user_agent,
+    download_id, group_key, tenant_id, episode_id, podcast_id, listener_ip_key, user_agent,
     listener_id, app_name, agent_type, device_category, platform, country_code, downloaded_at, download_date,
     bytes_covered, threshold_bytes, request_count, counted_at)
 with episodes as (
@@ -65,7 +79,7 @@ picks as (
                + make_interval(secs => (hashtext('t' || i) & 2147483647) %% 86400) as at
     from generate_series(%(start)s, %(stop)s - 1) as i
 )
-select md5('d' || picks.i), md5('g' || picks.i), now(), episodes.tenant_id, episodes.episode_id, episodes.podcast_id,
+select md5('d' || picks.i), md5('g' || picks.i), episodes.tenant_id, episodes.episode_id, episodes.podcast_id,
        md5(episodes.tenant_id || 'h' || picks.household), 'App/' || (picks.household %% 3),
        md5('l' || picks.household), 'App', 'app', 'mobile', 'ios', 'US', picks.at, (picks.at at time zone 'UTC')::date,
        (episodes.enclosure_length_bytes * (0.2 + 0.8 * ((hashtext('b' || picks.i) & 1023) / 1023.0)))::bigint,
@@ -82,7 +96,8 @@ insert into raw.campaigns (tenant_id, campaign_id, sponsor_id, name, budget, fli
                            flat_fee, cpm_rate, promo_codes, vanity_urls, utm_campaign, attribution_window_days,
                            attribution_model, exclude_prior_customers, _source)
 select tenants.tenant_id, 'c' || c, 's' || (c %% %(sponsors)s), 'Campaign ' || c, 50000,
-       %(first_day)s::date + (c %% 10), %(first_day)s::date + (c %% 10) + 19,
+       %(first_day)s::date + %(period)s * (c / %(per_period)s) + (c %% 10),
+       %(first_day)s::date + %(period)s * (c / %(per_period)s) + (c %% 10) + 19,
        case when c %% 2 = 0 then 'flat' else 'cpm' end, case when c %% 2 = 0 then 20000 end,
        case when c %% 2 = 1 then 25 end, array['code' || c], array['go.example.com/c' || c], 'utm' || c,
        (array[7, 14, 30, 45, 60])[1 + c %% 5],
@@ -133,45 +148,72 @@ select tenants.tenant_id, case when events.kind < 50 then 'shop_orders' else 'pi
        case when events.kind < 95 then 20 + events.i %% 180 end, 'USD',
        case when events.kind < 8 then array['code' || events.campaign] else '{}' end,
        case when events.kind between 50 and 54 then 'utm' || events.campaign end,
-       case when events.kind >= 95 then 'go.example.com/c' || events.campaign end, 'bench'
+       case when events.kind >= 95 then 'go.example.com/c' || events.campaign end, %(batch)s
 from events inner join tenants on tenants.n = events.tenant_n
 """
 
 
-def dbt_runner(url: str, work: Path):
-    """`dbt run <extra>` on the bench warehouse, targets and logs under `work`: returns the wall
-    time and each model's own time; a failed run prints dbt's output and stops the bench."""
-    env = {**os.environ, **dbt_env(url)}
-    project = REPO_ROOT / "dbt_project"
-    dbt_bin = Path(sys.executable).with_name("dbt")
-
-    def dbt(*extra: str) -> tuple[float, dict[str, float]]:
-        started = time.perf_counter()
-        done = subprocess.run([str(dbt_bin), "run", "--project-dir", str(project), "--profiles-dir", str(project),
-                               "--target-path", str(work / "target"), "--log-path", str(work / "logs"), *extra],
-                              capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            print(done.stdout[-3000:])
-            raise SystemExit("dbt run failed")
-        results = json.loads((work / "target" / "run_results.json").read_text())["results"]
-        return time.perf_counter() - started, {r["unique_id"].rsplit(".", 1)[1]: r["execution_time"] for r in results}
-
-    return dbt
+# The new day's downloads as the loader's ledger records a day's log file, one per tenant: the
+# partition sensor finds the days they change from it (the download models themselves are
+# bench/partitions.py's; the bench writes their output straight into marts.fct_downloads).
+LEDGER_SQL = """
+insert into ops.listener_log_files (file_key, tenant_id, log_date, format, size_bytes, sha256, rows_loaded,
+                                    rows_quarantined, first_event_at, last_event_at, changed_from, changed_to,
+                                    _batch_id)
+select 'bench/' || tenant_id || '/' || download_date, tenant_id, download_date, 'bench', 0,
+       md5(tenant_id || download_date), count(*), 0, min(downloaded_at), max(downloaded_at), min(downloaded_at),
+       max(downloaded_at), 'bench'
+from marts.fct_downloads where download_date = %(day)s
+group by tenant_id, download_date
+"""
 
 
-def write_volume(url: str, downloads: int, conversions: int, campaigns: int, households: int) -> tuple[dict, int]:
-    """The synthetic downloads (over DAYS days), campaigns and conversion events. Returns the
-    parameters shared by the statements (for a later day) and the number of campaigns."""
-    common = {"households": households, "days": DAYS, "first_day": FIRST_DAY, "sponsors": 12, "campaigns": campaigns}
+def attribution_keys(runs: DagsterRuns) -> tuple[set[dg.AssetKey], set[dg.AssetKey]]:
+    """The attribution models but the daily ones (tag `daily`: the lift mart and what only it
+    reads, rebuilt once a day), and the daily ones."""
+    nodes = {node["name"]: node for node in dbt_manifest()["nodes"].values()
+             if node["resource_type"] == "model" and node["original_file_path"].startswith(ATTRIBUTION)}
+    keys = {key for key in runs.dbt_keys if key.path[-1] in nodes}
+    daily = {key for key in keys if DAILY_TAG in nodes[key.path[-1]]["tags"]}
+    return keys - daily, daily
+
+
+def write_volume(url: str, common: dict, downloads: int, conversions: int) -> int:
+    """The synthetic downloads and conversion events (over `common["days"]` days) and the
+    campaigns. Returns the number of campaigns."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(DOWNLOADS_SQL, {**common, "start": 0, "stop": downloads, "day_offset": 0})
         for statement in filter(str.strip, CAMPAIGNS_SQL.split(";")):
             conn.execute(statement, common)
-        conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": conversions, "day_offset": 0})
+        conn.execute(CONVERSIONS_SQL, {**common, "start": 0, "stop": conversions, "day_offset": 0, "batch": "bench"})
         # Loaded minutes after they happened, as in production.
         conn.execute("update raw.attribution_events set _ingested_at = occurred_at + interval '5 minutes'")
         conn.execute("analyze")
-        return common, conn.execute("select count(*) from raw.campaigns").fetchone()[0]
+        return conn.execute("select count(*) from raw.campaigns").fetchone()[0]
+
+
+def attribution_warehouse(url: str, days: int, downloads: int, conversions: int, campaigns: int,
+                          also: tuple[str, ...] = ()) -> tuple[DagsterRuns, dict, int]:
+    """The catalog, then the models the attribution models (and the models named `also`) read, built once through
+    Dagster while empty so that their tables exist (the attribution models are not: their build
+    is a first load), then `days` days of synthetic volume up to LAST_DAY: `downloads`,
+    `conversions` and `campaigns` per tenant are per PERIOD days. Returns the Dagster runs on the
+    warehouse, the parameters of the volume statements (for a later day) and the number of
+    campaigns."""
+    first = LAST_DAY - timedelta(days=days - 1)
+    common = {"households": max(1000, downloads // 8), "days": days, "first_day": first.isoformat(), "sponsors": 12,
+              "campaigns": campaigns * max(1, round(days / PERIOD)), "per_period": campaigns, "period": PERIOD}
+    load_catalog(url)
+    runs = DagsterRuns(url)
+    built = set().union(*attribution_keys(runs), {key for key in runs.dbt_keys if key.path[-1] in also})
+    runs.materialize(dg.AssetSelection.assets(*built).upstream().resolve(runs.graph) & runs.dbt_keys - built,
+                     first, LAST_DAY)
+    started = time.perf_counter()
+    total = write_volume(url, common, downloads * days // PERIOD, conversions * days // PERIOD)
+    print(f"[{days} days] synthetic volume {first}..{LAST_DAY}: {downloads * days // PERIOD:,} downloads, "
+          f"{conversions * days // PERIOD:,} conversion events, {total} campaigns "
+          f"({time.perf_counter() - started:.0f} s to write)", flush=True)
+    return runs, common, total
 
 
 def load_catalog(url: str) -> None:
@@ -186,68 +228,96 @@ def load_catalog(url: str) -> None:
         store_patterns(conn, read_patterns(REPO_ROOT / "resources" / "user_agents"), "bench")
 
 
+def measure(url: str, days: int, args: argparse.Namespace) -> None:
+    first = LAST_DAY - timedelta(days=days - 1)
+    new_day = LAST_DAY + timedelta(days=1)
+    downloads, conversions = args.downloads * days // PERIOD, args.conversions * days // PERIOD
+    runs, common, campaigns = attribution_warehouse(url, days, args.downloads, args.conversions, args.campaigns)
+    keys, daily = attribution_keys(runs)
+
+    count = runs.count
+    full, full_models = runs.materialize(keys, first, LAST_DAY)
+    full_runs = runs.count - count
+    lift = None if args.skip_lift else runs.materialize(daily, first, LAST_DAY)[0]
+    with psycopg.connect(url, autocommit=True) as conn:
+        exposures = conn.execute("select count(*) from intermediate.int_exposures").fetchone()[0]
+        credited = conn.execute("select count(*) from marts.fct_attributed_conversions "
+                                "where match_type <> 'unattributed'").fetchone()[0]
+        cursor = out_of_date(conn, {}, window_reach_days())[2]  # the sensor's first tick: its watermarks
+    print(f"[{days} days] (a) full attribution build through Dagster, {full_runs} runs: {full:.1f} s (models' own "
+          f"time {sum(full_models.values()):.1f} s; {exposures:,} exposures, {credited:,} credited rows); "
+          + ("the daily lift mart: not timed (--skip-lift)" if lift is None
+             else f"the daily lift mart on its own: {lift:.1f} s"), flush=True)
+    print(f"      slowest: {slowest(full_models, full_models)}", flush=True)
+
+    # One more day: downloads and conversions of the day after the history, at the same rate.
+    day_downloads, day_conversions = args.downloads // PERIOD, args.conversions // PERIOD
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(DOWNLOADS_SQL, {**common, "start": downloads, "stop": downloads + day_downloads,
+                                     "day_offset": days, "days": 1})
+        conn.execute(CONVERSIONS_SQL, {**common, "start": conversions, "stop": conversions + day_conversions,
+                                       "day_offset": days, "days": 1, "batch": "bench-day"})
+        conn.execute(LEDGER_SQL, {"day": new_day})
+        # What the partition sensor requests next (dbt_partitions_sensor).
+        changed, conversion_days, _ = out_of_date(conn, cursor, window_reach_days())
+        last_conversion = (last_conversion_day(conn) or date.min) if changed or conversion_days else None
+    credit_keys = [key for key in runs.partitioned if key.path[-1] in CREDIT_MODELS]
+    requests = partition_requests(changed, conversion_days, attribution_lookback_days(), credit_keys,
+                                  last_conversion_day=last_conversion)
+    # The hourly run: the unpartitioned models the new conversions feed (automation), the
+    # sensor's runs (a run of changed download days builds every partitioned model: here the
+    # attribution ones), then the unpartitioned models built from them (automation again).
+    partitioned = keys & runs.partitioned
+    reached = dg.AssetSelection.assets(*CHANGED).downstream().resolve(runs.graph) & keys
+    after = dg.AssetSelection.assets(*partitioned).downstream().resolve(runs.graph) & keys - partitioned
+    steps = [("before", reached - partitioned - after, new_day, new_day)]
+    for request in requests:
+        selection = set(request.asset_selection) if request.asset_selection is not None else partitioned
+        steps.append((f"{request.tags[RANGE_START]}..{request.tags[RANGE_END]}", selection,
+                      date.fromisoformat(request.tags[RANGE_START]), date.fromisoformat(request.tags[RANGE_END])))
+    steps.append(("after", after, new_day, new_day))
+    count = runs.count
+    timed = [runs.materialize(step_keys, low, high) for _, step_keys, low, high in steps]
+    increment, increment_models = combined(timed)
+    own, full_own = sum(increment_models.values()), sum(full_models.values())
+    print(f"[{days} days] (b) one more day ({day_downloads:,} downloads, {day_conversions:,} conversion events), "
+          f"lift excluded, through Dagster, {runs.count - count} runs: {increment:.1f} s = {increment / full:.1%} of "
+          f"(a) (target <= {5 if days <= 30 else 2} %); the models' own time {own:.1f} s of {full_own:.1f} s = "
+          f"{own / full_own:.1%}", flush=True)
+    for (name, step_keys, _, _), (seconds, models) in zip(steps, timed):
+        print(f"      {name}: {len(step_keys)} models, {seconds:.1f} s (their own {sum(models.values()):.1f} s): "
+              + ", ".join(sorted(key.path[-1] for key in step_keys)), flush=True)
+    print(f"      slowest: {slowest(increment_models, full_models)}", flush=True)
+
+    roi_build = increment_models.get(dg.AssetKey(["marts", "mart_campaign_roi"]), 0.0)
+    with psycopg.connect(url) as conn:
+        one = conn.execute("select tenant_id, campaign_id from raw.campaigns order by campaign_id limit 1").fetchone()
+        latencies = []
+        for _ in range(5):
+            started = time.perf_counter()
+            conn.execute(ONE_CAMPAIGN_ROI, {"tenant": one[0], "campaign": one[1]}).fetchall()
+            latencies.append(time.perf_counter() - started)
+    print(f"[{days} days] (c) ROI per campaign: mart_campaign_roi build {roi_build:.2f} s / {campaigns} campaigns = "
+          f"{roi_build / campaigns * 1000:.1f} ms per campaign; one campaign's ROI recomputed from the "
+          f"attributed conversions: median {sorted(latencies)[2] * 1000:.0f} ms (target < 1 s)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--downloads", type=int, default=10_000_000)
-    parser.add_argument("--conversions", type=int, default=1_000_000)
-    parser.add_argument("--campaigns", type=int, default=40, help="per tenant")
+    parser.add_argument("--days", default="30,90", help="history lengths, each in a warehouse of its own")
+    parser.add_argument("--downloads", type=int, default=10_000_000, help=f"per {PERIOD} days")
+    parser.add_argument("--conversions", type=int, default=1_000_000, help=f"per {PERIOD} days")
+    parser.add_argument("--campaigns", type=int, default=40, help=f"per tenant and {PERIOD} days")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--skip-lift", action="store_true", help="do not time the daily lift mart's full build")
     args = parser.parse_args()
-    households = max(1000, args.downloads // 8)
-    with tempfile.TemporaryDirectory(prefix="bench-attribution-") as tmp, \
-            scratch_warehouse(args.database_url, Path(tmp)) as url:
-        load_catalog(url)
-        dbt = dbt_runner(url, Path(tmp))
-        dbt("--full-refresh")  # every model once, on the catalog alone: the tables exist
-        started = time.perf_counter()
-        common, campaigns = write_volume(url, args.downloads, args.conversions, args.campaigns, households)
-        print(f"synthetic volume: {args.downloads:,} downloads, {args.conversions:,} conversion events, "
-              f"{campaigns} campaigns ({time.perf_counter() - started:.0f} s to write)")
-
-        full, full_models = dbt("--full-refresh", "--select", *ATTRIBUTION, "--exclude", "tag:daily")
-        lift = None if args.skip_lift else dbt("--full-refresh", "--select", "tag:daily")[0]
-        with psycopg.connect(url) as conn:
-            exposures = conn.execute("select count(*) from intermediate.int_exposures").fetchone()[0]
-            credited = conn.execute("select count(*) from marts.fct_attributed_conversions "
-                                    "where match_type <> 'unattributed'").fetchone()[0]
-        print(f"(a) full attribution build: {full:.1f} s ({exposures:,} exposures, {credited:,} credited rows); "
-              + ("the daily lift mart: not timed (--skip-lift)" if lift is None else f"the daily lift mart on its own: {lift:.1f} s"))
-        for name, seconds in sorted(full_models.items(), key=lambda kv: -kv[1])[:6]:
-            print(f"      {name}: {seconds:.1f} s")
-
-        # One more day: downloads and conversions of the day after the 30.
-        day_downloads, day_conversions = args.downloads // DAYS, args.conversions // DAYS
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(DOWNLOADS_SQL, {**common, "start": args.downloads, "stop": args.downloads + day_downloads,
-                                         "day_offset": DAYS, "days": 1})
-            conn.execute(CONVERSIONS_SQL, {**common, "start": args.conversions,
-                                           "stop": args.conversions + day_conversions, "day_offset": DAYS, "days": 1})
-        # The hourly run: every attribution model but the daily lift (tag `daily`), the
-        # partitioned ones over the new day's partition (no conversion comes after it, so no
-        # later day's credits change), the others whole.
-        new_day = date.fromisoformat(FIRST_DAY) + timedelta(days=DAYS)
-        window = json.dumps({"min_date": new_day.isoformat(), "max_date": (new_day + timedelta(days=1)).isoformat()})
-        incremental, incremental_models = dbt("--select", *ATTRIBUTION, "--exclude", "tag:daily", "--vars", window)
-        print(f"(b) incremental build after one more day ({day_downloads:,} downloads, {day_conversions:,} "
-              f"conversion events), lift excluded: {incremental:.1f} s = {incremental / full:.1%} of the "
-              f"full build (target <= 5 %); the models' own time (summed over dbt's threads, without dbt's "
-              f"start): {sum(incremental_models.values()):.1f} s vs {sum(full_models.values()):.1f} s = "
-              f"{sum(incremental_models.values()) / sum(full_models.values()):.1%}")
-        for name, seconds in sorted(incremental_models.items(), key=lambda kv: -kv[1])[:6]:
-            print(f"      {name}: {seconds:.1f} s")
-
-        roi_build = incremental_models.get("mart_campaign_roi", 0.0)
-        with psycopg.connect(url) as conn:
-            one = conn.execute("select tenant_id, campaign_id from raw.campaigns order by campaign_id limit 1").fetchone()
-            latencies = []
-            for _ in range(5):
-                started = time.perf_counter()
-                conn.execute(ONE_CAMPAIGN_ROI, {"tenant": one[0], "campaign": one[1]}).fetchall()
-                latencies.append(time.perf_counter() - started)
-        print(f"(c) ROI per campaign: mart_campaign_roi build {roi_build:.2f} s / {campaigns} campaigns = "
-              f"{roi_build / campaigns * 1000:.1f} ms per campaign; one campaign's ROI recomputed from the "
-              f"attributed conversions: median {sorted(latencies)[2] * 1000:.0f} ms (target < 1 s)")
+    for days in (int(d) for d in args.days.split(",")):
+        work = Path(tempfile.mkdtemp(prefix="bench-attribution-"))
+        try:
+            with scratch_warehouse(args.database_url, work) as url:
+                measure(url, days, args)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 # One campaign's ROI under its own model, straight from the attributed conversions and exposures.

@@ -20,54 +20,33 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import psycopg
+from dagster_runs import DagsterRuns, combined, slowest
 from ingest import LOADER, network_for_bench
 from scratch import scratch_warehouse
 
-from assets.dbt import build_dbt_assets, build_partitioned_dbt_assets, dbt_resource, window_reach_days
+from assets.dbt import window_reach_days
 from assets.ingestion.rss_ingest import FeedSource, RssSources, ingest_rss
 from assets.ingestion.user_agents import read_patterns, store_patterns
 from pipelines.partition_sensor import day_ranges, out_of_date
 from pipelines.phases import phases
 from resources.settings import REPO_ROOT
-from resources.warehouse import WarehouseResource, warehouse_at
+from resources.warehouse import warehouse_at
 from simulator.logs import generate_logs
 from simulator.server import SimulatorServer
 from simulator.truth import ground_truth
 
 LAST_DAY = date(2026, 11, 30)
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def download_targets(graph) -> set[dg.AssetKey]:
+def download_targets(runs: DagsterRuns) -> set[dg.AssetKey]:
     """The download models and every dbt model they are built from."""
-    partitioned = set(build_partitioned_dbt_assets().keys)
-    dbt_keys = partitioned | set(build_dbt_assets().keys)
-    targets = {key for key in partitioned if key.path[0] == "marts"} | {dg.AssetKey(["marts", "fct_listener_engagement"])}
-    return dg.AssetSelection.assets(*targets).upstream().resolve(graph) & dbt_keys
-
-
-def materialize(instance, resources, graph, keys: set[dg.AssetKey], first: date, last: date) -> tuple[float, dict]:
-    """Materialize `keys` phase by phase, the partitioned ones over [first, last]: the seconds
-    through Dagster, and the seconds dbt spent in each model itself (its execution duration; the
-    rest is starting dbt and Dagster, and the data tests)."""
-    started = time.perf_counter()
-    in_models: dict[dg.AssetKey, float] = {}
-    for partitioned, phase_keys in phases(graph, keys):
-        assets = build_partitioned_dbt_assets() if partitioned else build_dbt_assets()
-        tags = {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()} if partitioned else {}
-        result = dg.materialize([assets], selection=sorted(phase_keys, key=str), instance=instance,
-                                resources=resources, tags=tags, raise_on_error=True)
-        for event in result.get_asset_materialization_events():  # a range run repeats it per day
-            duration = event.step_materialization_data.materialization.metadata.get("Execution Duration")
-            if duration is not None:
-                in_models[event.asset_key] = duration.value
-    return time.perf_counter() - started, in_models
+    targets = {key for key in runs.partitioned if key.path[0] == "marts"} | {dg.AssetKey(["marts", "fct_listener_engagement"])}
+    return dg.AssetSelection.assets(*targets).upstream().resolve(runs.graph) & runs.dbt_keys
 
 
 def load(url: str, landing: Path) -> int:
@@ -92,13 +71,9 @@ def measure(url: str, work: Path, days: int, listeners: int) -> None:
         lines += generate_logs(truth, landing, span, seed=42 + week, listeners_per_tenant=listeners).lines
     events = load(url, landing)
 
-    from pipelines.definitions import defs
-
-    graph = defs.resolve_asset_graph()
-    keys = download_targets(graph)
-    instance = dg.DagsterInstance.ephemeral()
-    resources = {"warehouse": WarehouseResource(database_url=url), "dbt": dbt_resource()}
-    full_seconds, full_per_model = materialize(instance, resources, graph, keys, first, LAST_DAY)
+    runs = DagsterRuns(url)
+    keys = download_targets(runs)
+    full_seconds, full_per_model = runs.materialize(keys, first, LAST_DAY)
     with psycopg.connect(url, autocommit=True) as conn:
         downloads = conn.execute("select count(*) from marts.fct_downloads").fetchone()[0]
         cursor = out_of_date(conn, {}, window_reach_days())[2]
@@ -114,21 +89,17 @@ def measure(url: str, work: Path, days: int, listeners: int) -> None:
         changed, _, _ = out_of_date(conn, cursor, window_reach_days())
     # The hourly run: the partitioned models of those days and what is built from them (the
     # unpartitioned models upstream of them did not change).
-    increment_keys = keys - phases(graph, keys)[0][1]
-    runs = [materialize(instance, resources, graph, increment_keys, low, min(high, LAST_DAY))
-            for low, high in day_ranges(changed)]
-    increment_seconds = sum(seconds for seconds, _ in runs)
-    per_model = {key: sum(models.get(key, 0.0) for _, models in runs) for key in keys}
+    increment_keys = keys - phases(runs.graph, keys)[0][1]
+    increment_seconds, per_model = combined([runs.materialize(increment_keys, low, min(high, LAST_DAY))
+                                             for low, high in day_ranges(changed)])
     increment_models, full_models = sum(per_model.values()), sum(full_per_model.values())
-    slowest = sorted(per_model.items(), key=lambda item: -item[1])[:6]
     print(f"[{days} days] {lines:,} log lines, {events:,} events, {downloads:,} downloads; full build through "
           f"Dagster {full_seconds:.0f} s; after {extra.lines:,} new events on the last day, the sensor's days "
           f"{[f'{low}..{high}' for low, high in day_ranges(changed)]} and the tables built from them "
           f"{increment_seconds:.1f} s = {100 * increment_seconds / full_seconds:.1f} % of the full build "
           f"(target <= {5 if days <= 30 else 2} %); time in the models themselves: full {full_models:.1f} s, "
           f"increment {increment_models:.1f} s = {100 * increment_models / full_models:.1f} %; the increment's "
-          f"slowest models: " + ", ".join(f"{key.path[-1]} {seconds:.1f} s (full {full_per_model.get(key, 0):.1f} s)"
-                                          for key, seconds in slowest), flush=True)
+          f"slowest models: {slowest(per_model, full_per_model)}", flush=True)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Builds the attribution warehouse of bench/attribution.py (the simulator's catalog ingested for
 real, synthetic downloads, campaigns and conversions written with set-based SQL, the attribution
-marts and the daily download rollups built by dbt), then generates every campaign's report in
+marts and the daily download rollups built through Dagster), then generates every campaign's report in
 every format (HTML with its four charts, PDF, CSV, XLSX, JSON), written to a local folder and
 registered in reports.reports, exactly as the report asset does. Prints p50 / p95 / max of the
 time per campaign (targets: p50 < 5 s, p95 < 30 s) and, as a ratio, against a baseline measured
@@ -18,10 +18,11 @@ import os
 import statistics
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-from attribution import ATTRIBUTION, dbt_runner, load_catalog, write_volume
+from attribution import LAST_DAY, attribution_keys, attribution_warehouse
 from scratch import scratch_warehouse
 
 from assets.reports.content import ReportRequest, report_content
@@ -45,16 +46,13 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=10, help="per tenant")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     args = parser.parse_args()
-    households = max(1000, args.downloads // 8)
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp, \
             scratch_warehouse(args.database_url, Path(tmp)) as url:
         work = Path(tmp)
-        load_catalog(url)
-        dbt = dbt_runner(url, work)
-        dbt("--full-refresh")
-        write_volume(url, args.downloads, args.conversions, args.campaigns, households)
+        runs, _, _ = attribution_warehouse(url, 30, args.downloads, args.conversions, args.campaigns, also=ROLLUPS)
         started = time.perf_counter()
-        dbt("--full-refresh", "--select", *ATTRIBUTION, *ROLLUPS)
+        rollups = {key for key in runs.dbt_keys if key.path[-1] in ROLLUPS}
+        runs.materialize(set().union(*attribution_keys(runs), rollups), LAST_DAY - timedelta(days=29), LAST_DAY)
         with psycopg.connect(url) as conn:
             campaigns = conn.execute("select tenant_id, campaign_id from marts.mart_campaign_roi "
                                      "where is_selected_model order by tenant_id, campaign_id").fetchall()
