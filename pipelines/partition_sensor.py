@@ -42,7 +42,7 @@ import dagster as dg
 from assets.dbt import DBT_PARTITIONS, attribution_lookback_days, build_partitioned_dbt_assets, window_reach_days
 from pipelines.jobs import dbt_partitioned_job
 from pipelines.rules import RANGE_END, RANGE_START
-from resources.request_retention import request_horizons
+from resources.request_retention import first_request_day, request_horizons
 from resources.warehouse import WarehouseResource
 
 # How far back a tick looks again for ledger rows committed after a later one was seen.
@@ -152,9 +152,8 @@ def retention_bounds(conn) -> tuple[date, date] | None:
     horizons = request_horizons(conn)
     if not horizons:
         return None
-    first = conn.execute("select min(event_time) from raw.listener_events").fetchone()[0]
     kept_from = max(horizons.values())
-    return (_day(first) if first is not None else kept_from), kept_from
+    return first_request_day(conn) or kept_from, kept_from
 
 
 def _exists(conn, relation: str) -> bool:

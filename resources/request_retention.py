@@ -87,8 +87,14 @@ def reads_from_the_first_request(conn: psycopg.Connection, since: date) -> bool:
     """Whether a run from `since` on starts at or before the first stored request (the index on
     event_time): it needs no windows of an earlier day, and it rebuilds every pruned day of its
     range from the raw events (a rule change's backfill from the first day built)."""
+    first = first_request_day(conn)
+    return first is None or since <= first
+
+
+def first_request_day(conn: psycopg.Connection) -> date | None:
+    """The UTC day of the first stored request (the index on event_time)."""
     first = conn.execute("select min(event_time) from raw.listener_events").fetchone()[0]
-    return first is None or since <= first.astimezone(UTC).date()
+    return None if first is None else first.astimezone(UTC).date()
 
 
 def clear_request_horizons(conn: psycopg.Connection, tables: Iterable[str]) -> None:
