@@ -10,6 +10,10 @@ from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
 from assets.reports.assets import REPORT_KEYS
 from assets.run_tags import source_tags
 
+# A run that has not ended yet: waiting in the queue, starting, or running.
+UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED]
+
 RSS_KEYS = [
     dg.AssetKey(["raw", "rss_feed_fetches"]),
     dg.AssetKey(["raw", "rss_podcasts"]),

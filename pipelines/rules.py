@@ -25,7 +25,7 @@ from assets.dbt import (
     recorded_fingerprint,
 )
 from assets.dbt_rules import RuleFingerprints, pattern_set_version
-from pipelines.jobs import dbt_models_job, dbt_partitioned_job
+from pipelines.jobs import UNFINISHED, dbt_models_job, dbt_partitioned_job
 from pipelines.phases import phases
 from resources.warehouse import WarehouseResource
 
@@ -115,8 +115,7 @@ def rules_changed_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
     # out of date, and a second run over them would race the first.
     running = context.instance.get_run_records(dg.RunsFilter(
         tags={RULE_TAG: ["rebuild", "backfill"]},
-        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                  dg.DagsterRunStatus.STARTED]), limit=1)
+        statuses=UNFINISHED), limit=1)
     if running:
         return dg.SkipReason(f"a rule-change rebuild is running ({running[0].dagster_run.run_id[:8]})")
     plan = rebuild_plan(context.instance, warehouse)

@@ -17,7 +17,7 @@
 import dagster as dg
 
 from pipelines.jobs import (
-    conversion_events_job, platform_catalog_job, platform_metrics_job, rss_ingest_job, sla_snapshot_job,
+    UNFINISHED, conversion_events_job, platform_catalog_job, platform_metrics_job, rss_ingest_job, sla_snapshot_job,
     sponsorship_campaigns_job,
 )
 from resources.settings import get_settings
@@ -31,10 +31,6 @@ def on_cron(name: str, job, cron: str, description: str | None = None) -> dg.Sch
                                  default_status=RUNNING, description=description)
 
 
-BUSY = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED]
-
-
 @dg.schedule(
     name="rss_poll_every_15_minutes", job=rss_ingest_job, cron_schedule=get_settings().rss_poll_cron,
     execution_timezone="UTC", default_status=RUNNING,
@@ -43,7 +39,7 @@ def rss_poll_schedule(context: dg.ScheduleEvaluationContext):
     """Every feed, unless the previous poll is still queued or running: a poll of many feeds can
     outlast a short interval, and polls that stack up fetch the same feeds twice."""
     busy = context.instance.get_run_records(
-        dg.RunsFilter(job_name=rss_ingest_job.name, statuses=BUSY), limit=1)
+        dg.RunsFilter(job_name=rss_ingest_job.name, statuses=UNFINISHED), limit=1)
     if busy:
         return dg.SkipReason(f"the previous poll (run {busy[0].dagster_run.run_id}) has not finished")
     return dg.RunRequest()
