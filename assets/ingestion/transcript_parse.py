@@ -23,12 +23,13 @@ Formats (Podcasting 2.0 `podcast:transcript` / `podcast:chapters`):
   `img`, `url`, `toc` (image and link only when http(s)).
 
 Speakers. Explicit markup always names a speaker (`<v>`, `<cite>`, `<strong>Name:</strong>`, JSON
-`speaker`). A plain `Name: text` prefix (the SRT convention of the Podcasting 2.0 spec; HTML and
-text too, and WebVTT files without any `<v>`) names one when the prefix looks like a name (one to
-four words, each capitalised or a number: `Travis`, `Dr. Jane Smith`, `Speaker 1`) and the same
-name starts at least two cues or starts the first one: `Remember: use code X` once in a file is
-text, not a speaker named Remember. A speaker stays on the following cues until another one is
-named (the formats name the speaker "when it changes").
+`speaker`), and so does a line that is only `Name:`. A plain `Name: text` prefix (the SRT
+convention of the Podcasting 2.0 spec; HTML and text too, and WebVTT files without any `<v>`)
+names one when the prefix looks like a name (one to four words, each capitalised or a number:
+`Travis`, `Dr. Jane Smith`, `Speaker 1`), is not one of the labels of `NOT_NAMES` (`Remember:`,
+`Promo code:`, `Note:`...) and the same name starts at least two cues: `Visiting Paris: ...` once
+in a file is text, not a speaker. A speaker stays on the following cues until another one is
+named (the formats name the speaker "when it changes"); JSON names one per segment.
 
 Format. A body that is unmistakably one format is read as that format whatever its types say:
 a `WEBVTT` header, an SRT timing line (under an index line or not) as its first line, a JSON
@@ -189,7 +190,8 @@ def _text_of(body: bytes, content_type: str | None) -> str:
 # --- format detection -------------------------------------------------------------------------
 
 # SRT: the first line is a timing line, or an index line right above one
-_SRT_SNIFF = re.compile(r"(?:\d+[ \t]*\r?\n)?[ \t]*\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}[ \t]*-->")
+_SRT_SNIFF = re.compile(r"(?:\d+[ \t]*\r?\n)?[ \t]*-?\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}[ \t]*-->")
+_JSON_SNIFF = re.compile(r"\{|\[\s*[{\]]")  # an object, or a list of objects (`[00:01]` is text)
 _ANY_TAG = re.compile(r"</?[A-Za-z][\w-]*(?:\s[^>]*)?/?>")
 _HTML_SNIFF = re.compile(r"<(?:!doctype|html|head|body|p|div|cite|time|br|span|h[1-6]|section|article)\b", re.I)
 
@@ -199,7 +201,7 @@ def sniff(text: str) -> str:
     head = text[:4096].lstrip("\ufeff \t\r\n")
     if head.startswith("WEBVTT") and (len(head) == 6 or head[6] in " \t\r\n"):
         return "vtt"
-    if head[:1] in ("{", "["):
+    if _JSON_SNIFF.match(head):
         return "json"
     if _SRT_SNIFF.match(head):
         return "srt"
@@ -316,6 +318,10 @@ _VOICE = re.compile(r"<v(?:\.[^\s>]*)?[ \t]+([^>]*)>")
 _TAG = re.compile(r"</?[A-Za-z][^>]*>|<\d[\d:.]*>|\{\\[^}]*\}")
 _SPACE = re.compile(r"\s+")
 _NAME_PREFIX = re.compile(r"^([^\W\d_][\w'’.\-]*(?:[ \t][\w'’.\-]+){0,3})[ \t]?:(?:[ \t]+|$)")
+# Labels that end with a colon in what people say or write around ads, never a speaker's name.
+NOT_NAMES = frozenset({"note", "remember", "warning", "update", "ps", "p.s", "disclaimer", "sponsor", "sponsors",
+                       "sponsored by", "promo code", "code", "coupon", "coupon code", "discount code", "offer",
+                       "link", "links", "website", "url", "email", "visit", "tip", "example", "source"})
 _PARTICLES = frozenset({"de", "van", "von", "da", "del", "der", "la", "le", "bin", "al", "y"})
 
 
@@ -336,7 +342,7 @@ def name_prefix(text: str) -> tuple[str, str] | None:
     if m is None:
         return None
     words = m.group(1).split()
-    if not words[0][0].isupper():
+    if not words[0][0].isupper() or m.group(1).lower().rstrip(".") in NOT_NAMES:
         return None
     for word in words[1:]:
         if not (word[0].isupper() or word.isdigit() or word in _PARTICLES):
@@ -364,8 +370,8 @@ def _settle(pending: list[_Pending], notes: Counter, speakers_marked: bool) -> l
     if not speakers_marked:
         prefixes = [name_prefix(p.text) if p.text else None for p in pending]
         counts = Counter(found[0] for found in prefixes if found)
-        first = next((found for p, found in zip(pending, prefixes) if p.text), None)
-        accepted = {name for name, n in counts.items() if n >= 2 or (first and name == first[0])}
+        labels = {found[0] for found in prefixes if found and not found[1]}
+        accepted = {name for name, n in counts.items() if n >= 2} | labels
     cues: list[Cue] = []
     speaker = None
     carried: int | None = None
