@@ -24,12 +24,14 @@ Formats (Podcasting 2.0 `podcast:transcript` / `podcast:chapters`):
 
 Speakers. Explicit markup always names a speaker (`<v>`, `<cite>`, `<strong>Name:</strong>`, JSON
 `speaker`), and so does a line that is only `Name:`. A plain `Name: text` prefix (the SRT
-convention of the Podcasting 2.0 spec; HTML and text too, and WebVTT files without any `<v>`)
-names one when the prefix looks like a name (one to four words, each capitalised or a number:
-`Travis`, `Dr. Jane Smith`, `Speaker 1`), is not one of the labels of `NOT_NAMES` (`Remember:`,
-`Promo code:`, `Note:`...) and the same name starts at least two cues: `Visiting Paris: ...` once
-in a file is text, not a speaker. A speaker stays on the following cues until another one is
-named (the formats name the speaker "when it changes"); JSON names one per segment.
+convention of the Podcasting 2.0 spec; HTML and text too) names one when it looks like a name
+(one to four words, each capitalised or a number: `Travis`, `Dr. Jane Smith`, `Speaker 1`), is
+not one of the labels of `NOT_NAMES` (`Remember:`, `Promo code:`, `Note:`...), and either the
+file opens with such a name (it follows the convention: "start a new card when the speaker
+changes") or the same name starts at least two cues: `Visiting Paris: ...` once in the middle of
+a file is text, not a speaker. In a file with speaker markup, a prefix names a speaker only when
+the markup names the same one. A speaker stays on the following cues until another one is named
+(the formats name the speaker "when it changes"); JSON names one per segment.
 
 Format. A body that is unmistakably one format is read as that format whatever its types say:
 a `WEBVTT` header, an SRT timing line (under an index line or not) as its first line, a JSON
@@ -191,7 +193,7 @@ def _text_of(body: bytes, content_type: str | None) -> str:
 
 # SRT: the first line is a timing line, or an index line right above one
 _SRT_SNIFF = re.compile(r"(?:\d+[ \t]*\r?\n)?[ \t]*-?\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}[ \t]*-->")
-_JSON_SNIFF = re.compile(r"\{|\[\s*[{\]]")  # an object, or a list of objects (`[00:01]` is text)
+_JSON_SNIFF = re.compile(r"\{|\[\s*[{\[\]\"]")  # an object, or a list of objects (`[00:01]` is text)
 _ANY_TAG = re.compile(r"</?[A-Za-z][\w-]*(?:\s[^>]*)?/?>")
 _HTML_SNIFF = re.compile(r"<(?:!doctype|html|head|body|p|div|cite|time|br|span|h[1-6]|section|article)\b", re.I)
 
@@ -361,17 +363,21 @@ class _Pending(NamedTuple):
 
 
 def _settle(pending: list[_Pending], notes: Counter, speakers_marked: bool) -> list[Cue]:
-    """Cues with speakers: markup first, else `Name:` prefixes that pass the rule of the module
-    docstring (only when the document has no speaker markup at all), carried forward. A cue that
-    is only a speaker's name (`Name:` on its own line) names the speaker of the next cue and
-    hands it its start time."""
-    accepted: set[str] = set()
-    prefixes: list = []
-    if not speakers_marked:
-        prefixes = [name_prefix(p.text) if p.text else None for p in pending]
+    """Cues with speakers: markup first; then `Name:` prefixes, in a document with speaker markup
+    only for names the markup gives, in one without when they pass the rule of the module
+    docstring; carried forward. A cue that is only a speaker's name (`Name:` on its own line)
+    names the speaker of the next cue and hands it its start time."""
+    prefixes = [name_prefix(p.text) if p.text and p.marked is None else None for p in pending]
+    if speakers_marked:
+        accepted = {p.marked for p in pending if p.marked}
+    else:
         counts = Counter(found[0] for found in prefixes if found)
-        labels = {found[0] for found in prefixes if found and not found[1]}
-        accepted = {name for name, n in counts.items() if n >= 2} | labels
+        first = next((found for p, found in zip(pending, prefixes) if p.text), None)
+        if first is not None:  # the document opens with a speaker's name: it follows the convention
+            accepted = set(counts)
+        else:
+            labels = {found[0] for found in prefixes if found and not found[1]}
+            accepted = {name for name, n in counts.items() if n >= 2} | labels
     cues: list[Cue] = []
     speaker = None
     carried: int | None = None
@@ -649,14 +655,14 @@ def _build(tokens: list[tuple[str, str]], fmt: str, paragraphs: bool) -> Transcr
     pending: list[_Pending] = []
     notes: Counter = Counter()
     marked = any(kind == "cite" for kind, _ in tokens)
-    speaker: str | None = None
+    named: str | None = None  # the speaker markup just named, for the next cue
     start: int | None = None
     joinable = False
     for kind, value in tokens:
         if kind == "break":
             joinable = False
         elif kind == "cite":
-            speaker = (value[:-1].strip() if value.endswith(":") else value)[:200] or None
+            named = (value[:-1].strip() if value.endswith(":") else value)[:200]
             joinable = False
         elif kind == "time":
             start = _clock_or_note(value, notes)
@@ -675,14 +681,14 @@ def _build(tokens: list[tuple[str, str]], fmt: str, paragraphs: bool) -> Transcr
                 continue
             if not value:
                 continue
-            named = name_prefix(value) if not marked else None
-            if joinable and paragraphs and pending and named is None:
+            prefix = name_prefix(value)
+            if joinable and paragraphs and pending and prefix is None and named is None:
                 last = pending[-1]
                 pending[-1] = last._replace(text=f"{last.text} {value}")
             else:
-                pending.append(_Pending(start, None, speaker if marked else None, value))
-                start = None
-            joinable = named is None or bool(named[1])  # not after a `Name:` alone on its line
+                pending.append(_Pending(start, None, named, value))
+                start, named = None, None
+            joinable = prefix is None or bool(prefix[1])  # not after a `Name:` alone on its line
     cues = _settle(pending, notes, marked)
     if not cues:
         raise ParseError("empty_document", "no text")
@@ -752,6 +758,9 @@ def parse_chapters(body: bytes, declared_type: str | None = None, content_type: 
         if not any("json" in k for k in kinds) and any(k not in _WEAK_TYPES for k in kinds):
             raise ParseError("unsupported_type", f"type {next(k for k in kinds if k not in _WEAK_TYPES)[:80]!r} "
                                                  "is not a JSON chapters file")
+        found = sniff(text)
+        if found != "text":  # a web page (an error page served as 200) or a transcript
+            raise ParseError("unsupported_type", f"the body is {found}, not a JSON chapters file")
     document = _load_json(text)
     if not isinstance(document, dict):
         raise ParseError("invalid_chapters", f"the document is a JSON {type(document).__name__}, not an object")
