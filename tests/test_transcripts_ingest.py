@@ -353,6 +353,13 @@ def test_passing_failures_are_tried_again_and_keep_a_stored_copy(db, server):
     assert query(db, "select reason_code from quarantine.episode_documents") == [("http_503",)]
     server.take_requests()
 
+    # ... for a day after it was met; then only a refresh asks again
+    with psycopg.connect(db) as conn:
+        conn.execute("update quarantine.episode_documents set _ingested_at = now() - interval '25 hours'")
+    assert ingest(db).requests == 0 and server.take_requests() == Counter()
+    with psycopg.connect(db) as conn:
+        conn.execute("update quarantine.episode_documents set _ingested_at = now() - interval '23 hours'")
+
     # a 503 may pass: tried on the next run without a refresh, and the document is stored
     server.put("/later.vtt", b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nnow\n", "text/vtt")
     stats = ingest(db)
@@ -365,6 +372,18 @@ def test_passing_failures_are_tried_again_and_keep_a_stored_copy(db, server):
     stats = ingest(db, refresh=True)
     assert stats.outcomes == {"transcript_kept_after_error": 1, "transcript_not_modified": 1}
     assert snapshot(db) == before
+
+
+def test_relative_urls_are_read_against_their_feed(db, server):
+    feed = server.url("/feeds/show.xml")
+    add_episode(db, "a", feed, "e", [("../real/example.vtt", "text/vtt")], "/real/chapters.json")
+    stats = ingest(db)
+    assert server.take_requests() == {"/real/example.vtt": 1, "/real/chapters.json": 1}
+    assert stats.outcomes == {"transcript_stored": 1, "chapters_stored": 1}
+    # stored under the URL the feed lists, so the next run finds them
+    assert query(db, "select url, cue_count from raw.transcripts") == [("../real/example.vtt", 7)]
+    assert query(db, "select url, chapter_count from raw.chapters_documents") == [("/real/chapters.json", 9)]
+    assert ingest(db).requests == 0
 
 
 def test_the_size_cap_and_private_addresses(db, server):
