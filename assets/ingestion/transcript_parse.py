@@ -184,6 +184,8 @@ def _text_of(body: bytes, content_type: str | None) -> str:
     if not body.strip():
         raise ParseError("empty_document", "the document is empty")
     text = decode(body, content_type)
+    if not text.lstrip("\ufeff").strip():
+        raise ParseError("empty_document", "the document is empty")
     if "\x00" in text[:4096]:
         raise ParseError("unsupported_type", "binary content (NUL bytes), not a text document")
     return text.replace("\x00", "")
@@ -247,6 +249,7 @@ def declared_format(declared_type: str | None) -> str | None:
 _TS = r"(-)?(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3})\d*)?"
 _TIMING = re.compile(rf"^[ \t]*{_TS}[ \t]*-->[ \t]*{_TS}(?:[ \t]+(.*))?$")
 _CLOCK = re.compile(rf"^\s*{_TS}\s*$")
+_DIGITS_CLOCK = re.compile(r"\d:\d")  # a line with `-->` but no time in a cue's text is text (`A --> B`)
 
 
 def _where(where: int | str) -> str:
@@ -486,7 +489,7 @@ def parse_srt(text: str) -> Transcript:
     i = 0
     while i < n:
         line = lines[i]
-        if "-->" in line:
+        if "-->" in line and (current is None or _DIGITS_CLOCK.search(line)):
             timing = _timing(line, i + 1, "invalid_srt")
             if timing is None:
                 raise ParseError("invalid_srt", f"line {i + 1}: unreadable cue timing {line.strip()[:80]!r}")
@@ -597,6 +600,7 @@ class _HtmlTokens(HTMLParser):
             self.capture = tag
         elif tag in _BLOCKS:
             self.flush(self.capture or "text")
+            self.capture = None  # a block ends an unclosed <cite> or <time>
         elif tag in ("strong", "b") and not "".join(self.buffer).strip() and self.capture is None:
             self.label_at = len(self.buffer)
 
