@@ -100,7 +100,7 @@ class Detector(Protocol):
 
 # --- text features ---------------------------------------------------------------------------------
 
-TLDS = r"com|net|org|io|co|shop|store|app|fm|tv|ai|ly|us|me|health|co\.uk"
+TLDS = r"co\.uk|com|net|org|io|co|shop|store|app|fm|tv|ai|ly|us|me|health|uk"
 SPOKEN_URL = re.compile(
     rf"\b([a-z0-9][a-z0-9-]*)\s+dot\s+({TLDS.replace(chr(92) + '.', ' dot ')})\b((?:\s+slash\s+[a-z0-9][a-z0-9-]*)*)")
 URL = re.compile(rf"(?<![@\w.-])(?:https?://)?(?:www\.)?((?:[a-z0-9][a-z0-9-]*\.)+(?:{TLDS}))\b(/[a-z0-9_\-]+)?")
@@ -388,7 +388,7 @@ def notes_mentions(text: str, own: frozenset[str] = frozenset()) -> list[Slot]:
     the sponsor URLs and codes in it (one mention per sponsor domain)."""
     out: list[Slot] = []
     seen: set[str] = set()
-    for piece in re.split(r"(?<=[.!?])\s+|\n|;|\s[•|·]\s", text):
+    for piece in re.split(r"(?<=[.!?])\s+|\n|\s[•|·]\s", text):
         if not NOTES_SPONSOR.search(piece) or NEGATION.search(piece.lower()):
             continue
         lowered = normalise(piece)
