@@ -9,7 +9,6 @@ Of an episode's transcripts the detector reads one: timed before untimed, then P
 JSON (it names speakers), WebVTT, SRT, HTML, plain text.
 """
 
-from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 import psycopg
 
+from assets.automation import ON_NEW_DATA
 from assets.processing.ad_detection import Chapter, Cue, Detector, EpisodeDocuments, RuleDetector, Slot, registrable
 from resources.warehouse import WarehouseResource
 
@@ -183,7 +183,7 @@ AD_SLOTS = dg.AssetKey(["raw", "ad_slots"])
 
 
 @dg.asset(
-    key=AD_SLOTS, group_name="raw", kinds={"python", "postgres"},
+    key=AD_SLOTS, group_name="raw", kinds={"python", "postgres"}, automation_condition=ON_NEW_DATA,
     deps=[dg.AssetKey(["raw", "rss_episodes"]), dg.AssetKey(["raw", "transcript_cues"]),
           dg.AssetKey(["raw", "chapters"])],
     description="Sponsor reads and ad breaks detected in each episode's transcript, chapters and show notes "
