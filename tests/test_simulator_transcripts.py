@@ -345,6 +345,7 @@ def campaign_sim():
             logs = generate_logs(truth, Path(scratch), DEMO_LOG_DAYS, seed=7, shared_ip_user_agents=SHARED_IP_USER_AGENTS)
         world = generate_campaigns(truth, logs, 7, response="dense")
         server.attach_campaigns(world)
+        server.logs = logs
         yield server, network, truth, world
 
 
@@ -407,3 +408,91 @@ def test_attaching_campaigns_changes_transcripts_and_not_feeds(campaign_sim):
     assert served != plain.get(doc.path)[1] and slots[0]["brand"].encode() in served
     assert feed == server.feed_body(show)[0]
     assert ground_truth(network, server.base_url) == truth
+
+
+# -- placements without offsets, campaigns naming no codes ------------------------------------------
+
+def test_every_second_all_episode_baked_in_placement_on_a_show_with_transcripts_has_no_published_offset(campaign_sim):
+    from simulator.campaign_sources import api_records, insertion_order_rows
+
+    server, network, truth, world = campaign_sim
+    shows = {e["feed_url"] for e in truth["episodes"] if e.get("transcript_urls")}
+    eligible: dict[str, list] = {}
+    for p in world.placements:
+        if p.insertion == "baked_in" and p.episode_guid is None and p.feed_url in shows:
+            eligible.setdefault(p.tenant_id, []).append(p)
+    hidden = [p for p in world.placements if not p.offset_published]
+    assert hidden == [p for ps in eligible.values() for p in ps[1::2]]
+    assert len(hidden) == sum(len(ps) // 2 for ps in eligible.values()) and {p.tenant_id for p in hidden} == set(world.listener_households)
+    # The sponsorship API writes null, an insertion order an empty cell; the rest as before.
+    published = {}
+    for tenant in world.listener_households:
+        for record in api_records(world, tenant)["placements"]:
+            published[record["id"]] = record["ad"]["offset_seconds"]
+    for n, c in enumerate(c for c in world.campaigns if c.channel == "insertion_order"):
+        rows = insertion_order_rows(world, c, n)
+        header = next(i for i, r in enumerate(rows) if r and r[0] == "Placement ID")
+        for row in rows[header + 1:]:
+            if row[0]:
+                published[row[0]] = int(row[7]) if row[7] else None
+    placements = {p.placement_id: p for p in world.placements}
+    assert {pid for pid, offset in published.items() if offset is None} == {p.placement_id for p in hidden}
+    assert all(offset == placements[pid].ad_offset_seconds for pid, offset in published.items()
+               if offset is not None and pid in placements)
+    assert all(not p.offset_published for p in hidden) and sum(1 for row in published.values() if row is None) == len(hidden)
+
+
+def test_an_ad_without_a_published_offset_is_where_its_read_is_or_counts_only_on_whole_file_downloads(campaign_sim):
+    from simulator.campaigns import _episodes, _placed_downloads, delivered
+
+    server, network, truth, world = campaign_sim
+    slots = T.ad_slot_truth(network, server.base_url, world)
+    read = {(s["placement_id"], s["guid"]) for s in slots if s["placement_id"]}
+    hidden = [p for p in world.placements if not p.offset_published]
+    exposed = Counter((e.placement_id, e.enclosure_url_normalized, e.household, e.exposed_at) for e in world.exposures)
+    located = whole_file = partial_missed = 0
+    for w, ep, p in _placed_downloads(server.logs.windows, _episodes(truth), world.campaigns, hidden):
+        if (p.placement_id, ep["guid"]) in read:
+            assert ep["timed_transcript"]
+            expected = delivered(p, ep["enclosure_length"], ep["duration_seconds"], w.bytes_covered)
+            located += 1
+        else:
+            expected = w.bytes_covered >= ep["enclosure_length"]
+            whole_file += 1
+            partial_missed += not expected and delivered(p, ep["enclosure_length"], ep["duration_seconds"], w.bytes_covered)
+        key = (p.placement_id, w.enclosure_url_normalized, w.ip_prefix, w.window_start)
+        assert (exposed[key] > 0) == expected, key
+    # Both cases happen, and the unknown position costs some exposures a known offset would count.
+    assert located and whole_file and partial_missed
+
+
+def test_campaigns_naming_no_codes_keep_the_one_code_their_reads_say(campaign_sim):
+    from simulator.campaign_sources import api_records, insertion_order_rows
+    from simulator.campaigns import campaign_truth
+
+    server, network, truth, world = campaign_sim
+    silent = [c for c in world.campaigns if not c.codes_published]
+    assert 1 <= len(silent) and all(sum(1 for c in silent if c.tenant_id == t) <= 2 for t in world.listener_households)
+    sponsors = {(s.tenant_id, s.sponsor_id): s for s in world.sponsors}
+    slots = T.ad_slot_truth(network, server.base_url, world)
+    for c in silent:
+        assert sponsors[(c.tenant_id, c.sponsor_id)].tracking == "shop" and c.pricing_model == "flat"
+        assert len(c.promo_codes) == 1 and len(c.vanity_urls) == 1
+        said = {(s["promo_code"], s["vanity_url"]) for s in slots if s["campaign_id"] == c.campaign_id}
+        assert said == {(c.promo_codes[0], c.vanity_urls[0])}
+        if c.channel == "sponsorship_api":
+            record = next(r for r in api_records(world, c.tenant_id)["campaigns"] if r["id"] == c.campaign_id)
+            assert record["promo_codes"] == [] and record["vanity_urls"] == []
+        else:
+            rows = dict((r[0], r[1]) for r in insertion_order_rows(world, c, 0) if len(r) >= 2)
+            assert rows["Promo Codes"] == "" and rows["Vanity URL"] == ""
+    others = [c for c in world.campaigns if c.codes_published and c.promo_codes]
+    assert all(next(r for r in api_records(world, c.tenant_id)["campaigns"] if r["id"] == c.campaign_id)["promo_codes"]
+               == c.promo_codes for c in others if c.channel == "sponsorship_api")
+    # Conversions still match these campaigns by the code their reads say.
+    matched = Counter(r["true_campaigns"][0] for r in campaign_truth(world)["conversions"]
+                      if r["matched_channel"] == "promo_code" and r["true_campaigns"])
+    assert all(matched[c.campaign_id] > 0 for c in silent)
+    rows = {r["campaign_id"]: r for r in campaign_truth(world)["campaigns"]}
+    assert all(rows[c.campaign_id]["codes_published"] is False and rows[c.campaign_id]["promo_codes"] == [c.promo_codes[0].lower()]
+               for c in silent)
