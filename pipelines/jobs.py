@@ -7,6 +7,7 @@ from assets.ingestion.listener_logs import LOG_KEYS, LOG_PARTITIONS
 from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
 from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
+from assets.ingestion.transcripts import DOCUMENT_KEYS
 from assets.reports.assets import REPORT_KEYS
 from assets.run_tags import source_tags
 
@@ -22,9 +23,11 @@ RSS_KEYS = [
     dg.AssetKey(["quarantine", "rss_episodes"]),
 ]
 
+# The poll also fetches the transcripts and chapters files of new episodes (assets/ingestion/transcripts.py).
 rss_ingest_job = dg.define_asset_job(
-    "rss_ingest", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*RSS_KEYS),
-    description="Poll every configured RSS feed into raw.rss_* (checks included).",
+    "rss_ingest", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*RSS_KEYS, *DOCUMENT_KEYS),
+    description="Poll every configured RSS feed into raw.rss_*, then fetch the transcripts and chapters of new "
+                "episodes into raw.transcripts / raw.chapters (checks included).",
 )
 
 SLA_KEY = dg.AssetKey(["marts", "sla_status"])
