@@ -21,9 +21,9 @@ class Script:
         self.at += seconds
         return start
 
-    def talk(self, n: int, speaker: str = "Bo") -> None:
+    def talk(self, n: int) -> None:
         for i in range(n):
-            self.say(f"So the river story continues, part {i}, and the maps were wrong.", speaker)
+            self.say(f"So the river story continues, part {i}, and the maps were wrong.", ("Bo", "Ada")[i % 2])
 
 
 def sponsor_slots(episode: EpisodeDocuments):

@@ -36,14 +36,15 @@ with a `version` and `detect(EpisodeDocuments) -> list[Slot]` can replace the ru
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 DETECTOR_VERSION = "rules-1.0"
 EDGE_SECONDS = 60.0          # pre-roll starts within it, post-roll ends within it of the end
-MERGE_GAP_SECONDS = 40.0     # anchors closer than this (and no transition between) are one read
-MAX_READ_SECONDS = 180.0     # a segment grows no longer than this
+MERGE_GAP_SECONDS = 100.0    # anchors closer than this (and no transition between) are one read
+MAX_READ_SECONDS = 120.0     # a read runs no longer than this
 SECONDS_PER_WORD = 0.4       # speech rate used to estimate times in a transcript without timings
 
 
@@ -75,6 +76,19 @@ class EpisodeDocuments:
     show_notes: str | None = None
     duration: float | None = None
     own_domains: frozenset[str] = frozenset()
+    show_title: str | None = None
+
+    def own_names(self) -> frozenset[str]:
+        """Names a domain of the show's own has: its sites' names, and its title squashed ("The
+        Chess Hour 12" -> `chesshour`: a shop at chesshour.shop, a page at patreon.com/chesshour)."""
+        names = {d.split(".")[0] for d in self.own_domains}
+        if self.show_title:
+            ascii_title = unicodedata.normalize("NFKD", self.show_title).encode("ascii", "ignore").decode()
+            words = [w for w in WORD.findall(ascii_title.lower()) if not w.isdigit()]
+            words = words[1:] if words[:1] == ["the"] else words
+            if words:
+                names.add("".join(words))
+        return frozenset(n for n in names if len(n) >= 4)
 
 
 @dataclass
@@ -104,15 +118,18 @@ TLDS = r"co\.uk|com|net|org|io|co|shop|store|app|fm|tv|ai|ly|us|me|health|uk"
 SPOKEN_URL = re.compile(
     rf"\b([a-z0-9][a-z0-9-]*)\s+dot\s+({TLDS.replace(chr(92) + '.', ' dot ')})\b((?:\s+slash\s+[a-z0-9][a-z0-9-]*)*)")
 URL = re.compile(rf"(?<![@\w.-])(?:https?://)?(?:www\.)?((?:[a-z0-9][a-z0-9-]*\.)+(?:{TLDS}))\b(/[a-z0-9_\-]+)?")
-CODE = re.compile(r"\b(?:promo|offer|discount|coupon|checkout)?\s*code\s*[:\-]?\s*[\"“']?([A-Za-z]*[0-9A-Z][A-Za-z0-9]{2,19})\b")
+CODE = re.compile(r"\b(?:promo|offer|discount|coupon|checkout)?\s*code\s*[,:\-]?\s*[\"“']?([A-Za-z]*[0-9A-Z][A-Za-z0-9]{2,19})\b")
 OPENING = re.compile(
     r"brought to you by|sponsored by|(?:thanks|thank you) to (?:our|today's|this week's|this episode's) sponsor"
     r"|(?:today's|this week's|this episode's|our) sponsor|word from (?:our|today's) sponsor"
     r"|support for (?:this|the) (?:show|episode|podcast) comes from"
-    r"|(?:this|the) (?:episode|show|podcast) is (?:supported|presented|powered|made possible) by"
-    r"|a message from|introducing\b|(?:i|we) want to thank|big thanks to|thanks to\b.{0,40}\bfor sponsoring")
+    r"|(?:this|the) (?:episode|show|podcast) is (?:also )?(?:supported|presented|powered|made possible) by"
+    r"|a message from|introducing\b|(?:i|we) want to thank|big thanks to|thanks? (?:you )?to\b.{0,40}\bfor (?:sponsoring|supporting)"
+    r"|tell you (?:all )?about|(?:is|are) (?:also )?(?:supported|sponsored|presented) by|partnering with"
+    r"|make[s]? this (?:show|episode|podcast) possible|support for .{0,60} comes from|today's sponsor")
 CTA = re.compile(
-    r"\bgo to\b|\bhead (?:over )?to\b|\bvisit\b|\bcheck out\b|\bsign up\b|\buse (?:promo |offer )?code\b"
+    r"\bgo to\b|\bhead (?:over )?to\b|\bvisit\b|\bcheck (?:\w+ )?out\b|\bsign up\b|learn more|find out more"
+    r"|available (?:now )?(?:at|from)|get started|order (?:now|today)|shop now|start (?:your|a) free|\buse (?:promo |offer )?code\b"
     r"|(?:promo|offer|discount) code|\d+ ?(?:%|percent) off|free trial|first (?:order|month|box|year)"
     r"|terms (?:and conditions )?apply|at checkout|\bsave \d+|\bget \d+|link in (?:the )?(?:show ?notes|description)"
     r"|\btry it\b|\bdownload\b|\bfree shipping\b|\bexclusive (?:offer|deal)")
@@ -179,12 +196,12 @@ class _Features:
         return (self.opening or bool(self.codes) or (bool(self.urls) and self.cta)) and not self.negation
 
 
-def _features(cue: Cue, own: frozenset[str]) -> _Features:
+def _features(cue: Cue, own: frozenset[str], own_names: frozenset[str] = frozenset()) -> _Features:
     text = normalise(cue.text)
     urls = []
     for host, path in URL.findall(text):
         domain = registrable(host)
-        if domain in own or domain in PLATFORM_DOMAINS:
+        if domain in own or domain in PLATFORM_DOMAINS or domain.split(".")[0] in own_names:
             continue
         urls.append((domain, f"{host.removeprefix('www.')}{path}".rstrip("/")))
     codes = [c.upper() for c in CODE.findall(cue.text) if any(ch.isdigit() for ch in c) or c.isupper()]
@@ -208,6 +225,7 @@ def _names_brand(feat: _Features, tokens: set[str], brand_words: set[str]) -> bo
 
 BRAND_AFTER = re.compile(
     r"(?i:brought to you by|sponsored by|supported by|presented by|powered by|made possible by|comes from|introducing"
+    r"|say hello to|meet|presenting|about"
     r"|thanks to|thank you to|a message from|i've been using|we've been using|i love|try)\s+"
     r"((?:[A-Z][\w'&-]*|&)(?:\s+(?:[A-Z][\w'&-]*|&))*)")
 
@@ -235,19 +253,40 @@ def _position(start: float | None, end: float | None, duration: float | None) ->
     return "mid"
 
 
+SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“])")
+
+
 def _timed(cues: Sequence[Cue], duration: float | None) -> tuple[list[Cue], bool]:
-    """The cues with times; for a transcript without timings, times estimated from the words
-    before each cue (scaled to the duration when known)."""
-    if all(c.start is not None for c in cues):
-        return [c if c.end is not None else Cue(c.start, c.start, c.speaker, c.text) for c in cues], False
-    words = [len(WORD.findall(c.text.lower())) for c in cues]
-    total = sum(words) or 1
-    scale = (duration / total) if duration else SECONDS_PER_WORD
-    out, at = [], 0.0
-    for c, n in zip(cues, words):
-        out.append(Cue(round(at, 3), round(at + n * scale, 3), c.speaker, c.text))
-        at += n * scale
-    return out, True
+    """The cues with times, one sentence each. A transcript without timings gets times from the
+    words before each cue (scaled to the duration when known); a cue without an end ends where the
+    next begins; a cue of several sentences (an HTML turn) is split with its time shared by words."""
+    estimated = not all(c.start is not None for c in cues)
+    if estimated:
+        words = [len(WORD.findall(c.text.lower())) for c in cues]
+        scale = (duration / (sum(words) or 1)) if duration else SECONDS_PER_WORD
+        placed, at = [], 0.0
+        for c, n in zip(cues, words):
+            placed.append(Cue(at, at + n * scale, c.speaker, c.text))
+            at += n * scale
+        cues = placed
+    out: list[Cue] = []
+    for n, c in enumerate(cues):
+        start = float(c.start)
+        end = c.end if c.end is not None else (
+            cues[n + 1].start if n + 1 < len(cues) and cues[n + 1].start is not None
+            else start + len(WORD.findall(c.text)) * SECONDS_PER_WORD)
+        end = max(float(end), start)
+        parts = SENTENCE.split(c.text.strip()) if len(c.text) > 80 else [c.text]
+        if len(parts) == 1:
+            out.append(Cue(start, end, c.speaker, c.text))
+            continue
+        counts = [max(1, len(WORD.findall(p))) for p in parts]
+        total, at = sum(counts), start
+        for part, k in zip(parts, counts):
+            step = (end - start) * k / total
+            out.append(Cue(round(at, 3), round(at + step, 3), c.speaker, part))
+            at += step
+    return out, estimated
 
 
 @dataclass
@@ -261,12 +300,12 @@ class RuleDetector:
     version = DETECTOR_VERSION
 
     def detect(self, episode: EpisodeDocuments) -> list[Slot]:
-        notes = notes_mentions(episode.show_notes or "", episode.own_domains)
+        notes = notes_mentions(episode.show_notes or "", episode.own_domains, episode.own_names())
         slots: list[Slot] = []
         if episode.cues:
             cues, estimated = _timed(episode.cues, episode.duration)
             duration = episode.duration or (max((c.end or 0) for c in cues) if cues else None)
-            slots = self._transcript_slots(cues, episode.own_domains, duration, estimated)
+            slots = self._transcript_slots(cues, episode.own_domains, episode.own_names(), duration, estimated)
         else:
             duration = episode.duration
         slots = _with_chapters(slots, episode.chapters, duration, notes)
@@ -275,39 +314,39 @@ class RuleDetector:
         slots.sort(key=lambda s: (s.start if s.start is not None else float("inf")))
         return slots + [m for m in notes if not any(_same_sponsor(m, s) for s in slots)]
 
-    def _transcript_slots(self, cues: list[Cue], own: frozenset[str], duration: float | None,
-                          estimated: bool) -> list[Slot]:
-        feats = [_features(c, own) for c in cues]
+    def _transcript_slots(self, cues: list[Cue], own: frozenset[str], own_names: frozenset[str],
+                          duration: float | None, estimated: bool) -> list[Slot]:
+        feats = [_features(c, own, own_names) for c in cues]
+        voiced = any(c.speaker for c in cues)
         segments: list[_Segment] = []
+        current: _Segment | None = None
         for i, f in enumerate(feats):
-            if not f.anchor or (i and feats[i - 1].negation and not f.opening):
+            if f.back or f.lead_in:
+                current = None  # a read never runs over a transition back to the show or a lead-in
+                if not f.anchor:
+                    continue
+            strong = f.anchor and not (i and feats[i - 1].negation and not f.opening)
+            weak = bool(f.urls) and not f.negation  # a sponsor URL carries a read on, never starts one
+            if not (strong or weak):
                 continue
-            last = segments[-1] if segments else None
-            if last and (cues[i].start or 0) - (cues[last.last].end or 0) <= MERGE_GAP_SECONDS \
-                    and not any(feats[k].back or feats[k].lead_in for k in range(last.last + 1, i + 1)) \
-                    and _compatible(feats, last, i):
-                last.last = i
-                last.anchors.append(i)
-            else:
-                segments.append(_Segment(i, i, [i]))
+            if current and (cues[i].start or 0) - (cues[current.last].end or 0) <= MERGE_GAP_SECONDS \
+                    and (cues[i].end or 0) - (cues[current.first].start or 0) <= MAX_READ_SECONDS \
+                    and _compatible(feats, current, i):
+                current.last = i
+                current.anchors.append(i)
+            elif strong:
+                current = _Segment(i, i, [i])
+                segments.append(current)
         slots = []
         for seg in segments:
-            slot = self._slot(seg, cues, feats, duration, estimated)
+            slot = self._slot(seg, cues, feats, duration, estimated, voiced)
             if slot is not None:
                 slots.append(slot)
         return slots
 
     def _slot(self, seg: _Segment, cues: list[Cue], feats: list[_Features], duration: float | None,
-              estimated: bool) -> Slot | None:
+              estimated: bool, voiced: bool) -> Slot | None:
         urls = Counter(u for k in range(seg.first, seg.last + 1) for u in feats[k].urls)
-        if not urls:  # look a little further: the URL often comes a cue or two after the opening
-            for k in range(seg.last + 1, min(len(cues), seg.last + 4)):
-                if feats[k].back or feats[k].lead_in:
-                    break
-                if feats[k].urls:
-                    urls.update(feats[k].urls)
-                    seg.last = k
-                    break
         if not urls:
             return None
         (domain, _), _ = urls.most_common(1)[0]
@@ -316,29 +355,39 @@ class RuleDetector:
         texts = [cues[k].text for k in range(seg.first, seg.last + 1)]
         brand = _brand_name(texts, domain)
         brand_words = set(WORD.findall(brand.lower())) if brand else set()
-        produced = _produced(cues, feats, seg)
-        # Grow backwards over cues naming the brand (a read may open on the product), forwards
-        # over cues still selling it.
-        start_limit = (cues[seg.first].start or 0) - MAX_READ_SECONDS
-        while seg.first > 0:
-            k = seg.first - 1
+        tokens = {t for t in tokens | {"".join(WORD.findall((brand or "").lower()))} if len(t) >= 3}
+        # A spot in a voice of its own (an announcer, or unlabelled in a transcript that labels
+        # its speakers) runs exactly as long as that voice does.
+        anchor_voice = cues[seg.anchors[0]].speaker
+        spot_voice = voiced and (not anchor_voice or bool(PRODUCED_SPEAKERS.search(anchor_voice))
+                                 or _only_here(cues, anchor_voice, cues[seg.anchors[0]].start or 0))
+        start_limit = (cues[seg.last].end or 0) - MAX_READ_SECONDS
+        k = seg.first
+        while k > 0:
+            k -= 1
             f = feats[k]
             if f.back or f.lead_in or f.negation or (cues[k].start or 0) < start_limit:
                 break
-            if not (_names_brand(f, tokens, brand_words) or (produced and _same_voice(cues[k], cues[seg.first]))):
+            if spot_voice:
+                if cues[k].speaker != anchor_voice:
+                    break
+                seg.first = k
+            elif voiced and cues[k].speaker != cues[seg.first].speaker:
                 break
-            seg.first = k
+            elif _names_brand(f, tokens, brand_words):
+                seg.first = k  # a read opens by naming its brand; the cues between sell it too
         end_limit = (cues[seg.first].start or 0) + MAX_READ_SECONDS
         while seg.last + 1 < len(cues):
             k = seg.last + 1
             f = feats[k]
             if f.back or f.lead_in or f.negation or (cues[k].end or 0) > end_limit:
                 break
-            if produced and not _same_voice(cues[k], cues[seg.last]):
-                break
-            if not (_names_brand(f, tokens, brand_words) or f.cta or f.codes
-                    or any(d == domain for d, _ in f.urls)):
-                break
+            if spot_voice:
+                if cues[k].speaker != anchor_voice:
+                    break
+            elif (f.urls and not any(d == domain for d, _ in f.urls)) or f.opening or not (
+                    _names_brand(f, tokens, brand_words) or f.cta or f.codes or f.urls):
+                break  # another sponsor's URL or opening is the next read
             seg.last = k
         texts = [cues[k].text for k in range(seg.first, seg.last + 1)]
         if any(feats[k].negation for k in range(seg.first, seg.last + 1)) and not any(
@@ -350,7 +399,10 @@ class RuleDetector:
         own_only = all(feats[k].own_offer for k in seg.anchors)
         if own_only and not opening:
             return None
-        score = 0.45 + 0.2 * opening + 0.1 * cta + 0.1 * bool(vanity) + 0.1 * bool(codes) + 0.05 * produced
+        produced = spot_voice or _produced(cues, feats, seg)
+        styled = any(PRODUCED_STYLE.search(feats[k].text) for k in range(seg.first, seg.last + 1))
+        score = (0.45 + 0.2 * opening + 0.1 * cta + 0.1 * bool(vanity) + 0.1 * bool(codes) + 0.15 * spot_voice
+                 + 0.1 * styled)
         if score < 0.65:
             return None
         start, end = cues[seg.first].start, cues[seg.last].end
@@ -369,8 +421,17 @@ def _compatible(feats: list[_Features], seg: _Segment, i: int) -> bool:
                                                               any(feats[k].codes or feats[k].urls for k in seg.anchors))
 
 
+def _only_here(cues: list[Cue], voice: str, at: float) -> bool:
+    """Whether a voice speaks in one run of cues, no longer than a read, around `at` (a diarised
+    transcript's "Speaker 3" that is an inserted spot)."""
+    turns = [i for i, c in enumerate(cues) if c.speaker == voice]
+    times = [cues[i].start or 0 for i in turns]
+    return (turns[-1] - turns[0] + 1 == len(turns) and max(times) - min(times) <= MAX_READ_SECONDS
+            and min(times) <= at <= max(times))
+
+
 def _same_voice(a: Cue, b: Cue) -> bool:
-    return (a.speaker or "") == (b.speaker or "")
+    return bool(a.speaker) and a.speaker == b.speaker
 
 
 def _produced(cues: list[Cue], feats: list[_Features], seg: _Segment) -> bool:
@@ -383,7 +444,7 @@ def _produced(cues: list[Cue], feats: list[_Features], seg: _Segment) -> bool:
     return styled >= 1 and first_person == 0
 
 
-def notes_mentions(text: str, own: frozenset[str] = frozenset()) -> list[Slot]:
+def notes_mentions(text: str, own: frozenset[str] = frozenset(), own_names: frozenset[str] = frozenset()) -> list[Slot]:
     """Sponsor mentions in show notes: each sentence or line that reads as a sponsor credit, with
     the sponsor URLs and codes in it (one mention per sponsor domain)."""
     out: list[Slot] = []
@@ -396,7 +457,7 @@ def notes_mentions(text: str, own: frozenset[str] = frozenset()) -> list[Slot]:
         matches = list(URL.finditer(lowered))
         for n, m in enumerate(matches):
             domain = registrable(m.group(1))
-            if domain in own or domain in PLATFORM_DOMAINS or domain in seen:
+            if domain in own or domain in PLATFORM_DOMAINS or domain in seen or domain.split(".")[0] in own_names:
                 continue
             seen.add(domain)
             stop = matches[n + 1].start() if n + 1 < len(matches) else len(piece)
