@@ -2,7 +2,7 @@
 
 Incremental by episode: an episode is detected again only when what it is detected from changed
 (its chosen transcript's or chapters file's content hash, its show notes, its duration, the show's
-site) or the detector's version did (`ops.ad_detection_inputs`). Its slots are replaced in one
+site and title) or the detector's version did (`ops.ad_detection_inputs`). Its slots are replaced in one
 transaction, so a re-run on the same input changes nothing.
 
 Of an episode's transcripts the detector reads one: timed before untimed, then Podcasting 2.0
@@ -42,10 +42,10 @@ chapters as (
     order by tenant_id, feed_url, guid, url
 ),
 inputs as (
-    select e.tenant_id, e.feed_url, e.guid, e.duration_seconds, e.description_text, p.link,
+    select e.tenant_id, e.feed_url, e.guid, e.duration_seconds, e.description_text, p.link, p.title,
            t.url as transcript_url, c.url as chapters_url,
            md5(concat_ws('|', t.content_sha256, c.content_sha256, md5(coalesce(e.description_text, '')),
-                         e.duration_seconds, p.link)) as input_hash
+                         e.duration_seconds, p.link, p.title)) as input_hash
     from raw.rss_episodes as e
     left join raw.rss_podcasts as p on p.tenant_id = e.tenant_id and p.feed_url = e.feed_url
     left join transcript as t on t.tenant_id = e.tenant_id and t.feed_url = e.feed_url and t.guid = e.guid
@@ -68,6 +68,7 @@ class Pending:
     duration: int | None
     show_notes: str | None
     link: str | None
+    title: str | None
     transcript_url: str | None
     chapters_url: str | None
     input_hash: str
@@ -149,7 +150,7 @@ def detect_ad_slots(conn: psycopg.Connection, batch_id: str | None, detector: De
             key = (p.tenant_id, p.feed_url, p.guid)
             documents = EpisodeDocuments(cues=cues.get(key, ()), chapters=chapters.get(key, ()),
                                          show_notes=p.show_notes, duration=p.duration,
-                                         own_domains=own_domains(p.link, p.feed_url))
+                                         own_domains=own_domains(p.link, p.feed_url), show_title=p.title)
             slots = detector.detect(documents)
             rows.extend(_slot_row(p, i, s, detector.version, batch_id) for i, s in enumerate(slots))
             inputs.append((*key, p.input_hash, detector.version, len(slots)))

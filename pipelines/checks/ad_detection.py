@@ -3,7 +3,6 @@ simulator's planted reads (`ad_slots_truth.json` beside the other truth files). 
 stored per tenant in `ops.ad_detection_evaluations`, which the `ad_detection_accuracy` metric
 serves. On real sources there is no truth and the check says so."""
 
-from __future__ import annotations
 
 import json
 from collections import defaultdict
