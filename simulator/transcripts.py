@@ -609,6 +609,12 @@ def _resolve(external: list[Read], fixed: list[Read], duration: int) -> list[Rea
                 span = after if after[1] <= duration else before
         if span[0] < 0 or span[1] > duration or any(_overlaps(span, (p.start, p.end)) for p in placed):
             continue
+        if span != (read.start, read.end) and (span[0] == POSITION_EDGE_SECONDS
+                                               or span[1] == duration - POSITION_EDGE_SECONDS):
+            # Not on the edge of the pre/post rule: a second of silence after the read before it.
+            nudged = (span[0] + 1, span[1] + 1)
+            if nudged[1] <= duration and not any(_overlaps(nudged, (p.start, p.end)) for p in placed):
+                span = nudged
         read.start, read.end = span
         placed.append(read)
     return sorted(placed, key=lambda r: r.start)
