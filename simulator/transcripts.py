@@ -609,6 +609,12 @@ def _resolve(external: list[Read], fixed: list[Read], duration: int) -> list[Rea
                 span = after if after[1] <= duration else before
         if span[0] < 0 or span[1] > duration or any(_overlaps(span, (p.start, p.end)) for p in placed):
             continue
+        if span != (read.start, read.end) and (span[0] == POSITION_EDGE_SECONDS
+                                               or span[1] == duration - POSITION_EDGE_SECONDS):
+            # Not on the edge of the pre/post rule: a second of silence after the read before it.
+            nudged = (span[0] + 1, span[1] + 1)
+            if nudged[1] <= duration and not any(_overlaps(nudged, (p.start, p.end)) for p in placed):
+                span = nudged
         read.start, read.end = span
         placed.append(read)
     return sorted(placed, key=lambda r: r.start)
@@ -640,8 +646,8 @@ def _split(rng: random.Random, start_ms: int, end_ms: int, count: int | None = N
 
 
 def _fill(template: str, rng: random.Random, **values: Any) -> str:
-    words = rng.sample(WORDS, 3)
-    return template.format(a=words[0], b=words[1], c=words[2], **values)
+    a, b, c = rng.choices(WORDS, k=3)
+    return template.format(a=a, b=b, c=c, **values)
 
 
 def _spoken(url: str) -> str:
@@ -860,14 +866,14 @@ def render_srt(script: Script, broken: bool = False) -> str:
 
 
 def render_json(script: Script) -> str:
-    segments = []
+    segments: list[str] = []
     for cue in script.cues:
         segment: dict[str, Any] = {}
         if cue.speaker:
             segment["speaker"] = cue.speaker
         segment.update(startTime=cue.start_ms / 1000, endTime=cue.end_ms / 1000, body=cue.text)
-        segments.append(segment)
-    return json.dumps({"version": "1.0.0", "segments": segments}, ensure_ascii=False, indent=1) + "\n"
+        segments.append(json.dumps(segment, ensure_ascii=False))
+    return '{\n "version": "1.0.0",\n "segments": [\n  ' + ",\n  ".join(segments) + "\n ]\n}\n"
 
 
 def html_turns(script: Script) -> list[tuple[str | None, str]]:
@@ -1043,12 +1049,14 @@ class DocumentStore:
         self.campaigns: CampaignIndex | None = None
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[int, bytes, dict[str, str]]] = {}
+        self._scripts: dict[tuple[str, int], Script] = {}  # an episode's documents share its script
         self._shows = {(s.tenant_id, s.slug): s for s in network.shows if s.transcript_ordinal is not None}
 
     def attach(self, world: Any) -> None:
         with self._lock:
             self.campaigns = CampaignIndex(world) if world is not None else None
             self._cache.clear()
+            self._scripts.clear()
 
     def _find(self, path: str) -> tuple[Show, Episode, Document] | None:
         parts = path.split("/")
@@ -1074,7 +1082,10 @@ class DocumentStore:
         if found is None:
             return 404, b"not found", {"Content-Type": "text/plain"}
         show, ep, doc = found
-        script = episode_script(show, ep, self.base_url + show.path, self.campaigns)
+        script = self._scripts.get((show.path, ep.index))
+        if script is None:
+            script = episode_script(show, ep, self.base_url + show.path, self.campaigns)
+            self._scripts[(show.path, ep.index)] = script
         body = render_document(script, doc)
         if body is None:
             reply = (404, b"<html><body>Not Found</body></html>", {"Content-Type": "text/html"})

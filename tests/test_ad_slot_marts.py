@@ -80,6 +80,26 @@ SLOTS = [
     slot(SOUTH, FEED_C, "c1", 0, "host_read", "mid", 600, 660, "Northwind Mattress", NW),
 ]
 
+# Simplecast's ad markers of a4 (its Simplecast episode has a4's guid): a marker within 15 s of a
+# detected slot is that slot; the others become breaks. A marker of an episode in no feed has no
+# episode to go to.
+MARKERS = [  # (simplecast episode, marker id, ad_type, offset seconds, kept)
+    ("sc-a4", "m0", "preroll", 0, False),      # Acme's produced pre-roll, 0-45 s
+    ("sc-a4", "m1", "midroll", 1500, True),
+    ("sc-a4", "m2", "postroll", 3000, True),
+    ("sc-zz", "m4", "midroll", 600, False),
+]
+SIMPLECAST_EPISODES = {"sc-a4": "a4", "sc-zz": "zz"}
+KEPT = [slot(NORTH, FEED_A, SIMPLECAST_EPISODES[e], None, "break",
+             {"preroll": "pre", "midroll": "mid", "postroll": "post"}[t], o)
+        for e, _, t, o, kept in MARKERS if kept]
+
+
+def audio_slots(tenant: str, guid: str) -> list[dict]:
+    """The slots of the episode's audio: the detector's but show-notes mentions, and the markers kept."""
+    return [s for s in SLOTS + KEPT if (s["tenant_id"], s["guid"]) == (tenant, guid) and s["kind"] != "show_notes"]
+
+
 # The sponsors, campaigns and placements of tenant north, as two insertion orders: Northwind's
 # campaign names no promo code and no vanity URL (CSV), Acme's names both (XLSX).
 FLIGHT = ("2026-08-01", "2026-12-31")
@@ -149,6 +169,13 @@ def load_world(url: str, root: Path) -> LoadStats:
                                  "values ({}, 0.9, 'brought to you by', %(evidence_sources)s, 'rules-1')").format(
                 sql.SQL(", ").join(map(sql.Identifier, s)), sql.SQL(", ").join(sql.Placeholder(k) for k in s)),
                 {**s, "evidence_sources": ["show_notes" if s["kind"] == "show_notes" else "transcript"]})
+        for platform_episode, guid in SIMPLECAST_EPISODES.items():
+            conn.execute("insert into raw.simplecast_episodes (tenant_id, podcast_id, episode_id, guid, title) "
+                         "values (%s, 'sc-show-a', %s, %s, %s)", (NORTH, platform_episode, guid, f"Episode {guid}"))
+        for platform_episode, marker, ad_type, offset, _ in MARKERS:
+            conn.execute("insert into raw.simplecast_episode_ad_markers (tenant_id, podcast_id, episode_id, marker_id, "
+                         "ad_type, offset_seconds, ad_limit, name) values (%s, 'sc-show-a', %s, %s, %s, %s, 1, %s)",
+                         (NORTH, platform_episode, marker, ad_type, offset, f"{ad_type} {marker}"))
         # Orders: one with the code detected in Northwind's read, one with a code only read (Acme's
         # campaign names its own codes, so a read code does not become one of its keys).
         for event_id, sponsor, code in (("o-north15", "sp-nw", "north15"), ("o-acmevip", "sp-ac", "AcmeVip"),
@@ -234,7 +261,7 @@ def test_the_models_and_their_tests_build(world):
     status = {r["unique_id"]: r["status"] for r in results}
     built = {uid.split(".")[-1] for uid, s in status.items() if uid.startswith("model.") and s == "success"}
     assert {"fct_ad_slots", "fct_ad_load_by_episode", "fct_ad_load_monthly_by_show", "mart_sponsor_mentions_monthly",
-            "int_placement_episodes", "int_campaign_match_keys", "int_ad_slot_sponsors", "int_conversions"} <= built
+            "int_placement_episodes", "int_campaign_match_keys", "int_ad_slot_sponsors", "int_ad_slots", "int_conversions"} <= built
     failed = {uid: s for uid, s in status.items() if s not in ("success", "pass")}
     assert failed == {}
     assert any(uid.startswith("unit_test.") and "int_conversions_deterministic_matches" in uid for uid in status)
@@ -245,7 +272,7 @@ def test_fct_ad_slots_has_each_slot_in_the_audio_with_its_episode_and_sponsor(wo
     rows = {(r[0], r[1], r[2]): r[3:] for r in query(url, """
         select tenant_id, guid, slot_index, episode_id, podcast_id, podcast_title, published_date, kind, position,
                start_seconds, end_seconds, duration_seconds, sponsor_id, sponsor_name, sponsor_match, sponsor_key
-        from marts.fct_ad_slots""")}
+        from marts.fct_ad_slots where slot_source = 'detector'""")}
     audio = [s for s in SLOTS if s["kind"] != "show_notes"]
     assert set(rows) == {(s["tenant_id"], s["guid"], s["slot_index"]) for s in audio}
     published = {(t, g): p.date() for t, _, g, p, _, _ in EPISODES}
@@ -264,6 +291,12 @@ def test_fct_ad_slots_has_each_slot_in_the_audio_with_its_episode_and_sponsor(wo
     assert sponsors[(NORTH, "a4", 1)] == (None, None, None, GLOBEX)     # in no sponsor list
     assert sponsors[(NORTH, "a2", 2)] == (None, None, None, None)       # a break names no sponsor
     assert sponsors[(SOUTH, "c1", 0)] == (None, None, None, NW)         # north's sponsor is not south's
+    # Simplecast's markers: breaks at their offsets, in the episode their guid names
+    markers = query(url, """
+        select episode_id, kind, position, start_seconds, end_seconds, slot_index, sponsor_key, published_date
+        from marts.fct_ad_slots where slot_source = 'simplecast_marker' order by start_seconds""")
+    assert markers == [(episode_id(NORTH, FEED_A, "a4"), "break", s["position"], s["start_seconds"], None, None, None,
+                        published[(NORTH, "a4")]) for s in KEPT]
 
 
 def test_ad_load_per_episode_counts_only_timed_transcripts_in_minutes_per_hour(world):
@@ -274,8 +307,8 @@ def test_ad_load_per_episode_counts_only_timed_transcripts_in_minutes_per_hour(w
         from marts.fct_ad_load_by_episode""")}
     assert set(rows) == {episode_id(t, f, g) for t, f, g, *_ in EPISODES}  # each has a transcript or a slot
     for tenant, feed, guid, _, duration, transcript in EPISODES:
-        mine = [s for s in SLOTS if (s["tenant_id"], s["guid"]) == (tenant, guid)]
-        audio = [s for s in mine if s["kind"] != "show_notes"]
+        mine = [s for s in SLOTS + KEPT if (s["tenant_id"], s["guid"]) == (tenant, guid)]
+        audio = audio_slots(tenant, guid)
         ad_seconds = sum((seconds(s) or 0 for s in audio), Decimal(0))
         measured = transcript == "vtt"
         assert rows[episode_id(tenant, feed, guid)] == (
@@ -307,7 +340,7 @@ def test_ad_load_per_show_and_month_is_over_the_measured_episodes(world):
             entry["any"] = True
             entry["measured"] += 1
             entry["audio"] += duration
-            audio = [s for s in SLOTS if (s["tenant_id"], s["guid"]) == (tenant, guid) and s["kind"] != "show_notes"]
+            audio = audio_slots(tenant, guid)
             entry["ads"] += sum((seconds(s) or 0 for s in audio), Decimal(0))
             entry["slots"] += audio
     want = {key: (e["published"], e["measured"], e["audio"], e["ads"], per_hour(e["ads"], e["audio"]), len(e["slots"]),

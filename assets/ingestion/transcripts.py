@@ -7,7 +7,8 @@ them are due:
 - a document never fetched (a new episode, or an episode whose URL changed), or one whose
   declared type or language the feed changed;
 - a quarantined one whose reason may pass by itself (`timeout`, `connection_error`,
-  `deadline_exceeded`, `dns_error`, `fetch_failed`, `http_408` / `425` / `429` / `5xx`): every run;
+  `deadline_exceeded`, `dns_error`, `fetch_failed`, `http_408` / `425` / `429` / `5xx`): every run
+  for `retry_passing_hours` (24) after it was first met with that reason, then only on a refresh;
 - with `refresh`, every stored and quarantined one: stored ones with a conditional GET when every
   row listing the URL holds the same validators, so an unchanged document costs a 304;
 - with `force_refetch`, everything, unconditionally, re-parsed and rewritten (after a parser
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import dagster as dg
 import psycopg
@@ -60,6 +62,7 @@ from resources.warehouse import WarehouseResource
 log = logging.getLogger(__name__)
 
 DOCUMENT_MAX_BYTES = 5 * 1024 * 1024
+RETRY_PASSING_HOURS = 24
 PASSING_REASONS = frozenset({"timeout", "connection_error", "deadline_exceeded", "dns_error", "fetch_failed",
                              *(f"http_{status}" for status in RETRYABLE_STATUS)})
 
@@ -102,6 +105,9 @@ class DocumentSources(BaseModel):
     max_redirects: int | None = None
     deadline_seconds: float | None = None
     concurrency: int | None = None
+    # A failure that may pass is tried again on every run for this long after it was first met,
+    # then only on a refresh (a host that is gone is not asked every 15 minutes for ever).
+    retry_passing_hours: int = RETRY_PASSING_HOURS
 
 
 TRANSPORT = ("allow_private_hosts", "timeout_seconds", "max_attempts", "max_redirects", "deadline_seconds")
@@ -153,7 +159,8 @@ LISTED_SQL = f"with listed as ({LISTED_SELECT})"
 STATE_SQL = LISTED_SQL + """
 , state as (
     select l.*, d.content_sha256 as stored_sha, d.etag, d.last_modified,
-           d.declared_type as stored_type, d.language as stored_language, q.reason_code as quarantined
+           d.declared_type as stored_type, d.language as stored_language, q.reason_code as quarantined,
+           q._ingested_at as quarantined_at
     from listed as l
     left join (
         select tenant_id, feed_url, guid, url, 'transcript' as kind, content_sha256, etag, last_modified,
@@ -166,7 +173,7 @@ STATE_SQL = LISTED_SQL + """
     left join quarantine.episode_documents as q using (tenant_id, feed_url, guid, url)
 )
 select tenant_id, feed_url, guid, url, kind, declared_type, language, stored_sha, etag, last_modified,
-       stored_type, stored_language, quarantined
+       stored_type, stored_language, quarantined, quarantined_at
 from state
 where url in (
     select url from state
@@ -174,7 +181,8 @@ where url in (
        or (stored_sha is null and quarantined is null)
        or (stored_sha is not null and (stored_type is distinct from declared_type
                                        or stored_language is distinct from language))
-       or quarantined = any(%(passing)s) or quarantined like 'http\\_5%%'
+       or ((quarantined = any(%(passing)s) or quarantined like 'http\\_5%%')
+           and quarantined_at > now() - make_interval(hours => %(retry_hours)s))
 )
 order by url, tenant_id, feed_url, guid
 """
@@ -197,10 +205,19 @@ class Listed:
     stored_type: str | None = None
     stored_language: str | None = None
     quarantined: str | None = None
+    quarantined_at: Any = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         return self.tenant_id, self.feed_url, self.guid, self.url
+
+    @property
+    def fetch_url(self) -> str:
+        """The URL to fetch: a relative one (the RSS parser keeps them as written) against its feed."""
+        try:
+            return urljoin(self.feed_url, self.url) if not urlsplit(self.url).scheme else self.url
+        except ValueError:
+            return self.url  # the fetcher refuses it with its reason
 
     @property
     def listing_changed(self) -> bool:
@@ -208,9 +225,11 @@ class Listed:
                                                 or self.stored_language != self.language)
 
 
-def due_documents(conn: psycopg.Connection, refresh: bool = False, force: bool = False) -> list[Listed]:
+def due_documents(conn: psycopg.Connection, refresh: bool = False, force: bool = False,
+                  retry_hours: int = RETRY_PASSING_HOURS) -> list[Listed]:
     """Every row listing a URL that is due (see the module docstring), grouped by URL."""
-    rows = conn.execute(STATE_SQL, {"force": force, "refresh": refresh, "passing": sorted(PASSING_REASONS)})
+    rows = conn.execute(STATE_SQL, {"force": force, "refresh": refresh, "passing": sorted(PASSING_REASONS),
+                                    "retry_hours": retry_hours})
     return [Listed(*row) for row in rows.fetchall()]
 
 
@@ -238,6 +257,8 @@ class UrlOutcome:
     sha: str | None = None
     parsed: dict[tuple[str, str | None], Transcript | Chapters | ParseError] = field(default_factory=dict)
     parse_seconds: float = 0.0
+    size: int = 0
+    evidence: str | None = None  # the start of the body, kept when some parse failed
 
 
 def _parse(kind: str, body: bytes, declared_type: str | None, content_type: str | None
@@ -277,6 +298,10 @@ def fetch_documents(by_url: dict[str, list[Listed]], policy: FetchPolicy, concur
             outcome.parsed[(kind, declared_type)] = _parse(kind, result.body, declared_type,
                                                           result.headers.get("content-type"))
         outcome.parse_seconds = time.perf_counter() - started
+        outcome.size = len(result.body)
+        if any(isinstance(p, ParseError) for p in outcome.parsed.values()):
+            outcome.evidence = evidence(result.body)
+        result.body = b""  # what is kept until the run is stored: its parse, not its bytes
         return outcome
 
     urls = list(by_url)
@@ -340,18 +365,18 @@ def _ms(value: int | None) -> Decimal | None:
     return None if value is None else Decimal(value).scaleb(-3)
 
 
-def _stored(row: Listed, fetch: FetchResult, sha: str, parsed: Transcript | Chapters, batch_id: str) -> _Write:
-    body = fetch.body or b""
+def _stored(row: Listed, fetch: FetchResult, sha: str, size: int, parsed: Transcript | Chapters,
+            batch_id: str) -> _Write:
     content_type = pg_text(fetch.headers.get("content-type"), 200)
     common = (row.tenant_id, row.feed_url, row.guid, row.url)
     if isinstance(parsed, Transcript):
         document = (*common, pg_text(row.declared_type, 200), pg_text(row.language, 35), parsed.format, content_type,
-                    len(body), sha, pg_text(fetch.etag, 500), pg_text(fetch.last_modified, 200), len(parsed.cues),
+                    size, sha, pg_text(fetch.etag, 500), pg_text(fetch.last_modified, 200), len(parsed.cues),
                     parsed.has_timings, fetch.fetched_at, batch_id)
         children = [(*common, i, _ms(c.start_ms), _ms(c.end_ms), pg_text(c.speaker), pg_text(c.body))
                     for i, c in enumerate(parsed.cues)]
     else:
-        document = (*common, pg_text(row.declared_type, 200), pg_text(parsed.version), content_type, len(body), sha,
+        document = (*common, pg_text(row.declared_type, 200), pg_text(parsed.version), content_type, size, sha,
                     pg_text(fetch.etag, 500), pg_text(fetch.last_modified, 200), len(parsed.chapters),
                     fetch.fetched_at, batch_id)
         children = [(*common, i, _ms(c.start_ms), _ms(c.end_ms), pg_text(c.title), pg_text(c.link_url),
@@ -378,9 +403,9 @@ def plan(rows: list[Listed], outcome: UrlOutcome, batch_id: str, force: bool) ->
             parsed = outcome.parsed[(row.kind, row.declared_type)]
             if isinstance(parsed, ParseError):
                 writes.append(_Write(row, "quarantined", quarantine=(parsed.reason_code, pg_text(parsed.detail, 2000),
-                                                                     evidence(fetch.body or b""))))
+                                                                     outcome.evidence)))
             else:
-                writes.append(_stored(row, fetch, outcome.sha, parsed, batch_id))
+                writes.append(_stored(row, fetch, outcome.sha, outcome.size, parsed, batch_id))
     return writes
 
 
@@ -493,15 +518,16 @@ def prune(cur: psycopg.Cursor) -> Counter:
 
 
 def ingest_documents(warehouse: WarehouseResource, batch_id: str, policy: FetchPolicy, concurrency: int = 16,
-                     refresh: bool = False, force_refetch: bool = False) -> DocumentStats:
+                     refresh: bool = False, force_refetch: bool = False,
+                     retry_hours: int = RETRY_PASSING_HOURS) -> DocumentStats:
     """Fetch, parse and store every due transcript and chapters file. Safe to run again at any time."""
     stats = DocumentStats()
     with warehouse.connect() as conn:
-        rows = due_documents(conn, refresh, force_refetch)
+        rows = due_documents(conn, refresh, force_refetch, retry_hours)
         conn.commit()  # no transaction is held open while documents are fetched
         by_url: dict[str, list[Listed]] = {}
         for row in rows:
-            by_url.setdefault(row.url, []).append(row)
+            by_url.setdefault(row.fetch_url, []).append(row)
         outcomes = fetch_documents(by_url, policy, concurrency, refresh, force_refetch)
         writes = [w for url, outcome in outcomes.items() for w in plan(by_url[url], outcome, batch_id, force_refetch)]
         changes = store(conn, writes, batch_id)
@@ -512,7 +538,7 @@ def ingest_documents(warehouse: WarehouseResource, batch_id: str, policy: FetchP
     stats.quarantine_cleared = changes["cleared"]
     for outcome in outcomes.values():
         stats.requests += 1
-        stats.bytes_downloaded += len(outcome.fetch.body or b"")
+        stats.bytes_downloaded += outcome.size
         stats.parse_seconds += outcome.parse_seconds
         for parsed in outcome.parsed.values():
             if isinstance(parsed, Transcript):
@@ -522,7 +548,7 @@ def ingest_documents(warehouse: WarehouseResource, batch_id: str, policy: FetchP
         if w.outcome == "quarantined":
             stats.quarantined_by_reason[w.quarantine[0]] += 1
         elif w.outcome == "stored":
-            parsed = outcomes[w.row.url].parsed[(w.row.kind, w.row.declared_type)]
+            parsed = outcomes[w.row.fetch_url].parsed[(w.row.kind, w.row.declared_type)]
             stats.parse_notes.update(parsed.notes)
             if isinstance(parsed, Transcript):
                 stats.formats[parsed.format] += 1
@@ -589,7 +615,7 @@ def episode_documents(
     stats = ingest_documents(
         warehouse, batch_id=context.run.run_id, policy=document_policy(http.policy(), rss, documents),
         concurrency=documents.concurrency or rss.concurrency or http.concurrency,
-        refresh=config.refresh, force_refetch=config.force_refetch,
+        refresh=config.refresh, force_refetch=config.force_refetch, retry_hours=documents.retry_passing_hours,
     )
     context.log.info(f"{stats.requests} documents fetched: {dict(stats.outcomes)}; "
                      f"quarantined {dict(stats.quarantined_by_reason)}")

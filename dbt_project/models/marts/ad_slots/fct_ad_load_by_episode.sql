@@ -1,12 +1,13 @@
 -- One row per episode with a transcript or a detected ad slot or show-notes mention: how much of
--- it is ads. Ad seconds are the summed lengths of its slots in the audio (a slot without an end,
+-- it is ads. Slots are those of int_ad_slots (the detector's, and Simplecast's ad markers as
+-- breaks). Ad seconds are the summed lengths of its slots in the audio (a slot without an end,
 -- such as a break marked by its start only, counts as a slot and adds no seconds).
 -- ad_minutes_per_hour = ad seconds / 60 per hour of the episode's duration (from the feed), and
 -- only for a measured episode (is_measured): one with a timed transcript (cues with start and end
 -- times: a transcript without timings cannot place or time a read) and a known duration; for the
 -- others it is null, whatever their slots.
 with slots as (
-    select * from {{ ref('int_ad_slot_sponsors') }}
+    select * from {{ ref('int_ad_slots') }}
 ),
 
 transcripts as (

@@ -1,12 +1,13 @@
 {{ config(indexes=[{'columns': ['tenant_id', 'episode_id']}, {'columns': ['podcast_id', 'published_date']}]) }}
 -- One row per ad slot detected in an episode's audio (a host-read or produced sponsor read, an
 -- ad break), with its episode and show, its timing, its sponsor as read and the sponsor of the
--- tenant's sponsor list it matches (int_ad_slot_sponsors), and how it was found.
+-- tenant's sponsor list it matches (int_ad_slot_sponsors), and how it was found: by the ad-slot
+-- detector, or a Simplecast ad marker (a break at the marker's offset; int_ad_slots).
 -- Show-notes mentions (kind show_notes: a sponsor named in the episode's description, no
 -- timing or position) are not slots of the audio and are left out; mart_sponsor_mentions_monthly
 -- counts them.
 with slots as (
-    select * from {{ ref('int_ad_slot_sponsors') }}
+    select * from {{ ref('int_ad_slots') }}
     where kind <> 'show_notes'
 ),
 
@@ -29,6 +30,7 @@ select
     episodes.title as episode_title,
     episodes.published_at_utc::date as published_date,
     slots.slot_index,
+    slots.slot_source,
     slots.kind,
     slots.position,
     slots.start_seconds::numeric as start_seconds,

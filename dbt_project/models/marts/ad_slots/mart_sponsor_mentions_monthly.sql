@@ -21,7 +21,7 @@ with mentions as (
         slots.sponsor_name,
         slots.episode_id,
         slots.kind
-    from {{ ref('int_ad_slot_sponsors') }} as slots
+    from {{ ref('int_ad_slots') }} as slots
     inner join {{ ref('dim_episodes') }} as episodes on episodes.episode_id = slots.episode_id
     where slots.sponsor_key is not null and episodes.published_at_utc is not null
 ),
