@@ -116,7 +116,8 @@ def api_records(world: CampaignWorld, tenant: str) -> dict[str, list[dict[str, A
         broken.update(id=f"cmp-{tenant}-bad", name="Window typo")
         broken["attribution"] = {**broken["attribution"], "window_days": 90}
         records["campaigns"].append(broken)
-        bad_placement = placement_record(next(p for p in world.placements if p.campaign_id in ids))
+        # (a copy of a placement with its offset: the position is its one fault)
+        bad_placement = placement_record(next(p for p in world.placements if p.campaign_id in ids and p.offset_published))
         bad_placement.update(id=f"pl-{tenant}-bad", position="sidebar")
         records["placements"].append(bad_placement)
     for rows in records.values():
