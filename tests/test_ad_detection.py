@@ -168,3 +168,32 @@ def test_evaluation_counts_overlap_with_the_right_sponsor_once():
     assert (result.truth_slots, result.detected_slots, result.matched_slots, result.boundaries_within) == (3, 4, 2, 1)
     assert (result.precision, result.recall, result.boundary_share) == (0.5, 2 / 3, 0.5)
     assert not result.passes(0.95, 0.85, 0.9) and result.passes(0.5, 0.6, 0.5)
+
+
+def test_the_real_podcasting_examples_hold_no_sponsor_read():
+    """The Podcasting 2.0 example transcripts and chapters (read in place under ../shared) talk about
+    podcasting and name topics, donations and songs: none is an ad, and the detector finds none."""
+    from assets.ingestion.transcript_parse import parse_chapters, parse_transcript
+    from tests.conftest import SHARED
+
+    real = SHARED / "realdata" / "transcripts_chapters"
+    types = {".vtt": "text/vtt", ".srt": "application/x-subrip", ".html": "text/html"}
+    seen = {"transcripts": 0, "chapters": 0, "cues": 0}
+    for path in sorted(real.iterdir()):
+        if path.suffix == ".md":
+            continue
+        body = path.read_bytes()
+        if b'"chapters"' in body:
+            chapters = [Chapter(c.start_ms / 1000, None, c.title, c.link_url, c.toc)
+                        for c in parse_chapters(body, "application/json+chapters").chapters]
+            episode = EpisodeDocuments(chapters=chapters, duration=7200)
+            seen["chapters"] += 1
+        else:
+            parsed = parse_transcript(body, None, types.get(path.suffix, "application/json"))
+            cues = [Cue(c.start_ms / 1000 if c.start_ms is not None else None,
+                        c.end_ms / 1000 if c.end_ms is not None else None, c.speaker, c.body) for c in parsed.cues]
+            episode = EpisodeDocuments(cues=cues)
+            seen["transcripts"] += 1
+            seen["cues"] += len(cues)
+        assert RuleDetector().detect(episode) == [], path.name
+    assert seen["transcripts"] == 4 and seen["chapters"] == 2 and seen["cues"] > 200
