@@ -197,3 +197,16 @@ def test_the_real_podcasting_examples_hold_no_sponsor_read():
             seen["cues"] += len(cues)
         assert RuleDetector().detect(episode) == [], path.name
     assert seen["transcripts"] == 4 and seen["chapters"] == 2 and seen["cues"] > 200
+
+
+def test_a_read_going_on_with_so_stays_one_slot_and_a_transition_ends_it():
+    s = Script()
+    s.talk(20)
+    start = s.say("This episode is brought to you by Tandem Bikes.")
+    s.say("So head over to tandembikes.com/maps and use code MAPS15.")
+    end = s.say("Okay, that's tandembikes.com/maps, code MAPS15.") + 5
+    s.say("So, picking up where we left off with the maps.")
+    s.say("Anyway, tandembikes.com has nothing to do with maps.")
+    s.talk(20)
+    [slot] = sponsor_slots(EpisodeDocuments(cues=s.cues, duration=s.at))
+    assert (slot.start, slot.end, slot.promo_code) == (start, end, "MAPS15")

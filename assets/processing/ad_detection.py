@@ -141,8 +141,8 @@ OWN_OFFER = re.compile(r"patreon|\bmerch\b|newsletter|our (?:own )?(?:store|shop
 LEAD_IN = re.compile(r"(?:we'll|we will|i'll) be right back|after (?:this|the break|these messages|a (?:short|quick) break)"
                      r"|(?:a |one )?quick break|take a (?:short |quick )?break|stick around")
 BACK = re.compile(r"back to (?:the |our )?(?:show|episode|conversation|interview|story|topic)|where were we"
-                  r"|^\s*(?:anyway|alright|all right|okay|so)\b[, ]|and we're back|let's get back|let's dive back"
-                  r"|^\s*now,? back")
+                  r"|^\s*(?:anyway|alright|all right)\b[, ]|and we're back|let's get back|let's dive back"
+                  r"|^\s*now,? back|where we left off|as i was saying")
 PLATFORM_DOMAINS = frozenset({
     "apple.com", "spotify.com", "youtube.com", "patreon.com", "substack.com", "twitter.com", "x.com",
     "instagram.com", "facebook.com", "tiktok.com", "discord.gg", "linktr.ee", "google.com", "amazon.com",
