@@ -191,7 +191,8 @@ def load_world(url: str, root: Path) -> LoadStats:
     return stats
 
 
-MODELS = ("+fct_ad_slots", "+fct_ad_load_monthly_by_show", "+mart_sponsor_mentions_monthly", "+int_conversions")
+MODELS = ("+fct_ad_slots", "+fct_ad_load_monthly_by_show", "+mart_sponsor_mentions_monthly", "+int_placement_episodes",
+          "+int_conversions")
 
 
 @pytest.fixture(scope="module")

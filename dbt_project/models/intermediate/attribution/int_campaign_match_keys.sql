@@ -1,12 +1,12 @@
-{#- A table: read by every conversion run, built from two tables and a view. -#}
+{#- A table: read by every conversion run, built from several staging views. -#}
 {{ config(materialized='table', indexes=[{'columns': ['tenant_id', 'key_type', 'key_value']}]) }}
 -- The keys that tie a conversion to a campaign deterministically, one row each (`key_source`):
 --   campaign  the promo codes and vanity URLs the campaign names (stg_campaigns__match_keys);
 --   detected  a campaign that names no promo code (resp. no vanity URL) gets the promo codes
 --             (resp. vanity URLs) the ad-slot detector read in the episodes its placements
---             cover (int_placement_episodes), in reads and show notes of the campaign's own
---             sponsor (int_ad_slot_sponsors). A detected key another campaign of the tenant
---             names itself stays that campaign's.
+--             cover, in reads and show notes of the campaign's own sponsor
+--             (int_ad_slot_sponsors). A detected key another campaign of the tenant names
+--             itself stays that campaign's.
 -- Normalized as stg_campaigns__match_keys: promo codes lower case, vanity URLs as
 -- normalize_vanity_url.
 with named as (
@@ -15,16 +15,25 @@ with named as (
 ),
 
 placed_slots as (
+    -- the episodes each campaign is placed in (a placement without a guid: every episode of its
+    -- show, as int_placement_episodes covers them; read here from the placements themselves, not
+    -- from that model's byte positions, which depend on rules keys do not)
     select distinct
         placements.tenant_id,
         placements.campaign_id,
         slots.promo_code_key,
         slots.vanity_url
-    from {{ ref('int_placement_episodes') }} as placements
+    from {{ ref('stg_campaigns__placements') }} as placements
+    inner join {{ ref('stg_campaigns__campaigns') }} as campaigns
+        on campaigns.tenant_id = placements.tenant_id and campaigns.campaign_id = placements.campaign_id
+    inner join {{ ref('stg_rss__episodes') }} as episodes
+        on episodes.tenant_id = placements.tenant_id
+        and episodes.feed_url = placements.feed_url
+        and (placements.episode_guid is null or episodes.guid = placements.episode_guid)
     inner join {{ ref('int_ad_slot_sponsors') }} as slots
-        on slots.tenant_id = placements.tenant_id
-        and slots.episode_id = placements.episode_id
-        and slots.sponsor_id = placements.sponsor_id
+        on slots.tenant_id = episodes.tenant_id
+        and slots.episode_id = episodes.episode_id
+        and slots.sponsor_id = campaigns.sponsor_id
 ),
 
 detected as (
