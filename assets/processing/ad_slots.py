@@ -24,9 +24,14 @@ from assets.processing.ad_detection import Chapter, Cue, Detector, EpisodeDocume
 from resources.warehouse import WarehouseResource
 
 BATCH = 200
-SLOT_COLUMNS = ("tenant_id", "feed_url", "guid", "slot_index", "start_seconds", "end_seconds", "kind", "position",
-                "sponsor_brand", "sponsor_domain", "vanity_url", "promo_code", "confidence", "evidence",
-                "evidence_sources", "detector_version", "_batch_id")
+# The columns of raw.ad_slots (tests/test_raw_columns.py holds the warehouse, the quality suite and
+# dbt's source to them); the warehouse fills `_ingested_at` in.
+RAW_COLUMNS = {
+    "ad_slots": ("tenant_id", "feed_url", "guid", "slot_index", "start_seconds", "end_seconds", "kind", "position",
+                 "sponsor_brand", "sponsor_domain", "vanity_url", "promo_code", "confidence", "evidence",
+                 "evidence_sources", "detector_version", "_ingested_at", "_batch_id"),
+}
+SLOT_COLUMNS = tuple(c for c in RAW_COLUMNS["ad_slots"] if c != "_ingested_at")
 
 # Every episode with what it would be detected from now, and the hash of those inputs.
 PENDING_SQL = """
