@@ -483,8 +483,8 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
 
     from assets.ingestion.listener_logs_load import discover
     from simulator.__main__ import (
-        DEMO_LOG_DAYS, simulator_credentials, write_campaign_files, write_log_files, write_megaphone_files,
-        write_network_files,
+        DEMO_LOG_DAYS, simulator_credentials, write_ad_slot_truth, write_campaign_files, write_log_files,
+        write_megaphone_files, write_network_files,
     )
     from simulator.feeds import FeedShapes
     from simulator.network import build_network
@@ -512,6 +512,8 @@ def run_demo(settings: Settings, seed: int = 42, cleanup: _Cleanup | None = None
         phase["line"] = (f"sponsorships: {len(world.campaigns)} campaigns, "
                          f"{sum(1 for e in world.events if e.is_conversion)} conversions "
                          f"(truth in campaign_truth.json)")
+        reads = write_ad_slot_truth(settings.simulator_dir, build_network(seed=seed), truth["base_url"], world)
+        phase["line"] += f"; {len(reads['slots'])} ad reads planted in {len(reads['episodes'])} transcripts"
 
     megaphone_root = settings.resolved_megaphone_export_url()
     with phases.run("Writing the Megaphone exports...") as phase:

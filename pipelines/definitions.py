@@ -9,6 +9,7 @@ from assets.ingestion.platforms.assets import PLATFORM_ASSETS
 from assets.ingestion.rss import rss_feeds
 from assets.ingestion.sponsorship_assets import SPONSORSHIP_ASSETS
 from assets.ingestion.transcripts import episode_documents
+from assets.processing.ad_slots import ad_slots
 from assets.ingestion.user_agents import user_agent_patterns
 from assets.reports.assets import REPORT_ASSETS
 from assets.reports.delivery import ReportDeliveryResource
@@ -71,7 +72,7 @@ def build_executor(settings: Settings | None = None) -> dg.ExecutorDefinition | 
 defs = dg.Definitions(
     # Raw assets and marts carry the freshness SLA (assets/quality.py).
     assets=[*dg.map_asset_specs(with_freshness, [
-        rss_feeds, episode_documents, user_agent_patterns, listener_logs, listener_log_sources, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
+        rss_feeds, episode_documents, ad_slots, user_agent_patterns, listener_logs, listener_log_sources, *PLATFORM_ASSETS, *SPONSORSHIP_ASSETS,
         megaphone_episode_metrics_daily, *dbt_asset_definitions(), *QUALITY_ASSETS]), *REPORT_ASSETS],
     asset_checks=[*CHECKS, *LOG_CHECKS],
     jobs=[*JOBS, megaphone_export_job, *REPORT_JOBS, *RETENTION_JOBS],

@@ -8,6 +8,7 @@ from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
 from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
 from assets.ingestion.transcripts import DOCUMENT_KEYS
+from assets.processing.ad_slots import AD_SLOTS
 from assets.reports.assets import REPORT_KEYS
 from assets.run_tags import source_tags
 
@@ -23,11 +24,12 @@ RSS_KEYS = [
     dg.AssetKey(["quarantine", "rss_episodes"]),
 ]
 
-# The poll also fetches the transcripts and chapters files of new episodes (assets/ingestion/transcripts.py).
+# The poll also fetches the transcripts and chapters files of new episodes (assets/ingestion/transcripts.py)
+# and detects their ad slots (assets/processing/ad_slots.py).
 rss_ingest_job = dg.define_asset_job(
-    "rss_ingest", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*RSS_KEYS, *DOCUMENT_KEYS),
-    description="Poll every configured RSS feed into raw.rss_*, then fetch the transcripts and chapters of new "
-                "episodes into raw.transcripts / raw.chapters (checks included).",
+    "rss_ingest", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*RSS_KEYS, *DOCUMENT_KEYS, AD_SLOTS),
+    description="Poll every configured RSS feed into raw.rss_*, fetch the transcripts and chapters of new episodes "
+                "into raw.transcripts / raw.chapters and detect their ad slots into raw.ad_slots (checks included).",
 )
 
 SLA_KEY = dg.AssetKey(["marts", "sla_status"])

@@ -64,6 +64,7 @@ METRIC_TYPES = {
     "ingestion_success_rate": "gauge", "ingestion_errors": "counter", "ingestion_latency_ms": "gauge",
     "feed_poll_duration_seconds": "histogram", "api_sync_duration_seconds": "gauge",
     "api_request_latency_seconds": "gauge", "processing_latency_seconds": "gauge", "attribution_match_rate": "gauge",
+    "ad_detection_accuracy": "gauge",
     "roi_calculation_duration_seconds": "gauge", "analytics_query_latency_seconds": "gauge",
     "aggregation_latency_seconds": "gauge", "data_quality_score": "gauge", "average_completion_rate": "gauge",
     "report_generation_duration_seconds": "histogram", "report_generation_success_rate": "gauge",
@@ -203,7 +204,7 @@ class PlatformCollector(Collector):
         graph = self.asset_graph_factory()
         with self._conn() as conn:
             for produce in (self._ingestion_outcomes, self._errors, self._freshness, self._feed_polls, self._quality,
-                            self._attribution, self._completion, self._processing, self._sla, self._reports,
+                            self._attribution, self._ad_detection, self._completion, self._processing, self._sla, self._reports,
                             self._integrations, self._analytics_queries):
                 try:
                     yield from produce(conn=conn, instance=instance, graph=graph)
@@ -315,6 +316,19 @@ class PlatformCollector(Collector):
             if value is not None:
                 rate.add_metric([tenant], value)
         yield rate
+
+    def _ad_detection(self, conn, **_):
+        accuracy = GaugeMetricFamily(
+            "ad_detection_accuracy", "The ad-slot detector's latest evaluation against a ground truth, per tenant: "
+            "precision, recall, and the share of matched slots with both boundaries within 15 s",
+            labels=["tenant", "measure", "detector_version"])
+        for tenant, version, precision, recall, boundaries in conn.execute(
+                "select distinct on (tenant_id) tenant_id, detector_version, precision, recall, boundaries_within_15s "
+                "from ops.ad_detection_evaluations order by tenant_id, evaluated_at desc"):
+            for measure, value in (("precision", precision), ("recall", recall), ("boundaries_within_15s", boundaries)):
+                if value is not None:
+                    accuracy.add_metric([tenant, measure, version], value)
+        yield accuracy
 
     def _completion(self, conn, **_):
         rate = GaugeMetricFamily("average_completion_rate",

@@ -138,6 +138,21 @@ def campaign_world(truth: dict, seed: int, days: list[date] = DEMO_LOG_DAYS):
     return generate_campaigns(truth, logs, seed)
 
 
+def write_ad_slot_truth(out_dir: Path, network, base_url: str, world=None) -> dict:
+    """Write ad_slots_truth.json: the episodes whose transcripts the simulator serves and the reads
+    planted in them (with the campaigns' reads of `world`, as the server serves them once it is
+    attached). The pipeline's check `ad_slots_match_simulator_truth` reads it."""
+    from simulator.transcripts import _usable_shows, ad_slot_truth, episode_documents, episode_guid
+
+    episodes = [[show.tenant_id, base_url + show.path, episode_guid(ep)]
+                for show in _usable_shows(network) for ep in show.episodes
+                if any(d.kind == "transcript" and d.defect is None for d in episode_documents(show, ep, base_url))]
+    truth = {"base_url": base_url, "episodes": episodes, "slots": ad_slot_truth(network, base_url, world)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "ad_slots_truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True))
+    return truth
+
+
 def write_campaign_files(truth: dict, out_dir: Path, conversions_landing: Path, insertion_orders: Path,
                          seed: int, days: list[date] = DEMO_LOG_DAYS):
     """Write the sponsorship side: insertion-order files, pixel and vanity-visit files (replacing

@@ -75,9 +75,11 @@ def campaign_record(c: Campaign) -> dict[str, Any]:
                     "flat_fee": None if c.flat_fee is None else f"{c.flat_fee:.2f}",
                     "cpm_rate": None if c.cpm_rate is None else f"{c.cpm_rate:.2f}"},
         "goal": {"type": c.goal_type, "value": f"{c.goal_value:.2f}"},
-        "promo_codes": c.promo_codes,
+        # A campaign that names no codes (`codes_published` False): its reads say them.
+        "promo_codes": c.promo_codes if c.codes_published else [],
         # Vanity URLs as account teams type them: scheme, capitals, trailing slash.
-        "vanity_urls": [f"https://{u.split('/')[0]}/{u.split('/', 1)[1].title()}/" for u in c.vanity_urls],
+        "vanity_urls": [f"https://{u.split('/')[0]}/{u.split('/', 1)[1].title()}/" for u in c.vanity_urls]
+        if c.codes_published else [],
         "utm_campaign": c.utm_campaign,
         "attribution": {"window_days": c.attribution_window_days, "model": c.attribution_model,
                         "half_life_days": float(c.decay_half_life_days),
@@ -91,7 +93,9 @@ def placement_record(p: Placement) -> dict[str, Any]:
         "id": p.placement_id, "campaign_id": p.campaign_id, "show": {"feed_url": p.feed_url},
         "episode_guid": p.episode_guid, "position": p.position, "insertion": p.insertion,
         "start_date": p.start_date.isoformat(), "end_date": p.end_date.isoformat(),
-        "ad": {"offset_seconds": p.ad_offset_seconds, "duration_seconds": p.ad_duration_seconds},
+        # A placement sold without its offset (`offset_published` False): null.
+        "ad": {"offset_seconds": p.ad_offset_seconds if p.offset_published else None,
+               "duration_seconds": p.ad_duration_seconds},
         "updated_at": _iso(p.updated_at),
     }
 
@@ -112,7 +116,8 @@ def api_records(world: CampaignWorld, tenant: str) -> dict[str, list[dict[str, A
         broken.update(id=f"cmp-{tenant}-bad", name="Window typo")
         broken["attribution"] = {**broken["attribution"], "window_days": 90}
         records["campaigns"].append(broken)
-        bad_placement = placement_record(next(p for p in world.placements if p.campaign_id in ids))
+        # (a copy of a placement with its offset: the position is its one fault)
+        bad_placement = placement_record(next(p for p in world.placements if p.campaign_id in ids and p.offset_published))
         bad_placement.update(id=f"pl-{tenant}-bad", position="sidebar")
         records["placements"].append(bad_placement)
     for rows in records.values():
@@ -333,7 +338,8 @@ def insertion_order_rows(world: CampaignWorld, c: Campaign, style: int) -> list[
         [pick[7], "Flat Fee" if c.pricing_model == "flat" else "CPM"],
         ["Flat Fee", _money_text(c.flat_fee, style)], ["CPM Rate", _money_text(c.cpm_rate, style)],
         ["Goal", f"{c.goal_type}: {c.goal_value:.0f}"],
-        ["Promo Codes", "; ".join(c.promo_codes)], ["Vanity URL", ", ".join(c.vanity_urls)],
+        ["Promo Codes", "; ".join(c.promo_codes) if c.codes_published else ""],
+        ["Vanity URL", ", ".join(c.vanity_urls) if c.codes_published else ""],
         ["UTM Campaign", c.utm_campaign], ["Attribution Window (days)", str(c.attribution_window_days)],
         ["Attribution Model", c.attribution_model.replace("_", " ").title()],
         ["Half-life (days)", f"{c.decay_half_life_days:g}"],
@@ -345,7 +351,8 @@ def insertion_order_rows(world: CampaignWorld, c: Campaign, style: int) -> list[
     for p in (p for p in world.placements if p.campaign_id == c.campaign_id):
         rows.append([p.placement_id, p.feed_url, p.episode_guid or "", p.position.title() + "-roll",
                      "Dynamic" if p.insertion == "dynamic" else "Baked-in", _date_text(p.start_date, style),
-                     _date_text(p.end_date, style + 1), str(p.ad_offset_seconds), str(p.ad_duration_seconds)])
+                     _date_text(p.end_date, style + 1), str(p.ad_offset_seconds) if p.offset_published else "",
+                     str(p.ad_duration_seconds)])
         if style == 1 and p is world.placements[0]:
             rows.append(["", "", "", "", "", "", "", "", ""])  # a blank row inside the table
     return rows

@@ -129,6 +129,9 @@ class Campaign:
     updated_at: datetime
     channel: str             # sponsorship_api | insertion_order
     io_format: str | None = None  # csv | xlsx for insertion orders
+    # False: the API and insertion order name no promo code and no vanity URL; the campaign's reads
+    # say its one code and URL (`promo_codes`, `vanity_urls` hold them), which matching must learn.
+    codes_published: bool = True
 
 
 @dataclass
@@ -142,9 +145,11 @@ class Placement:
     insertion: str
     start_date: date
     end_date: date
-    ad_offset_seconds: int
+    ad_offset_seconds: int   # where the ad is (for a baked-in read: where it was planted)
     ad_duration_seconds: int
     updated_at: datetime
+    # False: the API and insertion order leave the offset out (`mark_unpublished_offsets`).
+    offset_published: bool = True
 
     def ad_bytes(self, enclosure_length: int, duration_seconds: int | None) -> tuple[int, int] | None:
         """[start, end) of the ad in the file, as measurement estimates it: the ID3 allowance plus
@@ -250,12 +255,14 @@ def _episodes(truth_doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def delivered(placement: Placement, enclosure_length: int, duration_seconds: int | None, bytes_covered: int) -> bool:
+def delivered(placement: Placement, enclosure_length: int, duration_seconds: int | None, bytes_covered: int,
+              position_known: bool = True) -> bool:
     """IAB ad delivery: a baked-in ad starting in the first quarter of the file counts when a
     quarter of the file was covered, a later baked-in ad when the bytes reach its start; a
     dynamically inserted ad only when all of its bytes were delivered. An ad past the end of
-    the file is never delivered; with the duration unknown, only a whole-file download counts."""
-    ad = placement.ad_bytes(enclosure_length, duration_seconds)
+    the file is never delivered; with the duration unknown, or the ad's position unknown
+    (`position_known` False), only a whole-file download counts."""
+    ad = placement.ad_bytes(enclosure_length, duration_seconds) if position_known else None
     if ad is None:
         return bytes_covered >= enclosure_length
     start, end = ad
@@ -286,12 +293,40 @@ def _placed_downloads(windows: list[DownloadWindow], episodes: dict[str, dict[st
                 yield w, ep, p
 
 
+def planted_reads(episodes: dict[str, dict[str, Any]], placements: list[Placement]) -> set[tuple[str, str]]:
+    """(placement id, episode guid) of every baked-in read planted in an episode's timed
+    transcript (`simulator.transcripts.campaign_placements_read`)."""
+    from simulator.transcripts import campaign_placements_read
+
+    by_feed: dict[str, list[Placement]] = defaultdict(list)
+    for p in placements:
+        if p.insertion == "baked_in":
+            by_feed[p.feed_url].append(p)
+    out = set()
+    for ep in episodes.values():
+        if ep.get("timed_transcript") and ep["feed_url"] in by_feed:
+            for p in campaign_placements_read(by_feed[ep["feed_url"]], ep["feed_url"], ep["guid"],
+                                              ep.get("duration_seconds"), True):
+                out.add((p.placement_id, ep["guid"]))
+    return out
+
+
+def position_known(placement: Placement, guid: str, planted: set[tuple[str, str]]) -> bool:
+    """Whether measurement can know where the placement's ad is in an episode: from the published
+    offset, or, when the offset is not published, from the read in the episode's timed transcript."""
+    return placement.offset_published or (placement.placement_id, guid) in planted
+
+
 def compute_exposures(windows: list[DownloadWindow], episodes: dict[str, dict[str, Any]],
                       campaigns: list[Campaign], placements: list[Placement]) -> list[Exposure]:
+    """A placement without a published offset is where its read was planted when the episode's
+    timed transcript has it; elsewhere its position is unknown: only whole-file downloads count."""
+    planted = planted_reads(episodes, placements) if any(not p.offset_published for p in placements) else set()
     return [Exposure(w.tenant_id, p.campaign_id, p.placement_id, w.ip_prefix, w.ip, w.user_agent,
                      w.enclosure_url_normalized, w.window_start)
             for w, ep, p in _placed_downloads(windows, episodes, campaigns, placements)
-            if delivered(p, ep["enclosure_length"], ep.get("duration_seconds"), w.bytes_covered)]
+            if delivered(p, ep["enclosure_length"], ep.get("duration_seconds"), w.bytes_covered,
+                         position_known(p, ep["guid"], planted))]
 
 
 def _expected_downloads(windows: list[DownloadWindow], episodes: dict[str, dict[str, Any]],
@@ -425,6 +460,8 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int, res
                             tenant, f"pl-{tenant}-{p_number:04d}", campaign.campaign_id, feed, guid, position,
                             "baked_in", p_start, end, offset, ad_duration, campaign.updated_at + timedelta(minutes=p_number),
                         ))
+    mark_unpublished_offsets(truth_doc, placements)
+    mark_unpublished_codes(truth_doc, sponsors, campaigns, placements)
     exposures = compute_exposures(logs.windows, episodes, campaigns, placements)
     delivered_ads: dict[str, int] = defaultdict(int)
     for e in exposures:
@@ -442,6 +479,46 @@ def generate_campaigns(truth_doc: dict[str, Any], logs: LogTruth, seed: int, res
         world.listener_days.setdefault((w.tenant_id, w.ip_prefix), set()).add(w.window_start.date())
     _plant_conversions(world, rng, response)
     return world
+
+
+def _transcript_shows(truth_doc: dict[str, Any]) -> set[str]:
+    """Feed URLs of the shows whose items name transcripts (Podcasting 2.0 shows)."""
+    return {ep["feed_url"] for ep in truth_doc["episodes"] if ep.get("transcript_urls")}
+
+
+def mark_unpublished_offsets(truth_doc: dict[str, Any], placements: list[Placement]) -> None:
+    """Every second all-episode baked-in placement on a show with transcripts (per tenant, in
+    placement order) is published without its offset: where the read is must be detected."""
+    shows = _transcript_shows(truth_doc)
+    seen: dict[str, int] = defaultdict(int)
+    for p in placements:
+        if p.insertion == "baked_in" and p.episode_guid is None and p.feed_url in shows:
+            seen[p.tenant_id] += 1
+            p.offset_published = seen[p.tenant_id] % 2 == 1
+
+
+def mark_unpublished_codes(truth_doc: dict[str, Any], sponsors: list[Sponsor], campaigns: list[Campaign],
+                           placements: list[Placement]) -> None:
+    """Per tenant, one or two shop-tracked flat campaigns name no promo code and no vanity URL:
+    those whose placements are all on shows with transcripts (at most two), or else the one with
+    the most placements read in timed transcripts; always campaigns with a read planted somewhere.
+    Each keeps one code (the one its reads say) and its one vanity URL."""
+    shows = _transcript_shows(truth_doc)
+    tracking = {(s.tenant_id, s.sponsor_id): s.tracking for s in sponsors}
+    read = {pid for pid, _ in planted_reads(_episodes(truth_doc), placements)}
+    candidates: dict[str, list[tuple[bool, int, Campaign]]] = defaultdict(list)
+    for c in campaigns:
+        mine = [p for p in placements if p.campaign_id == c.campaign_id]
+        heard = sum(1 for p in mine if p.placement_id in read)
+        if c.pricing_model == "flat" and tracking[(c.tenant_id, c.sponsor_id)] == "shop" and c.promo_codes and heard:
+            candidates[c.tenant_id].append((all(p.feed_url in shows for p in mine), heard, c))
+    for tenant, options in candidates.items():
+        everywhere = [c for every, _, c in options if every]
+        chosen = everywhere[:2] or [max(options, key=lambda o: (o[1], o[2].campaign_id))[2]]
+        for c in chosen:
+            c.codes_published = False
+            c.promo_codes = c.promo_codes[:1]
+            c.vanity_urls = c.vanity_urls[:1]
 
 
 def _plant_conversions(world: CampaignWorld, rng: random.Random, response: str) -> None:
@@ -526,7 +603,8 @@ def _plant_conversions(world: CampaignWorld, rng: random.Random, response: str) 
         channel = rng.choice(channels if matched else channels[2:])
         addr = _other_address(rng, e.ip)
         if channel == "promo_code":
-            code = rng.choice(c.promo_codes)
+            # (a campaign that names no codes keeps one of its two: drawn as from two)
+            code = rng.choice(c.promo_codes if c.codes_published else c.promo_codes * 2)
             return conversion(sponsor, when, addr, channel, c, code=rng.choice((code, code.lower())),
                               customer=customer(tenant, household), at_most=at_most)
         if channel == "utm":
@@ -909,6 +987,10 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
         out_campaigns.append({
             "tenant_id": c.tenant_id, "campaign_id": c.campaign_id, "sponsor_id": c.sponsor_id,
             "attribution_model": c.attribution_model, "pricing_model": c.pricing_model,
+            # The matching keys (lower-cased codes, normalised vanity URLs); `codes_published`
+            # False: the sources name none, the campaign's reads say them.
+            "promo_codes": sorted(code.lower() for code in c.promo_codes), "vanity_urls": sorted(c.vanity_urls),
+            "codes_published": c.codes_published,
             "impressions": impressions, "reach": len(households),
             "frequency": str((Decimal(impressions) / len(households)).quantize(Decimal("0.0001"))) if households else None,
             "cost": str(cost), "contracted_cost": str(contracted),
@@ -947,4 +1029,12 @@ def campaign_truth(world: CampaignWorld) -> dict[str, Any]:
         ],
         "bad_records": world.bad_records,
         "shared_households": world.shared_households,
+        # Where each placement's ad is; `offset_published` False: the sources leave the offset out
+        # and it is known only where the episode's timed transcript has the read.
+        "placements": [
+            {"tenant_id": p.tenant_id, "placement_id": p.placement_id, "campaign_id": p.campaign_id,
+             "feed_url": p.feed_url, "episode_guid": p.episode_guid, "insertion": p.insertion,
+             "ad_offset_seconds": p.ad_offset_seconds, "ad_duration_seconds": p.ad_duration_seconds,
+             "offset_published": p.offset_published} for p in world.placements
+        ],
     }

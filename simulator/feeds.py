@@ -10,6 +10,7 @@ from email.utils import format_datetime
 from xml.sax.saxutils import escape, quoteattr
 
 from simulator.network import ITEM_DEFECTS, Episode, Network, Show
+from simulator.transcripts import episode_documents, show_notes_html
 
 NAMED_ZONES = {"EST": -5, "PST": -8, "CST": -6}
 
@@ -150,19 +151,20 @@ QUALITY_DEFECTS = {
 LATE_ITEMS = 6
 
 
-def _item(show: Show, ep: Episode, index: int, shapes: FeedShapes = NO_SHAPES, entity: bool = False) -> str:
+def _item(show: Show, ep: Episode, index: int, shapes: FeedShapes = NO_SHAPES, entity: bool = False,
+          base_url: str = "") -> str:
     defect = show.quality_defect
     if defect == "nulls":
         ep = replace(ep, duration_seconds=None, enclosure_type="")
     elif defect == "out_of_range" and ep.duration_seconds is not None:
         ep = replace(ep, duration_seconds=9_999_999, duration_format="seconds")
-    text = _item_text(show, ep, index, shapes, entity)
+    text = _item_text(show, ep, index, shapes, entity, base_url)
     if defect == "nulls":
         text = text.replace(' type=""', "")
     elif defect == "schema_drift":
         text = text.replace("<enclosure url=", "<media url=")
     elif defect == "duplicates" and ep.guid:
-        text += "\n" + _item_text(show, replace(ep, guid=ep.guid + "-copy"), index, shapes, entity)
+        text += "\n" + _item_text(show, replace(ep, guid=ep.guid + "-copy"), index, shapes, entity, base_url)
     return text
 
 
@@ -176,7 +178,7 @@ def late_items(show: Show) -> list[Episode]:
 
 
 def _item_text(show: Show, ep: Episode, index: int, shapes: FeedShapes = NO_SHAPES,
-               entity: bool = False) -> str:
+               entity: bool = False, base_url: str = "") -> str:
     lines = ["<item>"]
     if ep.title is not None:
         # `&nbsp;` is not one of XML's five entities: the document stops being well-formed.
@@ -187,7 +189,7 @@ def _item_text(show: Show, ep: Episode, index: int, shapes: FeedShapes = NO_SHAP
         lines.append(f"<pubDate>{format_date(ep.published, ep.date_format)}</pubDate>")
     else:
         lines.append("<pubDate>sometime last week</pubDate>")
-    html = description_html(ep.description_parts)
+    html = description_html(ep.description_parts) + show_notes_html(show, ep)
     if index % 2:
         lines.append(f"<description><![CDATA[{html}]]></description>")
     else:
@@ -210,11 +212,14 @@ def _item_text(show: Show, ep: Episode, index: int, shapes: FeedShapes = NO_SHAP
             lines.append(f'<podcast:season name="Season {ep.season}">{ep.season}</podcast:season>')
         else:
             lines.append(f"<itunes:season>{ep.season}</itunes:season>")
-    for t in ep.transcripts:
-        attrs = " ".join(f"{k}={quoteattr(v)}" for k, v in t.items())
-        lines.append(f"<podcast:transcript {attrs}/>")
-    if ep.chapters_url:
-        lines.append(f'<podcast:chapters url={quoteattr(ep.chapters_url)} type="application/json+chapters"/>')
+    # Transcripts and chapters, served by the simulator (`simulator.transcripts`).
+    for doc in episode_documents(show, ep, base_url):
+        if doc.kind == "chapters":
+            lines.append(f'<podcast:chapters url={quoteattr(doc.url)} type="{doc.declared_type}"/>')
+            continue
+        language = ' language="en"' if doc.format != "html" else ""
+        rel = ' rel="captions"' if doc.format in ("vtt", "srt") and (show.transcript_ordinal or 0) % 2 else ""
+        lines.append(f'<podcast:transcript url={quoteattr(doc.url)} type="{doc.declared_type}"{language}{rel}/>')
     lines.append("</item>")
     return "\n".join(lines)
 
@@ -226,7 +231,7 @@ def render_feed(show: Show, base_url: str, encoding: str = "utf-8", padding_byte
     newest = max((e.published for e in show.episodes if e.published), default=datetime(2026, 1, 1, tzinfo=timezone.utc))
     build = newest + timedelta(hours=show.version)
     episodes = show.episodes + (late_items(show) if show.quality_defect == "late_data" else [])
-    items = "\n".join(_item(show, ep, i, shapes, entity) for i, ep in enumerate(episodes))
+    items = "\n".join(_item(show, ep, i, shapes, entity, base_url) for i, ep in enumerate(episodes))
     padding = f"<!-- {'x' * padding_bytes} -->" if padding_bytes else ""
     podcast_tags = ""
     if show.podcast20:

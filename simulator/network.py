@@ -92,6 +92,10 @@ class Show:
     # A data-quality defect switched on at run time (`QUALITY_DEFECTS`): the feed stays valid XML,
     # its content goes wrong.
     quality_defect: str | None = None
+    # What `simulator.transcripts` derives a show's transcripts from: the network's seed and the
+    # show's rank among the network's Podcasting 2.0 shows (None: it publishes no transcripts).
+    seed: int = 0
+    transcript_ordinal: int | None = None
 
     @property
     def path(self) -> str:
@@ -155,6 +159,11 @@ def build_network(
             show.episodes = [_episode(rng, show, i, count, anchor, item_defect_rate) for i in range(count)]
             _plant_duplicates(show)
             shows.append(show)
+    ordinal = 0
+    for show in shows:  # no draws: the feeds stay as they were
+        show.seed = seed
+        if show.podcast20:
+            show.transcript_ordinal, ordinal = ordinal, ordinal + 1
     return Network(seed=seed, tenants=tenant_ids, shows=shows)
 
 

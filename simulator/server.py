@@ -14,6 +14,7 @@ from typing import Any
 from simulator.feeds import NO_SHAPES, render_feed
 from simulator.network import Network, Show
 from simulator.platforms import FAULT_KINDS, PlatformApis
+from simulator.transcripts import DocumentStore
 
 OVERSIZED_BYTES = 5_000_000
 SLOW_SECONDS = 1.0
@@ -70,6 +71,8 @@ class SimulatorServer:
             transistor_limit=transistor_limit, transistor_links=transistor_links,
             podbean_bucket=podbean_bucket, podbean_token_seconds=podbean_token_seconds, fault_kinds=api_fault_kinds,
         )
+        # Transcripts and chapters of the episodes (`simulator.transcripts`), rendered on request.
+        self.documents = DocumentStore(network, self.base_url)
         self._thread: threading.Thread | None = None
         self.campaign_apis = None  # the sponsorship and shop APIs, once `attach_campaigns` is called
         # A 304 may carry no validators (RFC 9110 only says SHOULD; python's http.server and some
@@ -79,10 +82,12 @@ class SimulatorServer:
         self.shapes = NO_SHAPES
 
     def attach_campaigns(self, world):
-        """Serve the sponsorship API and the sponsors' shops of a `simulator.campaigns.CampaignWorld`."""
+        """Serve the sponsorship API and the sponsors' shops of a `simulator.campaigns.CampaignWorld`;
+        the transcripts carry the reads of its baked-in placements from now on."""
         from simulator.campaign_sources import CampaignApis
 
         self.campaign_apis = CampaignApis(world, self.base_url)
+        self.documents.attach(world)
         return self.campaign_apis
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -208,6 +213,8 @@ class SimulatorServer:
                     if reply.delay:
                         time.sleep(reply.delay)
                     return self._send(reply.status, reply.body, reply.headers)
+                if path.startswith(("/transcripts/", "/chapters/")):
+                    return self._document(path)
                 if path.startswith("/loop/"):
                     hop = int(path.rsplit("/", 1)[1]) + 1
                     return self._send(302, headers={"Location": f"/loop/x/{hop}"})
@@ -239,6 +246,13 @@ class SimulatorServer:
                 if defect == "timeout":
                     time.sleep(sim.hang_seconds)
                 return self._feed(show)
+
+            def _document(self, path: str) -> None:
+                status, body, headers = sim.documents.get(path)
+                etag = headers.get("ETag")
+                if status == 200 and etag and self.headers.get("If-None-Match") == etag:
+                    return self._send(304, headers={"ETag": etag, "Last-Modified": headers["Last-Modified"]})
+                self._send(status, body, headers)
 
             def _feed(self, show: Show) -> None:
                 body, etag, last_modified = sim.feed_body(show)

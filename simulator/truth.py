@@ -7,6 +7,7 @@ from typing import Any
 
 from simulator.feeds import description_text
 from simulator.network import FEED_DEFECTS, ITEM_DEFECTS, Network
+from simulator.transcripts import episode_documents, has_timed_transcript, show_notes_text
 
 EXPLICIT = {"yes": True, "true": True, "explicit": True, "no": False, "false": False, "clean": False}
 
@@ -33,6 +34,7 @@ def ground_truth(network: Network, base_url: str) -> dict[str, Any]:
             if item_reason is None:
                 valid += 1
                 explicit = EXPLICIT.get(ep.explicit_raw) if ep.explicit_raw else None
+                docs = episode_documents(show, ep, base_url)
                 row.update({
                     "published_at": ep.published.astimezone(timezone.utc).isoformat() if ep.published else None,
                     "duration_seconds": ep.duration_seconds,
@@ -44,9 +46,10 @@ def ground_truth(network: Network, base_url: str) -> dict[str, Any]:
                     "enclosure_url_normalized": ep.enclosure_normalized,
                     "enclosure_length": ep.enclosure_length,
                     "enclosure_type": ep.enclosure_type,
-                    "transcript_urls": [t["url"] for t in ep.transcripts],
-                    "chapters_url": ep.chapters_url,
-                    "description_text": description_text(ep.description_parts),
+                    "transcript_urls": [d.url for d in docs if d.kind == "transcript"],
+                    "chapters_url": next((d.url for d in docs if d.kind == "chapters"), None),
+                    "timed_transcript": has_timed_transcript(show, ep),
+                    "description_text": description_text(ep.description_parts) + show_notes_text(show, ep),
                 })
             episodes.append(row)
         podcasts.append({

@@ -163,6 +163,9 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     from assets.ingestion.listener_logs_load import discover, load_file
     from assets.ingestion.listener_logs_parse import IpHasher
     from assets.ingestion.rss_ingest import ingest_rss
+    from assets.ingestion.transcripts import ingest_documents
+    from assets.processing.ad_slots import detect_ad_slots
+    from resources.http import FetchPolicy
     from assets.ingestion.user_agents import read_patterns, store_patterns
     from simulator.__main__ import DEMO_LOG_DAYS, SHARED_IP_USER_AGENTS
     from simulator.campaign_sources import campaign_sources, write_event_files, write_insertion_orders
@@ -204,6 +207,11 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     sources = load_campaign_sources(root / "sources.yaml")
     sync_campaigns(warehouse_at(url), sources, root / "io", "campaigns", environ=environ)
     sync_conversions(warehouse_at(url), sources, root / "conversions", ATTRIBUTION_SECRET, datacenters, "conversions", environ=environ)
+    # The transcripts and chapters the simulator now serves carry the campaigns' reads: detected, they
+    # place the placements sold without an offset and give the codes of campaigns that name none.
+    documents = ingest_documents(warehouse_at(url), "documents", FetchPolicy(allow_private_hosts=True, timeout_seconds=5))
+    with psycopg.connect(url, autocommit=True) as conn:
+        detection = detect_ad_slots(conn, "detection")
 
     # Built as in production: every day but the last, whole; then the last day's logs, and a
     # run of the days they change (new exposures of households that converted before and after
@@ -217,7 +225,8 @@ def attribution_warehouse(tmp_path_factory, admin_url, simulator, truth):
     for run in build_days(url, target, last_day - timedelta(days=1), last_day + lookback):
         assert run.returncode == 0, run.stdout[-4000:]
     result = dbt_build(url, target, *ATTRIBUTION_SELECT, command="test", check=False)
-    yield {"url": url, "truth": campaign_truth(world), "world": world, "dbt": result, "target": target}
+    yield {"url": url, "truth": campaign_truth(world), "world": world, "dbt": result, "target": target,
+           "documents": documents, "detection": detection}
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
@@ -261,6 +270,7 @@ SHARED_UNITS = {"tests/test_attribution.py": "attribution_warehouse", "tests/tes
                 "tests/test_privacy_requests.py": "attribution_warehouse",
                 "tests/test_tenant_isolation.py": "attribution_warehouse",
                 "tests/test_privacy_minimisation.py": "attribution_warehouse",
+                "tests/test_ad_slots_flow.py": "attribution_warehouse",
                 # the daemon takes the demo's deployment over after test_demo.py has read it
                 "tests/test_demo.py": "demo", "tests/test_demo_unattended.py": "demo"}
 LONGEST_FIRST = ("demo", "attribution_warehouse", "tests/test_cli_postgres.py",

@@ -75,16 +75,22 @@ def test_campaigns_and_conversions_land_as_the_simulator_wrote_them(fresh_db, si
     for c in world.campaigns:
         assert rows[c.campaign_id][:10] == (c.budget, c.flat_fee, c.cpm_rate, c.flight_start, c.flight_end,
                                             c.attribution_window_days, c.attribution_model, c.exclude_prior_customers,
-                                            sorted(c.promo_codes), sorted(c.vanity_urls)), c.campaign_id
+                                            # a campaign naming no codes: its reads say them (ad-slot detection)
+                                            sorted(c.promo_codes) if c.codes_published else [],
+                                            sorted(c.vanity_urls) if c.codes_published else []), c.campaign_id
         assert rows[c.campaign_id][10] == c.channel
     io_campaigns = [c for c in world.campaigns if c.channel == "insertion_order"]
     assert {c.io_format for c in io_campaigns} == {"csv", "xlsx"}
     placements = {r[0]: r[1:] for r in query(fresh_db, "select placement_id, campaign_id, feed_url, episode_guid, position, "
                                                        "insertion, start_date, end_date, ad_offset_seconds, "
                                                        "ad_duration_seconds from raw.placements")}
+    # A placement sold without its offset ("mid-roll, host read") is stored without one.
     assert placements == {p.placement_id: (p.campaign_id, p.feed_url, p.episode_guid, p.position, p.insertion,
-                                           p.start_date, p.end_date, p.ad_offset_seconds, p.ad_duration_seconds)
+                                           p.start_date, p.end_date,
+                                           p.ad_offset_seconds if p.offset_published else None, p.ad_duration_seconds)
                           for p in world.placements}
+    assert sum(1 for p in world.placements if not p.offset_published) > 0
+    assert sum(1 for c in world.campaigns if not c.codes_published) > 0
 
     # Conversion events: counts per source and type, net revenue after edits and refunds.
     expected = Counter((e.source, e.event_type) for e in world.events)

@@ -354,7 +354,7 @@ DEMO_METRICS = ("ingestion_latency_ms", "ingestion_success_rate", "ingestion_err
                 "data_quality_score", "average_completion_rate", "roi_calculation_duration_seconds",
                 "report_generation_duration_seconds", "report_generation_success_rate", "report_file_size_bytes",
                 "chart_render_time_seconds", "task_execution_duration_seconds", "task_success_rate",
-                "sla_freshness_lag_seconds", "sla_freshness_limit_seconds")
+                "sla_freshness_lag_seconds", "sla_freshness_limit_seconds", "ad_detection_accuracy")
 
 
 def test_freshness_is_measured_in_the_datas_own_time(demo_runs):
@@ -429,6 +429,9 @@ def test_metrics_endpoint_serves_every_metric_from_stored_state(demo_runs):
     assert value("feed_poll_duration_seconds_count") == with_duration > 0
     assert value("ingestion_latency_ms", source="rss") > 0 and value("api_sync_duration_seconds", platform="buzzsprout") > 0
     assert 0 < value("attribution_match_rate", tenant="northwind") <= 1
+    # The demo's detection, evaluated by its blocking check against the simulator's planted reads.
+    for measure, goal in (("precision", 0.95), ("recall", 0.85), ("boundaries_within_15s", 0.9)):
+        assert goal <= value("ad_detection_accuracy", tenant="northwind", measure=measure) <= 1
     assert value("data_quality_score", asset="raw/rss_episodes", tenant="northwind") > 0.9
     assert value("roi_calculation_duration_seconds") > 0
     assert value("processing_latency_seconds", asset="marts/mart_campaign_roi") >= 0

@@ -258,11 +258,16 @@ def placement_row(tenant: str, r: dict[str, Any], source: str, batch_id: str, do
     start, end = parse_day(r.get("start_date"), "start_date"), parse_day(r.get("end_date"), "end_date")
     if end < start:
         raise Invalid("invalid_date", f"placement ends {end} before it starts {start}")
+    # The offset may be left out (an insertion order that says "mid-roll, host read"): stored as
+    # null, the ad's place in the audio is then the slot detected in the episode's transcript
+    # (int_placement_episodes). An offset that is given must be a whole number of seconds.
+    given = r.get("ad_offset_seconds")
     try:
-        offset, duration = int(str(r.get("ad_offset_seconds")).strip()), int(str(r.get("ad_duration_seconds")).strip())
+        offset = None if given is None or (isinstance(given, str) and not given.strip()) else int(str(given).strip())
+        duration = int(str(r.get("ad_duration_seconds")).strip())
     except ValueError:
         raise Invalid("invalid_number", "ad offset or duration is not a whole number of seconds") from None
-    if offset < 0 or duration <= 0:
+    if (offset is not None and offset < 0) or duration <= 0:
         raise Invalid("invalid_number", f"ad offset {offset}, duration {duration}")
     guid = r.get("episode_guid")
     return {

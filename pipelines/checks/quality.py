@@ -22,7 +22,9 @@ import psycopg
 from psycopg import sql
 
 from assets.ingestion import campaigns, conversions, listener_logs_load, megaphone_export, rss_ingest, user_agents
+from assets.ingestion import transcripts
 from assets.ingestion.platforms.sync import RAW_COLUMNS as PLATFORM_COLUMNS
+from assets.processing import ad_slots
 from pipelines.checks.rss_quality import validate_query, validate_table
 from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
@@ -99,7 +101,8 @@ class TableSuite:
 # tables and dbt's sources to the same declarations.
 RAW_COLUMNS: dict[str, tuple[str, ...]] = {
     **rss_ingest.RAW_COLUMNS, **listener_logs_load.RAW_COLUMNS, **user_agents.RAW_COLUMNS, **campaigns.RAW_COLUMNS,
-    **conversions.RAW_COLUMNS, **megaphone_export.RAW_COLUMNS, **PLATFORM_COLUMNS,
+    **conversions.RAW_COLUMNS, **megaphone_export.RAW_COLUMNS, **PLATFORM_COLUMNS, **transcripts.RAW_COLUMNS,
+    **ad_slots.RAW_COLUMNS,
 }
 
 
@@ -110,6 +113,8 @@ COUNT = (0, BIG)
 # Late rows: a record whose time is this far behind its ingestion, arriving in a later batch than
 # the first load of its stream (a back catalogue read on the first poll is not late).
 LATE_LAG = "3 days"
+
+DOCUMENT = ("tenant_id", "feed_url", "guid", "url")
 
 SUITES: dict[str, TableSuite] = {s.table: s for s in [
     TableSuite(
@@ -203,6 +208,17 @@ for _suite in [
     _platform_daily("megaphone_episode_metrics_daily", ("tenant_id", "network_id", "episode_id", "metric_date"),
                     ("downloads", "unique_listeners", "blacklisted_requests", "bytes_sent", "seconds_downloaded")),
     _platform_catalog("megaphone_episodes", POD_EP),
+    # Transcripts and chapters of episodes, and the ad slots detected in them.
+    TableSuite("transcripts", key=(*DOCUMENT, ), required=("format", "content_sha256"),
+               ranges={"bytes": (0, 10**9), "cue_count": COUNT}, quarantine="quarantine.episode_documents"),
+    TableSuite("transcript_cues", key=(*DOCUMENT, "cue_index"), required=("body",),
+               ranges={"start_seconds": (0, 2 * DAY), "end_seconds": (0, 2 * DAY)}),
+    TableSuite("chapters_documents", key=DOCUMENT, required=("content_sha256",),
+               ranges={"bytes": (0, 10**9), "chapter_count": COUNT}),
+    TableSuite("chapters", key=(*DOCUMENT, "chapter_index"),
+               ranges={"start_seconds": (0, 2 * DAY), "end_seconds": (0, 2 * DAY)}),
+    TableSuite("ad_slots", key=("tenant_id", "feed_url", "guid", "slot_index"), required=("kind", "evidence"),
+               ranges={"start_seconds": (0, 2 * DAY), "end_seconds": (0, 2 * DAY), "confidence": (0, 1)}),
 ]:
     SUITES[_suite.table] = _suite
 

@@ -9,7 +9,8 @@
 - `raw.ad_slots`: the sponsor reads and ad breaks the detector found, one row per slot, with the
   sponsor (brand, domain, vanity URL, promo code), kind, position, confidence, evidence and the
   detector's version; `ops.ad_detection_inputs` records what each episode's slots were detected
-  from, so an unchanged episode is not detected again.
+  from, so an unchanged episode is not detected again; `ops.ad_detection_evaluations` holds each
+  evaluation against a ground truth (precision, recall, boundaries), read by the metrics.
 - Placements may leave the ad's offset out (an insertion order that says "mid-roll, host read"):
   `raw.placements.ad_offset_seconds` becomes nullable; the detected slot places the ad.
 """
@@ -138,6 +139,22 @@ def upgrade() -> None:
             slot_count        integer     not null,
             detected_at       timestamptz not null default now(),
             primary key (tenant_id, feed_url, guid)
+        );
+
+        -- Each evaluation of the detector against a ground truth (the simulator's, where it applies):
+        -- what the `ad_detection_accuracy` metric serves.
+        create table if not exists ops.ad_detection_evaluations (
+            evaluated_at          timestamptz not null default now(),
+            run_id                text,
+            tenant_id             text        not null,
+            detector_version      text        not null,
+            truth_slots           integer     not null,
+            detected_slots        integer     not null,
+            matched_slots         integer     not null,
+            precision             double precision,
+            recall                double precision,
+            boundaries_within_15s double precision,
+            primary key (evaluated_at, tenant_id)
         );
 
         alter table raw.placements alter column ad_offset_seconds drop not null;

@@ -53,7 +53,7 @@ promo as (
         conversions.event_key, campaigns.campaign_id
     from conversions
     inner join codes on codes.event_key = conversions.event_key
-    inner join {{ ref('stg_campaigns__match_keys') }} as keys
+    inner join {{ ref('int_campaign_match_keys') }} as keys
         on keys.tenant_id = conversions.tenant_id and keys.key_type = 'promo_code' and keys.key_value = codes.code
     inner join campaigns
         on campaigns.tenant_id = keys.tenant_id
@@ -72,7 +72,7 @@ vanity as (
         on visits.tenant_id = conversions.tenant_id
         and visits.household_key = conversions.household_key
         and visits.occurred_at <= conversions.occurred_at
-    inner join {{ ref('stg_campaigns__match_keys') }} as keys
+    inner join {{ ref('int_campaign_match_keys') }} as keys
         on keys.tenant_id = conversions.tenant_id and keys.key_type = 'vanity_url' and keys.key_value = visits.vanity_url
     inner join campaigns
         on campaigns.tenant_id = keys.tenant_id

@@ -9,6 +9,19 @@
 -- An ad past the end of the file is never delivered (its threshold exceeds the file); an episode
 -- of unknown duration needs the whole file. Placements whose show or episode
 -- is in no feed are kept with a null episode (reported by a test, never silently dropped).
+--
+-- Where the ad sits (`offset_source`):
+--   entered   the placement's own ad_offset_seconds (typed in the insertion order or the API);
+--   detected  the placement gives none: a baked-in ad is where the ad-slot detector found the
+--             campaign's sponsor in that episode (int_ad_slot_sponsors: the sponsor website's
+--             domain, or a vanity URL or promo code of the sponsor's campaigns), the slot at the
+--             placement's position, else the earliest one; its start (rounded to the second) is
+--             the offset and its length the duration (the placement's duration when the slot
+--             has no end);
+--   unknown   no offset given and none detected (no matching slot, or a dynamically inserted ad,
+--             which is added at serve time and is in no published transcript): the offset stays
+--             null, ad_start_byte is null and the delivery threshold is the whole file, as for
+--             an unknown position (the CASE below).
 with placements as (
     select
         placements.*,
@@ -42,6 +55,67 @@ covered as (
         and (placements.episode_guid is null or episodes.guid = placements.episode_guid)
 ),
 
+detected as (
+    -- The slot each baked-in placement without an offset takes in each episode it covers.
+    select distinct on (covered.tenant_id, covered.placement_id, covered.episode_id)
+        covered.tenant_id,
+        covered.placement_id,
+        covered.episode_id,
+        slots.ad_slot_id,
+        round(slots.start_seconds)::integer as offset_seconds,
+        case when slots.end_seconds is not null then
+            greatest(round(slots.end_seconds)::integer - round(slots.start_seconds)::integer, 1)
+        end as duration_seconds,
+        slots.ingested_at
+    from covered
+    inner join {{ ref('int_ad_slot_sponsors') }} as slots
+        on slots.tenant_id = covered.tenant_id
+        and slots.episode_id = covered.episode_id
+        and slots.sponsor_id = covered.sponsor_id
+    where covered.ad_offset_seconds is null
+        and covered.insertion = 'baked_in'
+        and slots.kind <> 'show_notes'
+        and slots.start_seconds is not null
+    order by covered.tenant_id, covered.placement_id, covered.episode_id,
+        slots.position is not distinct from covered.position desc, slots.start_seconds, slots.slot_index
+),
+
+placed as (
+    select
+        covered.tenant_id,
+        covered.placement_id,
+        covered.campaign_id,
+        covered.sponsor_id,
+        covered.feed_url,
+        covered.episode_guid,
+        covered.episode_id,
+        covered.podcast_id,
+        covered.position,
+        covered.insertion,
+        covered.active_from,
+        covered.active_to,
+        coalesce(covered.ad_offset_seconds, detected.offset_seconds) as ad_offset_seconds,
+        case
+            when covered.ad_offset_seconds is null and detected.ad_slot_id is not null
+                then coalesce(detected.duration_seconds, covered.ad_duration_seconds)
+            else covered.ad_duration_seconds
+        end as ad_duration_seconds,
+        case
+            when covered.ad_offset_seconds is not null then 'entered'
+            when detected.ad_slot_id is not null then 'detected'
+            else 'unknown'
+        end as offset_source,
+        detected.ad_slot_id as detected_ad_slot_id,
+        covered.enclosure_length_bytes,
+        covered.duration_seconds,
+        greatest(covered.loaded_at, detected.ingested_at) as loaded_at
+    from covered
+    left join detected
+        on detected.tenant_id = covered.tenant_id
+        and detected.placement_id = covered.placement_id
+        and detected.episode_id = covered.episode_id
+),
+
 positioned as (
     select
         *,
@@ -52,7 +126,7 @@ positioned as (
             {{ var('iab_id3_allowance_bytes') }}
                 + ceil(enclosure_length_bytes * (ad_offset_seconds + ad_duration_seconds)::numeric / duration_seconds)::bigint
         end as ad_end_byte
-    from covered
+    from placed
 )
 
 select
@@ -70,6 +144,8 @@ select
     active_to,
     ad_offset_seconds,
     ad_duration_seconds,
+    offset_source,
+    detected_ad_slot_id,
     enclosure_length_bytes,
     ad_start_byte,
     ad_end_byte,

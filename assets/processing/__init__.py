@@ -1,0 +1,1 @@
+"""Processing of stored documents: ad-slot detection (ad_detection)."""
