@@ -373,7 +373,8 @@ CUE = "00:00:01.000 --> 00:00:02.000\nhello\n"
     (b"%PDF-1.7 a document", "application/pdf", None, "unsupported_type"),
     (b"just text", None, "audio/mpeg", "unsupported_type"),
     (b"ID3\x04\x00\x00\x00\x00\x00", "text/vtt", None, "unsupported_type"),  # binary whatever it says
-    (b"00:01.000 --> 00:02.000\nhello\n", "text/vtt", None, "invalid_vtt"),  # no header (hh:mm:ss would be SRT)
+    (b"00:01.000 --> 00:02.000\nhello\n", "text/vtt", None, "invalid_vtt"),  # no header
+    (b"00:00:01.000 --> 00:00:02.000\nhello\n", None, None, "invalid_vtt"),  # dots: WebVTT timings, no header
     (f"WEBVTT\n\n{CUE}\n00:00:0x.000 --> 00:00:03.000\nbad\n".encode(), "text/vtt", None, "invalid_vtt"),
     (b"WEBVTT\n\nstray text block\n\n" + CUE.encode(), None, None, "invalid_vtt"),
     (b"WEBVTT\n\n00:61.000 --> 00:62.000\nminutes\n", None, None, "invalid_vtt"),

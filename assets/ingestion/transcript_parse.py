@@ -34,9 +34,10 @@ the markup names the same one. A speaker stays on the following cues until anoth
 (the formats name the speaker "when it changes"); JSON names one per segment.
 
 Format. A body that is unmistakably one format is read as that format whatever its types say:
-a `WEBVTT` header, an SRT timing line (under an index line or not) as its first line, a JSON
-document (SRT served as `text/vtt` is common). Otherwise the declared type (the feed's `type`
-attribute) decides, then the response's Content-Type, then the body (HTML tags, else plain text).
+a `WEBVTT` header, an SRT timing line (`00:00:01,000 -->`, under an index line or not) as its
+first line, a JSON document (SRT served as `text/vtt` is common). Otherwise the declared type (the feed's `type`
+attribute) decides, then the response's Content-Type, then the body (WebVTT cue timings without
+the header, which is then `invalid_vtt`; HTML tags; else plain text).
 `text/plain` and `application/octet-stream` decide nothing (servers send them for any file);
 `text/html` for a body without a single tag is read as text; a type naming something else
 (`application/pdf`, `audio/mpeg`) is `unsupported_type`, and so is a binary body. The format
@@ -194,8 +195,10 @@ def _text_of(body: bytes, content_type: str | None) -> str:
 
 # --- format detection -------------------------------------------------------------------------
 
-# SRT: the first line is a timing line, or an index line right above one
-_SRT_SNIFF = re.compile(r"(?:\d+[ \t]*\r?\n)?[ \t]*-?\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}[ \t]*-->")
+# SRT: the first line is a timing line (a comma before the milliseconds: with a dot it is WebVTT's
+# timing, and a WebVTT file without its header is invalid), or an index line right above one
+_VTT_CUE_SNIFF = re.compile(r"(?:[^\r\n]*\r?\n)?[ \t]*(?:\d+:)?\d{2}:\d{2}\.\d{3}[ \t]+-->")
+_SRT_SNIFF = re.compile(r"(?:\d+[ \t]*\r?\n)?[ \t]*-?\d+:\d{1,2}:\d{1,2},\d{1,3}[ \t]*-->")
 _JSON_SNIFF = re.compile(r"\{|\[\s*[{\[\]\"]")  # an object, or a list of objects (`[00:01]` is text)
 _ANY_TAG = re.compile(r"</?[A-Za-z][\w-]*(?:\s[^>]*)?/?>")
 _HTML_SNIFF = re.compile(r"<(?:!doctype|html|head|body|p|div|cite|time|br|span|h[1-6]|section|article)\b", re.I)
@@ -210,9 +213,16 @@ def sniff(text: str) -> str:
         return "json"
     if _SRT_SNIFF.match(head):
         return "srt"
+    if _VTT_CUE_SNIFF.match(head):
+        return "vtt"  # WebVTT cues without the header (read as WebVTT unless a type says otherwise)
     if head[:1] == "<" and _HTML_SNIFF.search(head):
         return "html"
     return "text"
+
+
+def _strong(text: str, found: str) -> bool:
+    """Whether the body is unmistakably `found` (a header, a JSON document, an SRT timing line)."""
+    return found in ("json", "srt") or (found == "vtt" and text.lstrip("\ufeff \t\r\n").startswith("WEBVTT"))
 
 
 def choose_format(text: str, declared_type: str | None, content_type: str | None) -> str:
@@ -220,7 +230,7 @@ def choose_format(text: str, declared_type: str | None, content_type: str | None
     WebVTT, JSON or SRT is read as such; otherwise the declared type, then the Content-Type, then
     whether the body has HTML tags."""
     found = sniff(text)
-    if found in ("vtt", "json", "srt"):
+    if _strong(text, found):
         return found
     specific = []
     for value in (declared_type, content_type):
