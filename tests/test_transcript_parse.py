@@ -344,6 +344,11 @@ def test_chapters_fields():
     assert result.notes == {"url_not_http": 1, "img_not_http": 1, "toc_not_boolean": 1}
 
 
+def test_a_chapters_file_may_list_no_chapter():
+    result = parse_chapters(b'{"version": "1.2.0", "chapters": []}', "application/json+chapters")
+    assert (result.version, result.chapters) == ("1.2.0", [])
+
+
 def test_encodings():
     cp1252 = b"1\n00:00:01,000 --> 00:00:02,000\ncaf\xe9 \x93quoted\x94\n"
     assert parse_transcript(cp1252, None).cues[0].body == "caf\xe9 \u201cquoted\u201d"
@@ -415,7 +420,6 @@ def test_the_latest_time_an_episode_can_have_is_read():
 
 @pytest.mark.parametrize("body, declared, reason", [
     (b"", "application/json+chapters", "empty_document"),
-    (b'{"version": "1.2.0", "chapters": []}', None, "empty_document"),
     (b"<html><body>Not found</body></html>", None, "unsupported_type"),
     (b"<chapters><chapter/></chapters>", "application/xml", "unsupported_type"),
     (b"{oops", "application/json+chapters", "invalid_json"),

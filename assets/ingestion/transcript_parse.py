@@ -50,7 +50,8 @@ in silence): a cue that ends before it starts, a negative time, a time past `MAX
 or one that is not finite makes the whole document `bad_timings` (one broken cue says the
 timings of the file cannot be trusted); a timing line that cannot be read makes it
 `invalid_vtt` / `invalid_srt` (with its line number); a body with no cue that has text is
-`empty_document`. Cues whose text is empty once tags are stripped are left out and counted in
+`empty_document` (but a chapters file whose list is empty is valid: the episode has no
+chapters). Cues whose text is empty once tags are stripped are left out and counted in
 `notes["empty_cues_skipped"]`; text before an SRT file's first cue in
 `notes["preamble_lines_skipped"]`.
 
@@ -827,6 +828,5 @@ def parse_chapters(body: bytes, declared_type: str | None = None, content_type: 
             toc = None
         chapters.append(Chapter(start, end, title or None, _link(item.get("url"), notes, "url"),
                                 _link(item.get("img"), notes, "img"), toc))
-    if not chapters:
-        raise ParseError("empty_document", "no chapter")
+    # `"chapters": []` is a valid file that says the episode has none: stored with no chapter
     return Chapters(version, chapters, notes)
