@@ -480,6 +480,10 @@ def test_the_asset_reports_counts_and_keeps_its_data_version(db, server, tmp_pat
     assert meta["raw/transcript_cues"]["dagster/row_count"] == meta["raw/transcript_cues"]["cues_written"] == 488
     assert meta["raw/chapters"]["dagster/row_count"] == 40
     assert meta["quarantine/episode_documents"]["dagster/row_count"] == len(BAD_DOCS)
+    # downstream of the feeds' episodes, and run again when they bring new data
+    for spec in episode_documents.specs:
+        assert [d.asset_key for d in spec.deps] == [dg.AssetKey(["raw", "rss_episodes"])]
+        assert "eager_on_new_data" in str(spec.automation_condition) and spec.group_name == spec.key.path[0]
 
 
 # --- against the simulator's network --------------------------------------------------------

@@ -53,6 +53,7 @@ import psycopg
 import yaml
 from pydantic import BaseModel
 
+from assets.automation import ON_NEW_DATA
 from assets.ingestion.rss import RAW_FRESHNESS
 from assets.ingestion.rss_ingest import RssSources, evidence, pg_text
 from assets.ingestion.transcript_parse import Chapters, ParseError, Transcript, parse_chapters, parse_transcript
@@ -668,6 +669,8 @@ class DocumentFetchConfig(dg.Config):
         dg.AssetSpec(
             list(key), description=desc, group_name=key[0], kinds={"python", "postgres"}, deps=[RSS_EPISODES],
             freshness_policy=RAW_FRESHNESS if key[0] == "raw" else None,
+            # In the feed poll's job, and after any other run that stores new episodes.
+            automation_condition=ON_NEW_DATA,
         )
         for key, desc in DOCUMENT_TABLES.items()
     ],
