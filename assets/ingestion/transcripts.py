@@ -559,21 +559,38 @@ def store(conn: psycopg.Connection, writes: list[_Write], batch_id: str) -> Coun
         return changes
 
 
+# The documents (stored or quarantined) of episodes that no longer list them: found among the
+# document rows (one per document), then their cues and chapters deleted by key.
+STALE_SQL = f"""
+create temp table tmp_stale on commit drop as
+with listed as ({LISTED_SELECT}),
+held as (
+    select tenant_id, feed_url, guid, url, 'transcript' as kind from raw.transcripts
+    union all
+    select tenant_id, feed_url, guid, url, 'chapters' from raw.chapters_documents
+    union all
+    select tenant_id, feed_url, guid, url, kind from quarantine.episode_documents
+)
+select h.* from held as h
+join raw.rss_episodes as e using (tenant_id, feed_url, guid)
+left join listed as l using (tenant_id, feed_url, guid, url, kind)
+where l.url is null
+"""
+
 PRUNE_SQL = """
 delete from {table} as d
-using raw.rss_episodes as e
-where (e.tenant_id, e.feed_url, e.guid) = (d.tenant_id, d.feed_url, d.guid)
-  and not exists (select 1 from tmp_listed as l
-                  where (l.tenant_id, l.feed_url, l.guid, l.url) = (d.tenant_id, d.feed_url, d.guid, d.url)
-                    and l.kind = {kind})
+using tmp_stale as s
+where (s.tenant_id, s.feed_url, s.guid, s.url) = (d.tenant_id, d.feed_url, d.guid, d.url) and s.kind = {kind}
 """
 
 
 def prune(cur: psycopg.Cursor) -> Counter:
     """Remove documents (rows, cues, chapters, quarantine) that their episode no longer lists."""
-    cur.execute("drop table if exists tmp_listed")
-    cur.execute(f"create temp table tmp_listed on commit drop as {LISTED_SELECT}")
+    cur.execute("drop table if exists tmp_stale")
+    cur.execute(STALE_SQL)
     removed: Counter = Counter()
+    if not cur.execute("select exists (select 1 from tmp_stale)").fetchone()[0]:
+        return removed
     for table, kind in (("raw.transcript_cues", "'transcript'"), ("raw.transcripts", "'transcript'"),
                         ("raw.chapters", "'chapters'"), ("raw.chapters_documents", "'chapters'"),
                         ("quarantine.episode_documents", "d.kind")):
