@@ -249,6 +249,11 @@ def test_srt_without_indexes_with_bom_crlf_and_tags():
     assert parse_transcript(body.replace(b"\r\n", b"\r"), None).cues == result.cues  # old Mac line ends
 
 
+def test_an_arrow_in_a_cues_text_is_text():
+    body = b"1\n00:00:01,000 --> 00:00:02,000\nfrom A --> B\n--> and on\n\n2\n00:00:02,000 --> 00:00:03,000\nend\n"
+    assert [c.body for c in parse_transcript(body, None).cues] == ["from A --> B --> and on", "end"]
+
+
 def test_json_times_as_strings_and_clock_values():
     body = json.dumps({"version": "1.0.0", "segments": [
         {"startTime": "1.5", "endTime": "2", "body": "first", "speaker": "Ann"},
@@ -279,6 +284,12 @@ def test_html_speakers_times_and_skipped_parts():
         (750000, None, "Ann", "this episode is brought to you by Acme."),  # a name the markup gives
         (None, None, "Ann", "Remember: use code SHOW."),
     ]
+
+
+def test_an_unclosed_cite_ends_with_its_block():
+    body = b"<cite>Ann:<p>Hello there.</p><cite>Bob:</cite><time>0:05<p>Hi.</p>"
+    assert cue_tuples(parse_transcript(body, "text/html")) == [(None, None, "Ann", "Hello there."),
+                                                             (5000, None, "Bob", "Hi.")]
 
 
 def test_plain_text_paragraphs_labels_and_times():
@@ -353,6 +364,7 @@ CUE = "00:00:01.000 --> 00:00:02.000\nhello\n"
 @pytest.mark.parametrize("body, declared, content_type, reason", [
     (b"", "text/vtt", None, "empty_document"),
     (b" \r\n\t", None, None, "empty_document"),
+    (b"\xef\xbb\xbf\r\n", "text/vtt", None, "empty_document"),  # a byte-order mark and nothing else
     (b"WEBVTT\n\nNOTE only a note\n", "text/vtt", None, "empty_document"),
     (b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<i></i>\n", "text/vtt", None, "empty_document"),
     (b'{"segments": []}', "application/json", None, "empty_document"),

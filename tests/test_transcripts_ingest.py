@@ -374,6 +374,24 @@ def test_passing_failures_are_tried_again_and_keep_a_stored_copy(db, server):
     assert snapshot(db) == before
 
 
+def test_a_host_that_cannot_be_reached_is_given_up_for_the_run(db, server):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: every connection is refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    add_episode(db, "a", "https://feeds.example/f.xml", "e", [(f"{dead}/ep-{i}.vtt", "text/vtt") for i in range(10)]
+                + [(server.url("/real/example.vtt"), "text/vtt")])
+    stats = ingest_documents(warehouse_at(db), "b", POLICY, concurrency=1)
+    assert (stats.requests, stats.skipped_unreachable) == (3 + 1, 7)  # the live server on the same host is asked
+    assert stats.outcomes == {"transcript_quarantined": 10, "transcript_stored": 1}
+    details = Counter(d.split(":")[0] for (d,) in query(db, "select detail from quarantine.episode_documents"))
+    assert query(db, "select distinct reason_code from quarantine.episode_documents") == [("connection_error",)]
+    assert details["not fetched"] == 7
+    assert query(db, "select detail from quarantine.episode_documents where detail like 'not fetched%%' limit 1") == [
+        (f"not fetched: 3 documents on {dead.removeprefix('http://')} failed in this run (connection_error)",)]
+
+
 def test_relative_urls_are_read_against_their_feed(db, server):
     feed = server.url("/feeds/show.xml")
     add_episode(db, "a", feed, "e", [("../real/example.vtt", "text/vtt")], "/real/chapters.json")

@@ -16,8 +16,9 @@ them are due:
 
 Every distinct URL is fetched once per run, however many tenants' feeds list it, with the safe
 client (resources/http.py: size cap, timeouts, deadline, no private address unless allowed),
-up to `concurrency` at a time, and its result goes to every (tenant, feed, episode) row listing
-it. A body whose SHA-256 equals the stored one (same declared type and language) rewrites
+up to `concurrency` at a time, hosts in turn, and its result goes to every (tenant, feed,
+episode) row listing it. A host that cannot be reached is given up for the run after three
+failures (`HostBreaker`): its other documents get the same reason without a request. A body whose SHA-256 equals the stored one (same declared type and language) rewrites
 nothing, so running again on the same input changes no row; new validators alone are updated in
 place. A changed document is replaced whole: its row and all its cues (or chapters) in the run's
 transaction. A document that cannot be used goes to `quarantine.episode_documents` with the
@@ -38,6 +39,7 @@ document the database refuses is quarantined as `store_failed` with its message.
 
 import hashlib
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -259,6 +261,7 @@ class UrlOutcome:
     parse_seconds: float = 0.0
     size: int = 0
     evidence: str | None = None  # the start of the body, kept when some parse failed
+    skipped: bool = False  # not requested: its host could not be reached in this run (HostBreaker)
 
 
 def _parse(kind: str, body: bytes, declared_type: str | None, content_type: str | None
@@ -274,12 +277,71 @@ def _parse(kind: str, body: bytes, declared_type: str | None, content_type: str 
         return ParseError("parse_failed", f"{type(exc).__name__}: {exc}"[:500])
 
 
+class HostBreaker:
+    """Stops asking a host that cannot be reached: after `limit` documents on one host failed
+    with a host-level reason (no name, no connection, timeouts) and none succeeded, the run's
+    other documents on that host are not requested; they get the same reason (so they are tried
+    again like it) and a detail saying they were not fetched. A feed listing thousands of
+    documents on a dead CDN costs a few requests, not thousands of timeouts."""
+
+    REASONS = frozenset({"dns_error", "connection_error", "timeout", "deadline_exceeded"})
+
+    def __init__(self, limit: int = 3):
+        self.limit = limit
+        self.failures: Counter = Counter()
+        self.reasons: dict[str, str] = {}
+        self.reached: set[str] = set()
+        self.lock = threading.Lock()
+
+    def refuse(self, url: str) -> FetchResult | None:
+        host = _host(url)
+        with self.lock:
+            if host in self.reached or self.failures[host] < self.limit:
+                return None
+            reason, count = self.reasons[host], self.failures[host]
+        return FetchResult(url=url, final_url=url, status_code=None, error_code=reason,
+                           error=f"not fetched: {count} documents on {host.rstrip(':')} failed in this run ({reason})")
+
+    def record(self, url: str, result: FetchResult) -> None:
+        host = _host(url)
+        with self.lock:
+            if result.error_code in self.REASONS:
+                self.failures[host] += 1
+                self.reasons[host] = result.error_code
+            elif result.status_code is not None:
+                self.reached.add(host)
+
+
+def _host(url: str) -> str:
+    """The server a URL names: host and port."""
+    try:
+        parts = urlsplit(url)
+        return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+    except ValueError:
+        return ""
+
+
+def interleaved(urls: list[str]) -> list[str]:
+    """`urls` taken host by host in turn: no host gets every connection at once, and a failing
+    host is found out after its first few documents."""
+    by_host: dict[str, list[str]] = {}
+    for url in urls:
+        by_host.setdefault(_host(url), []).append(url)
+    queues = list(by_host.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
 def fetch_documents(by_url: dict[str, list[Listed]], policy: FetchPolicy, concurrency: int, refresh: bool,
                     force: bool) -> dict[str, UrlOutcome]:
-    """Fetch every URL once (up to `concurrency` at a time) and parse what needs parsing."""
+    """Fetch every URL once (up to `concurrency` at a time, hosts in turn, unreachable hosts
+    given up for the run: `HostBreaker`) and parse what needs parsing."""
+    breaker = HostBreaker()
 
     def one(fetcher: Fetcher, url: str) -> UrlOutcome:
         rows = by_url[url]
+        refused = breaker.refuse(url)
+        if refused is not None:
+            return UrlOutcome(refused, skipped=True)
         etag, last_modified = conditional(rows, refresh, force)
         try:
             result = fetcher.fetch(url, etag, last_modified)
@@ -287,6 +349,7 @@ def fetch_documents(by_url: dict[str, list[Listed]], policy: FetchPolicy, concur
             log.exception("fetching %s failed", url)
             result = FetchResult(url=url, final_url=url, status_code=None, error_code="fetch_failed",
                                  error=f"{type(exc).__name__}: {exc}")
+        breaker.record(url, result)
         outcome = UrlOutcome(result)
         if not result.ok:
             return outcome
@@ -304,7 +367,7 @@ def fetch_documents(by_url: dict[str, list[Listed]], policy: FetchPolicy, concur
         result.body = b""  # what is kept until the run is stored: its parse, not its bytes
         return outcome
 
-    urls = list(by_url)
+    urls = interleaved(list(by_url))
     with Fetcher(policy, pool_size=max(1, concurrency)) as fetcher:
         return dict(zip(urls, map_adaptive(lambda url: one(fetcher, url), urls, max(1, concurrency),
                                            "episode-documents")))
@@ -317,6 +380,7 @@ def fetch_documents(by_url: dict[str, list[Listed]], policy: FetchPolicy, concur
 class DocumentStats:
     documents: int = 0  # rows (tenant, episode, document) considered
     requests: int = 0  # distinct URLs fetched
+    skipped_unreachable: int = 0  # distinct URLs not requested: their host could not be reached
     bytes_downloaded: int = 0
     outcomes: Counter = field(default_factory=Counter)  # "<kind>_<stored|unchanged|not_modified|...>"
     quarantined_by_reason: Counter = field(default_factory=Counter)
@@ -334,6 +398,7 @@ class DocumentStats:
         return {
             "documents_due": self.documents,
             "requests": self.requests,
+            "not_requested_host_unreachable": self.skipped_unreachable,
             "bytes_downloaded": self.bytes_downloaded,
             "outcomes": dict(sorted(self.outcomes.items())),
             "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
@@ -537,6 +602,9 @@ def ingest_documents(warehouse: WarehouseResource, batch_id: str, policy: FetchP
     stats.documents = len(rows)
     stats.quarantine_cleared = changes["cleared"]
     for outcome in outcomes.values():
+        if outcome.skipped:
+            stats.skipped_unreachable += 1
+            continue
         stats.requests += 1
         stats.bytes_downloaded += outcome.size
         stats.parse_seconds += outcome.parse_seconds
