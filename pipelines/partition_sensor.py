@@ -102,27 +102,15 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
         last_request = conn.execute("select max(event_time) from raw.listener_events").fetchone()[0]
         bound = max(moment for moment in (last_request, changed_through) if moment is not None)
         days = {day for day in days if day <= _day(bound)}
-    sized_through = cursor.get("sized_through")
-    newest_size = None
-    if _exists(conn, "intermediate.int_media_sizes") and _exists(conn, "intermediate.int_downloads_iab_filtered"):
-        newest_size = conn.execute("select max(sized_at) from intermediate.int_media_sizes").fetchone()[0]
-        if sized_through is not None:  # the first tick only starts the watermark
-            days |= {day for day, in conn.execute(
-                "select distinct window_date from intermediate.int_downloads_iab_filtered where episode_id in ("
-                "  select episode_id from intermediate.int_media_sizes where sized_at > %s::timestamptz)",
-                (sized_through,)).fetchall()}
-    # Ads placed anew: a placement entered or edited, or a detected read placing one sold without an
-    # offset (int_placement_episodes.loaded_at, the newest of the placement, its campaign and the
-    # slot): the exposures of every day the episode has windows on.
-    placed_through = cursor.get("placed_through")
-    newest_placed = None
-    if _exists(conn, "intermediate.int_placement_episodes") and _exists(conn, "intermediate.int_downloads_iab_filtered"):
-        newest_placed = conn.execute("select max(loaded_at) from intermediate.int_placement_episodes").fetchone()[0]
-        if placed_through is not None:  # the first tick only starts the watermark
-            days |= {day for day, in conn.execute(
-                "select distinct window_date from intermediate.int_downloads_iab_filtered where episode_id in ("
-                "  select episode_id from intermediate.int_placement_episodes where loaded_at > %s::timestamptz)",
-                (placed_through,)).fetchall()}
+    # Episodes measured anew (int_media_sizes.sized_at): measured against the old size on every day
+    # they have windows on. Ads placed anew: a placement entered or edited, or a detected read
+    # placing one sold without an offset (int_placement_episodes.loaded_at, the newest of the
+    # placement, its campaign and the slot): the exposures of every day the episode has windows on.
+    sized_through, placed_through = cursor.get("sized_through"), cursor.get("placed_through")
+    newest_size, sized_days = _episodes_changed(conn, "intermediate.int_media_sizes", "sized_at", sized_through)
+    newest_placed, placed_days = _episodes_changed(conn, "intermediate.int_placement_episodes", "loaded_at",
+                                                   placed_through)
+    days |= sized_days | placed_days
     # Promo codes and vanity URLs detected anew for a campaign naming none
     # (int_campaign_match_keys.detected_at): its conversions from the flight's start to the end of
     # its window are matched again.
@@ -171,6 +159,19 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
         "events_through": newest_event.isoformat() if newest_event is not None else None,
         "events_recent": sorted(batch for batch, at, _ in batches if event_cutoff is None or at > event_cutoff),
     }
+
+
+def _episodes_changed(conn, table: str, stamp: str, through: str | None) -> tuple[datetime | None, set[date]]:
+    """The newest `stamp` of `table` (episode rows), and the days the episodes stamped after
+    `through` have download windows on (none on a first tick, which only starts the watermark)."""
+    if not (_exists(conn, table) and _exists(conn, "intermediate.int_downloads_iab_filtered")):
+        return None, set()
+    newest = conn.execute(f"select max({stamp}) from {table}").fetchone()[0]  # noqa: S608 (fixed names)
+    if through is None:
+        return newest, set()
+    return newest, {day for day, in conn.execute(
+        "select distinct window_date from intermediate.int_downloads_iab_filtered where episode_id in ("  # noqa: S608
+        f"  select episode_id from {table} where {stamp} > %s::timestamptz)", (through,)).fetchall()}
 
 
 def _day(moment: datetime) -> date:
