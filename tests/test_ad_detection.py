@@ -252,3 +252,23 @@ def test_detection_reads_the_stored_documents_and_prefers_a_timed_transcript(fre
     assert rows == [(0, 110, 130, "host_read", "mid", "lumenglasses.com", "lumenglasses.com/hour", "HOUR15",
                      ["transcript", "chapters", "show_notes"], DETECTOR_VERSION, "run-1")]
     assert batches == [("run-3",)]
+
+
+def test_evaluations_are_kept_for_the_ops_history_and_the_latest_always(fresh_db):
+    import psycopg
+
+    from pipelines.checks.ad_detection import evaluate_against_truth
+
+    truth = {"episodes": [["t", "f", "g"]],
+             "slots": [{"tenant_id": "t", "feed_url": "f", "guid": "g", "start_seconds": 0, "end_seconds": 30,
+                        "domain": "a.com", "brand": "A"}]}
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("insert into ops.ad_detection_evaluations (evaluated_at, tenant_id, detector_version, truth_slots, "
+                     "detected_slots, matched_slots) values (now() - interval '400 days', 't', 'old', 1, 0, 0), "
+                     "(now() - interval '400 days', 'gone', 'old', 1, 0, 0), (now() - interval '2 days', 't', 'x', 1, 0, 0)")
+        [result] = evaluate_against_truth(conn, truth, "run").values()
+        kept = conn.execute("select tenant_id, detector_version from ops.ad_detection_evaluations "
+                            "order by evaluated_at").fetchall()
+    assert (result.truth_slots, result.detected_slots, result.recall) == (1, 0, 0.0)
+    # the tenant's evaluation of 400 days ago goes; another tenant's latest stays, however old
+    assert kept == [("gone", "old"), ("t", "x"), ("t", DETECTOR_VERSION)]
