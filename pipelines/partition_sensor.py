@@ -11,6 +11,11 @@ the sensor that requests them (docs/PARTITIONED_DBT.md).
 - **Episode sizes.** An episode whose size changed (`int_media_sizes.sized_at`) was measured
   against the old one on every day it has windows on (int_downloads_iab_filtered's episode
   index tells which).
+- **Placements and detected ads.** A placement entered or edited, or a read detected in an episode
+  placing an ad sold without an offset (`int_placement_episodes.loaded_at`), changes the exposures
+  of every day that episode has windows on; promo codes or vanity URLs detected for a campaign
+  naming none (`int_campaign_match_keys.detected_at`) change the matches of its conversions from
+  the flight's start to the end of its window (up to the newest conversion).
 - **Conversions.** Conversion events stored or changed (`raw.attribution_events._ingested_at`)
   change their day's credits, and a changed download day changes the exposures credited on the
   `attribution_max_window_days` after it, up to the newest conversion (a day after it has no
@@ -97,15 +102,30 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
         last_request = conn.execute("select max(event_time) from raw.listener_events").fetchone()[0]
         bound = max(moment for moment in (last_request, changed_through) if moment is not None)
         days = {day for day in days if day <= _day(bound)}
-    sized_through = cursor.get("sized_through")
-    newest_size = None
-    if _exists(conn, "intermediate.int_media_sizes") and _exists(conn, "intermediate.int_downloads_iab_filtered"):
-        newest_size = conn.execute("select max(sized_at) from intermediate.int_media_sizes").fetchone()[0]
-        if sized_through is not None:  # the first tick only starts the watermark
-            days |= {day for day, in conn.execute(
-                "select distinct window_date from intermediate.int_downloads_iab_filtered where episode_id in ("
-                "  select episode_id from intermediate.int_media_sizes where sized_at > %s::timestamptz)",
-                (sized_through,)).fetchall()}
+    # Episodes measured anew (int_media_sizes.sized_at): measured against the old size on every day
+    # they have windows on. Ads placed anew: a placement entered or edited, or a detected read
+    # placing one sold without an offset (int_placement_episodes.loaded_at, the newest of the
+    # placement, its campaign and the slot): the exposures of every day the episode has windows on.
+    sized_through, placed_through = cursor.get("sized_through"), cursor.get("placed_through")
+    newest_size, sized_days = _episodes_changed(conn, "intermediate.int_media_sizes", "sized_at", sized_through)
+    newest_placed, placed_days = _episodes_changed(conn, "intermediate.int_placement_episodes", "loaded_at",
+                                                   placed_through)
+    days |= sized_days | placed_days
+    # Promo codes and vanity URLs detected anew for a campaign naming none
+    # (int_campaign_match_keys.detected_at): its conversions from the flight's start to the end of
+    # its window are matched again.
+    keys_through = cursor.get("keys_through")
+    newest_keys = None
+    keyed_days: set[date] = set()
+    if _exists(conn, "intermediate.int_campaign_match_keys"):
+        # (none detected yet: every key detected from now on is new)
+        newest_keys = conn.execute("select coalesce(max(detected_at), '1970-01-01 00:00+00') "
+                                   "from intermediate.int_campaign_match_keys").fetchone()[0]
+        if keys_through is not None:
+            keyed_days = {day for day, in conn.execute(
+                "select distinct generate_series(c.flight_start, c.flight_end + c.attribution_window_days, "
+                "interval '1 day')::date from raw.campaigns as c join intermediate.int_campaign_match_keys as k "
+                "using (tenant_id, campaign_id) where k.detected_at > %s::timestamptz", (keys_through,)).fetchall()}
     # Conversion events stored or changed since the last tick (an order edited, refunded): their
     # days, by load batch; a batch committed late (an older `_ingested_at`) is seen within the
     # slack, and the batches of the last minutes are kept so that none is taken twice.
@@ -125,15 +145,33 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
     for batch, _, batch_days in batches:
         if events_through is not None and batch not in events_seen:  # a first tick only starts the watermark
             conversion_days |= set(batch_days)
+    if keyed_days:  # up to the newest conversion: a later day has none to match
+        newest_conversion = conn.execute("select max(occurred_at) from raw.attribution_events").fetchone()[0]
+        conversion_days |= {day for day in keyed_days if newest_conversion and day <= _day(newest_conversion)}
     event_cutoff = newest_event - COMMIT_SLACK if newest_event is not None else None
     cutoff = newest - COMMIT_SLACK if newest is not None else None
     return days, conversion_days, {
         "ledger_through": newest.isoformat() if newest is not None else None,
         "ledger_recent": [list(key) for key in recent if cutoff is None or datetime.fromisoformat(key[1]) > cutoff],
         "sized_through": newest_size.isoformat() if newest_size is not None else sized_through,
+        "placed_through": newest_placed.isoformat() if newest_placed is not None else placed_through,
+        "keys_through": newest_keys.isoformat() if newest_keys is not None else keys_through,
         "events_through": newest_event.isoformat() if newest_event is not None else None,
         "events_recent": sorted(batch for batch, at, _ in batches if event_cutoff is None or at > event_cutoff),
     }
+
+
+def _episodes_changed(conn, table: str, stamp: str, through: str | None) -> tuple[datetime | None, set[date]]:
+    """The newest `stamp` of `table` (episode rows), and the days the episodes stamped after
+    `through` have download windows on (none on a first tick, which only starts the watermark)."""
+    if not (_exists(conn, table) and _exists(conn, "intermediate.int_downloads_iab_filtered")):
+        return None, set()
+    newest = conn.execute(f"select max({stamp}) from {table}").fetchone()[0]  # noqa: S608 (fixed names)
+    if through is None:
+        return newest, set()
+    return newest, {day for day, in conn.execute(
+        "select distinct window_date from intermediate.int_downloads_iab_filtered where episode_id in ("  # noqa: S608
+        f"  select episode_id from {table} where {stamp} > %s::timestamptz)", (through,)).fetchall()}
 
 
 def _day(moment: datetime) -> date:
@@ -213,7 +251,8 @@ CREDIT_MODELS = ("int_conversions", "int_household_exclusions", "fct_attributed_
 
 @dg.sensor(job=dbt_partitioned_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests the daily-partitioned dbt models for the days a log file's change (load, "
-                       "reload, emptying, removal) or an episode's new size left out of date.")
+                       "reload, emptying, removal), an episode's new size, a placement placed anew (entered, "
+                       "edited, or located by a detected read) or a campaign's detected codes left out of date.")
 def dbt_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
     with warehouse.connect(autocommit=True) as conn:

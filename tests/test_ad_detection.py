@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assets.processing.ad_detection import (
-    Chapter, Cue, EpisodeDocuments, RuleDetector, normalise, notes_mentions, registrable,
+    DETECTOR_VERSION, Chapter, Cue, EpisodeDocuments, RuleDetector, normalise, notes_mentions, registrable,
 )
 from assets.processing.ad_evaluation import evaluate
 
@@ -210,3 +210,65 @@ def test_a_read_going_on_with_so_stays_one_slot_and_a_transition_ends_it():
     s.talk(20)
     [slot] = sponsor_slots(EpisodeDocuments(cues=s.cues, duration=s.at))
     assert (slot.start, slot.end, slot.promo_code) == (start, end, "MAPS15")
+
+
+def test_detection_reads_the_stored_documents_and_prefers_a_timed_transcript(fresh_db):
+    """From the raw tables: an episode's timed transcript (not its untimed HTML), its chapters and
+    show notes; one slot per read, replaced as a whole when the episode is detected again."""
+    import psycopg
+
+    from assets.processing.ad_slots import detect_ad_slots
+
+    feed, guid = "https://maps.example.com/feed.xml", "ep-1"
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("insert into raw.rss_podcasts (tenant_id, feed_url, title, link, content_hash) values "
+                     "('t', %s, 'The Maps Hour', 'https://mapshour.com', 'h')", (feed,))
+        conn.execute("insert into raw.rss_episodes (tenant_id, feed_url, guid, guid_source, duration_seconds, "
+                     "description_text, content_hash) values ('t', %s, %s, 'guid', 300, "
+                     "'Thanks to our sponsors: Lumen Glasses, lumenglasses.com/hour, code HOUR15.', 'h')", (feed, guid))
+        for url, fmt, timed in (("https://maps.example.com/1.html", "html", False),
+                                ("https://maps.example.com/1.vtt", "vtt", True)):
+            conn.execute("insert into raw.transcripts (tenant_id, feed_url, guid, url, format, bytes, content_sha256, "
+                         "cue_count, has_timings, fetched_at) values ('t', %s, %s, %s, %s, 1, %s, 4, %s, now())",
+                         (feed, guid, url, fmt, fmt, timed))
+            lines = ["Welcome back to the maps.", "This episode is brought to you by Lumen Glasses.",
+                     "Go to lumenglasses.com/hour for your frames.", "Anyway, back to the show."]
+            for n, text in enumerate(lines):
+                conn.execute("insert into raw.transcript_cues values ('t', %s, %s, %s, %s, %s, %s, 'Ada', %s)",
+                             (feed, guid, url, n, n * 10 + 100 if timed else None, n * 10 + 110 if timed else None, text))
+        conn.execute("insert into raw.chapters_documents (tenant_id, feed_url, guid, url, bytes, content_sha256, "
+                     "chapter_count, fetched_at) values ('t', %s, %s, 'https://maps.example.com/1.json', 1, 'c', 2, now())",
+                     (feed, guid))
+        conn.execute("insert into raw.chapters values ('t', %s, %s, 'https://maps.example.com/1.json', 0, 110, 130, "
+                     "'Sponsor: Lumen Glasses', null, null, null), ('t', %s, %s, 'https://maps.example.com/1.json', 1, "
+                     "130, null, 'Maps', null, null, null)", (feed, guid, feed, guid))
+        first = detect_ad_slots(conn, "run-1")
+        rows = conn.execute("select slot_index, start_seconds, end_seconds, kind, position, sponsor_domain, vanity_url, "
+                            "promo_code, evidence_sources, detector_version, _batch_id from raw.ad_slots").fetchall()
+        again = detect_ad_slots(conn, "run-2")
+        redone = detect_ad_slots(conn, "run-3", redetect=True)
+        batches = conn.execute("select distinct _batch_id from raw.ad_slots").fetchall()
+    assert (first.episodes, again.episodes, redone.episodes) == (1, 0, 1)
+    assert rows == [(0, 110, 130, "host_read", "mid", "lumenglasses.com", "lumenglasses.com/hour", "HOUR15",
+                     ["transcript", "chapters", "show_notes"], DETECTOR_VERSION, "run-1")]
+    assert batches == [("run-3",)]
+
+
+def test_evaluations_are_kept_for_the_ops_history_and_the_latest_always(fresh_db):
+    import psycopg
+
+    from pipelines.checks.ad_detection import evaluate_against_truth
+
+    truth = {"episodes": [["t", "f", "g"]],
+             "slots": [{"tenant_id": "t", "feed_url": "f", "guid": "g", "start_seconds": 0, "end_seconds": 30,
+                        "domain": "a.com", "brand": "A"}]}
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("insert into ops.ad_detection_evaluations (evaluated_at, tenant_id, detector_version, truth_slots, "
+                     "detected_slots, matched_slots) values (now() - interval '400 days', 't', 'old', 1, 0, 0), "
+                     "(now() - interval '400 days', 'gone', 'old', 1, 0, 0), (now() - interval '2 days', 't', 'x', 1, 0, 0)")
+        [result] = evaluate_against_truth(conn, truth, "run").values()
+        kept = conn.execute("select tenant_id, detector_version from ops.ad_detection_evaluations "
+                            "order by evaluated_at").fetchall()
+    assert (result.truth_slots, result.detected_slots, result.recall) == (1, 0, 0.0)
+    # the tenant's evaluation of 400 days ago goes; another tenant's latest stays, however old
+    assert kept == [("gone", "old"), ("t", "x"), ("t", DETECTOR_VERSION)]

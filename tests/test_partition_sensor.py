@@ -105,3 +105,45 @@ def test_conversions_stored_late_request_their_credit_days_once(fresh_db):
     assert ranges == [("2026-11-10", "2026-11-20", "credits")]
     assert tick(fresh_db, cursor)[0] == []
     assert len(json.loads(tick(fresh_db, cursor)[1])["events_recent"]) <= 3
+
+
+def test_ads_placed_and_codes_detected_after_the_build_request_their_days(fresh_db):
+    """A read detected after its days were built places an ad sold without an offset (the
+    placement's `loaded_at` moves): the days its episode has windows on are built again. Codes
+    detected for a campaign naming none: its conversions from the flight's start are matched again,
+    up to the newest conversion."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create schema if not exists intermediate")
+        conn.execute("create table intermediate.int_placement_episodes (tenant_id text, placement_id text, "
+                     "episode_id text, loaded_at timestamptz)")
+        conn.execute("create table intermediate.int_downloads_iab_filtered (episode_id text, window_date date)")
+        conn.execute("create table intermediate.int_campaign_match_keys (tenant_id text, campaign_id text, "
+                     "key_type text, key_value text, key_source text, detected_at timestamptz)")
+        conn.execute("insert into intermediate.int_placement_episodes values ('t', 'p1', 'e1', %s), ('t', 'p1', 'e2', %s)",
+                     (NOW, NOW))
+        conn.execute("insert into intermediate.int_downloads_iab_filtered values ('e1', '2026-11-03'), "
+                     "('e1', '2026-11-04'), ('e2', '2026-11-12')")
+        conn.execute("insert into intermediate.int_campaign_match_keys values ('t', 'c1', 'promo_code', 'maps', "
+                     "'campaign', null)")
+        conn.execute("insert into raw.campaigns (tenant_id, campaign_id, sponsor_id, name, budget, flight_start, "
+                     "flight_end, pricing_model, attribution_window_days, _source) values "
+                     "('t', 'c1', 's', 'C', 100, '2026-11-06', '2026-11-08', 'flat', 2, 't')")
+        conn.execute("insert into raw.attribution_events (tenant_id, source, event_id, occurred_at, sponsor_id, "
+                     "event_type, _ingested_at, _batch_id) values ('t', 'shop', 'o-1', '2026-11-09 15:00+00', 's', "
+                     "'order', %s, 'b')", (NOW - timedelta(days=5),))
+    ranges, cursor = tick(fresh_db, None)
+    assert ranges == []  # the first tick starts the watermarks
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("update intermediate.int_placement_episodes set loaded_at = %s where episode_id = 'e1'",
+                     (NOW + timedelta(hours=1),))
+    ranges, cursor = tick(fresh_db, cursor)
+    # e1's window days, then the credits of the conversions after them (up to the newest, November 9)
+    assert ranges == [("2026-11-03", "2026-11-04"), ("2026-11-05", "2026-11-09", "credits")]
+    assert tick(fresh_db, cursor)[0] == []
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("insert into intermediate.int_campaign_match_keys values ('t', 'c1', 'vanity_url', 'maps.com/x', "
+                     "'detected', %s)", (NOW + timedelta(hours=2),))
+    ranges, cursor = tick(fresh_db, cursor)
+    # the flight (November 6-8) and its 2-day window, cut at the newest conversion (November 9)
+    assert ranges == [("2026-11-06", "2026-11-09", "credits")]
+    assert tick(fresh_db, cursor)[0] == []

@@ -426,7 +426,8 @@ def _only_here(cues: list[Cue], voice: str, at: float) -> bool:
     transcript's "Speaker 3" that is an inserted spot)."""
     turns = [i for i, c in enumerate(cues) if c.speaker == voice]
     times = [cues[i].start or 0 for i in turns]
-    return (turns[-1] - turns[0] + 1 == len(turns) and max(times) - min(times) <= MAX_READ_SECONDS
+    others = any(c.speaker and c.speaker != voice for c in cues)  # a voice of its own among the show's
+    return (others and turns[-1] - turns[0] + 1 == len(turns) and max(times) - min(times) <= MAX_READ_SECONDS
             and min(times) <= at <= max(times))
 
 

@@ -104,31 +104,33 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[i:i + size]
 
 
+def _rows_of(conn: psycopg.Connection, table: str, columns: str, order: str, keys: list[tuple]) -> list[tuple]:
+    """The rows of `table` of the given (tenant, feed, guid, url) keys, in order."""
+    if not keys:
+        return []
+    return conn.execute(
+        f"select c.tenant_id, c.feed_url, c.guid, {columns} from {table} as c "  # noqa: S608 (fixed names)
+        "join unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as k(tenant_id, feed_url, guid, url) "
+        f"using (tenant_id, feed_url, guid, url) order by c.tenant_id, c.feed_url, c.guid, c.{order}",
+        [list(col) for col in zip(*keys)]).fetchall()
+
+
+def _seconds(value) -> float | None:
+    return float(value) if value is not None else None
+
+
 def _load_documents(conn: psycopg.Connection, batch: list[Pending]) -> tuple[dict, dict]:
     """The cues of each episode's chosen transcript and its chapters, keyed by (tenant, feed, guid)."""
     cues: dict[tuple, list[Cue]] = defaultdict(list)
     chapters: dict[tuple, list[Chapter]] = defaultdict(list)
-    keys = [(p.tenant_id, p.feed_url, p.guid, p.transcript_url) for p in batch if p.transcript_url]
-    if keys:
-        rows = conn.execute(
-            "select c.tenant_id, c.feed_url, c.guid, c.start_seconds, c.end_seconds, c.speaker, c.body "
-            "from raw.transcript_cues as c "
-            "join unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as k(tenant_id, feed_url, guid, url) "
-            "using (tenant_id, feed_url, guid, url) order by c.tenant_id, c.feed_url, c.guid, c.cue_index",
-            [list(col) for col in zip(*keys)]).fetchall()
-        for t, f, g, start, end, speaker, body in rows:
-            cues[(t, f, g)].append(Cue(float(start) if start is not None else None,
-                                       float(end) if end is not None else None, speaker, body))
-    keys = [(p.tenant_id, p.feed_url, p.guid, p.chapters_url) for p in batch if p.chapters_url]
-    if keys:
-        rows = conn.execute(
-            "select c.tenant_id, c.feed_url, c.guid, c.start_seconds, c.end_seconds, c.title, c.link_url, c.toc "
-            "from raw.chapters as c "
-            "join unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as k(tenant_id, feed_url, guid, url) "
-            "using (tenant_id, feed_url, guid, url) order by c.tenant_id, c.feed_url, c.guid, c.chapter_index",
-            [list(col) for col in zip(*keys)]).fetchall()
-        for t, f, g, start, end, title, link, toc in rows:
-            chapters[(t, f, g)].append(Chapter(float(start), float(end) if end is not None else None, title, link, toc))
+    for t, f, g, start, end, speaker, body in _rows_of(
+            conn, "raw.transcript_cues", "c.start_seconds, c.end_seconds, c.speaker, c.body", "cue_index",
+            [(p.tenant_id, p.feed_url, p.guid, p.transcript_url) for p in batch if p.transcript_url]):
+        cues[(t, f, g)].append(Cue(_seconds(start), _seconds(end), speaker, body))
+    for t, f, g, start, end, title, link, toc in _rows_of(
+            conn, "raw.chapters", "c.start_seconds, c.end_seconds, c.title, c.link_url, c.toc", "chapter_index",
+            [(p.tenant_id, p.feed_url, p.guid, p.chapters_url) for p in batch if p.chapters_url]):
+        chapters[(t, f, g)].append(Chapter(float(start), _seconds(end), title, link, toc))
     return cues, chapters
 
 

@@ -1,7 +1,8 @@
 """The blocking check of the ad-slot detector: on the simulated network, its slots against the
 simulator's planted reads (`ad_slots_truth.json` beside the other truth files). The evaluation is
-stored per tenant in `ops.ad_detection_evaluations`, which the `ad_detection_accuracy` metric
-serves. On real sources there is no truth and the check says so."""
+stored per tenant in `ops.ad_detection_evaluations` (kept `PODCAST_OPS_HISTORY_DAYS`, each tenant's
+latest always), which the `ad_detection_accuracy` metric serves. On real sources there is no truth
+and the check says so."""
 
 
 import json
@@ -47,6 +48,11 @@ def evaluate_against_truth(conn, truth: dict, run_id: str | None = None) -> dict
             "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (run_id, tenant, DETECTOR_VERSION, result.truth_slots, result.detected_slots, result.matched_slots,
              result.precision, result.recall, result.boundary_share))
+    # Older evaluations than the ops history's retention go, except each tenant's latest (the metric's).
+    conn.execute(
+        "delete from ops.ad_detection_evaluations as old where old.evaluated_at < now() - make_interval(days => %s) "
+        "and exists (select from ops.ad_detection_evaluations as newer where newer.tenant_id = old.tenant_id "
+        "and newer.evaluated_at > old.evaluated_at)", (get_settings().ops_history_days,))
     return results
 
 

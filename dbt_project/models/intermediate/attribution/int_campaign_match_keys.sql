@@ -18,11 +18,12 @@ placed_slots as (
     -- the episodes each campaign is placed in (a placement without a guid: every episode of its
     -- show, as int_placement_episodes covers them; read here from the placements themselves, not
     -- from that model's byte positions, which depend on rules keys do not)
-    select distinct
+    select
         placements.tenant_id,
         placements.campaign_id,
         slots.promo_code_key,
-        slots.vanity_url
+        slots.vanity_url,
+        slots.ingested_at
     from {{ ref('stg_campaigns__placements') }} as placements
     inner join {{ ref('stg_campaigns__campaigns') }} as campaigns
         on campaigns.tenant_id = placements.tenant_id and campaigns.campaign_id = placements.campaign_id
@@ -37,19 +38,25 @@ placed_slots as (
 ),
 
 detected as (
-    select tenant_id, campaign_id, 'promo_code' as key_type, promo_code_key as key_value
-    from placed_slots
-    where promo_code_key is not null
-    union
-    select tenant_id, campaign_id, 'vanity_url', vanity_url
-    from placed_slots
-    where vanity_url is not null
+    -- detected_at: when the newest slot saying the key was stored (the partition sensor requests
+    -- the campaign's conversion days again for keys detected after they were built)
+    select tenant_id, campaign_id, key_type, key_value, max(ingested_at) as detected_at
+    from (
+        select tenant_id, campaign_id, 'promo_code' as key_type, promo_code_key as key_value, ingested_at
+        from placed_slots
+        where promo_code_key is not null
+        union all
+        select tenant_id, campaign_id, 'vanity_url', vanity_url, ingested_at
+        from placed_slots
+        where vanity_url is not null
+    ) as keys
+    group by 1, 2, 3, 4
 )
 
-select tenant_id, campaign_id, key_type, key_value, 'campaign' as key_source
+select tenant_id, campaign_id, key_type, key_value, 'campaign' as key_source, null::timestamptz as detected_at
 from named
 union all
-select detected.tenant_id, detected.campaign_id, detected.key_type, detected.key_value, 'detected'
+select detected.tenant_id, detected.campaign_id, detected.key_type, detected.key_value, 'detected', detected.detected_at
 from detected
 where not exists (  -- the campaign names keys of this type: only those
         select 1 from named
