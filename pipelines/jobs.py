@@ -100,5 +100,14 @@ sla_snapshot_job = dg.define_asset_job(
     description="Measure every SLA (freshness, completeness, checks, blocks) into marts.sla_status and its history.",
 )
 
-JOBS = [rss_ingest_job, materialize_all_job, materialize_marts_job, dbt_models_job, dbt_partitioned_job, sla_snapshot_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
+# Publishers correct transcripts after release: once a day the stored documents are fetched again
+# (conditional GETs; an unchanged body rewrites nothing) and the slots of changed ones detected again.
+episode_documents_refresh_job = dg.define_asset_job(
+    "refresh_episode_documents", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*DOCUMENT_KEYS, AD_SLOTS),
+    config={"ops": {"episode_documents": {"config": {"refresh": True}}}},
+    description="Fetch every stored transcript and chapters file again with a conditional GET, and detect the "
+                "ad slots of the episodes whose documents changed.",
+)
+
+JOBS = [rss_ingest_job, episode_documents_refresh_job, materialize_all_job, materialize_marts_job, dbt_models_job, dbt_partitioned_job, sla_snapshot_job, listener_logs_job, platform_catalog_job, platform_metrics_job,
         sponsorship_campaigns_job, conversion_events_job]

@@ -1,7 +1,8 @@
 """How the platform runs unattended: what starts each piece of work.
 
 - Sources: feeds every 15 minutes (`PODCAST_RSS_POLL_CRON`; a tick is skipped while the last
-  poll runs), platform catalogs and metrics hourly, sponsorships and shop orders hourly;
+  poll runs; the poll also fetches new episodes' transcripts and chapters and detects their ad
+  slots), the stored transcripts and chapters again daily, platform catalogs and metrics hourly, sponsorships and shop orders hourly;
   access-log, conversion and Megaphone export files by sensors as they land
   (pipelines/sensors.py, pipelines/megaphone_sensor.py).
 - Everything built from them (dbt staging, intermediate and marts, and the report partitions)
@@ -17,8 +18,8 @@
 import dagster as dg
 
 from pipelines.jobs import (
-    UNFINISHED, conversion_events_job, platform_catalog_job, platform_metrics_job, rss_ingest_job, sla_snapshot_job,
-    sponsorship_campaigns_job,
+    UNFINISHED, conversion_events_job, episode_documents_refresh_job, platform_catalog_job, platform_metrics_job,
+    rss_ingest_job, sla_snapshot_job, sponsorship_campaigns_job,
 )
 from resources.settings import get_settings
 
@@ -63,6 +64,9 @@ conversions_schedule = on_cron(
     "conversions_hourly", conversion_events_job, "40 * * * *",
     "Shop orders changed since the last sync (files that land are loaded by their sensor at once).")
 sla_snapshot_schedule = on_cron("sla_snapshot_every_5_minutes", sla_snapshot_job, "*/5 * * * *")
+documents_refresh_schedule = on_cron(
+    "episode_documents_daily", episode_documents_refresh_job, "50 3 * * *",
+    "Stored transcripts and chapters fetched again (conditional GETs): publishers correct them after release.")
 
 automation = dg.AutomationConditionSensorDefinition(
     "automation",
@@ -75,5 +79,5 @@ automation = dg.AutomationConditionSensorDefinition(
 )
 
 SCHEDULES = [rss_poll_schedule, platform_catalog_schedule, platform_metrics_schedule, sponsorship_schedule,
-             conversions_schedule, sla_snapshot_schedule]
+             conversions_schedule, sla_snapshot_schedule, documents_refresh_schedule]
 AUTOMATION_SENSORS = [automation]

@@ -159,3 +159,19 @@ def test_only_entry_points_import_the_definitions():
     workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
     assert CODE_LOCATION_MODULE == pyproject["tool"]["dagster"]["module_name"] \
         == workspace["load_from"][0]["python_module"]["module_name"]
+
+
+def test_stored_transcripts_are_fetched_again_daily_and_their_slots_detected():
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def("refresh_episode_documents")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "raw/transcripts", "raw/transcript_cues", "raw/chapters_documents", "raw/chapters",
+        "quarantine/episode_documents", "raw/ad_slots"}
+    from dagster._config import process_config
+
+    # the job's run config, as a launch without config gets it: conditional GETs of stored documents
+    config = process_config(job.config_mapping.config_schema.config_type, {}).value
+    assert config["ops"]["episode_documents"]["config"] == {"sources_file": None, "refresh": True, "force_refetch": False}
+    schedule = defs.resolve_schedule_def("episode_documents_daily")
+    assert (schedule.cron_schedule, schedule.job_name) == ("50 3 * * *", "refresh_episode_documents")
