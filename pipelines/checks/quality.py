@@ -210,7 +210,7 @@ for _suite in [
     _platform_catalog("megaphone_episodes", POD_EP),
     # Transcripts and chapters of episodes, and the ad slots detected in them.
     TableSuite("transcripts", key=(*DOCUMENT, ), required=("format", "content_sha256"),
-               ranges={"bytes": (0, 10**9), "cue_count": COUNT}, quarantine="quarantine.episode_documents"),
+               ranges={"bytes": (0, 10**9), "cue_count": COUNT}),
     TableSuite("transcript_cues", key=(*DOCUMENT, "cue_index"), required=("body",),
                ranges={"start_seconds": (0, 2 * DAY), "end_seconds": (0, 2 * DAY)}),
     TableSuite("chapters_documents", key=DOCUMENT, required=("content_sha256",),
