@@ -43,6 +43,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,6 @@ import yaml
 from pydantic import BaseModel
 
 from assets.automation import ON_NEW_DATA
-from assets.ingestion.rss import RAW_FRESHNESS
 from assets.ingestion.rss_ingest import RssSources, evidence, pg_text
 from assets.ingestion.transcript_parse import Chapters, ParseError, Transcript, parse_chapters, parse_transcript
 from resources.adaptive_pool import map_adaptive
@@ -657,6 +657,9 @@ DOCUMENT_TABLES = {
                                          "(a document that parses again leaves it).",
 }
 DOCUMENT_KEYS = [dg.AssetKey(list(key)) for key in DOCUMENT_TABLES]
+# Fetched when episodes are new or changed and once a day (`episode_documents_daily`), not at every
+# poll: a day without new episodes leaves them as fresh as they can be.
+DOCUMENT_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
 RSS_EPISODES = dg.AssetKey(["raw", "rss_episodes"])
 
 # (row count, the stamp every write of the table's documents sets): the same rows give the same
@@ -685,8 +688,8 @@ class DocumentFetchConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             list(key), description=desc, group_name=key[0], kinds={"python", "postgres"}, deps=[RSS_EPISODES],
-            freshness_policy=RAW_FRESHNESS if key[0] == "raw" else None,
-            # In the feed poll's job, and after any other run that stores new episodes.
+            freshness_policy=DOCUMENT_FRESHNESS if key[0] == "raw" else None,
+            # After any run that stores new or changed episodes (a feed poll), and daily.
             automation_condition=ON_NEW_DATA,
         )
         for key, desc in DOCUMENT_TABLES.items()

@@ -20,6 +20,7 @@ import dagster as dg
 import psycopg
 
 from assets.automation import ON_NEW_DATA
+from assets.ingestion.transcripts import DOCUMENT_FRESHNESS
 from assets.processing.ad_detection import Chapter, Cue, Detector, EpisodeDocuments, RuleDetector, Slot, registrable
 from resources.warehouse import WarehouseResource
 
@@ -192,6 +193,7 @@ AD_SLOTS = dg.AssetKey(["raw", "ad_slots"])
 
 @dg.asset(
     key=AD_SLOTS, group_name="raw", kinds={"python", "postgres"}, automation_condition=ON_NEW_DATA,
+    freshness_policy=DOCUMENT_FRESHNESS,  # detected when the documents are fetched: new episodes, and daily
     deps=[dg.AssetKey(["raw", "rss_episodes"]), dg.AssetKey(["raw", "transcript_cues"]),
           dg.AssetKey(["raw", "chapters"])],
     description="Sponsor reads and ad breaks detected in each episode's transcript, chapters and show notes "
