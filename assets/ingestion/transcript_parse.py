@@ -550,16 +550,23 @@ def _load_json(text: str) -> Any:
         raise ParseError("invalid_json", f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def parse_json_transcript(text: str) -> Transcript:
+def _json_list(text: str, key: str, reason: str, other_key: str, other: str) -> tuple[dict, list]:
+    """A JSON object and its list under `key` (`segments`, `chapters`), or `reason` saying what is
+    wrong (the hint names the other Podcasting 2.0 document when that is what came)."""
     document = _load_json(text)
     if not isinstance(document, dict):
-        raise ParseError("invalid_transcript_json", f"the document is a JSON {type(document).__name__}, not an object")
-    segments = document.get("segments")
-    if segments is None:
-        hint = " (a chapters file)" if "chapters" in document else ""
-        raise ParseError("invalid_transcript_json", f"no `segments`{hint}")
-    if not isinstance(segments, list):
-        raise ParseError("invalid_transcript_json", "`segments` is not a list")
+        raise ParseError(reason, f"the document is a JSON {type(document).__name__}, not an object")
+    items = document.get(key)
+    if items is None:
+        hint = f" ({other})" if other_key in document else ""
+        raise ParseError(reason, f"no `{key}`{hint}")
+    if not isinstance(items, list):
+        raise ParseError(reason, f"`{key}` is not a list")
+    return document, items
+
+
+def parse_json_transcript(text: str) -> Transcript:
+    document, segments = _json_list(text, "segments", "invalid_transcript_json", "chapters", "a chapters file")
     pending: list[_Pending] = []
     for index, segment in enumerate(segments):
         where = f"segment {index}"
@@ -790,15 +797,7 @@ def parse_chapters(body: bytes, declared_type: str | None = None, content_type: 
         found = sniff(text)
         if found != "text":  # a web page (an error page served as 200) or a transcript
             raise ParseError("unsupported_type", f"the body is {found}, not a JSON chapters file")
-    document = _load_json(text)
-    if not isinstance(document, dict):
-        raise ParseError("invalid_chapters", f"the document is a JSON {type(document).__name__}, not an object")
-    items = document.get("chapters")
-    if items is None:
-        hint = " (a transcript)" if "segments" in document else ""
-        raise ParseError("invalid_chapters", f"no `chapters`{hint}")
-    if not isinstance(items, list):
-        raise ParseError("invalid_chapters", "`chapters` is not a list")
+    document, items = _json_list(text, "chapters", "invalid_chapters", "segments", "a transcript")
     version = document.get("version")
     version = None if version is None else str(version)[:40]
     notes: Counter = Counter()
