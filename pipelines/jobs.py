@@ -24,12 +24,13 @@ RSS_KEYS = [
     dg.AssetKey(["quarantine", "rss_episodes"]),
 ]
 
-# A poll that brings new or changed episodes is followed, on new data (the `automation` sensor), by
-# the fetch of their transcripts and chapters (assets/ingestion/transcripts.py) and the detection of
-# their ad slots (assets/processing/ad_slots.py): a poll that changes nothing runs neither, nor their checks.
+# The poll also fetches the transcripts and chapters of new episodes (assets/ingestion/transcripts.py,
+# incremental: a poll with nothing new fetches nothing) and detects their ad slots
+# (assets/processing/ad_slots.py, incremental by episode).
 rss_ingest_job = dg.define_asset_job(
-    "rss_ingest", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*RSS_KEYS),
-    description="Poll every configured RSS feed into raw.rss_* (checks included).",
+    "rss_ingest", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*RSS_KEYS, *DOCUMENT_KEYS, AD_SLOTS),
+    description="Poll every configured RSS feed into raw.rss_*, fetch the transcripts and chapters of new episodes "
+                "into raw.transcripts / raw.chapters and detect their ad slots into raw.ad_slots (checks included).",
 )
 
 SLA_KEY = dg.AssetKey(["marts", "sla_status"])

@@ -362,7 +362,8 @@ def test_runs_carry_the_tags_the_queue_limits():
     assert get_multidimensional_partition_tag("tenant") in QUEUE_TAGS
     sources = {job.name: job.tags.get(SOURCE_TAG) for job in [*JOBS, megaphone_export_job]}
     assert sources == {
-        "rss_ingest": "rss", "load_listener_logs": "listener_logs", "platform_catalog": "platforms",
+        "rss_ingest": "rss", "refresh_episode_documents": "rss", "load_listener_logs": "listener_logs",
+        "platform_catalog": "platforms",
         "platform_metrics": "platforms", "sync_sponsorship_campaigns": "sponsorships",
         "load_conversion_events": "conversions", "load_megaphone_exports": "megaphone",
         # everything at once (first loads), the dbt models (rule changes, backfills), and the SLA

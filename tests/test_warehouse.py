@@ -19,6 +19,8 @@ def test_migrate_is_idempotent(fresh_db):
     assert SCHEMAS <= schemas
     tables = set(query(fresh_db, "select table_schema, table_name from information_schema.tables where table_schema in ('raw', 'quarantine')"))
     assert tables == {("raw", "rss_feed_fetches"), ("raw", "rss_podcasts"), ("raw", "rss_episodes"),
+                      ("raw", "transcripts"), ("raw", "transcript_cues"), ("raw", "chapters_documents"),
+                      ("raw", "chapters"), ("quarantine", "episode_documents"), ("raw", "ad_slots"),
                       ("raw", "listener_events"), ("raw", "listener_log_sources"), ("raw", "user_agent_patterns"),
                       ("quarantine", "rss_feeds"), ("quarantine", "rss_history"),
                       ("quarantine", "rss_episodes"), ("quarantine", "listener_events"),
