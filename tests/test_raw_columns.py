@@ -20,9 +20,9 @@ SOURCES = sorted((REPO_ROOT / "dbt_project" / "models" / "staging").glob("*/_*__
 # they have no source to hold to the declaration.
 NOT_DBT_SOURCES = {"buzzsprout_episode_download_details", "simplecast_episode_locations",
                    "simplecast_episode_technology", "transcript_cues", "chapters_documents", "chapters"}
-# Raw tables without a quality suite: the media hosts, copied from sources.yaml; the cues and the
-# chapters, validated by their parser document by document and keyed by their primary keys.
-NO_SUITE = {"listener_log_sources", "transcript_cues", "chapters_documents", "chapters"}
+# Raw tables without a quality suite: the media hosts, copied from sources.yaml; the transcripts,
+# cues and chapters, validated by their parser document by document and keyed by their primary keys.
+NO_SUITE = {"listener_log_sources", "transcripts", "transcript_cues", "chapters_documents", "chapters"}
 
 
 def dbt_source_columns() -> dict[str, tuple[str, ...]]:

@@ -114,7 +114,6 @@ COUNT = (0, BIG)
 # the first load of its stream (a back catalogue read on the first poll is not late).
 LATE_LAG = "3 days"
 
-DOCUMENT = ("tenant_id", "feed_url", "guid", "url")
 
 SUITES: dict[str, TableSuite] = {s.table: s for s in [
     TableSuite(
@@ -208,11 +207,9 @@ for _suite in [
     _platform_daily("megaphone_episode_metrics_daily", ("tenant_id", "network_id", "episode_id", "metric_date"),
                     ("downloads", "unique_listeners", "blacklisted_requests", "bytes_sent", "seconds_downloaded")),
     _platform_catalog("megaphone_episodes", POD_EP),
-    # Transcripts of episodes, and the ad slots detected in them. (The cues and the chapters are
-    # validated by their parser, document by document, and keyed by their tables' primary keys: a
-    # suite over every cue would cost more than the fetch and the detection together.)
-    TableSuite("transcripts", key=(*DOCUMENT, ), required=("format", "content_sha256"),
-               ranges={"bytes": (0, 10**9), "cue_count": COUNT}),
+    # The ad slots detected in episodes' transcripts. (The transcripts, their cues and the chapters
+    # are validated by their parser, document by document, and keyed by their tables' primary keys;
+    # suites over them at every poll cost more than the fetch and the detection together.)
     TableSuite("ad_slots", key=("tenant_id", "feed_url", "guid", "slot_index"), required=("kind", "evidence"),
                ranges={"start_seconds": (0, 2 * DAY), "end_seconds": (0, 2 * DAY), "confidence": (0, 1)}),
 ]:
