@@ -11,8 +11,8 @@ with source as (
 renamed as (
     select
         md5(tenant_id || '|' || feed_url || '|' || guid || '|' || slot_index::text) as ad_slot_id,
-        md5(tenant_id || '|' || feed_url || '|' || guid) as episode_id,
-        md5(tenant_id || '|' || feed_url) as podcast_id,
+        {{ rss_episode_id() }} as episode_id,
+        {{ rss_podcast_id() }} as podcast_id,
         tenant_id,
         feed_url,
         guid,

@@ -4,7 +4,7 @@ with source as (
 
 renamed as (
     select
-        md5(tenant_id || '|' || feed_url) as podcast_id,
+        {{ rss_podcast_id() }} as podcast_id,
         tenant_id,
         feed_url,
         final_url,

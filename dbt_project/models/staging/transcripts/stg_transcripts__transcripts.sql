@@ -2,8 +2,8 @@
 -- the episode (episode_id as stg_rss__episodes makes it). `is_timed`: its cues carry start and
 -- end times (WebVTT, SRT, timed JSON), the transcripts ad load is measured from.
 select
-    md5(tenant_id || '|' || feed_url || '|' || guid) as episode_id,
-    md5(tenant_id || '|' || feed_url) as podcast_id,
+    {{ rss_episode_id() }} as episode_id,
+    {{ rss_podcast_id() }} as podcast_id,
     tenant_id,
     feed_url,
     guid,
