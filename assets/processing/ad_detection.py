@@ -213,8 +213,8 @@ def _features(cue: Cue, own: frozenset[str], own_names: frozenset[str] = frozens
 
 
 def _brand_tokens(domain: str) -> set[str]:
-    """Words by which a read names its brand: the domain's name, and its halves when it reads as
-    two words glued together is unknown here, so the whole name only."""
+    """What a read calls its brand by, from its domain: the domain's name (`northwindmattress`);
+    the brand's own words are added once the read's text names it (`_brand_name`)."""
     return {domain.split(".")[0]}
 
 
