@@ -1,4 +1,5 @@
-"""Run tags the run queue limits by (dagster.yaml `concurrency.runs.tag_concurrency_limits`).
+"""Run tags the run queue limits by (dagster.yaml `concurrency.runs.tag_concurrency_limits`), and
+the jobs that load a source.
 
 A run that loads one source carries `podcast/source` (its job's tags); a run that works for one
 tenant carries `podcast/tenant` (set where the run is requested). The queue then holds back a run
@@ -12,6 +13,8 @@ runs of one tenant never interleave while runs of different tenants go in parall
 
 from __future__ import annotations
 
+import dagster as dg
+
 SOURCE_TAG = "podcast/source"
 TENANT_TAG = "podcast/tenant"
 DBT_TENANT_TAG = "podcast/dbt_tenant"
@@ -19,6 +22,15 @@ DBT_TENANT_TAG = "podcast/dbt_tenant"
 
 def source_tags(source: str) -> dict[str, str]:
     return {SOURCE_TAG: source}
+
+
+def source_job(name: str, source: str, **kwargs) -> dg.UnresolvedAssetJobDefinition:
+    """A job that loads one source: its run carries the source's tag and runs its steps one after
+    the other in the run's own process. Its steps are a chain (the load, then the checks of what it
+    wrote), and a step in a process of its own imports the code location again: an eight-step feed
+    poll with nothing new took 4x as long that way (docs/BENCHMARKS.md, `bench/step_processes.py`).
+    This holds under `PODCAST_EXECUTOR=k8s_job` too: a load runs in its run's pod."""
+    return dg.define_asset_job(name, tags=source_tags(source), executor_def=dg.in_process_executor, **kwargs)
 
 
 def tenant_tags(tenant_id: str) -> dict[str, str]:

@@ -58,15 +58,22 @@ def build_resources() -> dict:
     }
 
 
-def build_executor(settings: Settings | None = None) -> dg.ExecutorDefinition | None:
-    """The executor of every job: none of our own (Dagster's default, a process per step) unless
-    `PODCAST_EXECUTOR=k8s_job`, which runs each step as a Kubernetes Job (step-level parallelism
-    across nodes; dagster-k8s, installed by the image's `k8s` extra)."""
+# Each step of a multi-step run in a process forked from one that imported the code location once
+# per run, not a fresh interpreter that imports it again per step (Dagster's default, `spawn`):
+# half the time of an eight-step run with nothing to do (docs/BENCHMARKS.md, bench/step_processes.py).
+FORKSERVER = {"start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}
+
+
+def build_executor(settings: Settings | None = None) -> dg.ExecutorDefinition:
+    """The executor of every job that names none (the source loads run in process,
+    `assets.run_tags.source_job`): Dagster's multiprocess executor starting its steps from a
+    forkserver, unless `PODCAST_EXECUTOR=k8s_job`, which runs each step as a Kubernetes Job
+    (step-level parallelism across nodes; dagster-k8s, installed by the image's `k8s` extra)."""
     if (settings or get_settings()).executor == "k8s_job":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    return None
+    return dg.multiprocess_executor.configured(FORKSERVER)
 
 
 defs = dg.Definitions(

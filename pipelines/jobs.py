@@ -10,7 +10,7 @@ from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
 from assets.ingestion.transcripts import DOCUMENT_KEYS
 from assets.processing.ad_slots import AD_SLOTS
 from assets.reports.assets import REPORT_KEYS
-from assets.run_tags import source_tags
+from assets.run_tags import source_job
 
 # A run that has not ended yet: waiting in the queue, starting, or running.
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -27,8 +27,8 @@ RSS_KEYS = [
 # The poll also fetches the transcripts and chapters of new episodes (assets/ingestion/transcripts.py,
 # incremental: a poll with nothing new fetches nothing) and detects their ad slots
 # (assets/processing/ad_slots.py, incremental by episode).
-rss_ingest_job = dg.define_asset_job(
-    "rss_ingest", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*RSS_KEYS, *DOCUMENT_KEYS, AD_SLOTS),
+rss_ingest_job = source_job(
+    "rss_ingest", "rss", selection=dg.AssetSelection.assets(*RSS_KEYS, *DOCUMENT_KEYS, AD_SLOTS),
     description="Poll every configured RSS feed into raw.rss_*, fetch the transcripts and chapters of new episodes "
                 "into raw.transcripts / raw.chapters and detect their ad slots into raw.ad_slots (checks included).",
 )
@@ -69,30 +69,30 @@ dbt_partitioned_job = dg.define_asset_job(
     description="The daily-partitioned dbt models over the selected days (docs/PARTITIONED_DBT.md).",
 )
 
-listener_logs_job = dg.define_asset_job(
-    "load_listener_logs", tags=source_tags("listener_logs"),
+listener_logs_job = source_job(
+    "load_listener_logs", "listener_logs",
     selection=dg.AssetSelection.assets(*LOG_KEYS), partitions_def=LOG_PARTITIONS,
     description="Load one day's access-log files into raw.listener_events.",
 )
 
-platform_catalog_job = dg.define_asset_job(
-    "platform_catalog", tags=source_tags("platforms"), selection=dg.AssetSelection.assets(*CATALOG_KEYS),
+platform_catalog_job = source_job(
+    "platform_catalog", "platforms", selection=dg.AssetSelection.assets(*CATALOG_KEYS),
     description="Sync the catalogs (episode lists) of every configured platform API.",
 )
 
-platform_metrics_job = dg.define_asset_job(
-    "platform_metrics", tags=source_tags("platforms"),
+platform_metrics_job = source_job(
+    "platform_metrics", "platforms",
     selection=dg.AssetSelection.assets(*METRIC_KEYS), partitions_def=PLATFORM_PARTITIONS,
     description="Sync one day of every platform metric stream (plus each platform's look-back window).",
 )
 
-sponsorship_campaigns_job = dg.define_asset_job(
-    "sync_sponsorship_campaigns", tags=source_tags("sponsorships"), selection=dg.AssetSelection.assets(*CAMPAIGN_KEYS),
+sponsorship_campaigns_job = source_job(
+    "sync_sponsorship_campaigns", "sponsorships", selection=dg.AssetSelection.assets(*CAMPAIGN_KEYS),
     description="Sync sponsors, campaigns and placements (sponsorship API and insertion-order folder).",
 )
 
-conversion_events_job = dg.define_asset_job(
-    "load_conversion_events", tags=source_tags("conversions"), selection=dg.AssetSelection.assets(*CONVERSION_KEYS),
+conversion_events_job = source_job(
+    "load_conversion_events", "conversions", selection=dg.AssetSelection.assets(*CONVERSION_KEYS),
     description="Sync shop orders and load new pixel/vanity-visit files into raw.attribution_events.",
 )
 
@@ -103,8 +103,8 @@ sla_snapshot_job = dg.define_asset_job(
 
 # Publishers correct transcripts after release: once a day the stored documents are fetched again
 # (conditional GETs; an unchanged body rewrites nothing) and the slots of changed ones detected again.
-episode_documents_refresh_job = dg.define_asset_job(
-    "refresh_episode_documents", tags=source_tags("rss"), selection=dg.AssetSelection.assets(*DOCUMENT_KEYS, AD_SLOTS),
+episode_documents_refresh_job = source_job(
+    "refresh_episode_documents", "rss", selection=dg.AssetSelection.assets(*DOCUMENT_KEYS, AD_SLOTS),
     config={"ops": {"episode_documents": {"config": {"refresh": True}}}},
     description="Fetch every stored transcript and chapters file again with a conditional GET, and detect the "
                 "ad slots of the episodes whose documents changed.",

@@ -175,3 +175,21 @@ def test_stored_transcripts_are_fetched_again_daily_and_their_slots_detected():
     assert config["ops"]["episode_documents"]["config"] == {"sources_file": None, "refresh": True, "force_refetch": False}
     schedule = defs.resolve_schedule_def("episode_documents_daily")
     assert (schedule.cron_schedule, schedule.job_name) == ("50 3 * * *", "refresh_episode_documents")
+
+
+def test_source_loads_run_their_steps_in_process_and_other_jobs_fork_theirs():
+    from assets.run_tags import SOURCE_TAG
+    from pipelines.definitions import defs
+
+    jobs = {job.name: job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    sources = {name for name, job in jobs.items() if SOURCE_TAG in job.tags}
+    assert {"rss_ingest", "refresh_episode_documents", "load_listener_logs", "platform_catalog", "platform_metrics",
+            "sync_sponsorship_campaigns", "load_conversion_events", "load_megaphone_exports"} == sources
+    assert {name: jobs[name].executor_def.name for name in sources} == dict.fromkeys(sources, "in_process")
+    others = {name: job.executor_def for name, job in jobs.items() if name not in sources}
+    assert {"dbt_unpartitioned", "dbt_partitioned", "materialize_marts"} <= set(others)
+    for name, executor in others.items():
+        start = executor.apply_config_mapping({}).value["config"]["start_method"]
+        assert start == {"forkserver": {"preload_modules": ["pipelines.definitions"]}}, name
+    # the implicit job automation and backfills launch their runs in uses the same executor
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "multiprocess"

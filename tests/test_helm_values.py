@@ -364,7 +364,11 @@ def test_executor_option_is_a_setting_the_code_location_reads():
     from resources.settings import Settings
 
     assert deployment()["env"]["PODCAST_EXECUTOR"] == "multiprocess"  # as shipped: one pod per run
-    assert build_executor(Settings(executor="multiprocess")) is None  # Dagster's default executor
+    # Dagster's multiprocess executor, each step forked from a server that imported the code once
+    multiprocess = build_executor(Settings(executor="multiprocess"))
+    assert multiprocess.name == "multiprocess"
+    assert multiprocess.apply_config_mapping({}).value["config"]["start_method"] == {
+        "forkserver": {"preload_modules": ["pipelines.definitions"]}}
     assert build_executor(Settings(executor="k8s_job")) is k8s_job_executor
     with pytest.raises(ValidationError):
         Settings(executor="celery")

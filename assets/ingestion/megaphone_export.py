@@ -39,7 +39,7 @@ from psycopg import sql
 from assets.ingestion.conversions import bounded_lines
 from assets.ingestion.identity import checked_hash_secret
 from resources.identifiers import InvalidIdentifier, validate_identifier
-from assets.run_tags import source_tags
+from assets.run_tags import source_job
 from resources.settings import get_settings
 from resources.warehouse import WarehouseResource
 
@@ -419,8 +419,8 @@ def megaphone_episode_metrics_daily(context: dg.AssetExecutionContext, config: M
     })
 
 
-megaphone_export_job = dg.define_asset_job(
-    "load_megaphone_exports", tags=source_tags("megaphone"),
+megaphone_export_job = source_job(
+    "load_megaphone_exports", "megaphone",
     selection=dg.AssetSelection.assets(MEGAPHONE_KEY), partitions_def=MEGAPHONE_PARTITIONS,
     description="Load one day's finalized Megaphone delivery exports into raw.megaphone_episode_metrics_daily.",
 )
