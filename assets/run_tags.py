@@ -28,7 +28,7 @@ def source_job(name: str, source: str, **kwargs) -> dg.UnresolvedAssetJobDefinit
     """A job that loads one source: its run carries the source's tag and runs its steps one after
     the other in the run's own process. Its steps are a chain (the load, then the checks of what it
     wrote), and a step in a process of its own imports the code location again: an eight-step feed
-    poll with nothing new took 4x as long that way (docs/BENCHMARKS.md, `bench/step_processes.py`).
+    poll with nothing new took three to four times as long that way (docs/BENCHMARKS.md, `bench/step_processes.py`).
     This holds under `PODCAST_EXECUTOR=k8s_job` too: a load runs in its run's pod."""
     return dg.define_asset_job(name, tags=source_tags(source), executor_def=dg.in_process_executor, **kwargs)
 
