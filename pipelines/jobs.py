@@ -8,7 +8,7 @@ from assets.ingestion.megaphone_export import MEGAPHONE_KEY
 from assets.ingestion.platforms.assets import CATALOG_KEYS, METRIC_KEYS, PLATFORM_PARTITIONS
 from assets.ingestion.sponsorship_assets import CAMPAIGN_KEYS, CONVERSION_KEYS
 from assets.ingestion.transcripts import DOCUMENT_KEYS
-from assets.processing.ad_slots import AD_SLOTS
+from assets.processing.ad_slots import AD_SLOT_KEYS
 from assets.reports.assets import REPORT_KEYS
 from assets.run_tags import source_job
 
@@ -28,7 +28,7 @@ RSS_KEYS = [
 # incremental: a poll with nothing new fetches nothing) and detects their ad slots
 # (assets/processing/ad_slots.py, incremental by episode).
 rss_ingest_job = source_job(
-    "rss_ingest", "rss", selection=dg.AssetSelection.assets(*RSS_KEYS, *DOCUMENT_KEYS, AD_SLOTS),
+    "rss_ingest", "rss", selection=dg.AssetSelection.assets(*RSS_KEYS, *DOCUMENT_KEYS, *AD_SLOT_KEYS),
     description="Poll every configured RSS feed into raw.rss_*, fetch the transcripts and chapters of new episodes "
                 "into raw.transcripts / raw.chapters and detect their ad slots into raw.ad_slots (checks included).",
 )
@@ -104,7 +104,7 @@ sla_snapshot_job = dg.define_asset_job(
 # Publishers correct transcripts after release: once a day the stored documents are fetched again
 # (conditional GETs; an unchanged body rewrites nothing) and the slots of changed ones detected again.
 episode_documents_refresh_job = source_job(
-    "refresh_episode_documents", "rss", selection=dg.AssetSelection.assets(*DOCUMENT_KEYS, AD_SLOTS),
+    "refresh_episode_documents", "rss", selection=dg.AssetSelection.assets(*DOCUMENT_KEYS, *AD_SLOT_KEYS),
     config={"ops": {"episode_documents": {"config": {"refresh": True}}}},
     description="Fetch every stored transcript and chapters file again with a conditional GET, and detect the "
                 "ad slots of the episodes whose documents changed.",

@@ -113,19 +113,19 @@ def out_of_date(conn, cursor: dict, reach: int) -> tuple[set[date], set[date], d
     days |= sized_days | placed_days
     # Promo codes and vanity URLs detected anew for a campaign naming none
     # (int_campaign_match_keys.detected_at): its conversions from the flight's start to the end of
-    # its window are matched again.
+    # its window are matched again. So are those of a campaign whose placed episode was detected
+    # again (its `loaded_at` holds the episode's last detection): a key read there may be gone.
     keys_through = cursor.get("keys_through")
     newest_keys = None
     keyed_days: set[date] = set()
+    if placed_through is not None and newest_placed is not None:
+        keyed_days = _flight_days(conn, "intermediate.int_placement_episodes", "loaded_at", placed_through)
     if _exists(conn, "intermediate.int_campaign_match_keys"):
         # (none detected yet: every key detected from now on is new)
         newest_keys = conn.execute("select coalesce(max(detected_at), '1970-01-01 00:00+00') "
                                    "from intermediate.int_campaign_match_keys").fetchone()[0]
         if keys_through is not None:
-            keyed_days = {day for day, in conn.execute(
-                "select distinct generate_series(c.flight_start, c.flight_end + c.attribution_window_days, "
-                "interval '1 day')::date from raw.campaigns as c join intermediate.int_campaign_match_keys as k "
-                "using (tenant_id, campaign_id) where k.detected_at > %s::timestamptz", (keys_through,)).fetchall()}
+            keyed_days |= _flight_days(conn, "intermediate.int_campaign_match_keys", "detected_at", keys_through)
     # Conversion events stored or changed since the last tick (an order edited, refunded): their
     # days, by load batch; a batch committed late (an older `_ingested_at`) is seen within the
     # slack, and the batches of the last minutes are kept so that none is taken twice.
@@ -172,6 +172,15 @@ def _episodes_changed(conn, table: str, stamp: str, through: str | None) -> tupl
     return newest, {day for day, in conn.execute(
         "select distinct window_date from intermediate.int_downloads_iab_filtered where episode_id in ("  # noqa: S608
         f"  select episode_id from {table} where {stamp} > %s::timestamptz)", (through,)).fetchall()}
+
+
+def _flight_days(conn, table: str, stamp: str, through: str) -> set[date]:
+    """The conversion days (flight start to the end of its attribution window) of the campaigns
+    with a row of `table` stamped after `through`."""
+    return {day for day, in conn.execute(
+        "select distinct generate_series(c.flight_start, c.flight_end + c.attribution_window_days, "  # noqa: S608
+        f"interval '1 day')::date from raw.campaigns as c join {table} as k "
+        f"using (tenant_id, campaign_id) where k.{stamp} > %s::timestamptz", (through,)).fetchall()}
 
 
 def _day(moment: datetime) -> date:

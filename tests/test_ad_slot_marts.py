@@ -454,3 +454,27 @@ def test_a_tenant_reader_sees_only_its_rows_of_the_new_marts(world):
         with psycopg.connect(url, autocommit=True) as owner:
             owner.execute("delete from ops.tenant_readers where role_name = %s", (login,))
             owner.execute(sql.SQL("drop role {}").format(sql.Identifier(login)))
+
+
+def test_an_episode_detected_again_without_its_read_moves_the_placements_loaded_at(world):
+    """The transcript of a1 is replaced and detected again: Northwind's reads are gone. Its slots
+    go, the detector's record of a1 gets a new `detected_at`, and the placements on a1 lose their
+    detected offset with a `loaded_at` at that moment, which the partition sensor reads to build
+    the episode's days and the campaign's conversion days again. (Runs last: it changes the world.)"""
+    url = world["url"]
+    placed = "select placement_id, offset_source, loaded_at from intermediate.int_placement_episodes as p " \
+             "join staging.stg_rss__episodes as e using (episode_id) where e.guid = 'a1' order by 1"
+    before = {p: (source, at) for p, source, at in query(url, placed)}
+    assert before["pl-1"][0] == "detected"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("delete from raw.ad_slots where guid = 'a1'")
+        [(detected_at,)] = conn.execute(
+            "insert into ops.ad_detection_inputs (tenant_id, feed_url, guid, input_hash, detector_version, slot_count) "
+            "values (%s, %s, 'a1', 'replaced', 'rules-1', 0) returning detected_at", (NORTH, FEED_A)).fetchall()
+    rebuilt = run_dbt(url, str(world["target"]), "run", "--select", "+int_placement_episodes")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
+    after = {p: (source, at) for p, source, at in query(url, placed)}
+    assert set(after) == set(before) == {"pl-1", "pl-5"}
+    assert after["pl-1"][0] == "unknown" and after["pl-5"][0] == before["pl-5"][0] == "unknown"
+    for placement in after:  # every placement on the episode, with an offset detected before or not
+        assert before[placement][1] < detected_at == after[placement][1], placement

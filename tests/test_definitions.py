@@ -167,7 +167,7 @@ def test_stored_transcripts_are_fetched_again_daily_and_their_slots_detected():
     job = defs.resolve_job_def("refresh_episode_documents")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
         "raw/transcripts", "raw/transcript_cues", "raw/chapters_documents", "raw/chapters",
-        "quarantine/episode_documents", "raw/ad_slots"}
+        "quarantine/episode_documents", "raw/ad_slots", "ops/ad_detection_inputs"}
     from dagster._config import process_config
 
     # the job's run config, as a launch without config gets it: conditional GETs of stored documents

@@ -115,19 +115,20 @@ def test_ads_placed_and_codes_detected_after_the_build_request_their_days(fresh_
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("create schema if not exists intermediate")
         conn.execute("create table intermediate.int_placement_episodes (tenant_id text, placement_id text, "
-                     "episode_id text, loaded_at timestamptz)")
+                     "campaign_id text, episode_id text, loaded_at timestamptz)")
         conn.execute("create table intermediate.int_downloads_iab_filtered (episode_id text, window_date date)")
         conn.execute("create table intermediate.int_campaign_match_keys (tenant_id text, campaign_id text, "
                      "key_type text, key_value text, key_source text, detected_at timestamptz)")
-        conn.execute("insert into intermediate.int_placement_episodes values ('t', 'p1', 'e1', %s), ('t', 'p1', 'e2', %s)",
-                     (NOW, NOW))
+        conn.execute("insert into intermediate.int_placement_episodes values ('t', 'p1', 'c1', 'e1', %s), "
+                     "('t', 'p1', 'c1', 'e2', %s), ('t', 'p0', 'c0', 'e0', %s)", (NOW, NOW, NOW))
         conn.execute("insert into intermediate.int_downloads_iab_filtered values ('e1', '2026-11-03'), "
                      "('e1', '2026-11-04'), ('e2', '2026-11-12')")
         conn.execute("insert into intermediate.int_campaign_match_keys values ('t', 'c1', 'promo_code', 'maps', "
                      "'campaign', null)")
         conn.execute("insert into raw.campaigns (tenant_id, campaign_id, sponsor_id, name, budget, flight_start, "
                      "flight_end, pricing_model, attribution_window_days, _source) values "
-                     "('t', 'c1', 's', 'C', 100, '2026-11-06', '2026-11-08', 'flat', 2, 't')")
+                     "('t', 'c1', 's', 'C', 100, '2026-11-06', '2026-11-08', 'flat', 2, 't'), "
+                     "('t', 'c0', 's', 'C0', 100, '2026-10-20', '2026-10-25', 'flat', 2, 't')")
         conn.execute("insert into raw.attribution_events (tenant_id, source, event_id, occurred_at, sponsor_id, "
                      "event_type, _ingested_at, _batch_id) values ('t', 'shop', 'o-1', '2026-11-09 15:00+00', 's', "
                      "'order', %s, 'b')", (NOW - timedelta(days=5),))
@@ -146,4 +147,12 @@ def test_ads_placed_and_codes_detected_after_the_build_request_their_days(fresh_
     ranges, cursor = tick(fresh_db, cursor)
     # the flight (November 6-8) and its 2-day window, cut at the newest conversion (November 9)
     assert ranges == [("2026-11-06", "2026-11-09", "credits")]
+    assert tick(fresh_db, cursor)[0] == []
+    # e0 detected again (its `loaded_at` moves; it has no downloads): the conversions of the flight of
+    # c0, placed in it, are matched again (a code read there may be gone), and the days after them
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("update intermediate.int_placement_episodes set loaded_at = %s where episode_id = 'e0'",
+                     (NOW + timedelta(hours=3),))
+    ranges, cursor = tick(fresh_db, cursor)
+    assert ranges == [("2026-10-20", "2026-11-09", "credits")]
     assert tick(fresh_db, cursor)[0] == []

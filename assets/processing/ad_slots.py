@@ -189,23 +189,44 @@ class AdDetectionConfig(dg.Config):
 
 
 AD_SLOTS = dg.AssetKey(["raw", "ad_slots"])
+DETECTION_INPUTS = dg.AssetKey(["ops", "ad_detection_inputs"])
+AD_SLOT_KEYS = [AD_SLOTS, DETECTION_INPUTS]
 
 
-@dg.asset(
-    key=AD_SLOTS, group_name="raw", kinds={"python", "postgres"}, automation_condition=ON_NEW_DATA,
-    freshness_policy=DOCUMENT_FRESHNESS,  # detected when the documents are fetched: new episodes, and daily
-    deps=[dg.AssetKey(["raw", "rss_episodes"]), dg.AssetKey(["raw", "transcript_cues"]),
-          dg.AssetKey(["raw", "chapters"])],
-    description="Sponsor reads and ad breaks detected in each episode's transcript, chapters and show notes "
-                "(assets/processing/ad_detection.py): times, sponsor, kind, position, confidence, evidence.",
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            AD_SLOTS, group_name="raw", kinds={"python", "postgres"}, automation_condition=ON_NEW_DATA,
+            freshness_policy=DOCUMENT_FRESHNESS,  # detected when the documents are fetched: new episodes, and daily
+            deps=[dg.AssetKey(["raw", "rss_episodes"]), dg.AssetKey(["raw", "transcript_cues"]),
+                  dg.AssetKey(["raw", "chapters"])],
+            description="Sponsor reads and ad breaks detected in each episode's transcript, chapters and show notes "
+                        "(assets/processing/ad_detection.py): times, sponsor, kind, position, confidence, evidence."),
+        dg.AssetSpec(
+            DETECTION_INPUTS, group_name="raw", kinds={"python", "postgres"}, automation_condition=ON_NEW_DATA,
+            freshness_policy=DOCUMENT_FRESHNESS,
+            deps=[dg.AssetKey(["raw", "rss_episodes"]), dg.AssetKey(["raw", "transcript_cues"]),
+                  dg.AssetKey(["raw", "chapters"])],
+            description="Per episode, what its slots were detected from (an input hash, the detector's version) and "
+                        "when (`detected_at`, also when no slot is left): attribution builds an episode's days "
+                        "again after it is detected again."),
+    ],
+    can_subset=False,  # the slots and the record of their inputs are written in one transaction
 )
 def ad_slots(context: dg.AssetExecutionContext, config: AdDetectionConfig, warehouse: WarehouseResource):
     warehouse.require_schema()
     with warehouse.connect(autocommit=True) as conn:
         stats = detect_ad_slots(conn, context.run.run_id, redetect=config.redetect)
         count, stamp = conn.execute("select count(*), max(_ingested_at) from raw.ad_slots").fetchone()
+        episodes, detected = conn.execute(
+            "select count(*), max(detected_at) from ops.ad_detection_inputs").fetchone()
     context.log.info(f"detected {stats.episodes} episodes ({stats.unchanged} unchanged): {dict(stats.kinds)}")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=AD_SLOTS,
         metadata={"dagster/row_count": count, "detector_version": RuleDetector.version, **stats.as_metadata()},
         data_version=dg.DataVersion(f"{count}:{stamp.isoformat() if stamp else '-'}"),
+    )
+    yield dg.MaterializeResult(
+        asset_key=DETECTION_INPUTS, metadata={"dagster/row_count": episodes},
+        data_version=dg.DataVersion(f"{episodes}:{detected.isoformat() if detected else '-'}"),
     )

@@ -22,6 +22,9 @@
 --             which is added at serve time and is in no published transcript): the offset stays
 --             null, ad_start_byte is null and the delivery threshold is the whole file, as for
 --             an unknown position (the CASE below).
+-- `loaded_at` is the newest of the placement's, its campaign's, the slot's and the episode's last
+-- detection (ops.ad_detection_inputs, also when it left no slot): the partition sensor builds the
+-- episode's days and the campaign's conversion days again after it moves.
 with placements as (
     select
         placements.*,
@@ -43,6 +46,7 @@ covered as (
     select
         placements.*,
         episodes.episode_id,
+        episodes.guid,
         episodes.podcast_id,
         episodes.enclosure_length_bytes,
         episodes.duration_seconds,
@@ -108,12 +112,16 @@ placed as (
         detected.ad_slot_id as detected_ad_slot_id,
         covered.enclosure_length_bytes,
         covered.duration_seconds,
-        greatest(covered.loaded_at, detected.ingested_at) as loaded_at
+        greatest(covered.loaded_at, detected.ingested_at, detections.detected_at) as loaded_at
     from covered
     left join detected
         on detected.tenant_id = covered.tenant_id
         and detected.placement_id = covered.placement_id
         and detected.episode_id = covered.episode_id
+    left join {{ source('ad_detection_ops', 'ad_detection_inputs') }} as detections
+        on detections.tenant_id = covered.tenant_id
+        and detections.feed_url = covered.feed_url
+        and detections.guid = covered.guid
 ),
 
 positioned as (
