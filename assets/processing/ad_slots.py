@@ -191,6 +191,8 @@ class AdDetectionConfig(dg.Config):
 AD_SLOTS = dg.AssetKey(["raw", "ad_slots"])
 DETECTION_INPUTS = dg.AssetKey(["ops", "ad_detection_inputs"])
 AD_SLOT_KEYS = [AD_SLOTS, DETECTION_INPUTS]
+DETECTED_FROM = [dg.AssetKey(["raw", "rss_episodes"]), dg.AssetKey(["raw", "transcript_cues"]),
+                 dg.AssetKey(["raw", "chapters"])]
 
 
 @dg.multi_asset(
@@ -198,15 +200,13 @@ AD_SLOT_KEYS = [AD_SLOTS, DETECTION_INPUTS]
         dg.AssetSpec(
             AD_SLOTS, group_name="raw", kinds={"python", "postgres"}, automation_condition=ON_NEW_DATA,
             freshness_policy=DOCUMENT_FRESHNESS,  # detected when the documents are fetched: new episodes, and daily
-            deps=[dg.AssetKey(["raw", "rss_episodes"]), dg.AssetKey(["raw", "transcript_cues"]),
-                  dg.AssetKey(["raw", "chapters"])],
+            deps=DETECTED_FROM,
             description="Sponsor reads and ad breaks detected in each episode's transcript, chapters and show notes "
                         "(assets/processing/ad_detection.py): times, sponsor, kind, position, confidence, evidence."),
         dg.AssetSpec(
             DETECTION_INPUTS, group_name="raw", kinds={"python", "postgres"}, automation_condition=ON_NEW_DATA,
             freshness_policy=DOCUMENT_FRESHNESS,
-            deps=[dg.AssetKey(["raw", "rss_episodes"]), dg.AssetKey(["raw", "transcript_cues"]),
-                  dg.AssetKey(["raw", "chapters"])],
+            deps=DETECTED_FROM,
             description="Per episode, what its slots were detected from (an input hash, the detector's version) and "
                         "when (`detected_at`, also when no slot is left): attribution builds an episode's days "
                         "again after it is detected again."),
