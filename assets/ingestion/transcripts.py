@@ -657,8 +657,9 @@ DOCUMENT_TABLES = {
                                          "(a document that parses again leaves it).",
 }
 DOCUMENT_KEYS = [dg.AssetKey(list(key)) for key in DOCUMENT_TABLES]
-# Fetched when episodes are new or changed and once a day (`episode_documents_daily`), not at every
-# poll: a day without new episodes leaves them as fresh as they can be.
+# Fresh within 26 hours: what they hold changes when episodes are new (every feed poll fetches
+# those, and only those) and when a publisher corrects a document (stored documents are fetched
+# again once a day, `episode_documents_daily`).
 DOCUMENT_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
 RSS_EPISODES = dg.AssetKey(["raw", "rss_episodes"])
 
@@ -689,7 +690,8 @@ class DocumentFetchConfig(dg.Config):
         dg.AssetSpec(
             list(key), description=desc, group_name=key[0], kinds={"python", "postgres"}, deps=[RSS_EPISODES],
             freshness_policy=DOCUMENT_FRESHNESS if key[0] == "raw" else None,
-            # After any run that stores new or changed episodes (a feed poll), and daily.
+            # In the feed poll's job and the daily refresh's; on new data, after any other run that
+            # stores episodes.
             automation_condition=ON_NEW_DATA,
         )
         for key, desc in DOCUMENT_TABLES.items()
